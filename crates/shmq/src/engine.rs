@@ -1,0 +1,188 @@
+//! The blocking loops shared by [`Queue`](crate::Queue) and the pipe: lock, try,
+//! and if nothing can be done, release the lock and wait on the semaphore outside it.
+//!
+//! A wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
+//! (pipes use it to notice dead peers), and at the deadline one last attempt is made under the
+//! lock, so a wake-up that arrives together with the deadline is never lost.
+
+use std::time::{Duration, Instant};
+
+use crate::layout::{RING_CLOSED, RING_SENDERS_GONE};
+use crate::ring::{Locked, PushFail, Ring, RingError};
+use crate::sync::semaphore::SLEEP_SLICE;
+
+/// How long an operation may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all (`try_*`).
+    Never,
+    /// Until this instant (`*_deadline`, `*_timeout`).
+    Until(Instant),
+    /// As long as it takes.
+    Forever,
+}
+
+impl Wait {
+    /// `Until(now + d)`, or `Forever` if that instant is not representable.
+    pub(crate) fn after(d: Duration) -> Wait {
+        Instant::now()
+            .checked_add(d)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Until(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why an operation did not complete; the public error types are made from this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// Full / Empty for `Wait::Never`, Timeout otherwise.
+    WouldBlock,
+    Closed,
+    Disconnected,
+    TooLarge { len: usize, max: usize },
+    TooSmall { needed: usize, available: usize },
+    Corrupt(String),
+}
+
+impl From<RingError> for Fail {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::Timeout => Fail::WouldBlock,
+            RingError::Corrupt(s) => Fail::Corrupt(s),
+        }
+    }
+}
+
+/// How a caller waits: the sleep slice and what to re-check after each one.
+#[derive(Clone, Copy)]
+pub(crate) struct Waiting<'a> {
+    pub(crate) slice: Duration,
+    pub(crate) recheck: Option<&'a dyn Fn()>,
+}
+
+impl Waiting<'_> {
+    pub(crate) const PLAIN: Waiting<'static> = Waiting {
+        slice: SLEEP_SLICE,
+        recheck: None,
+    };
+}
+
+fn lock<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> {
+    Ok(ring.lock(wait.deadline())?)
+}
+
+/// Runs `op` under the lock until it publishes something, waiting for free slots in between.
+/// `op` returns how many messages it published (for the wake-up) and a result.
+pub(crate) fn put<R>(
+    ring: &Ring<'_>,
+    wait: Wait,
+    how: Waiting<'_>,
+    mut op: impl FnMut(&mut Locked<'_, '_>) -> Result<(usize, R), PushFail>,
+) -> Result<R, Fail> {
+    let mut last_try = wait == Wait::Never;
+    loop {
+        let mut l = lock(ring, wait)?;
+        match op(&mut l) {
+            Ok((n, r)) => {
+                drop(l);
+                ring.items().wake(n as u32);
+                return Ok(r);
+            }
+            Err(PushFail::Full) => {}
+            Err(PushFail::Closed) => return Err(Fail::Closed),
+            Err(PushFail::ReceiversGone) => return Err(Fail::Disconnected),
+            Err(PushFail::TooLarge { len, max }) => return Err(Fail::TooLarge { len, max }),
+        }
+        drop(l);
+        if last_try {
+            return Err(Fail::WouldBlock);
+        }
+        if !ring.free().wait_available_sliced(wait.deadline(), how.slice) {
+            last_try = true;
+        }
+        if let Some(f) = how.recheck {
+            f();
+        }
+    }
+}
+
+/// Runs `op` under the lock until it takes something, waiting for ready messages in between.
+/// `op` returns `None` when the ring is empty, else how many it took and a result.
+pub(crate) fn get<R>(
+    ring: &Ring<'_>,
+    wait: Wait,
+    how: Waiting<'_>,
+    mut op: impl FnMut(&mut Locked<'_, '_>) -> Result<Option<(usize, R)>, Fail>,
+) -> Result<R, Fail> {
+    let mut last_try = wait == Wait::Never;
+    loop {
+        let mut l = lock(ring, wait)?;
+        if let Some((n, r)) = op(&mut l)? {
+            drop(l);
+            ring.free().wake(n as u32);
+            return Ok(r);
+        }
+        let flags = l.flags();
+        drop(l);
+        if flags & RING_CLOSED != 0 {
+            return Err(Fail::Closed);
+        }
+        if flags & RING_SENDERS_GONE != 0 {
+            return Err(Fail::Disconnected);
+        }
+        if last_try {
+            return Err(Fail::WouldBlock);
+        }
+        if !ring.items().wait_available_sliced(wait.deadline(), how.slice) {
+            last_try = true;
+        }
+        if let Some(f) = how.recheck {
+            f();
+        }
+    }
+}
+
+/// Marks `n` tasks done; wakes joiners when none is left.
+pub(crate) fn task_done(ring: &Ring<'_>, n: u64) -> Result<u64, Result<u64, Fail>> {
+    let mut l = lock(ring, Wait::Forever).map_err(Err)?;
+    let left = l.task_done(n).map_err(Ok)?;
+    drop(l);
+    if left == 0 {
+        ring.control().joined.0.wake_all();
+    }
+    Ok(left)
+}
+
+/// Waits until no task is unfinished.
+pub(crate) fn join(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
+    loop {
+        let l = lock(ring, wait)?;
+        if l.unfinished() == 0 {
+            return Ok(());
+        }
+        let generation = l.join_generation();
+        drop(l);
+        let now = Instant::now();
+        let wake_at = match wait.deadline() {
+            Some(d) if now >= d => return Err(Fail::WouldBlock),
+            Some(d) => d.min(now + SLEEP_SLICE),
+            None => now + SLEEP_SLICE,
+        };
+        ring.control().joined.0.wait_while(generation, Some(wake_at));
+    }
+}
+
+/// Sets or clears ring state bits under the lock, then wakes every sleeper.
+pub(crate) fn set_flags(ring: &Ring<'_>, bits: u32, on: bool) -> Result<(), Fail> {
+    let mut l = lock(ring, Wait::Forever)?;
+    l.set_flags(bits, on);
+    drop(l);
+    ring.wake_everyone();
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! Every public error type.
+//!
+//! Setup (create/open) has its own type, [`OpenError`]. Each hot-path operation family has its
+//! own, in crossbeam's shape: a failed put hands the message back (`TryPutError::Full(msg)`), so
+//! nothing is lost silently, and `Debug` does not require the message to be `Debug`.
+
+use std::fmt;
+use std::io;
+
+/// Why a segment could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// No object has this name (or path).
+    #[error("no shmq segment named {0:?}")]
+    NotFound(String),
+    /// `create` found the name taken.
+    #[error("a segment named {0:?} already exists")]
+    AlreadyExists(String),
+    /// The name breaks the naming rules.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A valid segment, but of another kind, layout version or geometry.
+    #[error("incompatible segment: {0}")]
+    Incompatible(String),
+    /// Not a shmq segment, truncated, or with impossible contents.
+    #[error("corrupt segment: {0}")]
+    Corrupt(String),
+    /// Capacity, message size or mode out of range.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// The operating system refused (permissions, `ENOSPC`, …).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+macro_rules! put_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
+    ) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        pub enum $name<M> {
+            $($(#[$vmeta])* $variant(M),)*
+            /// The queue (or pipe direction) is closed: nothing can be put any more.
+            Closed(M),
+            /// The message is longer than the slots.
+            TooLarge {
+                /// The message.
+                msg: M,
+                /// Its length.
+                len: usize,
+                /// The largest length accepted.
+                max: usize,
+            },
+            /// The segment is damaged beyond repair, or its lock failed.
+            Corrupt {
+                /// The message.
+                msg: M,
+                /// What is wrong.
+                reason: String,
+            },
+        }
+
+        impl<M> $name<M> {
+            /// The message that was not put.
+            pub fn into_inner(self) -> M {
+                match self {
+                    $(Self::$variant(m))|* | Self::Closed(m) => m,
+                    Self::TooLarge { msg, .. } | Self::Corrupt { msg, .. } => msg,
+                }
+            }
+
+            $(
+                /// Whether this is the variant of the same name.
+                pub fn $is(&self) -> bool {
+                    matches!(self, Self::$variant(_))
+                }
+            )*
+
+            /// Whether the queue was closed.
+            pub fn is_closed(&self) -> bool {
+                matches!(self, Self::Closed(_))
+            }
+
+            fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($variant),)*
+                    Self::Closed(_) => "Closed",
+                    Self::TooLarge { .. } => "TooLarge",
+                    Self::Corrupt { .. } => "Corrupt",
+                }
+            }
+        }
+
+        impl<M> fmt::Debug for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    Self::TooLarge { len, max, .. } => f
+                        .debug_struct("TooLarge")
+                        .field("len", len)
+                        .field("max", max)
+                        .finish_non_exhaustive(),
+                    Self::Corrupt { reason, .. } => f
+                        .debug_struct("Corrupt")
+                        .field("reason", reason)
+                        .finish_non_exhaustive(),
+                    _ => write!(f, "{}(..)", self.kind()),
+                }
+            }
+        }
+
+        impl<M> fmt::Display for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Self::$variant(_) => f.write_str($text),)*
+                    Self::Closed(_) => f.write_str("putting into a closed queue"),
+                    Self::TooLarge { len, max, .. } => {
+                        write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
+                    }
+                    Self::Corrupt { reason, .. } => write!(f, "corrupt segment: {reason}"),
+                }
+            }
+        }
+
+        impl<M> std::error::Error for $name<M> {}
+    };
+}
+
+put_error! {
+    /// The error of a blocking put ([`Queue::put`](crate::Queue::put)); the message comes back.
+    PutError {}
+}
+
+put_error! {
+    /// The error of [`Queue::try_put`](crate::Queue::try_put); the message comes back.
+    TryPutError {
+        /// Every slot is taken.
+        Full => "putting into a full queue", is_full;
+    }
+}
+
+put_error! {
+    /// The error of [`Queue::put_timeout`](crate::Queue::put_timeout) and
+    /// [`Queue::put_deadline`](crate::Queue::put_deadline); the message comes back.
+    PutTimeoutError {
+        /// The queue stayed full until the deadline.
+        Timeout => "timed out putting into a full queue", is_timeout;
+    }
+}
+
+impl<M> From<PutError<M>> for TryPutError<M> {
+    fn from(e: PutError<M>) -> Self {
+        match e {
+            PutError::Closed(m) => Self::Closed(m),
+            PutError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
+            PutError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+        }
+    }
+}
+
+impl<M> From<PutError<M>> for PutTimeoutError<M> {
+    fn from(e: PutError<M>) -> Self {
+        match e {
+            PutError::Closed(m) => Self::Closed(m),
+            PutError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
+            PutError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+        }
+    }
+}
+
+macro_rules! get_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* #[error($text)] $variant,)*
+            /// The queue is closed and empty: nothing will ever arrive.
+            #[error("receiving from a closed and empty queue")]
+            Closed,
+            /// The buffer given to a `get_into` is shorter than the next message, which stays in
+            /// the queue.
+            #[error("buffer of {available} bytes is too small for a message of {needed} bytes")]
+            BufferTooSmall {
+                /// Length of the message.
+                needed: usize,
+                /// Length of the buffer.
+                available: usize,
+            },
+            /// The segment is damaged beyond repair, or its lock failed.
+            #[error("corrupt segment: {0}")]
+            Corrupt(String),
+        }
+
+        impl $name {
+            $(
+                /// Whether this is the variant of the same name.
+                pub fn $is(&self) -> bool {
+                    matches!(self, Self::$variant)
+                }
+            )*
+
+            /// Whether the queue is closed and drained.
+            pub fn is_closed(&self) -> bool {
+                matches!(self, Self::Closed)
+            }
+        }
+    };
+}
+
+get_error! {
+    /// The error of a blocking get ([`Queue::get`](crate::Queue::get)).
+    GetError {}
+}
+
+get_error! {
+    /// The error of [`Queue::try_get`](crate::Queue::try_get).
+    TryGetError {
+        /// No message is ready.
+        Empty => "receiving from an empty queue", is_empty;
+    }
+}
+
+get_error! {
+    /// The error of [`Queue::get_timeout`](crate::Queue::get_timeout) and
+    /// [`Queue::get_deadline`](crate::Queue::get_deadline).
+    GetTimeoutError {
+        /// Nothing arrived before the deadline.
+        Timeout => "timed out waiting on an empty queue", is_timeout;
+    }
+}
+
+impl From<GetError> for TryGetError {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::Closed => Self::Closed,
+            GetError::BufferTooSmall { needed, available } => {
+                Self::BufferTooSmall { needed, available }
+            }
+            GetError::Corrupt(s) => Self::Corrupt(s),
+        }
+    }
+}
+
+impl From<GetError> for GetTimeoutError {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::Closed => Self::Closed,
+            GetError::BufferTooSmall { needed, available } => {
+                Self::BufferTooSmall { needed, available }
+            }
+            GetError::Corrupt(s) => Self::Corrupt(s),
+        }
+    }
+}
+
+/// The error of [`Queue::task_done`](crate::Queue::task_done).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskDoneError {
+    /// `task_done` was called more times than items were put (Python's `ValueError`).
+    #[error("task_done() called more times than there were unfinished tasks")]
+    NoUnfinishedTasks,
+    /// The segment is damaged beyond repair, or its lock failed.
+    #[error("corrupt segment: {0}")]
+    Corrupt(String),
+}
+
+/// The error of [`Queue::join`](crate::Queue::join) and its timed variants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// Unfinished tasks remained at the deadline.
+    #[error("timed out waiting for unfinished tasks")]
+    Timeout,
+    /// The segment is damaged beyond repair, or its lock failed.
+    #[error("corrupt segment: {0}")]
+    Corrupt(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NotDebug;
+
+    #[test]
+    fn put_errors_hand_the_message_back_and_print_without_it() {
+        let e: TryPutError<NotDebug> = TryPutError::Full(NotDebug);
+        assert!(e.is_full());
+        assert_eq!(format!("{e:?}"), "Full(..)");
+        assert_eq!(e.to_string(), "putting into a full queue");
+        let _msg: NotDebug = e.into_inner();
+        let e = PutTimeoutError::TooLarge {
+            msg: vec![0u8; 9],
+            len: 9,
+            max: 8,
+        };
+        assert_eq!(
+            e.to_string(),
+            "message of 9 bytes exceeds the slot size of 8 bytes"
+        );
+        assert_eq!(e.into_inner().len(), 9);
+        let e: TryPutError<&str> = PutError::Closed("x").into();
+        assert!(e.is_closed());
+    }
+
+    #[test]
+    fn get_errors_convert_between_families() {
+        let e: TryGetError = GetError::Closed.into();
+        assert!(e.is_closed());
+        assert!(TryGetError::Empty.is_empty());
+        assert!(GetTimeoutError::Timeout.is_timeout());
+        assert_eq!(
+            GetError::BufferTooSmall {
+                needed: 5,
+                available: 2
+            }
+            .to_string(),
+            "buffer of 2 bytes is too small for a message of 5 bytes"
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! The bytes of a segment: the common header, the ring control block and the slot format, and
+//! the arithmetic that places them. No system calls. `docs/layout.md` gives the same offsets as
+//! tables; a change here changes [`LAYOUT_VERSION`] and that file.
+//!
+//! Everything here is `#[repr(C)]`, holds offsets rather than pointers, and is made of atomics
+//! (words other processes write) or of bytes reached only under the ring's lock (slots).
+
+use std::fmt;
+
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use crate::sync::{FutexWord, RawMutex, Semaphore};
+
+/// The first 8 bytes of every shmq segment: `b"SHMQ\0seg"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
+
+/// The version of the format described here. A segment of another version is refused at open.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Size of the common header; the object's own structures start at this offset.
+pub const HEADER_SIZE: usize = 128;
+
+/// Alignment of the independently written parts of a control block: two cache lines, since
+/// x86-64's adjacent-line prefetcher pulls lines in pairs (as crossbeam's `CachePadded`).
+pub const LINE: usize = 128;
+
+/// Bytes in front of each slot's payload: the payload length as a `u32`, then 4 bytes of padding.
+pub const SLOT_HEADER: usize = 8;
+
+/// The largest capacity (slots per ring) accepted.
+pub const MAX_CAPACITY: u64 = 1 << 24;
+
+/// The largest message size accepted (64 MiB).
+pub const MAX_MESSAGE_SIZE: u64 = 1 << 26;
+
+/// The largest segment accepted (64 GiB).
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 36;
+
+/// `Header::state` while the creator is still writing the segment.
+pub const STATE_INIT: u32 = 0;
+/// `Header::state` once every other field is written (the creator's last store).
+pub const STATE_READY: u32 = 1;
+
+/// What kind of object a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Kind {
+    /// A [`Queue`](crate::Queue): one ring.
+    Queue = 1,
+    /// A pipe: a holder table and two rings.
+    Pipe = 2,
+    /// A shared dict (crate `shmq-dict`).
+    Dict = 3,
+    /// A named lock (crate `shmq-dict`).
+    Lock = 4,
+}
+
+impl Kind {
+    /// The kind stored as `raw`, if it is one.
+    pub fn from_raw(raw: u32) -> Option<Kind> {
+        Some(match raw {
+            1 => Kind::Queue,
+            2 => Kind::Pipe,
+            3 => Kind::Dict,
+            4 => Kind::Lock,
+            _ => return None,
+        })
+    }
+
+    /// The lowercase name (`"queue"`, `"pipe"`, `"dict"`, `"lock"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Queue => "queue",
+            Kind::Pipe => "pipe",
+            Kind::Dict => "dict",
+            Kind::Lock => "lock",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The common header at offset 0 of every segment (128 bytes).
+///
+/// The creator writes every field, then stores [`STATE_READY`] into `state` with `Release`;
+/// an opener reads `state` with `Acquire` before trusting anything else.
+#[repr(C, align(128))]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`].
+    pub version: AtomicU32,
+    /// A [`Kind`] as `u32`.
+    pub kind: AtomicU32,
+    /// [`STATE_INIT`] or [`STATE_READY`].
+    pub state: AtomicU32,
+    /// [`HEADER_SIZE`].
+    pub header_size: AtomicU32,
+    /// Length of the whole segment in bytes.
+    pub total_size: AtomicU64,
+    /// Slots per ring (queue, pipe) or table entries (dict); 0 for a lock.
+    pub capacity: AtomicU64,
+    /// The largest payload of a slot (queue, pipe) or the longest key (dict).
+    pub message_size: AtomicU64,
+    /// Distance between consecutive slots or table entries in bytes.
+    pub slot_stride: AtomicU64,
+    /// A kind-specific parameter (pipe: 1 for duplex, 0 for one-way).
+    pub aux: AtomicU64,
+    /// Process id of the creator.
+    pub creator_pid: AtomicU32,
+    _reserved: AtomicU32,
+    /// Start time of the creator (clock ticks since boot), so a recycled pid is not taken for it.
+    pub creator_start: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+/// The geometry of a segment as recorded in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// The object kind.
+    pub kind: Kind,
+    /// Slots per ring, or table entries.
+    pub capacity: u64,
+    /// Largest payload, or longest key.
+    pub message_size: u64,
+    /// Slot or entry stride in bytes.
+    pub slot_stride: u64,
+    /// Kind-specific parameter.
+    pub aux: u64,
+    /// Total length in bytes.
+    pub total_size: u64,
+}
+
+/// What is wrong with a segment's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Not written by shmq (or overwritten).
+    BadMagic(u64),
+    /// Written by another layout version.
+    Version(u32),
+    /// Holds another kind of object.
+    Kind {
+        /// The kind asked for.
+        expected: Kind,
+        /// The raw kind found.
+        found: u32,
+    },
+    /// Its creator has not finished writing it.
+    NotReady,
+    /// A field is impossible; the string names it.
+    Corrupt(String),
+}
+
+impl Header {
+    /// Writes every field but `state` (creator only, before publishing).
+    pub fn write(&self, p: &Params, creator_pid: u32, creator_start: u64) {
+        self.magic.store(MAGIC, Relaxed);
+        self.version.store(LAYOUT_VERSION, Relaxed);
+        self.kind.store(p.kind as u32, Relaxed);
+        self.header_size.store(HEADER_SIZE as u32, Relaxed);
+        self.total_size.store(p.total_size, Relaxed);
+        self.capacity.store(p.capacity, Relaxed);
+        self.message_size.store(p.message_size, Relaxed);
+        self.slot_stride.store(p.slot_stride, Relaxed);
+        self.aux.store(p.aux, Relaxed);
+        self.creator_pid.store(creator_pid, Relaxed);
+        self.creator_start.store(creator_start, Relaxed);
+    }
+
+    /// Publishes the header: every field written before this becomes visible to an opener that
+    /// sees [`STATE_READY`].
+    pub fn publish(&self) {
+        // SYNC POINT: creator; pairs with the Acquire load in `read`.
+        self.state
+            .store(STATE_READY, crate::sync::atomic::Ordering::Release);
+    }
+
+    /// Reads and checks the header of a mapping of `mapped_len` bytes, of any kind.
+    ///
+    /// # Errors
+    ///
+    /// A [`HeaderError`] naming the first field that is wrong.
+    pub fn read(&self, mapped_len: u64) -> Result<Params, HeaderError> {
+        let magic = self.magic.load(Relaxed);
+        if magic == 0 {
+            // A creator has reserved the (zeroed) space but not written the header yet.
+            return Err(HeaderError::NotReady);
+        }
+        if magic != MAGIC {
+            return Err(HeaderError::BadMagic(magic));
+        }
+        // SYNC POINT: opener; pairs with the Release store in `publish`.
+        if self.state.load(Acquire) != STATE_READY {
+            return Err(HeaderError::NotReady);
+        }
+        let version = self.version.load(Relaxed);
+        if version != LAYOUT_VERSION {
+            return Err(HeaderError::Version(version));
+        }
+        let raw_kind = self.kind.load(Relaxed);
+        let kind = Kind::from_raw(raw_kind)
+            .ok_or_else(|| HeaderError::Corrupt(format!("unknown object kind {raw_kind}")))?;
+        let header_size = self.header_size.load(Relaxed);
+        if header_size as usize != HEADER_SIZE {
+            return Err(HeaderError::Corrupt(format!(
+                "header size {header_size}, expected {HEADER_SIZE}"
+            )));
+        }
+        let p = Params {
+            kind,
+            capacity: self.capacity.load(Relaxed),
+            message_size: self.message_size.load(Relaxed),
+            slot_stride: self.slot_stride.load(Relaxed),
+            aux: self.aux.load(Relaxed),
+            total_size: self.total_size.load(Relaxed),
+        };
+        if p.total_size != mapped_len {
+            return Err(HeaderError::Corrupt(format!(
+                "header says {} bytes but the segment has {mapped_len}",
+                p.total_size
+            )));
+        }
+        Ok(p)
+    }
+
+    /// [`read`](Self::read), then checks the kind.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read), plus [`HeaderError::Kind`].
+    pub fn read_kind(&self, mapped_len: u64, expected: Kind) -> Result<Params, HeaderError> {
+        let magic = self.magic.load(Relaxed);
+        let raw_kind = self.kind.load(Relaxed);
+        if magic == MAGIC
+            && self.version.load(Relaxed) == LAYOUT_VERSION
+            && raw_kind != expected as u32
+        {
+            return Err(HeaderError::Kind {
+                expected,
+                found: raw_kind,
+            });
+        }
+        self.read(mapped_len)
+    }
+
+    /// The creator's process id and start time.
+    pub fn creator(&self) -> (u32, u64) {
+        (
+            self.creator_pid.load(Relaxed),
+            self.creator_start.load(Relaxed),
+        )
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("magic", &format_args!("{:#x}", self.magic.load(Relaxed)))
+            .field("version", &self.version.load(Relaxed))
+            .field("kind", &self.kind.load(Relaxed))
+            .field("state", &self.state.load(Relaxed))
+            .field("total_size", &self.total_size.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value alone on its own [`LINE`] (128 bytes), so that writers of neighbouring values do not
+/// invalidate each other's cache lines.
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct Line<T>(pub T);
+
+/// The lock, positions and counters of one ring; [`RING_CONTROL_SIZE`] bytes, 128-aligned.
+///
+/// | field  | written                   | meaning |
+/// |--------|---------------------------|---------|
+/// | `lock` | pthread                   | robust mutex guarding everything below and the slots |
+/// | `head` | under the lock, by gets   | messages ever taken; slot of the oldest is `head % capacity` |
+/// | `tail` | under the lock, by puts   | messages ever put; `tail - head` is the length |
+/// | `done` | under the lock, by `task_done` | tasks ever done; `tail - done` is unfinished tasks |
+/// | `flags`| under the lock            | bit 0 `CLOSED`, bit 1 `SENDERS_GONE`, bit 2 `RECEIVERS_GONE` (the truth the semaphores' bits mirror) |
+/// | `items`| under the lock (count), anyone (sleepers) | count = `tail - head` |
+/// | `free` | likewise                  | count = `capacity - (tail - head)` |
+/// | `joined` | under the lock          | generation, bumped whenever unfinished tasks reach 0 |
+///
+/// Each of `head`, `tail` and the pair `done`/`flags` changes with one store, so a process that
+/// dies anywhere leaves every operation either done or not begun; `items`, `free` and `joined`
+/// are derived and rebuilt after an owner death (`docs/protocol.md`).
+#[repr(C)]
+pub struct RingControl {
+    /// The ring's lock.
+    pub lock: Line<RawMutex>,
+    /// Messages ever taken.
+    pub head: Line<AtomicU64>,
+    /// Messages ever put.
+    pub tail: Line<AtomicU64>,
+    /// Tasks done, and the state bits.
+    pub counters: Line<Counters>,
+    /// Ready messages.
+    pub items: Line<Semaphore>,
+    /// Free slots.
+    pub free: Line<Semaphore>,
+    /// Join generation.
+    pub joined: Line<FutexWord>,
+}
+
+/// `done` and `flags` of a [`RingControl`].
+#[derive(Debug)]
+#[repr(C)]
+pub struct Counters {
+    /// Tasks ever marked done.
+    pub done: AtomicU64,
+    /// Ring state bits ([`RING_CLOSED`], [`RING_SENDERS_GONE`], [`RING_RECEIVERS_GONE`]).
+    pub flags: AtomicU32,
+}
+
+/// `Counters::flags` bit: the ring was closed.
+pub const RING_CLOSED: u32 = 1;
+/// `Counters::flags` bit: no holder of the sending side is left (pipes).
+pub const RING_SENDERS_GONE: u32 = 2;
+/// `Counters::flags` bit: no holder of the receiving side is left (pipes).
+pub const RING_RECEIVERS_GONE: u32 = 4;
+
+/// Size of [`RingControl`] in bytes.
+pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
+const _: () = assert!(RING_CONTROL_SIZE == 7 * LINE);
+const _: () = assert!(std::mem::align_of::<RingControl>() == LINE);
+
+impl fmt::Debug for RingControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingControl")
+            .field("head", &self.head.0.load(Relaxed))
+            .field("tail", &self.tail.0.load(Relaxed))
+            .field("done", &self.counters.0.done.load(Relaxed))
+            .field("flags", &self.counters.0.flags.load(Relaxed))
+            .field("items", &self.items.0)
+            .field("free", &self.free.0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where one ring sits in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingLayout {
+    /// Offset of the [`RingControl`].
+    pub control: usize,
+    /// Offset of slot 0.
+    pub slots: usize,
+    /// Number of slots.
+    pub capacity: u64,
+    /// Largest payload of a slot.
+    pub message_size: usize,
+    /// Distance between slots.
+    pub stride: usize,
+}
+
+impl RingLayout {
+    /// A ring of `capacity` slots of up to `message_size` bytes starting at `offset` (rounded up
+    /// to [`LINE`]), or why that is not possible.
+    ///
+    /// # Errors
+    ///
+    /// A message for `InvalidOptions` when a size is zero, too large or overflows.
+    pub fn at(offset: usize, capacity: u64, message_size: u64) -> Result<RingLayout, String> {
+        check_ring_options(capacity, message_size)?;
+        let stride = slot_stride(message_size).ok_or("message size overflows")?;
+        let control = round_up(offset as u64, LINE as u64).ok_or("offset overflows")?;
+        let slots = control + RING_CONTROL_SIZE as u64;
+        let end = capacity
+            .checked_mul(stride)
+            .and_then(|b| b.checked_add(slots))
+            .filter(|&e| e <= MAX_SEGMENT_SIZE)
+            .ok_or_else(|| {
+                format!(
+                    "{capacity} slots of {message_size} bytes exceed the segment limit of {MAX_SEGMENT_SIZE} bytes"
+                )
+            })?;
+        let to_usize = |v: u64| usize::try_from(v).map_err(|_| "size exceeds the address space");
+        let _ = to_usize(end)?;
+        Ok(RingLayout {
+            control: to_usize(control)?,
+            slots: to_usize(slots)?,
+            capacity,
+            message_size: to_usize(message_size)?,
+            stride: to_usize(stride)?,
+        })
+    }
+
+    /// The first byte after the ring.
+    pub fn end(&self) -> usize {
+        self.slots + self.capacity as usize * self.stride
+    }
+}
+
+/// Checks a capacity and message size against the limits.
+///
+/// # Errors
+///
+/// A message naming the bad value.
+pub fn check_ring_options(capacity: u64, message_size: u64) -> Result<(), String> {
+    if capacity == 0 {
+        return Err("capacity must be at least 1".into());
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(format!("capacity {capacity} exceeds the maximum {MAX_CAPACITY}"));
+    }
+    if message_size == 0 {
+        return Err("message size must be at least 1".into());
+    }
+    if message_size > MAX_MESSAGE_SIZE {
+        return Err(format!(
+            "message size {message_size} exceeds the maximum {MAX_MESSAGE_SIZE}"
+        ));
+    }
+    Ok(())
+}
+
+/// The slot stride for a message size: [`SLOT_HEADER`] plus the payload, rounded up to 8.
+pub fn slot_stride(message_size: u64) -> Option<u64> {
+    round_up(message_size.checked_add(SLOT_HEADER as u64)?, 8)
+}
+
+/// Rounds `v` up to a multiple of `align` (a power of two).
+pub fn round_up(v: u64, align: u64) -> Option<u64> {
+    debug_assert!(align.is_power_of_two());
+    Some(v.checked_add(align - 1)? & !(align - 1))
+}
+
+/// The layout of a queue segment: header, then one ring.
+///
+/// # Errors
+///
+/// As [`RingLayout::at`].
+pub fn queue_layout(capacity: u64, message_size: u64) -> Result<(RingLayout, Params), String> {
+    let ring = RingLayout::at(HEADER_SIZE, capacity, message_size)?;
+    let params = Params {
+        kind: Kind::Queue,
+        capacity,
+        message_size,
+        slot_stride: ring.stride as u64,
+        aux: 0,
+        total_size: ring.end() as u64,
+    };
+    Ok((ring, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_sit_at_documented_offsets() {
+        assert_eq!(std::mem::offset_of!(Header, magic), 0);
+        assert_eq!(std::mem::offset_of!(Header, version), 8);
+        assert_eq!(std::mem::offset_of!(Header, kind), 12);
+        assert_eq!(std::mem::offset_of!(Header, state), 16);
+        assert_eq!(std::mem::offset_of!(Header, total_size), 24);
+        assert_eq!(std::mem::offset_of!(Header, capacity), 32);
+        assert_eq!(std::mem::offset_of!(Header, message_size), 40);
+        assert_eq!(std::mem::offset_of!(Header, slot_stride), 48);
+        assert_eq!(std::mem::offset_of!(Header, aux), 56);
+        assert_eq!(std::mem::offset_of!(Header, creator_pid), 64);
+        assert_eq!(std::mem::offset_of!(Header, creator_start), 72);
+        assert_eq!(&MAGIC.to_le_bytes(), b"SHMQ\0seg");
+    }
+
+    #[test]
+    fn ring_control_fields_are_on_separate_lines() {
+        assert_eq!(std::mem::offset_of!(RingControl, lock), 0);
+        assert_eq!(std::mem::offset_of!(RingControl, head), 128);
+        assert_eq!(std::mem::offset_of!(RingControl, tail), 256);
+        assert_eq!(std::mem::offset_of!(RingControl, counters), 384);
+        assert_eq!(std::mem::offset_of!(RingControl, items), 512);
+        assert_eq!(std::mem::offset_of!(RingControl, free), 640);
+        assert_eq!(std::mem::offset_of!(RingControl, joined), 768);
+    }
+
+    #[test]
+    fn queue_layout_arithmetic() {
+        let (ring, p) = queue_layout(6, 64).unwrap();
+        assert_eq!(ring.control, 128);
+        assert_eq!(ring.slots, 128 + 896);
+        assert_eq!(ring.stride, 72);
+        assert_eq!(p.total_size, 1024 + 6 * 72);
+        assert_eq!(slot_stride(1), Some(16));
+        assert_eq!(slot_stride(8), Some(16));
+        assert_eq!(slot_stride(9), Some(24));
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_a_reason() {
+        assert!(queue_layout(0, 8).unwrap_err().contains("capacity"));
+        assert!(queue_layout(8, 0).unwrap_err().contains("message size"));
+        assert!(queue_layout(MAX_CAPACITY + 1, 8).is_err());
+        assert!(queue_layout(8, MAX_MESSAGE_SIZE + 1).is_err());
+        assert!(
+            queue_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE)
+                .unwrap_err()
+                .contains("exceed")
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! # shmq — shared-memory IPC between processes, robust against SIGKILL
+//!
+//! shmq gives separate OS processes what Python's `multiprocessing` gives Python programs — a
+//! bounded multi-producer/multi-consumer [`Queue`] with `put`/`get`, non-blocking, timeout and
+//! deadline variants, the `JoinableQueue` task counter (`task_done`/`join`) and `close` — through
+//! one mapped shared-memory segment per object, with no feeder thread and no server process.
+//!
+//! - When `put` returns, the message is in shared memory; `len`, `is_empty` and `is_full` agree.
+//! - A process killed with SIGKILL at any point, even holding the lock, leaves the queue usable:
+//!   the next process to lock it repairs the derived state and goes on.
+//! - Every blocking call has a `_timeout` (relative) and a `_deadline` (monotonic `Instant`)
+//!   variant; a failed put hands the message back; bad input is a typed error.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use shmq::{GetError, Options, Queue};
+//!
+//! let name = format!("shmq-doc-lib-{}", std::process::id());
+//! let q = Queue::create(&name, &Options { capacity: 8, message_size: 64, ..Default::default() })?;
+//!
+//! // In a producer process:
+//! let producer = Queue::open(&name)?;
+//! for i in 0..3u8 {
+//!     producer.put([i])?;
+//! }
+//! producer.close()?; // the end of work is a state, not a sentinel
+//!
+//! // In a consumer process:
+//! let mut got = Vec::new();
+//! loop {
+//!     match q.get() {
+//!         Ok(msg) => got.push(msg[0]),
+//!         Err(GetError::Closed) => break,
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert_eq!(got, [0, 1, 2]);
+//! Queue::unlink(&name)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Layers
+//!
+//! [`sys`] (private) is the only caller of libc; [`segment`] maps memory; [`layout`] is the byte
+//! format (`docs/layout.md`); [`sync`] holds the robust mutex and futex semaphores; `ring` is the
+//! algorithm; [`Queue`] is the public API. The protocol is in `docs/protocol.md`.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod engine;
+mod error;
+pub mod layout;
+mod queue;
+mod ring;
+pub mod segment;
+pub mod sync;
+mod sys;
+
+pub use error::{
+    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
+    TryGetError, TryPutError,
+};
+pub use queue::{Options, Queue};
+pub use segment::{Backing, CreationMode, Fresh, Segment};
+pub use sync::{LockError, MutexGuard, RawMutex};

@@ -1,0 +1,970 @@
+//! The bounded multi-producer/multi-consumer queue between processes, with Python's
+//! `JoinableQueue` task counter and a `close` that ends the work without sentinels.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::engine::{self, Fail, Wait, Waiting};
+use crate::error::{
+    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
+    TryGetError, TryPutError,
+};
+use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
+use crate::ring::Ring;
+use crate::segment::{CreationMode, DEFAULT_MODE, Fresh, Segment};
+
+/// The geometry and permissions of a new queue.
+///
+/// # Examples
+///
+/// ```
+/// let opts = shmq::Options { capacity: 16, message_size: 256, ..Default::default() };
+/// assert_eq!(opts.mode, 0o600);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// How many messages fit (Python's `maxsize`); at least 1.
+    pub capacity: usize,
+    /// The largest message in bytes; at least 1. Every slot reserves this much.
+    pub message_size: usize,
+    /// Permission bits of a named segment (default `0o600`).
+    pub mode: u32,
+}
+
+impl Default for Options {
+    /// 128 messages of up to 4 KiB, mode `0o600`.
+    fn default() -> Self {
+        Options {
+            capacity: 128,
+            message_size: 4096,
+            mode: DEFAULT_MODE,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn check(&self) -> Result<(), OpenError> {
+        if self.mode & !0o777 != 0 {
+            return Err(OpenError::InvalidOptions(format!(
+                "mode {:#o} has bits outside 0o777",
+                self.mode
+            )));
+        }
+        layout::check_ring_options(self.capacity as u64, self.message_size as u64)
+            .map_err(OpenError::InvalidOptions)
+    }
+}
+
+/// A bounded MPMC queue of byte messages in one shared-memory segment.
+///
+/// Any number of processes open the same queue by name; one handle is `Send + Sync` and serves
+/// any number of threads. Every put is also an unfinished task until [`task_done`](Self::task_done)
+/// (Python's `JoinableQueue`), and [`close`](Self::close) ends the work without sentinels.
+///
+/// A process killed at any point (even holding the lock) leaves the queue usable: the next
+/// process to lock it rebuilds the derived state. A put that returned `Ok` is never lost; one
+/// that was interrupted is simply not there.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmq::{Options, Queue, TryGetError};
+///
+/// let name = format!("shmq-doc-queue-{}", std::process::id());
+/// let q = Queue::create(&name, &Options { capacity: 4, message_size: 64, ..Default::default() })?;
+/// q.put(b"hello")?;
+///
+/// // Usually another process; any handle opened by name sees the same queue.
+/// let other = Queue::open(&name)?;
+/// assert_eq!(other.get()?, b"hello");
+/// assert_eq!(other.try_get(), Err(TryGetError::Empty));
+///
+/// Queue::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Queue {
+    seg: Segment,
+    layout: RingLayout,
+}
+
+fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
+    match f {
+        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => PutError::Closed(msg),
+        Fail::TooLarge { len, max } => PutError::TooLarge { msg, len, max },
+        Fail::TooSmall { .. } => unreachable!("puts do not read into buffers"),
+        Fail::Corrupt(reason) => PutError::Corrupt { msg, reason },
+    }
+}
+
+fn try_put_error<M>(f: Fail, msg: M) -> TryPutError<M> {
+    match f {
+        Fail::WouldBlock => TryPutError::Full(msg),
+        other => put_error(other, msg).into(),
+    }
+}
+
+fn put_timeout_error<M>(f: Fail, msg: M) -> PutTimeoutError<M> {
+    match f {
+        Fail::WouldBlock => PutTimeoutError::Timeout(msg),
+        other => put_error(other, msg).into(),
+    }
+}
+
+fn get_error(f: Fail) -> GetError {
+    match f {
+        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => GetError::Closed,
+        Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
+        Fail::TooSmall { needed, available } => GetError::BufferTooSmall { needed, available },
+        Fail::Corrupt(s) => GetError::Corrupt(s),
+    }
+}
+
+fn try_get_error(f: Fail) -> TryGetError {
+    match f {
+        Fail::WouldBlock => TryGetError::Empty,
+        other => get_error(other).into(),
+    }
+}
+
+fn get_timeout_error(f: Fail) -> GetTimeoutError {
+    match f {
+        Fail::WouldBlock => GetTimeoutError::Timeout,
+        other => get_error(other).into(),
+    }
+}
+
+/// Copies the front message into `buf`, or reports that it does not fit (leaving it queued).
+pub(crate) fn pop_into(
+    l: &mut crate::ring::Locked<'_, '_>,
+    buf: &mut [u8],
+) -> Result<Option<(usize, usize)>, Fail> {
+    match l.front_len().map_err(Fail::Corrupt)? {
+        None => Ok(None),
+        Some(needed) if needed > buf.len() => Err(Fail::TooSmall {
+            needed,
+            available: buf.len(),
+        }),
+        Some(_) => l
+            .pop_with(|m| {
+                buf[..m.len()].copy_from_slice(m);
+                (1, m.len())
+            })
+            .map_err(Fail::Corrupt),
+    }
+}
+
+impl Queue {
+    /// Creates a named queue; fails if the name exists.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`] (zero or oversized capacity or message size, bad mode),
+    /// [`OpenError::InvalidName`], [`OpenError::AlreadyExists`], [`OpenError::Io`].
+    pub fn create(name: &str, opts: &Options) -> Result<Queue, OpenError> {
+        Self::create_with(name, opts, CreationMode::CreateExclusive)
+    }
+
+    /// Creates a named queue, with `mode` deciding what happens if the name exists.
+    ///
+    /// With [`CreationMode::OpenOrCreate`], two processes racing get one creator and one opener,
+    /// and the opener waits for the creator to finish; an existing queue of another capacity or
+    /// message size is [`OpenError::Incompatible`].
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) and [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::{CreationMode, Options, Queue};
+    /// let name = format!("shmq-doc-ooc-{}", std::process::id());
+    /// let opts = Options { capacity: 2, message_size: 8, ..Default::default() };
+    /// let a = Queue::create_with(&name, &opts, CreationMode::OpenOrCreate)?;
+    /// let b = Queue::create_with(&name, &opts, CreationMode::OpenOrCreate)?;
+    /// a.try_put(b"x").unwrap();
+    /// assert_eq!(b.len(), 1);
+    /// let other = Options { capacity: 3, ..opts };
+    /// assert!(matches!(Queue::open_or_create(&name, &other), Err(shmq::OpenError::Incompatible(_))));
+    /// Queue::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_with(name: &str, opts: &Options, mode: CreationMode) -> Result<Queue, OpenError> {
+        opts.check()?;
+        crate::segment::validate_name(name)?;
+        match mode {
+            CreationMode::CreateExclusive => {}
+            CreationMode::PurgeAndCreate => match Segment::unlink(name) {
+                Ok(()) | Err(OpenError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            },
+            CreationMode::OpenOrCreate => {
+                // Bounded: each round either creates, opens, or saw the name vanish between
+                // our create and open (someone unlinked it), which cannot go on for long.
+                let mut last = None;
+                for _ in 0..100 {
+                    match Self::create_with(name, opts, CreationMode::CreateExclusive) {
+                        Err(OpenError::AlreadyExists(_)) => {}
+                        other => return other,
+                    }
+                    match Self::open(name) {
+                        Ok(q) => return q.matching(opts),
+                        Err(e @ OpenError::NotFound(_)) => last = Some(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                return Err(last.unwrap_or_else(|| OpenError::NotFound(name.to_owned())));
+            }
+        }
+        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
+            .map_err(OpenError::InvalidOptions)?;
+        let fresh = Segment::create(name, params.total_size, opts.mode)?;
+        Self::init(fresh, ring, &params)
+    }
+
+    /// [`create_with`](Self::create_with) with [`CreationMode::OpenOrCreate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`create_with`](Self::create_with).
+    pub fn open_or_create(name: &str, opts: &Options) -> Result<Queue, OpenError> {
+        Self::create_with(name, opts, CreationMode::OpenOrCreate)
+    }
+
+    fn matching(self, opts: &Options) -> Result<Queue, OpenError> {
+        let (cap, size) = (self.capacity(), self.message_size());
+        if cap != opts.capacity || size != opts.message_size {
+            return Err(OpenError::Incompatible(format!(
+                "the existing queue has capacity {cap} and message size {size}, not {} and {}",
+                opts.capacity, opts.message_size
+            )));
+        }
+        Ok(self)
+    }
+
+    fn init(fresh: Fresh, ring: RingLayout, params: &layout::Params) -> Result<Queue, OpenError> {
+        fresh.init_ring(&ring)?;
+        Ok(Queue {
+            seg: fresh.publish(params),
+            layout: ring,
+        })
+    }
+
+    /// Opens an existing named queue, waiting briefly for a creator that is still writing it.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Incompatible`] (another
+    /// kind of object or layout version), [`OpenError::Corrupt`] (not a shmq segment, truncated,
+    /// impossible header or positions), [`OpenError::Io`].
+    pub fn open(name: &str) -> Result<Queue, OpenError> {
+        Self::from_segment(Segment::open_raw(name)?)
+    }
+
+    /// Creates a queue in a new file at `path` (a file-backed segment; `/dev/shm` is not needed).
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_file(path: &Path, opts: &Options) -> Result<Queue, OpenError> {
+        opts.check()?;
+        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
+            .map_err(OpenError::InvalidOptions)?;
+        let fresh = Segment::create_file(path, params.total_size, opts.mode)?;
+        Self::init(fresh, ring, &params)
+    }
+
+    /// Opens a queue made by [`create_file`](Self::create_file).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_file(path: &Path) -> Result<Queue, OpenError> {
+        Self::from_segment(Segment::open_file_raw(path)?)
+    }
+
+    /// A queue in an anonymous shared mapping: share it with children by forking after this call.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`], [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"one")?;
+    /// assert_eq!((q.len(), q.is_full(), q.is_empty()), (1, false, false));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn anonymous(opts: &Options) -> Result<Queue, OpenError> {
+        opts.check()?;
+        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
+            .map_err(OpenError::InvalidOptions)?;
+        let fresh = Segment::anonymous(params.total_size)?;
+        Self::init(fresh, ring, &params)
+    }
+
+    fn from_segment(seg: Segment) -> Result<Queue, OpenError> {
+        let p = seg.read_header(Some(Kind::Queue))?;
+        let (ring, expected) =
+            layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
+        if expected != p {
+            return Err(OpenError::Corrupt(format!(
+                "header geometry {p:?} does not match its own layout {expected:?}"
+            )));
+        }
+        // Check the ring once: positions, and the lock (repairing after a dead owner).
+        seg.ring(&ring)?
+            .lock(None)
+            .map_err(|e| match e {
+                crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
+                crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
+            })?;
+        Ok(Queue { seg, layout: ring })
+    }
+
+    /// Removes the name. Handles that are open keep working; the memory goes when the last one
+    /// is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
+    pub fn unlink(name: &str) -> Result<(), OpenError> {
+        Segment::unlink(name)
+    }
+
+    /// The segment behind this queue.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
+        self.seg
+            .ring(&self.layout)
+            .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+    }
+
+    fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {
+        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
+            l.push(msg.as_ref()).map(|()| (1, ()))
+        })
+    }
+
+    /// Puts a message, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PutError::Closed`], [`PutError::TooLarge`], [`PutError::Corrupt`]; each hands the
+    /// message back.
+    pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), PutError<M>> {
+        self.put_impl(&msg, Wait::Forever)
+            .map_err(|f| put_error(f, msg))
+    }
+
+    /// Puts a message if a slot is free now (Python's `put_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`TryPutError::Full`] with the message, and the errors of [`put`](Self::put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::{Options, Queue, TryPutError};
+    /// let q = Queue::anonymous(&Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// assert!(q.try_put(vec![1u8]).is_ok());
+    /// match q.try_put(vec![2u8]) {
+    ///     Err(TryPutError::Full(msg)) => assert_eq!(msg, vec![2u8]), // nothing is lost
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), TryPutError<M>> {
+        self.put_impl(&msg, Wait::Never)
+            .map_err(|f| try_put_error(f, msg))
+    }
+
+    /// Puts a message, waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// [`PutTimeoutError::Timeout`] with the message, and the errors of [`put`](Self::put).
+    pub fn put_timeout<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), PutTimeoutError<M>> {
+        self.put_impl(&msg, Wait::after(timeout))
+            .map_err(|f| put_timeout_error(f, msg))
+    }
+
+    /// Puts a message, waiting until `deadline` at most for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`put_timeout`](Self::put_timeout).
+    pub fn put_deadline<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        deadline: Instant,
+    ) -> Result<(), PutTimeoutError<M>> {
+        self.put_impl(&msg, Wait::Until(deadline))
+            .map_err(|f| put_timeout_error(f, msg))
+    }
+
+    /// Zero-copy put: waits for a free slot, then lets `fill` write the message straight into
+    /// shared memory (a buffer of [`message_size`](Self::message_size) bytes) and return its
+    /// length. `fill` runs under the queue's lock: keep it short.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put); `TooLarge` if `fill` returns a length over the slot size, in which
+    /// case nothing is published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put_with(|buf| { buf[..2].copy_from_slice(b"hi"); 2 })?;
+    /// assert_eq!(q.get_with(|msg| msg.to_vec())?, b"hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_with(&self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<(), PutError<()>> {
+        self.put_with_impl(fill, Wait::Forever)
+            .map_err(|f| put_error(f, ()))
+    }
+
+    /// Zero-copy put if a slot is free now; see [`put_with`](Self::put_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_put`](Self::try_put).
+    pub fn try_put_with(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), TryPutError<()>> {
+        self.put_with_impl(fill, Wait::Never)
+            .map_err(|f| try_put_error(f, ()))
+    }
+
+    fn put_with_impl(&self, fill: impl FnOnce(&mut [u8]) -> usize, wait: Wait) -> Result<(), Fail> {
+        let mut fill = Some(fill);
+        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
+            // Taken only when a slot is free, so `fill` runs at most once: a full queue makes the
+            // engine wait and call again, and every other failure ends the operation.
+            if l.is_full() {
+                return Err(crate::ring::PushFail::Full);
+            }
+            match fill.take() {
+                Some(f) => l.push_with(f).map(|()| (1, ())),
+                None => unreachable!("fill is only taken when a slot is free"),
+            }
+        })
+    }
+
+    /// Puts every message of `msgs`, as many per lock round as there are free slots, waiting
+    /// while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put); the error carries how many messages were put before it. A batch
+    /// holding a message over the slot size is refused at once, before anything is put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 8, message_size: 8, ..Default::default() })?;
+    /// q.put_many(&[b"a", b"b", b"c"])?;
+    /// assert_eq!(q.get_many(10)?, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), PutError<usize>> {
+        let mut sent = 0;
+        while sent < msgs.len() {
+            match self.put_many_impl(&msgs[sent..], Wait::Forever) {
+                Ok(n) => sent += n,
+                Err(f) => return Err(put_error(f, sent)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts as many of `msgs` as there are free slots now, in one lock round; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty), and the errors
+    /// of [`put_many`](Self::put_many).
+    pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TryPutError<usize>> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        self.put_many_impl(msgs, Wait::Never)
+            .map_err(|f| try_put_error(f, 0))
+    }
+
+    fn put_many_impl<M: AsRef<[u8]>>(&self, msgs: &[M], wait: Wait) -> Result<usize, Fail> {
+        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
+            l.push_many(msgs).and_then(|n| {
+                if n == 0 {
+                    Err(crate::ring::PushFail::Full)
+                } else {
+                    Ok((n, n))
+                }
+            })
+        })
+    }
+
+    fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
+        let mut read = Some(read);
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| {
+            if l.len() == 0 {
+                return Ok(None);
+            }
+            let f = read.take().unwrap_or_else(|| unreachable!("read is taken once"));
+            l.pop_with(f).map(|r| r.map(|r| (1, r))).map_err(Fail::Corrupt)
+        })
+    }
+
+    /// Takes the oldest message, waiting while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`GetError::Closed`] once the queue is closed and drained; [`GetError::Corrupt`].
+    pub fn get(&self) -> Result<Vec<u8>, GetError> {
+        self.get_with_impl(<[u8]>::to_vec, Wait::Forever)
+            .map_err(get_error)
+    }
+
+    /// Takes the oldest message if there is one now (Python's `get_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`TryGetError::Empty`], and the errors of [`get`](Self::get).
+    pub fn try_get(&self) -> Result<Vec<u8>, TryGetError> {
+        self.get_with_impl(<[u8]>::to_vec, Wait::Never)
+            .map_err(try_get_error)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`GetTimeoutError::Timeout`], and the errors of [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::{GetTimeoutError, Options, Queue};
+    /// use std::time::{Duration, Instant};
+    /// let q = Queue::anonymous(&Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// let t = Instant::now();
+    /// assert_eq!(q.get_timeout(Duration::from_millis(20)), Err(GetTimeoutError::Timeout));
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetTimeoutError> {
+        self.get_with_impl(<[u8]>::to_vec, Wait::after(timeout))
+            .map_err(get_timeout_error)
+    }
+
+    /// Takes the oldest message, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_timeout`](Self::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Vec<u8>, GetTimeoutError> {
+        self.get_with_impl(<[u8]>::to_vec, Wait::Until(deadline))
+            .map_err(get_timeout_error)
+    }
+
+    /// Zero-copy get: waits for a message and hands it to `read` straight from shared memory,
+    /// then removes it. `read` runs under the queue's lock: keep it short.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, GetError> {
+        self.get_with_impl(read, Wait::Forever).map_err(get_error)
+    }
+
+    /// Zero-copy get of a message that is there now; see [`get_with`](Self::get_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Self::try_get).
+    pub fn try_get_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, TryGetError> {
+        self.get_with_impl(read, Wait::Never)
+            .map_err(try_get_error)
+    }
+
+    fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| pop_into(l, buf))
+    }
+
+    /// Takes the oldest message into `buf` without allocating; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`GetError::BufferTooSmall`] if the message does not fit (it stays in the queue), and
+    /// the errors of [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{GetError, Options, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"four")?;
+    /// let mut small = [0u8; 2];
+    /// assert_eq!(q.get_into(&mut small), Err(GetError::BufferTooSmall { needed: 4, available: 2 }));
+    /// let mut buf = [0u8; 8];
+    /// let n = q.get_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"four");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_into(&self, buf: &mut [u8]) -> Result<usize, GetError> {
+        self.get_into_impl(buf, Wait::Forever).map_err(get_error)
+    }
+
+    /// [`get_into`](Self::get_into) if a message is there now.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Self::try_get), plus `BufferTooSmall`.
+    pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize, TryGetError> {
+        self.get_into_impl(buf, Wait::Never)
+            .map_err(try_get_error)
+    }
+
+    /// [`get_into`](Self::get_into), waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_deadline`](Self::get_deadline), plus `BufferTooSmall`.
+    pub fn get_into_deadline(
+        &self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, GetTimeoutError> {
+        self.get_into_impl(buf, Wait::Until(deadline))
+            .map_err(get_timeout_error)
+    }
+
+    fn get_many_impl(
+        &self,
+        max: usize,
+        mut read: impl FnMut(&[u8]),
+        wait: Wait,
+    ) -> Result<usize, Fail> {
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| {
+            if l.len() == 0 || max == 0 {
+                return Ok(None);
+            }
+            let n = l.pop_many_with(max, &mut read).map_err(Fail::Corrupt)?;
+            Ok(Some((n, n)))
+        })
+    }
+
+    /// Waits for at least one message, then takes up to `max` in one lock round.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0 (nothing could ever be returned).
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
+        assert!(max > 0, "get_many(0) would wait forever");
+        let mut out = Vec::new();
+        self.get_many_impl(max, |m| out.push(m.to_vec()), Wait::Forever)
+            .map_err(get_error)?;
+        Ok(out)
+    }
+
+    /// Takes up to `max` messages that are there now, in one lock round.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Self::try_get).
+    pub fn try_get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, TryGetError> {
+        let mut out = Vec::new();
+        self.get_many_impl(max, |m| out.push(m.to_vec()), Wait::Never)
+            .map_err(try_get_error)?;
+        Ok(out)
+    }
+
+    /// Zero-copy batch get: waits for at least one message, then hands up to `max` of them to
+    /// `read` in order, under one lock round, and returns how many. No allocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0.
+    pub fn get_many_with(&self, max: usize, read: impl FnMut(&[u8])) -> Result<usize, GetError> {
+        assert!(max > 0, "get_many_with(0, ..) would wait forever");
+        self.get_many_impl(max, read, Wait::Forever)
+            .map_err(get_error)
+    }
+
+    /// Marks one task done (Python's `task_done`).
+    ///
+    /// # Errors
+    ///
+    /// [`TaskDoneError::NoUnfinishedTasks`] if every put is already done; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue, TaskDoneError};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"job")?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 1); // taken, but not done yet
+    /// q.task_done()?;
+    /// q.join()?; // returns at once: nothing unfinished
+    /// assert_eq!(q.task_done(), Err(TaskDoneError::NoUnfinishedTasks));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        match engine::task_done(&self.ring(), 1) {
+            Ok(_) => Ok(()),
+            Err(Ok(_)) => Err(TaskDoneError::NoUnfinishedTasks),
+            Err(Err(f)) => Err(TaskDoneError::Corrupt(format!("{f:?}"))),
+        }
+    }
+
+    /// Puts minus tasks done: how many tasks are unfinished.
+    pub fn unfinished(&self) -> u64 {
+        self.ring().unfinished()
+    }
+
+    fn join_impl(&self, wait: Wait) -> Result<(), JoinError> {
+        engine::join(&self.ring(), wait).map_err(|f| match f {
+            Fail::WouldBlock => JoinError::Timeout,
+            other => JoinError::Corrupt(format!("{other:?}")),
+        })
+    }
+
+    /// Waits until every task is done (Python's `join`).
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Corrupt`] only.
+    pub fn join(&self) -> Result<(), JoinError> {
+        self.join_impl(Wait::Forever)
+    }
+
+    /// Waits at most `timeout` for every task to be done.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Timeout`] if tasks remain unfinished.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+        self.join_impl(Wait::after(timeout))
+    }
+
+    /// Waits until `deadline` at most for every task to be done.
+    ///
+    /// # Errors
+    ///
+    /// As [`join_timeout`](Self::join_timeout).
+    pub fn join_deadline(&self, deadline: Instant) -> Result<(), JoinError> {
+        self.join_impl(Wait::Until(deadline))
+    }
+
+    /// Closes the queue for every process: later puts fail with `Closed` (handing the message
+    /// back), gets drain what is left and then fail with `Closed`, and every blocked caller wakes
+    /// up. Closing twice is harmless.
+    ///
+    /// # Errors
+    ///
+    /// Only a corrupt segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{GetError, Options, PutError, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"last")?;
+    /// q.close()?;
+    /// assert!(q.is_closed());
+    /// assert!(matches!(q.put(b"late"), Err(PutError::Closed(b"late"))));
+    /// assert_eq!(q.get()?, b"last");
+    /// assert_eq!(q.get(), Err(GetError::Closed));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn close(&self) -> Result<(), GetError> {
+        engine::set_flags(&self.ring(), RING_CLOSED, true).map_err(get_error)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.ring().flags() & RING_CLOSED != 0
+    }
+
+    /// Messages in the queue now.
+    pub fn len(&self) -> usize {
+        self.ring().len() as usize
+    }
+
+    /// Whether no message is in the queue.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every slot is taken.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// How many messages fit.
+    pub fn capacity(&self) -> usize {
+        self.layout.capacity as usize
+    }
+
+    /// The largest message in bytes.
+    pub fn message_size(&self) -> usize {
+        self.layout.message_size
+    }
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("backing", self.seg.backing())
+            .field("capacity", &self.capacity())
+            .field("message_size", &self.message_size())
+            .field("len", &self.len())
+            .field("unfinished", &self.unfinished())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn q(capacity: usize, message_size: usize) -> Queue {
+        Queue::anonymous(&Options {
+            capacity,
+            message_size,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn queue_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Queue>();
+    }
+
+    #[test]
+    fn invalid_options_are_refused() {
+        for (c, m) in [(0, 8), (8, 0), (usize::MAX, 8), (8, usize::MAX)] {
+            let e = Queue::anonymous(&Options {
+                capacity: c,
+                message_size: m,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(matches!(e, OpenError::InvalidOptions(_)), "{c} {m}: {e}");
+        }
+        let e = Queue::anonymous(&Options {
+            mode: 0o4777,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(e, OpenError::InvalidOptions(_)));
+    }
+
+    #[test]
+    fn a_blocked_get_is_woken_by_a_put_from_another_thread() {
+        let q = Arc::new(q(1, 8));
+        let q2 = Arc::clone(&q);
+        let t = std::thread::spawn(move || q2.get());
+        std::thread::sleep(Duration::from_millis(50));
+        q.put(b"x").unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), b"x");
+    }
+
+    #[test]
+    fn close_wakes_blocked_getters_and_putters() {
+        let q = Arc::new(q(1, 8));
+        let getter = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.get())
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        q.close().unwrap();
+        assert_eq!(getter.join().unwrap(), Err(GetError::Closed));
+
+        let q = Arc::new(self::q(1, 8));
+        q.put(b"a").unwrap();
+        let putter = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.put(b"b").map_err(|e| e.is_closed()))
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        q.close().unwrap();
+        assert_eq!(putter.join().unwrap(), Err(true));
+    }
+
+    #[test]
+    fn join_waits_for_task_done_from_another_thread() {
+        let q = Arc::new(q(2, 8));
+        q.put(b"a").unwrap();
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(20)),
+            Err(JoinError::Timeout)
+        );
+        let q2 = Arc::clone(&q);
+        let worker = std::thread::spawn(move || {
+            q2.get().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            q2.task_done().unwrap();
+        });
+        q.join().unwrap();
+        assert_eq!(q.unfinished(), 0);
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn try_put_many_reports_full_with_zero() {
+        let q = q(2, 8);
+        assert_eq!(q.try_put_many(&[b"1", b"2", b"3"]).unwrap(), 2);
+        assert!(matches!(q.try_put_many(&[b"4"]), Err(TryPutError::Full(0))));
+        assert_eq!(q.try_put_many::<&[u8]>(&[]).unwrap(), 0);
+        assert_eq!(q.try_get_many(1).unwrap(), vec![b"1".to_vec()]);
+    }
+}

@@ -1,0 +1,681 @@
+//! One mapped region of shared memory: a named POSIX shared-memory object (the default), a file
+//! mapped with memmap2, or an anonymous shared mapping inherited by forked children.
+//!
+//! A `Segment` knows nothing of queues: it creates, opens, maps and unlinks, and hands out
+//! references to the shared types of [`layout`](crate::layout) and [`sync`](crate::sync) at
+//! checked offsets.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::error::OpenError;
+use crate::layout::{self, HEADER_SIZE, Header, HeaderError, Kind, Params, RingControl, RingLayout};
+use crate::ring::Ring;
+use crate::sync::atomic::{AtomicU32, AtomicU64};
+use crate::sync::{FutexWord, RawMutex, Semaphore};
+use crate::sys;
+
+/// The longest segment name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// How long an opener waits for a segment's creator to finish writing it before reporting it as
+/// corrupt (a creator that died half-way leaves such a segment behind).
+pub const READY_WAIT: Duration = Duration::from_secs(1);
+
+/// The default permission mode of new segments: read and write for the owner only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// What to do when creating a named object whose name may already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CreationMode {
+    /// Fail with [`OpenError::AlreadyExists`] if the name exists.
+    #[default]
+    CreateExclusive,
+    /// Unlink whatever has the name, then create.
+    PurgeAndCreate,
+    /// Open the existing object if there is one (checking that it matches), else create it.
+    OpenOrCreate,
+}
+
+/// Types that may be referenced inside a shared mapping.
+///
+/// # Safety
+///
+/// An implementor is `#[repr(C)]`, holds no pointers, references or handles, accepts every bit
+/// pattern as a valid value, and is mutated only through atomics or `UnsafeCell`, so that a
+/// shared reference to bytes that another process writes concurrently is sound.
+pub unsafe trait Shared: Sync {}
+
+// SAFETY: atomics of plain integers accept every bit pattern and are only mutated atomically.
+unsafe impl Shared for AtomicU32 {}
+// SAFETY: as above.
+unsafe impl Shared for AtomicU64 {}
+// SAFETY: a pthread mutex is mutated only by the pthread functions through its UnsafeCell.
+unsafe impl Shared for RawMutex {}
+// SAFETY: two AtomicU32.
+unsafe impl Shared for FutexWord {}
+// SAFETY: one FutexWord.
+unsafe impl Shared for Semaphore {}
+// SAFETY: atomics only.
+unsafe impl Shared for Header {}
+// SAFETY: made of Shared fields and padding.
+unsafe impl Shared for RingControl {}
+// SAFETY: a Shared value plus padding.
+unsafe impl<T: Shared> Shared for layout::Line<T> {}
+
+/// Where a segment's memory comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A POSIX shared-memory object, `/dev/shm/NAME` on Linux.
+    Named(String),
+    /// A regular file.
+    File(PathBuf),
+    /// An anonymous shared mapping, reachable only by forked children.
+    Anonymous,
+}
+
+enum Map {
+    /// Made by `sys::mmap_shared`; unmapped in `Segment::drop`.
+    Raw,
+    /// Owned by memmap2, which unmaps it when dropped.
+    File(#[allow(dead_code, reason = "held for its Drop")] memmap2::MmapRaw),
+}
+
+/// One mapped shared-memory region.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmq::OpenError> {
+/// use shmq::Segment;
+/// use shmq::layout::{Kind, Params};
+/// use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+///
+/// let name = format!("shmq-doc-segment-{}", std::process::id());
+/// let fresh = Segment::create(&name, 4096, 0o600)?;
+/// fresh.at::<AtomicU64>(256)?.store(7, SeqCst);
+/// let params = Params { kind: Kind::Lock, capacity: 0, message_size: 0, slot_stride: 0, aux: 0, total_size: 4096 };
+/// let seg = fresh.publish(&params);
+///
+/// let other = Segment::open_raw(&name)?;
+/// assert_eq!(other.read_header(Some(Kind::Lock))?, params);
+/// assert_eq!(other.at::<AtomicU64>(256)?.load(SeqCst), 7);
+/// assert!(matches!(other.read_header(Some(Kind::Queue)), Err(shmq::OpenError::Incompatible(_))));
+/// Segment::unlink(&name)?;
+/// assert!(matches!(Segment::open_raw(&name), Err(shmq::OpenError::NotFound(_))));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Segment {
+    ptr: NonNull<u8>,
+    len: usize,
+    map: Map,
+    backing: Backing,
+}
+
+// SAFETY: the mapping is plain memory; every access to it goes through `Shared` types (atomics,
+// pthread mutexes) or through raw pointers under a ring's lock.
+unsafe impl Send for Segment {}
+// SAFETY: as above.
+unsafe impl Sync for Segment {}
+
+/// Checks a segment name: 1 to 200 bytes of `[A-Za-z0-9._-]`, and not `.` or `..`.
+///
+/// # Errors
+///
+/// [`OpenError::InvalidName`] with the reason.
+///
+/// # Examples
+///
+/// ```
+/// assert!(shmq::segment::validate_name("jobs-1.q").is_ok());
+/// assert!(shmq::segment::validate_name("a/b").is_err());
+/// assert!(shmq::segment::validate_name("..").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<(), OpenError> {
+    let bad = |reason: &'static str| {
+        Err(OpenError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("the name is longer than 200 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("`.` and `..` are not names");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only ASCII letters, digits, `.`, `_` and `-` are allowed");
+    }
+    Ok(())
+}
+
+fn shm_path(name: &str) -> Result<CString, OpenError> {
+    validate_name(name)?;
+    // Cannot fail: a validated name holds no NUL.
+    CString::new(format!("/{name}")).map_err(|_| OpenError::InvalidName {
+        name: name.to_owned(),
+        reason: "the name holds a NUL byte",
+    })
+}
+
+fn map_io(e: io::Error, what: &str) -> OpenError {
+    match e.kind() {
+        io::ErrorKind::NotFound => OpenError::NotFound(what.to_owned()),
+        io::ErrorKind::AlreadyExists => OpenError::AlreadyExists(what.to_owned()),
+        _ => OpenError::Io(io::Error::new(e.kind(), format!("{what}: {e}"))),
+    }
+}
+
+fn check_len(len: u64) -> Result<usize, OpenError> {
+    if len < HEADER_SIZE as u64 {
+        return Err(OpenError::InvalidOptions(format!(
+            "a segment needs at least {HEADER_SIZE} bytes, not {len}"
+        )));
+    }
+    if len > layout::MAX_SEGMENT_SIZE {
+        return Err(OpenError::InvalidOptions(format!(
+            "segment of {len} bytes exceeds the maximum {}",
+            layout::MAX_SEGMENT_SIZE
+        )));
+    }
+    usize::try_from(len)
+        .map_err(|_| OpenError::InvalidOptions("size exceeds the address space".into()))
+}
+
+impl Segment {
+    /// Creates a named shared-memory object of `len` bytes (zeroed) with permission `mode`,
+    /// failing if the name exists. The space is reserved with `fallocate`, so a full `/dev/shm`
+    /// is an error here rather than a `SIGBUS` later.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidName`], [`OpenError::AlreadyExists`], [`OpenError::InvalidOptions`]
+    /// for a size below the header or above the maximum, [`OpenError::Io`] (`ENOSPC`, …).
+    pub fn create(name: &str, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+        let path = shm_path(name)?;
+        let len = check_len(len)?;
+        let fd = sys::shm_open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode)
+            .map_err(|e| map_io(e, name))?;
+        let made = (|| {
+            sys::fchmod(fd.as_fd(), mode)?;
+            sys::allocate(fd.as_fd(), len as u64)?;
+            sys::mmap_shared(Some(fd.as_fd()), len)
+        })();
+        match made {
+            Ok(ptr) => Ok(Fresh(Some(Segment {
+                ptr,
+                len,
+                map: Map::Raw,
+                backing: Backing::Named(name.to_owned()),
+            }))),
+            Err(e) => {
+                // Do not leave a half-made object behind.
+                let _ = sys::shm_unlink(&path);
+                Err(map_io(e, name))
+            }
+        }
+    }
+
+    /// Opens and maps an existing named object without looking at its contents. A zero-length
+    /// object (its creator is between `shm_open` and `fallocate`) is waited for up to
+    /// [`READY_WAIT`].
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Corrupt`] for an object
+    /// that stays empty or is smaller than a header, [`OpenError::Io`].
+    pub fn open_raw(name: &str) -> Result<Segment, OpenError> {
+        let path = shm_path(name)?;
+        let fd = sys::shm_open(&path, libc::O_RDWR, 0).map_err(|e| map_io(e, name))?;
+        let len = wait_for_size(&fd, name)?;
+        let ptr = sys::mmap_shared(Some(fd.as_fd()), len).map_err(|e| map_io(e, name))?;
+        Ok(Segment {
+            ptr,
+            len,
+            map: Map::Raw,
+            backing: Backing::Named(name.to_owned()),
+        })
+    }
+
+    /// Creates a regular file of `len` bytes (zeroed, exclusive, with `mode`) and maps it shared.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create), for a path.
+    pub fn create_file(path: &Path, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+        let len = check_len(len)?;
+        let shown = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| map_io(e, &shown))?;
+        let made = (|| {
+            sys::allocate(file.as_fd(), len as u64)?;
+            memmap2::MmapRaw::map_raw(&file)
+        })();
+        match made {
+            Ok(map) => Ok(Fresh(Some(Segment::from_mmap(
+                map,
+                Backing::File(path.to_owned()),
+            )))),
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(map_io(e, &shown))
+            }
+        }
+    }
+
+    /// Opens and maps an existing file without looking at its contents.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_raw`](Self::open_raw), for a path.
+    pub fn open_file_raw(path: &Path) -> Result<Segment, OpenError> {
+        let shown = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| map_io(e, &shown))?;
+        let fd: OwnedFd = file.into();
+        wait_for_size(&fd, &shown)?;
+        let map = memmap2::MmapRaw::map_raw(&fd).map_err(|e| map_io(e, &shown))?;
+        Ok(Segment::from_mmap(map, Backing::File(path.to_owned())))
+    }
+
+    fn from_mmap(map: memmap2::MmapRaw, backing: Backing) -> Segment {
+        let ptr = NonNull::new(map.as_mut_ptr()).unwrap_or(NonNull::dangling());
+        Segment {
+            ptr,
+            len: map.len(),
+            map: Map::File(map),
+            backing,
+        }
+    }
+
+    /// An anonymous shared mapping of `len` zeroed bytes. Children forked after this call share
+    /// it with the parent; nothing else can reach it.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`] for a bad size, [`OpenError::Io`] if `mmap` fails.
+    pub fn anonymous(len: u64) -> Result<Fresh, OpenError> {
+        let len = check_len(len)?;
+        let ptr = sys::mmap_shared(None, len).map_err(OpenError::Io)?;
+        Ok(Fresh(Some(Segment {
+            ptr,
+            len,
+            map: Map::Raw,
+            backing: Backing::Anonymous,
+        })))
+    }
+
+    /// Removes a named object. Processes that have it mapped keep using it; the memory is freed
+    /// when the last of them unmaps it.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
+    pub fn unlink(name: &str) -> Result<(), OpenError> {
+        let path = shm_path(name)?;
+        sys::shm_unlink(&path).map_err(|e| map_io(e, name))
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a segment holds at least a header.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the memory comes from.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// A reference to a `T` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Corrupt`] if `offset` is misaligned for `T` or the value would reach past the
+    /// end of the segment.
+    pub fn at<T: Shared>(&self, offset: usize) -> Result<&T, OpenError> {
+        self.slice_at::<T>(offset, 1).map(|s| &s[0])
+    }
+
+    /// A slice of `n` values of `T` starting at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// As [`at`](Self::at).
+    pub fn slice_at<T: Shared>(&self, offset: usize, n: usize) -> Result<&[T], OpenError> {
+        let size = std::mem::size_of::<T>()
+            .checked_mul(n)
+            .and_then(|b| b.checked_add(offset));
+        if size.is_none_or(|end| end > self.len) {
+            return Err(OpenError::Corrupt(format!(
+                "{n} value(s) of {} bytes at offset {offset} reach past the segment's {} bytes",
+                std::mem::size_of::<T>(),
+                self.len
+            )));
+        }
+        if offset % std::mem::align_of::<T>() != 0 {
+            return Err(OpenError::Corrupt(format!(
+                "offset {offset} is not aligned to {}",
+                std::mem::align_of::<T>()
+            )));
+        }
+        // SAFETY: the range lies inside the mapping (checked above), is aligned for T (checked
+        // above; the mapping is page-aligned), lives as long as `self`, and `T: Shared` makes a
+        // shared reference to concurrently written bytes sound.
+        Ok(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), n) })
+    }
+
+    /// The creator's process id, and whether that process still runs (the same pid with the
+    /// same start time, so a recycled pid does not count).
+    pub fn creator(&self) -> (u32, bool) {
+        let (pid, start) = self.header().creator();
+        (pid, process_alive(pid, start))
+    }
+
+    /// The robust mutex at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// As [`at`](Self::at).
+    pub fn mutex_at(&self, offset: usize) -> Result<&RawMutex, OpenError> {
+        self.at(offset)
+    }
+
+    /// The common header at offset 0.
+    pub fn header(&self) -> &Header {
+        // SAFETY: every constructor checks len >= HEADER_SIZE; offset 0 is page-aligned.
+        unsafe { &*self.ptr.as_ptr().cast::<Header>() }
+    }
+
+    /// Reads the header, waiting up to [`READY_WAIT`] for a creator that is still writing it, and
+    /// checks it against the mapping and (if given) the expected kind.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Incompatible`] for another kind or layout version, [`OpenError::Corrupt`] for
+    /// a foreign file, impossible fields or a creator that never finished.
+    pub fn read_header(&self, expected: Option<Kind>) -> Result<Params, OpenError> {
+        let start = Instant::now();
+        loop {
+            let r = match expected {
+                Some(k) => self.header().read_kind(self.len as u64, k),
+                None => self.header().read(self.len as u64),
+            };
+            match r {
+                Ok(p) => return Ok(p),
+                Err(HeaderError::NotReady) if start.elapsed() < READY_WAIT => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(header_error(e)),
+            }
+        }
+    }
+
+    /// The ring described by `layout`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Corrupt`] if the ring does not fit in the segment or is misaligned.
+    pub(crate) fn ring(&self, layout: &RingLayout) -> Result<Ring<'_>, OpenError> {
+        let control = self.at::<RingControl>(layout.control)?;
+        let end = layout
+            .capacity
+            .checked_mul(layout.stride as u64)
+            .and_then(|b| b.checked_add(layout.slots as u64));
+        if layout.slots < layout.control + layout::RING_CONTROL_SIZE
+            || end.is_none_or(|e| e > self.len as u64)
+            || layout.stride < layout.message_size + layout::SLOT_HEADER
+            || layout.stride % 8 != 0
+            || layout.slots % 8 != 0
+        {
+            return Err(OpenError::Corrupt(format!(
+                "ring {layout:?} does not fit a segment of {} bytes",
+                self.len
+            )));
+        }
+        // SAFETY: the slot array lies inside the mapping (checked above) and lives as long as
+        // `self`; slots are only accessed under the ring's lock, which `Ring` enforces.
+        let slots = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(layout.slots)) };
+        // SAFETY: as above; `layout` was checked to describe that memory.
+        Ok(unsafe { Ring::new(control, slots, layout) })
+    }
+}
+
+/// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
+/// [`process_start_time`]) still runs. A start time of 0 means unknown: the pid alone decides.
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    if !sys::pid_exists(pid) {
+        return false;
+    }
+    start == 0 || sys::process_start_time(pid).map_or(true, |s| s == start)
+}
+
+/// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat`, field 22):
+/// with the pid, it names one process for the life of the system.
+///
+/// # Errors
+///
+/// The process does not exist, or `/proc` is unreadable.
+pub fn process_start_time(pid: u32) -> std::io::Result<u64> {
+    sys::process_start_time(pid)
+}
+
+fn header_error(e: HeaderError) -> OpenError {
+    match e {
+        HeaderError::BadMagic(m) => OpenError::Corrupt(format!(
+            "not a shmq segment (magic {m:#018x}, expected {:#018x})",
+            layout::MAGIC
+        )),
+        HeaderError::Version(v) => OpenError::Incompatible(format!(
+            "layout version {v}, this library reads version {}",
+            layout::LAYOUT_VERSION
+        )),
+        HeaderError::Kind { expected, found } => OpenError::Incompatible(match Kind::from_raw(found)
+        {
+            Some(k) => format!("the segment holds a {k}, not a {expected}"),
+            None => format!("the segment holds an unknown kind {found}, not a {expected}"),
+        }),
+        HeaderError::NotReady => OpenError::Corrupt(format!(
+            "its creator did not finish writing it within {READY_WAIT:?}"
+        )),
+        HeaderError::Corrupt(s) => OpenError::Corrupt(s),
+    }
+}
+
+fn wait_for_size(fd: &OwnedFd, what: &str) -> Result<usize, OpenError> {
+    let start = Instant::now();
+    loop {
+        let size = sys::fd_size(fd.as_fd()).map_err(|e| map_io(e, what))?;
+        if size == 0 && start.elapsed() < READY_WAIT {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        if size < HEADER_SIZE as u64 {
+            return Err(OpenError::Corrupt(format!(
+                "{what} is {size} bytes, smaller than a header ({HEADER_SIZE})"
+            )));
+        }
+        if size > layout::MAX_SEGMENT_SIZE {
+            return Err(OpenError::Corrupt(format!(
+                "{what} is {size} bytes, larger than any shmq segment"
+            )));
+        }
+        return usize::try_from(size).map_err(|_| OpenError::Corrupt("too large to map".into()));
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if let Map::Raw = self.map {
+            // SAFETY: `ptr`/`len` are the mapping made in a constructor; every reference into it
+            // borrows `self`, so none outlives this point.
+            unsafe { sys::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+/// A segment its creator has not published yet: only the creator can reach its contents (an
+/// opener waits for the header's ready state), so initialising the shared primitives in it is
+/// safe. Dereferences to [`Segment`]. Dropped unpublished, a named segment is unlinked again.
+pub struct Fresh(Option<Segment>);
+
+impl Fresh {
+    fn seg(&self) -> &Segment {
+        // Only `publish` takes the segment out, consuming `self`.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("Fresh used after publish"))
+    }
+
+    /// Initialises the robust mutex at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Corrupt`] for a bad offset, [`OpenError::Io`] if pthread refuses.
+    pub fn init_mutex(&self, offset: usize) -> Result<&RawMutex, OpenError> {
+        let m = self.seg().mutex_at(offset)?;
+        // SAFETY: the segment is unpublished, so no other thread or process uses the mutex yet.
+        unsafe { m.init()? };
+        Ok(m)
+    }
+
+    /// Initialises the ring described by `layout` (its lock and its free-slot count).
+    ///
+    /// # Errors
+    ///
+    /// As [`init_mutex`](Self::init_mutex).
+    pub fn init_ring(&self, layout: &RingLayout) -> Result<(), OpenError> {
+        let ring = self.seg().ring(layout)?;
+        // SAFETY: the segment is unpublished, so nobody else can reach the ring yet.
+        unsafe { ring.init()? };
+        Ok(())
+    }
+
+    /// Writes the header (with this process as creator) and publishes it with the ready state,
+    /// after which openers may use the segment.
+    pub fn publish(mut self, params: &Params) -> Segment {
+        let seg = self
+            .0
+            .take()
+            .unwrap_or_else(|| unreachable!("Fresh published twice"));
+        let pid = sys::getpid();
+        let start = sys::process_start_time(pid).unwrap_or(0);
+        seg.header().write(params, pid, start);
+        seg.header().publish();
+        seg
+    }
+}
+
+impl std::ops::Deref for Fresh {
+    type Target = Segment;
+    fn deref(&self) -> &Segment {
+        self.seg()
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Some(seg) = self.0.take() {
+            match &seg.backing {
+                Backing::Named(name) => drop(Segment::unlink(name)),
+                Backing::File(path) => drop(std::fs::remove_file(path)),
+                Backing::Anonymous => {}
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fresh").field(&self.0).finish()
+    }
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("backing", &self.backing)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        for ok in ["a", "shmq-1", "A.b_c-9", &"x".repeat(200)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(201), "a\0b"] {
+            assert!(
+                matches!(validate_name(bad), Err(OpenError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_recycled_pid_with_another_start_time_is_not_alive() {
+        let me = std::process::id();
+        let start = process_start_time(me).unwrap();
+        assert!(process_alive(me, start));
+        assert!(process_alive(me, 0));
+        assert!(!process_alive(me, start + 1));
+        assert!(!process_alive(0, 0));
+    }
+
+    #[test]
+    fn offsets_are_bounds_and_alignment_checked() {
+        let seg = Segment::anonymous(4096).unwrap();
+        assert!(seg.at::<AtomicU64>(4088).is_ok());
+        assert!(seg.at::<AtomicU64>(4090).is_err());
+        assert!(seg.at::<AtomicU64>(4).is_err());
+        assert!(seg.slice_at::<AtomicU64>(0, 513).is_err());
+        assert!(seg.slice_at::<AtomicU64>(usize::MAX - 3, 2).is_err());
+        assert!(matches!(
+            Segment::anonymous(10),
+            Err(OpenError::InvalidOptions(_))
+        ));
+    }
+
+    #[test]
+    fn an_unfinished_segment_is_waited_for_then_reported_and_a_foreign_one_is_corrupt() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let t = Instant::now();
+        assert!(matches!(seg.read_header(None), Err(OpenError::Corrupt(_))));
+        assert!(t.elapsed() >= READY_WAIT);
+        seg.header().magic.store(1, crate::sync::atomic::Ordering::SeqCst);
+        let e = seg.read_header(None).unwrap_err().to_string();
+        assert!(e.contains("not a shmq segment"), "{e}");
+    }
+}
