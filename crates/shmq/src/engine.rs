@@ -45,8 +45,14 @@ pub(crate) enum Fail {
     WouldBlock,
     Closed,
     Disconnected,
-    TooLarge { len: usize, max: usize },
-    TooSmall { needed: usize, available: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
+    TooSmall {
+        needed: usize,
+        available: usize,
+    },
     Corrupt(String),
 }
 
@@ -103,7 +109,10 @@ pub(crate) fn put<R>(
         if last_try {
             return Err(Fail::WouldBlock);
         }
-        if !ring.free().wait_available_sliced(wait.deadline(), how.slice) {
+        if !ring
+            .free()
+            .wait_available_sliced(wait.deadline(), how.slice)
+        {
             last_try = true;
         }
         if let Some(f) = how.recheck {
@@ -139,7 +148,10 @@ pub(crate) fn get<R>(
         if last_try {
             return Err(Fail::WouldBlock);
         }
-        if !ring.items().wait_available_sliced(wait.deadline(), how.slice) {
+        if !ring
+            .items()
+            .wait_available_sliced(wait.deadline(), how.slice)
+        {
             last_try = true;
         }
         if let Some(f) = how.recheck {
@@ -174,7 +186,10 @@ pub(crate) fn join(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
             Some(d) => d.min(now + SLEEP_SLICE),
             None => now + SLEEP_SLICE,
         };
-        ring.control().joined.0.wait_while(generation, Some(wake_at));
+        ring.control()
+            .joined
+            .0
+            .wait_while(generation, Some(wake_at));
     }
 }
 

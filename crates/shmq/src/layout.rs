@@ -406,7 +406,9 @@ pub fn check_ring_options(capacity: u64, message_size: u64) -> Result<(), String
         return Err("capacity must be at least 1".into());
     }
     if capacity > MAX_CAPACITY {
-        return Err(format!("capacity {capacity} exceeds the maximum {MAX_CAPACITY}"));
+        return Err(format!(
+            "capacity {capacity} exceeds the maximum {MAX_CAPACITY}"
+        ));
     }
     if message_size == 0 {
         return Err("message size must be at least 1".into());

@@ -322,12 +322,10 @@ impl Queue {
             )));
         }
         // Check the ring once: positions, and the lock (repairing after a dead owner).
-        seg.ring(&ring)?
-            .lock(None)
-            .map_err(|e| match e {
-                crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
-                crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
-            })?;
+        seg.ring(&ring)?.lock(None).map_err(|e| match e {
+            crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
+            crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
+        })?;
         Ok(Queue { seg, layout: ring })
     }
 
@@ -536,8 +534,12 @@ impl Queue {
             if l.len() == 0 {
                 return Ok(None);
             }
-            let f = read.take().unwrap_or_else(|| unreachable!("read is taken once"));
-            l.pop_with(f).map(|r| r.map(|r| (1, r))).map_err(Fail::Corrupt)
+            let f = read
+                .take()
+                .unwrap_or_else(|| unreachable!("read is taken once"));
+            l.pop_with(f)
+                .map(|r| r.map(|r| (1, r)))
+                .map_err(Fail::Corrupt)
         })
     }
 
@@ -611,8 +613,7 @@ impl Queue {
     ///
     /// As [`try_get`](Self::try_get).
     pub fn try_get_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, TryGetError> {
-        self.get_with_impl(read, Wait::Never)
-            .map_err(try_get_error)
+        self.get_with_impl(read, Wait::Never).map_err(try_get_error)
     }
 
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
@@ -651,8 +652,7 @@ impl Queue {
     ///
     /// As [`try_get`](Self::try_get), plus `BufferTooSmall`.
     pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize, TryGetError> {
-        self.get_into_impl(buf, Wait::Never)
-            .map_err(try_get_error)
+        self.get_into_impl(buf, Wait::Never).map_err(try_get_error)
     }
 
     /// [`get_into`](Self::get_into), waiting until `deadline` at most.

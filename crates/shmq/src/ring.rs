@@ -80,7 +80,11 @@ impl<'a> Ring<'a> {
     /// for `'a`, that every thread and process touches only while holding `ctrl.lock`;
     /// `layout.stride` must be at least `SLOT_HEADER + layout.message_size` and a multiple of 8,
     /// and `slots` 8-aligned.
-    pub(crate) unsafe fn new(ctrl: &'a RingControl, slots: NonNull<u8>, layout: &RingLayout) -> Self {
+    pub(crate) unsafe fn new(
+        ctrl: &'a RingControl,
+        slots: NonNull<u8>,
+        layout: &RingLayout,
+    ) -> Self {
         Ring {
             ctrl,
             slots,
@@ -334,7 +338,10 @@ impl Locked<'_, '_> {
 
     /// Lets `fill` write the next message into the slot (up to `message_size` bytes) and return
     /// its length, then publishes it. A length over the slot size publishes nothing.
-    pub(crate) fn push_with(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<(), PushFail> {
+    pub(crate) fn push_with(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), PushFail> {
         self.can_push()?;
         let max = self.ring.message_size;
         let slot = self.ring.slot(self.tail);
@@ -412,7 +419,10 @@ impl Locked<'_, '_> {
     }
 
     /// Hands the oldest message to `read` and removes it; `None` if the ring is empty.
-    pub(crate) fn pop_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, String> {
+    pub(crate) fn pop_with<R>(
+        &mut self,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, String> {
         let Some(len) = self.front_len()? else {
             return Ok(None);
         };
@@ -561,7 +571,10 @@ mod tests {
             3
         })
         .unwrap();
-        assert_eq!(l.push_with(|_| 5), Err(PushFail::TooLarge { len: 5, max: 4 }));
+        assert_eq!(
+            l.push_with(|_| 5),
+            Err(PushFail::TooLarge { len: 5, max: 4 })
+        );
         assert_eq!(l.len(), 1);
         assert_eq!(l.pop_with(|m| m.to_vec()).unwrap(), Some(b"xyz".to_vec()));
     }
@@ -628,6 +641,10 @@ mod tests {
         let mut l = ring.lock(None).unwrap();
         // SAFETY: test only; corrupt the length field of slot 0 under the lock.
         unsafe { ring.slot(0).cast::<u32>().write(1000) };
-        assert!(l.pop_with(|m| m.len()).unwrap_err().contains("claims 1000 bytes"));
+        assert!(
+            l.pop_with(|m| m.len())
+                .unwrap_err()
+                .contains("claims 1000 bytes")
+        );
     }
 }

@@ -18,7 +18,9 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::error::OpenError;
-use crate::layout::{self, HEADER_SIZE, Header, HeaderError, Kind, Params, RingControl, RingLayout};
+use crate::layout::{
+    self, HEADER_SIZE, Header, HeaderError, Kind, Params, RingControl, RingLayout,
+};
 use crate::ring::Ring;
 use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::{FutexWord, RawMutex, Semaphore};
@@ -499,11 +501,12 @@ fn header_error(e: HeaderError) -> OpenError {
             "layout version {v}, this library reads version {}",
             layout::LAYOUT_VERSION
         )),
-        HeaderError::Kind { expected, found } => OpenError::Incompatible(match Kind::from_raw(found)
-        {
-            Some(k) => format!("the segment holds a {k}, not a {expected}"),
-            None => format!("the segment holds an unknown kind {found}, not a {expected}"),
-        }),
+        HeaderError::Kind { expected, found } => {
+            OpenError::Incompatible(match Kind::from_raw(found) {
+                Some(k) => format!("the segment holds a {k}, not a {expected}"),
+                None => format!("the segment holds an unknown kind {found}, not a {expected}"),
+            })
+        }
         HeaderError::NotReady => OpenError::Corrupt(format!(
             "its creator did not finish writing it within {READY_WAIT:?}"
         )),
@@ -551,7 +554,9 @@ pub struct Fresh(Option<Segment>);
 impl Fresh {
     fn seg(&self) -> &Segment {
         // Only `publish` takes the segment out, consuming `self`.
-        self.0.as_ref().unwrap_or_else(|| unreachable!("Fresh used after publish"))
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("Fresh used after publish"))
     }
 
     /// Initialises the robust mutex at `offset`.
@@ -674,7 +679,9 @@ mod tests {
         let t = Instant::now();
         assert!(matches!(seg.read_header(None), Err(OpenError::Corrupt(_))));
         assert!(t.elapsed() >= READY_WAIT);
-        seg.header().magic.store(1, crate::sync::atomic::Ordering::SeqCst);
+        seg.header()
+            .magic
+            .store(1, crate::sync::atomic::Ordering::SeqCst);
         let e = seg.read_header(None).unwrap_err().to_string();
         assert!(e.contains("not a shmq segment"), "{e}");
     }

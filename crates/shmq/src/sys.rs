@@ -37,11 +37,7 @@ pub(crate) fn shm_open(name: &CStr, flags: libc::c_int, mode: u32) -> io::Result
         // SAFETY: `name` is a valid NUL-terminated string; shm_open reads it and returns a new fd.
         #[allow(clippy::disallowed_methods)]
         let fd = cvt(unsafe {
-            libc::shm_open(
-                name.as_ptr(),
-                flags | libc::O_CLOEXEC,
-                mode as libc::mode_t,
-            )
+            libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::mode_t)
         })?;
         // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })

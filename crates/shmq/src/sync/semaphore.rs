@@ -219,9 +219,7 @@ impl Semaphore {
 
     /// Sets state bits (no wake-up; see [`wake_all`](Self::wake_all)).
     pub fn set_flags(&self, flags: u32) {
-        self.futex
-            .word
-            .fetch_or(flags & !Self::COUNT_MASK, SeqCst);
+        self.futex.word.fetch_or(flags & !Self::COUNT_MASK, SeqCst);
     }
 
     /// Takes one unit, waiting until there is one, a state bit is set or `deadline` passes.

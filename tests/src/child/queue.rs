@@ -1,0 +1,185 @@
+//! Roles over a [`shmq::Queue`].
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use shmq::{GetError, Queue};
+
+use crate::{arg, say};
+
+/// The stress message: producer id, sequence number, and a checksum of both (24 bytes).
+pub(crate) fn stress_message(id: u32, seq: u32) -> [u8; 24] {
+    let mut m = [0u8; 24];
+    m[..4].copy_from_slice(&id.to_le_bytes());
+    m[4..8].copy_from_slice(&seq.to_le_bytes());
+    m[8..16].copy_from_slice(&checksum(id, seq).to_le_bytes());
+    m[16..24].copy_from_slice(&(!checksum(seq, id)).to_le_bytes());
+    m
+}
+
+fn checksum(a: u32, b: u32) -> u64 {
+    // FNV-1a over the 8 bytes.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in a.to_le_bytes().into_iter().chain(b.to_le_bytes()) {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Checks a stress message; returns (producer, seq).
+pub(crate) fn check_stress(m: &[u8]) -> Option<(u32, u32)> {
+    if m.len() != 24 {
+        return None;
+    }
+    let id = u32::from_le_bytes(m[..4].try_into().ok()?);
+    let seq = u32::from_le_bytes(m[4..8].try_into().ok()?);
+    (m == stress_message(id, seq)).then_some((id, seq))
+}
+
+fn open(name: &str) -> Queue {
+    Queue::open(name).unwrap_or_else(|e| {
+        eprintln!("shmq-child: open {name}: {e}");
+        std::process::exit(65)
+    })
+}
+
+/// Runs a queue role, or returns `None` if `role` is not one.
+pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
+    let name = args.first().map(String::as_str).unwrap_or("");
+    Some(match role {
+        // put "ID:i" for i in 0..COUNT
+        "q-producer" => {
+            let q = open(name);
+            let (id, count): (u32, u32) = (arg(args, 1), arg(args, 2));
+            for i in 0..count {
+                q.put(format!("{id}:{i}")).expect("put");
+            }
+            ExitCode::SUCCESS
+        }
+        // get until Closed, one line per message
+        "q-consumer" => {
+            let q = open(name);
+            loop {
+                match q.get() {
+                    Ok(m) => say(String::from_utf8_lossy(&m)),
+                    Err(GetError::Closed) => break ExitCode::SUCCESS,
+                    Err(e) => panic!("get: {e}"),
+                }
+            }
+        }
+        // put "ID:i" for i in 0..COUNT, then join; prints "joined"
+        "q-join-producer" => {
+            let q = open(name);
+            let (id, count): (u32, u32) = (arg(args, 1), arg(args, 2));
+            for i in 0..count {
+                q.put(format!("{id}:{i}")).expect("put");
+            }
+            q.join().expect("join");
+            say("joined");
+            ExitCode::SUCCESS
+        }
+        // get and task_done until Closed, one line per message
+        "q-join-consumer" => {
+            let q = open(name);
+            loop {
+                match q.get() {
+                    Ok(m) => {
+                        say(String::from_utf8_lossy(&m));
+                        q.task_done().expect("task_done");
+                    }
+                    Err(GetError::Closed) => break ExitCode::SUCCESS,
+                    Err(e) => panic!("get: {e}"),
+                }
+            }
+        }
+        // put COUNT stress messages of producer ID
+        "q-stress-producer" => {
+            let q = open(name);
+            let (id, count): (u32, u32) = (arg(args, 1), arg(args, 2));
+            for seq in 0..count {
+                q.put(stress_message(id, seq)).expect("put");
+            }
+            ExitCode::SUCCESS
+        }
+        // get until Closed; checks each message and each producer's order; writes (id, seq)
+        // pairs as little-endian u32s to stdout
+        "q-stress-consumer" => {
+            let q = open(name);
+            let mut last: Vec<Option<u32>> = Vec::new();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut buf = [0u8; 64];
+            loop {
+                match q.get_into(&mut buf) {
+                    Ok(n) => {
+                        let Some((id, seq)) = check_stress(&buf[..n]) else {
+                            eprintln!("shmq-child: corrupt message {:?}", &buf[..n]);
+                            return Some(ExitCode::from(2));
+                        };
+                        let i = id as usize;
+                        if last.len() <= i {
+                            last.resize(i + 1, None);
+                        }
+                        if last[i].is_some_and(|l| l >= seq) {
+                            eprintln!(
+                                "shmq-child: producer {id} out of order: {seq} after {:?}",
+                                last[i]
+                            );
+                            return Some(ExitCode::from(3));
+                        }
+                        last[i] = Some(seq);
+                        out.write_all(&id.to_le_bytes()).expect("write");
+                        out.write_all(&seq.to_le_bytes()).expect("write");
+                    }
+                    Err(GetError::Closed) => break,
+                    Err(e) => panic!("get: {e}"),
+                }
+            }
+            out.flush().expect("flush");
+            ExitCode::SUCCESS
+        }
+        // one blocking get, printed
+        "q-getter" => {
+            let q = open(name);
+            say("ready");
+            let m = q.get().expect("get");
+            say(String::from_utf8_lossy(&m));
+            ExitCode::SUCCESS
+        }
+        // open_or_create NAME CAPACITY SIZE, then put ID
+        "q-open-or-create" => {
+            let (cap, size, id): (usize, usize, u32) = (arg(args, 1), arg(args, 2), arg(args, 3));
+            let opts = shmq::Options {
+                capacity: cap,
+                message_size: size,
+                ..Default::default()
+            };
+            let q = Queue::open_or_create(name, &opts).expect("open_or_create");
+            q.put(id.to_string()).expect("put");
+            ExitCode::SUCCESS
+        }
+        // dies (SIGKILL from the parent) inside the critical section of a put, half-way
+        // through writing the payload
+        #[cfg(feature = "crash-points")]
+        "crash-in-put" => {
+            let q = open(name);
+            let _ = q.put_with(|buf| {
+                buf[..7].copy_from_slice(b"partial");
+                say("holding");
+                crate::hang()
+            });
+            ExitCode::from(1)
+        }
+        // dies inside the critical section of a get, after reading the message
+        #[cfg(feature = "crash-points")]
+        "crash-in-get" => {
+            let q = open(name);
+            let _ = q.get_with(|m| {
+                say(format!("holding {}", String::from_utf8_lossy(m)));
+                crate::hang()
+            });
+            ExitCode::from(1)
+        }
+        _ => return None,
+    })
+}
