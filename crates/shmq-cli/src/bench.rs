@@ -1,0 +1,340 @@
+//! `shmq bench`: runs a chosen set of [`workload`](crate::workload)s and turns them into rows
+//! with messages/s, MB/s and the ratio to the OS pipe measured in the same run.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::workload::{Launcher, Mechanism, PIPE_BUF, PingOver, ShmqApi, Transfer, ping_pong};
+
+/// A family of workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// 1 producer process → 1 consumer process.
+    Spsc,
+    /// N producer processes → N consumer processes on one queue or pipe.
+    Mpmc,
+    /// Ping-pong round trips between two processes.
+    Rtt,
+}
+
+impl Workload {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Spsc => "spsc",
+            Workload::Mpmc => "mpmc",
+            Workload::Rtt => "rtt",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Message sizes in bytes (MPMC and round trips use those up to `PIPE_BUF`).
+    pub sizes: Vec<usize>,
+    /// A fixed number of messages (round trips) per row; `None` sizes each row to `duration`.
+    pub messages: Option<u64>,
+    /// How long each row should take when `messages` is `None` (after a short pilot run).
+    pub duration: Duration,
+    /// The workload families.
+    pub workloads: Vec<Workload>,
+    /// Messages per `put_many`/`get_many_with` in the batch rows.
+    pub batch: usize,
+    /// Processes per side in the MPMC rows.
+    pub processes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sizes: vec![64, 65536],
+            messages: None,
+            duration: Duration::from_millis(500),
+            workloads: vec![Workload::Spsc, Workload::Mpmc, Workload::Rtt],
+            batch: 64,
+            processes: 4,
+        }
+    }
+}
+
+/// One measured row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// `shmq`, `shmq-batch`, `shmq-zero-copy`, `pipe` or `socket`.
+    pub mechanism: String,
+    /// `spsc`, `mpmc` or `rtt`.
+    pub workload: String,
+    /// Bytes per message.
+    pub size: usize,
+    /// Processes per side.
+    pub processes: usize,
+    /// Messages (round trips) timed.
+    pub messages: u64,
+    /// Messages (round trips) per second.
+    pub msgs_per_sec: f64,
+    /// Payload megabytes (10^6 bytes) per second, one way.
+    pub mb_per_sec: f64,
+    /// `msgs_per_sec` over the pipe's in the same workload and size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_pipe: Option<f64>,
+    /// Median round trip in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<f64>,
+    /// 99th percentile round trip in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+    /// `p50_us` over the pipe's (lower is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ratio_to_pipe: Option<f64>,
+}
+
+/// One planned row.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Transfer(Transfer),
+    Ping { over: PingOver, size: usize },
+}
+
+impl Plan {
+    fn run(self, launcher: &Launcher, count: u64) -> Result<Row> {
+        match self {
+            Plan::Transfer(mut t) => {
+                t.count = count;
+                let elapsed = t.run(launcher)?.as_secs_f64();
+                let rate = count as f64 / elapsed;
+                Ok(Row {
+                    mechanism: t.mechanism.name().into(),
+                    workload: if t.producers > 1 {
+                        Workload::Mpmc.name().into()
+                    } else {
+                        Workload::Spsc.name().into()
+                    },
+                    size: t.size,
+                    processes: t.producers,
+                    messages: count,
+                    msgs_per_sec: rate,
+                    mb_per_sec: rate * t.size as f64 / 1e6,
+                    ratio_to_pipe: None,
+                    p50_us: None,
+                    p99_us: None,
+                    p50_ratio_to_pipe: None,
+                })
+            }
+            Plan::Ping { over, size } => {
+                let warmup = (count / 10).clamp(1, 1000);
+                let r = ping_pong(launcher, over, size, warmup, count)?;
+                let rate = r.count as f64 / (r.elapsed_ns as f64 / 1e9);
+                Ok(Row {
+                    mechanism: over.name().into(),
+                    workload: Workload::Rtt.name().into(),
+                    size,
+                    processes: 1,
+                    messages: r.count,
+                    msgs_per_sec: rate,
+                    mb_per_sec: rate * size as f64 / 1e6,
+                    ratio_to_pipe: None,
+                    p50_us: Some(r.p50_ns as f64 / 1e3),
+                    p99_us: Some(r.p99_ns as f64 / 1e3),
+                    p50_ratio_to_pipe: None,
+                })
+            }
+        }
+    }
+}
+
+fn plan(cfg: &Config) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    let transfer = |mechanism, size, processes| {
+        Plan::Transfer(Transfer {
+            mechanism,
+            size,
+            count: 0,
+            producers: processes,
+            consumers: processes,
+        })
+    };
+    let small = cfg.sizes.iter().copied().filter(|&s| s <= PIPE_BUF);
+    for w in &cfg.workloads {
+        match w {
+            Workload::Spsc => {
+                for &size in &cfg.sizes {
+                    for m in [
+                        Mechanism::Shmq(ShmqApi::Single),
+                        Mechanism::Shmq(ShmqApi::Batch(cfg.batch)),
+                        Mechanism::Shmq(ShmqApi::ZeroCopy),
+                        Mechanism::Pipe,
+                        Mechanism::Socket,
+                    ] {
+                        plans.push(transfer(m, size, 1));
+                    }
+                }
+            }
+            Workload::Mpmc => {
+                for size in small.clone() {
+                    for m in [Mechanism::Shmq(ShmqApi::Single), Mechanism::Pipe] {
+                        plans.push(transfer(m, size, cfg.processes));
+                    }
+                }
+            }
+            Workload::Rtt => {
+                for size in small.clone() {
+                    for over in [PingOver::Shmq, PingOver::Pipe, PingOver::Socket] {
+                        plans.push(Plan::Ping { over, size });
+                    }
+                }
+            }
+        }
+    }
+    plans
+}
+
+/// How many rows `cfg` makes (for a progress bar).
+pub fn row_count(cfg: &Config) -> usize {
+    plan(cfg).len()
+}
+
+/// Runs every row of `cfg`, calling `progress` with each finished row, and fills in the ratios
+/// to the pipe.
+///
+/// # Errors
+///
+/// The first workload that fails (a failed child or a wrong count or checksum).
+pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for p in plan(cfg) {
+        let count = match cfg.messages {
+            Some(n) => n.max(1),
+            None => {
+                // A pilot run of about 1/20 of the duration at a guessed rate, then scale.
+                let pilot = p.run(launcher, pilot_count(p))?;
+                let target = pilot.msgs_per_sec * cfg.duration.as_secs_f64();
+                (target as u64).clamp(100, 50_000_000)
+            }
+        };
+        let row = p.run(launcher, count)?;
+        progress(&row);
+        rows.push(row);
+    }
+    add_ratios(&mut rows);
+    Ok(rows)
+}
+
+fn pilot_count(p: Plan) -> u64 {
+    match p {
+        Plan::Transfer(t) if t.size >= 16384 => 2_000,
+        Plan::Transfer(_) => 20_000,
+        Plan::Ping { .. } => 2_000,
+    }
+}
+
+/// Fills `ratio_to_pipe` (and `p50_ratio_to_pipe` for round trips) from the pipe row of the
+/// same workload and size.
+pub fn add_ratios(rows: &mut [Row]) {
+    let pipes: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.mechanism == "pipe")
+        .cloned()
+        .collect();
+    for r in rows.iter_mut() {
+        if let Some(p) = pipes
+            .iter()
+            .find(|p| p.workload == r.workload && p.size == r.size)
+        {
+            r.ratio_to_pipe = Some(r.msgs_per_sec / p.msgs_per_sec);
+            if let (Some(a), Some(b)) = (r.p50_us, p.p50_us) {
+                r.p50_ratio_to_pipe = Some(a / b);
+            }
+        }
+    }
+}
+
+/// The rows as an aligned text table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "work",
+        "mechanism",
+        "size",
+        "procs",
+        "messages",
+        "msgs/s",
+        "MB/s",
+        "x pipe",
+        "p50 us",
+        "p99 us",
+        "p50/pipe"
+    );
+    let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>9} {:>9} {:>9}",
+            r.workload,
+            r.mechanism,
+            r.size,
+            r.processes,
+            r.messages,
+            r.msgs_per_sec,
+            r.mb_per_sec,
+            opt(r.ratio_to_pipe, 2),
+            opt(r.p50_us, 1),
+            opt(r.p99_us, 1),
+            opt(r.p50_ratio_to_pipe, 2),
+        );
+    }
+    out
+}
+
+/// The rows as JSON, one object per line.
+///
+/// # Errors
+///
+/// Never in practice (the rows are plain data).
+pub fn json_lines(rows: &[Row]) -> Result<String> {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&serde_json::to_string(r)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_plan_covers_the_issue_rows() {
+        let cfg = Config::default();
+        // spsc: 5 mechanisms x 2 sizes; mpmc: 2 x 64 B; rtt: 3 x 64 B.
+        assert_eq!(row_count(&cfg), 10 + 2 + 3);
+    }
+
+    #[test]
+    fn ratios_are_relative_to_the_pipe_of_the_same_row() {
+        let row = |m: &str, rate: f64| Row {
+            mechanism: m.into(),
+            workload: "spsc".into(),
+            size: 64,
+            processes: 1,
+            messages: 1,
+            msgs_per_sec: rate,
+            mb_per_sec: 0.0,
+            ratio_to_pipe: None,
+            p50_us: None,
+            p99_us: None,
+            p50_ratio_to_pipe: None,
+        };
+        let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0)];
+        add_ratios(&mut rows);
+        assert_eq!(rows[0].ratio_to_pipe, Some(3.0));
+        assert_eq!(rows[1].ratio_to_pipe, Some(1.0));
+        assert!(json_lines(&rows).unwrap().contains("\"ratio_to_pipe\":3.0"));
+    }
+}

@@ -1,0 +1,115 @@
+//! `shmq bench`: the cross-process comparison with OS pipes and Unix sockets.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use shmq_cli::bench::{self, Config, Workload};
+use shmq_cli::workload::{Launcher, MIN_SIZE};
+
+/// Workload families on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WorkloadArg {
+    /// 1 producer process → 1 consumer process.
+    Spsc,
+    /// N producers → N consumers on one queue (see --processes).
+    Mpmc,
+    /// Ping-pong round trips (p50/p99).
+    Rtt,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Message sizes in bytes, comma-separated (MPMC and round trips use those ≤ 4096).
+    #[arg(long, value_delimiter = ',', default_value = "64,65536")]
+    sizes: Vec<usize>,
+    /// Messages (round trips) per row; without it each row is sized to --duration.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Target duration of each row, e.g. 500ms or 2s (ignored with --messages).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    duration: Duration,
+    /// Workload families to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "spsc,mpmc,rtt")]
+    workloads: Vec<WorkloadArg>,
+    /// Messages per batch in the shmq-batch rows.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Processes per side in the MPMC rows.
+    #[arg(long, default_value_t = 4)]
+    processes: usize,
+    /// Print one JSON object per row instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 500ms or 2s)"))?;
+    let secs = match unit {
+        "s" => v,
+        "ms" => v / 1e3,
+        "us" => v / 1e6,
+        _ => return Err(format!("invalid duration unit {unit:?} (use s, ms or us)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    if let Some(&s) = args.sizes.iter().find(|&&s| s < MIN_SIZE) {
+        bail!("message size {s} is below the minimum of {MIN_SIZE} bytes");
+    }
+    if args.batch == 0 || args.processes == 0 {
+        bail!("--batch and --processes must be at least 1");
+    }
+    let mut workloads: Vec<Workload> = args
+        .workloads
+        .iter()
+        .map(|w| match w {
+            WorkloadArg::Spsc => Workload::Spsc,
+            WorkloadArg::Mpmc => Workload::Mpmc,
+            WorkloadArg::Rtt => Workload::Rtt,
+        })
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    let cfg = Config {
+        sizes: args.sizes.clone(),
+        messages: args.messages,
+        duration: args.duration,
+        workloads,
+        batch: args.batch,
+        processes: args.processes,
+    };
+    let launcher = Launcher::current_exe(&["child"])?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(bench::row_count(&cfg) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let rows = bench::run(&cfg, &launcher, |r| {
+        if let Some(b) = &bar {
+            b.set_message(format!("{} {} {} B", r.workload, r.mechanism, r.size));
+            b.inc(1);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let rows = rows?;
+    if args.json {
+        print!("{}", bench::json_lines(&rows)?);
+    } else {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(())
+}
