@@ -585,7 +585,8 @@ fn socket_consume(size: usize) -> Result<Tally> {
     }
 }
 
-/// One side of a ping-pong connection.
+/// One side of a ping-pong connection (one per process, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Link {
     Shmq {
         tx: Queue,
@@ -982,7 +983,7 @@ impl Transfer {
                 } else {
                     Framing::LengthPrefixed
                 };
-                let (r, w) = std::io::pipe()?;
+                let (r, w) = os_pipe()?;
                 for _ in 0..self.consumers {
                     let role = Role::PipeConsumer {
                         framing,
@@ -1075,6 +1076,12 @@ fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// An OS pipe `(read end, write end)`, close-on-exec (a child gets an end only as its stdio).
+fn os_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::pipe::{PipeFlags, pipe_with};
+    Ok(pipe_with(PipeFlags::CLOEXEC)?)
+}
+
 fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
     Ok(socketpair(
@@ -1150,8 +1157,8 @@ pub fn ping_pong(
             return finish_ping(client, echo, (ping, pong));
         }
         PingOver::Pipe => {
-            let (to_echo_r, to_echo_w) = std::io::pipe()?;
-            let (to_client_r, to_client_w) = std::io::pipe()?;
+            let (to_echo_r, to_echo_w) = os_pipe()?;
+            let (to_client_r, to_client_w) = os_pipe()?;
             let echo = launcher.spawn(
                 &Role::PingEcho {
                     transport: Transport::Pipe,
