@@ -46,6 +46,10 @@ pub struct Config {
     pub batch: usize,
     /// Processes per side in the MPMC rows.
     pub processes: usize,
+    /// Runs of every row; each row reports its median run. The runs are interleaved (every row
+    /// once, then every row again), so that a burst of noise on the machine hits all mechanisms
+    /// rather than one.
+    pub repeat: usize,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             workloads: vec![Workload::Spsc, Workload::Mpmc, Workload::Rtt],
             batch: 64,
             processes: 4,
+            repeat: 3,
         }
     }
 }
@@ -192,9 +197,14 @@ fn plan(cfg: &Config) -> Vec<Plan> {
     plans
 }
 
-/// How many rows `cfg` makes (for a progress bar).
+/// How many rows `cfg` makes.
 pub fn row_count(cfg: &Config) -> usize {
     plan(cfg).len()
+}
+
+/// How many timed runs `cfg` makes (for a progress bar).
+pub fn run_count(cfg: &Config) -> usize {
+    row_count(cfg) * cfg.repeat.max(1)
 }
 
 /// Runs every row of `cfg`, calling `progress` with each finished row, and fills in the ratios
@@ -204,23 +214,48 @@ pub fn row_count(cfg: &Config) -> usize {
 ///
 /// The first workload that fails (a failed child or a wrong count or checksum).
 pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for p in plan(cfg) {
-        let count = match cfg.messages {
+    let plans = plan(cfg);
+    let mut counts = Vec::with_capacity(plans.len());
+    for &p in &plans {
+        counts.push(match cfg.messages {
             Some(n) => n.max(1),
             None => {
-                // A pilot run of about 1/20 of the duration at a guessed rate, then scale.
+                // A short pilot run at a guessed count, then scale to the duration.
                 let pilot = p.run(launcher, pilot_count(p))?;
                 let target = pilot.msgs_per_sec * cfg.duration.as_secs_f64();
                 (target as u64).clamp(100, 50_000_000)
             }
-        };
-        let row = p.run(launcher, count)?;
-        progress(&row);
-        rows.push(row);
+        });
     }
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); plans.len()];
+    for _ in 0..cfg.repeat.max(1) {
+        for (i, &p) in plans.iter().enumerate() {
+            let row = p.run(launcher, counts[i])?;
+            progress(&row);
+            runs[i].push(row);
+        }
+    }
+    let mut rows: Vec<Row> = runs.into_iter().map(median).collect();
     add_ratios(&mut rows);
     Ok(rows)
+}
+
+/// The run with the median rate (for round trips, the median p50 and p99 of the runs).
+fn median(mut runs: Vec<Row>) -> Row {
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let p50 = runs.iter().filter_map(|r| r.p50_us).collect::<Vec<_>>();
+    let p99 = runs.iter().filter_map(|r| r.p99_us).collect::<Vec<_>>();
+    runs.sort_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec));
+    let n = runs.len();
+    let mut row = runs.swap_remove(n / 2);
+    if !p50.is_empty() {
+        row.p50_us = Some(mid(p50));
+        row.p99_us = Some(mid(p99));
+    }
+    row
 }
 
 fn pilot_count(p: Plan) -> u64 {

@@ -39,6 +39,9 @@ pub(crate) struct Args {
     /// Processes per side in the MPMC rows.
     #[arg(long, default_value_t = 4)]
     processes: usize,
+    /// Runs of every row (interleaved); each row reports its median run.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     json: bool,
@@ -65,8 +68,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     if let Some(&s) = args.sizes.iter().find(|&&s| s < MIN_SIZE) {
         bail!("message size {s} is below the minimum of {MIN_SIZE} bytes");
     }
-    if args.batch == 0 || args.processes == 0 {
-        bail!("--batch and --processes must be at least 1");
+    if args.batch == 0 || args.processes == 0 || args.repeat == 0 {
+        bail!("--batch, --processes and --repeat must be at least 1");
     }
     let mut workloads: Vec<Workload> = args
         .workloads
@@ -86,10 +89,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         workloads,
         batch: args.batch,
         processes: args.processes,
+        repeat: args.repeat,
     };
     let launcher = Launcher::current_exe(&["child"])?;
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(bench::row_count(&cfg) as u64);
+        let bar = indicatif::ProgressBar::new(bench::run_count(&cfg) as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
