@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crossbeam_utils::Backoff;
 
+use super::semaphore::POLL_FOR;
 use crate::sys::{self, LockFail, Locked};
 
 /// A robust, process-shared pthread mutex that lives inside a shared segment.
@@ -125,7 +126,7 @@ impl RawMutex {
     /// [`LockError::NotRecoverable`] after an unrepaired owner death, [`LockError::Deadlock`]
     /// when this thread holds it already, [`LockError::Io`] for anything else.
     pub fn lock(&self) -> Result<MutexGuard<'_>, LockError> {
-        if let Some(g) = self.spin()? {
+        if let Some(g) = self.spin(None)? {
             return Ok(g);
         }
         // SAFETY: as in `try_lock`.
@@ -139,7 +140,7 @@ impl RawMutex {
     ///
     /// [`LockError::WouldBlock`] when the deadline passes, and the errors of [`lock`](Self::lock).
     pub fn lock_until(&self, deadline: Instant) -> Result<MutexGuard<'_>, LockError> {
-        if let Some(g) = self.spin()? {
+        if let Some(g) = self.spin(Some(deadline))? {
             return Ok(g);
         }
         // SAFETY: as in `try_lock`.
@@ -147,20 +148,29 @@ impl RawMutex {
         Ok(self.guard(l))
     }
 
-    /// A few rounds of `try_lock` with exponential backoff: a futex sleep and wake-up cost
-    /// microseconds, while critical sections here are a copy of one message.
-    fn spin(&self) -> Result<Option<MutexGuard<'_>>, LockError> {
+    /// Rounds of `try_lock` with exponential backoff, then yielding the CPU, for up to
+    /// [`POLL_FOR`] in all: a futex sleep and wake-up cost microseconds (tens across CPUs of a
+    /// virtual machine), while critical sections here are a copy of one message or a batch.
+    /// Never polls past `deadline`.
+    fn spin(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard<'_>>, LockError> {
         let backoff = Backoff::new();
+        let mut poll_until = None;
         loop {
             match self.try_lock() {
                 Ok(g) => return Ok(Some(g)),
                 Err(LockError::WouldBlock) => {}
                 Err(e) => return Err(e),
             }
-            if backoff.is_completed() {
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let now = Instant::now();
+            let until = *poll_until.get_or_insert(now + POLL_FOR);
+            if now >= until || deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
-            backoff.snooze();
+            std::thread::yield_now();
         }
     }
 }

@@ -136,6 +136,15 @@ pub struct Semaphore {
 /// by a process that was then killed is recovered within this time.
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(200);
 
+/// How long a waiter keeps polling (spinning, then yielding the CPU) before it sleeps in the
+/// kernel. A `FUTEX_WAKE` that has to reach a sleeping process on the other CPU costs tens of
+/// microseconds on a virtual machine (a pipe round trip measured 40 µs at p50 on the 2-core VM of
+/// `docs/benchmarks.md`), while the other side of a queue usually answers within a few: polling
+/// this long turns most waits into a cache-line transfer. Yielding rather than spinning after
+/// the first microseconds hands the CPU to the peer when both share one core. See
+/// `docs/protocol.md`, "Spinning and parking".
+pub(crate) const POLL_FOR: Duration = Duration::from_micros(50);
+
 impl Semaphore {
     /// Mask of the count bits.
     pub const COUNT_MASK: u32 = (1 << 30) - 1;
@@ -243,7 +252,8 @@ impl Semaphore {
     }
 
     /// Waits, without taking anything, until the count is non-zero or a state bit is set;
-    /// returns false if `deadline` passed first. Spins briefly before sleeping, and sleeps at most
+    /// returns false if `deadline` passed first. Spins briefly, then yields the CPU for up to
+    /// [`POLL_FOR`] (50 µs) before sleeping, and sleeps at most
     /// one slice (200 ms) at a time so that a lost wake-up costs a delay, never a hang.
     pub fn wait_available(&self, deadline: Option<Instant>) -> bool {
         self.wait_available_sliced(deadline, SLEEP_SLICE)
@@ -252,6 +262,7 @@ impl Semaphore {
     /// [`wait_available`](Self::wait_available) with a chosen sleep slice.
     pub(crate) fn wait_available_sliced(&self, deadline: Option<Instant>, slice: Duration) -> bool {
         let backoff = Backoff::new();
+        let mut poll_until = None;
         loop {
             let w = self.futex.load();
             if w != 0 {
@@ -261,7 +272,9 @@ impl Semaphore {
             if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
-            if backoff.is_completed() {
+            if backoff.is_completed() && now < *poll_until.get_or_insert(now + POLL_FOR) {
+                std::thread::yield_now();
+            } else if backoff.is_completed() {
                 let wake_at = match deadline {
                     Some(d) => d.min(now + slice),
                     None => now + slice,
