@@ -52,6 +52,7 @@
 mod engine;
 mod error;
 pub mod layout;
+mod pipe;
 mod queue;
 mod ring;
 pub mod segment;
@@ -59,9 +60,11 @@ pub mod sync;
 mod sys;
 
 pub use error::{
-    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
-    TryGetError, TryPutError,
+    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, RecvError,
+    RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
+    TryRecvError, TrySendError,
 };
+pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd};
 pub use queue::{Options, Queue};
 pub use segment::{Backing, CreationMode, Fresh, Segment};
 pub use sync::{LockError, MutexGuard, RawMutex};
