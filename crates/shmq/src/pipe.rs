@@ -797,10 +797,10 @@ impl PipeEnd {
     /// use shmq::{Options, Pipe, RecvError};
     /// let name = format!("shmq-doc-pipe-recv-{}", std::process::id());
     /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
-    /// let t = std::thread::spawn(move || -> Result<(), shmq::SendError<&'static [u8]>> {
-    ///     b.send(b"late")?;
-    ///     b.close().ok();
-    ///     Ok(())
+    /// let t = std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    ///     b.send(b"late").map_err(|e| e.to_string())?;
+    ///     b.close().map_err(|e| e.to_string()) // the other end's recv sees end-of-file
     /// });
     /// assert_eq!(a.recv()?, b"late");
     /// assert_eq!(a.recv(), Err(RecvError::Disconnected));
