@@ -1193,7 +1193,7 @@ mod tests {
     }
 
     #[test]
-    fn close_wakes_a_blocked_receiver_and_a_blocked_sender_at_once() {
+    fn close_wakes_a_blocked_receiver_and_a_blocked_sender() {
         let (a, b) = pipe(true);
         let a = Arc::new(a);
         let a2 = Arc::clone(&a);
@@ -1235,6 +1235,30 @@ mod tests {
         assert_eq!(rx.recv().unwrap(), b"fine");
         drop(rx);
         assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(_))));
+    }
+
+    #[test]
+    fn an_owner_that_died_holding_the_table_lock_is_repaired_after() {
+        let (a, b) = pipe(true);
+        let t = a.table();
+        // Like a process killed half-way through registering: `start` written, `tag` not, and
+        // the lock still held when its thread ends.
+        let half = (0..PIPE_HOLDERS)
+            .find(|&i| t.tag(i).load(SeqCst) == 0)
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let guard = t.lock().unwrap();
+                t.start(half).store(12345, SeqCst);
+                std::mem::forget(guard);
+            });
+        });
+        // The next table operation (b's release) repairs the lock and goes on; the half-written
+        // entry never counted as a holder.
+        drop(b);
+        assert_eq!(a.try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(t.held(), End::A.bit());
+        assert!(!t.lock().unwrap().owner_died());
     }
 
     #[test]
