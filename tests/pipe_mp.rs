@@ -238,6 +238,7 @@ fn three_processes_send_on_one_end_concurrently() {
     drop(b);
     let mut next: BTreeMap<u32, u32> = BTreeMap::new();
     let mut buf = vec![0u8; SIZE];
+    let (mut last_id, mut switches) = (u32::MAX, 0u32);
     let t = Instant::now();
     loop {
         let n = match a.recv_into(&mut buf) {
@@ -249,6 +250,10 @@ fn three_processes_send_on_one_end_concurrently() {
         let id = u32::from_le_bytes(m[..4].try_into().unwrap());
         let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
         assert!(id < 3, "bad sender id {id}");
+        if id != last_id {
+            switches += 1;
+            last_id = id;
+        }
         let expected = next.entry(id).or_insert(0);
         assert_eq!(seq, *expected, "sender {id} out of order or lost a message");
         *expected += 1;
@@ -259,11 +264,13 @@ fn three_processes_send_on_one_end_concurrently() {
         );
     }
     eprintln!(
-        "pipe concurrent senders: {} messages of 4200..8191 bytes in {:?}",
+        "pipe concurrent senders: {} messages of 4200..8191 bytes in {:?}, sender changed {switches} times",
         3 * COUNT,
         t.elapsed()
     );
     assert_eq!(next, (0..3).map(|id| (id, COUNT)).collect());
+    // Three senders one after the other would change 3 times: the sends did interleave.
+    assert!(switches > 3, "the senders never overlapped");
     finish_all(senders);
 }
 
