@@ -474,8 +474,9 @@ impl Segment {
 
 /// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
 /// [`process_start_time`]) still runs. A start time of 0 means unknown: the pid alone decides.
+/// A zombie (exited, not yet reaped by its parent) does not run.
 pub fn process_alive(pid: u32, start: u64) -> bool {
-    if !sys::pid_exists(pid) {
+    if !sys::pid_exists(pid) || sys::process_is_zombie(pid).unwrap_or(false) {
         return false;
     }
     start == 0 || sys::process_start_time(pid).map_or(true, |s| s == start)
