@@ -25,7 +25,10 @@ impl Name {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        names().lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        names()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
         Name(name)
     }
 
