@@ -285,9 +285,9 @@ impl SharedDict {
             table
                 .repair()
                 .map_err(|e| AcquireError::Failed(format!("cannot repair the dict: {e}")))?;
-            inner
-                .make_consistent()
-                .map_err(|e| AcquireError::Failed(format!("cannot mark the lock consistent: {e}")))?;
+            inner.make_consistent().map_err(|e| {
+                AcquireError::Failed(format!("cannot mark the lock consistent: {e}"))
+            })?;
         }
         Ok(DictGuard {
             table,
@@ -326,7 +326,9 @@ impl SharedDict {
     /// # }
     /// ```
     pub fn lock(&self) -> Result<DictGuard<'_>, AcquireError> {
-        let table = self.table().map_err(|e| AcquireError::Failed(e.to_string()))?;
+        let table = self
+            .table()
+            .map_err(|e| AcquireError::Failed(e.to_string()))?;
         let locked = table.lock.lock();
         self.guard(table, locked, false)
     }
@@ -356,7 +358,9 @@ impl SharedDict {
     /// # }
     /// ```
     pub fn try_lock(&self) -> Result<DictGuard<'_>, AcquireError> {
-        let table = self.table().map_err(|e| AcquireError::Failed(e.to_string()))?;
+        let table = self
+            .table()
+            .map_err(|e| AcquireError::Failed(e.to_string()))?;
         let locked = table.lock.try_lock();
         self.guard(table, locked, false)
     }
@@ -419,7 +423,9 @@ impl SharedDict {
     /// # }
     /// ```
     pub fn try_lock_until(&self, deadline: Instant) -> Result<DictGuard<'_>, AcquireError> {
-        let table = self.table().map_err(|e| AcquireError::Failed(e.to_string()))?;
+        let table = self
+            .table()
+            .map_err(|e| AcquireError::Failed(e.to_string()))?;
         let locked = table.lock.lock_until(deadline);
         self.guard(table, locked, true)
     }

@@ -342,8 +342,7 @@ impl<'a> Table<'a> {
                 for (chunk, w) in key.as_bytes().chunks(8).zip(self.key_words(i)) {
                     w.store(pack(chunk), Relaxed);
                 }
-                let state =
-                    (generation << GEN_SHIFT) | (TAG_FULL << TAG_SHIFT) | key.len() as u64;
+                let state = (generation << GEN_SHIFT) | (TAG_FULL << TAG_SHIFT) | key.len() as u64;
                 // COMMIT: the state word, after the value and key (Release orders them first).
                 self.state(i).store(state, Release);
                 self.count.fetch_add(1, Relaxed);
@@ -375,8 +374,10 @@ impl<'a> Table<'a> {
             Probe::Found(i) => {
                 let old = self.value(i).load(Acquire) as i64;
                 // COMMIT: the state word becomes a tombstone.
-                self.state(i)
-                    .store((generation << GEN_SHIFT) | (TAG_TOMBSTONE << TAG_SHIFT), Release);
+                self.state(i).store(
+                    (generation << GEN_SHIFT) | (TAG_TOMBSTONE << TAG_SHIFT),
+                    Release,
+                );
                 self.count.fetch_sub(1, Relaxed);
                 Ok(Some(old))
             }

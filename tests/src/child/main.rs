@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dict;
 mod queue;
 
 use std::io::Write;
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     if let Some(code) = queue::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = dict::run(role, rest) {
         return code;
     }
     eprintln!("shmq-child: unknown role {role:?}");
