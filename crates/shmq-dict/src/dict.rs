@@ -247,6 +247,21 @@ impl SharedDict {
     /// # Errors
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::{Options, SharedDict};
+    /// let name = format!("shmq-doc-dict-unlink-{}", std::process::id());
+    /// let d = SharedDict::create(&name, &Options::default())?;
+    /// SharedDict::unlink(&name)?;
+    /// d.insert("still", 1)?; // the open handle keeps working
+    /// assert!(matches!(SharedDict::open(&name), Err(shmq::OpenError::NotFound(_))));
+    /// assert!(matches!(SharedDict::unlink(&name), Err(shmq::OpenError::NotFound(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unlink(name: &str) -> Result<(), OpenError> {
         Segment::unlink(name)
     }
@@ -743,6 +758,34 @@ impl DictGuard<'_> {
     /// section, say). The dict was repaired before this guard was handed out: every entry holds
     /// its old or its new value, and the lock keeps working. What the caller may want to check
     /// is its own multi-call invariant (a read-modify-write the dead holder did half of).
+    ///
+    /// # Examples
+    ///
+    /// A thread that ends holding the lock counts as a dead owner, like a killed process:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::{Options, SharedDict};
+    /// let name = format!("shmq-doc-guard-died-{}", std::process::id());
+    /// let d = SharedDict::create(&name, &Options::default())?;
+    /// d.insert("count", 100)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         let mut g = d.lock().unwrap();
+    ///         let v = g.get("count").unwrap().unwrap();
+    ///         g.insert("count", v - 1).unwrap();
+    ///         std::mem::forget(g); // dies holding the lock
+    ///     });
+    /// });
+    /// let g = d.lock()?;
+    /// assert!(g.previous_owner_died());
+    /// assert_eq!(g.get("count")?, Some(99));
+    /// drop(g);
+    /// assert!(!d.lock()?.previous_owner_died()); // repaired, and reported once
+    /// SharedDict::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn previous_owner_died(&self) -> bool {
         self.died
     }

@@ -59,6 +59,21 @@ impl Lock {
     /// # Errors
     ///
     /// [`OpenError::InvalidName`], [`OpenError::AlreadyExists`], [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq_dict::Lock;
+    /// let name = format!("shmq-doc-lock-create-{}", std::process::id());
+    /// let _lock = Lock::create(&name)?;
+    /// assert!(matches!(Lock::create(&name), Err(shmq::OpenError::AlreadyExists(_))));
+    /// assert!(matches!(Lock::create("no/slash"), Err(shmq::OpenError::InvalidName { .. })));
+    /// Lock::unlink(&name)?;
+    /// assert!(matches!(Lock::unlink(&name), Err(shmq::OpenError::NotFound(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn create(name: &str) -> Result<Lock, OpenError> {
         Self::create_with(name, CreationMode::CreateExclusive, DEFAULT_MODE)
     }
@@ -201,6 +216,22 @@ impl Lock {
     /// # Errors
     ///
     /// [`AcquireError::Deadlock`] if this thread holds it already, [`AcquireError::Failed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::{AcquireError, Lock};
+    /// let name = format!("shmq-doc-lock-lock-{}", std::process::id());
+    /// let lock = Lock::create(&name)?;
+    /// let g = lock.lock()?;
+    /// assert_eq!(lock.lock().unwrap_err(), AcquireError::Deadlock); // not a hang
+    /// drop(g);
+    /// assert!(lock.try_lock().is_ok());
+    /// Lock::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lock(&self) -> Result<LockGuard<'_>, AcquireError> {
         Self::guard(self.mutex()?.lock(), false)
     }
@@ -295,6 +326,27 @@ pub struct LockGuard<'a> {
 
 impl LockGuard<'_> {
     /// Whether the previous holder died holding the lock (killed inside its critical section).
+    ///
+    /// # Examples
+    ///
+    /// A thread that ends holding the lock counts as a dead owner, like a killed process:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::Lock;
+    /// let name = format!("shmq-doc-lock-died-{}", std::process::id());
+    /// let lock = Lock::create(&name)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| std::mem::forget(lock.lock().unwrap()));
+    /// });
+    /// let g = lock.lock()?;
+    /// assert!(g.previous_owner_died()); // repair what the lock protects, then drop
+    /// drop(g);
+    /// assert!(!lock.lock()?.previous_owner_died());
+    /// Lock::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn previous_owner_died(&self) -> bool {
         self.died
     }
