@@ -55,15 +55,18 @@ fn race(d: &SharedDict, name: &str, mode: &str, pause_us: u64) -> i64 {
     d.get("count").unwrap().expect("count is set")
 }
 
-/// The seed's fix: 70 processes each decrement `count` from 100 under the dict's lock; every one
-/// of 10 runs ends at exactly 30.
+/// The seed's fix: 70 processes each decrement `count` from 100 under the dict's lock, with the
+/// same widened window between read and write as the unlocked test (which loses updates), so
+/// the lock is the only difference; every one of 10 runs ends at exactly 30.
 #[test]
 fn race_locked_ends_at_exactly_30_every_run() {
     let _w = Watchdog::new("race locked", Duration::from_secs(120));
     let name = Name::new("race-locked");
     let d = dict(&name);
-    let finals: Vec<i64> = (0..RUNS).map(|_| race(&d, &name, "locked", 0)).collect();
-    eprintln!("race locked: finals {finals:?}");
+    let finals: Vec<i64> = (0..RUNS)
+        .map(|_| race(&d, &name, "locked", WIDE_PAUSE_US))
+        .collect();
+    eprintln!("race locked, {WIDE_PAUSE_US} us window: finals {finals:?}");
     assert_eq!(finals, vec![START - PROCS; RUNS]);
 }
 
@@ -77,8 +80,10 @@ fn race_under_a_named_lock_ends_at_exactly_30() {
     let _lock = Lock::create(&lock_name).unwrap();
     let d = dict(&name);
     let mode = format!("lock:{}", lock_name.as_str());
-    let finals: Vec<i64> = (0..3).map(|_| race(&d, &name, &mode, 100)).collect();
-    eprintln!("race under a named lock (100 us pause): finals {finals:?}");
+    let finals: Vec<i64> = (0..3)
+        .map(|_| race(&d, &name, &mode, WIDE_PAUSE_US))
+        .collect();
+    eprintln!("race under a named lock, {WIDE_PAUSE_US} us window: finals {finals:?}");
     assert_eq!(finals, vec![START - PROCS; 3]);
 }
 

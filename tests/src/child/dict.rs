@@ -105,24 +105,39 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             say(format!("holding {v}"));
             crate::hang()
         }
-        // Takes the dict's lock, prints "holding", then inserts, updates, adds and removes keys
-        // `k0`..`k{N-1}` without pause until killed: the kill lands inside some operation. Every
-        // value written to `kI` is congruent to I modulo 1000, so a torn entry would show.
+        // Takes the dict's lock, inserts `kI` = I for I in 0..N, prints "holding", then inserts,
+        // updates, adds and removes those keys without pause until killed: the kill lands inside
+        // some operation. Every value written to `kI` is congruent to I modulo 1000, so a torn
+        // entry would show.
         #[cfg(feature = "crash-points")]
         "crash-dict-churn" => {
             let d = open(name);
             let n: usize = arg(args, 1);
             let mut g = d.lock().expect("lock");
+            for i in 0..n {
+                g.insert(&format!("k{i}"), i as i64).expect("insert");
+            }
             say("holding");
-            let mut round: i64 = 0;
+            let mut round: i64 = 1;
             loop {
                 for i in 0..n {
                     let key = format!("k{i}");
                     let v = 1000 * round + i as i64;
+                    let present = g.contains_key(&key).expect("contains_key");
                     match (round + i as i64) % 3 {
-                        0 => drop(g.insert(&key, v).expect("insert")),
-                        1 => drop(g.add(&key, 1000).expect("add")),
-                        _ => drop(g.remove(&key).expect("remove")),
+                        0 => {
+                            g.insert(&key, v).expect("insert");
+                        }
+                        // add only to a present key, so that values stay congruent to I
+                        1 if present => {
+                            g.add(&key, 1000).expect("add");
+                        }
+                        1 => {
+                            g.insert(&key, v).expect("insert");
+                        }
+                        _ => {
+                            g.remove(&key).expect("remove");
+                        }
                     }
                 }
                 round += 1;
