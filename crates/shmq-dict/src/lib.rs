@@ -48,3 +48,14 @@ pub use dict::{DictGuard, Options, SharedDict};
 pub use error::{AcquireError, DictError};
 pub use lock::{Lock, LockGuard};
 pub use table::{MAX_ENTRIES, MAX_KEY_LEN};
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<super::SharedDict>();
+        send_sync::<super::Lock>();
+    }
+}
