@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dict;
 mod pipe;
 mod queue;
 
@@ -46,6 +47,9 @@ fn main() -> ExitCode {
         return code;
     }
     if let Some(code) = pipe::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = dict::run(role, rest) {
         return code;
     }
     eprintln!("shmq-child: unknown role {role:?}");
