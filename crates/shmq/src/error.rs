@@ -34,6 +34,13 @@ pub enum OpenError {
     /// Capacity, message size or mode out of range.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// A pipe end that every holder has left: end-of-file is final, so it cannot be opened
+    /// again.
+    #[error("{0}")]
+    Disconnected(String),
+    /// A pipe's holder table is full: too many handles hold its ends at once.
+    #[error("{0}")]
+    TooManyHolders(String),
     /// The operating system refused (permissions, `ENOSPC`, …).
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -264,6 +271,246 @@ impl From<GetError> for GetTimeoutError {
     }
 }
 
+macro_rules! send_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
+    ) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        pub enum $name<M> {
+            $($(#[$vmeta])* $variant(M),)*
+            /// No live holder of the other end is left: nobody will ever receive it.
+            Disconnected(M),
+            /// This end of a one-way pipe only receives.
+            WrongDirection(M),
+            /// The message is longer than the slots.
+            TooLarge {
+                /// The message.
+                msg: M,
+                /// Its length.
+                len: usize,
+                /// The largest length accepted.
+                max: usize,
+            },
+            /// The segment is damaged beyond repair, or its lock failed.
+            Corrupt {
+                /// The message.
+                msg: M,
+                /// What is wrong.
+                reason: String,
+            },
+        }
+
+        impl<M> $name<M> {
+            /// The message that was not sent.
+            pub fn into_inner(self) -> M {
+                match self {
+                    $(Self::$variant(m))|* | Self::Disconnected(m) | Self::WrongDirection(m) => m,
+                    Self::TooLarge { msg, .. } | Self::Corrupt { msg, .. } => msg,
+                }
+            }
+
+            $(
+                /// Whether this is the variant of the same name.
+                pub fn $is(&self) -> bool {
+                    matches!(self, Self::$variant(_))
+                }
+            )*
+
+            /// Whether the other end is gone.
+            pub fn is_disconnected(&self) -> bool {
+                matches!(self, Self::Disconnected(_))
+            }
+
+            fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($variant),)*
+                    Self::Disconnected(_) => "Disconnected",
+                    Self::WrongDirection(_) => "WrongDirection",
+                    Self::TooLarge { .. } => "TooLarge",
+                    Self::Corrupt { .. } => "Corrupt",
+                }
+            }
+        }
+
+        impl<M> fmt::Debug for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    Self::TooLarge { len, max, .. } => f
+                        .debug_struct("TooLarge")
+                        .field("len", len)
+                        .field("max", max)
+                        .finish_non_exhaustive(),
+                    Self::Corrupt { reason, .. } => f
+                        .debug_struct("Corrupt")
+                        .field("reason", reason)
+                        .finish_non_exhaustive(),
+                    _ => write!(f, "{}(..)", self.kind()),
+                }
+            }
+        }
+
+        impl<M> fmt::Display for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Self::$variant(_) => f.write_str($text),)*
+                    Self::Disconnected(_) => f.write_str("sending on a disconnected pipe"),
+                    Self::WrongDirection(_) => {
+                        f.write_str("sending on the receiving end of a one-way pipe")
+                    }
+                    Self::TooLarge { len, max, .. } => {
+                        write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
+                    }
+                    Self::Corrupt { reason, .. } => write!(f, "corrupt segment: {reason}"),
+                }
+            }
+        }
+
+        impl<M> std::error::Error for $name<M> {}
+    };
+}
+
+send_error! {
+    /// The error of a blocking send on a pipe end ([`PipeEnd::send`](crate::PipeEnd::send));
+    /// the message comes back.
+    SendError {}
+}
+
+send_error! {
+    /// The error of [`PipeEnd::try_send`](crate::PipeEnd::try_send); the message comes back.
+    TrySendError {
+        /// Every slot of the outgoing ring is taken.
+        Full => "sending on a full pipe", is_full;
+    }
+}
+
+send_error! {
+    /// The error of [`PipeEnd::send_timeout`](crate::PipeEnd::send_timeout) and
+    /// [`PipeEnd::send_deadline`](crate::PipeEnd::send_deadline); the message comes back.
+    SendTimeoutError {
+        /// The outgoing ring stayed full until the deadline.
+        Timeout => "timed out sending on a full pipe", is_timeout;
+    }
+}
+
+impl<M> From<SendError<M>> for TrySendError<M> {
+    fn from(e: SendError<M>) -> Self {
+        match e {
+            SendError::Disconnected(m) => Self::Disconnected(m),
+            SendError::WrongDirection(m) => Self::WrongDirection(m),
+            SendError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
+            SendError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+        }
+    }
+}
+
+impl<M> From<SendError<M>> for SendTimeoutError<M> {
+    fn from(e: SendError<M>) -> Self {
+        match e {
+            SendError::Disconnected(m) => Self::Disconnected(m),
+            SendError::WrongDirection(m) => Self::WrongDirection(m),
+            SendError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
+            SendError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+        }
+    }
+}
+
+macro_rules! recv_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* #[error($text)] $variant,)*
+            /// End-of-file: the incoming ring is empty and no live holder of the other end is
+            /// left, so nothing will ever arrive (Python's `EOFError`).
+            #[error("receiving on an empty and disconnected pipe")]
+            Disconnected,
+            /// This end of a one-way pipe only sends.
+            #[error("receiving on the sending end of a one-way pipe")]
+            WrongDirection,
+            /// The buffer given to a `recv_into` is shorter than the next message, which stays in
+            /// the pipe.
+            #[error("buffer of {available} bytes is too small for a message of {needed} bytes")]
+            BufferTooSmall {
+                /// Length of the message.
+                needed: usize,
+                /// Length of the buffer.
+                available: usize,
+            },
+            /// The segment is damaged beyond repair, or its lock failed.
+            #[error("corrupt segment: {0}")]
+            Corrupt(String),
+        }
+
+        impl $name {
+            $(
+                /// Whether this is the variant of the same name.
+                pub fn $is(&self) -> bool {
+                    matches!(self, Self::$variant)
+                }
+            )*
+
+            /// Whether this is end-of-file.
+            pub fn is_disconnected(&self) -> bool {
+                matches!(self, Self::Disconnected)
+            }
+        }
+    };
+}
+
+recv_error! {
+    /// The error of a blocking receive on a pipe end ([`PipeEnd::recv`](crate::PipeEnd::recv)).
+    RecvError {}
+}
+
+recv_error! {
+    /// The error of [`PipeEnd::try_recv`](crate::PipeEnd::try_recv).
+    TryRecvError {
+        /// No message is ready (but the other end is still held).
+        Empty => "receiving on an empty pipe", is_empty;
+    }
+}
+
+recv_error! {
+    /// The error of [`PipeEnd::recv_timeout`](crate::PipeEnd::recv_timeout) and
+    /// [`PipeEnd::recv_deadline`](crate::PipeEnd::recv_deadline).
+    RecvTimeoutError {
+        /// Nothing arrived before the deadline.
+        Timeout => "timed out waiting on an empty pipe", is_timeout;
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => Self::Disconnected,
+            RecvError::WrongDirection => Self::WrongDirection,
+            RecvError::BufferTooSmall { needed, available } => {
+                Self::BufferTooSmall { needed, available }
+            }
+            RecvError::Corrupt(s) => Self::Corrupt(s),
+        }
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => Self::Disconnected,
+            RecvError::WrongDirection => Self::WrongDirection,
+            RecvError::BufferTooSmall { needed, available } => {
+                Self::BufferTooSmall { needed, available }
+            }
+            RecvError::Corrupt(s) => Self::Corrupt(s),
+        }
+    }
+}
+
 /// The error of [`Queue::task_done`](crate::Queue::task_done).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -313,6 +560,40 @@ mod tests {
         assert_eq!(e.into_inner().len(), 9);
         let e: TryPutError<&str> = PutError::Closed("x").into();
         assert!(e.is_closed());
+    }
+
+    #[test]
+    fn send_errors_hand_the_message_back_and_print_without_it() {
+        let e: TrySendError<NotDebug> = TrySendError::Full(NotDebug);
+        assert!(e.is_full() && !e.is_disconnected());
+        assert_eq!(format!("{e:?}"), "Full(..)");
+        assert_eq!(e.to_string(), "sending on a full pipe");
+        let _msg: NotDebug = e.into_inner();
+        let e: SendTimeoutError<&str> = SendError::Disconnected("x").into();
+        assert!(e.is_disconnected());
+        assert_eq!(e.to_string(), "sending on a disconnected pipe");
+        assert_eq!(e.into_inner(), "x");
+        let e: TrySendError<&str> = SendError::WrongDirection("y").into();
+        assert_eq!(
+            e.to_string(),
+            "sending on the receiving end of a one-way pipe"
+        );
+        assert_eq!(format!("{e:?}"), "WrongDirection(..)");
+        assert!(SendTimeoutError::Timeout(1).is_timeout());
+    }
+
+    #[test]
+    fn recv_errors_convert_between_families() {
+        let e: TryRecvError = RecvError::Disconnected.into();
+        assert!(e.is_disconnected());
+        assert!(TryRecvError::Empty.is_empty());
+        assert!(RecvTimeoutError::Timeout.is_timeout());
+        let e: RecvTimeoutError = RecvError::WrongDirection.into();
+        assert_eq!(e, RecvTimeoutError::WrongDirection);
+        assert_eq!(
+            RecvError::Disconnected.to_string(),
+            "receiving on an empty and disconnected pipe"
+        );
     }
 
     #[test]

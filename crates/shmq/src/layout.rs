@@ -462,6 +462,90 @@ pub fn queue_layout(capacity: u64, message_size: u64) -> Result<(RingLayout, Par
     Ok((ring, params))
 }
 
+/// Entries in a pipe's holder table: how many handles (over all processes) may hold a pipe's
+/// ends at once.
+pub const PIPE_HOLDERS: usize = 64;
+
+/// Bytes of one holder entry: a `tag` word, then a `start` word (both `u64`).
+pub const PIPE_HOLDER_SIZE: usize = 16;
+
+/// `aux` of a duplex pipe's header (both ends send and receive).
+pub const PIPE_DUPLEX: u64 = 1;
+/// `aux` of a one-way pipe's header (end A receives, end B sends).
+pub const PIPE_ONE_WAY: u64 = 0;
+
+/// Where the parts of a pipe segment sit.
+///
+/// | offset | contents |
+/// |-------:|----------|
+/// | 0      | header |
+/// | 128    | `lock`: the robust mutex guarding the holder table and `gone` |
+/// | 256    | `gone`: u64, bit 0 end A gone, bit 1 end B gone (set once, never cleared) |
+/// | 384    | holder table: [`PIPE_HOLDERS`] entries of [`PIPE_HOLDER_SIZE`] bytes |
+/// | 1408   | ring A→B (duplex only), then ring B→A |
+///
+/// A holder entry's `tag` is `end << 32 | pid` (`end` 1 = A, 2 = B, 0 = free entry) and its
+/// `start` the holder's start time (`/proc/PID/stat` field 22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeLayout {
+    /// Offset of the holder-table lock.
+    pub lock: usize,
+    /// Offset of the `gone` word.
+    pub gone: usize,
+    /// Offset of holder entry 0.
+    pub holders: usize,
+    /// The ring carrying messages from end A to end B (`None` in a one-way pipe).
+    pub a_to_b: Option<RingLayout>,
+    /// The ring carrying messages from end B to end A.
+    pub b_to_a: RingLayout,
+}
+
+/// The layout of a pipe segment: header, holder-table lock, `gone` word, holder table, then the
+/// ring A→B (duplex only) and the ring B→A.
+///
+/// # Errors
+///
+/// As [`RingLayout::at`].
+pub fn pipe_layout(
+    capacity: u64,
+    message_size: u64,
+    duplex: bool,
+) -> Result<(PipeLayout, Params), String> {
+    let lock = HEADER_SIZE;
+    let gone = lock + LINE;
+    let holders = gone + LINE;
+    let rings_at = holders + PIPE_HOLDERS * PIPE_HOLDER_SIZE;
+    let (a_to_b, b_to_a) = if duplex {
+        let first = RingLayout::at(rings_at, capacity, message_size)?;
+        let second = RingLayout::at(first.end(), capacity, message_size)?;
+        (Some(first), second)
+    } else {
+        (None, RingLayout::at(rings_at, capacity, message_size)?)
+    };
+    let total_size = b_to_a.end() as u64;
+    if total_size > MAX_SEGMENT_SIZE {
+        return Err(format!(
+            "two rings of {capacity} slots of {message_size} bytes exceed the segment limit of {MAX_SEGMENT_SIZE} bytes"
+        ));
+    }
+    let params = Params {
+        kind: Kind::Pipe,
+        capacity,
+        message_size,
+        slot_stride: b_to_a.stride as u64,
+        aux: if duplex { PIPE_DUPLEX } else { PIPE_ONE_WAY },
+        total_size,
+    };
+    let layout = PipeLayout {
+        lock,
+        gone,
+        holders,
+        a_to_b,
+        b_to_a,
+    };
+    Ok((layout, params))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +587,31 @@ mod tests {
         assert_eq!(slot_stride(1), Some(16));
         assert_eq!(slot_stride(8), Some(16));
         assert_eq!(slot_stride(9), Some(24));
+    }
+
+    #[test]
+    fn pipe_layout_arithmetic() {
+        let (l, p) = pipe_layout(6, 64, true).unwrap();
+        assert_eq!((l.lock, l.gone, l.holders), (128, 256, 384));
+        let ab = l.a_to_b.unwrap();
+        assert_eq!(ab.control, 1408);
+        assert_eq!(ab.slots, 1408 + 896);
+        assert_eq!(ab.end(), 2304 + 6 * 72);
+        // 2736 rounded up to a multiple of 128.
+        assert_eq!(l.b_to_a.control, 2816);
+        assert_eq!(p.total_size, 2816 + 896 + 6 * 72);
+        assert_eq!(
+            (p.kind, p.aux, p.slot_stride),
+            (Kind::Pipe, PIPE_DUPLEX, 72)
+        );
+
+        let (l, p) = pipe_layout(6, 64, false).unwrap();
+        assert_eq!(l.a_to_b, None);
+        assert_eq!(l.b_to_a.control, 1408);
+        assert_eq!(p.total_size, 1408 + 896 + 6 * 72);
+        assert_eq!(p.aux, PIPE_ONE_WAY);
+        assert!(pipe_layout(0, 8, true).is_err());
+        assert!(pipe_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE / 2, true).is_err());
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //!
 //! shmq gives separate OS processes what Python's `multiprocessing` gives Python programs — a
 //! bounded multi-producer/multi-consumer [`Queue`] with `put`/`get`, non-blocking, timeout and
-//! deadline variants, the `JoinableQueue` task counter (`task_done`/`join`) and `close` — through
-//! one mapped shared-memory segment per object, with no feeder thread and no server process.
+//! deadline variants, the `JoinableQueue` task counter (`task_done`/`join`) and `close`, and a
+//! duplex [`Pipe`] whose [`PipeEnd`]s read end-of-file once every holder of the other end is gone
+//! — through one mapped shared-memory segment per object, with no feeder thread and no server
+//! process.
 //!
 //! - When `put` returns, the message is in shared memory; `len`, `is_empty` and `is_full` agree.
 //! - A process killed with SIGKILL at any point, even holding the lock, leaves the queue usable:
 //!   the next process to lock it repairs the derived state and goes on.
 //! - Every blocking call has a `_timeout` (relative) and a `_deadline` (monotonic `Instant`)
 //!   variant; a failed put hands the message back; bad input is a typed error.
+//! - A pipe end whose peers are all gone — closed, dropped or killed — reads as end-of-file
+//!   ([`RecvError::Disconnected`]) once drained.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +48,8 @@
 //!
 //! [`sys`] (private) is the only caller of libc; [`segment`] maps memory; [`layout`] is the byte
 //! format (`docs/layout.md`); [`sync`] holds the robust mutex and futex semaphores; `ring` is the
-//! algorithm; [`Queue`] is the public API. The protocol is in `docs/protocol.md`.
+//! algorithm; [`Queue`], [`Pipe`] and [`PipeEnd`] are the public API. The protocol is in
+//! `docs/protocol.md`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -52,6 +57,7 @@
 mod engine;
 mod error;
 pub mod layout;
+mod pipe;
 mod queue;
 mod ring;
 pub mod segment;
@@ -59,9 +65,11 @@ pub mod sync;
 mod sys;
 
 pub use error::{
-    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
-    TryGetError, TryPutError,
+    GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, RecvError,
+    RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
+    TryRecvError, TrySendError,
 };
+pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd};
 pub use queue::{Options, Queue};
 pub use segment::{Backing, CreationMode, Fresh, Segment};
 pub use sync::{LockError, MutexGuard, RawMutex};

@@ -474,8 +474,9 @@ impl Segment {
 
 /// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
 /// [`process_start_time`]) still runs. A start time of 0 means unknown: the pid alone decides.
+/// A zombie (exited, not yet reaped by its parent) does not run.
 pub fn process_alive(pid: u32, start: u64) -> bool {
-    if !sys::pid_exists(pid) {
+    if !sys::pid_exists(pid) || sys::process_is_zombie(pid).unwrap_or(false) {
         return false;
     }
     start == 0 || sys::process_start_time(pid).map_or(true, |s| s == start)
@@ -647,6 +648,33 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_anonymous_queue_is_shared_with_a_forked_child() {
+        let q = crate::Queue::anonymous(&crate::Options {
+            capacity: 4,
+            message_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        q.put(*b"parent").unwrap();
+        // SAFETY: the child touches only the queue (no allocation, no lock another thread of
+        // this process could hold) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = matches!(q.get_with(|m| m == b"parent"), Ok(true)) && q.put(*b"child").is_ok();
+            // SAFETY: _exit is async-signal-safe and ends the forked child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(q.get().unwrap(), b"child");
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -146,6 +146,20 @@ pub(crate) fn process_start_time(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/PID/stat"))
 }
 
+/// Whether process `pid` has exited but not been reaped yet (a zombie: `/proc/PID/stat` field 3
+/// is `Z` or `X`). Such a process still has a pid, but it will never run again.
+pub(crate) fn process_is_zombie(pid: u32) -> io::Result<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_state(&stat)
+        .map(|s| matches!(s, 'Z' | 'X'))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/PID/stat"))
+}
+
+/// Parses field 3 (`state`) of a `/proc/PID/stat` line.
+pub(crate) fn parse_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 /// Parses field 22 (`starttime`) of a `/proc/PID/stat` line. The command name (field 2) may hold
 /// spaces and parentheses, so fields are counted from the last `)`.
 pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
@@ -366,6 +380,9 @@ mod tests {
         let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_time(line), Some(987654));
         assert_eq!(parse_start_time("garbage"), None);
+        assert_eq!(parse_state(line), Some('S'));
+        assert_eq!(parse_state("1 (x) Z 0"), Some('Z'));
+        assert_eq!(parse_state("garbage"), None);
     }
 
     #[test]

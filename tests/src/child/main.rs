@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+mod dict;
+mod pipe;
 mod queue;
 
 use std::io::Write;
@@ -42,6 +44,12 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     if let Some(code) = queue::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = pipe::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = dict::run(role, rest) {
         return code;
     }
     eprintln!("shmq-child: unknown role {role:?}");

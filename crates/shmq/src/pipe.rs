@@ -1,0 +1,1284 @@
+//! The pipe: two connected ends (Python's `multiprocessing.Pipe()`), each held by any number of
+//! processes, with end-of-file once every holder of the other end is gone — closed, dropped or
+//! dead.
+//!
+//! One segment holds a holder table and two rings (A→B and B→A; a one-way pipe has only B→A).
+//! The rings are the queue's ([`ring`](crate::ring)), driven by the same blocking loops
+//! ([`engine`](crate::engine)); what the pipe adds is the holder table:
+//!
+//! - Every handle registers in the table (its end, pid and the process's start time, so a
+//!   recycled pid is not mistaken for a live holder) and deregisters on [`PipeEnd::close`] or
+//!   drop. Table changes happen under the table's own robust mutex.
+//! - When the last holder of an end leaves, its bit in the `gone` word is set for good and the
+//!   rings learn it at once through their flags: `SENDERS_GONE` on the ring that end sent on,
+//!   `RECEIVERS_GONE` on the ring it received from. Those flags wake every blocked caller on the
+//!   other side: a `recv` drains what is left and then returns `Disconnected`, a `send` returns
+//!   `Disconnected` with the message.
+//! - A holder that died without closing is found by a sweep of the table, which drops entries
+//!   whose process no longer runs and then applies the same rule. Every operation sweeps when
+//!   its handle's last sweep is older than [`LIVENESS_SLICE`] (50 ms), and blocked callers sleep
+//!   in slices of that length and sweep after each one: a blocked `recv` returns `Disconnected`
+//!   within about 50 ms of the death of the last peer (plus one scan of `/proc`).
+//!
+//! End-of-file is final: once an end is gone, [`PipeEnd::open`] of that end fails with
+//! [`OpenError::Disconnected`]. The protocol is in `docs/protocol.md`, the bytes in
+//! `docs/layout.md`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::{self, Fail, Wait, Waiting};
+use crate::error::{
+    OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use crate::layout::{
+    self, Kind, PIPE_DUPLEX, PIPE_HOLDERS, PIPE_ONE_WAY, PipeLayout, RING_RECEIVERS_GONE,
+    RING_SENDERS_GONE, RingLayout,
+};
+use crate::queue::{Options, pop_into};
+use crate::ring::{Ring, RingError};
+use crate::segment::{self, Fresh, Segment};
+use crate::sync::MutexGuard;
+use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+/// How often holders re-check that the other end still has a live holder: the sleep slice of
+/// a blocked call, and the longest a handle goes without sweeping the holder table when it is
+/// used. A blocked `recv` notices a peer killed without closing within about this long.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
+/// One end of a pipe.
+///
+/// In a duplex pipe both ends send and receive. In a one-way pipe (Python's
+/// `Pipe(duplex=False)`), end `A` only receives and end `B` only sends, in the order of Python's
+/// `(receiver, sender)` pair.
+///
+/// # Examples
+///
+/// ```
+/// use shmq::End;
+/// assert_eq!(End::A.other(), End::B);
+/// assert_eq!(End::B.to_string(), "B");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The first end (the receiving end of a one-way pipe).
+    A,
+    /// The second end (the sending end of a one-way pipe).
+    B,
+}
+
+impl End {
+    /// The end connected to this one.
+    pub fn other(self) -> End {
+        match self {
+            End::A => End::B,
+            End::B => End::A,
+        }
+    }
+
+    /// The end's code in a holder entry's tag.
+    fn code(self) -> u64 {
+        match self {
+            End::A => 1,
+            End::B => 2,
+        }
+    }
+
+    fn from_code(code: u64) -> Option<End> {
+        match code {
+            1 => Some(End::A),
+            2 => Some(End::B),
+            _ => None,
+        }
+    }
+
+    /// The end's bit in the `gone` word (and in the set of ends with a live holder).
+    fn bit(self) -> u64 {
+        self.code()
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            End::A => "A",
+            End::B => "B",
+        })
+    }
+}
+
+/// Creates pipes: a namespace for [`create`](Self::create),
+/// [`create_one_way`](Self::create_one_way) and [`unlink`](Self::unlink); the ends are
+/// [`PipeEnd`]s.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmq::{Options, Pipe, PipeEnd, End, RecvError};
+///
+/// let name = format!("shmq-doc-pipe-{}", std::process::id());
+/// let (a, b) = Pipe::create(&name, &Options { capacity: 4, message_size: 64, ..Default::default() })?;
+/// // Usually another process attaches to an end by name:
+/// let b2 = PipeEnd::open(&name, End::B)?;
+/// drop(b); // b2 still holds end B
+/// a.send(b"ping")?;
+/// assert_eq!(b2.recv()?, b"ping");
+/// b2.send(b"pong")?;
+/// b2.close()?; // the last holder of B leaves
+/// assert_eq!(a.recv()?, b"pong"); // what was sent is still delivered...
+/// assert_eq!(a.recv(), Err(RecvError::Disconnected)); // ...then end-of-file
+/// Pipe::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub enum Pipe {}
+
+impl Pipe {
+    /// Creates a named duplex pipe and returns its two ends, `(A, B)`, both held by this process;
+    /// other processes attach with [`PipeEnd::open`]. Each direction has `opts.capacity` slots of
+    /// `opts.message_size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`], [`OpenError::InvalidName`], [`OpenError::AlreadyExists`],
+    /// [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-create-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 16, ..Default::default() })?;
+    /// a.send(b"to b")?;
+    /// b.send(b"to a")?;
+    /// assert_eq!((a.recv()?, b.recv()?), (b"to a".to_vec(), b"to b".to_vec()));
+    /// assert!(a.is_duplex() && a.can_send() && a.can_recv());
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create(name: &str, opts: &Options) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        Self::create_named(name, opts, true)
+    }
+
+    /// Creates a named one-way pipe (Python's `Pipe(duplex=False)`) and returns
+    /// `(receiver, sender)`: end A only receives, end B only sends. Using the missing direction
+    /// is a `WrongDirection` error.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, RecvError, SendError};
+    /// let name = format!("shmq-doc-pipe-oneway-{}", std::process::id());
+    /// let (rx, tx) = Pipe::create_one_way(&name, &Options { capacity: 2, message_size: 16, ..Default::default() })?;
+    /// tx.send(b"one way")?;
+    /// assert_eq!(rx.recv()?, b"one way");
+    /// assert!(matches!(rx.send(b"back"), Err(SendError::WrongDirection(b"back"))));
+    /// assert_eq!(tx.recv(), Err(RecvError::WrongDirection));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_one_way(name: &str, opts: &Options) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        Self::create_named(name, opts, false)
+    }
+
+    /// Removes the name. Handles that are open keep working; the memory goes when the last one
+    /// is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
+    pub fn unlink(name: &str) -> Result<(), OpenError> {
+        Segment::unlink(name)
+    }
+
+    fn create_named(
+        name: &str,
+        opts: &Options,
+        duplex: bool,
+    ) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        opts.check()?;
+        segment::validate_name(name)?;
+        let (layout, params) =
+            layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
+                .map_err(OpenError::InvalidOptions)?;
+        let fresh = Segment::create(name, params.total_size, opts.mode)?;
+        Self::init(fresh, layout, &params)
+    }
+
+    /// Initialises a fresh segment, registers both ends for this process and publishes it.
+    fn init(
+        fresh: Fresh,
+        layout: PipeLayout,
+        params: &layout::Params,
+    ) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        fresh.init_mutex(layout.lock)?;
+        for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
+            fresh.init_ring(ring)?;
+        }
+        // Register both ends before publishing, so that no opener ever sees a pipe with an end
+        // that has no holder (it would take that end for gone).
+        let pid = std::process::id();
+        let start = segment::process_start_time(pid).unwrap_or(0);
+        let table = Table::new(&fresh, &layout)?;
+        let entry_a = table.insert(End::A, pid, start).ok_or_else(table_full)?;
+        let entry_b = table.insert(End::B, pid, start).ok_or_else(table_full)?;
+        let seg = Arc::new(fresh.publish(params));
+        Ok((
+            PipeEnd::new(Arc::clone(&seg), layout, End::A, entry_a, pid),
+            PipeEnd::new(seg, layout, End::B, entry_b, pid),
+        ))
+    }
+
+    /// A pipe in an anonymous mapping, for the unit tests.
+    #[cfg(test)]
+    fn anonymous(opts: &Options, duplex: bool) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        opts.check()?;
+        let (layout, params) =
+            layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
+                .map_err(OpenError::InvalidOptions)?;
+        Self::init(Segment::anonymous(params.total_size)?, layout, &params)
+    }
+}
+
+fn table_full() -> OpenError {
+    OpenError::TooManyHolders(format!(
+        "the pipe's holder table is full ({PIPE_HOLDERS} handles hold its ends)"
+    ))
+}
+
+/// The holder table, the `gone` word and the lock that guards them, over a segment.
+///
+/// Entry `i` is two words: `tag = end << 32 | pid` (0: free) and `start`. An entry is written
+/// `start` first, then `tag` (its commit store), and freed with one store of 0, so a process that
+/// dies anywhere leaves every entry either whole or free.
+struct Table<'a> {
+    seg: &'a Segment,
+    layout: &'a PipeLayout,
+    words: &'a [AtomicU64],
+    gone: &'a AtomicU64,
+}
+
+impl<'a> Table<'a> {
+    fn new(seg: &'a Segment, layout: &'a PipeLayout) -> Result<Table<'a>, OpenError> {
+        seg.mutex_at(layout.lock)?;
+        Ok(Table {
+            seg,
+            layout,
+            words: seg.slice_at::<AtomicU64>(layout.holders, 2 * PIPE_HOLDERS)?,
+            gone: seg.at::<AtomicU64>(layout.gone)?,
+        })
+    }
+
+    /// Takes the table's lock. A previous owner that died left every entry whole or free (see
+    /// the type), so the lock is marked consistent at once; the sweep every caller runs next
+    /// removes the dead owner's entries and re-applies the ring flags it may not have set.
+    fn lock(&self) -> Result<MutexGuard<'a>, Fail> {
+        let m = self
+            .seg
+            .mutex_at(self.layout.lock)
+            .map_err(|e| Fail::Corrupt(e.to_string()))?;
+        let mut g = m
+            .lock()
+            .map_err(|e| Fail::Corrupt(format!("pipe holder table: {e}")))?;
+        g.make_consistent()
+            .map_err(|e| Fail::Corrupt(format!("cannot mark the pipe lock consistent: {e}")))?;
+        Ok(g)
+    }
+
+    fn tag(&self, i: usize) -> &AtomicU64 {
+        &self.words[2 * i]
+    }
+
+    fn start(&self, i: usize) -> &AtomicU64 {
+        &self.words[2 * i + 1]
+    }
+
+    /// Writes an entry into a free slot; `None` if the table is full. Under the lock, or before
+    /// publishing.
+    fn insert(&self, end: End, pid: u32, start: u64) -> Option<usize> {
+        let i = (0..PIPE_HOLDERS).find(|&i| self.tag(i).load(SeqCst) == 0)?;
+        self.start(i).store(start, SeqCst);
+        // Commit point: the entry exists from this store on.
+        self.tag(i).store(end.code() << 32 | u64::from(pid), SeqCst);
+        Some(i)
+    }
+
+    /// Which ends have an entry (bits as in `gone`), without checking liveness.
+    fn held(&self) -> u64 {
+        (0..PIPE_HOLDERS)
+            .filter_map(|i| End::from_code(self.tag(i).load(SeqCst) >> 32))
+            .fold(0, |bits, end| bits | end.bit())
+    }
+
+    /// Frees every entry whose process no longer runs (or whose tag is impossible), then marks
+    /// every end without an entry as gone. Returns the `gone` word. Under the lock.
+    fn sweep(&self) -> u64 {
+        for i in 0..PIPE_HOLDERS {
+            let tag = self.tag(i).load(SeqCst);
+            if tag == 0 {
+                continue;
+            }
+            let pid = tag as u32;
+            let alive = End::from_code(tag >> 32).is_some()
+                && segment::process_alive(pid, self.start(i).load(SeqCst));
+            if !alive {
+                self.tag(i).store(0, SeqCst);
+            }
+        }
+        self.mark_unheld()
+    }
+
+    /// Sets the `gone` bit of every end without an entry; returns the `gone` word.
+    fn mark_unheld(&self) -> u64 {
+        let unheld = !self.held() & (End::A.bit() | End::B.bit());
+        if unheld != 0 {
+            // Commit point: an end is gone for good from this store on.
+            self.gone.fetch_or(unheld, SeqCst);
+        }
+        self.gone.load(SeqCst)
+    }
+
+    /// Mirrors `gone` into the rings' flags (idempotent): each ring learns whether its sender
+    /// and its receiver are gone, which wakes every caller blocked on it. Under the lock (lock
+    /// order: table, then ring).
+    fn apply(&self, gone: u64) -> Result<(), Fail> {
+        let rings = [
+            (self.layout.a_to_b, End::A, End::B),
+            (Some(self.layout.b_to_a), End::B, End::A),
+        ];
+        for (ring, sender, receiver) in rings {
+            let Some(ring) = ring else { continue };
+            let mut bits = 0;
+            if gone & sender.bit() != 0 {
+                bits |= RING_SENDERS_GONE;
+            }
+            if gone & receiver.bit() != 0 {
+                bits |= RING_RECEIVERS_GONE;
+            }
+            let ring = self
+                .seg
+                .ring(&ring)
+                .map_err(|e| Fail::Corrupt(e.to_string()))?;
+            if bits != 0 && ring.flags() & bits != bits {
+                engine::set_flags(&ring, bits, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Under the lock: sweeps, runs `f` with the swept `gone` word, marks ends left without an
+    /// entry as gone and applies the flags.
+    fn update<R>(&self, f: impl FnOnce(&Self, u64) -> R) -> Result<R, Fail> {
+        let guard = self.lock()?;
+        let gone = self.sweep();
+        let r = f(self, gone);
+        self.apply(self.mark_unheld())?;
+        drop(guard);
+        Ok(r)
+    }
+}
+
+/// One end of a pipe, held by this process: sends to and receives from the other end.
+///
+/// A handle is registered in the pipe's holder table from [`open`](Self::open) (or
+/// [`Pipe::create`]) until [`close`](Self::close) or drop; any number of processes and handles
+/// may hold the same end. Sends from several holders of one end never interleave: each message
+/// arrives whole (unlike an OS pipe, where writes above `PIPE_BUF` may). Messages keep their
+/// boundaries: an empty message is a message, and two sends never merge.
+///
+/// `recv` returns [`RecvError::Disconnected`] (end-of-file) once the incoming ring is empty and
+/// no live holder of the other end remains; `send` returns [`SendError::Disconnected`] with the
+/// message once no live holder of the other end remains. A holder killed without closing
+/// counts as gone within about [`LIVENESS_SLICE`].
+///
+/// One handle is `Send + Sync` and serves any number of threads.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmq::{End, Options, Pipe, PipeEnd, TryRecvError};
+///
+/// let name = format!("shmq-doc-pipeend-{}", std::process::id());
+/// let (a, b) = Pipe::create(&name, &Options { capacity: 4, message_size: 16, ..Default::default() })?;
+/// a.send(b"")?; // an empty message is a message
+/// a.send(b"x")?;
+/// assert_eq!(b.recv()?, b"");
+/// assert_eq!(b.recv()?, b"x");
+/// assert_eq!(b.try_recv(), Err(TryRecvError::Empty));
+/// drop(a); // the only holder of end A leaves
+/// assert_eq!(b.try_recv(), Err(TryRecvError::Disconnected));
+/// // End-of-file is final: end A cannot be opened again.
+/// assert!(matches!(PipeEnd::open(&name, End::A), Err(shmq::OpenError::Disconnected(_))));
+/// Pipe::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PipeEnd {
+    seg: Arc<Segment>,
+    layout: PipeLayout,
+    end: End,
+    /// This handle's entry in the holder table.
+    entry: usize,
+    /// The process that registered the entry (a forked copy of the handle does not own it).
+    pid: u32,
+    /// When this handle was made; `last_sweep` counts from it.
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to this handle's last sweep of the holder table.
+    last_sweep: AtomicU64,
+    released: bool,
+}
+
+fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
+    match f {
+        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => SendError::Disconnected(msg),
+        Fail::TooLarge { len, max } => SendError::TooLarge { msg, len, max },
+        Fail::TooSmall { .. } => unreachable!("sends do not read into buffers"),
+        Fail::Corrupt(reason) => SendError::Corrupt { msg, reason },
+    }
+}
+
+fn try_send_error<M>(f: Fail, msg: M) -> TrySendError<M> {
+    match f {
+        Fail::WouldBlock => TrySendError::Full(msg),
+        other => send_error(other, msg).into(),
+    }
+}
+
+fn send_timeout_error<M>(f: Fail, msg: M) -> SendTimeoutError<M> {
+    match f {
+        Fail::WouldBlock => SendTimeoutError::Timeout(msg),
+        other => send_error(other, msg).into(),
+    }
+}
+
+fn recv_error(f: Fail) -> RecvError {
+    match f {
+        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => RecvError::Disconnected,
+        Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
+        Fail::TooSmall { needed, available } => RecvError::BufferTooSmall { needed, available },
+        Fail::Corrupt(s) => RecvError::Corrupt(s),
+    }
+}
+
+fn try_recv_error(f: Fail) -> TryRecvError {
+    match f {
+        Fail::WouldBlock => TryRecvError::Empty,
+        other => recv_error(other).into(),
+    }
+}
+
+fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
+    match f {
+        Fail::WouldBlock => RecvTimeoutError::Timeout,
+        other => recv_error(other).into(),
+    }
+}
+
+fn open_error(f: Fail) -> OpenError {
+    match f {
+        Fail::Corrupt(s) => OpenError::Corrupt(s),
+        other => OpenError::Corrupt(format!("{other:?}")),
+    }
+}
+
+/// Marks that an operation needs a direction this end of a one-way pipe lacks.
+struct WrongDirection;
+
+impl PipeEnd {
+    fn new(seg: Arc<Segment>, layout: PipeLayout, end: End, entry: usize, pid: u32) -> PipeEnd {
+        PipeEnd {
+            seg,
+            layout,
+            end,
+            entry,
+            pid,
+            epoch: Instant::now(),
+            last_sweep: AtomicU64::new(0),
+            released: false,
+        }
+    }
+
+    /// Attaches to end `end` of an existing named pipe and registers this handle as one of its
+    /// holders.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Incompatible`] (another
+    /// kind of object, such as a queue, or another layout version), [`OpenError::Corrupt`],
+    /// [`OpenError::Disconnected`] if every holder of that end has already left (end-of-file is
+    /// final), [`OpenError::TooManyHolders`] if the holder table is full, [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{End, OpenError, Options, Pipe, PipeEnd, Queue};
+    /// let name = format!("shmq-doc-pipe-open-{}", std::process::id());
+    /// let (_a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let b2 = PipeEnd::open(&name, End::B)?;
+    /// assert_eq!(b2.end(), End::B);
+    /// b.send(b"hi")?;
+    /// assert!(matches!(PipeEnd::open("shmq-doc-no-such-pipe", End::A), Err(OpenError::NotFound(_))));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(name: &str, end: End) -> Result<PipeEnd, OpenError> {
+        let seg = Segment::open_raw(name)?;
+        let p = seg.read_header(Some(Kind::Pipe))?;
+        let duplex = match p.aux {
+            PIPE_DUPLEX => true,
+            PIPE_ONE_WAY => false,
+            other => {
+                return Err(OpenError::Corrupt(format!(
+                    "pipe direction word is {other}, not {PIPE_DUPLEX} or {PIPE_ONE_WAY}"
+                )));
+            }
+        };
+        let (layout, expected) =
+            layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
+        if expected != p {
+            return Err(OpenError::Corrupt(format!(
+                "header geometry {p:?} does not match its own layout {expected:?}"
+            )));
+        }
+        // Check each ring once: positions, and the lock (repairing after a dead owner).
+        for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
+            seg.ring(ring)?.lock(None).map_err(|e| match e {
+                RingError::Corrupt(s) => OpenError::Corrupt(s),
+                RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
+            })?;
+        }
+        let pid = std::process::id();
+        let start = segment::process_start_time(pid).unwrap_or(0);
+        let entry = {
+            let table = Table::new(&seg, &layout)?;
+            table
+                .update(|t, gone| {
+                    if gone & end.bit() != 0 {
+                        return Err(OpenError::Disconnected(format!(
+                            "pipe {name:?}: every holder of end {end} has left, and end-of-file is final"
+                        )));
+                    }
+                    t.insert(end, pid, start).ok_or_else(table_full)
+                })
+                .map_err(open_error)??
+        };
+        Ok(PipeEnd::new(Arc::new(seg), layout, end, entry, pid))
+    }
+
+    fn table(&self) -> Table<'_> {
+        // Checked when the handle was made; the layout is immutable, so this cannot fail.
+        Table::new(&self.seg, &self.layout)
+            .unwrap_or_else(|e| unreachable!("validated holder table: {e}"))
+    }
+
+    fn ring(&self, layout: Option<RingLayout>) -> Result<Ring<'_>, WrongDirection> {
+        let layout = layout.ok_or(WrongDirection)?;
+        // Checked when the handle was made, as above.
+        Ok(self
+            .seg
+            .ring(&layout)
+            .unwrap_or_else(|e| unreachable!("validated ring: {e}")))
+    }
+
+    /// The ring this end sends on.
+    fn outgoing(&self) -> Result<Ring<'_>, WrongDirection> {
+        self.ring(match self.end {
+            End::A => self.layout.a_to_b,
+            End::B => Some(self.layout.b_to_a),
+        })
+    }
+
+    /// The ring this end receives from.
+    fn incoming(&self) -> Result<Ring<'_>, WrongDirection> {
+        self.ring(match self.end {
+            End::A => Some(self.layout.b_to_a),
+            End::B => self.layout.a_to_b,
+        })
+    }
+
+    /// Sweeps the holder table now.
+    fn sweep(&self) -> Result<(), Fail> {
+        self.last_sweep
+            .store(self.epoch.elapsed().as_nanos() as u64, SeqCst);
+        self.table().update(|_, _| ())
+    }
+
+    /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
+    fn maybe_sweep(&self) -> Result<(), Fail> {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        if now.saturating_sub(self.last_sweep.load(SeqCst)) >= LIVENESS_SLICE.as_nanos() as u64 {
+            self.sweep()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs a blocking loop of the engine with the pipe's waiting policy: slices of
+    /// [`LIVENESS_SLICE`], sweeping the holder table after each (a failed sweep is retried after
+    /// the next slice; a broken ring reports itself through the operation).
+    fn with_waiting<R>(&self, run: impl FnOnce(Waiting<'_>) -> Result<R, Fail>) -> Result<R, Fail> {
+        self.maybe_sweep()?;
+        let recheck = || {
+            let _ = self.maybe_sweep();
+        };
+        run(Waiting {
+            slice: LIVENESS_SLICE,
+            recheck: Some(&recheck),
+        })
+    }
+
+    fn send_impl(&self, ring: &Ring<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
+        self.with_waiting(|how| engine::put(ring, wait, how, |l| l.push(msg).map(|()| (1, ()))))
+    }
+
+    /// Sends a message, waiting while the outgoing ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when no live holder of the other end remains,
+    /// [`SendError::TooLarge`], [`SendError::WrongDirection`] on the receiving end of a one-way
+    /// pipe, [`SendError::Corrupt`]; each hands the message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, SendError};
+    /// let name = format!("shmq-doc-pipe-send-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 4, ..Default::default() })?;
+    /// a.send(b"abcd")?;
+    /// assert!(matches!(a.send(b"abcde"), Err(SendError::TooLarge { len: 5, max: 4, .. })));
+    /// drop(b);
+    /// assert!(matches!(a.send(b"late"), Err(SendError::Disconnected(b"late"))));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(SendError::WrongDirection(msg));
+        };
+        self.send_impl(&ring, msg.as_ref(), Wait::Forever)
+            .map_err(|f| send_error(f, msg))
+    }
+
+    /// Sends a message if a slot is free now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] with the message, and the errors of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, TrySendError};
+    /// let name = format!("shmq-doc-pipe-trysend-{}", std::process::id());
+    /// let (a, _b) = Pipe::create(&name, &Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// a.try_send(vec![1u8])?;
+    /// match a.try_send(vec![2u8]) {
+    ///     Err(TrySendError::Full(msg)) => assert_eq!(msg, vec![2u8]), // nothing is lost
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_send<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), TrySendError<M>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(TrySendError::WrongDirection(msg));
+        };
+        self.send_impl(&ring, msg.as_ref(), Wait::Never)
+            .map_err(|f| try_send_error(f, msg))
+    }
+
+    /// Sends a message, waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] with the message, and the errors of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, SendTimeoutError};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("shmq-doc-pipe-sendtimeout-{}", std::process::id());
+    /// let (a, _b) = Pipe::create(&name, &Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// a.send_timeout(b"1", Duration::from_millis(10))?;
+    /// let t = Instant::now();
+    /// assert!(matches!(a.send_timeout(b"2", Duration::from_millis(20)), Err(SendTimeoutError::Timeout(b"2"))));
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_timeout<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<M>> {
+        self.send_wait(msg, Wait::after(timeout))
+    }
+
+    /// Sends a message, waiting until `deadline` at most for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("shmq-doc-pipe-senddeadline-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// a.send_deadline(b"soon", Instant::now() + Duration::from_millis(10))?;
+    /// assert_eq!(b.recv()?, b"soon");
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_deadline<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<M>> {
+        self.send_wait(msg, Wait::Until(deadline))
+    }
+
+    fn send_wait<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), SendTimeoutError<M>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(SendTimeoutError::WrongDirection(msg));
+        };
+        self.send_impl(&ring, msg.as_ref(), wait)
+            .map_err(|f| send_timeout_error(f, msg))
+    }
+
+    fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
+        self.with_waiting(|how| {
+            engine::get(ring, wait, how, |l| {
+                l.pop_with(<[u8]>::to_vec)
+                    .map(|m| m.map(|m| (1, m)))
+                    .map_err(Fail::Corrupt)
+            })
+        })
+    }
+
+    /// Receives the oldest message, waiting while none is there.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] (end-of-file) once the incoming ring is empty and no live
+    /// holder of the other end remains; [`RecvError::WrongDirection`] on the sending end of a
+    /// one-way pipe; [`RecvError::Corrupt`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, RecvError};
+    /// let name = format!("shmq-doc-pipe-recv-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let t = std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    ///     b.send(b"late").map_err(|e| e.to_string())?;
+    ///     b.close().map_err(|e| e.to_string()) // the other end's recv sees end-of-file
+    /// });
+    /// assert_eq!(a.recv()?, b"late");
+    /// assert_eq!(a.recv(), Err(RecvError::Disconnected));
+    /// t.join().unwrap()?;
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        self.recv_impl(&ring, Wait::Forever).map_err(recv_error)
+    }
+
+    /// Receives the oldest message if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], and the errors of [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, TryRecvError};
+    /// let name = format!("shmq-doc-pipe-tryrecv-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert_eq!(a.try_recv(), Err(TryRecvError::Empty));
+    /// b.send(b"now")?;
+    /// assert_eq!(a.try_recv()?, b"now");
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_recv(&self) -> Result<Vec<u8>, TryRecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(TryRecvError::WrongDirection);
+        };
+        self.recv_impl(&ring, Wait::Never).map_err(try_recv_error)
+    }
+
+    /// Receives the oldest message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], and the errors of [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, RecvTimeoutError};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("shmq-doc-pipe-recvtimeout-{}", std::process::id());
+    /// let (a, _b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let t = Instant::now();
+    /// assert_eq!(a.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+    /// assert!(t.elapsed() >= Duration::from_millis(20));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_deadline_impl(Wait::after(timeout))
+    }
+
+    /// Receives the oldest message, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("shmq-doc-pipe-recvdeadline-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// b.send(b"here")?;
+    /// assert_eq!(a.recv_deadline(Instant::now() + Duration::from_secs(1))?, b"here");
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_deadline_impl(Wait::Until(deadline))
+    }
+
+    fn recv_deadline_impl(&self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvTimeoutError::WrongDirection);
+        };
+        self.recv_impl(&ring, wait).map_err(recv_timeout_error)
+    }
+
+    /// Receives the oldest message into `buf` without allocating; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::BufferTooSmall`] if the message does not fit (it stays in the pipe, for a
+    /// later call with a larger buffer), and the errors of [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, RecvError};
+    /// let name = format!("shmq-doc-pipe-recvinto-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// b.send(b"four")?;
+    /// let mut small = [0u8; 2];
+    /// assert_eq!(a.recv_into(&mut small), Err(RecvError::BufferTooSmall { needed: 4, available: 2 }));
+    /// let mut buf = [0u8; 8];
+    /// let n = a.recv_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"four");
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        self.with_waiting(|how| engine::get(&ring, Wait::Forever, how, |l| pop_into(l, buf)))
+            .map_err(recv_error)
+    }
+
+    /// Whether a message is ready to be received, waiting at most `timeout` for one; the message
+    /// stays in the pipe.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] when the pipe is empty and no live holder of the other end
+    /// remains (a `recv` would return end-of-file), [`RecvError::WrongDirection`],
+    /// [`RecvError::Corrupt`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// use std::time::Duration;
+    /// let name = format!("shmq-doc-pipe-poll-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert!(!a.poll(Duration::from_millis(10))?);
+    /// b.send(b"ready")?;
+    /// assert!(a.poll(Duration::from_millis(10))?);
+    /// assert_eq!(a.recv()?, b"ready"); // poll did not take it
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
+        self.poll_wait(Wait::after(timeout))
+    }
+
+    /// [`poll`](Self::poll), waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll`](Self::poll).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// use std::time::Instant;
+    /// let name = format!("shmq-doc-pipe-polldeadline-{}", std::process::id());
+    /// let (a, _b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert!(!a.poll_deadline(Instant::now())?);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll_deadline(&self, deadline: Instant) -> Result<bool, RecvError> {
+        self.poll_wait(Wait::Until(deadline))
+    }
+
+    fn poll_wait(&self, wait: Wait) -> Result<bool, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        // A "get" that takes nothing: it reports a waiting message (and frees no slot).
+        let ready = self.with_waiting(|how| {
+            engine::get(&ring, wait, how, |l| Ok((l.len() > 0).then_some((0, ()))))
+        });
+        match ready {
+            Ok(()) => Ok(true),
+            Err(Fail::WouldBlock) => Ok(false),
+            Err(f) => Err(recv_error(f)),
+        }
+    }
+
+    fn release(&mut self) -> Result<(), Fail> {
+        if std::mem::replace(&mut self.released, true) || std::process::id() != self.pid {
+            // Released already, or a forked copy of the handle, whose entry is the parent's.
+            return Ok(());
+        }
+        let (end, pid, entry) = (self.end, self.pid, self.entry);
+        self.table().update(|t, _| {
+            if t.tag(entry).load(SeqCst) == end.code() << 32 | u64::from(pid) {
+                // Commit point: this holder is gone.
+                t.tag(entry).store(0, SeqCst);
+            }
+        })
+    }
+
+    /// Releases this holder of the end (as dropping the handle does). If it was the last live
+    /// holder, the end is gone: the other side's `recv` drains what is left and then returns
+    /// `Disconnected`, its `send` returns `Disconnected`, and blocked callers wake at once.
+    ///
+    /// # Errors
+    ///
+    /// Only a corrupt segment ([`RecvError::Corrupt`]); the handle is released regardless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, SendError};
+    /// let name = format!("shmq-doc-pipe-close-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// a.close()?;
+    /// assert!(matches!(b.send(b"x"), Err(SendError::Disconnected(_))));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn close(mut self) -> Result<(), RecvError> {
+        self.release().map_err(recv_error)
+    }
+
+    /// Which end this handle holds.
+    pub fn end(&self) -> End {
+        self.end
+    }
+
+    /// Whether the pipe is duplex (both ends send and receive).
+    pub fn is_duplex(&self) -> bool {
+        self.layout.a_to_b.is_some()
+    }
+
+    /// Whether this end can send (false only for end A of a one-way pipe).
+    pub fn can_send(&self) -> bool {
+        self.outgoing().is_ok()
+    }
+
+    /// Whether this end can receive (false only for end B of a one-way pipe).
+    pub fn can_recv(&self) -> bool {
+        self.incoming().is_ok()
+    }
+
+    /// How many messages each direction holds.
+    pub fn capacity(&self) -> usize {
+        self.layout.b_to_a.capacity as usize
+    }
+
+    /// The largest message in bytes.
+    pub fn message_size(&self) -> usize {
+        self.layout.b_to_a.message_size
+    }
+
+    /// The segment behind this pipe.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        // A corrupt segment cannot be reported from here; the entry is then freed by the next
+        // sweep after this process exits.
+        let _ = self.release();
+    }
+}
+
+impl fmt::Debug for PipeEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeEnd")
+            .field("backing", self.seg.backing())
+            .field("end", &self.end)
+            .field("duplex", &self.is_duplex())
+            .field("capacity", &self.capacity())
+            .field("message_size", &self.message_size())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe(duplex: bool) -> (PipeEnd, PipeEnd) {
+        let opts = Options {
+            capacity: 4,
+            message_size: 8,
+            ..Default::default()
+        };
+        Pipe::anonymous(&opts, duplex).unwrap()
+    }
+
+    /// Registers a holder of `end` with a given pid and start time, as another process would.
+    fn fake_holder(e: &PipeEnd, end: End, pid: u32, start: u64) -> usize {
+        let t = e.table();
+        t.update(|t, _| t.insert(end, pid, start)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn pipe_end_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<PipeEnd>();
+    }
+
+    #[test]
+    fn a_recycled_pid_does_not_keep_a_dead_holder_alive() {
+        let me = std::process::id();
+        let start = segment::process_start_time(me).unwrap();
+
+        // Control: a holder of B with this process's real start time keeps B alive.
+        let (a, b) = pipe(true);
+        let live = fake_holder(&a, End::B, me, start);
+        drop(b);
+        assert_eq!(a.try_recv(), Err(TryRecvError::Empty));
+        assert!(a.try_send(b"x").is_ok());
+        assert_ne!(a.table().tag(live).load(SeqCst), 0);
+
+        // The same pid with another start time: the process that registered is dead and its
+        // pid was handed to a new one. It must not count.
+        let (a, b) = pipe(true);
+        let stale = fake_holder(&a, End::B, me, start + 1);
+        drop(b);
+        assert_eq!(a.try_recv(), Err(TryRecvError::Disconnected));
+        assert!(matches!(
+            a.try_send(b"x"),
+            Err(TrySendError::Disconnected(_))
+        ));
+        assert_eq!(
+            a.table().tag(stale).load(SeqCst),
+            0,
+            "the stale entry is freed"
+        );
+    }
+
+    #[test]
+    fn a_holder_with_an_exited_pid_is_swept_by_a_blocked_receiver() {
+        // A child process that has exited and been reaped: its pid no longer exists.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let (a, b) = pipe(true);
+        fake_holder(&a, End::B, dead_pid, 0);
+        // Release b's entry without waking anyone through its own drop: the only holder of B
+        // left is the dead one, which only a sweep can find.
+        b.table().tag(b.entry).store(0, SeqCst);
+        // Not a Timeout: the blocked receiver found the dead holder by itself.
+        assert_eq!(
+            a.recv_timeout(Duration::from_secs(10)),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        drop(b);
+    }
+
+    #[test]
+    fn messages_keep_boundaries_and_are_drained_before_end_of_file() {
+        let (a, b) = pipe(true);
+        for m in [&b""[..], b"a", b"bc", b"12345678"] {
+            b.send(m).unwrap();
+        }
+        b.close().unwrap();
+        assert_eq!(a.recv().unwrap(), b"");
+        assert_eq!(a.recv().unwrap(), b"a");
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            a.recv_into(&mut buf),
+            Err(RecvError::BufferTooSmall {
+                needed: 2,
+                available: 1
+            })
+        );
+        assert_eq!(a.try_recv().unwrap(), b"bc");
+        assert!(a.poll(Duration::ZERO).unwrap());
+        assert_eq!(a.recv().unwrap(), b"12345678");
+        assert_eq!(a.poll(Duration::ZERO), Err(RecvError::Disconnected));
+        assert_eq!(a.recv(), Err(RecvError::Disconnected));
+        assert!(matches!(a.send(b"x"), Err(SendError::Disconnected(_))));
+    }
+
+    #[test]
+    fn close_wakes_a_blocked_receiver_and_a_blocked_sender() {
+        let (a, b) = pipe(true);
+        let a = Arc::new(a);
+        let a2 = Arc::clone(&a);
+        let receiver = std::thread::spawn(move || a2.recv());
+        for i in 0..4u8 {
+            a.send([i]).unwrap(); // fills A→B
+        }
+        let a3 = Arc::clone(&a);
+        let sender = std::thread::spawn(move || a3.send(b"blocked").map_err(|e| e.into_inner()));
+        std::thread::sleep(Duration::from_millis(100));
+        b.close().unwrap();
+        assert_eq!(receiver.join().unwrap(), Err(RecvError::Disconnected));
+        assert_eq!(sender.join().unwrap(), Err(b"blocked"));
+    }
+
+    #[test]
+    fn one_way_pipes_refuse_the_missing_direction() {
+        let (rx, tx) = pipe(false);
+        assert!(!rx.is_duplex() && rx.can_recv() && !rx.can_send());
+        assert!(tx.can_send() && !tx.can_recv());
+        assert!(matches!(rx.send(b"x"), Err(SendError::WrongDirection(_))));
+        assert!(matches!(
+            rx.try_send(b"x"),
+            Err(TrySendError::WrongDirection(_))
+        ));
+        assert!(matches!(
+            rx.send_timeout(b"x", Duration::ZERO),
+            Err(SendTimeoutError::WrongDirection(_))
+        ));
+        assert_eq!(tx.recv(), Err(RecvError::WrongDirection));
+        assert_eq!(tx.try_recv(), Err(TryRecvError::WrongDirection));
+        assert_eq!(
+            tx.recv_timeout(Duration::ZERO),
+            Err(RecvTimeoutError::WrongDirection)
+        );
+        assert_eq!(tx.recv_into(&mut []), Err(RecvError::WrongDirection));
+        assert_eq!(tx.poll(Duration::ZERO), Err(RecvError::WrongDirection));
+        tx.send(b"fine").unwrap();
+        assert_eq!(rx.recv().unwrap(), b"fine");
+        drop(rx);
+        assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(_))));
+    }
+
+    #[test]
+    fn an_owner_that_died_holding_the_table_lock_is_repaired_after() {
+        let (a, b) = pipe(true);
+        let t = a.table();
+        // Like a process killed half-way through registering: `start` written, `tag` not, and
+        // the lock still held when its thread ends.
+        let half = (0..PIPE_HOLDERS)
+            .find(|&i| t.tag(i).load(SeqCst) == 0)
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let guard = t.lock().unwrap();
+                t.start(half).store(12345, SeqCst);
+                std::mem::forget(guard);
+            });
+        });
+        // The next table operation (b's release) repairs the lock and goes on; the half-written
+        // entry never counted as a holder.
+        drop(b);
+        assert_eq!(a.try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(t.held(), End::A.bit());
+        assert!(!t.lock().unwrap().owner_died());
+    }
+
+    #[test]
+    fn the_holder_table_has_a_limit_and_entries_are_reused() {
+        let (a, _b) = pipe(true);
+        let me = std::process::id();
+        let start = segment::process_start_time(me).unwrap();
+        let t = a.table();
+        let taken: Vec<usize> = (2..PIPE_HOLDERS)
+            .map(|_| {
+                t.update(|t, _| t.insert(End::A, me, start))
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(t.update(|t, _| t.insert(End::A, me, start)).unwrap(), None);
+        t.tag(taken[0]).store(0, SeqCst);
+        assert_eq!(
+            t.update(|t, _| t.insert(End::A, me, start)).unwrap(),
+            Some(taken[0])
+        );
+    }
+}
