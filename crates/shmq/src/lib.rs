@@ -69,7 +69,7 @@ pub use error::{
     RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
     TryRecvError, TrySendError,
 };
-pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd};
+pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 pub use queue::{Options, Queue};
 pub use segment::{Backing, CreationMode, Fresh, Segment};
 pub use sync::{LockError, MutexGuard, RawMutex};

@@ -251,6 +251,107 @@ impl Pipe {
     }
 }
 
+/// Opens a pipe segment and checks its header, geometry and rings (repairing a ring whose lock
+/// owner died), without registering a holder.
+fn validated(name: &str) -> Result<(Segment, PipeLayout), OpenError> {
+    let seg = Segment::open_raw(name)?;
+    let p = seg.read_header(Some(Kind::Pipe))?;
+    let duplex = match p.aux {
+        PIPE_DUPLEX => true,
+        PIPE_ONE_WAY => false,
+        other => {
+            return Err(OpenError::Corrupt(format!(
+                "pipe direction word is {other}, not {PIPE_DUPLEX} or {PIPE_ONE_WAY}"
+            )));
+        }
+    };
+    let (layout, expected) =
+        layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
+    if expected != p {
+        return Err(OpenError::Corrupt(format!(
+            "header geometry {p:?} does not match its own layout {expected:?}"
+        )));
+    }
+    // Check each ring once: positions, and the lock (repairing after a dead owner).
+    for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
+        seg.ring(ring)?.lock(None).map_err(|e| match e {
+            RingError::Corrupt(s) => OpenError::Corrupt(s),
+            RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
+        })?;
+    }
+    Ok((seg, layout))
+}
+
+/// A look at a pipe from outside: what [`Pipe::inspect`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeInfo {
+    /// Whether both ends send and receive.
+    pub duplex: bool,
+    /// Messages each direction holds.
+    pub capacity: usize,
+    /// The largest message in bytes.
+    pub message_size: usize,
+    /// Live holders of end A and of end B (entries whose process still runs).
+    pub holders: [usize; 2],
+    /// Whether end A and end B are gone for good (every holder left: end-of-file).
+    pub gone: [bool; 2],
+    /// Messages waiting from A to B (`None` for a one-way pipe) and from B to A.
+    pub queued: (Option<usize>, usize),
+}
+
+impl Pipe {
+    /// Looks at a pipe without attaching to it (no holder is registered, nothing changes): for
+    /// tools such as `shmq stat`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeEnd::open`], except that a gone end is reported, not refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-inspect-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 4, message_size: 16, ..Default::default() })?;
+    /// a.send(b"x")?;
+    /// let info = Pipe::inspect(&name)?;
+    /// assert_eq!((info.holders, info.gone, info.queued), ([1, 1], [false, false], (Some(1), 0)));
+    /// drop((a, b));
+    /// assert_eq!(Pipe::inspect(&name)?.gone, [true, true]);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn inspect(name: &str) -> Result<PipeInfo, OpenError> {
+        let (seg, layout) = validated(name)?;
+        let table = Table::new(&seg, &layout)?;
+        let mut holders = [0usize; 2];
+        for i in 0..PIPE_HOLDERS {
+            let tag = table.tag(i).load(SeqCst);
+            let Some(end) = End::from_code(tag >> 32) else {
+                continue;
+            };
+            if segment::process_alive(tag as u32, table.start(i).load(SeqCst)) {
+                holders[usize::from(end == End::B)] += 1;
+            }
+        }
+        let gone = table.gone.load(SeqCst);
+        let len = |r: &RingLayout| seg.ring(r).map(|r| r.len() as usize);
+        Ok(PipeInfo {
+            duplex: layout.a_to_b.is_some(),
+            capacity: layout.b_to_a.capacity as usize,
+            message_size: layout.b_to_a.message_size,
+            holders,
+            gone: [gone & End::A.bit() != 0, gone & End::B.bit() != 0],
+            queued: (
+                layout.a_to_b.as_ref().map(len).transpose()?,
+                len(&layout.b_to_a)?,
+            ),
+        })
+    }
+}
+
 fn table_full() -> OpenError {
     OpenError::TooManyHolders(format!(
         "the pipe's holder table is full ({PIPE_HOLDERS} handles hold its ends)"
@@ -536,31 +637,7 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn open(name: &str, end: End) -> Result<PipeEnd, OpenError> {
-        let seg = Segment::open_raw(name)?;
-        let p = seg.read_header(Some(Kind::Pipe))?;
-        let duplex = match p.aux {
-            PIPE_DUPLEX => true,
-            PIPE_ONE_WAY => false,
-            other => {
-                return Err(OpenError::Corrupt(format!(
-                    "pipe direction word is {other}, not {PIPE_DUPLEX} or {PIPE_ONE_WAY}"
-                )));
-            }
-        };
-        let (layout, expected) =
-            layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
-        if expected != p {
-            return Err(OpenError::Corrupt(format!(
-                "header geometry {p:?} does not match its own layout {expected:?}"
-            )));
-        }
-        // Check each ring once: positions, and the lock (repairing after a dead owner).
-        for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
-            seg.ring(ring)?.lock(None).map_err(|e| match e {
-                RingError::Corrupt(s) => OpenError::Corrupt(s),
-                RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
-            })?;
-        }
+        let (seg, layout) = validated(name)?;
         let pid = std::process::id();
         let start = segment::process_start_time(pid).unwrap_or(0);
         let entry = {

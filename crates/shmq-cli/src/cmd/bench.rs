@@ -8,6 +8,8 @@ use clap::ValueEnum;
 use shmq_cli::bench::{self, Config, Workload};
 use shmq_cli::workload::{Launcher, MIN_SIZE};
 
+use super::parse_duration;
+
 /// Workload families on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum WorkloadArg {
@@ -45,23 +47,6 @@ pub(crate) struct Args {
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (try 500ms or 2s)"))?;
-    let secs = match unit {
-        "s" => v,
-        "ms" => v / 1e3,
-        "us" => v / 1e6,
-        _ => return Err(format!("invalid duration unit {unit:?} (use s, ms or us)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {

@@ -1,3 +1,25 @@
 //! One module per subcommand family.
 
+use std::time::Duration;
+
+pub(crate) mod admin;
 pub(crate) mod bench;
+pub(crate) mod demo;
+
+/// Parses `500ms`, `2s`, `1.5s`, `20us` (a bare number is seconds).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 500ms or 2s)"))?;
+    let secs = match unit {
+        "s" => v,
+        "ms" => v / 1e3,
+        "us" => v / 1e6,
+        _ => return Err(format!("invalid duration unit {unit:?} (use s, ms or us)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}

@@ -1,0 +1,635 @@
+//! `shmq demo`: every scenario of the seed, run with real child processes (this binary
+//! re-executed with the hidden `demo-child` subcommand), with a readable account or one JSON
+//! object per scenario.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+use serde_json::{Value, json};
+use shmq::{End, GetError, Options, Pipe, PipeEnd, Queue, RecvError};
+use shmq_dict::{Options as DictOptions, SharedDict};
+
+use super::parse_duration;
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    /// Producers and consumers on one bounded queue, ended with close().
+    Queue,
+    /// JoinableQueue: consumers call task_done, producers join.
+    Joinable,
+    /// One producer, several consumers on one pipe end, all ending on end-of-file.
+    Pipe,
+    /// Processes decrement a shared counter, without and with the lock.
+    Race,
+    /// All of the above.
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Which scenario to run.
+    #[arg(value_enum, default_value = "all")]
+    scenario: Scenario,
+    /// Producer processes (default: queue 3, joinable 10, pipe 1).
+    #[arg(long)]
+    producers: Option<usize>,
+    /// Consumer processes (default: queue 2, joinable 5, pipe 3).
+    #[arg(long)]
+    consumers: Option<usize>,
+    /// Items per producer (default 10).
+    #[arg(long)]
+    items: Option<usize>,
+    /// Processes in the race (default 70).
+    #[arg(long, default_value_t = 70)]
+    processes: usize,
+    /// Runs of each race variant (default 3).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// A pause per item (and, in the race, between the read and the write), e.g. 2ms.
+    #[arg(long, value_parser = parse_duration)]
+    pace: Option<Duration>,
+    /// One JSON object per scenario instead of prose.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Removes a segment name when dropped, also on an error path.
+struct Unlink(String);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = shmq::Segment::unlink(&self.0);
+    }
+}
+
+fn seg_name(what: &str) -> String {
+    format!("shmq-demo-{}-{what}", std::process::id())
+}
+
+/// A child process running one role.
+struct Kid {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Kid {
+    fn spawn(role: &str, args: &[String]) -> Result<Kid> {
+        let exe = std::env::current_exe().context("locating the shmq executable")?;
+        let mut child = Command::new(exe)
+            .arg("demo-child")
+            .arg(role)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting a {role} process"))?;
+        let out = BufReader::new(child.stdout.take().context("child stdout")?);
+        Ok(Kid { child, out })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the child prints.
+    fn line(&mut self) -> Result<String> {
+        let mut s = String::new();
+        self.out.read_line(&mut s)?;
+        if s.is_empty() {
+            bail!("process {} ended without saying it was ready", self.pid());
+        }
+        Ok(s.trim_end().to_owned())
+    }
+
+    /// Waits for the child; returns its remaining lines and whether it succeeded.
+    fn finish(mut self) -> Result<(Vec<String>, bool)> {
+        let mut lines = Vec::new();
+        for l in (&mut self.out).lines() {
+            lines.push(l?);
+        }
+        let ok = self.child.wait()?.success();
+        Ok((lines, ok))
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Finishes children in parallel, so that none blocks on a full pipe while we wait on another.
+fn finish_all(kids: Vec<Kid>) -> Result<Vec<(u32, Vec<String>, bool)>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = kids
+            .into_iter()
+            .map(|k| {
+                let pid = k.pid();
+                s.spawn(move || k.finish().map(|(l, ok)| (pid, l, ok)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("reader panicked")))
+            })
+            .collect()
+    })
+}
+
+struct Report {
+    json: bool,
+}
+
+impl Report {
+    fn say(&self, line: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", line.as_ref());
+        }
+    }
+}
+
+/// Counts what consumers received against what was sent.
+fn tally(sent: &HashSet<String>, received: &[String]) -> (usize, usize, usize) {
+    let unique: HashSet<&String> = received.iter().collect();
+    let duplicates = received.len() - unique.len();
+    let missing = sent.iter().filter(|s| !unique.contains(s)).count();
+    (unique.len(), duplicates, missing)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAILED" }
+}
+
+pub(crate) fn run(args: &Args) -> Result<bool> {
+    let r = Report { json: args.json };
+    let all = args.scenario == Scenario::All;
+    let mut results = Vec::new();
+    let start = Instant::now();
+    if all || args.scenario == Scenario::Queue {
+        results.push(("queue", queue(args, &r)?));
+    }
+    if all || args.scenario == Scenario::Joinable {
+        results.push(("joinable", joinable(args, &r)?));
+    }
+    if all || args.scenario == Scenario::Pipe {
+        results.push(("pipe", pipe(args, &r)?));
+    }
+    if all || args.scenario == Scenario::Race {
+        results.push(("race", race(args, &r)?));
+    }
+    let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
+    if args.json {
+        for (_, v) in &results {
+            println!("{v}");
+        }
+    } else {
+        println!("summary ({:.1} s):", start.elapsed().as_secs_f64());
+        for (name, v) in &results {
+            println!("  {name:<9} {}", verdict(v["ok"] == Value::Bool(true)));
+        }
+    }
+    Ok(ok)
+}
+
+fn pace_arg(args: &Args) -> String {
+    args.pace.map_or(0, |d| d.as_micros()).to_string()
+}
+
+fn queue(args: &Args, r: &Report) -> Result<Value> {
+    let (producers, consumers, items) = (
+        args.producers.unwrap_or(3),
+        args.consumers.unwrap_or(2),
+        args.items.unwrap_or(10),
+    );
+    let name = seg_name("queue");
+    let opts = Options {
+        capacity: 5,
+        message_size: 64,
+        ..Default::default()
+    };
+    let q = Queue::create(&name, &opts)?;
+    let _unlink = Unlink(name.clone());
+    r.say(format!(
+        "queue: {producers} producer processes x {items} items -> one bounded queue (capacity {}) -> {consumers} consumer processes",
+        opts.capacity
+    ));
+    let cons = (0..consumers)
+        .map(|id| {
+            Kid::spawn(
+                "queue-consumer",
+                &[name.clone(), id.to_string(), pace_arg(args)],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let prods = (0..producers)
+        .map(|id| {
+            Kid::spawn(
+                "queue-producer",
+                &[
+                    name.clone(),
+                    id.to_string(),
+                    items.to_string(),
+                    pace_arg(args),
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    r.say(format!(
+        "  started consumers (pids {}) and producers (pids {})",
+        pids(&cons),
+        pids(&prods)
+    ));
+    let prod_ok = finish_all(prods)?.iter().all(|(_, _, ok)| *ok);
+    r.say("  every producer is done: close() - consumers drain what is left and end on Closed");
+    q.close()?;
+    let mut received = Vec::new();
+    let mut cons_ok = true;
+    for (i, (pid, lines, ok)) in finish_all(cons)?.into_iter().enumerate() {
+        r.say(format!(
+            "  consumer {i} (pid {pid}): {} items, {}",
+            lines.len(),
+            if ok { "ended on Closed" } else { "FAILED" }
+        ));
+        cons_ok &= ok;
+        received.extend(lines);
+    }
+    let sent: HashSet<String> = (0..producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    let (unique, duplicates, missing) = tally(&sent, &received);
+    let ok = prod_ok && cons_ok && duplicates == 0 && missing == 0 && unique == sent.len();
+    r.say(format!(
+        "  {}: {} sent, {} received, {duplicates} duplicates, {missing} missing, queue empty: {}\n",
+        verdict(ok),
+        sent.len(),
+        received.len(),
+        q.is_empty()
+    ));
+    Ok(json!({
+        "scenario": "queue", "producers": producers, "consumers": consumers,
+        "sent": sent.len(), "received": received.len(), "duplicates": duplicates,
+        "missing": missing, "ok": ok,
+    }))
+}
+
+fn joinable(args: &Args, r: &Report) -> Result<Value> {
+    let (producers, consumers, items) = (
+        args.producers.unwrap_or(10),
+        args.consumers.unwrap_or(5),
+        args.items.unwrap_or(10),
+    );
+    let name = seg_name("joinable");
+    let q = Queue::create(
+        &name,
+        &Options {
+            capacity: 16,
+            message_size: 64,
+            ..Default::default()
+        },
+    )?;
+    let _unlink = Unlink(name.clone());
+    r.say(format!(
+        "joinable: {producers} producers x {items} items, {consumers} consumers calling task_done(); each producer join()s"
+    ));
+    let cons = (0..consumers)
+        .map(|id| {
+            Kid::spawn(
+                "joinable-consumer",
+                &[name.clone(), id.to_string(), pace_arg(args)],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let prods = (0..producers)
+        .map(|id| {
+            Kid::spawn(
+                "joinable-producer",
+                &[
+                    name.clone(),
+                    id.to_string(),
+                    items.to_string(),
+                    pace_arg(args),
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut joined = 0;
+    let mut prod_ok = true;
+    for (pid, lines, ok) in finish_all(prods)? {
+        prod_ok &= ok;
+        if lines.iter().any(|l| l == "joined") {
+            joined += 1;
+        } else {
+            r.say(format!("  producer {pid} did not get past join()"));
+        }
+    }
+    let unfinished = q.unfinished();
+    r.say(format!(
+        "  all {joined} producers returned from join(); unfinished tasks: {unfinished}"
+    ));
+    q.close()?;
+    let mut received = Vec::new();
+    let mut cons_ok = true;
+    for (pid, lines, ok) in finish_all(cons)? {
+        r.say(format!("  consumer pid {pid}: {} tasks done", lines.len()));
+        cons_ok &= ok;
+        received.extend(lines);
+    }
+    let sent: HashSet<String> = (0..producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    let (_, duplicates, missing) = tally(&sent, &received);
+    let ok = prod_ok
+        && cons_ok
+        && joined == producers
+        && unfinished == 0
+        && duplicates == 0
+        && missing == 0;
+    r.say(format!(
+        "  {}: {} sent, {} received and done, {duplicates} duplicates, {missing} missing\n",
+        verdict(ok),
+        sent.len(),
+        received.len()
+    ));
+    Ok(json!({
+        "scenario": "joinable", "producers": producers, "consumers": consumers,
+        "sent": sent.len(), "received": received.len(), "duplicates": duplicates,
+        "missing": missing, "joined": joined, "unfinished": unfinished, "ok": ok,
+    }))
+}
+
+fn pipe(args: &Args, r: &Report) -> Result<Value> {
+    let (producers, consumers, items) = (
+        args.producers.unwrap_or(1),
+        args.consumers.unwrap_or(3),
+        args.items.unwrap_or(10),
+    );
+    let name = seg_name("pipe");
+    let (a, b) = Pipe::create(
+        &name,
+        &Options {
+            capacity: 8,
+            message_size: 64,
+            ..Default::default()
+        },
+    )?;
+    let _unlink = Unlink(name.clone());
+    r.say(format!(
+        "pipe: {producers} producer(s) send {items} messages each on end A; {consumers} consumers share end B and read until end-of-file"
+    ));
+    let mut cons = (0..consumers)
+        .map(|id| {
+            Kid::spawn(
+                "pipe-consumer",
+                &[name.clone(), id.to_string(), pace_arg(args)],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut prods = (0..producers)
+        .map(|id| {
+            Kid::spawn(
+                "pipe-producer",
+                &[
+                    name.clone(),
+                    id.to_string(),
+                    items.to_string(),
+                    pace_arg(args),
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Every child attaches before this process lets go of its own ends: otherwise an end could
+    // be left without holders, which is end-of-file for good.
+    for k in cons.iter_mut().chain(prods.iter_mut()) {
+        let l = k.line()?;
+        if l != "attached" {
+            bail!("unexpected output from process {}: {l}", k.pid());
+        }
+    }
+    drop((a, b));
+    r.say("  every process attached; the parent closed its own ends");
+    let prod_ok = finish_all(prods)?.iter().all(|(_, _, ok)| *ok);
+    r.say("  the producers sent everything and closed end A");
+    let mut received = Vec::new();
+    let mut eof = 0;
+    let mut cons_ok = true;
+    for (pid, mut lines, ok) in finish_all(cons)? {
+        let saw_eof = lines.last().is_some_and(|l| l == "EOF");
+        if saw_eof {
+            lines.pop();
+            eof += 1;
+        }
+        r.say(format!(
+            "  consumer pid {pid}: {} messages, then {}",
+            lines.len(),
+            if saw_eof {
+                "end-of-file"
+            } else {
+                "no end-of-file"
+            }
+        ));
+        cons_ok &= ok;
+        received.extend(lines);
+    }
+    let sent: HashSet<String> = (0..producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    let (_, duplicates, missing) = tally(&sent, &received);
+    let ok = prod_ok && cons_ok && eof == consumers && duplicates == 0 && missing == 0;
+    r.say(format!(
+        "  {}: {} sent, {} received, {duplicates} duplicates, {missing} missing, {eof} of {consumers} consumers saw end-of-file\n",
+        verdict(ok),
+        sent.len(),
+        received.len()
+    ));
+    Ok(json!({
+        "scenario": "pipe", "producers": producers, "consumers": consumers,
+        "sent": sent.len(), "received": received.len(), "duplicates": duplicates,
+        "missing": missing, "eof": eof, "ok": ok,
+    }))
+}
+
+const RACE_START: i64 = 100;
+
+fn race(args: &Args, r: &Report) -> Result<Value> {
+    let n = args.processes;
+    let expected = RACE_START - n as i64;
+    let name = seg_name("race");
+    let gate = seg_name("race-gate");
+    let dict = SharedDict::create(
+        &name,
+        &DictOptions {
+            capacity: 8,
+            max_key_len: 16,
+            ..Default::default()
+        },
+    )?;
+    let _unlink = Unlink(name.clone());
+    let q = Queue::create(
+        &gate,
+        &Options {
+            capacity: n.max(1),
+            message_size: 1,
+            ..Default::default()
+        },
+    )?;
+    let _unlink_gate = Unlink(gate.clone());
+    r.say(format!(
+        "race: {n} processes each do count -= 1 on a shared dict, count starting at {RACE_START} (expected {expected}){}",
+        args.pace
+            .map(|p| format!(", with a {p:?} pause between the read and the write"))
+            .unwrap_or_default()
+    ));
+    let run_variant = |role: &str| -> Result<(Vec<i64>, bool)> {
+        let mut finals = Vec::new();
+        let mut all_ok = true;
+        for _ in 0..args.runs {
+            dict.insert("count", RACE_START)?;
+            let mut kids = (0..n)
+                .map(|_| Kid::spawn(role, &[name.clone(), gate.clone(), pace_arg(args)]))
+                .collect::<Result<Vec<_>>>()?;
+            for k in &mut kids {
+                k.line()?; // "ready": attached and waiting at the gate
+            }
+            // Open the gate for everyone at once, so that the processes really overlap.
+            let tokens = vec![[1u8]; n];
+            q.put_many(&tokens)?;
+            all_ok &= finish_all(kids)?.iter().all(|(_, _, ok)| *ok);
+            finals.push(dict.get("count")?.context("count vanished")?);
+        }
+        Ok((finals, all_ok))
+    };
+    let (unlocked, unlocked_ok) = run_variant("race-unlocked")?;
+    let lost: i64 = unlocked.iter().map(|f| f - expected).sum();
+    r.say(format!(
+        "  without the lock (get, then insert): finals {unlocked:?}: {lost} updates lost in {} runs",
+        args.runs
+    ));
+    let (locked, locked_ok) = run_variant("race-locked")?;
+    r.say(format!(
+        "  with the lock (lock(); get; insert; unlock): finals {locked:?}"
+    ));
+    let ok = unlocked_ok && locked_ok && locked.iter().all(|&f| f == expected);
+    r.say(format!(
+        "  {}: with the lock every run ends at exactly {expected}\n",
+        verdict(ok)
+    ));
+    Ok(json!({
+        "scenario": "race", "processes": n, "start": RACE_START, "expected": expected,
+        "unlocked": { "finals": unlocked, "lost_updates": lost },
+        "locked": { "finals": locked }, "ok": ok,
+    }))
+}
+
+fn pids(kids: &[Kid]) -> String {
+    kids.iter()
+        .map(|k| k.pid().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The child side: `shmq demo-child ROLE ARGS...`.
+pub(crate) fn child(role: &str, args: &[String]) -> Result<()> {
+    let arg = |i: usize| -> Result<&str> {
+        args.get(i)
+            .map(String::as_str)
+            .with_context(|| format!("{role}: argument {i} missing"))
+    };
+    let num = |i: usize| -> Result<u64> {
+        arg(i)?
+            .parse()
+            .with_context(|| format!("{role}: argument {i} is not a number"))
+    };
+    let mut out = std::io::stdout().lock();
+    let mut say = |s: &str| -> Result<()> {
+        writeln!(out, "{s}")?;
+        out.flush()?;
+        Ok(())
+    };
+    match role {
+        "queue-producer" | "joinable-producer" => {
+            let q = Queue::open(arg(0)?)?;
+            let (id, items, pace) = (num(1)?, num(2)?, Duration::from_micros(num(3)?));
+            for i in 0..items {
+                q.put(format!("p{id}-{i}"))?;
+                std::thread::sleep(pace);
+            }
+            if role == "joinable-producer" {
+                q.join()?;
+                say("joined")?;
+            }
+        }
+        "queue-consumer" | "joinable-consumer" => {
+            let q = Queue::open(arg(0)?)?;
+            let pace = Duration::from_micros(num(2)?);
+            loop {
+                match q.get() {
+                    Ok(m) => {
+                        say(&String::from_utf8_lossy(&m))?;
+                        std::thread::sleep(pace);
+                        if role == "joinable-consumer" {
+                            q.task_done()?;
+                        }
+                    }
+                    Err(GetError::Closed) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        "pipe-producer" => {
+            let end = PipeEnd::open(arg(0)?, End::A)?;
+            say("attached")?;
+            let (id, items, pace) = (num(1)?, num(2)?, Duration::from_micros(num(3)?));
+            for i in 0..items {
+                end.send(format!("p{id}-{i}"))?;
+                std::thread::sleep(pace);
+            }
+            end.close()?;
+        }
+        "pipe-consumer" => {
+            let end = PipeEnd::open(arg(0)?, End::B)?;
+            say("attached")?;
+            let pace = Duration::from_micros(num(2)?);
+            loop {
+                match end.recv() {
+                    Ok(m) => {
+                        say(&String::from_utf8_lossy(&m))?;
+                        std::thread::sleep(pace);
+                    }
+                    Err(RecvError::Disconnected) => break say("EOF")?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        "race-unlocked" | "race-locked" => {
+            let dict = SharedDict::open(arg(0)?)?;
+            let gate = Queue::open(arg(1)?)?;
+            let pace = Duration::from_micros(num(2)?);
+            say("ready")?;
+            gate.get()?;
+            if role == "race-unlocked" {
+                // The seed's `d['count'] -= 1`: a read and a write, each atomic on its own.
+                let v = dict.get("count")?.context("no count")?;
+                std::thread::sleep(pace);
+                dict.insert("count", v - 1)?;
+            } else {
+                let mut g = dict.lock()?;
+                let v = g.get("count")?.context("no count")?;
+                std::thread::sleep(pace);
+                g.insert("count", v - 1)?;
+            }
+        }
+        _ => bail!("unknown demo role {role:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The `shmq` binary, run as a user would: every demo scenario with `--json`, the admin round
+//! trip, the error cases and a tiny `bench`. Speeds are never asserted.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+
+/// Runs `shmq ARGS` with a watchdog: a hang fails the test after `limit`.
+fn shmq(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(SHMQ)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shmq");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().expect("wait for shmq");
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(limit).is_err() {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("shmq {args:?} still running after {limit:?}");
+    }
+    waiter.join().expect("waiter")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[test]
+fn demo_queue_json_counts_every_item_once() {
+    let out = shmq(&["demo", "queue", "--json"], MINUTE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["scenario"], "queue");
+    assert_eq!(
+        (v["producers"].as_u64(), v["consumers"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        (v["sent"].as_u64(), v["received"].as_u64()),
+        (Some(30), Some(30))
+    );
+    assert_eq!(v["duplicates"], 0);
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn demo_joinable_json_every_producer_joins() {
+    let out = shmq(&["demo", "joinable", "--json"], MINUTE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["scenario"], "joinable");
+    assert_eq!(
+        (v["sent"].as_u64(), v["received"].as_u64()),
+        (Some(100), Some(100))
+    );
+    assert_eq!(v["joined"], 10);
+    assert_eq!(v["unfinished"], 0);
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn demo_pipe_json_every_consumer_sees_end_of_file() {
+    let out = shmq(&["demo", "pipe", "--json", "--items", "25"], MINUTE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["scenario"], "pipe");
+    assert_eq!(
+        (v["sent"].as_u64(), v["received"].as_u64()),
+        (Some(25), Some(25))
+    );
+    assert_eq!(v["eof"], 3);
+    assert_eq!(v["duplicates"], 0);
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn demo_race_json_locked_finals_are_all_30() {
+    let out = shmq(&["demo", "race", "--json", "--runs", "2"], MINUTE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["scenario"], "race");
+    assert_eq!(
+        (v["processes"].as_u64(), v["start"].as_u64()),
+        (Some(70), Some(100))
+    );
+    assert_eq!(v["expected"], 30);
+    let locked = v["locked"]["finals"].as_array().unwrap();
+    assert_eq!(locked.len(), 2);
+    assert!(locked.iter().all(|f| f == 30), "{locked:?}");
+    let unlocked = v["unlocked"]["finals"].as_array().unwrap();
+    let lost: i64 = unlocked.iter().map(|f| f.as_i64().unwrap() - 30).sum();
+    assert_eq!(v["unlocked"]["lost_updates"].as_i64(), Some(lost));
+}
+
+#[test]
+fn demo_all_prints_one_object_per_scenario() {
+    let out = shmq(
+        &["demo", "--json", "--runs", "1", "--processes", "10"],
+        MINUTE,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scenarios: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|v| v["scenario"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(scenarios, ["queue", "joinable", "pipe", "race"]);
+}
+
+#[test]
+fn admin_round_trip_create_put_get_stat_ls_rm() {
+    let name = format!("shmq-test-cli-{}", std::process::id());
+    let out = shmq(
+        &[
+            "create",
+            "queue",
+            &name,
+            "--capacity",
+            "4",
+            "--message-size",
+            "32",
+            "--mode",
+            "0640",
+        ],
+        MINUTE,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = format!("/dev/shm/{name}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o640);
+
+    assert!(shmq(&["put", &name, "hello"], MINUTE).status.success());
+    assert!(shmq(&["put", &name, "world"], MINUTE).status.success());
+    let stat = shmq(&["stat", &name, "--json"], MINUTE);
+    let v = &json_lines(&stat)[0];
+    assert_eq!(v["kind"], "queue");
+    assert_eq!(
+        v["layout_version"].as_u64(),
+        Some(u64::from(shmq::layout::LAYOUT_VERSION))
+    );
+    assert_eq!(
+        (v["capacity"].as_u64(), v["message_size"].as_u64()),
+        (Some(4), Some(32))
+    );
+    assert_eq!(
+        (v["len"].as_u64(), v["unfinished"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(v["closed"], false);
+    assert_eq!(
+        v["creator_alive"], false,
+        "the creating shmq process has exited"
+    );
+
+    let got = shmq(&["get", &name, "--count", "2", "--timeout", "1s"], MINUTE);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "hello\nworld\n");
+
+    let ls = shmq(&["ls", "--json"], MINUTE);
+    let row = json_lines(&ls)
+        .into_iter()
+        .find(|r| r["name"] == name.as_str())
+        .expect("ls lists the queue");
+    assert_eq!(row["kind"], "queue");
+    assert!(row["size"].as_u64().unwrap() > 0);
+
+    assert!(shmq(&["close", &name], MINUTE).status.success());
+    let v = &json_lines(&shmq(&["stat", &name, "--json"], MINUTE))[0];
+    assert_eq!(v["closed"], true);
+
+    assert!(shmq(&["rm", &name], MINUTE).status.success());
+    assert!(!std::path::Path::new(&path).exists());
+}
+
+#[test]
+fn errors_are_one_line_with_a_nonzero_exit() {
+    let missing = format!("shmq-test-cli-missing-{}", std::process::id());
+    let out = shmq(&["stat", &missing], MINUTE);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no shmq segment named"), "{err}");
+
+    let foreign = format!("shmq-test-cli-foreign-{}", std::process::id());
+    let path = format!("/dev/shm/{foreign}");
+    std::fs::write(&path, b"not a segment, just bytes").unwrap();
+    let out = shmq(&["rm", &foreign], MINUTE);
+    let exists = std::path::Path::new(&path).exists();
+    let _ = std::fs::remove_file(&path);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a shmq segment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(exists, "rm must not remove a foreign file");
+
+    let out = shmq(&["get", &missing, "--timeout", "soon"], MINUTE);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid duration"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = shmq(&["create", "queue", "bad/name"], MINUTE);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid segment name"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = shmq(&["create", "queue", &missing, "--capacity", "0"], MINUTE);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("capacity"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn bench_with_tiny_counts_prints_well_formed_json() {
+    let out = shmq(
+        &[
+            "bench",
+            "--messages",
+            "500",
+            "--sizes",
+            "64",
+            "--repeat",
+            "1",
+            "--json",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json_lines(&out);
+    assert!(!rows.is_empty());
+    for r in &rows {
+        for key in [
+            "mechanism",
+            "workload",
+            "size",
+            "msgs_per_sec",
+            "mb_per_sec",
+            "ratio_to_pipe",
+        ] {
+            assert!(r.get(key).is_some(), "row without {key}: {r}");
+        }
+        assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0);
+        if r["workload"] == "rtt" {
+            assert!(r["p50_us"].as_f64().is_some() && r["p99_us"].as_f64().is_some());
+        }
+    }
+    for m in ["shmq", "shmq-batch", "pipe", "socket"] {
+        assert!(rows.iter().any(|r| r["mechanism"] == m), "no {m} row");
+    }
+}
