@@ -595,11 +595,11 @@ mod tests {
         assert_eq!((l.lock, l.gone, l.holders), (128, 256, 384));
         let ab = l.a_to_b.unwrap();
         assert_eq!(ab.control, 1408);
-        assert_eq!(ab.slots, 1408 + 896);
-        assert_eq!(ab.end(), 2304 + 6 * 72);
-        // 2736 rounded up to a multiple of 128.
-        assert_eq!(l.b_to_a.control, 2816);
-        assert_eq!(p.total_size, 2816 + 896 + 6 * 72);
+        assert_eq!(ab.slots, 1408 + 384);
+        assert_eq!(ab.end(), 1792 + 6 * 72);
+        // 2224 rounded up to a multiple of 128.
+        assert_eq!(l.b_to_a.control, 2304);
+        assert_eq!(p.total_size, 2304 + 384 + 6 * 72);
         assert_eq!(
             (p.kind, p.aux, p.slot_stride),
             (Kind::Pipe, PIPE_DUPLEX, 72)
@@ -608,7 +608,7 @@ mod tests {
         let (l, p) = pipe_layout(6, 64, false).unwrap();
         assert_eq!(l.a_to_b, None);
         assert_eq!(l.b_to_a.control, 1408);
-        assert_eq!(p.total_size, 1408 + 896 + 6 * 72);
+        assert_eq!(p.total_size, 1408 + 384 + 6 * 72);
         assert_eq!(p.aux, PIPE_ONE_WAY);
         assert!(pipe_layout(0, 8, true).is_err());
         assert!(pipe_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE / 2, true).is_err());
