@@ -73,3 +73,8 @@ pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 pub use queue::{Options, Queue};
 pub use segment::{Backing, CreationMode, Fresh, Segment};
 pub use sync::{LockError, MutexGuard, RawMutex};
+
+/// The README's examples, compiled and run as doctests so that they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -257,8 +257,8 @@ fn queue(args: &Args, r: &Report) -> Result<Value> {
     let mut cons_ok = true;
     for (i, (pid, lines, ok)) in finish_all(cons)?.into_iter().enumerate() {
         r.say(format!(
-            "  consumer {i} (pid {pid}): {} items, {}",
-            lines.len(),
+            "  consumer {i} (pid {pid}): {}, {}",
+            plural(lines.len(), "item"),
             if ok { "ended on Closed" } else { "FAILED" }
         ));
         cons_ok &= ok;
@@ -341,7 +341,10 @@ fn joinable(args: &Args, r: &Report) -> Result<Value> {
     let mut received = Vec::new();
     let mut cons_ok = true;
     for (pid, lines, ok) in finish_all(cons)? {
-        r.say(format!("  consumer pid {pid}: {} tasks done", lines.len()));
+        r.say(format!(
+            "  consumer pid {pid}: {} done",
+            plural(lines.len(), "task")
+        ));
         cons_ok &= ok;
         received.extend(lines);
     }
@@ -385,7 +388,7 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
     )?;
     let _unlink = Unlink(name.clone());
     r.say(format!(
-        "pipe: {producers} producer(s) send {items} messages each on end A; {consumers} consumers share end B and read until end-of-file"
+        "pipe: {producers} producer process(es) send {items} messages each on end A; {consumers} consumers share end B and read until end-of-file"
     ));
     let mut cons = (0..consumers)
         .map(|id| {
@@ -430,8 +433,8 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
             eof += 1;
         }
         r.say(format!(
-            "  consumer pid {pid}: {} messages, then {}",
-            lines.len(),
+            "  consumer pid {pid}: {}, then {}",
+            plural(lines.len(), "message"),
             if saw_eof {
                 "end-of-file"
             } else {
@@ -529,6 +532,14 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
         "unlocked": { "finals": unlocked, "lost_updates": lost },
         "locked": { "finals": locked }, "ok": ok,
     }))
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn pids(kids: &[Kid]) -> String {
