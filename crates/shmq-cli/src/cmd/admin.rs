@@ -84,7 +84,7 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
                     mode: *mode,
                 },
             )?;
-            println!(
+            outln!(
                 "created queue {name}: capacity {}, message size {}, {} bytes",
                 q.capacity(),
                 q.message_size(),
@@ -105,7 +105,7 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
                     mode: *mode,
                 },
             )?;
-            println!(
+            outln!(
                 "created dict {name}: {} keys of up to {} bytes, {} bytes",
                 d.capacity(),
                 d.max_key_len(),
@@ -114,7 +114,7 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
         }
         CreateKind::Lock { name, mode } => {
             let l = Lock::create_with(name, shmq::CreationMode::CreateExclusive, *mode)?;
-            println!("created lock {name}: {} bytes", l.segment().len());
+            outln!("created lock {name}: {} bytes", l.segment().len());
         }
         CreateKind::Pipe { name } => bail!(
             "cannot create pipe {name:?} from the command line: a pipe's end is gone for good once \
@@ -178,7 +178,7 @@ pub(crate) fn get(name: &str, timeout: Option<Duration>, count: usize) -> Result
             },
             None => q.get()?,
         };
-        println!("{}", String::from_utf8_lossy(&msg));
+        outln!("{}", String::from_utf8_lossy(&msg));
     }
     Ok(())
 }
@@ -242,7 +242,7 @@ fn stat_value(name: &str) -> Result<Value> {
 pub(crate) fn stat(name: &str, as_json: bool) -> Result<()> {
     let v = stat_value(name)?;
     if as_json {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
     if let Value::Object(m) = &v {
@@ -251,7 +251,7 @@ pub(crate) fn stat(name: &str, as_json: bool) -> Result<()> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{k:<16} {shown}");
+            outln!("{k:<16} {shown}");
         }
     }
     Ok(())
@@ -279,16 +279,19 @@ pub(crate) fn ls(as_json: bool) -> Result<()> {
     let rows: Vec<Value> = names.iter().filter_map(|n| ls_row(n)).collect();
     if as_json {
         for r in &rows {
-            println!("{r}");
+            outln!("{r}");
         }
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<40} {:<6} {:>12} {:>8} CREATOR",
-        "NAME", "KIND", "BYTES", "PID"
+        "NAME",
+        "KIND",
+        "BYTES",
+        "PID"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:<40} {:<6} {:>12} {:>8} {}",
             r["name"].as_str().unwrap_or("?"),
             r["kind"].as_str().unwrap_or("?"),

@@ -96,9 +96,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     let rows = rows?;
     if args.json {
-        print!("{}", bench::json_lines(&rows)?);
+        outln!("{}", bench::json_lines(&rows)?.trim_end());
     } else {
-        print!("{}", bench::table(&rows));
+        outln!("{}", bench::table(&rows).trim_end());
     }
     Ok(())
 }

@@ -154,7 +154,7 @@ struct Report {
 impl Report {
     fn say(&self, line: impl AsRef<str>) {
         if !self.json {
-            println!("{}", line.as_ref());
+            outln!("{}", line.as_ref());
         }
     }
 }
@@ -191,12 +191,12 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
     if args.json {
         for (_, v) in &results {
-            println!("{v}");
+            outln!("{v}");
         }
     } else {
-        println!("summary ({:.1} s):", start.elapsed().as_secs_f64());
+        outln!("summary ({:.1} s):", start.elapsed().as_secs_f64());
         for (name, v) in &results {
-            println!("  {name:<9} {}", verdict(v["ok"] == Value::Bool(true)));
+            outln!("  {name:<9} {}", verdict(v["ok"] == Value::Bool(true)));
         }
     }
     Ok(ok)

@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+/// `println!` that ignores a closed stdout (`shmq ls | head`): the reader went away, which is
+/// not worth a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub(crate) mod admin;
 pub(crate) mod bench;
 pub(crate) mod demo;
