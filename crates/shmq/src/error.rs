@@ -46,17 +46,22 @@ pub enum OpenError {
     Io(#[from] io::Error),
 }
 
-macro_rules! put_error {
+/// One error type of a put or send family: its own variants (each carrying the message back),
+/// plus `TooLarge` and `Corrupt`, with `into_inner`, an `is_*` per own variant, `Debug` that does
+/// not need `M: Debug`, lowercase `Display`, and (with `from Base { .. }`) a conversion from the
+/// family's blocking error, whose listed variants it shares.
+macro_rules! message_error {
     (
         $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
+        $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)*
+        }
+        $(from $base:ident { $($shared:ident),* })?
     ) => {
         $(#[$meta])*
         #[non_exhaustive]
         pub enum $name<M> {
             $($(#[$vmeta])* $variant(M),)*
-            /// The queue (or pipe direction) is closed: nothing can be put any more.
-            Closed(M),
             /// The message is longer than the slots.
             TooLarge {
                 /// The message.
@@ -76,10 +81,10 @@ macro_rules! put_error {
         }
 
         impl<M> $name<M> {
-            /// The message that was not put.
+            /// The message that did not go through.
             pub fn into_inner(self) -> M {
                 match self {
-                    $(Self::$variant(m))|* | Self::Closed(m) => m,
+                    $(Self::$variant(m) => m,)*
                     Self::TooLarge { msg, .. } | Self::Corrupt { msg, .. } => msg,
                 }
             }
@@ -90,25 +95,12 @@ macro_rules! put_error {
                     matches!(self, Self::$variant(_))
                 }
             )*
-
-            /// Whether the queue was closed.
-            pub fn is_closed(&self) -> bool {
-                matches!(self, Self::Closed(_))
-            }
-
-            fn kind(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => stringify!($variant),)*
-                    Self::Closed(_) => "Closed",
-                    Self::TooLarge { .. } => "TooLarge",
-                    Self::Corrupt { .. } => "Corrupt",
-                }
-            }
         }
 
         impl<M> fmt::Debug for $name<M> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self {
+                    $(Self::$variant(_) => f.write_str(concat!(stringify!($variant), "(..)")),)*
                     Self::TooLarge { len, max, .. } => f
                         .debug_struct("TooLarge")
                         .field("len", len)
@@ -118,7 +110,6 @@ macro_rules! put_error {
                         .debug_struct("Corrupt")
                         .field("reason", reason)
                         .finish_non_exhaustive(),
-                    _ => write!(f, "{}(..)", self.kind()),
                 }
             }
         }
@@ -127,7 +118,6 @@ macro_rules! put_error {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self {
                     $(Self::$variant(_) => f.write_str($text),)*
-                    Self::Closed(_) => f.write_str("putting into a closed queue"),
                     Self::TooLarge { len, max, .. } => {
                         write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
                     }
@@ -137,378 +127,214 @@ macro_rules! put_error {
         }
 
         impl<M> std::error::Error for $name<M> {}
+
+        $(
+            impl<M> From<$base<M>> for $name<M> {
+                fn from(e: $base<M>) -> Self {
+                    match e {
+                        $($base::$shared(m) => Self::$shared(m),)*
+                        $base::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
+                        $base::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+                    }
+                }
+            }
+        )?
     };
 }
 
-put_error! {
-    /// The error of a blocking put ([`Queue::put`](crate::Queue::put)); the message comes back.
-    PutError {}
+/// One error type of a get or receive family: its own variants, plus `BufferTooSmall` and
+/// `Corrupt`, an `is_*` per own variant, and (with `from Base { .. }`) a conversion from the
+/// family's blocking error.
+macro_rules! status_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)*
+        }
+        $(from $base:ident { $($shared:ident),* })?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* #[error($text)] $variant,)*
+            /// The buffer given to a `*_into` call is shorter than the next message, which stays
+            /// where it is.
+            #[error("buffer of {available} bytes is too small for a message of {needed} bytes")]
+            BufferTooSmall {
+                /// Length of the message.
+                needed: usize,
+                /// Length of the buffer.
+                available: usize,
+            },
+            /// The segment is damaged beyond repair, or its lock failed.
+            #[error("corrupt segment: {0}")]
+            Corrupt(String),
+        }
+
+        impl $name {
+            $(
+                /// Whether this is the variant of the same name.
+                pub fn $is(&self) -> bool {
+                    matches!(self, Self::$variant)
+                }
+            )*
+        }
+
+        $(
+            impl From<$base> for $name {
+                fn from(e: $base) -> Self {
+                    match e {
+                        $($base::$shared => Self::$shared,)*
+                        $base::BufferTooSmall { needed, available } => {
+                            Self::BufferTooSmall { needed, available }
+                        }
+                        $base::Corrupt(s) => Self::Corrupt(s),
+                    }
+                }
+            }
+        )?
+    };
 }
 
-put_error! {
+message_error! {
+    /// The error of a blocking put ([`Queue::put`](crate::Queue::put)); the message comes back.
+    PutError {
+        /// The queue is closed: nothing can be put any more.
+        Closed => "putting into a closed queue", is_closed;
+    }
+}
+
+message_error! {
     /// The error of [`Queue::try_put`](crate::Queue::try_put); the message comes back.
     TryPutError {
         /// Every slot is taken.
         Full => "putting into a full queue", is_full;
+        /// The queue is closed: nothing can be put any more.
+        Closed => "putting into a closed queue", is_closed;
     }
+    from PutError { Closed }
 }
 
-put_error! {
+message_error! {
     /// The error of [`Queue::put_timeout`](crate::Queue::put_timeout) and
     /// [`Queue::put_deadline`](crate::Queue::put_deadline); the message comes back.
     PutTimeoutError {
         /// The queue stayed full until the deadline.
         Timeout => "timed out putting into a full queue", is_timeout;
+        /// The queue is closed: nothing can be put any more.
+        Closed => "putting into a closed queue", is_closed;
     }
+    from PutError { Closed }
 }
 
-impl<M> From<PutError<M>> for TryPutError<M> {
-    fn from(e: PutError<M>) -> Self {
-        match e {
-            PutError::Closed(m) => Self::Closed(m),
-            PutError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
-            PutError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
-        }
-    }
-}
-
-impl<M> From<PutError<M>> for PutTimeoutError<M> {
-    fn from(e: PutError<M>) -> Self {
-        match e {
-            PutError::Closed(m) => Self::Closed(m),
-            PutError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
-            PutError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
-        }
-    }
-}
-
-macro_rules! get_error {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-        #[non_exhaustive]
-        pub enum $name {
-            $($(#[$vmeta])* #[error($text)] $variant,)*
-            /// The queue is closed and empty: nothing will ever arrive.
-            #[error("receiving from a closed and empty queue")]
-            Closed,
-            /// The buffer given to a `get_into` is shorter than the next message, which stays in
-            /// the queue.
-            #[error("buffer of {available} bytes is too small for a message of {needed} bytes")]
-            BufferTooSmall {
-                /// Length of the message.
-                needed: usize,
-                /// Length of the buffer.
-                available: usize,
-            },
-            /// The segment is damaged beyond repair, or its lock failed.
-            #[error("corrupt segment: {0}")]
-            Corrupt(String),
-        }
-
-        impl $name {
-            $(
-                /// Whether this is the variant of the same name.
-                pub fn $is(&self) -> bool {
-                    matches!(self, Self::$variant)
-                }
-            )*
-
-            /// Whether the queue is closed and drained.
-            pub fn is_closed(&self) -> bool {
-                matches!(self, Self::Closed)
-            }
-        }
-    };
-}
-
-get_error! {
+status_error! {
     /// The error of a blocking get ([`Queue::get`](crate::Queue::get)).
-    GetError {}
+    GetError {
+        /// The queue is closed and empty: nothing will ever arrive.
+        Closed => "receiving from a closed and empty queue", is_closed;
+    }
 }
 
-get_error! {
+status_error! {
     /// The error of [`Queue::try_get`](crate::Queue::try_get).
     TryGetError {
         /// No message is ready.
         Empty => "receiving from an empty queue", is_empty;
+        /// The queue is closed and empty: nothing will ever arrive.
+        Closed => "receiving from a closed and empty queue", is_closed;
     }
+    from GetError { Closed }
 }
 
-get_error! {
+status_error! {
     /// The error of [`Queue::get_timeout`](crate::Queue::get_timeout) and
     /// [`Queue::get_deadline`](crate::Queue::get_deadline).
     GetTimeoutError {
         /// Nothing arrived before the deadline.
         Timeout => "timed out waiting on an empty queue", is_timeout;
+        /// The queue is closed and empty: nothing will ever arrive.
+        Closed => "receiving from a closed and empty queue", is_closed;
     }
+    from GetError { Closed }
 }
 
-impl From<GetError> for TryGetError {
-    fn from(e: GetError) -> Self {
-        match e {
-            GetError::Closed => Self::Closed,
-            GetError::BufferTooSmall { needed, available } => {
-                Self::BufferTooSmall { needed, available }
-            }
-            GetError::Corrupt(s) => Self::Corrupt(s),
-        }
-    }
-}
-
-impl From<GetError> for GetTimeoutError {
-    fn from(e: GetError) -> Self {
-        match e {
-            GetError::Closed => Self::Closed,
-            GetError::BufferTooSmall { needed, available } => {
-                Self::BufferTooSmall { needed, available }
-            }
-            GetError::Corrupt(s) => Self::Corrupt(s),
-        }
-    }
-}
-
-macro_rules! send_error {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
-    ) => {
-        $(#[$meta])*
-        #[non_exhaustive]
-        pub enum $name<M> {
-            $($(#[$vmeta])* $variant(M),)*
-            /// No live holder of the other end is left: nobody will ever receive it.
-            Disconnected(M),
-            /// This end of a one-way pipe only receives.
-            WrongDirection(M),
-            /// The message is longer than the slots.
-            TooLarge {
-                /// The message.
-                msg: M,
-                /// Its length.
-                len: usize,
-                /// The largest length accepted.
-                max: usize,
-            },
-            /// The segment is damaged beyond repair, or its lock failed.
-            Corrupt {
-                /// The message.
-                msg: M,
-                /// What is wrong.
-                reason: String,
-            },
-        }
-
-        impl<M> $name<M> {
-            /// The message that was not sent.
-            pub fn into_inner(self) -> M {
-                match self {
-                    $(Self::$variant(m))|* | Self::Disconnected(m) | Self::WrongDirection(m) => m,
-                    Self::TooLarge { msg, .. } | Self::Corrupt { msg, .. } => msg,
-                }
-            }
-
-            $(
-                /// Whether this is the variant of the same name.
-                pub fn $is(&self) -> bool {
-                    matches!(self, Self::$variant(_))
-                }
-            )*
-
-            /// Whether the other end is gone.
-            pub fn is_disconnected(&self) -> bool {
-                matches!(self, Self::Disconnected(_))
-            }
-
-            fn kind(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => stringify!($variant),)*
-                    Self::Disconnected(_) => "Disconnected",
-                    Self::WrongDirection(_) => "WrongDirection",
-                    Self::TooLarge { .. } => "TooLarge",
-                    Self::Corrupt { .. } => "Corrupt",
-                }
-            }
-        }
-
-        impl<M> fmt::Debug for $name<M> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    Self::TooLarge { len, max, .. } => f
-                        .debug_struct("TooLarge")
-                        .field("len", len)
-                        .field("max", max)
-                        .finish_non_exhaustive(),
-                    Self::Corrupt { reason, .. } => f
-                        .debug_struct("Corrupt")
-                        .field("reason", reason)
-                        .finish_non_exhaustive(),
-                    _ => write!(f, "{}(..)", self.kind()),
-                }
-            }
-        }
-
-        impl<M> fmt::Display for $name<M> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $(Self::$variant(_) => f.write_str($text),)*
-                    Self::Disconnected(_) => f.write_str("sending on a disconnected pipe"),
-                    Self::WrongDirection(_) => {
-                        f.write_str("sending on the receiving end of a one-way pipe")
-                    }
-                    Self::TooLarge { len, max, .. } => {
-                        write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
-                    }
-                    Self::Corrupt { reason, .. } => write!(f, "corrupt segment: {reason}"),
-                }
-            }
-        }
-
-        impl<M> std::error::Error for $name<M> {}
-    };
-}
-
-send_error! {
+message_error! {
     /// The error of a blocking send on a pipe end ([`PipeEnd::send`](crate::PipeEnd::send));
     /// the message comes back.
-    SendError {}
+    SendError {
+        /// No live holder of the other end is left.
+        Disconnected => "sending on a disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only receives.
+        WrongDirection => "sending on the receiving end of a one-way pipe", is_wrong_direction;
+    }
 }
 
-send_error! {
+message_error! {
     /// The error of [`PipeEnd::try_send`](crate::PipeEnd::try_send); the message comes back.
     TrySendError {
         /// Every slot of the outgoing ring is taken.
         Full => "sending on a full pipe", is_full;
+        /// No live holder of the other end is left.
+        Disconnected => "sending on a disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only receives.
+        WrongDirection => "sending on the receiving end of a one-way pipe", is_wrong_direction;
     }
+    from SendError { Disconnected, WrongDirection }
 }
 
-send_error! {
+message_error! {
     /// The error of [`PipeEnd::send_timeout`](crate::PipeEnd::send_timeout) and
     /// [`PipeEnd::send_deadline`](crate::PipeEnd::send_deadline); the message comes back.
     SendTimeoutError {
         /// The outgoing ring stayed full until the deadline.
         Timeout => "timed out sending on a full pipe", is_timeout;
+        /// No live holder of the other end is left.
+        Disconnected => "sending on a disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only receives.
+        WrongDirection => "sending on the receiving end of a one-way pipe", is_wrong_direction;
     }
+    from SendError { Disconnected, WrongDirection }
 }
 
-impl<M> From<SendError<M>> for TrySendError<M> {
-    fn from(e: SendError<M>) -> Self {
-        match e {
-            SendError::Disconnected(m) => Self::Disconnected(m),
-            SendError::WrongDirection(m) => Self::WrongDirection(m),
-            SendError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
-            SendError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
-        }
-    }
-}
-
-impl<M> From<SendError<M>> for SendTimeoutError<M> {
-    fn from(e: SendError<M>) -> Self {
-        match e {
-            SendError::Disconnected(m) => Self::Disconnected(m),
-            SendError::WrongDirection(m) => Self::WrongDirection(m),
-            SendError::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
-            SendError::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
-        }
-    }
-}
-
-macro_rules! recv_error {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal, $is:ident;)* }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-        #[non_exhaustive]
-        pub enum $name {
-            $($(#[$vmeta])* #[error($text)] $variant,)*
-            /// End-of-file: the incoming ring is empty and no live holder of the other end is
-            /// left, so nothing will ever arrive (Python's `EOFError`).
-            #[error("receiving on an empty and disconnected pipe")]
-            Disconnected,
-            /// This end of a one-way pipe only sends.
-            #[error("receiving on the sending end of a one-way pipe")]
-            WrongDirection,
-            /// The buffer given to a `recv_into` is shorter than the next message, which stays in
-            /// the pipe.
-            #[error("buffer of {available} bytes is too small for a message of {needed} bytes")]
-            BufferTooSmall {
-                /// Length of the message.
-                needed: usize,
-                /// Length of the buffer.
-                available: usize,
-            },
-            /// The segment is damaged beyond repair, or its lock failed.
-            #[error("corrupt segment: {0}")]
-            Corrupt(String),
-        }
-
-        impl $name {
-            $(
-                /// Whether this is the variant of the same name.
-                pub fn $is(&self) -> bool {
-                    matches!(self, Self::$variant)
-                }
-            )*
-
-            /// Whether this is end-of-file.
-            pub fn is_disconnected(&self) -> bool {
-                matches!(self, Self::Disconnected)
-            }
-        }
-    };
-}
-
-recv_error! {
+status_error! {
     /// The error of a blocking receive on a pipe end ([`PipeEnd::recv`](crate::PipeEnd::recv)).
-    RecvError {}
+    RecvError {
+        /// End-of-file: the incoming ring is empty and no live holder of the other end is
+        /// left, so nothing will ever arrive (Python's `EOFError`).
+        Disconnected => "receiving on an empty and disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only sends.
+        WrongDirection => "receiving on the sending end of a one-way pipe", is_wrong_direction;
+    }
 }
 
-recv_error! {
+status_error! {
     /// The error of [`PipeEnd::try_recv`](crate::PipeEnd::try_recv).
     TryRecvError {
         /// No message is ready (but the other end is still held).
         Empty => "receiving on an empty pipe", is_empty;
+        /// End-of-file: the incoming ring is empty and no live holder of the other end is
+        /// left, so nothing will ever arrive (Python's `EOFError`).
+        Disconnected => "receiving on an empty and disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only sends.
+        WrongDirection => "receiving on the sending end of a one-way pipe", is_wrong_direction;
     }
+    from RecvError { Disconnected, WrongDirection }
 }
 
-recv_error! {
+status_error! {
     /// The error of [`PipeEnd::recv_timeout`](crate::PipeEnd::recv_timeout) and
     /// [`PipeEnd::recv_deadline`](crate::PipeEnd::recv_deadline).
     RecvTimeoutError {
         /// Nothing arrived before the deadline.
         Timeout => "timed out waiting on an empty pipe", is_timeout;
+        /// End-of-file: the incoming ring is empty and no live holder of the other end is
+        /// left, so nothing will ever arrive (Python's `EOFError`).
+        Disconnected => "receiving on an empty and disconnected pipe", is_disconnected;
+        /// This end of a one-way pipe only sends.
+        WrongDirection => "receiving on the sending end of a one-way pipe", is_wrong_direction;
     }
-}
-
-impl From<RecvError> for TryRecvError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::WrongDirection => Self::WrongDirection,
-            RecvError::BufferTooSmall { needed, available } => {
-                Self::BufferTooSmall { needed, available }
-            }
-            RecvError::Corrupt(s) => Self::Corrupt(s),
-        }
-    }
-}
-
-impl From<RecvError> for RecvTimeoutError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Disconnected => Self::Disconnected,
-            RecvError::WrongDirection => Self::WrongDirection,
-            RecvError::BufferTooSmall { needed, available } => {
-                Self::BufferTooSmall { needed, available }
-            }
-            RecvError::Corrupt(s) => Self::Corrupt(s),
-        }
-    }
+    from RecvError { Disconnected, WrongDirection }
 }
 
 /// The error of [`Queue::task_done`](crate::Queue::task_done).
