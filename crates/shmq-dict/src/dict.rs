@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::Kind;
-use shmq::segment::{DEFAULT_MODE, validate_name};
+use shmq::segment::{DEFAULT_MODE, create_named};
 use shmq::{CreationMode, MutexGuard, OpenError, Segment};
 
 use crate::error::{AcquireError, DictError};
@@ -155,29 +155,16 @@ impl SharedDict {
         mode: CreationMode,
     ) -> Result<SharedDict, OpenError> {
         let geo = opts.geometry()?;
-        validate_name(name)?;
-        match mode {
-            CreationMode::CreateExclusive => {}
-            CreationMode::PurgeAndCreate => match Segment::unlink(name) {
-                Ok(()) | Err(OpenError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            },
-            CreationMode::OpenOrCreate => {
-                return open_or_create(
-                    name,
-                    || Self::create_with(name, opts, CreationMode::CreateExclusive),
-                    Self::open,
-                )?
-                .matching(opts);
-            }
-        }
-        let fresh = Segment::create(name, geo.total_size(), opts.mode)?;
-        fresh.init_mutex(LOCK_OFFSET)?;
-        Table::new(&fresh, geo)?.init();
-        Ok(SharedDict {
-            seg: fresh.publish(&geo.params()),
-            geo,
-        })
+        let create = || -> Result<SharedDict, OpenError> {
+            let fresh = Segment::create(name, geo.total_size(), opts.mode)?;
+            fresh.init_mutex(LOCK_OFFSET)?;
+            Table::new(&fresh, geo)?.init();
+            Ok(SharedDict {
+                seg: fresh.publish(&geo.params()),
+                geo,
+            })
+        };
+        create_named(name, mode, create, Self::open)?.matching(opts)
     }
 
     /// [`create_with`](Self::create_with) with [`CreationMode::OpenOrCreate`].
@@ -697,25 +684,6 @@ impl SharedDict {
 
 /// Runs `create` and, if the name exists, opens it instead; bounded, because each round either
 /// creates, opens, or saw the name vanish between the two (someone unlinked it).
-pub(crate) fn open_or_create<T>(
-    name: &str,
-    mut create: impl FnMut() -> Result<T, OpenError>,
-    open: impl Fn(&str) -> Result<T, OpenError>,
-) -> Result<T, OpenError> {
-    let mut last = None;
-    for _ in 0..100 {
-        match create() {
-            Err(OpenError::AlreadyExists(_)) => {}
-            other => return other,
-        }
-        match open(name) {
-            Err(e @ OpenError::NotFound(_)) => last = Some(e),
-            other => return other,
-        }
-    }
-    Err(last.unwrap_or_else(|| OpenError::NotFound(name.to_owned())))
-}
-
 impl fmt::Debug for SharedDict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedDict")

@@ -5,10 +5,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::{Kind, Params};
-use shmq::segment::{DEFAULT_MODE, validate_name};
+use shmq::segment::{DEFAULT_MODE, create_named};
 use shmq::{CreationMode, MutexGuard, OpenError, RawMutex, Segment};
 
-use crate::dict::open_or_create;
 use crate::error::AcquireError;
 use crate::table::{LOCK_OFFSET, LOCK_SEGMENT_SIZE};
 
@@ -106,26 +105,14 @@ impl Lock {
                 "mode {perm:#o} has bits outside 0o777"
             )));
         }
-        validate_name(name)?;
-        match mode {
-            CreationMode::CreateExclusive => {}
-            CreationMode::PurgeAndCreate => match Segment::unlink(name) {
-                Ok(()) | Err(OpenError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            },
-            CreationMode::OpenOrCreate => {
-                return open_or_create(
-                    name,
-                    || Self::create_with(name, CreationMode::CreateExclusive, perm),
-                    Self::open,
-                );
-            }
-        }
-        let fresh = Segment::create(name, LOCK_SEGMENT_SIZE, perm)?;
-        fresh.init_mutex(LOCK_OFFSET)?;
-        Ok(Lock {
-            seg: fresh.publish(&params()),
-        })
+        let create = || -> Result<Lock, OpenError> {
+            let fresh = Segment::create(name, LOCK_SEGMENT_SIZE, perm)?;
+            fresh.init_mutex(LOCK_OFFSET)?;
+            Ok(Lock {
+                seg: fresh.publish(&params()),
+            })
+        };
+        create_named(name, mode, create, Self::open)
     }
 
     /// Opens the named lock, or creates it if there is none; racing processes get one lock.

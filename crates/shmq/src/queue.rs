@@ -196,35 +196,21 @@ impl Queue {
     /// ```
     pub fn create_with(name: &str, opts: &Options, mode: CreationMode) -> Result<Queue, OpenError> {
         opts.check()?;
-        crate::segment::validate_name(name)?;
-        match mode {
-            CreationMode::CreateExclusive => {}
-            CreationMode::PurgeAndCreate => match Segment::unlink(name) {
-                Ok(()) | Err(OpenError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            },
-            CreationMode::OpenOrCreate => {
-                // Bounded: each round either creates, opens, or saw the name vanish between
-                // our create and open (someone unlinked it), which cannot go on for long.
-                let mut last = None;
-                for _ in 0..100 {
-                    match Self::create_with(name, opts, CreationMode::CreateExclusive) {
-                        Err(OpenError::AlreadyExists(_)) => {}
-                        other => return other,
-                    }
-                    match Self::open(name) {
-                        Ok(q) => return q.matching(opts),
-                        Err(e @ OpenError::NotFound(_)) => last = Some(e),
-                        Err(e) => return Err(e),
-                    }
-                }
-                return Err(last.unwrap_or_else(|| OpenError::NotFound(name.to_owned())));
-            }
-        }
         let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
             .map_err(OpenError::InvalidOptions)?;
-        let fresh = Segment::create(name, params.total_size, opts.mode)?;
-        Self::init(fresh, ring, &params)
+        let q = crate::segment::create_named(
+            name,
+            mode,
+            || {
+                Self::init(
+                    Segment::create(name, params.total_size, opts.mode)?,
+                    ring,
+                    &params,
+                )
+            },
+            Self::open,
+        )?;
+        q.matching(opts)
     }
 
     /// [`create_with`](Self::create_with) with [`CreationMode::OpenOrCreate`].

@@ -48,6 +48,69 @@ pub enum CreationMode {
     OpenOrCreate,
 }
 
+/// Creates a named object according to `mode`, the one place that implements the three
+/// [`CreationMode`]s for every kind of object. `create` makes the object exclusively (failing
+/// with [`OpenError::AlreadyExists`] if the name is taken); `open` opens an existing one.
+///
+/// With [`CreationMode::OpenOrCreate`], racing processes get one creator and openers that wait
+/// for it (see [`Segment::read_header`]); a name that vanishes between a failed create and the
+/// open (someone unlinked it) is tried again, a bounded number of times.
+///
+/// # Errors
+///
+/// [`OpenError::InvalidName`], and whatever `create` or `open` return.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmq::OpenError> {
+/// use shmq::{CreationMode, Options, Queue, segment::create_named};
+/// let name = format!("shmq-doc-create-named-{}", std::process::id());
+/// let opts = Options { capacity: 2, message_size: 8, ..Default::default() };
+/// let make = || Queue::create(&name, &opts);
+/// let a = create_named(&name, CreationMode::OpenOrCreate, make, Queue::open)?;
+/// let b = create_named(&name, CreationMode::OpenOrCreate, make, Queue::open)?;
+/// a.put(b"x").unwrap();
+/// assert_eq!(b.len(), 1);
+/// let c = create_named(&name, CreationMode::PurgeAndCreate, make, Queue::open)?;
+/// assert_eq!(c.len(), 0);
+/// Queue::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn create_named<T>(
+    name: &str,
+    mode: CreationMode,
+    mut create: impl FnMut() -> Result<T, OpenError>,
+    open: impl Fn(&str) -> Result<T, OpenError>,
+) -> Result<T, OpenError> {
+    validate_name(name)?;
+    match mode {
+        CreationMode::CreateExclusive => create(),
+        CreationMode::PurgeAndCreate => {
+            match Segment::unlink(name) {
+                Ok(()) | Err(OpenError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            create()
+        }
+        CreationMode::OpenOrCreate => {
+            let mut last = None;
+            for _ in 0..100 {
+                match create() {
+                    Err(OpenError::AlreadyExists(_)) => {}
+                    other => return other,
+                }
+                match open(name) {
+                    Err(e @ OpenError::NotFound(_)) => last = Some(e),
+                    other => return other,
+                }
+            }
+            Err(last.unwrap_or_else(|| OpenError::NotFound(name.to_owned())))
+        }
+    }
+}
+
 /// Types that may be referenced inside a shared mapping.
 ///
 /// # Safety
