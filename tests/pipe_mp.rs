@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::shared::pattern_message;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -198,20 +200,6 @@ fn end_of_file_waits_for_every_holder_of_the_other_end() {
         PipeEnd::open(&name, End::B),
         Err(OpenError::Disconnected(_))
     ));
-}
-
-/// The pattern message of `tests/src/child/pipe.rs`.
-fn pattern_message(id: u32, seq: u32, len: usize) -> Vec<u8> {
-    let mut m = vec![0u8; len.max(8)];
-    m[..4].copy_from_slice(&id.to_le_bytes());
-    m[4..8].copy_from_slice(&seq.to_le_bytes());
-    for (i, b) in m.iter_mut().enumerate().skip(8) {
-        *b = (i as u32)
-            .wrapping_mul(31)
-            .wrapping_add(id.wrapping_mul(7))
-            .wrapping_add(seq) as u8;
-    }
-    m
 }
 
 /// Three processes send on the same end at once, messages of 4200 to 8191 bytes (above

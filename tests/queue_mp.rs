@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::shared::{check_stress, stress_message};
 use common::{Name, Watchdog, finish_all, spawn};
 use shmq::layout::{Kind, Params};
 use shmq::{
@@ -256,7 +257,7 @@ fn stress_threads_sharing_one_handle() {
                 let mut last: BTreeMap<u32, u32> = BTreeMap::new();
                 let mut buf = [0u8; 24];
                 while let Ok(n) = q.get_into(&mut buf) {
-                    let (id, seq) = check(&buf[..n]);
+                    let (id, seq) = check_stress(&buf[..n]).expect("corrupt message");
                     if let Some(&l) = last.get(&id) {
                         assert!(seq > l, "producer {id} out of order");
                     }
@@ -272,7 +273,7 @@ fn stress_threads_sharing_one_handle() {
             let q = Arc::clone(&q);
             std::thread::spawn(move || {
                 for seq in 0..PER_PRODUCER {
-                    q.put(message(id, seq)).unwrap();
+                    q.put(stress_message(id, seq)).unwrap();
                 }
             })
         })
@@ -293,21 +294,6 @@ fn stress_threads_sharing_one_handle() {
         }
     }
     assert_eq!(total, 4 * PER_PRODUCER as usize);
-}
-
-fn message(id: u32, seq: u32) -> [u8; 24] {
-    let mut m = [0u8; 24];
-    m[..4].copy_from_slice(&id.to_le_bytes());
-    m[4..8].copy_from_slice(&seq.to_le_bytes());
-    m[8..16].copy_from_slice(&((u64::from(id) * 0x9e37_79b9) ^ u64::from(seq)).to_le_bytes());
-    m
-}
-
-fn check(m: &[u8]) -> (u32, u32) {
-    let id = u32::from_le_bytes(m[..4].try_into().unwrap());
-    let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
-    assert_eq!(m, message(id, seq), "corrupt message");
-    (id, seq)
 }
 
 /// A process SIGKILLed inside the critical section of a put (payload half-written, lock held):

@@ -9,6 +9,8 @@
 mod dict;
 mod pipe;
 mod queue;
+#[path = "../shared.rs"]
+mod shared;
 
 use std::io::Write;
 use std::process::ExitCode;

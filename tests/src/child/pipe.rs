@@ -5,22 +5,8 @@ use std::process::ExitCode;
 
 use shmq::{End, PipeEnd, RecvError};
 
+use crate::shared::pattern_message;
 use crate::{arg, say};
-
-/// The message of the concurrent-senders test: 24 bytes naming sender `id` and sequence `seq`,
-/// then a pattern of both, `len` bytes in all (`tests/pipe_mp.rs` checks it).
-pub(crate) fn pattern_message(id: u32, seq: u32, len: usize) -> Vec<u8> {
-    let mut m = vec![0u8; len.max(8)];
-    m[..4].copy_from_slice(&id.to_le_bytes());
-    m[4..8].copy_from_slice(&seq.to_le_bytes());
-    for (i, b) in m.iter_mut().enumerate().skip(8) {
-        *b = (i as u32)
-            .wrapping_mul(31)
-            .wrapping_add(id.wrapping_mul(7))
-            .wrapping_add(seq) as u8;
-    }
-    m
-}
 
 fn parse_end(s: &str) -> End {
     match s {

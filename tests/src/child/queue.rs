@@ -5,37 +5,8 @@ use std::process::ExitCode;
 
 use shmq::{GetError, Queue};
 
+use crate::shared::{check_stress, stress_message};
 use crate::{arg, say};
-
-/// The stress message: producer id, sequence number, and a checksum of both (24 bytes).
-pub(crate) fn stress_message(id: u32, seq: u32) -> [u8; 24] {
-    let mut m = [0u8; 24];
-    m[..4].copy_from_slice(&id.to_le_bytes());
-    m[4..8].copy_from_slice(&seq.to_le_bytes());
-    m[8..16].copy_from_slice(&checksum(id, seq).to_le_bytes());
-    m[16..24].copy_from_slice(&(!checksum(seq, id)).to_le_bytes());
-    m
-}
-
-fn checksum(a: u32, b: u32) -> u64 {
-    // FNV-1a over the 8 bytes.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in a.to_le_bytes().into_iter().chain(b.to_le_bytes()) {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// Checks a stress message; returns (producer, seq).
-pub(crate) fn check_stress(m: &[u8]) -> Option<(u32, u32)> {
-    if m.len() != 24 {
-        return None;
-    }
-    let id = u32::from_le_bytes(m[..4].try_into().ok()?);
-    let seq = u32::from_le_bytes(m[4..8].try_into().ok()?);
-    (m == stress_message(id, seq)).then_some((id, seq))
-}
 
 fn open(name: &str) -> Queue {
     Queue::open(name).unwrap_or_else(|e| {
