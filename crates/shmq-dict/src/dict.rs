@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::Kind;
-use shmq::segment::{DEFAULT_MODE, create_named};
+use shmq::segment::{DEFAULT_MODE, check_mode, create_named};
 use shmq::{CreationMode, MutexGuard, OpenError, Segment};
 
 use crate::error::{AcquireError, DictError};
@@ -44,12 +44,7 @@ impl Default for Options {
 
 impl Options {
     fn geometry(&self) -> Result<Geometry, OpenError> {
-        if self.mode & !0o777 != 0 {
-            return Err(OpenError::InvalidOptions(format!(
-                "mode {:#o} has bits outside 0o777",
-                self.mode
-            )));
-        }
+        check_mode(self.mode)?;
         Geometry::new(self.capacity as u64, self.max_key_len as u64)
             .map_err(OpenError::InvalidOptions)
     }

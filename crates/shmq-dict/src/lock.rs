@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::{Kind, Params};
-use shmq::segment::{DEFAULT_MODE, create_named};
+use shmq::segment::{DEFAULT_MODE, check_mode, create_named};
 use shmq::{CreationMode, MutexGuard, OpenError, RawMutex, Segment};
 
 use crate::error::AcquireError;
@@ -100,11 +100,7 @@ impl Lock {
     /// # }
     /// ```
     pub fn create_with(name: &str, mode: CreationMode, perm: u32) -> Result<Lock, OpenError> {
-        if perm & !0o777 != 0 {
-            return Err(OpenError::InvalidOptions(format!(
-                "mode {perm:#o} has bits outside 0o777"
-            )));
-        }
+        check_mode(perm)?;
         let create = || -> Result<Lock, OpenError> {
             let fresh = Segment::create(name, LOCK_SEGMENT_SIZE, perm)?;
             fresh.init_mutex(LOCK_OFFSET)?;

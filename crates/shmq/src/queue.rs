@@ -45,12 +45,7 @@ impl Default for Options {
 
 impl Options {
     pub(crate) fn check(&self) -> Result<(), OpenError> {
-        if self.mode & !0o777 != 0 {
-            return Err(OpenError::InvalidOptions(format!(
-                "mode {:#o} has bits outside 0o777",
-                self.mode
-            )));
-        }
+        crate::segment::check_mode(self.mode)?;
         layout::check_ring_options(self.capacity as u64, self.message_size as u64)
             .map_err(OpenError::InvalidOptions)
     }

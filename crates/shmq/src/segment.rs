@@ -48,6 +48,20 @@ pub enum CreationMode {
     OpenOrCreate,
 }
 
+/// Checks permission bits for a new segment: only `0o777` may be set.
+///
+/// # Errors
+///
+/// [`OpenError::InvalidOptions`] naming the mode.
+pub fn check_mode(mode: u32) -> Result<(), OpenError> {
+    if mode & !0o777 != 0 {
+        return Err(OpenError::InvalidOptions(format!(
+            "mode {mode:#o} has bits outside 0o777"
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a named object according to `mode`, the one place that implements the three
 /// [`CreationMode`]s for every kind of object. `create` makes the object exclusively (failing
 /// with [`OpenError::AlreadyExists`] if the name is taken); `open` opens an existing one.

@@ -224,27 +224,17 @@ fn queue(args: &Args, r: &Report) -> Result<Value> {
         "queue: {producers} producer processes x {items} items -> one bounded queue (capacity {}) -> {consumers} consumer processes",
         opts.capacity
     ));
-    let cons = (0..consumers)
-        .map(|id| {
-            Kid::spawn(
-                "queue-consumer",
-                &[name.clone(), id.to_string(), pace_arg(args)],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let prods = (0..producers)
-        .map(|id| {
-            Kid::spawn(
-                "queue-producer",
-                &[
-                    name.clone(),
-                    id.to_string(),
-                    items.to_string(),
-                    pace_arg(args),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let cons = spawn_each("queue-consumer", consumers, |id| {
+        vec![name.clone(), id.to_string(), pace_arg(args)]
+    })?;
+    let prods = spawn_each("queue-producer", producers, |id| {
+        vec![
+            name.clone(),
+            id.to_string(),
+            items.to_string(),
+            pace_arg(args),
+        ]
+    })?;
     r.say(format!(
         "  started consumers (pids {}) and producers (pids {})",
         pids(&cons),
@@ -264,9 +254,7 @@ fn queue(args: &Args, r: &Report) -> Result<Value> {
         cons_ok &= ok;
         received.extend(lines);
     }
-    let sent: HashSet<String> = (0..producers)
-        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
-        .collect();
+    let sent = expected_items(producers, items);
     let (unique, duplicates, missing) = tally(&sent, &received);
     let ok = prod_ok && cons_ok && duplicates == 0 && missing == 0 && unique == sent.len();
     r.say(format!(
@@ -302,27 +290,17 @@ fn joinable(args: &Args, r: &Report) -> Result<Value> {
     r.say(format!(
         "joinable: {producers} producers x {items} items, {consumers} consumers calling task_done(); each producer join()s"
     ));
-    let cons = (0..consumers)
-        .map(|id| {
-            Kid::spawn(
-                "joinable-consumer",
-                &[name.clone(), id.to_string(), pace_arg(args)],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let prods = (0..producers)
-        .map(|id| {
-            Kid::spawn(
-                "joinable-producer",
-                &[
-                    name.clone(),
-                    id.to_string(),
-                    items.to_string(),
-                    pace_arg(args),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let cons = spawn_each("joinable-consumer", consumers, |id| {
+        vec![name.clone(), id.to_string(), pace_arg(args)]
+    })?;
+    let prods = spawn_each("joinable-producer", producers, |id| {
+        vec![
+            name.clone(),
+            id.to_string(),
+            items.to_string(),
+            pace_arg(args),
+        ]
+    })?;
     let mut joined = 0;
     let mut prod_ok = true;
     for (pid, lines, ok) in finish_all(prods)? {
@@ -348,9 +326,7 @@ fn joinable(args: &Args, r: &Report) -> Result<Value> {
         cons_ok &= ok;
         received.extend(lines);
     }
-    let sent: HashSet<String> = (0..producers)
-        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
-        .collect();
+    let sent = expected_items(producers, items);
     let (_, duplicates, missing) = tally(&sent, &received);
     let ok = prod_ok
         && cons_ok
@@ -390,27 +366,17 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
     r.say(format!(
         "pipe: {producers} producer process(es) send {items} messages each on end A; {consumers} consumers share end B and read until end-of-file"
     ));
-    let mut cons = (0..consumers)
-        .map(|id| {
-            Kid::spawn(
-                "pipe-consumer",
-                &[name.clone(), id.to_string(), pace_arg(args)],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut prods = (0..producers)
-        .map(|id| {
-            Kid::spawn(
-                "pipe-producer",
-                &[
-                    name.clone(),
-                    id.to_string(),
-                    items.to_string(),
-                    pace_arg(args),
-                ],
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut cons = spawn_each("pipe-consumer", consumers, |id| {
+        vec![name.clone(), id.to_string(), pace_arg(args)]
+    })?;
+    let mut prods = spawn_each("pipe-producer", producers, |id| {
+        vec![
+            name.clone(),
+            id.to_string(),
+            items.to_string(),
+            pace_arg(args),
+        ]
+    })?;
     // Every child attaches before this process lets go of its own ends: otherwise an end could
     // be left without holders, which is end-of-file for good.
     for k in cons.iter_mut().chain(prods.iter_mut()) {
@@ -444,9 +410,7 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
         cons_ok &= ok;
         received.extend(lines);
     }
-    let sent: HashSet<String> = (0..producers)
-        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
-        .collect();
+    let sent = expected_items(producers, items);
     let (_, duplicates, missing) = tally(&sent, &received);
     let ok = prod_ok && cons_ok && eof == consumers && duplicates == 0 && missing == 0;
     r.say(format!(
@@ -498,9 +462,9 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
         let mut all_ok = true;
         for _ in 0..args.runs {
             dict.insert("count", RACE_START)?;
-            let mut kids = (0..n)
-                .map(|_| Kid::spawn(role, &[name.clone(), gate.clone(), pace_arg(args)]))
-                .collect::<Result<Vec<_>>>()?;
+            let mut kids = spawn_each(role, n, |_| {
+                vec![name.clone(), gate.clone(), pace_arg(args)]
+            })?;
             for k in &mut kids {
                 k.line()?; // "ready": attached and waiting at the gate
             }
@@ -532,6 +496,18 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
         "unlocked": { "finals": unlocked, "lost_updates": lost },
         "locked": { "finals": locked }, "ok": ok,
     }))
+}
+
+/// Starts `n` processes of one role; `args(i)` gives the arguments of the i-th.
+fn spawn_each(role: &str, n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Vec<Kid>> {
+    (0..n).map(|i| Kid::spawn(role, &args(i))).collect()
+}
+
+/// What `producers` producers of `items` items each send: `p{producer}-{item}`.
+fn expected_items(producers: usize, items: usize) -> HashSet<String> {
+    (0..producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect()
 }
 
 fn plural(n: usize, what: &str) -> String {
