@@ -275,3 +275,38 @@ fn bench_with_tiny_counts_prints_well_formed_json() {
         assert!(rows.iter().any(|r| r["mechanism"] == m), "no {m} row");
     }
 }
+
+#[test]
+fn stat_shows_the_holders_of_each_pipe_end_without_becoming_one() {
+    let name = format!("shmq-test-cli-pipe-{}", std::process::id());
+    let opts = shmq::Options {
+        capacity: 4,
+        message_size: 16,
+        ..Default::default()
+    };
+    let (a, b) = shmq::Pipe::create(&name, &opts).unwrap();
+    let b2 = shmq::PipeEnd::open(&name, shmq::End::B).unwrap();
+    a.send(b"queued").unwrap();
+    let out = shmq(&["stat", &name, "--json"], MINUTE);
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["kind"], "pipe");
+    assert_eq!(
+        (v["holders_a"].as_u64(), v["holders_b"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        (v["gone_a"].as_bool(), v["gone_b"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(v["queued_a_to_b"], 1);
+    assert_eq!(v["creator_alive"], true);
+    // stat registered nothing: once this process lets go of B, B is gone.
+    drop((b, b2));
+    let v = &json_lines(&shmq(&["stat", &name, "--json"], MINUTE))[0];
+    assert_eq!(
+        (v["holders_b"].as_u64(), v["gone_b"].as_bool()),
+        (Some(0), Some(true))
+    );
+    drop(a);
+    assert!(shmq(&["rm", &name], MINUTE).status.success());
+}
