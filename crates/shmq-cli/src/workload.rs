@@ -283,7 +283,13 @@ fn run_role(role: Role) -> Result<()> {
         Role::ShmqConsumer { queue, api, size } => {
             let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
             ready();
-            report(&shmq_consume(&q, api, size)?)
+            let tally = shmq_consume(&q, api, size);
+            if tally.is_err() {
+                // Producers would otherwise wait on a full queue forever: closing it makes
+                // their puts fail, so the whole run ends with this error.
+                let _ = q.close();
+            }
+            report(&tally?)
         }
         Role::PipeProducer {
             gate,
