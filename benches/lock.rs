@@ -69,7 +69,10 @@ fn lock(c: &mut Criterion, launcher: &Launcher) {
 
 fn main() {
     run_child_if_requested();
-    let launcher = Launcher::current_exe(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+    // SHMQ_BENCH_PIN=1: senders on CPU 0, receivers on CPU 1 (as `shmq bench --pin`).
+    let launcher = Launcher::current_exe(&[])
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .pinned(std::env::var_os("SHMQ_BENCH_PIN").is_some());
     let mut c = Criterion::default().configure_from_args();
     lock(&mut c, &launcher);
     c.final_summary();

@@ -31,6 +31,8 @@ use shmq::{GetError, Options, Queue, Segment};
 
 /// The environment variable that holds a child's [`Role`] as JSON.
 pub const CHILD_ENV: &str = "SHMQ_CLI_CHILD";
+/// The environment variable that pins a child to one CPU (set by a pinning [`Launcher`]).
+pub const CPU_ENV: &str = "SHMQ_CLI_CPU";
 /// The second check word of a message is its sequence number xor this.
 pub const TAIL_MAGIC: u64 = 0x5EED_5EED_0BAD_F00D;
 /// The smallest message a workload sends (room for the sequence number).
@@ -247,6 +249,15 @@ pub fn run_child_if_requested() {
 pub fn run_child() -> Result<()> {
     let spec = std::env::var(CHILD_ENV).with_context(|| format!("{CHILD_ENV} is not set"))?;
     let role: Role = serde_json::from_str(&spec).context("malformed child role")?;
+    if let Ok(cpu) = std::env::var(CPU_ENV) {
+        let cpu: usize = cpu
+            .parse()
+            .with_context(|| format!("bad {CPU_ENV} {cpu:?}"))?;
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set)
+            .with_context(|| format!("pinning to CPU {cpu}"))?;
+    }
     run_role(role)
 }
 
@@ -283,7 +294,13 @@ fn run_role(role: Role) -> Result<()> {
         Role::ShmqConsumer { queue, api, size } => {
             let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
             ready();
-            report(&shmq_consume(&q, api, size)?)
+            let tally = shmq_consume(&q, api, size);
+            if tally.is_err() {
+                // Producers would otherwise wait on a full queue forever: closing it makes
+                // their puts fail, so the whole run ends with this error.
+                let _ = q.close();
+            }
+            report(&tally?)
         }
         Role::PipeProducer {
             gate,
@@ -726,12 +743,35 @@ fn echo(link: &mut Link, size: usize) -> Result<()> {
 pub struct Launcher {
     exe: PathBuf,
     args: Vec<OsString>,
+    pin: bool,
 }
 
 impl Launcher {
     /// Children run `exe args..` with the role in the environment.
     pub fn new(exe: PathBuf, args: Vec<OsString>) -> Launcher {
-        Launcher { exe, args }
+        Launcher {
+            exe,
+            args,
+            pin: false,
+        }
+    }
+
+    /// With `pin`, every sending side (producers, the ping client, the parent's lock hammer
+    /// peer excepted) runs on CPU 0 and every receiving side on CPU 1, so that a run measures
+    /// the cross-CPU case rather than wherever the scheduler happens to place the processes.
+    pub fn pinned(mut self, pin: bool) -> Launcher {
+        self.pin = pin;
+        self
+    }
+
+    fn cpu_for(role: &Role) -> usize {
+        match role {
+            Role::ShmqProducer { .. }
+            | Role::PipeProducer { .. }
+            | Role::SocketProducer { .. }
+            | Role::PingClient { .. } => 0,
+            _ => 1,
+        }
     }
 
     /// Children run the current executable with `args`.
@@ -748,7 +788,11 @@ impl Launcher {
     }
 
     fn spawn(&self, role: &Role, stdin: Stdio, stdout: Stdio) -> Result<Proc> {
-        let mut child = Command::new(&self.exe)
+        let mut cmd = Command::new(&self.exe);
+        if self.pin {
+            cmd.env(CPU_ENV, Self::cpu_for(role).to_string());
+        }
+        let mut child = cmd
             .args(&self.args)
             .env(CHILD_ENV, serde_json::to_string(role)?)
             .stdin(stdin)

@@ -14,7 +14,7 @@ use crate::sync::{FutexWord, RawMutex, Semaphore};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
 
 /// The version of the format described here. A segment of another version is refused at open.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 1;
 
 /// Size of the common header; the object's own structures start at this offset.
 pub const HEADER_SIZE: usize = 128;
@@ -290,35 +290,23 @@ pub struct Line<T>(pub T);
 /// Each of `head`, `tail` and the pair `done`/`flags` changes with one store, so a process that
 /// dies anywhere leaves every operation either done or not begun; `items`, `free` and `joined`
 /// are derived and rebuilt after an owner death (`docs/protocol.md`).
-///
-/// Placement (layout version 2): `head`, `tail`, `done`/`flags`, `items` and `free` share one
-/// 128-byte block. Every put and every get writes `head` or `tail` and both semaphores while
-/// holding the lock, and reads the rest, so on separate lines each operation pulled five lines
-/// from the other CPU; packed, it pulls one. The lock keeps a block of its own (spinners hammer
-/// it), and so does `joined` (only joiners touch it). Measured in `docs/benchmarks.md`.
 #[repr(C)]
 pub struct RingControl {
     /// The ring's lock.
     pub lock: Line<RawMutex>,
-    /// Messages ever taken (offset 128).
-    pub head: Packed<AtomicU64>,
-    /// Messages ever put (offset 136).
-    pub tail: Packed<AtomicU64>,
-    /// Tasks done, and the state bits (offset 144).
-    pub counters: Packed<Counters>,
-    /// Ready messages (offset 160).
-    pub items: Packed<Semaphore>,
-    /// Free slots (offset 168).
-    pub free: Packed<Semaphore>,
-    /// Join generation (offset 256, its own block).
+    /// Messages ever taken.
+    pub head: Line<AtomicU64>,
+    /// Messages ever put.
+    pub tail: Line<AtomicU64>,
+    /// Tasks done, and the state bits.
+    pub counters: Line<Counters>,
+    /// Ready messages.
+    pub items: Line<Semaphore>,
+    /// Free slots.
+    pub free: Line<Semaphore>,
+    /// Join generation.
     pub joined: Line<FutexWord>,
 }
-
-/// A value placed next to its neighbours (no padding of its own), for the fields of
-/// [`RingControl`] that are always touched together.
-#[derive(Debug)]
-#[repr(C)]
-pub struct Packed<T>(pub T);
 
 /// `done` and `flags` of a [`RingControl`].
 #[derive(Debug)]
@@ -339,7 +327,7 @@ pub const RING_RECEIVERS_GONE: u32 = 4;
 
 /// Size of [`RingControl`] in bytes.
 pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
-const _: () = assert!(RING_CONTROL_SIZE == 3 * LINE);
+const _: () = assert!(RING_CONTROL_SIZE == 7 * LINE);
 const _: () = assert!(std::mem::align_of::<RingControl>() == LINE);
 
 impl fmt::Debug for RingControl {
@@ -567,23 +555,23 @@ mod tests {
     }
 
     #[test]
-    fn ring_control_packs_the_hot_fields_on_one_block() {
+    fn ring_control_fields_are_on_separate_lines() {
         assert_eq!(std::mem::offset_of!(RingControl, lock), 0);
         assert_eq!(std::mem::offset_of!(RingControl, head), 128);
-        assert_eq!(std::mem::offset_of!(RingControl, tail), 136);
-        assert_eq!(std::mem::offset_of!(RingControl, counters), 144);
-        assert_eq!(std::mem::offset_of!(RingControl, items), 160);
-        assert_eq!(std::mem::offset_of!(RingControl, free), 168);
-        assert_eq!(std::mem::offset_of!(RingControl, joined), 256);
+        assert_eq!(std::mem::offset_of!(RingControl, tail), 256);
+        assert_eq!(std::mem::offset_of!(RingControl, counters), 384);
+        assert_eq!(std::mem::offset_of!(RingControl, items), 512);
+        assert_eq!(std::mem::offset_of!(RingControl, free), 640);
+        assert_eq!(std::mem::offset_of!(RingControl, joined), 768);
     }
 
     #[test]
     fn queue_layout_arithmetic() {
         let (ring, p) = queue_layout(6, 64).unwrap();
         assert_eq!(ring.control, 128);
-        assert_eq!(ring.slots, 128 + 384);
+        assert_eq!(ring.slots, 128 + 896);
         assert_eq!(ring.stride, 72);
-        assert_eq!(p.total_size, 512 + 6 * 72);
+        assert_eq!(p.total_size, 1024 + 6 * 72);
         assert_eq!(slot_stride(1), Some(16));
         assert_eq!(slot_stride(8), Some(16));
         assert_eq!(slot_stride(9), Some(24));
@@ -595,11 +583,11 @@ mod tests {
         assert_eq!((l.lock, l.gone, l.holders), (128, 256, 384));
         let ab = l.a_to_b.unwrap();
         assert_eq!(ab.control, 1408);
-        assert_eq!(ab.slots, 1408 + 384);
-        assert_eq!(ab.end(), 1792 + 6 * 72);
-        // 2224 rounded up to a multiple of 128.
-        assert_eq!(l.b_to_a.control, 2304);
-        assert_eq!(p.total_size, 2304 + 384 + 6 * 72);
+        assert_eq!(ab.slots, 1408 + 896);
+        assert_eq!(ab.end(), 2304 + 6 * 72);
+        // 2736 rounded up to a multiple of 128.
+        assert_eq!(l.b_to_a.control, 2816);
+        assert_eq!(p.total_size, 2816 + 896 + 6 * 72);
         assert_eq!(
             (p.kind, p.aux, p.slot_stride),
             (Kind::Pipe, PIPE_DUPLEX, 72)
@@ -608,7 +596,7 @@ mod tests {
         let (l, p) = pipe_layout(6, 64, false).unwrap();
         assert_eq!(l.a_to_b, None);
         assert_eq!(l.b_to_a.control, 1408);
-        assert_eq!(p.total_size, 1408 + 384 + 6 * 72);
+        assert_eq!(p.total_size, 1408 + 896 + 6 * 72);
         assert_eq!(p.aux, PIPE_ONE_WAY);
         assert!(pipe_layout(0, 8, true).is_err());
         assert!(pipe_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE / 2, true).is_err());

@@ -44,6 +44,9 @@ pub(crate) struct Args {
     /// Runs of every row (interleaved); each row reports its median run.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Pin senders to CPU 0 and receivers to CPU 1 (measure the cross-CPU case).
+    #[arg(long)]
+    pin: bool,
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     json: bool,
@@ -76,7 +79,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         processes: args.processes,
         repeat: args.repeat,
     };
-    let launcher = Launcher::current_exe(&["child"])?;
+    let launcher = Launcher::current_exe(&["child"])?.pinned(args.pin);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(bench::run_count(&cfg) as u64);
         bar.set_style(

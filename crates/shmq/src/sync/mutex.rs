@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use crossbeam_utils::Backoff;
 
+use super::atomic::{AtomicI32, Ordering::Relaxed};
+
 use super::semaphore::POLL_FOR;
 use crate::sys::{self, LockFail, Locked};
 
@@ -148,6 +150,21 @@ impl RawMutex {
         Ok(self.guard(l))
     }
 
+    /// A hint, read without writing: whether the lock word is non-zero (held, or held and
+    /// waited for). glibc's `pthread_mutex_t` starts with its futex word `__lock` (owner TID
+    /// plus the `FUTEX_WAITERS`/`FUTEX_OWNER_DIED` bits for a robust mutex; 0 when free), which
+    /// glibc itself only accesses atomically (after an owner death it reads `FUTEX_OWNER_DIED`
+    /// until the next lock repairs it, so the spin gives way to the blocking lock, which does).
+    /// A stale or wrong answer costs a failed or a skipped `try_lock`, never correctness: only
+    /// the pthread calls take the lock.
+    fn looks_locked(&self) -> bool {
+        // SAFETY: `inner` is 64-aligned and at least 4 bytes long, so its first 4 bytes are a
+        // valid, aligned `AtomicI32`; every writer of that word (glibc, the kernel's robust-list
+        // handling) writes it atomically, so an atomic load is no data race.
+        let word = unsafe { &*self.inner.get().cast::<AtomicI32>() };
+        word.load(Relaxed) != 0
+    }
+
     /// Rounds of `try_lock` with exponential backoff, then yielding the CPU, for up to
     /// [`POLL_FOR`] in all: a futex sleep and wake-up cost microseconds (tens across CPUs of a
     /// virtual machine), while critical sections here are a copy of one message or a batch.
@@ -156,10 +173,14 @@ impl RawMutex {
         let backoff = Backoff::new();
         let mut poll_until = None;
         loop {
-            match self.try_lock() {
-                Ok(g) => return Ok(Some(g)),
-                Err(LockError::WouldBlock) => {}
-                Err(e) => return Err(e),
+            // Test, then test-and-set: a `try_lock` is a compare-and-swap that takes the cache
+            // line away from the holder, which then stalls on its own unlock.
+            if !self.looks_locked() {
+                match self.try_lock() {
+                    Ok(g) => return Ok(Some(g)),
+                    Err(LockError::WouldBlock) => {}
+                    Err(e) => return Err(e),
+                }
             }
             if !backoff.is_completed() {
                 backoff.snooze();

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use super::atomic::{AtomicU32, Ordering::SeqCst};
 use crate::sys;
 
@@ -145,6 +143,9 @@ pub(crate) const SLEEP_SLICE: Duration = Duration::from_millis(200);
 /// `docs/protocol.md`, "Spinning and parking".
 pub(crate) const POLL_FOR: Duration = Duration::from_micros(50);
 
+/// Rounds of busy-waiting (doubling from 1 `pause`) before a waiter starts yielding.
+const SPIN_ROUNDS: u32 = 4;
+
 impl Semaphore {
     /// Mask of the count bits.
     pub const COUNT_MASK: u32 = (1 << 30) - 1;
@@ -261,7 +262,7 @@ impl Semaphore {
 
     /// [`wait_available`](Self::wait_available) with a chosen sleep slice.
     pub(crate) fn wait_available_sliced(&self, deadline: Option<Instant>, slice: Duration) -> bool {
-        let backoff = Backoff::new();
+        let mut spins = 0;
         let mut poll_until = None;
         loop {
             let w = self.futex.load();
@@ -272,9 +273,18 @@ impl Semaphore {
             if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
-            if backoff.is_completed() && now < *poll_until.get_or_insert(now + POLL_FOR) {
+            if spins < SPIN_ROUNDS {
+                // 1 + 2 + 4 + 8 pauses: well under a microsecond, enough for a peer that is
+                // running on the other CPU and about to publish.
+                for _ in 0..1u32 << spins {
+                    std::hint::spin_loop();
+                }
+                spins += 1;
+            } else if now < *poll_until.get_or_insert(now + POLL_FOR) {
+                // Then give the CPU away between checks: if the peer shares this CPU, it runs
+                // now instead of after our time slice.
                 std::thread::yield_now();
-            } else if backoff.is_completed() {
+            } else {
                 let wake_at = match deadline {
                     Some(d) => d.min(now + slice),
                     None => now + slice,
@@ -285,8 +295,6 @@ impl Semaphore {
                     // re-check conditions that live outside this word (liveness of peers).
                     return deadline.is_none_or(|d| Instant::now() < d);
                 }
-            } else {
-                backoff.snooze();
             }
         }
     }
