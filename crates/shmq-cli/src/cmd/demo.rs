@@ -479,8 +479,9 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
     let (unlocked, unlocked_ok) = run_variant("race-unlocked")?;
     let lost: i64 = unlocked.iter().map(|f| f - expected).sum();
     r.say(format!(
-        "  without the lock (get, then insert): finals {unlocked:?}: {lost} updates lost in {} runs",
-        args.runs
+        "  without the lock (get, then insert): finals {unlocked:?}: {} lost in {}",
+        plural(lost.unsigned_abs() as usize, "update"),
+        plural(args.runs, "run")
     ));
     let (locked, locked_ok) = run_variant("race-locked")?;
     r.say(format!(
