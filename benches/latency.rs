@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
-use shmq_cli::workload::{Launcher, PingOver, ping_pong, run_child_if_requested};
+use shmq_cli::workload::{Launcher, PingOver, ping_pong};
 
 const SIZE: usize = 64;
 
@@ -27,12 +27,5 @@ fn latency(c: &mut Criterion, launcher: &Launcher) {
 }
 
 fn main() {
-    run_child_if_requested();
-    // SHMQ_BENCH_PIN=1: senders on CPU 0, receivers on CPU 1 (as `shmq bench --pin`).
-    let launcher = Launcher::current_exe(&[])
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .pinned(std::env::var_os("SHMQ_BENCH_PIN").is_some());
-    let mut c = Criterion::default().configure_from_args();
-    latency(&mut c, &launcher);
-    c.final_summary();
+    shmq_benches::main_with(latency);
 }

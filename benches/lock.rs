@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use shmq_cli::workload::{Launcher, SharedMutex, run_child_if_requested};
+use shmq_cli::workload::{Launcher, SharedMutex};
 
 fn lock(c: &mut Criterion, launcher: &Launcher) {
     let mut g = c.benchmark_group("lock");
@@ -68,12 +68,5 @@ fn lock(c: &mut Criterion, launcher: &Launcher) {
 }
 
 fn main() {
-    run_child_if_requested();
-    // SHMQ_BENCH_PIN=1: senders on CPU 0, receivers on CPU 1 (as `shmq bench --pin`).
-    let launcher = Launcher::current_exe(&[])
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .pinned(std::env::var_os("SHMQ_BENCH_PIN").is_some());
-    let mut c = Criterion::default().configure_from_args();
-    lock(&mut c, &launcher);
-    c.final_summary();
+    shmq_benches::main_with(lock);
 }
