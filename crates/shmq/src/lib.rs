@@ -46,7 +46,7 @@
 //!
 //! ## Layers
 //!
-//! [`sys`] (private) is the only caller of libc; [`segment`] maps memory; [`layout`] is the byte
+//! `sys` (private) is the only caller of libc; [`segment`] maps memory; [`layout`] is the byte
 //! format (`docs/layout.md`); [`sync`] holds the robust mutex and futex semaphores; `ring` is the
 //! algorithm; [`Queue`], [`Pipe`] and [`PipeEnd`] are the public API. The protocol is in
 //! `docs/protocol.md`.

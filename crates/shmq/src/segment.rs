@@ -2,8 +2,7 @@
 //! mapped with memmap2, or an anonymous shared mapping inherited by forked children.
 //!
 //! A `Segment` knows nothing of queues: it creates, opens, maps and unlinks, and hands out
-//! references to the shared types of [`layout`](crate::layout) and [`sync`](crate::sync) at
-//! checked offsets.
+//! references to the shared types of [`layout`] and [`sync`](crate::sync) at checked offsets.
 
 #![allow(unsafe_code)]
 

@@ -254,7 +254,7 @@ impl Semaphore {
 
     /// Waits, without taking anything, until the count is non-zero or a state bit is set;
     /// returns false if `deadline` passed first. Spins briefly, then yields the CPU for up to
-    /// [`POLL_FOR`] (50 µs) before sleeping, and sleeps at most
+    /// `POLL_FOR` (50 µs) before sleeping, and sleeps at most
     /// one slice (200 ms) at a time so that a lost wake-up costs a delay, never a hang.
     pub fn wait_available(&self, deadline: Option<Instant>) -> bool {
         self.wait_available_sliced(deadline, SLEEP_SLICE)
