@@ -497,3 +497,28 @@ fn file_backed_queue() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Processes SIGKILLed while asleep in `get` (registered as sleepers, holding no lock) leave
+/// nothing behind that matters: their stale sleeper count only costs a needless wake-up, and the
+/// next getter is served as usual.
+#[test]
+fn crash_of_sleeping_getters_leaves_the_queue_working() {
+    let _w = Watchdog::new("crash of sleepers", Duration::from_secs(60));
+    let name = Name::new("crash-sleepers");
+    let q = Queue::create(&name, &opts(2, 16)).unwrap();
+    for _ in 0..3 {
+        let mut sleeper = spawn("q-getter", &[&name]);
+        assert_eq!(sleeper.line(), "ready");
+        // Let it pass its spin and poll phases and sleep in FUTEX_WAIT.
+        std::thread::sleep(Duration::from_millis(100));
+        sleeper.kill9();
+    }
+    let mut getter = spawn("q-getter", &[&name]);
+    assert_eq!(getter.line(), "ready");
+    q.put(b"served").unwrap();
+    assert_eq!(getter.line(), "served");
+    getter.finish();
+    assert!(q.is_empty());
+    q.put(b"again").unwrap();
+    assert_eq!(q.try_get().unwrap(), b"again");
+}
