@@ -175,11 +175,35 @@ impl<'a> Ring<'a> {
         self.ctrl.joined.0.wake_all();
     }
 
-    fn slot(&self, pos: u64) -> *mut u8 {
-        // The index is reduced modulo the capacity validated at open, never trusted raw.
-        let index = (pos % self.capacity) as usize;
-        // SAFETY: index < capacity, so the offset stays inside the slot array (contract of `new`).
+    /// The slot index of position `pos`: reduced modulo the capacity validated at open, never
+    /// trusted raw.
+    fn index(&self, pos: u64) -> usize {
+        (pos % self.capacity) as usize
+    }
+
+    /// The index after `index`, wrapping at the capacity (batches walk the slots without a
+    /// division per message).
+    fn next_index(&self, index: usize) -> usize {
+        if index + 1 == self.capacity as usize {
+            0
+        } else {
+            index + 1
+        }
+    }
+
+    /// The start of slot `index`, which must be below the capacity: every index in this module
+    /// comes from [`index`](Self::index) (a remainder by the capacity) or
+    /// [`next_index`](Self::next_index) (which wraps at it), never from shared memory.
+    #[inline]
+    fn slot_at(&self, index: usize) -> *mut u8 {
+        debug_assert!(index < self.capacity as usize, "slot index out of range");
+        // SAFETY: index < capacity (see above), so the offset stays inside the slot array
+        // (contract of `new`).
         unsafe { self.slots.as_ptr().add(index * self.stride) }
+    }
+
+    fn slot(&self, pos: u64) -> *mut u8 {
+        self.slot_at(self.index(pos))
     }
 }
 
@@ -370,9 +394,11 @@ impl Locked<'_, '_> {
         }
         self.can_push()?;
         let n = ((self.ring.capacity - self.len()) as usize).min(msgs.len());
-        for (i, m) in msgs[..n].iter().enumerate() {
+        let mut index = self.ring.index(self.tail);
+        for m in &msgs[..n] {
             let m = m.as_ref();
-            let slot = self.ring.slot(self.tail + i as u64);
+            let slot = self.ring.slot_at(index);
+            index = self.ring.next_index(index);
             // SAFETY: as in `push`; slots tail..tail+n are free (n <= capacity - len).
             unsafe {
                 slot.cast::<u32>().write(m.len() as u32);
@@ -388,26 +414,26 @@ impl Locked<'_, '_> {
         if self.len() == 0 {
             return Ok(None);
         }
-        self.slot_len(self.head).map(Some)
+        self.slot_len(self.ring.index(self.head)).map(Some)
     }
 
-    fn slot_len(&self, pos: u64) -> Result<usize, String> {
+    /// The length of the message in slot `index`, checked against the slot size.
+    fn slot_len(&self, index: usize) -> Result<usize, String> {
         // SAFETY: we hold the lock; the slot's 8-aligned length field is inside the slot array.
-        let len = unsafe { self.ring.slot(pos).cast::<u32>().read() } as usize;
+        let len = unsafe { self.ring.slot_at(index).cast::<u32>().read() } as usize;
         if len > self.ring.message_size {
             return Err(format!(
-                "slot {} claims {len} bytes, more than the slot size {}",
-                pos % self.ring.capacity,
+                "slot {index} claims {len} bytes, more than the slot size {}",
                 self.ring.message_size
             ));
         }
         Ok(len)
     }
 
-    fn payload(&self, pos: u64, len: usize) -> &[u8] {
+    fn payload(&self, index: usize, len: usize) -> &[u8] {
         // SAFETY: we hold the lock (borrowed by the returned slice through `&self`), so nobody
         // writes this slot while the slice lives; `len <= message_size` was checked.
-        unsafe { std::slice::from_raw_parts(self.ring.slot(pos).add(SLOT_HEADER), len) }
+        unsafe { std::slice::from_raw_parts(self.ring.slot_at(index).add(SLOT_HEADER), len) }
     }
 
     fn consume(&mut self, n: u64) {
@@ -426,7 +452,7 @@ impl Locked<'_, '_> {
         let Some(len) = self.front_len()? else {
             return Ok(None);
         };
-        let r = read(self.payload(self.head, len));
+        let r = read(self.payload(self.ring.index(self.head), len));
         self.consume(1);
         Ok(Some(r))
     }
@@ -439,9 +465,11 @@ impl Locked<'_, '_> {
         mut read: impl FnMut(&[u8]),
     ) -> Result<usize, String> {
         let n = (self.len() as usize).min(max);
-        for i in 0..n as u64 {
-            let len = self.slot_len(self.head + i)?;
-            read(self.payload(self.head + i, len));
+        let mut index = self.ring.index(self.head);
+        for _ in 0..n {
+            let len = self.slot_len(index)?;
+            read(self.payload(index, len));
+            index = self.ring.next_index(index);
         }
         self.consume(n as u64);
         Ok(n)
