@@ -37,7 +37,7 @@ use crate::layout::{
     RING_SENDERS_GONE, RingLayout,
 };
 use crate::queue::{Options, pop_into};
-use crate::ring::{Ring, RingError};
+use crate::ring::Ring;
 use crate::segment::{self, Fresh, Segment};
 use crate::sync::MutexGuard;
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -267,18 +267,7 @@ fn validated(name: &str) -> Result<(Segment, PipeLayout), OpenError> {
     };
     let (layout, expected) =
         layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
-    if expected != p {
-        return Err(OpenError::Corrupt(format!(
-            "header geometry {p:?} does not match its own layout {expected:?}"
-        )));
-    }
-    // Check each ring once: positions, and the lock (repairing after a dead owner).
-    for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
-        seg.ring(ring)?.lock(None).map_err(|e| match e {
-            RingError::Corrupt(s) => OpenError::Corrupt(s),
-            RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
-        })?;
-    }
+    seg.check_opened(&p, &expected, layout.a_to_b.iter().chain([&layout.b_to_a]))?;
     Ok((seg, layout))
 }
 

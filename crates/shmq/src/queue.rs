@@ -297,16 +297,7 @@ impl Queue {
         let p = seg.read_header(Some(Kind::Queue))?;
         let (ring, expected) =
             layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
-        if expected != p {
-            return Err(OpenError::Corrupt(format!(
-                "header geometry {p:?} does not match its own layout {expected:?}"
-            )));
-        }
-        // Check the ring once: positions, and the lock (repairing after a dead owner).
-        seg.ring(&ring)?.lock(None).map_err(|e| match e {
-            crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
-            crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
-        })?;
+        seg.check_opened(&p, &expected, [&ring])?;
         Ok(Queue { seg, layout: ring })
     }
 

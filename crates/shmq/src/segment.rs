@@ -518,6 +518,33 @@ impl Segment {
         }
     }
 
+    /// Checks, when the segment is opened, that the header's geometry is the one its own
+    /// parameters produce (`expected`), and then each ring once: its positions, and its lock
+    /// (which repairs the derived state if an owner died holding it).
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Corrupt`] naming the mismatch or the impossible ring state.
+    pub(crate) fn check_opened<'r>(
+        &self,
+        found: &Params,
+        expected: &Params,
+        rings: impl IntoIterator<Item = &'r RingLayout>,
+    ) -> Result<(), OpenError> {
+        if found != expected {
+            return Err(OpenError::Corrupt(format!(
+                "header geometry {found:?} does not match its own layout {expected:?}"
+            )));
+        }
+        for layout in rings {
+            self.ring(layout)?.lock(None).map_err(|e| match e {
+                crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
+                crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
+            })?;
+        }
+        Ok(())
+    }
+
     /// The ring described by `layout`.
     ///
     /// # Errors
