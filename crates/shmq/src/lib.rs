@@ -54,24 +54,40 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
+// and futex calls are loom's; see `sync::futex`), with their loom tests:
+// `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.
+#[cfg(not(loom))]
 mod engine;
+#[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
 pub mod layout;
+#[cfg(not(loom))]
 mod pipe;
+#[cfg(not(loom))]
 mod queue;
+#[cfg(not(loom))]
 mod ring;
+#[cfg(not(loom))]
 pub mod segment;
 pub mod sync;
+#[cfg(not(loom))]
 mod sys;
 
+#[cfg(not(loom))]
 pub use error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, RecvError,
     RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
     TryRecvError, TrySendError,
 };
+#[cfg(not(loom))]
 pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
+#[cfg(not(loom))]
 pub use queue::{Options, Queue};
+#[cfg(not(loom))]
 pub use segment::{Backing, CreationMode, Fresh, Segment};
+#[cfg(not(loom))]
 pub use sync::{LockError, MutexGuard, RawMutex};
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.

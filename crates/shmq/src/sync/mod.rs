@@ -16,8 +16,14 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod atomic;
+pub(crate) mod futex;
+#[cfg(not(loom))]
 mod mutex;
 pub(crate) mod semaphore;
 
+#[cfg(loom)]
+mod loom_tests;
+
+#[cfg(not(loom))]
 pub use mutex::{LockError, MutexGuard, RawMutex};
 pub use semaphore::{FutexWord, Semaphore, WaitError};

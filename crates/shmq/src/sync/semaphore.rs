@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::atomic::{AtomicU32, Ordering::SeqCst};
-use crate::sys;
+use super::atomic::{AtomicU32, Ordering::SeqCst, dekker_fence};
+use super::futex;
 
 /// A 32-bit word that processes sleep on with `FUTEX_WAIT` (shared), plus a count of sleepers so
 /// that a waker skips the `FUTEX_WAKE` system call when nobody sleeps.
@@ -25,7 +25,7 @@ pub struct FutexWord {
 impl FutexWord {
     /// A word holding `value` with no sleepers (for heap-backed tests; in a segment the bytes
     /// start zeroed and are set with [`store`](Self::store)).
-    pub const fn new(value: u32) -> Self {
+    pub fn new(value: u32) -> Self {
         Self {
             word: AtomicU32::new(value),
             waiters: AtomicU32::new(0),
@@ -57,8 +57,9 @@ impl FutexWord {
     pub fn wait_while(&self, expected: u32, deadline: Option<Instant>) {
         // SYNC POINT: sleeper side of the handshake described on the type.
         self.waiters.fetch_add(1, SeqCst);
+        dekker_fence();
         if self.word.load(SeqCst) == expected {
-            sys::futex_wait(&self.word, expected, deadline);
+            futex::wait(&self.word, expected, deadline);
         }
         self.waiters.fetch_sub(1, SeqCst);
     }
@@ -66,8 +67,9 @@ impl FutexWord {
     /// Wakes up to `n` sleepers, but makes the system call only if someone is registered.
     pub fn wake(&self, n: u32) {
         // SYNC POINT: waker side; the caller changed `word` before this load.
+        dekker_fence();
         if n > 0 && self.waiters.load(SeqCst) > 0 {
-            sys::futex_wake(&self.word, n);
+            futex::wake(&self.word, n);
         }
     }
 
@@ -157,7 +159,7 @@ impl Semaphore {
     pub const CLOSED: u32 = 1 << 31;
 
     /// A semaphore with `count` units and no state bits (heap-backed use and tests).
-    pub const fn new(count: u32) -> Self {
+    pub fn new(count: u32) -> Self {
         Self {
             futex: FutexWord::new(count & Self::COUNT_MASK),
         }
@@ -277,13 +279,13 @@ impl Semaphore {
                 // 1 + 2 + 4 + 8 pauses: well under a microsecond, enough for a peer that is
                 // running on the other CPU and about to publish.
                 for _ in 0..1u32 << spins {
-                    std::hint::spin_loop();
+                    futex::spin_loop();
                 }
                 spins += 1;
             } else if now < *poll_until.get_or_insert(now + POLL_FOR) {
                 // Then give the CPU away between checks: if the peer shares this CPU, it runs
                 // now instead of after our time slice.
-                std::thread::yield_now();
+                futex::yield_now();
             } else {
                 let wake_at = match deadline {
                     Some(d) => d.min(now + slice),
