@@ -1,0 +1,364 @@
+//! The roles a child process plays, the message format every role checks, and the child's side
+//! of the protocol ([`run_child`]).
+
+use anyhow::{Context, Result, ensure};
+use serde::{Deserialize, Serialize};
+use shmq::{Queue, Segment};
+
+use super::ping::{Link, echo, ping};
+use super::transports::{
+    pipe_consume, pipe_produce, shmq_consume, shmq_produce, socket_consume, socket_produce,
+};
+use super::{CHILD_ENV, CPU_ENV, READY, REPORT, TAIL_MAGIC};
+
+/// How a shmq producer and consumer move messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShmqApi {
+    /// `put` / `get_into`, one message per lock round.
+    Single,
+    /// `put_many` / `get_many_with`, up to this many messages per lock round.
+    Batch(usize),
+    /// `put_with` / `get_with`: the producer fills the slot and the consumer checks it in place.
+    ZeroCopy,
+}
+
+/// How a stream (OS pipe) carries messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// A 4-byte little-endian length, then the payload, in one `write`; read through a buffer.
+    LengthPrefixed,
+    /// Every message exactly `size` bytes (at most [`PIPE_BUF`](super::PIPE_BUF)), one `write` and one `read`
+    /// each: atomic, so several writers and readers can share one pipe.
+    Fixed,
+}
+
+/// What carries a ping-pong.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Two shmq queues, one per direction.
+    Shmq { ping: String, pong: String },
+    /// Two OS pipes (stdin/stdout of each side), length-prefixed.
+    Pipe,
+    /// One Unix `SOCK_SEQPACKET` socket pair (stdin of each side).
+    Socket,
+}
+
+/// One side of a workload, as run by a child process. (Fields: the queue and gate names, the
+/// message `size`, and the sequence numbers `first..first + count` a producer sends.)
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// Sends `count` messages numbered from `first` into the shmq queue `queue`.
+    ShmqProducer {
+        queue: String,
+        gate: String,
+        api: ShmqApi,
+        size: usize,
+        first: u64,
+        count: u64,
+    },
+    /// Takes messages from `queue` until it is closed and drained.
+    ShmqConsumer {
+        queue: String,
+        api: ShmqApi,
+        size: usize,
+    },
+    /// Writes `count` messages to stdout (an OS pipe).
+    PipeProducer {
+        gate: String,
+        framing: Framing,
+        size: usize,
+        first: u64,
+        count: u64,
+    },
+    /// Reads messages from stdin (an OS pipe) until end-of-file.
+    PipeConsumer { framing: Framing, size: usize },
+    /// Sends `count` messages on the `SOCK_SEQPACKET` socket that is its stdin.
+    SocketProducer {
+        gate: String,
+        size: usize,
+        first: u64,
+        count: u64,
+    },
+    /// Receives from the socket that is its stdin until the peer closes it.
+    SocketConsumer { size: usize },
+    /// Sends `warmup + count` pings and times each round trip; reports the last `count`.
+    PingClient {
+        transport: Transport,
+        size: usize,
+        warmup: u64,
+        count: u64,
+    },
+    /// Sends every ping back until the client is gone.
+    PingEcho { transport: Transport, size: usize },
+    /// Locks and unlocks the robust mutex at `offset` of segment `segment` `count` times.
+    LockHammer {
+        segment: String,
+        offset: usize,
+        count: u64,
+    },
+}
+
+/// What a consumer saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Messages received.
+    pub count: u64,
+    /// Wrapping sum of [`mix`] of every sequence number received.
+    pub checksum: u64,
+}
+
+impl Tally {
+    pub(super) fn add(&mut self, seq: u64) {
+        self.count += 1;
+        self.checksum = self.checksum.wrapping_add(mix(seq));
+    }
+
+    pub(super) fn merge(&mut self, other: Tally) {
+        self.count += other.count;
+        self.checksum = self.checksum.wrapping_add(other.checksum);
+    }
+
+    /// What consumers must report for the sequence numbers `first..first + count`.
+    pub fn expected(first: u64, count: u64) -> Tally {
+        let mut t = Tally::default();
+        (first..first + count).for_each(|s| t.add(s));
+        t
+    }
+}
+
+/// What a ping client measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PingReport {
+    /// Round trips timed.
+    pub count: u64,
+    /// Time for all of them.
+    pub elapsed_ns: u64,
+    /// Median round trip.
+    pub p50_ns: u64,
+    /// 99th percentile round trip.
+    pub p99_ns: u64,
+}
+
+/// SplitMix64's finaliser: spreads a sequence number over 64 bits, so that a lost message and a
+/// duplicated one do not cancel out in the sum.
+pub fn mix(seq: u64) -> u64 {
+    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Writes sequence number `seq` into a message buffer (head word, and tail word from 16 bytes).
+pub fn stamp(buf: &mut [u8], seq: u64) {
+    buf[..8].copy_from_slice(&seq.to_le_bytes());
+    let n = buf.len();
+    if n >= 16 {
+        buf[n - 8..].copy_from_slice(&(seq ^ TAIL_MAGIC).to_le_bytes());
+    }
+}
+
+/// Checks a received message and returns its sequence number.
+///
+/// # Errors
+///
+/// If its length is not `size` or its check words disagree.
+pub fn check(msg: &[u8], size: usize) -> Result<u64> {
+    ensure!(
+        msg.len() == size,
+        "received {} bytes, expected {size}",
+        msg.len()
+    );
+    let word = |at: usize| u64::from_le_bytes(msg[at..at + 8].try_into().unwrap_or([0; 8]));
+    let seq = word(0);
+    if size >= 16 {
+        ensure!(
+            word(size - 8) == seq ^ TAIL_MAGIC,
+            "message {seq} is corrupt: its tail word disagrees"
+        );
+    }
+    Ok(seq)
+}
+
+/// A message template of `size` bytes with a recognisable filler.
+pub(super) fn template(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// Runs the role in [`CHILD_ENV`] if the variable is set, and exits the process; returns if it
+/// is not set. Call it first thing in `main` of a binary that serves as its own child.
+pub fn run_child_if_requested() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let code = match run_child() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("shmq child: {e:#}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+}
+
+/// Runs the role described by [`CHILD_ENV`].
+///
+/// # Errors
+///
+/// A missing or malformed role, or whatever the role fails with (a failed check included).
+pub fn run_child() -> Result<()> {
+    let spec = std::env::var(CHILD_ENV).with_context(|| format!("{CHILD_ENV} is not set"))?;
+    let role: Role = serde_json::from_str(&spec).context("malformed child role")?;
+    if let Ok(cpu) = std::env::var(CPU_ENV) {
+        let cpu: usize = cpu
+            .parse()
+            .with_context(|| format!("bad {CPU_ENV} {cpu:?}"))?;
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set)
+            .with_context(|| format!("pinning to CPU {cpu}"))?;
+    }
+    run_role(role)
+}
+
+fn ready() {
+    eprintln!("{READY}");
+}
+
+fn report<T: Serialize>(value: &T) -> Result<()> {
+    eprintln!("{REPORT}{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+fn wait_gate(gate: &str) -> Result<()> {
+    let g = Queue::open(gate).with_context(|| format!("opening gate {gate}"))?;
+    ready();
+    g.get().context("waiting at the gate")?;
+    Ok(())
+}
+
+pub(super) fn run_role(role: Role) -> Result<()> {
+    match role {
+        Role::ShmqProducer {
+            queue,
+            gate,
+            api,
+            size,
+            first,
+            count,
+        } => {
+            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
+            wait_gate(&gate)?;
+            shmq_produce(&q, api, size, first, count)
+        }
+        Role::ShmqConsumer { queue, api, size } => {
+            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
+            ready();
+            let tally = shmq_consume(&q, api, size);
+            if tally.is_err() {
+                // Producers would otherwise wait on a full queue forever: closing it makes
+                // their puts fail, so the whole run ends with this error.
+                let _ = q.close();
+            }
+            report(&tally?)
+        }
+        Role::PipeProducer {
+            gate,
+            framing,
+            size,
+            first,
+            count,
+        } => {
+            wait_gate(&gate)?;
+            pipe_produce(framing, size, first, count)
+        }
+        Role::PipeConsumer { framing, size } => {
+            ready();
+            report(&pipe_consume(framing, size)?)
+        }
+        Role::SocketProducer {
+            gate,
+            size,
+            first,
+            count,
+        } => {
+            wait_gate(&gate)?;
+            socket_produce(size, first, count)
+        }
+        Role::SocketConsumer { size } => {
+            ready();
+            report(&socket_consume(size)?)
+        }
+        Role::PingClient {
+            transport,
+            size,
+            warmup,
+            count,
+        } => {
+            let mut link = Link::open(&transport)?;
+            ready();
+            report(&ping(&mut link, size, warmup, count)?)
+        }
+        Role::PingEcho { transport, size } => {
+            let mut link = Link::open(&transport)?;
+            ready();
+            echo(&mut link, size)
+        }
+        Role::LockHammer {
+            segment,
+            offset,
+            count,
+        } => {
+            let seg = Segment::open_raw(&segment).with_context(|| format!("opening {segment}"))?;
+            let m = seg.mutex_at(offset)?;
+            ready();
+            for _ in 0..count {
+                drop(m.lock()?);
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_messages_check_and_corrupt_ones_do_not() {
+        for size in [8, 16, 64, 65536] {
+            let mut m = template(size);
+            stamp(&mut m, 42);
+            assert_eq!(check(&m, size).unwrap(), 42);
+            assert!(check(&m[..size - 1], size).is_err());
+            if size >= 16 {
+                m[size - 1] ^= 1;
+                assert!(check(&m, size).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_through_json() {
+        let r = Role::ShmqProducer {
+            queue: "q".into(),
+            gate: "g".into(),
+            api: ShmqApi::Batch(64),
+            size: 64,
+            first: 0,
+            count: 1,
+        };
+        let back: Role = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert!(matches!(
+            back,
+            Role::ShmqProducer {
+                api: ShmqApi::Batch(64),
+                ..
+            }
+        ));
+    }
+}

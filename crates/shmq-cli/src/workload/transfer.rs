@@ -1,0 +1,230 @@
+//! Transfers: many messages from producer processes to consumer processes, timed and checked.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use serde::{Deserialize, Serialize};
+
+use super::launcher::{Launcher, Named};
+use super::roles::{Framing, Role, ShmqApi, Tally};
+use super::transports::{os_pipe, socket_pair};
+use super::{MIN_SIZE, PIPE_BUF};
+
+/// What carries a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// A shmq queue through the given API.
+    Shmq(ShmqApi),
+    /// An OS pipe: length-prefixed with one producer, fixed-size atomic writes with several.
+    Pipe,
+    /// A Unix `SOCK_SEQPACKET` socket pair (one producer, one consumer).
+    Socket,
+}
+
+impl Mechanism {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Shmq(ShmqApi::Single) => "shmq",
+            Mechanism::Shmq(ShmqApi::Batch(_)) => "shmq-batch",
+            Mechanism::Shmq(ShmqApi::ZeroCopy) => "shmq-zero-copy",
+            Mechanism::Pipe => "pipe",
+            Mechanism::Socket => "socket",
+        }
+    }
+}
+
+/// A transfer of `count` messages of `size` bytes from `producers` to `consumers` processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// What carries the messages.
+    pub mechanism: Mechanism,
+    /// Bytes per message (at least [`MIN_SIZE`]).
+    pub size: usize,
+    /// Messages in all (split evenly between the producers).
+    pub count: u64,
+    /// Producer processes.
+    pub producers: usize,
+    /// Consumer processes.
+    pub consumers: usize,
+}
+
+/// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots.
+pub fn queue_capacity(size: usize) -> usize {
+    ((1 << 20) / size.max(1)).clamp(16, 1024)
+}
+
+impl Transfer {
+    /// Runs the transfer in child processes and returns the time from the opening of the gate
+    /// to the last consumer's report, after checking every consumer's count and checksum.
+    ///
+    /// # Errors
+    ///
+    /// A child that fails or reports a wrong count or checksum; an impossible combination (a
+    /// socket with several processes per side, a pipe message over [`PIPE_BUF`] with several).
+    pub fn run(&self, launcher: &Launcher) -> Result<Duration> {
+        ensure!(
+            self.size >= MIN_SIZE,
+            "messages need at least {MIN_SIZE} bytes"
+        );
+        ensure!(
+            self.producers >= 1 && self.consumers >= 1,
+            "need processes on both sides"
+        );
+        let many = self.producers > 1 || self.consumers > 1;
+        if many {
+            ensure!(
+                self.mechanism != Mechanism::Socket,
+                "a socket pair has one process per side"
+            );
+            ensure!(
+                self.mechanism != Mechanism::Pipe || self.size <= PIPE_BUF,
+                "several processes share a pipe only with messages of at most {PIPE_BUF} bytes"
+            );
+        }
+        let gate = Named::create("gate", self.producers.max(1), 8)?;
+        let shares = split(self.count, self.producers);
+        let mut consumers = Vec::new();
+        let mut producers = Vec::new();
+        let mut queue = None;
+        match self.mechanism {
+            Mechanism::Shmq(api) => {
+                let q = Named::create("q", queue_capacity(self.size), self.size)?;
+                for _ in 0..self.consumers {
+                    let role = Role::ShmqConsumer {
+                        queue: q.name.clone(),
+                        api,
+                        size: self.size,
+                    };
+                    consumers.push(launcher.spawn(&role, Stdio::null(), Stdio::null())?);
+                }
+                for &(first, count) in &shares {
+                    let role = Role::ShmqProducer {
+                        queue: q.name.clone(),
+                        gate: gate.name.clone(),
+                        api,
+                        size: self.size,
+                        first,
+                        count,
+                    };
+                    producers.push(launcher.spawn(&role, Stdio::null(), Stdio::null())?);
+                }
+                queue = Some(q);
+            }
+            Mechanism::Pipe => {
+                let framing = if many {
+                    Framing::Fixed
+                } else {
+                    Framing::LengthPrefixed
+                };
+                let (r, w) = os_pipe()?;
+                for _ in 0..self.consumers {
+                    let role = Role::PipeConsumer {
+                        framing,
+                        size: self.size,
+                    };
+                    consumers.push(launcher.spawn(&role, r.try_clone()?.into(), Stdio::null())?);
+                }
+                for &(first, count) in &shares {
+                    let role = Role::PipeProducer {
+                        gate: gate.name.clone(),
+                        framing,
+                        size: self.size,
+                        first,
+                        count,
+                    };
+                    producers.push(launcher.spawn(&role, Stdio::null(), w.try_clone()?.into())?);
+                }
+                // Only the children hold the pipe now: end-of-file comes when producers exit.
+                drop((r, w));
+            }
+            Mechanism::Socket => {
+                let (a, b) = socket_pair()?;
+                consumers.push(launcher.spawn(
+                    &Role::SocketConsumer { size: self.size },
+                    b.into(),
+                    Stdio::null(),
+                )?);
+                let (first, count) = shares[0];
+                let role = Role::SocketProducer {
+                    gate: gate.name.clone(),
+                    size: self.size,
+                    first,
+                    count,
+                };
+                producers.push(launcher.spawn(&role, a.into(), Stdio::null())?);
+            }
+        }
+        for p in consumers.iter_mut().chain(producers.iter_mut()) {
+            p.ready()?;
+        }
+        let start = Instant::now();
+        for _ in 0..self.producers {
+            gate.queue
+                .put(b"go")
+                .map_err(|e| anyhow!("opening the gate: {e}"))?;
+        }
+        for p in producers {
+            p.finish()?;
+        }
+        if let Some(q) = &queue {
+            q.queue.close().map_err(|e| anyhow!("close: {e}"))?;
+        }
+        let mut total = Tally::default();
+        let mut reports = Vec::with_capacity(consumers.len());
+        for c in &mut consumers {
+            reports.push(c.report::<Tally>()?);
+        }
+        let elapsed = start.elapsed();
+        for (c, r) in consumers.into_iter().zip(reports) {
+            c.finish()?;
+            total.merge(r);
+        }
+        let mut expected = Tally::default();
+        for &(first, count) in &shares {
+            expected.merge(Tally::expected(first, count));
+        }
+        ensure!(
+            total == expected,
+            "{} {}x{} B: consumers saw {} messages (checksum {:#x}), producers sent {} ({:#x})",
+            self.mechanism.name(),
+            self.producers,
+            self.size,
+            total.count,
+            total.checksum,
+            expected.count,
+            expected.checksum
+        );
+        Ok(elapsed)
+    }
+}
+
+/// `(first, count)` for each of `n` producers, covering `0..total`.
+fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
+    let n = n.max(1) as u64;
+    (0..n)
+        .map(|i| {
+            let first = total * i / n;
+            (first, total * (i + 1) / n - first)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_the_range_and_tallies_add_up() {
+        let s = split(10, 4);
+        assert_eq!(s, vec![(0, 2), (2, 3), (5, 2), (7, 3)]);
+        let mut t = Tally::default();
+        for (f, c) in s {
+            t.merge(Tally::expected(f, c));
+        }
+        assert_eq!(t, Tally::expected(0, 10));
+        assert_ne!(Tally::expected(0, 10), Tally::expected(1, 10));
+    }
+}
