@@ -201,3 +201,23 @@ pub(crate) fn set_flags(ring: &Ring<'_>, bits: u32, on: bool) -> Result<(), Fail
     ring.wake_everyone();
     Ok(())
 }
+
+/// Copies the front message into `buf`, or reports that it does not fit (leaving it queued).
+pub(crate) fn pop_into(
+    l: &mut Locked<'_, '_>,
+    buf: &mut [u8],
+) -> Result<Option<(usize, usize)>, Fail> {
+    match l.front_len().map_err(Fail::Corrupt)? {
+        None => Ok(None),
+        Some(needed) if needed > buf.len() => Err(Fail::TooSmall {
+            needed,
+            available: buf.len(),
+        }),
+        Some(_) => l
+            .pop_with(|m| {
+                buf[..m.len()].copy_from_slice(m);
+                (1, m.len())
+            })
+            .map_err(Fail::Corrupt),
+    }
+}

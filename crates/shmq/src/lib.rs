@@ -64,6 +64,8 @@ mod error;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
+mod options;
+#[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
 mod queue;
@@ -82,9 +84,11 @@ pub use error::{
     TryRecvError, TrySendError,
 };
 #[cfg(not(loom))]
+pub use options::Options;
+#[cfg(not(loom))]
 pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
-pub use queue::{Options, Queue};
+pub use queue::Queue;
 #[cfg(not(loom))]
 pub use segment::{Backing, CreationMode, Fresh, Segment};
 #[cfg(not(loom))]

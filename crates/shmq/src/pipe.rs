@@ -28,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::pop_into;
 use crate::engine::{self, Fail, Wait, Waiting};
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -36,7 +37,7 @@ use crate::layout::{
     self, Kind, PIPE_DUPLEX, PIPE_HOLDERS, PIPE_ONE_WAY, PipeLayout, RING_RECEIVERS_GONE,
     RING_SENDERS_GONE, RingLayout,
 };
-use crate::queue::{Options, pop_into};
+use crate::options::Options;
 use crate::ring::Ring;
 use crate::segment::{self, Fresh, Segment};
 use crate::sync::MutexGuard;

@@ -5,51 +5,15 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::{self, Fail, Wait, Waiting};
+use crate::engine::{self, Fail, Wait, Waiting, pop_into};
 use crate::error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,
 };
 use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
+use crate::options::Options;
 use crate::ring::Ring;
-use crate::segment::{CreationMode, DEFAULT_MODE, Fresh, Segment};
-
-/// The geometry and permissions of a new queue.
-///
-/// # Examples
-///
-/// ```
-/// let opts = shmq::Options { capacity: 16, message_size: 256, ..Default::default() };
-/// assert_eq!(opts.mode, 0o600);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    /// How many messages fit (Python's `maxsize`); at least 1.
-    pub capacity: usize,
-    /// The largest message in bytes; at least 1. Every slot reserves this much.
-    pub message_size: usize,
-    /// Permission bits of a named segment (default `0o600`).
-    pub mode: u32,
-}
-
-impl Default for Options {
-    /// 128 messages of up to 4 KiB, mode `0o600`.
-    fn default() -> Self {
-        Options {
-            capacity: 128,
-            message_size: 4096,
-            mode: DEFAULT_MODE,
-        }
-    }
-}
-
-impl Options {
-    pub(crate) fn check(&self) -> Result<(), OpenError> {
-        crate::segment::check_mode(self.mode)?;
-        layout::check_ring_options(self.capacity as u64, self.message_size as u64)
-            .map_err(OpenError::InvalidOptions)
-    }
-}
+use crate::segment::{CreationMode, Fresh, Segment};
 
 /// A bounded MPMC queue of byte messages in one shared-memory segment.
 ///
@@ -128,26 +92,6 @@ fn get_timeout_error(f: Fail) -> GetTimeoutError {
     match f {
         Fail::WouldBlock => GetTimeoutError::Timeout,
         other => get_error(other).into(),
-    }
-}
-
-/// Copies the front message into `buf`, or reports that it does not fit (leaving it queued).
-pub(crate) fn pop_into(
-    l: &mut crate::ring::Locked<'_, '_>,
-    buf: &mut [u8],
-) -> Result<Option<(usize, usize)>, Fail> {
-    match l.front_len().map_err(Fail::Corrupt)? {
-        None => Ok(None),
-        Some(needed) if needed > buf.len() => Err(Fail::TooSmall {
-            needed,
-            available: buf.len(),
-        }),
-        Some(_) => l
-            .pop_with(|m| {
-                buf[..m.len()].copy_from_slice(m);
-                (1, m.len())
-            })
-            .map_err(Fail::Corrupt),
     }
 }
 
