@@ -168,6 +168,38 @@ pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock of [`Instant`]): one clock for every process of
+/// the machine, so a deadline written into a segment by one process means the same to another.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = std::mem::MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    let now = unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, now.as_mut_ptr());
+        now.assume_init()
+    };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+/// Registers fork handlers (`pthread_atfork`): `prepare` runs in the parent before a `fork`,
+/// `parent` in the parent after it, `child` in the new child before `fork` returns there. They
+/// run for `fork()` (and `libc`'s wrappers of it), not for `posix_spawn`, `vfork` or `clone`.
+pub(crate) fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> io::Result<()> {
+    // SAFETY: the handlers are `extern "C"` functions without arguments, valid for the life of
+    // the program, as `pthread_atfork` requires.
+    let r = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
 fn timespec_from(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
