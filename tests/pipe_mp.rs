@@ -1,5 +1,6 @@
 //! The pipe across real processes: the seed's scenario, echo, message boundaries, a SIGKILLed
-//! peer, several holders of one end, concurrent senders and bad input. Every test uses its own
+//! peer, several holders of one end, concurrent senders, handing an end to a forked or a spawned
+//! child, and bad input. Every test uses its own
 //! segment name (removed on drop) and a watchdog; children are `shmq-child` roles from
 //! `tests/src/child/pipe.rs`.
 
@@ -10,10 +11,10 @@ use common::shared::pattern_message;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Name, Proc, Watchdog, finish_all, spawn};
+use common::{Name, Proc, Watchdog, finish_all, kill, spawn};
 use shmq::{
-    End, OpenError, Options, Pipe, PipeEnd, Queue, RecvError, RecvTimeoutError, SendError,
-    TryRecvError, TrySendError,
+    End, LIVENESS_SLICE, OpenError, Options, Pipe, PipeEnd, Queue, RecvError, RecvTimeoutError,
+    SendError, TryRecvError, TrySendError,
 };
 
 fn opts(capacity: usize, message_size: usize) -> Options {
@@ -321,4 +322,144 @@ fn bad_input_is_a_typed_error() {
         PipeEnd::open(&name, End::B),
         Err(OpenError::Disconnected(_))
     ));
+}
+
+/// Python's canonical pattern with fork (`parent, child = Pipe(); fork; child.close()`), run in
+/// the single-threaded helper: the forked child holds end B from the fork on, so the parent's
+/// close of its own copy is not end-of-file, its `send` is not `Disconnected`, a ping comes
+/// back, and end-of-file comes when the child closes.
+#[test]
+fn fork_python_pattern_parent_closes_the_child_end_at_once() {
+    let _w = Watchdog::new("pipe fork python", Duration::from_secs(60));
+    let name = Name::new("pipe-fork-python");
+    let p = spawn("p-fork-python", &[&name]);
+    assert_eq!(p.finish_lines(), ["forked", "echoed", "eof"]);
+}
+
+/// A process opens end B, forks, closes its copy and exits: the forked child alone holds B. The
+/// test (end A) sends and gets the echo; end-of-file comes when the child closes.
+#[test]
+fn fork_child_keeps_the_end_after_its_parent_closed_it_and_exited() {
+    let _w = Watchdog::new("pipe fork hold", Duration::from_secs(60));
+    let name = Name::new("pipe-fork-hold");
+    let (a, b) = Pipe::create(&name, &opts(4, 16)).unwrap();
+    let mut parent = start("p-fork-hold", &name, "B", &[]);
+    drop(b);
+    assert!(parent.line().starts_with("closed "));
+    // Only the parent, not the child (which shares its stdout), is waited for.
+    assert!(parent.wait_status().success());
+    // End B has one entry: the child's, or still the reservation made for it at the fork if the
+    // child has not run yet.
+    let info = Pipe::inspect(&name).unwrap();
+    assert_eq!(info.gone, [false, false]);
+    assert_eq!(
+        (info.holders[1] + info.handoffs[1], info.holders[0]),
+        (1, 1)
+    );
+    a.send(b"ping").expect("the forked child holds end B");
+    assert_eq!(a.recv().unwrap(), b"ping");
+    a.send(b"stop").unwrap();
+    assert_eq!(a.recv(), Err(RecvError::Disconnected));
+}
+
+/// As above, but the forked child is SIGKILLed: its death is end-of-file for a blocked reader.
+#[test]
+fn fork_child_killed_is_end_of_file() {
+    let _w = Watchdog::new("pipe fork kill", Duration::from_secs(60));
+    let name = Name::new("pipe-fork-kill");
+    let (a, b) = Pipe::create(&name, &opts(4, 16)).unwrap();
+    let mut parent = start("p-fork-hold", &name, "B", &[]);
+    drop(b);
+    let line = parent.line();
+    let pid: u32 = line.strip_prefix("closed ").unwrap().parse().unwrap();
+    assert!(parent.wait_status().success());
+    a.send(b"ping").expect("the forked child holds end B");
+    assert_eq!(a.recv().unwrap(), b"ping");
+    kill(pid, libc::SIGKILL);
+    assert_eq!(
+        a.recv_timeout(Duration::from_secs(30)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+}
+
+/// The spawn form: the parent hands end B off, closes its copy, and only then starts the child,
+/// which opens end B by name and takes the token over. The pipe works; end-of-file comes when
+/// the child closes, and end B cannot be opened again.
+#[test]
+fn hand_off_lets_a_spawned_child_attach_after_the_parent_closed_its_end() {
+    let _w = Watchdog::new("pipe hand-off", Duration::from_secs(60));
+    let name = Name::new("pipe-hand-off");
+    let (a, b) = Pipe::create(&name, &opts(4, 16)).unwrap();
+    let token = b.hand_off(Duration::from_secs(60)).unwrap();
+    assert_eq!(token.end(), End::B);
+    b.close().unwrap();
+    let info = Pipe::inspect(&name).unwrap();
+    assert_eq!(
+        (info.holders, info.handoffs, info.gone),
+        ([1, 0], [0, 1], [false, false])
+    );
+    assert!(a.try_send(b"early").is_ok(), "the token holds end B");
+    let child = start("p-echo", &name, "B", &[]);
+    let info = Pipe::inspect(&name).unwrap();
+    assert_eq!(
+        (info.holders, info.handoffs),
+        ([1, 1], [0, 0]),
+        "taken over"
+    );
+    assert_eq!(a.recv().unwrap(), b"early");
+    a.send(b"stop").unwrap();
+    assert_eq!(a.recv(), Err(RecvError::Disconnected));
+    child.finish();
+    assert!(matches!(
+        PipeEnd::open(&name, End::B),
+        Err(OpenError::Disconnected(_))
+    ));
+}
+
+/// A token that no process takes expires: end-of-file comes at its deadline, not before.
+#[test]
+fn hand_off_token_nobody_takes_expires_into_end_of_file() {
+    let _w = Watchdog::new("pipe hand-off expiry", Duration::from_secs(60));
+    let name = Name::new("pipe-hand-off-expiry");
+    let (a, b) = Pipe::create(&name, &opts(4, 16)).unwrap();
+    let within = Duration::from_millis(300);
+    let t = Instant::now();
+    b.hand_off(within).unwrap();
+    drop(b);
+    assert_eq!(
+        a.recv_timeout(Duration::from_secs(30)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert!(t.elapsed() >= within, "end-of-file before the deadline");
+    assert!(matches!(
+        PipeEnd::open(&name, End::B),
+        Err(OpenError::Disconnected(_))
+    ));
+}
+
+/// The token does not depend on the process that made it: that process is SIGKILLed after
+/// handing off (the only holder of end B but the token), and a child started afterwards still
+/// attaches and talks.
+#[test]
+fn hand_off_token_outlives_the_process_that_made_it() {
+    let _w = Watchdog::new("pipe hand-off orphan", Duration::from_secs(60));
+    let name = Name::new("pipe-hand-off-orphan");
+    let (a, b) = Pipe::create(&name, &opts(4, 16)).unwrap();
+    let mut giver = start("p-hand-off", &name, "B", &["60000"]);
+    drop(b);
+    assert_eq!(giver.line(), "handed");
+    giver.kill9();
+    // Long enough for any sweep to have found the dead giver.
+    assert_eq!(
+        a.recv_timeout(LIVENESS_SLICE * 4),
+        Err(RecvTimeoutError::Timeout)
+    );
+    let info = Pipe::inspect(&name).unwrap();
+    assert_eq!((info.holders, info.handoffs), ([1, 0], [0, 1]));
+    let child = start("p-echo", &name, "B", &[]);
+    a.send(b"hi").unwrap();
+    assert_eq!(a.recv().unwrap(), b"hi");
+    a.send(b"stop").unwrap();
+    assert_eq!(a.recv(), Err(RecvError::Disconnected));
+    child.finish();
 }

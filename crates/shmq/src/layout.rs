@@ -454,7 +454,7 @@ pub fn queue_layout(capacity: u64, message_size: u64) -> Result<(RingLayout, Par
 /// ends at once.
 pub const PIPE_HOLDERS: usize = 64;
 
-/// Bytes of one holder entry: a `tag` word, then a `start` word (both `u64`).
+/// Bytes of one holder entry: a `tag` word, then a `deadline` word (both `u64`).
 pub const PIPE_HOLDER_SIZE: usize = 16;
 
 /// `aux` of a duplex pipe's header (both ends send and receive).
@@ -472,8 +472,10 @@ pub const PIPE_ONE_WAY: u64 = 0;
 /// | 384    | holder table: [`PIPE_HOLDERS`] entries of [`PIPE_HOLDER_SIZE`] bytes |
 /// | 1408   | ring A→B (duplex only), then ring B→A |
 ///
-/// A holder entry's `tag` is `end << 32 | pid` (`end` 1 = A, 2 = B, 0 = free entry) and its
-/// `start` the holder's start time (`/proc/PID/stat` field 22).
+/// A holder entry's `tag` is `end | kind << 2 | pid << 4 | start << 26` (`end` 1 = A, 2 = B;
+/// `kind` 0 holder, 1 fork reservation, 2 hand-off token; `start` the process's start time,
+/// `/proc/PID/stat` field 22; 0 = free entry), and its `deadline` the `CLOCK_MONOTONIC`
+/// nanoseconds until which a reservation or a token is live (`docs/layout.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipeLayout {
     /// Offset of the holder-table lock.

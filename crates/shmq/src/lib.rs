@@ -86,7 +86,7 @@ pub use error::{
 #[cfg(not(loom))]
 pub use options::Options;
 #[cfg(not(loom))]
-pub use pipe::{End, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
+pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
 pub use queue::Queue;
 #[cfg(not(loom))]

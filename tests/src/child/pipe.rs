@@ -1,9 +1,12 @@
-//! Roles over a [`shmq::PipeEnd`]. Each role takes the pipe's name and an end (`A` or `B`),
-//! prints `ready` once it holds that end, and exits with status 0 only if its own checks held.
+//! Roles over a [`shmq::PipeEnd`]. Each role takes the pipe's name and (but `p-fork-python`,
+//! which creates the pipe) an end (`A` or `B`), prints `ready` once it holds that end, and exits
+//! with status 0 only if its own checks held. The `p-fork-*` roles fork, which is sound here
+//! because this helper is single-threaded.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use shmq::{End, PipeEnd, RecvError};
+use shmq::{End, Options, Pipe, PipeEnd, RecvError};
 
 use crate::shared::pattern_message;
 use crate::{arg, say};
@@ -29,6 +32,49 @@ fn open(args: &[String]) -> PipeEnd {
     });
     say("ready");
     p
+}
+
+/// Forks this process: `Some(pid)` in the parent, `None` in the child.
+///
+/// Sound here because the helper is single-threaded: the child is a whole copy of the process,
+/// with no lock held by a thread that does not exist in it.
+#[allow(unsafe_code)]
+fn fork() -> Option<u32> {
+    // SAFETY: a single-threaded process may fork and go on running anything in the child.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => {
+            eprintln!("shmq-child: fork: {}", std::io::Error::last_os_error());
+            std::process::exit(70)
+        }
+        0 => None,
+        pid => Some(pid as u32),
+    }
+}
+
+/// Ends a forked child at once (no exit handlers, nothing flushed twice).
+#[allow(unsafe_code)]
+fn exit_child(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// The forked child's side: sends every message back on `p` until "stop", then closes `p` and
+/// exits 0 (3 if the pipe failed).
+fn echo_until_stop(p: PipeEnd) -> ! {
+    loop {
+        match p.recv() {
+            Ok(m) if m == b"stop" => break,
+            Ok(m) => {
+                if p.send(m).is_err() {
+                    exit_child(3);
+                }
+            }
+            Err(_) => exit_child(3),
+        }
+    }
+    drop(p);
+    exit_child(0)
 }
 
 /// Runs a pipe role, or returns `None` if `role` is not one.
@@ -99,6 +145,62 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             }
             p.close().expect("close");
             ExitCode::SUCCESS
+        }
+        // p-fork-python NAME: Python's canonical pattern with fork: creates the pipe, forks a
+        // child that echoes on end B, closes its own copy of B at once, and checks that end B
+        // stays held by the child (a ping comes back) until the child closes it (end-of-file).
+        // Prints "forked", "echoed", "eof".
+        "p-fork-python" => {
+            let name = args.first().map(String::as_str).unwrap_or("");
+            let opts = Options {
+                capacity: 4,
+                message_size: 64,
+                ..Default::default()
+            };
+            let (parent, child) = Pipe::create(name, &opts).expect("create");
+            match fork() {
+                None => {
+                    drop(parent); // the child's copy of the parent's end
+                    echo_until_stop(child)
+                }
+                Some(_) => {
+                    child.close().expect("close the child's end");
+                    say("forked");
+                    parent
+                        .send(b"ping")
+                        .expect("send while the child holds end B");
+                    assert_eq!(parent.recv().expect("recv"), b"ping");
+                    say("echoed");
+                    parent.send(b"stop").expect("send stop");
+                    assert_eq!(parent.recv(), Err(RecvError::Disconnected));
+                    say("eof");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        // p-fork-hold NAME END: opens the end, forks a child that echoes on it until "stop",
+        // closes its own copy, prints "closed CHILD_PID" and exits at once.
+        "p-fork-hold" => {
+            let p = open(args);
+            match fork() {
+                None => echo_until_stop(p),
+                Some(pid) => {
+                    p.close().expect("close");
+                    say(format!("closed {pid}"));
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        // p-hand-off NAME END WITHIN_MS: opens the end, hands it off for WITHIN_MS, prints
+        // "handed" and holds the end until killed
+        "p-hand-off" => {
+            let p = open(args);
+            let within: u64 = arg(args, 2);
+            let _token = p.hand_off(Duration::from_millis(within)).expect("hand off");
+            say("handed");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
         }
         _ => return None,
     })

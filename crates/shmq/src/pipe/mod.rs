@@ -8,8 +8,11 @@
 //!
 //! - Every handle registers in the table (its end, pid and the process's start time, so a
 //!   recycled pid is not mistaken for a live holder) and deregisters on [`PipeEnd::close`] or
-//!   drop. Table changes happen under the table's own robust mutex.
-//! - When the last holder of an end leaves, its bit in the `gone` word is set for good and the
+//!   drop. Table changes happen under the table's own robust mutex. A forked child holds what
+//!   its parent held from the fork on, and [`PipeEnd::hand_off`] keeps an end open for a process
+//!   that will attach by name ([`holders`] has the table, the tokens and the fork handlers).
+//! - When the last holder of an end leaves (and no hand-off token or fork reservation keeps it
+//!   open), its bit in the `gone` word is set for good and the
 //!   rings learn it at once through their flags: `SENDERS_GONE` on the ring that end sent on,
 //!   `RECEIVERS_GONE` on the ring it received from. Those flags wake every blocked caller on the
 //!   other side: a `recv` drains what is left and then returns `Disconnected`, a `send` returns
@@ -24,24 +27,23 @@
 //! [`OpenError::Disconnected`]. The protocol is in `docs/protocol.md`, the bytes in
 //! `docs/layout.md`.
 
+mod holders;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::pop_into;
-use crate::engine::{self, Fail, Wait, Waiting};
+use crate::engine::{self, Fail, Wait, Waiting, pop_into};
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::layout::{
-    self, Kind, PIPE_DUPLEX, PIPE_HOLDERS, PIPE_ONE_WAY, PipeLayout, RING_RECEIVERS_GONE,
-    RING_SENDERS_GONE, RingLayout,
-};
+use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
 use crate::options::Options;
 use crate::ring::Ring;
-use crate::segment::{self, Fresh, Segment};
-use crate::sync::MutexGuard;
+use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use crate::sys;
+use holders::{Holding, Table, Tag, table_full};
 
 /// How often holders re-check that the other end still has a live holder: the sleep slice of
 /// a blocked call, and the longest a handle goes without sweeping the holder table when it is
@@ -209,7 +211,7 @@ impl Pipe {
         duplex: bool,
     ) -> Result<(PipeEnd, PipeEnd), OpenError> {
         opts.check()?;
-        segment::validate_name(name)?;
+        crate::segment::validate_name(name)?;
         let (layout, params) =
             layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
                 .map_err(OpenError::InvalidOptions)?;
@@ -229,15 +231,21 @@ impl Pipe {
         }
         // Register both ends before publishing, so that no opener ever sees a pipe with an end
         // that has no holder (it would take that end for gone).
-        let pid = std::process::id();
-        let start = segment::process_start_time(pid).unwrap_or(0);
         let table = Table::new(&fresh, &layout)?;
-        let entry_a = table.insert(End::A, pid, start).ok_or_else(table_full)?;
-        let entry_b = table.insert(End::B, pid, start).ok_or_else(table_full)?;
+        let tag_a = Tag::mine(End::A, holders::Kind::Holder)?;
+        let tag_b = Tag::mine(End::B, holders::Kind::Holder)?;
+        let entry_a = table.insert(tag_a, 0).ok_or_else(table_full)?;
+        let entry_b = table.insert(tag_b, 0).ok_or_else(table_full)?;
         let seg = Arc::new(fresh.publish(params));
         Ok((
-            PipeEnd::new(Arc::clone(&seg), layout, End::A, entry_a, pid),
-            PipeEnd::new(seg, layout, End::B, entry_b, pid),
+            PipeEnd::new(Holding::register(
+                Arc::clone(&seg),
+                layout,
+                End::A,
+                entry_a,
+                tag_a,
+            )),
+            PipeEnd::new(Holding::register(seg, layout, End::B, entry_b, tag_b)),
         ))
     }
 
@@ -283,6 +291,9 @@ pub struct PipeInfo {
     pub message_size: usize,
     /// Live holders of end A and of end B (entries whose process still runs).
     pub holders: [usize; 2],
+    /// Hand-off tokens ([`PipeEnd::hand_off`]) and fork reservations of end A and of end B that
+    /// are still live: each keeps its end open although no process holds it yet.
+    pub handoffs: [usize; 2],
     /// Whether end A and end B are gone for good (every holder left: end-of-file).
     pub gone: [bool; 2],
     /// Messages waiting from A to B (`None` for a one-way pipe) and from B to A.
@@ -316,16 +327,7 @@ impl Pipe {
     pub fn inspect(name: &str) -> Result<PipeInfo, OpenError> {
         let (seg, layout) = validated(name)?;
         let table = Table::new(&seg, &layout)?;
-        let mut holders = [0usize; 2];
-        for i in 0..PIPE_HOLDERS {
-            let tag = table.tag(i).load(SeqCst);
-            let Some(end) = End::from_code(tag >> 32) else {
-                continue;
-            };
-            if segment::process_alive(tag as u32, table.start(i).load(SeqCst)) {
-                holders[usize::from(end == End::B)] += 1;
-            }
-        }
+        let (holders, handoffs) = table.census(sys::monotonic_ns());
         let gone = table.gone.load(SeqCst);
         let len = |r: &RingLayout| seg.ring(r).map(|r| r.len() as usize);
         Ok(PipeInfo {
@@ -333,150 +335,13 @@ impl Pipe {
             capacity: layout.b_to_a.capacity as usize,
             message_size: layout.b_to_a.message_size,
             holders,
+            handoffs,
             gone: [gone & End::A.bit() != 0, gone & End::B.bit() != 0],
             queued: (
                 layout.a_to_b.as_ref().map(len).transpose()?,
                 len(&layout.b_to_a)?,
             ),
         })
-    }
-}
-
-fn table_full() -> OpenError {
-    OpenError::TooManyHolders(format!(
-        "the pipe's holder table is full ({PIPE_HOLDERS} handles hold its ends)"
-    ))
-}
-
-/// The holder table, the `gone` word and the lock that guards them, over a segment.
-///
-/// Entry `i` is two words: `tag = end << 32 | pid` (0: free) and `start`. An entry is written
-/// `start` first, then `tag` (its commit store), and freed with one store of 0, so a process that
-/// dies anywhere leaves every entry either whole or free.
-struct Table<'a> {
-    seg: &'a Segment,
-    layout: &'a PipeLayout,
-    words: &'a [AtomicU64],
-    gone: &'a AtomicU64,
-}
-
-impl<'a> Table<'a> {
-    fn new(seg: &'a Segment, layout: &'a PipeLayout) -> Result<Table<'a>, OpenError> {
-        seg.mutex_at(layout.lock)?;
-        Ok(Table {
-            seg,
-            layout,
-            words: seg.slice_at::<AtomicU64>(layout.holders, 2 * PIPE_HOLDERS)?,
-            gone: seg.at::<AtomicU64>(layout.gone)?,
-        })
-    }
-
-    /// Takes the table's lock. A previous owner that died left every entry whole or free (see
-    /// the type), so the lock is marked consistent at once; the sweep every caller runs next
-    /// removes the dead owner's entries and re-applies the ring flags it may not have set.
-    fn lock(&self) -> Result<MutexGuard<'a>, Fail> {
-        let m = self
-            .seg
-            .mutex_at(self.layout.lock)
-            .map_err(|e| Fail::Corrupt(e.to_string()))?;
-        let mut g = m
-            .lock()
-            .map_err(|e| Fail::Corrupt(format!("pipe holder table: {e}")))?;
-        g.make_consistent()
-            .map_err(|e| Fail::Corrupt(format!("cannot mark the pipe lock consistent: {e}")))?;
-        Ok(g)
-    }
-
-    fn tag(&self, i: usize) -> &AtomicU64 {
-        &self.words[2 * i]
-    }
-
-    fn start(&self, i: usize) -> &AtomicU64 {
-        &self.words[2 * i + 1]
-    }
-
-    /// Writes an entry into a free slot; `None` if the table is full. Under the lock, or before
-    /// publishing.
-    fn insert(&self, end: End, pid: u32, start: u64) -> Option<usize> {
-        let i = (0..PIPE_HOLDERS).find(|&i| self.tag(i).load(SeqCst) == 0)?;
-        self.start(i).store(start, SeqCst);
-        // Commit point: the entry exists from this store on.
-        self.tag(i).store(end.code() << 32 | u64::from(pid), SeqCst);
-        Some(i)
-    }
-
-    /// Which ends have an entry (bits as in `gone`), without checking liveness.
-    fn held(&self) -> u64 {
-        (0..PIPE_HOLDERS)
-            .filter_map(|i| End::from_code(self.tag(i).load(SeqCst) >> 32))
-            .fold(0, |bits, end| bits | end.bit())
-    }
-
-    /// Frees every entry whose process no longer runs (or whose tag is impossible), then marks
-    /// every end without an entry as gone. Returns the `gone` word. Under the lock.
-    fn sweep(&self) -> u64 {
-        for i in 0..PIPE_HOLDERS {
-            let tag = self.tag(i).load(SeqCst);
-            if tag == 0 {
-                continue;
-            }
-            let pid = tag as u32;
-            let alive = End::from_code(tag >> 32).is_some()
-                && segment::process_alive(pid, self.start(i).load(SeqCst));
-            if !alive {
-                self.tag(i).store(0, SeqCst);
-            }
-        }
-        self.mark_unheld()
-    }
-
-    /// Sets the `gone` bit of every end without an entry; returns the `gone` word.
-    fn mark_unheld(&self) -> u64 {
-        let unheld = !self.held() & (End::A.bit() | End::B.bit());
-        if unheld != 0 {
-            // Commit point: an end is gone for good from this store on.
-            self.gone.fetch_or(unheld, SeqCst);
-        }
-        self.gone.load(SeqCst)
-    }
-
-    /// Mirrors `gone` into the rings' flags (idempotent): each ring learns whether its sender
-    /// and its receiver are gone, which wakes every caller blocked on it. Under the lock (lock
-    /// order: table, then ring).
-    fn apply(&self, gone: u64) -> Result<(), Fail> {
-        let rings = [
-            (self.layout.a_to_b, End::A, End::B),
-            (Some(self.layout.b_to_a), End::B, End::A),
-        ];
-        for (ring, sender, receiver) in rings {
-            let Some(ring) = ring else { continue };
-            let mut bits = 0;
-            if gone & sender.bit() != 0 {
-                bits |= RING_SENDERS_GONE;
-            }
-            if gone & receiver.bit() != 0 {
-                bits |= RING_RECEIVERS_GONE;
-            }
-            let ring = self
-                .seg
-                .ring(&ring)
-                .map_err(|e| Fail::Corrupt(e.to_string()))?;
-            if bits != 0 && ring.flags() & bits != bits {
-                engine::set_flags(&ring, bits, true)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Under the lock: sweeps, runs `f` with the swept `gone` word, marks ends left without an
-    /// entry as gone and applies the flags.
-    fn update<R>(&self, f: impl FnOnce(&Self, u64) -> R) -> Result<R, Fail> {
-        let guard = self.lock()?;
-        let gone = self.sweep();
-        let r = f(self, gone);
-        self.apply(self.mark_unheld())?;
-        drop(guard);
-        Ok(r)
     }
 }
 
@@ -494,6 +359,53 @@ impl<'a> Table<'a> {
 /// counts as gone within about [`LIVENESS_SLICE`].
 ///
 /// One handle is `Send + Sync` and serves any number of threads.
+///
+/// # Handing an end to a child process
+///
+/// Python's `parent, child = Pipe(); Process(target=f, args=(child,)).start(); child.close()`
+/// works in both of its forms; in each, the parent closes its copy of the child's end at once
+/// and end-of-file comes when the child closes or exits.
+///
+/// - **fork:** a child made by `fork()` holds every end its parent held, from the moment of the
+///   fork: fork handlers reserve an entry for it in the parent and the child takes it over before
+///   `fork` returns there. (A child that `exec`s keeps holding them until it exits; processes
+///   started by [`std::process::Command`] without `pre_exec` are made by `posix_spawn`, which
+///   runs no fork handlers, and hold nothing.)
+/// - **spawn:** a child that attaches by name ([`open`](Self::open)) is handed the end with
+///   [`hand_off`](Self::hand_off) before the parent closes its copy (example there).
+///
+/// ```standalone_crate
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmq::{Options, Pipe, RecvError};
+///
+/// let name = format!("shmq-doc-pipeend-fork-{}", std::process::id());
+/// let (parent, child) = Pipe::create(&name, &Options { capacity: 4, message_size: 16, ..Default::default() })?;
+/// // SAFETY: this program is single-threaded, so the child may run anything; it ends with
+/// // `_exit`.
+/// match unsafe { libc::fork() } {
+///     -1 => return Err(std::io::Error::last_os_error().into()),
+///     0 => {
+///         drop(parent); // the child's copy of the parent's end
+///         let ok = child.recv().map(|m| child.send(m).is_ok()).unwrap_or(false);
+///         drop(child); // end-of-file for the parent
+///         // SAFETY: ends the child at once.
+///         unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+///     }
+///     pid => {
+///         child.close()?; // at once: the forked child holds end B
+///         parent.send(b"ping")?;
+///         assert_eq!(parent.recv()?, b"ping");
+///         assert_eq!(parent.recv(), Err(RecvError::Disconnected));
+///         let mut status = 0;
+///         // SAFETY: reaps our own child; `status` outlives the call.
+///         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+///         assert_eq!(status, 0);
+///     }
+/// }
+/// Pipe::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Examples
 ///
@@ -517,18 +429,15 @@ impl<'a> Table<'a> {
 /// # }
 /// ```
 pub struct PipeEnd {
+    /// This handle's entry in the holder table (with the segment and the layout).
+    holding: Arc<Holding>,
     seg: Arc<Segment>,
     layout: PipeLayout,
     end: End,
-    /// This handle's entry in the holder table.
-    entry: usize,
-    /// The process that registered the entry (a forked copy of the handle does not own it).
-    pid: u32,
     /// When this handle was made; `last_sweep` counts from it.
     epoch: Instant,
     /// Nanoseconds from `epoch` to this handle's last sweep of the holder table.
     last_sweep: AtomicU64,
-    released: bool,
 }
 
 fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
@@ -588,16 +497,14 @@ fn open_error(f: Fail) -> OpenError {
 struct WrongDirection;
 
 impl PipeEnd {
-    fn new(seg: Arc<Segment>, layout: PipeLayout, end: End, entry: usize, pid: u32) -> PipeEnd {
+    fn new(holding: Arc<Holding>) -> PipeEnd {
         PipeEnd {
-            seg,
-            layout,
-            end,
-            entry,
-            pid,
+            seg: Arc::clone(&holding.seg),
+            layout: holding.layout,
+            end: holding.end,
+            holding,
             epoch: Instant::now(),
             last_sweep: AtomicU64::new(0),
-            released: false,
         }
     }
 
@@ -628,8 +535,7 @@ impl PipeEnd {
     /// ```
     pub fn open(name: &str, end: End) -> Result<PipeEnd, OpenError> {
         let (seg, layout) = validated(name)?;
-        let pid = std::process::id();
-        let start = segment::process_start_time(pid).unwrap_or(0);
+        let tag = Tag::mine(end, holders::Kind::Holder)?;
         let entry = {
             let table = Table::new(&seg, &layout)?;
             table
@@ -639,17 +545,25 @@ impl PipeEnd {
                             "pipe {name:?}: every holder of end {end} has left, and end-of-file is final"
                         )));
                     }
-                    t.insert(end, pid, start).ok_or_else(table_full)
+                    // A hand-off token of this end becomes this handle's entry; otherwise a
+                    // free one does.
+                    t.take_hand_off(tag)
+                        .or_else(|| t.insert(tag, 0))
+                        .ok_or_else(table_full)
                 })
                 .map_err(open_error)??
         };
-        Ok(PipeEnd::new(Arc::new(seg), layout, end, entry, pid))
+        Ok(PipeEnd::new(Holding::register(
+            Arc::new(seg),
+            layout,
+            end,
+            entry,
+            tag,
+        )))
     }
 
     fn table(&self) -> Table<'_> {
-        // Checked when the handle was made; the layout is immutable, so this cannot fail.
-        Table::new(&self.seg, &self.layout)
-            .unwrap_or_else(|e| unreachable!("validated holder table: {e}"))
+        self.holding.table()
     }
 
     fn ring(&self, layout: Option<RingLayout>) -> Result<Ring<'_>, WrongDirection> {
@@ -1065,17 +979,74 @@ impl PipeEnd {
         }
     }
 
-    fn release(&mut self) -> Result<(), Fail> {
-        if std::mem::replace(&mut self.released, true) || std::process::id() != self.pid {
-            // Released already, or a forked copy of the handle, whose entry is the parent's.
-            return Ok(());
-        }
-        let (end, pid, entry) = (self.end, self.pid, self.entry);
-        self.table().update(|t, _| {
-            if t.tag(entry).load(SeqCst) == end.code() << 32 | u64::from(pid) {
-                // Commit point: this holder is gone.
-                t.tag(entry).store(0, SeqCst);
-            }
+    /// Hands this end over to a process that will attach to it by name: leaves a hand-off token
+    /// in the holder table that keeps the end open — although this handle may be closed at once
+    /// — until a [`PipeEnd::open`] of this end takes it over, or until `within` has passed. This
+    /// is the spawn form of Python's `Process(target=f, args=(child,)).start(); child.close()`:
+    /// hand off, start the child (which calls `PipeEnd::open(name, end)`), close.
+    ///
+    /// Each token serves one `open`; hand off once per child. A token that no process takes
+    /// expires at its deadline and then counts as a holder that left (end-of-file, as usual). It
+    /// does not depend on this process: it stays valid until its deadline if this process exits
+    /// or dies first. [`HandOff::cancel`] withdraws it (say, when the child could not be started).
+    /// A forked child needs no token: it holds every end its parent held from the fork on.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::TooManyHolders`] if the holder table is full, [`OpenError::Disconnected`] if
+    /// the end is gone (possible only for a handle that a forked child could not take over),
+    /// [`OpenError::Corrupt`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{End, Options, Pipe, PipeEnd, RecvError};
+    /// use std::time::Duration;
+    ///
+    /// let name = format!("shmq-doc-hand-off-{}", std::process::id());
+    /// let (parent, child) = Pipe::create(&name, &Options { capacity: 4, message_size: 16, ..Default::default() })?;
+    /// let token = child.hand_off(Duration::from_secs(30))?;
+    /// // Start the child process here, e.g. `Command::new(worker).arg(&name).spawn()?`, then
+    /// // close the parent's copy of the child's end at once:
+    /// child.close()?;
+    /// assert_eq!(token.end(), End::B);
+    ///
+    /// // In the child process, whenever it gets there: the token becomes its holder entry.
+    /// let mine = PipeEnd::open(&name, End::B)?;
+    /// mine.send(b"hello")?;
+    /// drop(mine); // the child exits
+    ///
+    /// assert_eq!(parent.recv()?, b"hello");
+    /// assert_eq!(parent.recv(), Err(RecvError::Disconnected));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hand_off(&self, within: Duration) -> Result<HandOff, OpenError> {
+        let tag = Tag::mine(self.end, holders::Kind::HandOff)?;
+        let now = Instant::now();
+        let until =
+            sys::monotonic_ns().saturating_add(within.as_nanos().min(u64::MAX.into()) as u64);
+        let end = self.end;
+        let entry = self
+            .table()
+            .update(|t, gone| {
+                if gone & end.bit() != 0 {
+                    return Err(OpenError::Disconnected(format!(
+                        "every holder of end {end} has left; it cannot be handed off"
+                    )));
+                }
+                t.insert(tag, until).ok_or_else(table_full)
+            })
+            .map_err(open_error)??;
+        Ok(HandOff {
+            seg: Arc::clone(&self.seg),
+            layout: self.layout,
+            end,
+            entry,
+            tag: tag.encode(),
+            deadline: now.checked_add(within),
         })
     }
 
@@ -1100,8 +1071,8 @@ impl PipeEnd {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn close(mut self) -> Result<(), RecvError> {
-        self.release().map_err(recv_error)
+    pub fn close(self) -> Result<(), RecvError> {
+        self.holding.release().map_err(recv_error)
     }
 
     /// Which end this handle holds.
@@ -1140,11 +1111,78 @@ impl PipeEnd {
     }
 }
 
+/// A hand-off token, made by [`PipeEnd::hand_off`]: it keeps an end open for a process that
+/// will attach to it by name, until one does or its deadline passes. Dropping this value leaves
+/// the token in place (that is the point: the handle that made it is usually closed next).
+pub struct HandOff {
+    seg: Arc<Segment>,
+    layout: PipeLayout,
+    end: End,
+    entry: usize,
+    tag: u64,
+    /// `None` if the deadline is beyond what `Instant` can hold.
+    deadline: Option<Instant>,
+}
+
+impl HandOff {
+    /// The end that was handed off.
+    pub fn end(&self) -> End {
+        self.end
+    }
+
+    /// When the token expires if no process has taken it (`None`: too far to represent).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Withdraws the token if no process has taken it yet; returns whether it was still there.
+    /// If it was the end's last entry, the end is gone.
+    ///
+    /// # Errors
+    ///
+    /// Only a corrupt segment ([`OpenError::Corrupt`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{End, Options, Pipe, PipeEnd, TryRecvError};
+    /// use std::time::Duration;
+    /// let name = format!("shmq-doc-hand-off-cancel-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let token = b.hand_off(Duration::from_secs(60))?;
+    /// drop(b);
+    /// assert_eq!(a.try_recv(), Err(TryRecvError::Empty)); // the token holds end B
+    /// // Starting the child failed: withdraw the token, and end B is gone at once.
+    /// assert!(token.cancel()?);
+    /// assert_eq!(a.try_recv(), Err(TryRecvError::Disconnected));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel(self) -> Result<bool, OpenError> {
+        let table = Table::new(&self.seg, &self.layout)?;
+        table
+            .update(|t, _| t.release(self.entry, self.tag))
+            .map_err(open_error)
+    }
+}
+
+impl fmt::Debug for HandOff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandOff")
+            .field("backing", self.seg.backing())
+            .field("end", &self.end)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         // A corrupt segment cannot be reported from here; the entry is then freed by the next
         // sweep after this process exits.
-        let _ = self.release();
+        let _ = self.holding.release();
     }
 }
 
@@ -1163,6 +1201,8 @@ impl fmt::Debug for PipeEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment;
+    use holders::Kind as EntryKind;
 
     fn pipe(duplex: bool) -> (PipeEnd, PipeEnd) {
         let opts = Options {
@@ -1176,7 +1216,8 @@ mod tests {
     /// Registers a holder of `end` with a given pid and start time, as another process would.
     fn fake_holder(e: &PipeEnd, end: End, pid: u32, start: u64) -> usize {
         let t = e.table();
-        t.update(|t, _| t.insert(end, pid, start)).unwrap().unwrap()
+        let tag = Tag::new(end, EntryKind::Holder, pid, start).unwrap();
+        t.update(|t, _| t.insert(tag, 0)).unwrap().unwrap()
     }
 
     #[test]
@@ -1225,7 +1266,7 @@ mod tests {
         fake_holder(&a, End::B, dead_pid, 0);
         // Release b's entry without waking anyone through its own drop: the only holder of B
         // left is the dead one, which only a sweep can find.
-        b.table().tag(b.entry).store(0, SeqCst);
+        b.table().tag(b.holding.entry().unwrap()).store(0, SeqCst);
         // Not a Timeout: the blocked receiver found the dead holder by itself.
         assert_eq!(
             a.recv_timeout(Duration::from_secs(10)),
@@ -1310,13 +1351,13 @@ mod tests {
         let t = a.table();
         // Like a process killed half-way through registering: `start` written, `tag` not, and
         // the lock still held when its thread ends.
-        let half = (0..PIPE_HOLDERS)
+        let half = (0..layout::PIPE_HOLDERS)
             .find(|&i| t.tag(i).load(SeqCst) == 0)
             .unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
-                let guard = t.lock().unwrap();
-                t.start(half).store(12345, SeqCst);
+                let guard = t.lock(None).unwrap();
+                t.deadline(half).store(12345, SeqCst);
                 std::mem::forget(guard);
             });
         });
@@ -1325,7 +1366,7 @@ mod tests {
         drop(b);
         assert_eq!(a.try_recv(), Err(TryRecvError::Disconnected));
         assert_eq!(t.held(), End::A.bit());
-        assert!(!t.lock().unwrap().owner_died());
+        assert!(!t.lock(None).unwrap().owner_died());
     }
 
     #[test]
@@ -1334,18 +1375,12 @@ mod tests {
         let me = std::process::id();
         let start = segment::process_start_time(me).unwrap();
         let t = a.table();
-        let taken: Vec<usize> = (2..PIPE_HOLDERS)
-            .map(|_| {
-                t.update(|t, _| t.insert(End::A, me, start))
-                    .unwrap()
-                    .unwrap()
-            })
+        let tag = Tag::new(End::A, EntryKind::Holder, me, start).unwrap();
+        let taken: Vec<usize> = (2..layout::PIPE_HOLDERS)
+            .map(|_| t.update(|t, _| t.insert(tag, 0)).unwrap().unwrap())
             .collect();
-        assert_eq!(t.update(|t, _| t.insert(End::A, me, start)).unwrap(), None);
+        assert_eq!(t.update(|t, _| t.insert(tag, 0)).unwrap(), None);
         t.tag(taken[0]).store(0, SeqCst);
-        assert_eq!(
-            t.update(|t, _| t.insert(End::A, me, start)).unwrap(),
-            Some(taken[0])
-        );
+        assert_eq!(t.update(|t, _| t.insert(tag, 0)).unwrap(), Some(taken[0]));
     }
 }
