@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use common::{Name, Proc, Watchdog, eventually, finish_all, spawn};
 use shmq::layout::{Kind, Params};
-use shmq::{OpenError, Options as QueueOptions, Queue, Segment};
+use shmq::{AtomicRegion, OpenError, Options as QueueOptions, Queue};
 use shmq_dict::{AcquireError, DictError, Lock, Options, SharedDict};
 
 /// Processes per run, as in the seed.
@@ -248,6 +247,45 @@ fn named_lock_holder_killed_is_reported_and_the_lock_keeps_working() {
     assert!(!other.lock().unwrap().previous_owner_died());
 }
 
+/// Bug 5 at the library level: inspecting a named lock whose holder was SIGKILLed (what
+/// `shmq stat` does) shows the dead holder without taking the lock, as often as asked, and the
+/// next locker is still told that the owner died. The death is detected within a bounded time.
+#[test]
+fn inspecting_a_lock_whose_holder_was_killed_leaves_the_report_for_the_next_locker() {
+    let _w = Watchdog::new("lock inspect killed", Duration::from_secs(60));
+    let name = Name::new("lock-inspect");
+    let lock = Lock::create(&name).unwrap();
+    let mut holder = spawn("crash-lock-hold", &[&name]);
+    assert_eq!(holder.line(), "holding");
+    assert!(matches!(
+        Lock::inspect(&name).unwrap(),
+        shmq::LockState::Held {
+            owner_alive: true,
+            ..
+        }
+    ));
+    holder.kill9();
+    for _ in 0..3 {
+        match Lock::inspect(&name).unwrap() {
+            shmq::LockState::Held {
+                owner_alive: false,
+                repair_pending: false,
+                ..
+            } => {}
+            other => panic!("after the kill: {other}"),
+        }
+    }
+    let t = std::time::Instant::now();
+    let g = lock
+        .try_lock_for(Duration::from_secs(30))
+        .expect("the dead holder's lock is taken over");
+    eprintln!("killed holder's lock taken over after {:?}", t.elapsed());
+    assert!(g.previous_owner_died());
+    drop(g);
+    assert_eq!(Lock::inspect(&name).unwrap(), shmq::LockState::Free);
+    assert!(!lock.lock().unwrap().previous_owner_died());
+}
+
 /// The Manager-dict test of the seed: five keys inserted, `snapshot` equals the expected map,
 /// `keys` sorted equals the keys, `remove` and `contains_key` agree (seen from another handle),
 /// and a full table or a too-long key is an error that changes nothing.
@@ -416,23 +454,36 @@ fn bad_input_is_a_typed_error() {
 
     // Another layout version.
     let v = Name::new("dict-version");
-    let vd = dict(&v);
-    vd.segment().header().version.store(99, SeqCst);
+    let _vd = dict(&v);
+    std::os::unix::fs::FileExt::write_at(
+        &std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/{}", v.as_str()))
+            .unwrap(),
+        &99u32.to_ne_bytes(),
+        8,
+    )
+    .unwrap();
     let e = SharedDict::open(&v).unwrap_err();
     assert!(matches!(e, OpenError::Incompatible(_)), "{e}");
     assert!(e.to_string().contains("99"), "{e}");
 
     // A dict header whose geometry does not reproduce the segment.
     let g = Name::new("dict-geometry");
-    let fresh = Segment::create(&g, 4096, 0o600).unwrap();
-    let _seg = fresh.publish(&Params {
-        kind: Kind::Dict,
-        capacity: 8,
-        message_size: 16,
-        slot_stride: 32,
-        aux: 1,
-        total_size: 4096,
-    });
+    let _seg = AtomicRegion::create(
+        &g,
+        &Params {
+            kind: Kind::Dict,
+            capacity: 8,
+            message_size: 16,
+            slot_stride: 32,
+            aux: 1,
+            total_size: 4096,
+        },
+        0o600,
+        |_| Ok(()),
+    )
+    .unwrap();
     let e = SharedDict::open(&g).unwrap_err();
     assert!(matches!(e, OpenError::Corrupt(_)), "{e}");
 }

@@ -12,8 +12,8 @@ use common::shared::{check_stress, stress_message};
 use common::{Name, Watchdog, finish_all, spawn};
 use shmq::layout::{Kind, Params};
 use shmq::{
-    GetError, GetTimeoutError, OpenError, Options, PutTimeoutError, Queue, Segment, TryGetError,
-    TryPutError,
+    AtomicRegion, GetError, GetTimeoutError, OpenError, Options, PutTimeoutError, Queue,
+    TryGetError, TryPutError,
 };
 
 fn opts(capacity: usize, message_size: usize) -> Options {
@@ -411,26 +411,36 @@ fn bad_input_is_a_typed_error() {
 
     // A segment of another kind.
     let other = Name::new("kind");
-    let fresh = Segment::create(&other, 4096, 0o600).unwrap();
-    let _seg = fresh.publish(&Params {
-        kind: Kind::Dict,
-        capacity: 1,
-        message_size: 1,
-        slot_stride: 1,
-        aux: 0,
-        total_size: 4096,
-    });
+    let _seg = AtomicRegion::create(
+        &other,
+        &Params {
+            kind: Kind::Dict,
+            capacity: 1,
+            message_size: 1,
+            slot_stride: 1,
+            aux: 0,
+            total_size: 4096,
+        },
+        0o600,
+        |_| Ok(()),
+    )
+    .unwrap();
     let e = Queue::open(&other).unwrap_err();
     assert!(matches!(e, OpenError::Incompatible(_)), "{e}");
     assert!(e.to_string().contains("dict"), "{e}");
 
     // Another layout version.
     let v = Name::new("version");
-    let q = Queue::create(&v, &opts(2, 8)).unwrap();
-    q.segment()
-        .header()
-        .version
-        .store(99, std::sync::atomic::Ordering::SeqCst);
+    let _q = Queue::create(&v, &opts(2, 8)).unwrap();
+    std::os::unix::fs::FileExt::write_at(
+        &std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/{}", v.as_str()))
+            .unwrap(),
+        &99u32.to_ne_bytes(),
+        8,
+    )
+    .unwrap();
     let e = Queue::open(&v).unwrap_err();
     assert!(matches!(e, OpenError::Incompatible(_)), "{e}");
     assert!(e.to_string().contains("99"), "{e}");

@@ -310,3 +310,101 @@ fn stat_shows_the_holders_of_each_pipe_end_without_becoming_one() {
     drop(a);
     assert!(shmq(&["rm", &name], MINUTE).status.success());
 }
+
+/// Bug 3: a FIFO in `/dev/shm` (anyone can make one) hung `ls`, `stat`, `rm` and `get`, which
+/// opened it with a blocking `open`. Now `ls` skips it and the others refuse it at once, saying
+/// what it is.
+#[test]
+fn a_fifo_in_dev_shm_is_refused_promptly_and_not_listed() {
+    let name = format!("shmq-test-cli-fifo-{}", std::process::id());
+    let path = format!("/dev/shm/{name}");
+    let made = Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(path.clone());
+    let limit = Duration::from_secs(20);
+
+    let ls = shmq(&["ls", "--json"], limit);
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    assert!(json_lines(&ls).iter().all(|r| r["name"] != name.as_str()));
+    for args in [
+        vec!["stat", &name],
+        vec!["get", &name, "--timeout", "100ms"],
+        vec!["put", &name, "x"],
+        vec!["rm", &name],
+    ] {
+        let out = shmq(&args, limit);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("is a FIFO, not a shared-memory segment"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "rm left the FIFO alone"
+    );
+}
+
+/// Bug 5: `shmq stat` of a dict (or lock) whose holder was SIGKILLed took the lock to read it,
+/// which consumed the owner-died report: the next locker was not told. Now stat reads without
+/// locking, shows the dead holder, and the report is still there for the next locker.
+#[test]
+fn stat_of_a_lock_whose_holder_was_killed_leaves_the_owner_died_report() {
+    use std::io::{BufRead, BufReader};
+    let dict = format!("shmq-test-cli-killed-{}", std::process::id());
+    let gate = format!("shmq-test-cli-killed-gate-{}", std::process::id());
+    let d = shmq_dict::SharedDict::create(&dict, &shmq_dict::Options::default()).unwrap();
+    let q = shmq::Queue::create(
+        &gate,
+        &shmq::Options {
+            capacity: 1,
+            message_size: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    d.insert("count", 1).unwrap();
+    // A `shmq` child that takes the dict's lock and sleeps inside it for a minute.
+    let mut holder = Command::new(SHMQ)
+        .args(["demo-child", "race-locked", &dict, &gate, "60000000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    q.put([1]).unwrap();
+    let held = std::time::Instant::now();
+    while !matches!(
+        shmq_dict::SharedDict::inspect(&dict).unwrap().lock,
+        shmq::LockState::Held { .. }
+    ) {
+        assert!(held.elapsed() < MINUTE, "the child never took the lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    for _ in 0..2 {
+        let v = &json_lines(&shmq(&["stat", &dict, "--json"], MINUTE))[0];
+        assert_eq!(v["held"], true, "{v}");
+        assert_eq!(v["owner_alive"], false, "{v}");
+        assert_eq!(v["len"].as_u64(), Some(1), "{v}");
+    }
+    let g = d.lock().unwrap();
+    let told = g.previous_owner_died();
+    drop(g);
+    let _ = shmq_dict::SharedDict::unlink(&dict);
+    let _ = shmq::Queue::unlink(&gate);
+    assert!(told, "stat consumed the owner-died report");
+    assert!(!d.lock().unwrap().previous_owner_died());
+}

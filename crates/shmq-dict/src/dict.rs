@@ -6,11 +6,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::Kind;
-use shmq::segment::{DEFAULT_MODE, check_mode, create_named};
-use shmq::{CreationMode, MutexGuard, OpenError, Segment};
+use shmq::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
+use shmq::{CreationMode, LockState, MutexGuard, OpenError, Segment};
 
 use crate::error::{AcquireError, DictError};
-use crate::table::{Geometry, LOCK_OFFSET, Table};
+use crate::table::{COUNT_OFFSET, Geometry, LOCK_OFFSET, Table};
 
 /// The geometry and permissions of a new dict.
 ///
@@ -90,8 +90,23 @@ impl Options {
 /// # }
 /// ```
 pub struct SharedDict {
-    seg: Segment,
+    seg: AtomicRegion,
     geo: Geometry,
+}
+
+/// What [`SharedDict::inspect`] reads from a dict without taking its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DictInfo {
+    /// How many keys fit.
+    pub capacity: usize,
+    /// The longest key in bytes.
+    pub max_key_len: usize,
+    /// The live-entry count as stored (exact when no operation is in flight and no holder died
+    /// since the last repair).
+    pub len: u64,
+    /// The state of the dict's lock.
+    pub lock: LockState,
 }
 
 impl SharedDict {
@@ -151,13 +166,8 @@ impl SharedDict {
     ) -> Result<SharedDict, OpenError> {
         let geo = opts.geometry()?;
         let create = || -> Result<SharedDict, OpenError> {
-            let fresh = Segment::create(name, geo.total_size(), opts.mode)?;
-            fresh.init_mutex(LOCK_OFFSET)?;
-            Table::new(&fresh, geo)?.init();
-            Ok(SharedDict {
-                seg: fresh.publish(&geo.params()),
-                geo,
-            })
+            let seg = AtomicRegion::create(name, &geo.params(), opts.mode, Table::init)?;
+            Ok(SharedDict { seg, geo })
         };
         create_named(name, mode, create, Self::open)?.matching(opts)
     }
@@ -216,11 +226,55 @@ impl SharedDict {
     /// assert!(matches!(shmq_dict::SharedDict::open("a/b"), Err(shmq::OpenError::InvalidName { .. })));
     /// ```
     pub fn open(name: &str) -> Result<SharedDict, OpenError> {
-        let seg = Segment::open_raw(name)?;
-        let geo = Geometry::from_params(&seg.read_header(Some(Kind::Dict))?)?;
+        let seg = AtomicRegion::open(name, Kind::Dict)?;
+        let geo = Geometry::from_params(seg.params())?;
         // Every part must lie inside the mapping (the header already matched its length).
         Table::new(&seg, geo)?;
         Ok(SharedDict { seg, geo })
+    }
+
+    /// Reads a dict's geometry, entry count and lock state from its file, without mapping it
+    /// and without taking its lock: it never waits for a holder and leaves an owner-died report
+    /// for the next locker (what `shmq stat` shows).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::LockState;
+    /// use shmq_dict::{Options, SharedDict};
+    /// let name = format!("shmq-doc-dict-inspect-{}", std::process::id());
+    /// let d = SharedDict::create(&name, &Options { capacity: 8, max_key_len: 8, ..Default::default() })?;
+    /// d.insert("a", 1)?;
+    /// let g = d.lock()?;
+    /// let info = SharedDict::inspect(&name)?; // does not wait for the holder
+    /// assert_eq!((info.capacity, info.max_key_len, info.len), (8, 8, 1));
+    /// assert!(matches!(info.lock, LockState::Held { owner_alive: true, .. }));
+    /// drop(g);
+    /// assert_eq!(SharedDict::inspect(&name)?.lock, LockState::Free);
+    /// SharedDict::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn inspect(name: &str) -> Result<DictInfo, OpenError> {
+        let info = shmq::segment::inspect(name)?;
+        if info.kind() != Kind::Dict {
+            return Err(OpenError::Incompatible(format!(
+                "the segment holds a {}, not a dict",
+                info.kind()
+            )));
+        }
+        let geo = Geometry::from_params(info.params())?;
+        Ok(DictInfo {
+            capacity: geo.capacity,
+            max_key_len: geo.max_key_len,
+            len: info.word(COUNT_OFFSET)?,
+            lock: info.lock_state(LOCK_OFFSET)?,
+        })
     }
 
     /// Removes the name. Handles that are open keep working; the memory goes when the last one
@@ -250,7 +304,7 @@ impl SharedDict {
 
     /// The segment behind this dict.
     pub fn segment(&self) -> &Segment {
-        &self.seg
+        self.seg.segment()
     }
 
     /// How many keys fit.

@@ -2,7 +2,7 @@
 //!
 //! [`SharedDict`] is Python's `Manager().dict()` for `String -> i64` counters, in one
 //! shared-memory segment instead of a server process: a fixed-capacity open-addressing table
-//! behind a robust process-shared mutex. Every call is atomic on its own; [`SharedDict::add`] is
+//! behind a robust process-shared lock. Every call is atomic on its own; [`SharedDict::add`] is
 //! one atomic read-modify-write; [`SharedDict::lock`] gives a guard with the same operations in
 //! one critical section. [`Lock`] is a named lock on its own (Python's `multiprocessing.Lock`).
 //!
@@ -44,7 +44,7 @@ mod error;
 mod lock;
 mod table;
 
-pub use dict::{DictGuard, Options, SharedDict};
+pub use dict::{DictGuard, DictInfo, Options, SharedDict};
 pub use error::{AcquireError, DictError};
 pub use lock::{Lock, LockGuard};
 pub use table::{MAX_ENTRIES, MAX_KEY_LEN};

@@ -5,11 +5,23 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmq::layout::{Kind, Params};
-use shmq::segment::{DEFAULT_MODE, check_mode, create_named};
-use shmq::{CreationMode, MutexGuard, OpenError, RawMutex, Segment};
+use shmq::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
+use shmq::{CreationMode, LockState, MutexGuard, OpenError, RawMutex, Segment};
 
 use crate::error::AcquireError;
 use crate::table::{LOCK_OFFSET, LOCK_SEGMENT_SIZE};
+
+const _: () = assert!(LOCK_OFFSET == AtomicRegion::LOCK_OFFSET);
+
+fn check_params(p: &Params) -> Result<(), OpenError> {
+    if *p != params() {
+        return Err(OpenError::Corrupt(format!(
+            "lock header ({p}) does not match the lock layout ({})",
+            params()
+        )));
+    }
+    Ok(())
+}
 
 fn params() -> Params {
     Params {
@@ -49,7 +61,7 @@ fn params() -> Params {
 /// # }
 /// ```
 pub struct Lock {
-    seg: Segment,
+    seg: AtomicRegion,
 }
 
 impl Lock {
@@ -102,10 +114,8 @@ impl Lock {
     pub fn create_with(name: &str, mode: CreationMode, perm: u32) -> Result<Lock, OpenError> {
         check_mode(perm)?;
         let create = || -> Result<Lock, OpenError> {
-            let fresh = Segment::create(name, LOCK_SEGMENT_SIZE, perm)?;
-            fresh.init_mutex(LOCK_OFFSET)?;
             Ok(Lock {
-                seg: fresh.publish(&params()),
+                seg: AtomicRegion::create(name, &params(), perm, |_| Ok(()))?,
             })
         };
         create_named(name, mode, create, Self::open)
@@ -150,16 +160,45 @@ impl Lock {
     /// assert!(matches!(shmq_dict::Lock::open(&name), Err(shmq::OpenError::NotFound(_))));
     /// ```
     pub fn open(name: &str) -> Result<Lock, OpenError> {
-        let seg = Segment::open_raw(name)?;
-        let p = seg.read_header(Some(Kind::Lock))?;
-        if p != params() {
-            return Err(OpenError::Corrupt(format!(
-                "lock header {p:?} does not match the lock layout {:?}",
-                params()
+        let seg = AtomicRegion::open(name, Kind::Lock)?;
+        check_params(seg.params())?;
+        Ok(Lock { seg })
+    }
+
+    /// The state of the named lock, read from its file without taking it: it never waits for
+    /// the holder, and a holder's death stays reported to the next locker (what `shmq stat`
+    /// shows).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::LockState;
+    /// use shmq_dict::Lock;
+    /// let name = format!("shmq-doc-lock-inspect-{}", std::process::id());
+    /// let lock = Lock::create(&name)?;
+    /// assert_eq!(Lock::inspect(&name)?, LockState::Free);
+    /// let g = lock.lock()?;
+    /// assert!(matches!(Lock::inspect(&name)?, LockState::Held { owner_alive: true, .. }));
+    /// drop(g);
+    /// Lock::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn inspect(name: &str) -> Result<LockState, OpenError> {
+        let info = shmq::segment::inspect(name)?;
+        if info.kind() != Kind::Lock {
+            return Err(OpenError::Incompatible(format!(
+                "the segment holds a {}, not a lock",
+                info.kind()
             )));
         }
-        seg.mutex_at(LOCK_OFFSET)?;
-        Ok(Lock { seg })
+        check_params(info.params())?;
+        info.lock_state(LOCK_OFFSET)
     }
 
     /// Removes the name. Handles that are open keep working.
@@ -173,14 +212,11 @@ impl Lock {
 
     /// The segment behind this lock.
     pub fn segment(&self) -> &Segment {
-        &self.seg
+        self.seg.segment()
     }
 
     fn mutex(&self) -> Result<&RawMutex, AcquireError> {
-        // Checked at open or create, so this does not fail.
-        self.seg
-            .mutex_at(LOCK_OFFSET)
-            .map_err(|e| AcquireError::Failed(e.to_string()))
+        Ok(self.seg.lock())
     }
 
     fn guard<'a>(

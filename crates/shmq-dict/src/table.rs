@@ -1,7 +1,7 @@
 //! The dict's bytes and its algorithm: an open-addressing hash table (FNV-1a, linear probing,
-//! tombstones) made only of `AtomicU64` words, reached through [`Segment::at`] and
-//! [`Segment::slice_at`]. No names, no system calls; every function here runs under the dict's
-//! lock. `docs/dict.md` gives the format as tables.
+//! tombstones) made only of `AtomicU64` words, the words of shmq's
+//! [`AtomicRegion`](shmq::segment::AtomicRegion) (the only memory this crate reaches, and only
+//! atomically). No names, no system calls; every function here runs under the dict's lock. `docs/dict.md` gives the format as tables.
 //!
 //! # Crash consistency
 //!
@@ -23,7 +23,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use shmq::layout::{self, HEADER_SIZE, Kind, LINE, Params};
-use shmq::{OpenError, RawMutex, Segment};
+use shmq::segment::AtomicRegion;
+use shmq::{OpenError, RawMutex};
 
 use crate::error::DictError;
 
@@ -33,10 +34,14 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// The most entries a dict can be created with.
 pub const MAX_ENTRIES: usize = 1 << 24;
 
-/// Offset of the robust mutex (64 bytes) in dict and lock segments.
+/// Offset of the robust lock (64 bytes) in dict and lock segments.
 pub(crate) const LOCK_OFFSET: usize = HEADER_SIZE;
+const _: () = assert!(LOCK_OFFSET == AtomicRegion::LOCK_OFFSET);
+const _: () = assert!(CONTROL_OFFSET == AtomicRegion::WORDS_OFFSET);
 /// Offset of the generation word (u64); the live-entry count follows at `+8`.
 pub(crate) const CONTROL_OFFSET: usize = HEADER_SIZE + LINE;
+/// Offset of the live-entry count (u64).
+pub(crate) const COUNT_OFFSET: usize = CONTROL_OFFSET + 8;
 /// Offset of entry 0.
 pub(crate) const ENTRIES_OFFSET: usize = HEADER_SIZE + 2 * LINE;
 /// Length of a lock segment: the header and one line for the mutex.
@@ -136,7 +141,7 @@ impl Geometry {
         let g = Geometry::new(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
         if g.params() != *p {
             return Err(OpenError::Corrupt(format!(
-                "dict header {p:?} does not match its own geometry {:?}",
+                "dict header ({p}) does not match its own geometry ({})",
                 g.params()
             )));
         }
@@ -179,26 +184,46 @@ pub(crate) struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
-    /// The table of `seg`, laid out as `geo`.
+    /// The table of `region`, laid out as `geo`.
     ///
     /// # Errors
     ///
     /// [`OpenError::Corrupt`] if a part does not fit the segment.
-    pub(crate) fn new(seg: &'a Segment, geo: Geometry) -> Result<Table<'a>, OpenError> {
-        let control = seg.slice_at::<AtomicU64>(CONTROL_OFFSET, 2)?;
+    pub(crate) fn new(region: &'a AtomicRegion, geo: Geometry) -> Result<Table<'a>, OpenError> {
+        let all = region.words();
+        let first = (ENTRIES_OFFSET - CONTROL_OFFSET) / 8;
+        let words = geo
+            .capacity
+            .checked_mul(geo.entry_words)
+            .and_then(|n| all.get(first..first.checked_add(n)?))
+            .ok_or_else(|| {
+                OpenError::Corrupt(format!(
+                    "{} entries of {} words do not fit a segment of {} bytes",
+                    geo.capacity,
+                    geo.entry_words,
+                    region.params().total_size
+                ))
+            })?;
         Ok(Table {
-            lock: seg.mutex_at(LOCK_OFFSET)?,
-            generation: &control[0],
-            count: &control[1],
-            words: seg.slice_at::<AtomicU64>(ENTRIES_OFFSET, geo.capacity * geo.entry_words)?,
+            lock: region.lock(),
+            generation: &all[0],
+            count: &all[1],
+            words,
             geo,
         })
     }
 
-    /// Writes the initial generation (creator only, before publishing).
-    pub(crate) fn init(&self) {
-        self.generation.store(1, Relaxed);
-        self.count.store(0, Relaxed);
+    /// Writes the initial generation into the words of a region (creator only, before
+    /// publishing).
+    pub(crate) fn init(words: &[AtomicU64]) -> Result<(), OpenError> {
+        match words {
+            [generation, count, ..] => {
+                generation.store(1, Relaxed);
+                count.store(0, Relaxed);
+                Ok(())
+            }
+            _ => Err(OpenError::Corrupt("a dict without control words".into())),
+        }
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -471,14 +496,12 @@ fn pack(chunk: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn table(seg: &Segment, cap: u64, max: u64) -> Table<'_> {
-        let t = Table::new(seg, Geometry::new(cap, max).unwrap()).unwrap();
-        t.init();
-        t
+    fn table(seg: &AtomicRegion, cap: u64, max: u64) -> Table<'_> {
+        Table::new(seg, Geometry::new(cap, max).unwrap()).unwrap()
     }
 
-    fn anon(cap: u64, max: u64) -> shmq::Fresh {
-        Segment::anonymous(Geometry::new(cap, max).unwrap().total_size()).unwrap()
+    fn anon(cap: u64, max: u64) -> AtomicRegion {
+        AtomicRegion::anonymous(&Geometry::new(cap, max).unwrap().params(), Table::init).unwrap()
     }
 
     #[test]

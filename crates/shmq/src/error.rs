@@ -41,9 +41,46 @@ pub enum OpenError {
     /// A pipe's holder table is full: too many handles hold its ends at once.
     #[error("{0}")]
     TooManyHolders(String),
+    /// The name exists but is not a regular file (a FIFO, a directory, a symbolic link, a
+    /// device): not something shmq made. It is refused without blocking on it.
+    #[error("{name:?} is a {file_type}, not a shared-memory segment")]
+    NotASegment {
+        /// The name (or path) given.
+        name: String,
+        /// What it is instead.
+        file_type: &'static str,
+    },
+    /// The operating system refused an operation on `what` (permissions, `ENOSPC`, …); the
+    /// source keeps its `errno` ([`OpenError::raw_os_error`]).
+    #[error("{what}: {source}")]
+    System {
+        /// The name, path or object concerned.
+        what: String,
+        /// The error, with its `errno`.
+        #[source]
+        source: io::Error,
+    },
     /// The operating system refused (permissions, `ENOSPC`, …).
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+impl OpenError {
+    /// The `errno` behind this error, if the operating system reported one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // /dev/shm/. is a directory: opening it is refused by name checks before any system call.
+    /// let e = shmq::Queue::open(".").unwrap_err();
+    /// assert_eq!(e.raw_os_error(), None);
+    /// ```
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            OpenError::System { source, .. } | OpenError::Io(source) => source.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 /// One error type of a put or send family: its own variants (each carrying the message back),

@@ -14,7 +14,7 @@ use crate::sync::{FutexWord, RawMutex, Semaphore};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
 
 /// The version of the format described here. A segment of another version is refused at open.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Size of the common header; the object's own structures start at this offset.
 pub const HEADER_SIZE: usize = 128;
@@ -135,6 +135,21 @@ pub struct Params {
     pub total_size: u64,
 }
 
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: capacity {}, message size {}, stride {}, aux {}, {} bytes",
+            self.kind,
+            self.capacity,
+            self.message_size,
+            self.slot_stride,
+            self.aux,
+            self.total_size
+        )
+    }
+}
+
 /// What is wrong with a segment's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderError {
@@ -156,6 +171,35 @@ pub enum HeaderError {
 }
 
 impl Header {
+    /// A header holding `bytes` as stored (native-endian), e.g. read from a segment's file.
+    pub(crate) fn from_bytes(bytes: &[u8; HEADER_SIZE]) -> Header {
+        let u32_at = |at: usize| {
+            AtomicU32::new(u32::from_ne_bytes(
+                bytes[at..at + 4].try_into().unwrap_or([0; 4]),
+            ))
+        };
+        let u64_at = |at: usize| {
+            AtomicU64::new(u64::from_ne_bytes(
+                bytes[at..at + 8].try_into().unwrap_or([0; 8]),
+            ))
+        };
+        Header {
+            magic: u64_at(0),
+            version: u32_at(8),
+            kind: u32_at(12),
+            state: u32_at(16),
+            header_size: u32_at(20),
+            total_size: u64_at(24),
+            capacity: u64_at(32),
+            message_size: u64_at(40),
+            slot_stride: u64_at(48),
+            aux: u64_at(56),
+            creator_pid: u32_at(64),
+            _reserved: u32_at(68),
+            creator_start: u64_at(72),
+        }
+    }
+
     /// Writes every field but `state` (creator only, before publishing).
     pub fn write(&self, p: &Params, creator_pid: u32, creator_start: u64) {
         self.magic.store(MAGIC, Relaxed);
@@ -278,7 +322,7 @@ pub struct Line<T>(pub T);
 ///
 /// | field  | written                   | meaning |
 /// |--------|---------------------------|---------|
-/// | `lock` | pthread                   | robust mutex guarding everything below and the slots |
+/// | `lock` | its holder                | robust lock ([`RawMutex`]) guarding everything below and the slots |
 /// | `head` | under the lock, by gets   | messages ever taken; slot of the oldest is `head % capacity` |
 /// | `tail` | under the lock, by puts   | messages ever put; `tail - head` is the length |
 /// | `done` | under the lock, by `task_done` | tasks ever done; `tail - done` is unfinished tasks |

@@ -46,7 +46,8 @@
 //!
 //! ## Layers
 //!
-//! `sys` (private) is the only caller of libc; [`segment`] maps memory; [`layout`] is the byte
+//! `sys` (private) is the only module that calls the operating system; [`segment`] maps memory
+//! and inspects segments; [`layout`] is the byte
 //! format (`docs/layout.md`); [`sync`] holds the robust mutex and futex semaphores; `ring` is the
 //! algorithm; [`Queue`], [`Pipe`] and [`PipeEnd`] are the public API. The protocol is in
 //! `docs/protocol.md`.
@@ -90,9 +91,9 @@ pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
 pub use queue::Queue;
 #[cfg(not(loom))]
-pub use segment::{Backing, CreationMode, Fresh, Segment};
+pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]
-pub use sync::{LockError, MutexGuard, RawMutex};
+pub use sync::{LockError, LockState, MutexGuard, RawMutex};
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

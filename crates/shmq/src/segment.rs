@@ -1,16 +1,21 @@
 //! One mapped region of shared memory: a named POSIX shared-memory object (the default), a file
 //! mapped with memmap2, or an anonymous shared mapping inherited by forked children.
 //!
-//! A `Segment` knows nothing of queues: it creates, opens, maps and unlinks, and hands out
+//! A `Segment` creates, opens, maps and unlinks, and (inside the crate only) hands out
 //! references to the shared types of [`layout`] and [`sync`](crate::sync) at checked offsets.
+//!
+//! The public face of this module is safe by construction: [`inspect`] reads a segment's header
+//! and words from its file without mapping it or taking any lock, and [`AtomicRegion`] maps the
+//! segments whose memory is only ever accessed atomically (dicts and locks, crate `shmq-dict`).
+//! Raw access to a mapping ([`Segment`]'s offsets and slices) stays inside this crate, where
+//! the queue's and the pipe's slots are copied under their lock.
 
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -18,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::OpenError;
 use crate::layout::{
-    self, HEADER_SIZE, Header, HeaderError, Kind, Params, RingControl, RingLayout,
+    self, HEADER_SIZE, Header, HeaderError, Kind, LINE, Params, RingControl, RingLayout,
 };
 use crate::ring::Ring;
 use crate::sync::atomic::{AtomicU32, AtomicU64};
-use crate::sync::{FutexWord, RawMutex, Semaphore};
+use crate::sync::{FutexWord, LockState, RawMutex, Semaphore};
 use crate::sys;
 
 /// The longest segment name accepted, in bytes.
@@ -129,15 +134,17 @@ pub fn create_named<T>(
 /// # Safety
 ///
 /// An implementor is `#[repr(C)]`, holds no pointers, references or handles, accepts every bit
-/// pattern as a valid value, and is mutated only through atomics or `UnsafeCell`, so that a
-/// shared reference to bytes that another process writes concurrently is sound.
-pub unsafe trait Shared: Sync {}
+/// pattern as a valid value, and is made only of atomics (and padding), so that a shared
+/// reference to bytes that another process writes concurrently is sound: every read is an
+/// atomic load, every write an atomic store or read-modify-write.
+pub(crate) unsafe trait Shared: Sync {}
 
-// SAFETY: atomics of plain integers accept every bit pattern and are only mutated atomically.
+// SAFETY: atomics of plain integers accept every bit pattern and are only accessed atomically.
 unsafe impl Shared for AtomicU32 {}
 // SAFETY: as above.
 unsafe impl Shared for AtomicU64 {}
-// SAFETY: a pthread mutex is mutated only by the pthread functions through its UnsafeCell.
+// SAFETY: one AtomicU64 and three AtomicU32 (plus padding); every bit pattern is a state the
+// lock handles or reports as corrupt, never undefined behaviour.
 unsafe impl Shared for RawMutex {}
 // SAFETY: two AtomicU32.
 unsafe impl Shared for FutexWord {}
@@ -170,26 +177,25 @@ enum Map {
 
 /// One mapped shared-memory region.
 ///
+/// Its public face is inspection and removal: [`len`](Self::len), [`backing`](Self::backing),
+/// [`creator`](Self::creator), [`unlink`](Self::unlink). Reading and writing the mapping is
+/// reserved to this crate (the types built on it: [`Queue`](crate::Queue),
+/// [`PipeEnd`](crate::PipeEnd), [`AtomicRegion`]), so safe code cannot race a slot being copied
+/// under a lock.
+///
 /// # Examples
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::Segment;
-/// use shmq::layout::{Kind, Params};
-/// use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+/// use shmq::{Options, Queue, Segment, segment::Backing};
 ///
 /// let name = format!("shmq-doc-segment-{}", std::process::id());
-/// let fresh = Segment::create(&name, 4096, 0o600)?;
-/// fresh.at::<AtomicU64>(256)?.store(7, SeqCst);
-/// let params = Params { kind: Kind::Lock, capacity: 0, message_size: 0, slot_stride: 0, aux: 0, total_size: 4096 };
-/// let seg = fresh.publish(&params);
-///
-/// let other = Segment::open_raw(&name)?;
-/// assert_eq!(other.read_header(Some(Kind::Lock))?, params);
-/// assert_eq!(other.at::<AtomicU64>(256)?.load(SeqCst), 7);
-/// assert!(matches!(other.read_header(Some(Kind::Queue)), Err(shmq::OpenError::Incompatible(_))));
+/// let q = Queue::create(&name, &Options { capacity: 4, message_size: 8, ..Default::default() })?;
+/// let seg: &Segment = q.segment();
+/// assert_eq!(seg.backing(), &Backing::Named(name.clone()));
+/// assert_eq!(seg.creator(), (std::process::id(), true));
 /// Segment::unlink(&name)?;
-/// assert!(matches!(Segment::open_raw(&name), Err(shmq::OpenError::NotFound(_))));
+/// assert!(matches!(Segment::unlink(&name), Err(shmq::OpenError::NotFound(_))));
 /// # Ok(())
 /// # }
 /// ```
@@ -200,8 +206,8 @@ pub struct Segment {
     backing: Backing,
 }
 
-// SAFETY: the mapping is plain memory; every access to it goes through `Shared` types (atomics,
-// pthread mutexes) or through raw pointers under a ring's lock.
+// SAFETY: the mapping is plain memory; every access to it goes through `Shared` types (atomics
+// only) or through raw pointers under a ring's lock.
 unsafe impl Send for Segment {}
 // SAFETY: as above.
 unsafe impl Sync for Segment {}
@@ -244,20 +250,32 @@ pub fn validate_name(name: &str) -> Result<(), OpenError> {
     Ok(())
 }
 
-fn shm_path(name: &str) -> Result<CString, OpenError> {
-    validate_name(name)?;
-    // Cannot fail: a validated name holds no NUL.
-    CString::new(format!("/{name}")).map_err(|_| OpenError::InvalidName {
-        name: name.to_owned(),
-        reason: "the name holds a NUL byte",
-    })
-}
-
 fn map_io(e: io::Error, what: &str) -> OpenError {
     match e.kind() {
         io::ErrorKind::NotFound => OpenError::NotFound(what.to_owned()),
         io::ErrorKind::AlreadyExists => OpenError::AlreadyExists(what.to_owned()),
-        _ => OpenError::Io(io::Error::new(e.kind(), format!("{what}: {e}"))),
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            // O_NOFOLLOW met a symbolic link.
+            OpenError::NotASegment {
+                name: what.to_owned(),
+                file_type: "symbolic link",
+            }
+        }
+        _ => OpenError::System {
+            what: what.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// Checks that an opened file is a regular file, and returns its size.
+fn regular_size(fd: BorrowedFd<'_>, what: &str) -> Result<u64, OpenError> {
+    match sys::file_kind(fd).map_err(|e| map_io(e, what))? {
+        Ok(size) => Ok(size),
+        Err(file_type) => Err(OpenError::NotASegment {
+            name: what.to_owned(),
+            file_type,
+        }),
     }
 }
 
@@ -286,11 +304,10 @@ impl Segment {
     ///
     /// [`OpenError::InvalidName`], [`OpenError::AlreadyExists`], [`OpenError::InvalidOptions`]
     /// for a size below the header or above the maximum, [`OpenError::Io`] (`ENOSPC`, …).
-    pub fn create(name: &str, len: u64, mode: u32) -> Result<Fresh, OpenError> {
-        let path = shm_path(name)?;
+    pub(crate) fn create(name: &str, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+        validate_name(name)?;
         let len = check_len(len)?;
-        let fd = sys::shm_open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode)
-            .map_err(|e| map_io(e, name))?;
+        let fd = sys::shm_create(name, mode).map_err(|e| map_io(e, name))?;
         let made = (|| {
             sys::fchmod(fd.as_fd(), mode)?;
             sys::allocate(fd.as_fd(), len as u64)?;
@@ -305,24 +322,26 @@ impl Segment {
             }))),
             Err(e) => {
                 // Do not leave a half-made object behind.
-                let _ = sys::shm_unlink(&path);
+                let _ = sys::shm_unlink(name);
                 Err(map_io(e, name))
             }
         }
     }
 
-    /// Opens and maps an existing named object without looking at its contents. A zero-length
-    /// object (its creator is between `shm_open` and `fallocate`) is waited for up to
-    /// [`READY_WAIT`].
+    /// Opens and maps an existing named object without looking at its contents. The open never
+    /// blocks and never follows a symbolic link, and anything but a regular file is refused
+    /// before it is mapped. A zero-length object (its creator is between the open and
+    /// `fallocate`) is waited for up to [`READY_WAIT`].
     ///
     /// # Errors
     ///
-    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Corrupt`] for an object
-    /// that stays empty or is smaller than a header, [`OpenError::Io`].
-    pub fn open_raw(name: &str) -> Result<Segment, OpenError> {
-        let path = shm_path(name)?;
-        let fd = sys::shm_open(&path, libc::O_RDWR, 0).map_err(|e| map_io(e, name))?;
-        let len = wait_for_size(&fd, name)?;
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::NotASegment`] for a
+    /// FIFO, directory, link or device, [`OpenError::Corrupt`] for an object that stays empty or
+    /// is smaller than a header, [`OpenError::System`].
+    pub(crate) fn open_raw(name: &str) -> Result<Segment, OpenError> {
+        validate_name(name)?;
+        let fd = sys::shm_open(name, true).map_err(|e| map_io(e, name))?;
+        let len = wait_for_size(fd.as_fd(), name)?;
         let ptr = sys::mmap_shared(Some(fd.as_fd()), len).map_err(|e| map_io(e, name))?;
         Ok(Segment {
             ptr,
@@ -337,7 +356,7 @@ impl Segment {
     /// # Errors
     ///
     /// As [`create`](Self::create), for a path.
-    pub fn create_file(path: &Path, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+    pub(crate) fn create_file(path: &Path, len: u64, mode: u32) -> Result<Fresh, OpenError> {
         let len = check_len(len)?;
         let shown = path.display().to_string();
         let file = OpenOptions::new()
@@ -363,20 +382,22 @@ impl Segment {
         }
     }
 
-    /// Opens and maps an existing file without looking at its contents.
+    /// Opens and maps an existing file without looking at its contents: without blocking, and
+    /// only a regular file (a symbolic link to one is followed: the path is the caller's).
     ///
     /// # Errors
     ///
     /// As [`open_raw`](Self::open_raw), for a path.
-    pub fn open_file_raw(path: &Path) -> Result<Segment, OpenError> {
+    pub(crate) fn open_file_raw(path: &Path) -> Result<Segment, OpenError> {
         let shown = path.display().to_string();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(path)
             .map_err(|e| map_io(e, &shown))?;
         let fd: OwnedFd = file.into();
-        wait_for_size(&fd, &shown)?;
+        wait_for_size(fd.as_fd(), &shown)?;
         let map = memmap2::MmapRaw::map_raw(&fd).map_err(|e| map_io(e, &shown))?;
         Ok(Segment::from_mmap(map, Backing::File(path.to_owned())))
     }
@@ -397,9 +418,9 @@ impl Segment {
     /// # Errors
     ///
     /// [`OpenError::InvalidOptions`] for a bad size, [`OpenError::Io`] if `mmap` fails.
-    pub fn anonymous(len: u64) -> Result<Fresh, OpenError> {
+    pub(crate) fn anonymous(len: u64) -> Result<Fresh, OpenError> {
         let len = check_len(len)?;
-        let ptr = sys::mmap_shared(None, len).map_err(OpenError::Io)?;
+        let ptr = sys::mmap_shared(None, len).map_err(|e| map_io(e, "anonymous mapping"))?;
         Ok(Fresh(Some(Segment {
             ptr,
             len,
@@ -413,10 +434,10 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
+    /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::System`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        let path = shm_path(name)?;
-        sys::shm_unlink(&path).map_err(|e| map_io(e, name))
+        validate_name(name)?;
+        sys::shm_unlink(name).map_err(|e| map_io(e, name))
     }
 
     /// Length in bytes.
@@ -440,7 +461,7 @@ impl Segment {
     ///
     /// [`OpenError::Corrupt`] if `offset` is misaligned for `T` or the value would reach past the
     /// end of the segment.
-    pub fn at<T: Shared>(&self, offset: usize) -> Result<&T, OpenError> {
+    pub(crate) fn at<T: Shared>(&self, offset: usize) -> Result<&T, OpenError> {
         self.slice_at::<T>(offset, 1).map(|s| &s[0])
     }
 
@@ -449,7 +470,7 @@ impl Segment {
     /// # Errors
     ///
     /// As [`at`](Self::at).
-    pub fn slice_at<T: Shared>(&self, offset: usize, n: usize) -> Result<&[T], OpenError> {
+    pub(crate) fn slice_at<T: Shared>(&self, offset: usize, n: usize) -> Result<&[T], OpenError> {
         let size = std::mem::size_of::<T>()
             .checked_mul(n)
             .and_then(|b| b.checked_add(offset));
@@ -479,17 +500,17 @@ impl Segment {
         (pid, process_alive(pid, start))
     }
 
-    /// The robust mutex at `offset`.
+    /// The robust lock at `offset`.
     ///
     /// # Errors
     ///
     /// As [`at`](Self::at).
-    pub fn mutex_at(&self, offset: usize) -> Result<&RawMutex, OpenError> {
+    pub(crate) fn mutex_at(&self, offset: usize) -> Result<&RawMutex, OpenError> {
         self.at(offset)
     }
 
     /// The common header at offset 0.
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: every constructor checks len >= HEADER_SIZE; offset 0 is page-aligned.
         unsafe { &*self.ptr.as_ptr().cast::<Header>() }
     }
@@ -501,7 +522,7 @@ impl Segment {
     ///
     /// [`OpenError::Incompatible`] for another kind or layout version, [`OpenError::Corrupt`] for
     /// a foreign file, impossible fields or a creator that never finished.
-    pub fn read_header(&self, expected: Option<Kind>) -> Result<Params, OpenError> {
+    pub(crate) fn read_header(&self, expected: Option<Kind>) -> Result<Params, OpenError> {
         let start = Instant::now();
         loop {
             let r = match expected {
@@ -533,7 +554,7 @@ impl Segment {
     ) -> Result<(), OpenError> {
         if found != expected {
             return Err(OpenError::Corrupt(format!(
-                "header geometry {found:?} does not match its own layout {expected:?}"
+                "header geometry ({found}) does not match its own layout ({expected})"
             )));
         }
         for layout in rings {
@@ -563,8 +584,8 @@ impl Segment {
             || layout.slots % 8 != 0
         {
             return Err(OpenError::Corrupt(format!(
-                "ring {layout:?} does not fit a segment of {} bytes",
-                self.len
+                "a ring of {} slots of stride {} at offset {} does not fit a segment of {} bytes",
+                layout.capacity, layout.stride, layout.control, self.len
             )));
         }
         // SAFETY: the slot array lies inside the mapping (checked above) and lives as long as
@@ -577,12 +598,10 @@ impl Segment {
 
 /// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
 /// [`process_start_time`]) still runs. A start time of 0 means unknown: the pid alone decides.
-/// A zombie (exited, not yet reaped by its parent) does not run.
+/// A zombie (exited, not yet reaped by its parent) does not run. The robust lock asks the same
+/// question about threads (`sys::alive`).
 pub fn process_alive(pid: u32, start: u64) -> bool {
-    if !sys::pid_exists(pid) || sys::process_is_zombie(pid).unwrap_or(false) {
-        return false;
-    }
-    start == 0 || sys::process_start_time(pid).map_or(true, |s| s == start)
+    sys::alive(pid, start, u64::MAX)
 }
 
 /// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat`, field 22):
@@ -593,6 +612,347 @@ pub fn process_alive(pid: u32, start: u64) -> bool {
 /// The process does not exist, or `/proc` is unreadable.
 pub fn process_start_time(pid: u32) -> std::io::Result<u64> {
     sys::process_start_time(pid)
+}
+
+/// What a named segment holds, read from its file (`pread`) without mapping it and without
+/// taking any lock: inspecting never waits on a peer and never changes anything (an owner-died
+/// report stays for the next locker). Made by [`inspect`].
+///
+/// Values read while other processes work are a snapshot: each word is whole, but two words
+/// may come from different moments.
+#[derive(Debug)]
+pub struct Inspection {
+    name: String,
+    fd: OwnedFd,
+    params: Params,
+    version: u32,
+    creator: (u32, u64),
+}
+
+/// Opens the named segment read-only (without blocking, without following a symbolic link),
+/// checks that it is a regular file holding a ready shmq header of this layout version, and
+/// returns what the header says. Waits up to [`READY_WAIT`] for a creator still writing it.
+///
+/// # Errors
+///
+/// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::NotASegment`] (a FIFO, a
+/// directory, a link…), [`OpenError::Corrupt`] (not a shmq segment, impossible fields),
+/// [`OpenError::Incompatible`] (another layout version), [`OpenError::System`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmq::OpenError> {
+/// use shmq::{Options, Queue, layout::Kind, segment};
+/// let name = format!("shmq-doc-inspect-{}", std::process::id());
+/// let q = Queue::create(&name, &Options { capacity: 6, message_size: 64, ..Default::default() })?;
+/// let info = segment::inspect(&name)?;
+/// assert_eq!(info.kind(), Kind::Queue);
+/// assert_eq!((info.params().capacity, info.size()), (6, q.segment().len() as u64));
+/// assert_eq!(info.creator(), (std::process::id(), true));
+/// Queue::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn inspect(name: &str) -> Result<Inspection, OpenError> {
+    validate_name(name)?;
+    let fd = sys::shm_open(name, false).map_err(|e| map_io(e, name))?;
+    let started = Instant::now();
+    loop {
+        let size = regular_size(fd.as_fd(), name)?;
+        let mut bytes = [0u8; HEADER_SIZE];
+        let n = sys::read_at(fd.as_fd(), &mut bytes, 0).map_err(|e| map_io(e, name))?;
+        let header = Header::from_bytes(&bytes);
+        let read = if n < HEADER_SIZE {
+            Err(HeaderError::NotReady)
+        } else {
+            header.read(size)
+        };
+        match read {
+            Ok(params) => {
+                return Ok(Inspection {
+                    name: name.to_owned(),
+                    fd,
+                    params,
+                    version: layout::LAYOUT_VERSION,
+                    creator: header.creator(),
+                });
+            }
+            Err(HeaderError::NotReady) if started.elapsed() < READY_WAIT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(HeaderError::NotReady) if n < HEADER_SIZE => {
+                return Err(OpenError::Corrupt(format!(
+                    "{name} is {size} bytes, smaller than a header ({HEADER_SIZE})"
+                )));
+            }
+            Err(e) => return Err(header_error(e)),
+        }
+    }
+}
+
+/// Whether `name` is a regular file that starts with shmq's magic number, of any layout
+/// version: what `shmq rm` checks before removing a name, so that a typo removes nothing and an
+/// older segment can still be removed. Never blocks.
+///
+/// # Errors
+///
+/// As [`inspect`], without the version and field checks.
+pub fn check_is_segment(name: &str) -> Result<(), OpenError> {
+    validate_name(name)?;
+    let fd = sys::shm_open(name, false).map_err(|e| map_io(e, name))?;
+    regular_size(fd.as_fd(), name)?;
+    let mut magic = [0u8; 8];
+    let n = sys::read_at(fd.as_fd(), &mut magic, 0).map_err(|e| map_io(e, name))?;
+    if n < 8 || u64::from_ne_bytes(magic) != layout::MAGIC {
+        return Err(OpenError::Corrupt(format!("{name} is not a shmq segment")));
+    }
+    Ok(())
+}
+
+impl Inspection {
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it holds.
+    pub fn kind(&self) -> Kind {
+        self.params.kind
+    }
+
+    /// Its geometry as the header records it.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Its layout version (always this library's: another is refused).
+    pub fn layout_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Its length in bytes.
+    pub fn size(&self) -> u64 {
+        self.params.total_size
+    }
+
+    /// The creator's process id, and whether that process still runs (the same pid with the
+    /// same start time).
+    pub fn creator(&self) -> (u32, bool) {
+        let (pid, start) = self.creator;
+        (pid, process_alive(pid, start))
+    }
+
+    fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OpenError> {
+        let end = offset.checked_add(buf.len());
+        if end.is_none_or(|e| e as u64 > self.params.total_size) || offset % 8 != 0 {
+            return Err(OpenError::InvalidOptions(format!(
+                "{} bytes at offset {offset} are not an aligned part of a segment of {} bytes",
+                buf.len(),
+                self.params.total_size
+            )));
+        }
+        let n =
+            sys::read_at(self.fd.as_fd(), buf, offset as u64).map_err(|e| map_io(e, &self.name))?;
+        if n < buf.len() {
+            return Err(OpenError::Corrupt(format!(
+                "{} shrank below {} bytes while being read",
+                self.name, self.params.total_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The 64-bit word at `offset` (a multiple of 8), as stored now.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`] for an offset outside the segment or not a multiple of 8,
+    /// [`OpenError::Corrupt`] if the file shrank.
+    pub fn word(&self, offset: usize) -> Result<u64, OpenError> {
+        let mut b = [0u8; 8];
+        self.read(offset, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    /// The state of the lock at `offset`, read without taking it.
+    ///
+    /// # Errors
+    ///
+    /// As [`word`](Self::word).
+    pub fn lock_state(&self, offset: usize) -> Result<LockState, OpenError> {
+        let mut b = [0u8; 64];
+        self.read(offset, &mut b)?;
+        Ok(LockState::from_bytes(&b, |w| {
+            sys::alive(w as u32, w >> 32, 0xffff_ffff)
+        }))
+    }
+}
+
+/// A mapped segment whose memory every user accesses only atomically: the segments of kind
+/// [`Kind::Dict`] and [`Kind::Lock`] (crate `shmq-dict`). It holds the header, a robust lock at
+/// [`LOCK_OFFSET`](Self::LOCK_OFFSET) and, from [`WORDS_OFFSET`](Self::WORDS_OFFSET) to the
+/// end, 64-bit words ([`words`](Self::words)).
+///
+/// This is the safe door to shared memory for code outside this crate: a queue or a pipe (whose
+/// slots are copied byte by byte under their lock) cannot be opened as a region, and the lock
+/// and the words never overlap, so every access to the mapping is an atomic access of one size.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmq::OpenError> {
+/// use shmq::layout::{Kind, Params};
+/// use shmq::segment::AtomicRegion;
+/// use std::sync::atomic::Ordering::SeqCst;
+///
+/// let name = format!("shmq-doc-region-{}", std::process::id());
+/// let params = Params { kind: Kind::Dict, capacity: 1, message_size: 8, slot_stride: 8, aux: 0, total_size: 264 };
+/// let a = AtomicRegion::create(&name, &params, 0o600, |words| Ok(words[0].store(7, SeqCst)))?;
+/// let b = AtomicRegion::open(&name, Kind::Dict)?;
+/// assert_eq!(b.params(), &params);
+/// let g = b.lock().lock().unwrap();
+/// assert_eq!(a.words()[0].fetch_add(1, SeqCst), 7);
+/// drop(g);
+/// assert!(matches!(AtomicRegion::open(&name, Kind::Lock), Err(shmq::OpenError::Incompatible(_))));
+/// AtomicRegion::unlink(&name)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AtomicRegion {
+    seg: Segment,
+    params: Params,
+}
+
+impl AtomicRegion {
+    /// Offset of the lock.
+    pub const LOCK_OFFSET: usize = HEADER_SIZE;
+    /// Offset of the first word.
+    pub const WORDS_OFFSET: usize = HEADER_SIZE + LINE;
+
+    fn check_params(params: &Params) -> Result<usize, String> {
+        if !matches!(params.kind, Kind::Dict | Kind::Lock) {
+            return Err(format!(
+                "a {} is not made of atomics only; only dicts and locks are regions",
+                params.kind
+            ));
+        }
+        let bytes = params
+            .total_size
+            .checked_sub(Self::WORDS_OFFSET as u64)
+            .filter(|b| b % 8 == 0)
+            .ok_or_else(|| {
+                format!(
+                    "a region of {} bytes has no room for its lock, or ends inside a word",
+                    params.total_size
+                )
+            })?;
+        usize::try_from(bytes / 8).map_err(|_| "too large".into())
+    }
+
+    fn over(seg: &Segment, params: &Params) -> Result<usize, OpenError> {
+        let n = Self::check_params(params).map_err(OpenError::Corrupt)?;
+        seg.slice_at::<AtomicU64>(Self::WORDS_OFFSET, n)?;
+        seg.mutex_at(Self::LOCK_OFFSET)?;
+        Ok(n)
+    }
+
+    fn make(
+        fresh: Fresh,
+        params: &Params,
+        init: impl FnOnce(&[AtomicU64]) -> Result<(), OpenError>,
+    ) -> Result<AtomicRegion, OpenError> {
+        let n = Self::over(&fresh, params)?;
+        init(fresh.slice_at::<AtomicU64>(Self::WORDS_OFFSET, n)?)?;
+        Ok(AtomicRegion {
+            seg: fresh.publish(params),
+            params: *params,
+        })
+    }
+
+    /// Creates the named region described by `params` (kind dict or lock, `total_size` bytes)
+    /// with permission bits `mode`, runs `init` on its words before anyone else can open it,
+    /// then publishes it. Fails if the name exists; nothing is left behind on failure.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidOptions`] for another kind or a size that does not fit, and the
+    /// errors of creating a segment ([`OpenError::AlreadyExists`], …) and of `init`.
+    pub fn create(
+        name: &str,
+        params: &Params,
+        mode: u32,
+        init: impl FnOnce(&[AtomicU64]) -> Result<(), OpenError>,
+    ) -> Result<AtomicRegion, OpenError> {
+        check_mode(mode)?;
+        Self::check_params(params).map_err(OpenError::InvalidOptions)?;
+        Self::make(
+            Segment::create(name, params.total_size, mode)?,
+            params,
+            init,
+        )
+    }
+
+    /// An anonymous region (shared with children forked afterwards), as [`create`](Self::create).
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn anonymous(
+        params: &Params,
+        init: impl FnOnce(&[AtomicU64]) -> Result<(), OpenError>,
+    ) -> Result<AtomicRegion, OpenError> {
+        Self::check_params(params).map_err(OpenError::InvalidOptions)?;
+        Self::make(Segment::anonymous(params.total_size)?, params, init)
+    }
+
+    /// Opens the named region, which must hold a `kind` (dict or lock).
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Incompatible`] for another kind or layout version, [`OpenError::Corrupt`],
+    /// and the errors of [`inspect`].
+    pub fn open(name: &str, kind: Kind) -> Result<AtomicRegion, OpenError> {
+        let seg = Segment::open_raw(name)?;
+        let params = seg.read_header(Some(kind))?;
+        Self::over(&seg, &params)?;
+        Ok(AtomicRegion { seg, params })
+    }
+
+    /// Removes the name (see [`Segment::unlink`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::unlink`].
+    pub fn unlink(name: &str) -> Result<(), OpenError> {
+        Segment::unlink(name)
+    }
+
+    /// The geometry in the header.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The segment (for its name, length and creator).
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The region's robust lock.
+    pub fn lock(&self) -> &RawMutex {
+        self.seg
+            .mutex_at(Self::LOCK_OFFSET)
+            .unwrap_or_else(|_| unreachable!("checked at open"))
+    }
+
+    /// Every word from [`WORDS_OFFSET`](Self::WORDS_OFFSET) to the end.
+    pub fn words(&self) -> &[AtomicU64] {
+        let n = (self.seg.len - Self::WORDS_OFFSET) / 8;
+        self.seg
+            .slice_at(Self::WORDS_OFFSET, n)
+            .unwrap_or_else(|_| unreachable!("checked at open"))
+    }
 }
 
 fn header_error(e: HeaderError) -> OpenError {
@@ -612,16 +972,17 @@ fn header_error(e: HeaderError) -> OpenError {
             })
         }
         HeaderError::NotReady => OpenError::Corrupt(format!(
-            "its creator did not finish writing it within {READY_WAIT:?}"
+            "its creator did not finish writing it within {} ms",
+            READY_WAIT.as_millis()
         )),
         HeaderError::Corrupt(s) => OpenError::Corrupt(s),
     }
 }
 
-fn wait_for_size(fd: &OwnedFd, what: &str) -> Result<usize, OpenError> {
+fn wait_for_size(fd: BorrowedFd<'_>, what: &str) -> Result<usize, OpenError> {
     let start = Instant::now();
     loop {
-        let size = sys::fd_size(fd.as_fd()).map_err(|e| map_io(e, what))?;
+        let size = regular_size(fd, what)?;
         if size == 0 && start.elapsed() < READY_WAIT {
             std::thread::sleep(Duration::from_millis(1));
             continue;
@@ -651,9 +1012,9 @@ impl Drop for Segment {
 }
 
 /// A segment its creator has not published yet: only the creator can reach its contents (an
-/// opener waits for the header's ready state), so initialising the shared primitives in it is
-/// safe. Dereferences to [`Segment`]. Dropped unpublished, a named segment is unlinked again.
-pub struct Fresh(Option<Segment>);
+/// opener waits for the header's ready state), so initialising the shared words in it is safe.
+/// Dereferences to [`Segment`]. Dropped unpublished, a named segment is unlinked again.
+pub(crate) struct Fresh(Option<Segment>);
 
 impl Fresh {
     fn seg(&self) -> &Segment {
@@ -663,16 +1024,14 @@ impl Fresh {
             .unwrap_or_else(|| unreachable!("Fresh used after publish"))
     }
 
-    /// Initialises the robust mutex at `offset`.
+    /// The lock at `offset`. A fresh segment is zeroed, and zeroed bytes are a free lock, so
+    /// there is nothing to initialise (and no way to re-initialise a lock someone holds).
     ///
     /// # Errors
     ///
-    /// [`OpenError::Corrupt`] for a bad offset, [`OpenError::Io`] if pthread refuses.
-    pub fn init_mutex(&self, offset: usize) -> Result<&RawMutex, OpenError> {
-        let m = self.seg().mutex_at(offset)?;
-        // SAFETY: the segment is unpublished, so no other thread or process uses the mutex yet.
-        unsafe { m.init()? };
-        Ok(m)
+    /// [`OpenError::Corrupt`] for a bad offset.
+    pub(crate) fn init_mutex(&self, offset: usize) -> Result<&RawMutex, OpenError> {
+        self.seg().mutex_at(offset)
     }
 
     /// Initialises the ring described by `layout` (its lock and its free-slot count).
@@ -680,16 +1039,16 @@ impl Fresh {
     /// # Errors
     ///
     /// As [`init_mutex`](Self::init_mutex).
-    pub fn init_ring(&self, layout: &RingLayout) -> Result<(), OpenError> {
+    pub(crate) fn init_ring(&self, layout: &RingLayout) -> Result<(), OpenError> {
         let ring = self.seg().ring(layout)?;
         // SAFETY: the segment is unpublished, so nobody else can reach the ring yet.
-        unsafe { ring.init()? };
+        unsafe { ring.init().map_err(|e| map_io(e, "ring"))? };
         Ok(())
     }
 
     /// Writes the header (with this process as creator) and publishes it with the ready state,
     /// after which openers may use the segment.
-    pub fn publish(mut self, params: &Params) -> Segment {
+    pub(crate) fn publish(mut self, params: &Params) -> Segment {
         let seg = self
             .0
             .take()

@@ -1,4 +1,14 @@
-//! The only module that calls libc.
+//! The only module that talks to the operating system.
+//!
+//! Every call goes through [rustix](https://docs.rs/rustix), which wraps the system calls safely:
+//! opening and unlinking segments (`open`/`unlink` under `/dev/shm`, what glibc's `shm_open`
+//! does), `fchmod`, `fstat`, `fallocate`, `ftruncate`, `pread`, `mmap`/`munmap`, the futex,
+//! `kill(pid, 0)` and `gettid`. Two things remain `unsafe`: mapping and unmapping memory, which
+//! no wrapper can make safe (the caller owns what the mapping aliases).
+//!
+//! libc is used for one call only: `pthread_atfork`, which registers the hook that tells a forked
+//! child it is a new thread ([`fork_generation`]). It is a C-library feature (glibc runs the
+//! handlers inside `fork()`), so rustix cannot offer it.
 //!
 //! Every function returns `io::Result` (or a plain value where the call cannot fail) and never
 //! panics on an errno. Blocking calls hand `EINTR` back as a spurious wake-up; the callers loop
@@ -6,105 +16,129 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::CStr;
+use std::cell::Cell;
+use std::ffi::c_void;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::thread::futex;
+
+/// Where Linux keeps named POSIX shared-memory objects.
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// Retries a call that failed with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(io::Error::from),
         }
     }
 }
 
-/// `shm_open(3)`: `name` must start with `/`.
-pub(crate) fn shm_open(name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+/// The path of the shared-memory object `name` (already validated: no `/`, no NUL).
+fn shm_path(name: &str) -> String {
+    format!("{SHM_DIR}/{name}")
+}
+
+/// Flags of every open of a segment: never follow a symbolic link, never block (a FIFO would
+/// block a plain open until a writer comes), never leak the descriptor into an `exec`.
+fn open_flags() -> OFlags {
+    OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC
+}
+
+/// Creates the shared-memory object `name` exclusively with permission `mode` (filtered by the
+/// umask; see [`fchmod`]).
+pub(crate) fn shm_create(name: &str, mode: u32) -> io::Result<OwnedFd> {
+    let path = shm_path(name);
     retry(|| {
-        // SAFETY: `name` is a valid NUL-terminated string; shm_open reads it and returns a new fd.
-        #[allow(clippy::disallowed_methods)]
-        let fd = cvt(unsafe {
-            libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::mode_t)
-        })?;
-        // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        rustix::fs::open(
+            path.as_str(),
+            open_flags() | OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+            Mode::from_raw_mode(mode),
+        )
     })
 }
 
-/// `shm_unlink(3)`.
-pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
-    // SAFETY: `name` is a valid NUL-terminated string.
-    #[allow(clippy::disallowed_methods)]
-    cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+/// Opens the existing shared-memory object `name`, read-write or read-only, without following
+/// a symbolic link and without blocking. The caller checks the file type ([`file_kind`]).
+pub(crate) fn shm_open(name: &str, write: bool) -> io::Result<OwnedFd> {
+    let path = shm_path(name);
+    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    retry(|| rustix::fs::open(path.as_str(), open_flags() | access, Mode::empty()))
 }
 
-/// `fchmod(2)`: sets the exact mode, which `shm_open` filters through the umask.
+/// Removes the shared-memory object `name`.
+pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
+    retry(|| rustix::fs::unlink(shm_path(name).as_str()))
+}
+
+/// `fchmod(2)`: sets the exact mode, which the open filtered through the umask.
 pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on a valid fd.
-    retry(|| cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(drop))
+    retry(|| rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)))
 }
 
-/// Size of the object behind `fd` in bytes (`fstat(2)`).
-pub(crate) fn fd_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is a valid out-pointer for one `stat`.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    Ok(st.st_size as u64)
+/// What an open file is, by `fstat(2)`: its size if it is a regular file, or the name of its
+/// type ("FIFO", "directory", …) if it is not.
+pub(crate) fn file_kind(fd: BorrowedFd<'_>) -> io::Result<Result<u64, &'static str>> {
+    let st = retry(|| rustix::fs::fstat(fd))?;
+    Ok(match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(u64::try_from(st.st_size).unwrap_or(0)),
+        FileType::Fifo => Err("FIFO"),
+        FileType::Directory => Err("directory"),
+        FileType::Symlink => Err("symbolic link"),
+        FileType::Socket => Err("socket"),
+        FileType::CharacterDevice => Err("character device"),
+        FileType::BlockDevice => Err("block device"),
+        FileType::Unknown => Err("file of unknown type"),
+    })
+}
+
+/// Reads up to `buf.len()` bytes at `offset` (`pread(2)`); returns how many were read.
+pub(crate) fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = retry(|| rustix::io::pread(fd, &mut buf[done..], offset + done as u64))?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
 }
 
 /// Reserves `len` bytes for `fd` so that a full tmpfs is `ENOSPC` now rather than `SIGBUS` at the
 /// first touch of a page. Filesystems without `fallocate` fall back to `ftruncate`.
 pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    let len_off = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
-    // SAFETY: plain syscall on a valid fd.
-    let r = retry(|| cvt(unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, len_off) }));
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-            // SAFETY: plain syscall on a valid fd.
-            retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len_off) })).map(drop)
+    match retry(|| rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
+            retry(|| rustix::fs::ftruncate(fd, len))
         }
         Err(e) => Err(e),
     }
 }
 
-/// Maps `len` bytes `MAP_SHARED`, of `fd` or anonymous memory (shared with forked children).
+/// Maps `len` bytes `MAP_SHARED` read-write, of `fd` or of anonymous memory (shared with forked
+/// children).
 pub(crate) fn mmap_shared(fd: Option<BorrowedFd<'_>>, len: usize) -> io::Result<NonNull<u8>> {
-    let (flags, raw) = match fd {
-        Some(fd) => (libc::MAP_SHARED, fd.as_raw_fd()),
-        None => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
-    };
-    // SAFETY: a fresh mapping chosen by the kernel (addr = NULL) cannot alias existing memory.
-    #[allow(clippy::disallowed_methods)]
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            raw,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    let prot = ProtFlags::READ | ProtFlags::WRITE;
+    let ptr = match fd {
+        // SAFETY: a fresh mapping chosen by the kernel (addr = NULL) cannot alias existing memory.
+        Some(fd) => unsafe {
+            rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)
+        },
+        // SAFETY: as above.
+        None => unsafe {
+            rustix::mm::mmap_anonymous(std::ptr::null_mut(), len, prot, MapFlags::SHARED)
+        },
+    }?;
     NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))
 }
 
@@ -116,7 +150,7 @@ pub(crate) fn mmap_shared(fd: Option<BorrowedFd<'_>>, len: usize) -> io::Result<
 /// reference into it may be used afterwards.
 pub(crate) unsafe fn munmap(ptr: NonNull<u8>, len: usize) {
     // SAFETY: forwarded to the caller. munmap of a valid mapping cannot fail.
-    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    let _ = unsafe { rustix::mm::munmap(ptr.as_ptr().cast::<c_void>(), len) };
 }
 
 /// The calling process's id.
@@ -124,35 +158,62 @@ pub(crate) fn getpid() -> u32 {
     std::process::id()
 }
 
-/// Whether a process with this id exists (`kill(pid, 0)`; `EPERM` counts as existing).
-pub(crate) fn pid_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+/// Whether a process or thread with this id exists (`kill(id, 0)`: `EPERM` counts as existing).
+fn id_exists(id: u32) -> bool {
+    let Some(pid) = i32::try_from(id)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    if pid <= 0 {
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// Fields 3 (`state`) and 22 (`starttime`) of `/proc/ID/stat`.
+struct ProcStat {
+    state: char,
+    start: u64,
+}
+
+fn proc_stat(path: &str) -> io::Result<ProcStat> {
+    let stat = std::fs::read_to_string(path)?;
+    match (parse_state(&stat), parse_start_time(&stat)) {
+        (Some(state), Some(start)) => Ok(ProcStat { state, start }),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unparsable /proc/ID/stat",
+        )),
+    }
+}
+
+/// The start time of process (or thread) `id` in clock ticks since boot (field 22 of
+/// `/proc/ID/stat`). Together with the id it names one process or thread for the life of the
+/// system: a recycled id has a later start time.
+pub(crate) fn process_start_time(id: u32) -> io::Result<u64> {
+    proc_stat(&format!("/proc/{id}/stat")).map(|s| s.start)
+}
+
+/// Whether the process or thread `id` that started at `start` (clock ticks since boot, as
+/// [`process_start_time`] reads it, compared under `start_mask`) still runs. This is the one
+/// liveness test of the crate: the pipe's holder table and the robust lock both use it.
+///
+/// - No `/proc/ID` and no such id for `kill(id, 0)`: dead.
+/// - A zombie (`Z` or `X`: exited, not reaped yet): dead; it will never run again.
+/// - Another start time: dead; the id was recycled by a newer process or thread.
+/// - A start time of 0 means unknown: the id alone decides.
+/// - `/proc` unreadable for another reason: alive (waiting is safer than stealing).
+pub(crate) fn alive(id: u32, start: u64, start_mask: u64) -> bool {
+    if id == 0 || i32::try_from(id).is_err() {
         return false;
     }
-    // SAFETY: signal 0 only checks for existence and permission; nothing is delivered.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
-/// Together with the pid it names one process for the life of the system: a recycled pid has a
-/// later start time.
-pub(crate) fn process_start_time(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/PID/stat"))
-}
-
-/// Whether process `pid` has exited but not been reaped yet (a zombie: `/proc/PID/stat` field 3
-/// is `Z` or `X`). Such a process still has a pid, but it will never run again.
-pub(crate) fn process_is_zombie(pid: u32) -> io::Result<bool> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_state(&stat)
-        .map(|s| matches!(s, 'Z' | 'X'))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/PID/stat"))
+    match proc_stat(&format!("/proc/{id}/stat")) {
+        Ok(s) => !matches!(s.state, 'Z' | 'X') && (start == 0 || s.start & start_mask == start),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => id_exists(id),
+        Err(_) => id_exists(id),
+    }
 }
 
 /// Parses field 3 (`state`) of a `/proc/PID/stat` line.
@@ -171,15 +232,11 @@ pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock of [`Instant`]): one clock for every process of
 /// the machine, so a deadline written into a segment by one process means the same to another.
 pub(crate) fn monotonic_ns() -> u64 {
-    let mut now = std::mem::MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    let now = unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, now.as_mut_ptr());
-        now.assume_init()
-    };
-    (now.tv_sec as u64)
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
         .saturating_mul(1_000_000_000)
-        .saturating_add(now.tv_nsec as u64)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// Registers fork handlers (`pthread_atfork`): `prepare` runs in the parent before a `fork`,
@@ -200,10 +257,53 @@ pub(crate) fn at_fork(
     }
 }
 
-fn timespec_from(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+/// Bumped in every child right after `fork()` (a `pthread_atfork` child handler), so that
+/// per-thread caches of the thread's identity know they were copied from the parent.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    // Async-signal-safe: one atomic add, no allocation, no lock.
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+/// How many forks lie between this process and the first one that asked. Registers the fork
+/// hook on the first call; a fork before that call cannot have copied any cache that depends on
+/// this value, because such caches are only filled after calling it.
+pub(crate) fn fork_generation() -> u64 {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        extern "C" fn nothing() {}
+        // It fails only for lack of memory; forked children would then keep the parent's
+        // identity (as a guard copied by `fork` is theirs to drop, nothing else breaks).
+        let _ = at_fork(nothing, nothing, after_fork_in_child);
+    });
+    FORK_GENERATION.load(Relaxed)
+}
+
+/// The calling thread's identity: its kernel thread id and its start time (clock ticks since
+/// boot, 0 if `/proc` cannot tell), cached per thread and refreshed after a `fork`.
+pub(crate) fn thread_identity() -> (u32, u64) {
+    thread_local! {
+        static ID: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
+    }
+    let generation = fork_generation();
+    ID.with(|c| match c.get() {
+        Some((g, tid, start)) if g == generation => (tid, start),
+        _ => {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            let start = proc_stat("/proc/thread-self/stat")
+                .or_else(|_| proc_stat(&format!("/proc/{tid}/stat")))
+                .map_or(0, |s| s.start);
+            c.set(Some((generation, tid, start)));
+            (tid, start)
+        }
+    })
+}
+
+fn timespec_from(d: Duration) -> futex::Timespec {
+    futex::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
     }
 }
 
@@ -211,196 +311,25 @@ fn timespec_from(d: Duration) -> libc::timespec {
 /// `deadline`. Returns when woken, when the word differs, on a signal or at the deadline; the
 /// caller re-checks its condition in every case.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-    let ts;
-    let ts_ptr = match deadline {
+    let ts = match deadline {
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            ts = timespec_from(left);
-            &ts as *const libc::timespec
+            Some(timespec_from(left))
         }
-        None => std::ptr::null(),
+        None => None,
     };
-    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
-    // it. A relative timeout of FUTEX_WAIT is measured on CLOCK_MONOTONIC, like `Instant`.
-    // The result (0, EAGAIN, EINTR or ETIMEDOUT) is deliberately ignored: the caller re-checks.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
+    // A relative timeout of FUTEX_WAIT is measured on CLOCK_MONOTONIC, like `Instant`. The
+    // result (woken, EAGAIN, EINTR or ETIMEDOUT) is deliberately ignored: the caller re-checks.
+    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
 /// `FUTEX_WAKE` (shared) of up to `n` waiters on `word`; returns how many were woken.
 pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
-    let n = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access it beyond its address.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            n,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    usize::try_from(r).unwrap_or(0)
-}
-
-unsafe extern "C" {
-    // glibc >= 2.30; not (yet) bound by the libc crate.
-    fn pthread_mutex_clocklock(
-        mutex: *mut libc::pthread_mutex_t,
-        clockid: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-}
-
-/// The outcome of a successful lock of a robust mutex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Locked {
-    /// Acquired normally.
-    Clean,
-    /// Acquired, but the previous owner died holding it (`EOWNERDEAD`): the protected state may
-    /// be inconsistent and the mutex must be marked consistent before it is unlocked.
-    OwnerDied,
-}
-
-/// Why a lock attempt failed.
-#[derive(Debug)]
-pub(crate) enum LockFail {
-    /// `EBUSY` or `ETIMEDOUT`: someone else holds it.
-    WouldBlock,
-    /// `ENOTRECOVERABLE`: an owner died and its successor unlocked without repairing.
-    NotRecoverable,
-    /// `EDEADLK`: the calling thread already holds it.
-    Deadlock,
-    /// Any other errno.
-    Io(io::Error),
-}
-
-fn lock_result(r: libc::c_int) -> Result<Locked, LockFail> {
-    match r {
-        0 => Ok(Locked::Clean),
-        libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-        libc::EBUSY | libc::ETIMEDOUT => Err(LockFail::WouldBlock),
-        libc::ENOTRECOVERABLE => Err(LockFail::NotRecoverable),
-        libc::EDEADLK => Err(LockFail::Deadlock),
-        e => Err(LockFail::Io(io::Error::from_raw_os_error(e))),
-    }
-}
-
-/// Initialises a process-shared, robust, error-checking pthread mutex in place.
-///
-/// # Safety
-///
-/// `m` must point to writable memory of at least `size_of::<pthread_mutex_t>()` bytes, suitably
-/// aligned, that no other thread or process uses until this returns.
-pub(crate) unsafe fn robust_mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-    // SAFETY: `attr` is a valid out-pointer; it is destroyed below on every path after init.
-    unsafe {
-        let a = attr.as_mut_ptr();
-        let r = libc::pthread_mutexattr_init(a);
-        if r != 0 {
-            return Err(io::Error::from_raw_os_error(r));
-        }
-        let mut r = libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED);
-        if r == 0 {
-            r = libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST);
-        }
-        if r == 0 {
-            // A relock by the owner is EDEADLK instead of a silent self-deadlock.
-            r = libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK);
-        }
-        if r == 0 {
-            r = libc::pthread_mutex_init(m, a);
-        }
-        libc::pthread_mutexattr_destroy(a);
-        if r != 0 {
-            return Err(io::Error::from_raw_os_error(r));
-        }
-    }
-    Ok(())
-}
-
-/// `pthread_mutex_lock`.
-///
-/// # Safety
-///
-/// `m` must point to a mutex initialised by [`robust_mutex_init`] that stays mapped for the call.
-pub(crate) unsafe fn mutex_lock(m: *mut libc::pthread_mutex_t) -> Result<Locked, LockFail> {
-    // SAFETY: forwarded to the caller.
-    lock_result(unsafe { libc::pthread_mutex_lock(m) })
-}
-
-/// `pthread_mutex_trylock`.
-///
-/// # Safety
-///
-/// As for [`mutex_lock`].
-pub(crate) unsafe fn mutex_trylock(m: *mut libc::pthread_mutex_t) -> Result<Locked, LockFail> {
-    // SAFETY: forwarded to the caller.
-    lock_result(unsafe { libc::pthread_mutex_trylock(m) })
-}
-
-/// `pthread_mutex_clocklock` on `CLOCK_MONOTONIC`, so that a deadline is immune to changes of the
-/// wall clock.
-///
-/// # Safety
-///
-/// As for [`mutex_lock`].
-pub(crate) unsafe fn mutex_lock_until(
-    m: *mut libc::pthread_mutex_t,
-    deadline: Instant,
-) -> Result<Locked, LockFail> {
-    let mut now = std::mem::MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    let now = unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, now.as_mut_ptr());
-        now.assume_init()
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-    let abs = timespec_from(now.saturating_add(left));
-    // SAFETY: forwarded to the caller; `abs` outlives the call.
-    lock_result(unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &abs) })
-}
-
-/// `pthread_mutex_unlock`.
-///
-/// # Safety
-///
-/// `m` must be a mutex initialised by [`robust_mutex_init`] and held by the calling thread.
-pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    // SAFETY: forwarded to the caller.
-    match unsafe { libc::pthread_mutex_unlock(m) } {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
-}
-
-/// `pthread_mutex_consistent`: marks a robust mutex whose owner died as repaired.
-///
-/// # Safety
-///
-/// `m` must be a robust mutex held by the calling thread after an `EOWNERDEAD` lock.
-pub(crate) unsafe fn mutex_consistent(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    // SAFETY: forwarded to the caller.
-    match unsafe { libc::pthread_mutex_consistent(m) } {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
+    let n = n.min(i32::MAX as u32);
+    futex::wake(word, futex::Flags::empty(), n).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -418,9 +347,31 @@ mod tests {
     }
 
     #[test]
-    fn own_process_is_alive_and_has_a_start_time() {
-        assert!(pid_exists(getpid()));
-        assert!(process_start_time(getpid()).unwrap() > 0);
-        assert!(!pid_exists(0));
+    fn own_process_and_thread_are_alive_with_their_start_times() {
+        let me = getpid();
+        let start = process_start_time(me).unwrap();
+        assert!(start > 0);
+        assert!(alive(me, start, u64::MAX));
+        assert!(alive(me, 0, u64::MAX));
+        assert!(!alive(me, start + 1, u64::MAX));
+        assert!(!alive(0, 0, u64::MAX));
+        let (tid, tstart) = std::thread::spawn(thread_identity).join().unwrap();
+        // The thread has ended: its id names nothing now (or a newer thread).
+        assert!(!alive(tid, tstart, u64::MAX));
+        let (tid, tstart) = thread_identity();
+        assert!(tstart > 0);
+        assert!(alive(tid, tstart & 0xffff_ffff, 0xffff_ffff));
+    }
+
+    #[test]
+    fn a_fifo_is_reported_as_such_and_not_blocked_on() {
+        let name = format!("shmq-test-sys-fifo-{}", getpid());
+        let path = std::ffi::CString::new(shm_path(&name)).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let fd = shm_open(&name, false);
+        let kind = fd.map(|fd| file_kind(std::os::fd::AsFd::as_fd(&fd)).unwrap());
+        shm_unlink(&name).unwrap();
+        assert_eq!(kind.unwrap(), Err("FIFO"));
     }
 }

@@ -1,15 +1,13 @@
 //! Administration of named segments, in the manner of `ipcs`/`ipcrm`: `create`, `put`, `get`,
 //! `close`, `stat`, `ls`, `rm`.
 
-use std::io::{BufRead, Read};
-use std::path::Path;
-use std::sync::atomic::Ordering::SeqCst;
+use std::io::BufRead;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use shmq::layout::{Kind, MAGIC};
-use shmq::{GetTimeoutError, Options, Pipe, Queue, Segment};
+use shmq::layout::Kind;
+use shmq::{GetTimeoutError, LockState, Options, Pipe, Queue, Segment};
 use shmq_dict::{Lock, Options as DictOptions, SharedDict};
 
 /// Where named segments live on Linux.
@@ -124,21 +122,25 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
     Ok(())
 }
 
-/// Reads the kind of a named segment without waiting, or says why it is not a shmq segment.
+/// Reads the kind of a named segment from its header, without blocking on a FIFO or any other
+/// non-regular file and without taking a lock, or says why it is not a shmq segment.
 fn kind_of(name: &str) -> Result<Kind> {
-    shmq::segment::validate_name(name)?;
-    let path = Path::new(SHM_DIR).join(name);
-    let mut f = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("no shmq segment named {name:?}"),
-        _ => anyhow::anyhow!("{}: {e}", path.display()),
-    })?;
-    let mut head = [0u8; 16];
-    let n = f.read(&mut head)?;
-    if n < 16 || u64::from_le_bytes(head[..8].try_into()?) != MAGIC {
-        bail!("{name:?} is not a shmq segment");
+    Ok(shmq::segment::inspect(name)?.kind())
+}
+
+/// A lock's state for `stat`, as words.
+fn lock_json(state: &LockState) -> Value {
+    match state {
+        LockState::Held {
+            owner_tid,
+            owner_alive,
+            repair_pending,
+        } => json!({
+            "held": true, "owner_tid": owner_tid, "owner_alive": owner_alive,
+            "repair_pending": repair_pending, "lock": state.to_string(),
+        }),
+        other => json!({ "held": false, "lock": other.to_string() }),
     }
-    let raw = u32::from_le_bytes(head[12..16].try_into()?);
-    Kind::from_raw(raw).with_context(|| format!("{name:?} holds an unknown object kind {raw}"))
 }
 
 fn open_queue(name: &str) -> Result<Queue> {
@@ -190,17 +192,18 @@ pub(crate) fn close(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Everything `stat` knows about a segment.
+/// Everything `stat` knows about a segment, read without taking any lock (so it never waits for
+/// a holder, and an owner-died report stays for the next locker).
 fn stat_value(name: &str) -> Result<Value> {
-    let kind = kind_of(name)?;
-    let seg = Segment::open_raw(name)?;
-    let p = seg.read_header(None)?;
-    let (pid, alive) = seg.creator();
+    let info = shmq::segment::inspect(name)?;
+    let kind = info.kind();
+    let p = *info.params();
+    let (pid, alive) = info.creator();
     let mut v = json!({
         "name": name,
         "kind": kind.name(),
-        "layout_version": seg.header().version.load(SeqCst),
-        "size": seg.len(),
+        "layout_version": info.layout_version(),
+        "size": info.size(),
         "creator_pid": pid,
         "creator_alive": alive,
     });
@@ -223,15 +226,16 @@ fn stat_value(name: &str) -> Result<Value> {
             })
         }
         Kind::Dict => {
-            let d = SharedDict::open(name)?;
-            json!({
-                "capacity": d.capacity(), "max_key_len": d.max_key_len(), "len": d.len()?,
-            })
+            let d = SharedDict::inspect(name)?;
+            let mut v = json!({
+                "capacity": d.capacity, "max_key_len": d.max_key_len, "len": d.len,
+            });
+            if let (Value::Object(v), Value::Object(l)) = (&mut v, lock_json(&d.lock)) {
+                v.extend(l);
+            }
+            v
         }
-        Kind::Lock => {
-            let l = Lock::open(name)?;
-            json!({ "held": l.try_lock().is_err() })
-        }
+        Kind::Lock => lock_json(&Lock::inspect(name)?),
     };
     if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
         v.extend(extra);
@@ -257,14 +261,12 @@ pub(crate) fn stat(name: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One row of `ls`.
+/// One row of `ls` (read from the header only: no lock, no blocking on a non-regular file).
 fn ls_row(name: &str) -> Option<Value> {
-    let kind = kind_of(name).ok()?;
-    let size = std::fs::metadata(Path::new(SHM_DIR).join(name)).ok()?.len();
-    let seg = Segment::open_raw(name).ok()?;
-    let (pid, alive) = seg.creator();
+    let info = shmq::segment::inspect(name).ok()?;
+    let (pid, alive) = info.creator();
     Some(json!({
-        "name": name, "kind": kind.name(), "size": size,
+        "name": name, "kind": info.kind().name(), "size": info.size(),
         "creator_pid": pid, "creator_alive": alive,
     }))
 }
@@ -310,7 +312,7 @@ pub(crate) fn ls(as_json: bool) -> Result<()> {
 pub(crate) fn rm(names: &[String]) -> Result<()> {
     // Check every name first, so that a typo removes nothing.
     for name in names {
-        kind_of(name)?;
+        shmq::segment::check_is_segment(name)?;
     }
     for name in names {
         Segment::unlink(name)?;

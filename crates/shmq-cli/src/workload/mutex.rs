@@ -1,28 +1,24 @@
-//! A robust mutex other processes lock, for the lock benchmarks.
+//! shmq's robust lock, which other processes lock, for the lock benchmarks.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use shmq::Segment;
 
 use super::launcher::Launcher;
 use super::roles::Role;
 
-/// A robust mutex in a fresh named segment that other processes can lock, for the lock
-/// benchmarks; the segment is unlinked on drop (it is never published as a queue).
+/// shmq's robust lock in a fresh named segment (a [`shmq_dict::Lock`]) that other processes
+/// can lock, for the lock benchmarks; the name is removed on drop.
 #[derive(Debug)]
 pub struct SharedMutex {
     name: String,
-    seg: shmq::Fresh,
+    lock: shmq_dict::Lock,
 }
 
-/// Where [`SharedMutex`] places its mutex.
-const MUTEX_OFFSET: usize = 4096;
-
 impl SharedMutex {
-    /// Creates the segment and initialises the mutex.
+    /// Creates the named lock.
     ///
     /// # Errors
     ///
@@ -34,21 +30,20 @@ impl SharedMutex {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let seg = Segment::create(&name, 2 * MUTEX_OFFSET as u64, 0o600)?;
-        seg.init_mutex(MUTEX_OFFSET)?;
-        Ok(SharedMutex { name, seg })
+        let lock = shmq_dict::Lock::create(&name)?;
+        Ok(SharedMutex { name, lock })
     }
 
-    /// The mutex.
+    /// The lock.
     ///
     /// # Errors
     ///
-    /// Never in practice (the offset is fixed and valid).
-    pub fn mutex(&self) -> Result<&shmq::RawMutex> {
-        Ok(self.seg.mutex_at(MUTEX_OFFSET)?)
+    /// Never in practice.
+    pub fn mutex(&self) -> Result<&shmq_dict::Lock> {
+        Ok(&self.lock)
     }
 
-    /// Runs `ours` in this process while a child locks and unlocks the same mutex `count`
+    /// Runs `ours` in this process while a child locks and unlocks the same lock `count`
     /// times; returns the time `ours` took.
     ///
     /// # Errors
@@ -58,12 +53,11 @@ impl SharedMutex {
         &self,
         launcher: &Launcher,
         count: u64,
-        ours: impl FnOnce(&shmq::RawMutex) -> Result<()>,
+        ours: impl FnOnce(&shmq_dict::Lock) -> Result<()>,
     ) -> Result<Duration> {
         let mut child = launcher.spawn(
             &Role::LockHammer {
                 segment: self.name.clone(),
-                offset: MUTEX_OFFSET,
                 count,
             },
             Stdio::null(),
@@ -75,5 +69,11 @@ impl SharedMutex {
         let elapsed = start.elapsed();
         child.finish()?;
         Ok(elapsed)
+    }
+}
+
+impl Drop for SharedMutex {
+    fn drop(&mut self) {
+        let _ = shmq_dict::Lock::unlink(&self.name);
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
-use shmq::{Queue, Segment};
+use shmq::Queue;
 
 use super::ping::{Link, echo, ping};
 use super::transports::{
@@ -96,12 +96,8 @@ pub enum Role {
     },
     /// Sends every ping back until the client is gone.
     PingEcho { transport: Transport, size: usize },
-    /// Locks and unlocks the robust mutex at `offset` of segment `segment` `count` times.
-    LockHammer {
-        segment: String,
-        offset: usize,
-        count: u64,
-    },
+    /// Locks and unlocks the named lock `segment` `count` times.
+    LockHammer { segment: String, count: u64 },
 }
 
 /// What a consumer saw.
@@ -308,13 +304,8 @@ pub(super) fn run_role(role: Role) -> Result<()> {
             ready();
             echo(&mut link, size)
         }
-        Role::LockHammer {
-            segment,
-            offset,
-            count,
-        } => {
-            let seg = Segment::open_raw(&segment).with_context(|| format!("opening {segment}"))?;
-            let m = seg.mutex_at(offset)?;
+        Role::LockHammer { segment, count } => {
+            let m = shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;
             ready();
             for _ in 0..count {
                 drop(m.lock()?);

@@ -3,11 +3,11 @@
 //! that uses them runs under loom's exhaustive scheduler (see `sync::futex` for the futex mock).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
 #[allow(unused_imports)] // each loom test build uses a subset
-pub(crate) use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// Marks the middle of a Dekker-style handshake (a `SeqCst` write of one word, then a `SeqCst`
 /// read of another, on each side). The C++20 model, and x86-64, already order the two accesses;

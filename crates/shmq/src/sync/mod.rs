@@ -1,9 +1,9 @@
 //! Cross-process synchronisation primitives that live inside a shared segment.
 //!
-//! - [`RawMutex`]: a process-shared, robust pthread mutex. When its owner dies holding it, the
-//!   next [`lock`](RawMutex::lock) succeeds with a guard whose
-//!   [`owner_died`](MutexGuard::owner_died) is true; the caller repairs the protected state and
-//!   calls [`make_consistent`](MutexGuard::make_consistent).
+//! - [`RawMutex`]: a robust, process-shared lock made only of atomics (owner = thread id and
+//!   start time). When its owner dies holding it, a waiter finds the owner gone and takes the
+//!   lock over with a guard whose [`owner_died`](MutexGuard::owner_died) is true; the caller
+//!   repairs the protected state and calls [`make_consistent`](MutexGuard::make_consistent).
 //! - [`FutexWord`]: a 32-bit word to sleep on with `FUTEX_WAIT` (shared, never
 //!   `FUTEX_PRIVATE_FLAG`), with a count of sleepers so that `FUTEX_WAKE` is only called when
 //!   someone sleeps.
@@ -17,13 +17,13 @@
 
 pub(crate) mod atomic;
 pub(crate) mod futex;
-#[cfg(not(loom))]
 mod mutex;
 pub(crate) mod semaphore;
 
 #[cfg(loom)]
 mod loom_tests;
 
-#[cfg(not(loom))]
-pub use mutex::{LockError, MutexGuard, RawMutex};
+pub use mutex::{LockError, LockState, MutexGuard, RawMutex};
+#[cfg(loom)]
+pub(crate) use mutex::{Owners, owner_word};
 pub use semaphore::{FutexWord, Semaphore, WaitError};
