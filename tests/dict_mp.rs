@@ -286,6 +286,76 @@ fn inspecting_a_lock_whose_holder_was_killed_leaves_the_report_for_the_next_lock
     assert!(!lock.lock().unwrap().previous_owner_died());
 }
 
+/// Writes a lock's `owner` word (offset 0 of the lock) and `state` word (offset 16) into the
+/// file of segment `name`, as a broken or hostile peer could.
+fn scribble_lock(name: &str, lock_offset: u64, owner: u64, state: u32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    f.write_at(&owner.to_ne_bytes(), lock_offset).unwrap();
+    f.write_at(&state.to_ne_bytes(), lock_offset + 16).unwrap();
+}
+
+/// A thread id no thread has: ids are below `pid_max` (at most 2^22).
+fn absent_tid() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Bugs 7 and 4 on a dict's lock: bytes written into the lock by a peer. A lock word naming a
+/// thread that does not exist is taken over and reported (never a hang); words no lock writes
+/// are a typed error from every call at once (never an abort or a hang); opening and inspecting
+/// never take the lock; zeroed bytes are a free lock.
+#[test]
+fn a_damaged_dict_lock_is_repaired_or_corrupt_never_a_hang_or_an_abort() {
+    let _w = Watchdog::new("dict lock bytes", Duration::from_secs(60));
+    let name = Name::new("dict-lockbytes");
+    let d = dict(&name);
+    d.insert("k", 1).unwrap();
+
+    scribble_lock(&name, 128, absent_tid(), 0);
+    assert!(matches!(
+        SharedDict::inspect(&name).unwrap().lock,
+        shmq::LockState::Held {
+            owner_alive: false,
+            ..
+        }
+    ));
+    let g = d.lock().unwrap();
+    assert!(g.previous_owner_died());
+    drop(g);
+    assert_eq!(d.get("k"), Ok(Some(1)));
+
+    for (owner, state) in [(0xdead_beef_dead_beef, 0), (1 << 40, 0), (0, 7)] {
+        scribble_lock(&name, 128, owner, state);
+        assert!(
+            matches!(d.get("k"), Err(DictError::Lock(AcquireError::Failed(_)))),
+            "{owner:#x} {state}"
+        );
+        assert!(matches!(d.try_lock(), Err(AcquireError::Failed(_))));
+        assert!(matches!(
+            d.try_lock_for(Duration::from_millis(10)),
+            Err(AcquireError::Failed(_))
+        ));
+        let other = SharedDict::open(&name).expect("opening does not lock");
+        assert!(matches!(other.len(), Err(DictError::Lock(_))));
+        let info = SharedDict::inspect(&name).unwrap();
+        if owner != 0 {
+            assert!(
+                matches!(info.lock, shmq::LockState::Corrupt(_)),
+                "{owner:#x}"
+            );
+        }
+    }
+    scribble_lock(&name, 128, 0, 0);
+    assert_eq!(d.get("k"), Ok(Some(1)));
+}
+
 /// The Manager-dict test of the seed: five keys inserted, `snapshot` equals the expected map,
 /// `keys` sorted equals the keys, `remove` and `contains_key` agree (seen from another handle),
 /// and a full table or a too-long key is an error that changes nothing.

@@ -408,3 +408,53 @@ fn stat_of_a_lock_whose_holder_was_killed_leaves_the_owner_died_report() {
     assert!(told, "stat consumed the owner-died report");
     assert!(!d.lock().unwrap().previous_owner_died());
 }
+
+/// Bugs 4 and 7 through the CLI: a queue whose ring lock names a thread that does not exist
+/// (ids are below `pid_max`) is repaired, and one whose lock word is garbage is a clear error;
+/// neither hangs `stat` or `get` (a watchdog fails the test) nor aborts the process.
+#[test]
+fn a_damaged_ring_lock_never_hangs_or_aborts_the_cli() {
+    use std::os::unix::fs::FileExt;
+    let name = format!("shmq-test-cli-lockbytes-{}", std::process::id());
+    let q = shmq::Queue::create(
+        &name,
+        &shmq::Options {
+            capacity: 4,
+            message_size: 8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    q.put(*b"kept").unwrap();
+    let absent: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let limit = Duration::from_secs(20);
+
+    file.write_at(&absent.to_ne_bytes(), 128).unwrap();
+    let stat = shmq(&["stat", &name, "--json"], limit);
+    let got = shmq(&["get", &name, "--timeout", "100ms"], limit);
+    file.write_at(&0xdead_beef_dead_beef_u64.to_ne_bytes(), 128)
+        .unwrap();
+    let stat2 = shmq(&["stat", &name], limit);
+    let get2 = shmq(&["get", &name, "--timeout", "100ms"], limit);
+    drop(q);
+    let _ = shmq::Queue::unlink(&name);
+
+    assert!(stat.status.success(), "{}", stderr(&stat));
+    assert_eq!(json_lines(&stat)[0]["len"].as_u64(), Some(1));
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "kept\n");
+    for out in [&stat2, &get2] {
+        assert!(!stderr(out).contains("panicked"), "{}", stderr(out));
+        assert!(out.status.code().is_some(), "killed by a signal");
+    }
+    assert!(!get2.status.success());
+    assert!(stderr(&get2).contains("corrupt"), "{}", stderr(&get2));
+}

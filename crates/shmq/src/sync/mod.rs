@@ -21,9 +21,11 @@ mod mutex;
 pub(crate) mod semaphore;
 
 #[cfg(loom)]
+mod loom_lock_tests;
+#[cfg(loom)]
 mod loom_tests;
 
-pub use mutex::{LockError, LockState, MutexGuard, RawMutex};
 #[cfg(loom)]
-pub(crate) use mutex::{Owners, owner_word};
+pub(crate) use mutex::Owners;
+pub use mutex::{LockError, LockState, MutexGuard, RawMutex};
 pub use semaphore::{FutexWord, Semaphore, WaitError};

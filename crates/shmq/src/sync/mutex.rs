@@ -500,23 +500,39 @@ impl RawMutex {
                 (Some(d), Some(c)) => Some(d.min(c)),
                 (d, c) => d.or(c),
             };
-            self.sleep_while_owned_by(owner, wake_at);
+            self.sleep_while_owned_by(owner, wake_at, o);
         }
     }
 
     /// The sleeper's side of the handshake: register, read `seq`, and sleep on it only if the
-    /// lock still belongs to `owner`. An unlock stores the owner word, then reads `sleepers`,
-    /// and bumps `seq` and wakes if it is non-zero: either the sleeper sees the new owner word,
-    /// or the waker sees the sleeper (and the bump makes `FUTEX_WAIT` return at once).
-    fn sleep_while_owned_by(&self, owner: u64, wake_at: Option<Instant>) {
+    /// lock still belongs to `owner` (and, when a liveness check is due, only if that owner
+    /// lives). An unlock stores the owner word, then reads `sleepers`, and bumps `seq` and wakes
+    /// if it is non-zero: either the sleeper sees the new owner word, or the waker sees the
+    /// sleeper (and the bump makes `FUTEX_WAIT` return at once). An owner that dies never
+    /// unlocks: the sleep ends at the next liveness check (`wake_at`), which finds it dead.
+    fn sleep_while_owned_by(&self, owner: u64, wake_at: Option<Instant>, o: &impl Owners) {
         // SYNC POINT: sleeper side.
         self.sleepers.fetch_add(1, SeqCst);
         dekker_fence();
         let seq = self.seq.load(SeqCst);
-        if self.owner.load(SeqCst) == owner {
+        if self.owner.load(SeqCst) == owner && !(o.check_due(owner) && !o.alive(owner)) {
             futex::wait(&self.seq, seq, wake_at);
         }
         self.sleepers.fetch_sub(1, SeqCst);
+    }
+
+    /// Loom's model of time passing after an owner died: every sleeper's slice ends (as a
+    /// timed `FUTEX_WAIT` returns), and each re-checks the owner.
+    #[cfg(loom)]
+    pub(crate) fn model_slices_expire(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        futex::wake(&self.seq, u32::MAX);
+    }
+
+    /// The owner and state words, for loom's assertions.
+    #[cfg(loom)]
+    pub(crate) fn model_words(&self) -> (u64, u32) {
+        (self.owner.load(SeqCst), self.state.load(SeqCst))
     }
 
     /// Hands the lock from `me` to `to` (free, or not recoverable) and wakes sleepers: one for a
