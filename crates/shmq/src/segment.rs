@@ -662,8 +662,14 @@ pub fn inspect(name: &str) -> Result<Inspection, OpenError> {
         let size = regular_size(fd.as_fd(), name)?;
         let mut bytes = [0u8; HEADER_SIZE];
         let n = sys::read_at(fd.as_fd(), &mut bytes, 0).map_err(|e| map_io(e, name))?;
+        if size > 0 && n < HEADER_SIZE {
+            return Err(OpenError::Corrupt(format!(
+                "{name} is {size} bytes, smaller than a header ({HEADER_SIZE})"
+            )));
+        }
         let header = Header::from_bytes(&bytes);
-        let read = if n < HEADER_SIZE {
+        // An empty file is a creator between its open and `fallocate`: waited for.
+        let read = if size == 0 {
             Err(HeaderError::NotReady)
         } else {
             header.read(size)
@@ -681,9 +687,10 @@ pub fn inspect(name: &str) -> Result<Inspection, OpenError> {
             Err(HeaderError::NotReady) if started.elapsed() < READY_WAIT => {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err(HeaderError::NotReady) if n < HEADER_SIZE => {
+            Err(HeaderError::NotReady) if size == 0 => {
                 return Err(OpenError::Corrupt(format!(
-                    "{name} is {size} bytes, smaller than a header ({HEADER_SIZE})"
+                    "{name} stayed empty for {} ms: its creator never finished it",
+                    READY_WAIT.as_millis()
                 )));
             }
             Err(e) => return Err(header_error(e)),
@@ -1137,6 +1144,42 @@ mod tests {
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
         assert_eq!(q.get().unwrap(), b"child");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn errors_keep_their_errno_and_non_regular_files_are_refused() {
+        let name = format!("shmq-test-seg-dir-{}", std::process::id());
+        let path = format!("/dev/shm/{name}");
+        std::fs::create_dir(&path).unwrap();
+        let opened = Segment::open_raw(&name).map(drop);
+        let inspected = inspect(&name).map(drop);
+        let removable = check_is_segment(&name);
+        std::fs::remove_dir(&path).unwrap();
+        // Opening a directory read-write: EISDIR, kept as the errno of the error.
+        let e = opened.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(21), "{e}");
+        assert!(e.to_string().starts_with(&name), "{e}");
+        // Read-only, it opens, and the type check refuses it.
+        for e in [inspected.unwrap_err(), removable.unwrap_err()] {
+            assert!(
+                matches!(&e, OpenError::NotASegment { file_type, .. } if *file_type == "directory"),
+                "{e}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("{name:?} is a directory, not a shared-memory segment")
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_foreign_file_is_corrupt() {
+        let name = format!("shmq-test-seg-short-{}", std::process::id());
+        std::fs::write(format!("/dev/shm/{name}"), b"twelve bytes").unwrap();
+        let e = inspect(&name).unwrap_err();
+        Segment::unlink(&name).unwrap();
+        assert!(matches!(e, OpenError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("smaller than a header"), "{e}");
     }
 
     #[test]

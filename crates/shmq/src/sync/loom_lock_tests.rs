@@ -30,17 +30,18 @@ impl Model {
         })
     }
 
-    fn who(self: &Arc<Model>, id: u64) -> As {
-        As {
-            model: Arc::clone(self),
-            id,
-        }
-    }
-
     /// Participant `id` dies: marks itself dead, then the sleepers' slices end.
     fn die(&self, id: u64, m: &RawMutex) {
         self.dead[id as usize].store(true, SeqCst);
         m.model_slices_expire();
+    }
+}
+
+/// Participant `id`'s view of `model`.
+fn who(model: &Arc<Model>, id: u64) -> As {
+    As {
+        model: Arc::clone(model),
+        id,
     }
 }
 
@@ -77,7 +78,7 @@ fn loom_lock_excludes_and_wakes() {
         let m = Arc::new(RawMutex::new());
         let n = Arc::new(UnsafeCell::new(0u32));
         let spawn = |id| {
-            let (m, n, me) = (Arc::clone(&m), Arc::clone(&n), model.who(id));
+            let (m, n, me) = (Arc::clone(&m), Arc::clone(&n), who(&model, id));
             thread::spawn(move || {
                 let g = m.lock_with(None, &me).unwrap();
                 assert!(!g.owner_died());
@@ -104,14 +105,14 @@ fn loom_lock_dead_owner_is_taken_over_and_reported_once() {
         let model = Model::new();
         let m = Arc::new(RawMutex::new());
         let dying = {
-            let (m, model, me) = (Arc::clone(&m), Arc::clone(&model), model.who(1));
+            let (m, model, me) = (Arc::clone(&m), Arc::clone(&model), who(&model, 1));
             thread::spawn(move || {
                 std::mem::forget(m.lock_with(None, &me).unwrap());
                 model.die(1, &m);
             })
         };
         let survivor = {
-            let (m, me) = (Arc::clone(&m), model.who(2));
+            let (m, me) = (Arc::clone(&m), who(&model, 2));
             thread::spawn(move || {
                 let mut g = m.lock_with(None, &me).unwrap();
                 let died = g.owner_died();
@@ -122,7 +123,7 @@ fn loom_lock_dead_owner_is_taken_over_and_reported_once() {
         dying.join().unwrap();
         let survivor_told = survivor.join().unwrap();
         // Whoever locks last: told only if the dead participant held the lock when it died.
-        let mut g = m.try_lock_with(&model.who(3)).unwrap();
+        let mut g = m.try_lock_with(&who(&model, 3)).unwrap();
         assert_ne!(survivor_told, g.owner_died(), "reported exactly once");
         g.make_consistent().unwrap();
         drop(g);
@@ -137,9 +138,9 @@ fn loom_unrepaired_death_is_not_recoverable_for_every_waiter() {
     loom::model(|| {
         let model = Model::new();
         let m = Arc::new(RawMutex::new());
-        std::mem::forget(m.lock_with(None, &model.who(1)).unwrap());
+        std::mem::forget(m.lock_with(None, &who(&model, 1)).unwrap());
         let waiter = {
-            let (m, me) = (Arc::clone(&m), model.who(3));
+            let (m, me) = (Arc::clone(&m), who(&model, 3));
             thread::spawn(move || match m.lock_with(None, &me) {
                 // It took the lock over first and repairs: fine, but then the other is clean.
                 Ok(mut g) => {
@@ -154,7 +155,7 @@ fn loom_unrepaired_death_is_not_recoverable_for_every_waiter() {
             })
         };
         model.die(1, &m);
-        let second = m.lock_with(None, &model.who(2));
+        let second = m.lock_with(None, &who(&model, 2));
         // Only this thread ever releases unrepaired, so it is never refused itself: either it
         // takes the lock over (and leaves it not recoverable), or the waiter did and repaired.
         let second_took_over = match second {
