@@ -71,7 +71,7 @@ pub fn check_mode(mode: u32) -> Result<(), OpenError> {
 /// with [`OpenError::AlreadyExists`] if the name is taken); `open` opens an existing one.
 ///
 /// With [`CreationMode::OpenOrCreate`], racing processes get one creator and openers that wait
-/// for it (see [`Segment::read_header`]); a name that vanishes between a failed create and the
+/// for it (up to [`READY_WAIT`]); a name that vanishes between a failed create and the
 /// open (someone unlinked it) is tried again, a bounded number of times.
 ///
 /// # Errors

@@ -305,7 +305,8 @@ pub(super) fn run_role(role: Role) -> Result<()> {
             echo(&mut link, size)
         }
         Role::LockHammer { segment, count } => {
-            let m = shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;
+            let m =
+                shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;
             ready();
             for _ in 0..count {
                 drop(m.lock()?);
