@@ -3,12 +3,13 @@
 //! Every call goes through [rustix](https://docs.rs/rustix), which wraps the system calls safely:
 //! opening and unlinking segments (`open`/`unlink` under `/dev/shm`, what glibc's `shm_open`
 //! does), `fchmod`, `fstat`, `fallocate`, `ftruncate`, `pread`, `mmap`/`munmap`, the futex,
-//! `kill(pid, 0)` and `gettid`. Two things remain `unsafe`: mapping and unmapping memory, which
-//! no wrapper can make safe (the caller owns what the mapping aliases).
+//! `kill(pid, 0)` and `gettid`. Three calls remain `unsafe`: mapping and unmapping memory, which
+//! no wrapper can make safe (the caller owns what the mapping aliases), and `pthread_atfork`.
 //!
-//! libc is used for one call only: `pthread_atfork`, which registers the hook that tells a forked
+//! libc is used for that one call only: `pthread_atfork` registers the hook that tells a forked
 //! child it is a new thread ([`fork_generation`]). It is a C-library feature (glibc runs the
-//! handlers inside `fork()`), so rustix cannot offer it.
+//! handlers inside `fork()`), so rustix cannot offer it. (glibc's robust mutex and
+//! `pthread_mutex_clocklock` are gone: the lock is shmq's own, `sync::mutex`.)
 //!
 //! Every function returns `io::Result` (or a plain value where the call cannot fail) and never
 //! panics on an errno. Blocking calls hand `EINTR` back as a spurious wake-up; the callers loop
@@ -200,18 +201,17 @@ pub(crate) fn process_start_time(id: u32) -> io::Result<u64> {
 /// [`process_start_time`] reads it, compared under `start_mask`) still runs. This is the one
 /// liveness test of the crate: the pipe's holder table and the robust lock both use it.
 ///
-/// - No `/proc/ID` and no such id for `kill(id, 0)`: dead.
 /// - A zombie (`Z` or `X`: exited, not reaped yet): dead; it will never run again.
 /// - Another start time: dead; the id was recycled by a newer process or thread.
 /// - A start time of 0 means unknown: the id alone decides.
-/// - `/proc` unreadable for another reason: alive (waiting is safer than stealing).
+/// - No readable `/proc/ID` (gone, or hidden by `hidepid`): `kill(id, 0)` decides; only `ESRCH`
+///   (no such id) is dead, so a hidden but live owner is waited for rather than robbed.
 pub(crate) fn alive(id: u32, start: u64, start_mask: u64) -> bool {
     if id == 0 || i32::try_from(id).is_err() {
         return false;
     }
     match proc_stat(&format!("/proc/{id}/stat")) {
         Ok(s) => !matches!(s.state, 'Z' | 'X') && (start == 0 || s.start & start_mask == start),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => id_exists(id),
         Err(_) => id_exists(id),
     }
 }
