@@ -269,6 +269,7 @@ extern "C" fn after_fork_in_child() {
 /// How many forks lie between this process and the first one that asked. Registers the fork
 /// hook on the first call; a fork before that call cannot have copied any cache that depends on
 /// this value, because such caches are only filled after calling it.
+#[inline]
 pub(crate) fn fork_generation() -> u64 {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
@@ -280,24 +281,37 @@ pub(crate) fn fork_generation() -> u64 {
     FORK_GENERATION.load(Relaxed)
 }
 
+/// [`fork_generation`] for a caller that has called it before (the hook is registered).
+#[inline]
+pub(crate) fn fork_generation_now() -> u64 {
+    FORK_GENERATION.load(Relaxed)
+}
+
+thread_local! {
+    /// This thread's fork generation, kernel thread id and start time, once read.
+    static IDENTITY: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
+}
+
 /// The calling thread's identity: its kernel thread id and its start time (clock ticks since
 /// boot, 0 if `/proc` cannot tell), cached per thread and refreshed after a `fork`.
+#[inline]
 pub(crate) fn thread_identity() -> (u32, u64) {
-    thread_local! {
-        static ID: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
-    }
     let generation = fork_generation();
-    ID.with(|c| match c.get() {
+    match IDENTITY.get() {
         Some((g, tid, start)) if g == generation => (tid, start),
-        _ => {
-            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-            let start = proc_stat("/proc/thread-self/stat")
-                .or_else(|_| proc_stat(&format!("/proc/{tid}/stat")))
-                .map_or(0, |s| s.start);
-            c.set(Some((generation, tid, start)));
-            (tid, start)
-        }
-    })
+        _ => read_identity(generation),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn read_identity(generation: u64) -> (u32, u64) {
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    let start = proc_stat("/proc/thread-self/stat")
+        .or_else(|_| proc_stat(&format!("/proc/{tid}/stat")))
+        .map_or(0, |s| s.start);
+    IDENTITY.set(Some((generation, tid, start)));
+    (tid, start)
 }
 
 fn timespec_from(d: Duration) -> futex::Timespec {

@@ -103,6 +103,7 @@ mod os {
     }
 
     impl Owners for OsOwners {
+        #[inline]
         fn me(&self) -> u64 {
             let (tid, start) = crate::sys::thread_identity();
             owner_word(tid, start)
@@ -129,8 +130,9 @@ mod os {
             crate::sys::alive(owner as u32, owner >> 32, 0xffff_ffff)
         }
 
+        #[inline]
         fn generation(&self) -> u64 {
-            crate::sys::fork_generation()
+            crate::sys::fork_generation_now()
         }
     }
 }
@@ -617,7 +619,7 @@ impl MutexGuard<'_> {
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
         #[cfg(not(loom))]
-        if OsOwners.generation() != self.generation {
+        if crate::sys::fork_generation_now() != self.generation {
             // A forked child dropping its copy of the parent's guard: the lock is the parent's.
             return;
         }
