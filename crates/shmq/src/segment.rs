@@ -279,6 +279,13 @@ fn regular_size(fd: BorrowedFd<'_>, what: &str) -> Result<u64, OpenError> {
     }
 }
 
+/// Registers the fork hook that refreshes the lock's per-thread identity in a forked child
+/// before any segment exists: a hook registered while a `fork` runs its handlers (the pipe's
+/// `prepare` handler takes a lock) would not run for that fork.
+fn ensure_fork_hook() {
+    sys::fork_generation();
+}
+
 fn check_len(len: u64) -> Result<usize, OpenError> {
     if len < HEADER_SIZE as u64 {
         return Err(OpenError::InvalidOptions(format!(
@@ -305,6 +312,7 @@ impl Segment {
     /// [`OpenError::InvalidName`], [`OpenError::AlreadyExists`], [`OpenError::InvalidOptions`]
     /// for a size below the header or above the maximum, [`OpenError::Io`] (`ENOSPC`, …).
     pub(crate) fn create(name: &str, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+        ensure_fork_hook();
         validate_name(name)?;
         let len = check_len(len)?;
         let fd = sys::shm_create(name, mode).map_err(|e| map_io(e, name))?;
@@ -339,6 +347,7 @@ impl Segment {
     /// FIFO, directory, link or device, [`OpenError::Corrupt`] for an object that stays empty or
     /// is smaller than a header, [`OpenError::System`].
     pub(crate) fn open_raw(name: &str) -> Result<Segment, OpenError> {
+        ensure_fork_hook();
         validate_name(name)?;
         let fd = sys::shm_open(name, true).map_err(|e| map_io(e, name))?;
         let len = wait_for_size(fd.as_fd(), name)?;
@@ -357,6 +366,7 @@ impl Segment {
     ///
     /// As [`create`](Self::create), for a path.
     pub(crate) fn create_file(path: &Path, len: u64, mode: u32) -> Result<Fresh, OpenError> {
+        ensure_fork_hook();
         let len = check_len(len)?;
         let shown = path.display().to_string();
         let file = OpenOptions::new()
@@ -389,6 +399,7 @@ impl Segment {
     ///
     /// As [`open_raw`](Self::open_raw), for a path.
     pub(crate) fn open_file_raw(path: &Path) -> Result<Segment, OpenError> {
+        ensure_fork_hook();
         let shown = path.display().to_string();
         let file = OpenOptions::new()
             .read(true)
@@ -419,6 +430,7 @@ impl Segment {
     ///
     /// [`OpenError::InvalidOptions`] for a bad size, [`OpenError::Io`] if `mmap` fails.
     pub(crate) fn anonymous(len: u64) -> Result<Fresh, OpenError> {
+        ensure_fork_hook();
         let len = check_len(len)?;
         let ptr = sys::mmap_shared(None, len).map_err(|e| map_io(e, "anonymous mapping"))?;
         Ok(Fresh(Some(Segment {

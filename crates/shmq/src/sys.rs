@@ -3,13 +3,15 @@
 //! Every call goes through [rustix](https://docs.rs/rustix), which wraps the system calls safely:
 //! opening and unlinking segments (`open`/`unlink` under `/dev/shm`, what glibc's `shm_open`
 //! does), `fchmod`, `fstat`, `fallocate`, `ftruncate`, `pread`, `mmap`/`munmap`, the futex,
-//! `kill(pid, 0)` and `gettid`. Three calls remain `unsafe`: mapping and unmapping memory, which
-//! no wrapper can make safe (the caller owns what the mapping aliases), and `pthread_atfork`.
+//! `clock_gettime`, `kill(pid, 0)` and `gettid`. Three calls remain `unsafe`: mapping and
+//! unmapping memory, which no wrapper can make safe (the caller owns what the mapping aliases),
+//! and `pthread_atfork`.
 //!
-//! libc is used for that one call only: `pthread_atfork` registers the hook that tells a forked
-//! child it is a new thread ([`fork_generation`]). It is a C-library feature (glibc runs the
-//! handlers inside `fork()`), so rustix cannot offer it. (glibc's robust mutex and
-//! `pthread_mutex_clocklock` are gone: the lock is shmq's own, `sync::mutex`.)
+//! libc is used for that one call only: `pthread_atfork` ([`at_fork`]) registers fork handlers
+//! (the lock's per-thread identity, [`fork_generation`]; the pipe's inherited ends). It is a
+//! C-library feature (glibc runs the handlers inside `fork()`), so rustix cannot offer it.
+//! (glibc's robust mutex and `pthread_mutex_clocklock` are gone: the lock is shmq's own,
+//! `sync::mutex`.)
 //!
 //! Every function returns `io::Result` (or a plain value where the call cannot fail) and never
 //! panics on an errno. Blocking calls hand `EINTR` back as a spurious wake-up; the callers loop

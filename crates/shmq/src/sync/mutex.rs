@@ -863,6 +863,28 @@ mod tests {
     }
 
     #[test]
+    fn a_forked_child_locks_as_itself_not_as_its_parent() {
+        let seg = crate::segment::Segment::anonymous(4096).unwrap();
+        let m = seg.mutex_at(128).unwrap();
+        drop(m.lock().unwrap()); // the parent's identity is cached now
+        // SAFETY: the child only locks, forgets the guard and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = m.lock().map(std::mem::forget).is_ok();
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        // Had the child locked under the parent's identity, this would be Deadlock.
+        let g = m.lock().unwrap();
+        assert!(g.owner_died());
+    }
+
+    #[test]
     fn a_killed_process_holding_the_lock_is_detected_and_repaired() {
         let seg = crate::segment::Segment::anonymous(4096).unwrap();
         let m = seg.mutex_at(128).unwrap();
