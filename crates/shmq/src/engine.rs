@@ -1,13 +1,15 @@
-//! The blocking loops shared by [`Queue`](crate::Queue) and the pipe: lock, try,
-//! and if nothing can be done, release the lock and wait on the semaphore outside it.
+//! The blocking loops shared by [`Queue`](crate::Queue) and the pipe.
 //!
-//! A wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
-//! (pipes use it to notice dead peers), and at the deadline one last attempt is made under the
-//! lock, so a wake-up that arrives together with the deadline is never lost.
+//! A put locks (producers are serialised), tries, and if the ring is full unlocks and waits on
+//! the `free` event count; a get takes no lock at all and waits on the `items` event count. A
+//! wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
+//! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
+//! wake-up that arrives together with the deadline is never lost.
 
 use std::time::{Duration, Instant};
 
-use crate::layout::{RING_CLOSED, RING_SENDERS_GONE};
+use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
+use crate::lockfree::{PopFail, wait_for};
 use crate::ring::{Locked, PushFail, Ring, RingError};
 use crate::sync::semaphore::SLEEP_SLICE;
 
@@ -79,12 +81,21 @@ impl Waiting<'_> {
     };
 }
 
+impl From<PopFail> for Fail {
+    fn from(e: PopFail) -> Self {
+        match e {
+            PopFail::TooSmall { needed, available } => Fail::TooSmall { needed, available },
+            PopFail::Corrupt(s) => Fail::Corrupt(s),
+        }
+    }
+}
+
 fn lock<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> {
     Ok(ring.lock(wait.deadline())?)
 }
 
 /// Runs `op` under the lock until it publishes something, waiting for free slots in between.
-/// `op` returns how many messages it published (for the wake-up) and a result.
+/// `op` returns how many messages it published and a result.
 pub(crate) fn put<R>(
     ring: &Ring<'_>,
     wait: Wait,
@@ -94,25 +105,27 @@ pub(crate) fn put<R>(
     let mut last_try = wait == Wait::Never;
     loop {
         let mut l = lock(ring, wait)?;
-        match op(&mut l) {
+        let r = op(&mut l);
+        drop(l);
+        match r {
             Ok((n, r)) => {
-                drop(l);
-                ring.items().wake(n as u32);
+                if n > 0 {
+                    ring.items().notify();
+                }
                 return Ok(r);
             }
             Err(PushFail::Full) => {}
             Err(PushFail::Closed) => return Err(Fail::Closed),
             Err(PushFail::ReceiversGone) => return Err(Fail::Disconnected),
             Err(PushFail::TooLarge { len, max }) => return Err(Fail::TooLarge { len, max }),
+            Err(PushFail::Corrupt(s)) => return Err(Fail::Corrupt(s)),
         }
-        drop(l);
         if last_try {
             return Err(Fail::WouldBlock);
         }
-        if !ring
-            .free()
-            .wait_available_sliced(wait.deadline(), how.slice)
-        {
+        let core = ring.core();
+        let ready = || core.has_free() || core.flags() & (RING_CLOSED | RING_RECEIVERS_GONE) != 0;
+        if !wait_for(ring.free(), ready, wait.deadline(), how.slice) {
             last_try = true;
         }
         if let Some(f) = how.recheck {
@@ -121,37 +134,41 @@ pub(crate) fn put<R>(
     }
 }
 
-/// Runs `op` under the lock until it takes something, waiting for ready messages in between.
-/// `op` returns `None` when the ring is empty, else how many it took and a result.
+/// Runs `op` (which takes no lock) until it takes something, waiting for ready messages in
+/// between. `op` returns `None` when the ring is empty, else how many it took and a result.
 pub(crate) fn get<R>(
     ring: &Ring<'_>,
     wait: Wait,
     how: Waiting<'_>,
-    mut op: impl FnMut(&mut Locked<'_, '_>) -> Result<Option<(usize, R)>, Fail>,
+    mut op: impl FnMut(&Ring<'_>) -> Result<Option<(usize, R)>, Fail>,
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
     loop {
-        let mut l = lock(ring, wait)?;
-        if let Some((n, r)) = op(&mut l)? {
-            drop(l);
-            ring.free().wake(n as u32);
+        if let Some((n, r)) = op(ring)? {
+            if n > 0 {
+                ring.free().notify();
+            }
             return Ok(r);
         }
-        let flags = l.flags();
-        drop(l);
-        if flags & RING_CLOSED != 0 {
-            return Err(Fail::Closed);
+        // Empty when `op` looked. A close (or the last sender leaving) is ordered after every
+        // put that succeeded, so once the bit is seen, an empty ring stays empty.
+        let flags = ring.flags();
+        if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && !ring.core().has_items() {
+            return Err(if flags & RING_CLOSED != 0 {
+                Fail::Closed
+            } else {
+                Fail::Disconnected
+            });
         }
-        if flags & RING_SENDERS_GONE != 0 {
-            return Err(Fail::Disconnected);
+        if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
+            continue;
         }
         if last_try {
             return Err(Fail::WouldBlock);
         }
-        if !ring
-            .items()
-            .wait_available_sliced(wait.deadline(), how.slice)
-        {
+        let core = ring.core();
+        let ready = || core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0;
+        if !wait_for(ring.items(), ready, wait.deadline(), how.slice) {
             last_try = true;
         }
         if let Some(f) = how.recheck {
@@ -203,21 +220,6 @@ pub(crate) fn set_flags(ring: &Ring<'_>, bits: u32, on: bool) -> Result<(), Fail
 }
 
 /// Copies the front message into `buf`, or reports that it does not fit (leaving it queued).
-pub(crate) fn pop_into(
-    l: &mut Locked<'_, '_>,
-    buf: &mut [u8],
-) -> Result<Option<(usize, usize)>, Fail> {
-    match l.front_len().map_err(Fail::Corrupt)? {
-        None => Ok(None),
-        Some(needed) if needed > buf.len() => Err(Fail::TooSmall {
-            needed,
-            available: buf.len(),
-        }),
-        Some(_) => l
-            .pop_with(|m| {
-                buf[..m.len()].copy_from_slice(m);
-                (1, m.len())
-            })
-            .map_err(Fail::Corrupt),
-    }
+pub(crate) fn pop_into(ring: &Ring<'_>, buf: &mut [u8]) -> Result<Option<(usize, usize)>, Fail> {
+    Ok(ring.pop_into(buf)?.map(|n| (1, n)))
 }

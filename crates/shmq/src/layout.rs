@@ -3,12 +3,12 @@
 //! tables; a change here changes [`LAYOUT_VERSION`] and that file.
 //!
 //! Everything here is `#[repr(C)]`, holds offsets rather than pointers, and is made of atomics
-//! (words other processes write) or of bytes reached only under the ring's lock (slots).
+//! (words other processes write); slots are read and written word by word through atomics.
 
 use std::fmt;
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
-use crate::sync::{FutexWord, RawMutex, Semaphore};
+use crate::sync::{FutexWord, RawMutex};
 
 /// The first 8 bytes of every shmq segment: `b"SHMQ\0seg"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
@@ -322,34 +322,47 @@ pub struct Line<T>(pub T);
 ///
 /// | field  | written                   | meaning |
 /// |--------|---------------------------|---------|
-/// | `lock` | its holder                | robust lock ([`RawMutex`]) guarding everything below and the slots |
-/// | `head` | under the lock, by gets   | messages ever taken; slot of the oldest is `head % capacity` |
-/// | `tail` | under the lock, by puts   | messages ever put; `tail - head` is the length |
+/// | `lock` | producers, `task_done`, `close` | robust lock ([`RawMutex`]) serialising producers and the rare operations |
+/// | `head` | consumers, by CAS (no lock) | messages ever taken; slot of the oldest is `head % capacity` |
+/// | `tail.tail` | under the lock, by puts | messages ever put; `tail - head` is the length |
+/// | `tail.head_seen` | under the lock, by puts | a value `head` had (the producers' cache, `<= head`) |
 /// | `done` | under the lock, by `task_done` | tasks ever done; `tail - done` is unfinished tasks |
-/// | `flags`| under the lock            | bit 0 `CLOSED`, bit 1 `SENDERS_GONE`, bit 2 `RECEIVERS_GONE` (the truth the semaphores' bits mirror) |
-/// | `items`| under the lock (count), anyone (sleepers) | count = `tail - head` |
-/// | `free` | likewise                  | count = `capacity - (tail - head)` |
+/// | `flags`| under the lock            | bit 0 `CLOSED`, bit 1 `SENDERS_GONE`, bit 2 `RECEIVERS_GONE` |
+/// | `items`| anyone                    | event count "a message was published" (bit 0: someone sleeps) |
+/// | `free` | anyone                    | event count "a slot was freed" |
 /// | `joined` | under the lock          | generation, bumped whenever unfinished tasks reach 0 |
 ///
-/// Each of `head`, `tail` and the pair `done`/`flags` changes with one store, so a process that
-/// dies anywhere leaves every operation either done or not begun; `items`, `free` and `joined`
-/// are derived and rebuilt after an owner death (`docs/protocol.md`).
+/// A put commits with one store of `tail`, a get with one CAS of `head`, `task_done` with one
+/// store of `done`, `close` with one store of `flags`: a process that dies anywhere leaves every
+/// operation either done or not begun. `items`, `free` and `joined` only wake sleepers
+/// (`docs/protocol.md`).
 #[repr(C)]
 pub struct RingControl {
     /// The ring's lock.
     pub lock: Line<RawMutex>,
     /// Messages ever taken.
     pub head: Line<AtomicU64>,
-    /// Messages ever put.
-    pub tail: Line<AtomicU64>,
+    /// Messages ever put, and the producers' cached `head`.
+    pub tail: Line<Tail>,
     /// Tasks done, and the state bits.
     pub counters: Line<Counters>,
-    /// Ready messages.
-    pub items: Line<Semaphore>,
-    /// Free slots.
-    pub free: Line<Semaphore>,
+    /// Event count: a message was published.
+    pub items: Line<AtomicU32>,
+    /// Event count: a slot was freed.
+    pub free: Line<AtomicU32>,
     /// Join generation.
     pub joined: Line<FutexWord>,
+}
+
+/// The producers' line of a [`RingControl`] (written only under the lock).
+#[derive(Debug)]
+#[repr(C)]
+pub struct Tail {
+    /// Messages ever put.
+    pub tail: AtomicU64,
+    /// A value `head` had, `<= head`: a producer reads `head` (the consumers' line) only when
+    /// this says the ring may be full.
+    pub head_seen: AtomicU64,
 }
 
 /// `done` and `flags` of a [`RingControl`].
@@ -369,6 +382,12 @@ pub const RING_SENDERS_GONE: u32 = 2;
 /// `Counters::flags` bit: no holder of the receiving side is left (pipes).
 pub const RING_RECEIVERS_GONE: u32 = 4;
 
+const _: () = assert!(
+    RING_CLOSED == crate::lockfree::CLOSED
+        && RING_SENDERS_GONE == crate::lockfree::SENDERS_GONE
+        && RING_RECEIVERS_GONE == crate::lockfree::RECEIVERS_GONE
+);
+
 /// Size of [`RingControl`] in bytes.
 pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
 const _: () = assert!(RING_CONTROL_SIZE == 7 * LINE);
@@ -378,11 +397,11 @@ impl fmt::Debug for RingControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingControl")
             .field("head", &self.head.0.load(Relaxed))
-            .field("tail", &self.tail.0.load(Relaxed))
+            .field("tail", &self.tail.0.tail.load(Relaxed))
             .field("done", &self.counters.0.done.load(Relaxed))
             .field("flags", &self.counters.0.flags.load(Relaxed))
-            .field("items", &self.items.0)
-            .field("free", &self.free.0)
+            .field("items", &self.items.0.load(Relaxed))
+            .field("free", &self.free.0.load(Relaxed))
             .finish_non_exhaustive()
     }
 }

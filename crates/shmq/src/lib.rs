@@ -64,6 +64,7 @@ mod engine;
 mod error;
 #[cfg(not(loom))]
 pub mod layout;
+mod lockfree;
 #[cfg(not(loom))]
 mod options;
 #[cfg(not(loom))]

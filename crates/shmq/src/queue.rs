@@ -337,9 +337,9 @@ impl Queue {
             .map_err(|f| put_timeout_error(f, msg))
     }
 
-    /// Zero-copy put: waits for a free slot, then lets `fill` write the message straight into
-    /// shared memory (a buffer of [`message_size`](Self::message_size) bytes) and return its
-    /// length. `fill` runs under the queue's lock: keep it short.
+    /// Put with a closure: waits for a free slot, then lets `fill` write the message into a
+    /// buffer of [`message_size`](Self::message_size) bytes and return its length; the message
+    /// is then copied into the slot. `fill` runs under the producers' lock: keep it short.
     ///
     /// # Errors
     ///
@@ -378,10 +378,9 @@ impl Queue {
         let mut fill = Some(fill);
         engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
             // Taken only when a slot is free, so `fill` runs at most once: a full queue makes the
-            // engine wait and call again, and every other failure ends the operation.
-            if l.is_full() {
-                return Err(crate::ring::PushFail::Full);
-            }
+            // engine wait and call again, and every other failure ends the operation. A closed
+            // queue is `Closed` even when it is also full.
+            l.can_push()?;
             match fill.take() {
                 Some(f) => l.push_with(f).map(|()| (1, ())),
                 None => unreachable!("fill is only taken when a slot is free"),
@@ -390,7 +389,7 @@ impl Queue {
     }
 
     /// Puts every message of `msgs`, as many per lock round as there are free slots, waiting
-    /// while the queue is full.
+    /// while the queue is full. An empty `msgs` returns `Ok(())` at once.
     ///
     /// # Errors
     ///
@@ -419,6 +418,7 @@ impl Queue {
     }
 
     /// Puts as many of `msgs` as there are free slots now, in one lock round; returns how many.
+    /// An empty `msgs` returns `Ok(0)` at once, whatever the state of the queue.
     ///
     /// # Errors
     ///
@@ -446,16 +446,20 @@ impl Queue {
 
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
         let mut read = Some(read);
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| {
-            if l.len() == 0 {
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+            let Some(m) = r.pop_vec()? else {
                 return Ok(None);
-            }
+            };
             let f = read
                 .take()
                 .unwrap_or_else(|| unreachable!("read is taken once"));
-            l.pop_with(f)
-                .map(|r| r.map(|r| (1, r)))
-                .map_err(Fail::Corrupt)
+            Ok(Some((1, f(&m))))
+        })
+    }
+
+    fn get_vec_impl(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+            Ok(r.pop_vec()?.map(|m| (1, m)))
         })
     }
 
@@ -465,8 +469,7 @@ impl Queue {
     ///
     /// [`GetError::Closed`] once the queue is closed and drained; [`GetError::Corrupt`].
     pub fn get(&self) -> Result<Vec<u8>, GetError> {
-        self.get_with_impl(<[u8]>::to_vec, Wait::Forever)
-            .map_err(get_error)
+        self.get_vec_impl(Wait::Forever).map_err(get_error)
     }
 
     /// Takes the oldest message if there is one now (Python's `get_nowait`).
@@ -475,8 +478,7 @@ impl Queue {
     ///
     /// [`TryGetError::Empty`], and the errors of [`get`](Self::get).
     pub fn try_get(&self) -> Result<Vec<u8>, TryGetError> {
-        self.get_with_impl(<[u8]>::to_vec, Wait::Never)
-            .map_err(try_get_error)
+        self.get_vec_impl(Wait::Never).map_err(try_get_error)
     }
 
     /// Takes the oldest message, waiting at most `timeout`.
@@ -499,7 +501,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetTimeoutError> {
-        self.get_with_impl(<[u8]>::to_vec, Wait::after(timeout))
+        self.get_vec_impl(Wait::after(timeout))
             .map_err(get_timeout_error)
     }
 
@@ -509,12 +511,13 @@ impl Queue {
     ///
     /// As [`get_timeout`](Self::get_timeout).
     pub fn get_deadline(&self, deadline: Instant) -> Result<Vec<u8>, GetTimeoutError> {
-        self.get_with_impl(<[u8]>::to_vec, Wait::Until(deadline))
+        self.get_vec_impl(Wait::Until(deadline))
             .map_err(get_timeout_error)
     }
 
-    /// Zero-copy get: waits for a message and hands it to `read` straight from shared memory,
-    /// then removes it. `read` runs under the queue's lock: keep it short.
+    /// Get with a closure: waits for a message, takes it, and hands it to `read`. The message
+    /// is copied out of shared memory first (a slot not yet claimed can be rewritten, so no
+    /// consumer reads one in place); `read` runs after the message is taken, outside any lock.
     ///
     /// # Errors
     ///
@@ -591,33 +594,52 @@ impl Queue {
         mut read: impl FnMut(&[u8]),
         wait: Wait,
     ) -> Result<usize, Fail> {
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| {
-            if l.len() == 0 || max == 0 {
-                return Ok(None);
-            }
-            let n = l.pop_many_with(max, &mut read).map_err(Fail::Corrupt)?;
-            Ok(Some((n, n)))
-        })
+        if max == 0 {
+            return Ok(0);
+        }
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        let n = engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+            let n = r.core().pop_batch(max, &mut bytes, &mut lens)?;
+            Ok((n > 0).then_some((n, n)))
+        })?;
+        let mut at = 0;
+        for &len in &lens {
+            read(&bytes[at..at + len]);
+            at += len;
+        }
+        Ok(n)
     }
 
-    /// Waits for at least one message, then takes up to `max` in one lock round.
+    /// Waits for at least one message, then takes up to `max` with one claim.
+    ///
+    /// `get_many(0)` asks for nothing: it returns `Ok(vec![])` at once, whatever the state of
+    /// the queue (as every `*_many` call with nothing to do).
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get).
     ///
-    /// # Panics
+    /// # Examples
     ///
-    /// If `max` is 0 (nothing could ever be returned).
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 4, message_size: 8, ..Default::default() })?;
+    /// q.put_many(&[b"a", b"b"])?;
+    /// assert_eq!(q.get_many(0)?, Vec::<Vec<u8>>::new());
+    /// assert_eq!(q.get_many(5)?, vec![b"a".to_vec(), b"b".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>, GetError> {
-        assert!(max > 0, "get_many(0) would wait forever");
         let mut out = Vec::new();
         self.get_many_impl(max, |m| out.push(m.to_vec()), Wait::Forever)
             .map_err(get_error)?;
         Ok(out)
     }
 
-    /// Takes up to `max` messages that are there now, in one lock round.
+    /// Takes up to `max` messages that are there now, with one claim.
+    ///
+    /// `try_get_many(0)` returns `Ok(vec![])` at once, whatever the state of the queue.
     ///
     /// # Errors
     ///
@@ -629,18 +651,17 @@ impl Queue {
         Ok(out)
     }
 
-    /// Zero-copy batch get: waits for at least one message, then hands up to `max` of them to
-    /// `read` in order, under one lock round, and returns how many. No allocation.
+    /// Batch get with a closure: waits for at least one message, takes up to `max` of them
+    /// with one claim, then hands them to `read` in order; returns how many. The messages are
+    /// copied out of shared memory before `read` sees them (a consumer never reads a slot in
+    /// place, because a slot it has not claimed yet can be rewritten).
+    ///
+    /// `get_many_with(0, ..)` returns `Ok(0)` at once, without calling `read`.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    ///
-    /// # Panics
-    ///
-    /// If `max` is 0.
     pub fn get_many_with(&self, max: usize, read: impl FnMut(&[u8])) -> Result<usize, GetError> {
-        assert!(max > 0, "get_many_with(0, ..) would wait forever");
         self.get_many_impl(max, read, Wait::Forever)
             .map_err(get_error)
     }
@@ -882,5 +903,145 @@ mod tests {
         assert!(matches!(q.try_put_many(&[b"4"]), Err(TryPutError::Full(0))));
         assert_eq!(q.try_put_many::<&[u8]>(&[]).unwrap(), 0);
         assert_eq!(q.try_get_many(1).unwrap(), vec![b"1".to_vec()]);
+    }
+
+    /// Runs `f` on a thread and waits at most 20 s for it (a hang fails instead of blocking).
+    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what} did not return"))
+    }
+
+    #[test]
+    fn closed_wins_over_full_on_every_put_path() {
+        let q = Arc::new(q(1, 8));
+        q.put(b"x").unwrap();
+        q.close().unwrap();
+        assert!(matches!(q.try_put(b"y"), Err(TryPutError::Closed(_))));
+        assert!(matches!(
+            q.try_put_with(|_| 1),
+            Err(TryPutError::Closed(()))
+        ));
+        assert!(matches!(
+            q.try_put_many(&[b"y"]),
+            Err(TryPutError::Closed(0))
+        ));
+        assert!(matches!(
+            q.put_timeout(b"y", Duration::from_millis(10)),
+            Err(PutTimeoutError::Closed(_))
+        ));
+        let q2 = Arc::clone(&q);
+        let r = within("put_with on a closed, full queue", move || {
+            q2.put_with(|_| 1).map_err(|e| e.is_closed())
+        });
+        assert_eq!(r, Err(true));
+        let q2 = Arc::clone(&q);
+        let r = within("put_many on a closed, full queue", move || {
+            q2.put_many(&[b"y"]).map_err(|e| e.is_closed())
+        });
+        assert_eq!(r, Err(true));
+        assert_eq!(q.get().unwrap(), b"x");
+    }
+
+    #[test]
+    fn positions_near_the_end_of_u64_are_corrupt_and_nothing_is_acknowledged() {
+        let q = q(4, 8);
+        let ctrl = q.ring().control();
+        for pos in [u64::MAX, u64::MAX - 1] {
+            ctrl.head
+                .0
+                .store(pos, crate::sync::atomic::Ordering::SeqCst);
+            ctrl.tail
+                .0
+                .tail
+                .store(u64::MAX, crate::sync::atomic::Ordering::SeqCst);
+            ctrl.counters
+                .0
+                .done
+                .store(u64::MAX, crate::sync::atomic::Ordering::SeqCst);
+            ctrl.tail
+                .0
+                .head_seen
+                .store(pos, crate::sync::atomic::Ordering::SeqCst);
+            assert!(matches!(q.try_put(b"x"), Err(TryPutError::Corrupt { .. })));
+            assert!(matches!(q.put(b"x"), Err(PutError::Corrupt { .. })));
+            assert!(matches!(
+                q.try_put_many(&[b"x"]),
+                Err(TryPutError::Corrupt { .. })
+            ));
+            assert!(matches!(
+                q.try_put_with(|_| 1),
+                Err(TryPutError::Corrupt { .. })
+            ));
+            assert_eq!(q.unfinished(), 0);
+        }
+        ctrl.head.0.store(3, crate::sync::atomic::Ordering::SeqCst);
+        ctrl.tail
+            .0
+            .tail
+            .store(1, crate::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(q.try_get(), Err(TryGetError::Corrupt(_))));
+    }
+
+    #[test]
+    fn many_with_zero_asks_for_nothing_and_gets_it() {
+        let q = q(4, 8);
+        q.put_many(&[b"a", b"b"]).unwrap();
+        q.put_many::<&[u8]>(&[]).unwrap();
+        assert_eq!(q.try_put_many::<&[u8]>(&[]).unwrap(), 0);
+        assert_eq!(q.try_get_many(0).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(q.get_many(0).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            q.get_many_with(0, |_| panic!("nothing to read")).unwrap(),
+            0
+        );
+        assert_eq!(q.len(), 2);
+        q.close().unwrap();
+        assert_eq!(q.try_get_many(0).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(q.get_many(0).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(q.get_many(5).unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(q.try_get_many(0).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(q.try_get_many(1), Err(TryGetError::Closed));
+    }
+
+    #[test]
+    fn open_and_get_do_not_wait_for_a_held_lock() {
+        let name = format!("shmq-test-lf-open-{}", std::process::id());
+        let q = Queue::create(
+            &name,
+            &Options {
+                capacity: 2,
+                message_size: 8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        q.put(b"m").unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let q = Queue::open(&name).unwrap();
+                let ring = q.ring();
+                let _guard = ring.control().lock.0.lock().unwrap();
+                held_tx.send(()).unwrap();
+                let _ = stop_rx.recv();
+            })
+        };
+        held_rx.recv().unwrap();
+        let n = name.clone();
+        let got = within(
+            "open and get while a live thread holds the lock",
+            move || {
+                let q = Queue::open(&n).map_err(|e| e.to_string())?;
+                q.get().map_err(|e| e.to_string())
+            },
+        );
+        stop_tx.send(()).unwrap();
+        holder.join().unwrap();
+        Queue::unlink(&name).unwrap();
+        assert_eq!(got.unwrap(), b"m");
     }
 }

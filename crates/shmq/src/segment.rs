@@ -22,10 +22,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::error::OpenError;
-use crate::layout::{
-    self, HEADER_SIZE, Header, HeaderError, Kind, LINE, Params, RingControl, RingLayout,
-};
-use crate::ring::Ring;
+use crate::layout::{self, HEADER_SIZE, Header, HeaderError, Kind, LINE, Params, RingControl};
 use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::{FutexWord, LockState, RawMutex, Semaphore};
 use crate::sys;
@@ -550,62 +547,6 @@ impl Segment {
             }
         }
     }
-
-    /// Checks, when the segment is opened, that the header's geometry is the one its own
-    /// parameters produce (`expected`), and then each ring once: its positions, and its lock
-    /// (which repairs the derived state if an owner died holding it).
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::Corrupt`] naming the mismatch or the impossible ring state.
-    pub(crate) fn check_opened<'r>(
-        &self,
-        found: &Params,
-        expected: &Params,
-        rings: impl IntoIterator<Item = &'r RingLayout>,
-    ) -> Result<(), OpenError> {
-        if found != expected {
-            return Err(OpenError::Corrupt(format!(
-                "header geometry ({found}) does not match its own layout ({expected})"
-            )));
-        }
-        for layout in rings {
-            self.ring(layout)?.lock(None).map_err(|e| match e {
-                crate::ring::RingError::Corrupt(s) => OpenError::Corrupt(s),
-                crate::ring::RingError::Timeout => OpenError::Corrupt("lock timed out".into()),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// The ring described by `layout`.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::Corrupt`] if the ring does not fit in the segment or is misaligned.
-    pub(crate) fn ring(&self, layout: &RingLayout) -> Result<Ring<'_>, OpenError> {
-        let control = self.at::<RingControl>(layout.control)?;
-        let end = layout
-            .capacity
-            .checked_mul(layout.stride as u64)
-            .and_then(|b| b.checked_add(layout.slots as u64));
-        if layout.slots < layout.control + layout::RING_CONTROL_SIZE
-            || end.is_none_or(|e| e > self.len as u64)
-            || layout.stride < layout.message_size + layout::SLOT_HEADER
-            || layout.stride % 8 != 0
-            || layout.slots % 8 != 0
-        {
-            return Err(OpenError::Corrupt(format!(
-                "a ring of {} slots of stride {} at offset {} does not fit a segment of {} bytes",
-                layout.capacity, layout.stride, layout.control, self.len
-            )));
-        }
-        // SAFETY: the slot array lies inside the mapping (checked above) and lives as long as
-        // `self`; slots are only accessed under the ring's lock, which `Ring` enforces.
-        let slots = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(layout.slots)) };
-        // SAFETY: as above; `layout` was checked to describe that memory.
-        Ok(unsafe { Ring::new(control, slots, layout) })
-    }
 }
 
 /// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
@@ -1051,18 +992,6 @@ impl Fresh {
     /// [`OpenError::Corrupt`] for a bad offset.
     pub(crate) fn init_mutex(&self, offset: usize) -> Result<&RawMutex, OpenError> {
         self.seg().mutex_at(offset)
-    }
-
-    /// Initialises the ring described by `layout` (its lock and its free-slot count).
-    ///
-    /// # Errors
-    ///
-    /// As [`init_mutex`](Self::init_mutex).
-    pub(crate) fn init_ring(&self, layout: &RingLayout) -> Result<(), OpenError> {
-        let ring = self.seg().ring(layout)?;
-        // SAFETY: the segment is unpublished, so nobody else can reach the ring yet.
-        unsafe { ring.init().map_err(|e| map_io(e, "ring"))? };
-        Ok(())
     }
 
     /// Writes the header (with this process as creator) and publishes it with the ready state,

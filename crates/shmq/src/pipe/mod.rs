@@ -754,13 +754,7 @@ impl PipeEnd {
     }
 
     fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
-        self.with_waiting(|how| {
-            engine::get(ring, wait, how, |l| {
-                l.pop_with(<[u8]>::to_vec)
-                    .map(|m| m.map(|m| (1, m)))
-                    .map_err(Fail::Corrupt)
-            })
-        })
+        self.with_waiting(|how| engine::get(ring, wait, how, |r| Ok(r.pop_vec()?.map(|m| (1, m)))))
     }
 
     /// Receives the oldest message, waiting while none is there.

@@ -1,0 +1,817 @@
+//! The lock-free half of the ring: consumers that copy a message out and then claim it with one
+//! compare-and-swap of `head`, the slot format written and read word by word through atomics,
+//! and the event counts that blocked callers sleep on.
+//!
+//! Producers are serialised by the ring's robust mutex (see `ring.rs`): the functions marked
+//! "producer" here may only be called by the holder of that lock. Consumers take no lock.
+//!
+//! Everything is made of atomics borrowed from the caller, so the same code runs over a shared
+//! segment, over heap memory in unit tests, and under loom (`--cfg loom`) with loom's atomics.
+//! The protocol, its state table and its crash points are in `docs/protocol.md`.
+//!
+//! Why it is safe to read a slot that a producer may be rewriting: the producer stores each
+//! word with `Release` only after it has seen (`Acquire`) `head` pass the slot's previous
+//! message; the consumer loads the words `Relaxed`, then issues an `Acquire` fence, then claims
+//! with a CAS on `head` from the position it copied. If any word it read came from the rewrite,
+//! the fence makes the consumer's CAS see `head` past that position, so the CAS fails and the
+//! copy is discarded (the seqlock argument, with `head` as the sequence).
+
+#![cfg_attr(loom, allow(dead_code))]
+
+use std::time::{Duration, Instant};
+
+use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use crate::sync::atomic::{AtomicU32, AtomicU64};
+use crate::sync::futex;
+
+/// Flags-word bit: the ring was closed (mirrors `layout::RING_CLOSED`).
+pub(crate) const CLOSED: u32 = 1;
+/// Flags-word bit: no sender is left (pipes).
+pub(crate) const SENDERS_GONE: u32 = 2;
+/// Flags-word bit: no receiver is left (pipes).
+pub(crate) const RECEIVERS_GONE: u32 = 4;
+
+/// Event-count bit: someone is about to sleep, or sleeps, on the word.
+const WAITING: u32 = 1;
+
+#[cfg(not(loom))]
+fn acquire_fence() {
+    std::sync::atomic::fence(Acquire);
+}
+
+#[cfg(loom)]
+fn acquire_fence() {
+    crate::sync::atomic::fence(Acquire);
+}
+
+/// Why a put did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PushFail {
+    /// No free slot.
+    Full,
+    /// The ring is closed.
+    Closed,
+    /// No receiver is left (pipes).
+    ReceiversGone,
+    /// The message is longer than a slot.
+    TooLarge { len: usize, max: usize },
+    /// The shared state is impossible (a damaged segment); nothing was published.
+    Corrupt(String),
+}
+
+/// Why a get did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PopFail {
+    /// The front message is longer than the caller's buffer; it stays queued.
+    TooSmall { needed: usize, available: usize },
+    /// The shared state is impossible (a damaged segment); nothing was taken.
+    Corrupt(String),
+}
+
+/// An event count on a futex word: bit 0 is [`WAITING`], the rest a generation. A sleeper sets
+/// the bit, re-checks its condition, and sleeps on the value it saw; a waker that changed the
+/// condition looks at the word and, only if the bit is set, changes the word and wakes every
+/// sleeper. A sleeper killed while the bit is set costs one spurious wake-up, then the bit is
+/// clear again: nothing to repair.
+#[derive(Clone, Copy)]
+pub(crate) struct Event<'a>(pub(crate) &'a AtomicU32);
+
+impl Event<'_> {
+    /// Sleeper, step 1: announce. Returns the value to sleep on.
+    pub(crate) fn prepare(self) -> u32 {
+        // SYNC POINT: sleeper side of the handshake: this RMW, then the caller's SeqCst reads
+        // of the condition.
+        let v = self.0.fetch_or(WAITING, SeqCst) | WAITING;
+        crate::sync::atomic::dekker_fence();
+        v
+    }
+
+    /// Sleeper, step 2 (after re-checking the condition): sleeps while the word is `v`.
+    pub(crate) fn sleep(self, v: u32, deadline: Option<Instant>) {
+        futex::wait(self.0, v, deadline);
+    }
+
+    /// Waker: call after the SeqCst write that changed the condition.
+    pub(crate) fn notify(self) {
+        crate::sync::atomic::dekker_fence();
+        // SYNC POINT: waker side: the condition was written before this load.
+        let mut v = self.0.load(SeqCst);
+        while v & WAITING != 0 {
+            // (gen, WAITING) + 1 = (gen + 1, clear).
+            match self
+                .0
+                .compare_exchange(v, v.wrapping_add(1), SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    futex::wake(self.0, u32::MAX);
+                    return;
+                }
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    /// Changes the word and wakes every sleeper, whatever the bit says (close, repair).
+    pub(crate) fn notify_all(self) {
+        self.0.fetch_add(2, SeqCst);
+        futex::wake(self.0, u32::MAX);
+    }
+}
+
+/// Spins while the wait is likely short (a peer on the other CPU about to publish).
+#[cfg(not(loom))]
+const SPIN_ROUNDS: u32 = 6;
+/// Then yields the CPU between checks for this long before sleeping.
+#[cfg(not(loom))]
+const POLL_FOR: Duration = Duration::from_micros(50);
+
+/// Waits until `ready()` holds, sleeping on `ev` after a short spin. Returns true when `ready()`
+/// held, false when `deadline` passed; also returns (true) after `slice` passed with no change,
+/// so that the caller can re-check what lives outside the ring (liveness of peers).
+pub(crate) fn wait_for(
+    ev: Event<'_>,
+    ready: impl Fn() -> bool,
+    deadline: Option<Instant>,
+    slice: Duration,
+) -> bool {
+    #[cfg(not(loom))]
+    {
+        for round in 0..SPIN_ROUNDS {
+            if ready() {
+                return true;
+            }
+            for _ in 0..1u32 << round {
+                futex::spin_loop();
+            }
+        }
+        let poll_until = Instant::now() + POLL_FOR;
+        while Instant::now() < poll_until {
+            if ready() {
+                return true;
+            }
+            futex::yield_now();
+        }
+    }
+    loop {
+        let v = ev.prepare();
+        if ready() {
+            return true;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        let wake_at = match deadline {
+            Some(d) => d.min(now + slice),
+            None => now + slice,
+        };
+        ev.sleep(v, Some(wake_at));
+        if ready() {
+            return true;
+        }
+        #[cfg(not(loom))]
+        if Instant::now() >= wake_at {
+            return deadline.is_none_or(|d| Instant::now() < d);
+        }
+    }
+}
+
+/// The shared words of one ring and its slots, borrowed.
+///
+/// Slot `i` is `words` consecutive `u64`s of `slots`, starting at `i * words`: word 0 holds the
+/// payload length, the payload follows in little-endian words (the last one zero-padded).
+#[derive(Clone, Copy)]
+pub(crate) struct Core<'a> {
+    /// Messages ever taken (consumers CAS it).
+    pub(crate) head: &'a AtomicU64,
+    /// Messages ever put (the lock holder stores it).
+    pub(crate) tail: &'a AtomicU64,
+    /// A value `head` had (the lock holder's cache, on the producer's line; `<= head`).
+    pub(crate) head_seen: &'a AtomicU64,
+    /// [`CLOSED`], [`SENDERS_GONE`], [`RECEIVERS_GONE`] (changed under the lock).
+    pub(crate) flags: &'a AtomicU32,
+    /// Event count of "a message was published".
+    pub(crate) items: &'a AtomicU32,
+    /// Event count of "a slot was freed".
+    pub(crate) free: &'a AtomicU32,
+    /// The slot array: `capacity * words` words.
+    pub(crate) slots: &'a [AtomicU64],
+    pub(crate) capacity: u64,
+    pub(crate) message_size: usize,
+    /// Words per slot: 1 + ceil(message_size / 8), or more.
+    pub(crate) words: usize,
+}
+
+impl<'a> Core<'a> {
+    pub(crate) fn items_event(&self) -> Event<'a> {
+        Event(self.items)
+    }
+
+    pub(crate) fn free_event(&self) -> Event<'a> {
+        Event(self.free)
+    }
+
+    pub(crate) fn flags(&self) -> u32 {
+        self.flags.load(SeqCst)
+    }
+
+    /// Messages waiting (exact when no put or get is in flight).
+    pub(crate) fn len(&self) -> u64 {
+        let head = self.head.load(SeqCst);
+        let tail = self.tail.load(SeqCst);
+        tail.saturating_sub(head).min(self.capacity)
+    }
+
+    /// Whether a get could take something now.
+    pub(crate) fn has_items(&self) -> bool {
+        let head = self.head.load(SeqCst);
+        self.tail.load(SeqCst) != head
+    }
+
+    /// Whether a put could find a free slot now.
+    pub(crate) fn has_free(&self) -> bool {
+        let tail = self.tail.load(SeqCst);
+        let head = self.head.load(SeqCst);
+        tail.wrapping_sub(head) < self.capacity
+    }
+
+    fn base(&self, pos: u64) -> usize {
+        (pos % self.capacity) as usize * self.words
+    }
+
+    // ---- producer side (the caller holds the ring's lock) ----
+
+    /// Producer: how many of `wanted` slots are free from `tail`, refusing a closed ring first
+    /// (Closed wins over Full). Returns `(tail, n)` with `n >= 1`.
+    pub(crate) fn reserve(&self, wanted: usize) -> Result<(u64, usize), PushFail> {
+        let flags = self.flags.load(SeqCst);
+        if flags & CLOSED != 0 {
+            return Err(PushFail::Closed);
+        }
+        if flags & RECEIVERS_GONE != 0 {
+            return Err(PushFail::ReceiversGone);
+        }
+        let tail = self.tail.load(Relaxed);
+        let seen = self.head_seen.load(Relaxed);
+        let mut used = tail.wrapping_sub(seen);
+        if seen > tail || used > self.capacity || self.capacity - used < wanted as u64 {
+            // SYNC POINT: pairs with the consumers' CAS of `head`: their copies of the slots
+            // we are about to reuse happen before our writes.
+            let head = self.head.load(Acquire);
+            if head > tail || tail - head > self.capacity {
+                return Err(PushFail::Corrupt(format!(
+                    "impossible positions: head {head} tail {tail} capacity {}",
+                    self.capacity
+                )));
+            }
+            self.head_seen.store(head, Relaxed);
+            used = tail - head;
+        }
+        let free = self.capacity - used;
+        if free == 0 {
+            return Err(PushFail::Full);
+        }
+        let n = (wanted as u64).min(free);
+        if tail.checked_add(n).is_none() {
+            return Err(PushFail::Corrupt(format!(
+                "impossible positions: tail {tail} cannot grow by {n}"
+            )));
+        }
+        Ok((tail, n as usize))
+    }
+
+    /// Producer: writes `msg` (at most `message_size` bytes) into the slot of position `pos`,
+    /// which [`reserve`](Self::reserve) returned as free. Visible to nobody until published.
+    pub(crate) fn write(&self, pos: u64, msg: &[u8]) {
+        debug_assert!(msg.len() <= self.message_size);
+        let base = self.base(pos);
+        let words = &self.slots[base..base + self.words];
+        words[0].store(msg.len() as u64, Release);
+        let mut chunks = msg.chunks_exact(8);
+        for (w, c) in words[1..].iter().zip(&mut chunks) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            w.store(u64::from_le_bytes(b), Release);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            words[1 + msg.len() / 8].store(u64::from_le_bytes(b), Release);
+        }
+    }
+
+    /// Producer: publishes the `n` messages written from position `tail` (the commit point of
+    /// a put: one store). Call [`Event::notify`] on the items event afterwards.
+    pub(crate) fn publish(&self, tail: u64, n: usize) {
+        // SYNC POINT: commit of a put; pairs with the consumers' loads of `tail`.
+        self.tail.store(tail + n as u64, SeqCst);
+    }
+
+    // ---- consumer side (no lock) ----
+
+    /// A consistent `(head, available)`, `None` when empty.
+    fn front(&self) -> Result<Option<(u64, u64)>, PopFail> {
+        loop {
+            let head = self.head.load(Acquire);
+            // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
+            let tail = self.tail.load(SeqCst);
+            if tail == head {
+                return Ok(None);
+            }
+            if tail > head && tail - head <= self.capacity {
+                return Ok(Some((head, tail - head)));
+            }
+            if !self.still(head) {
+                continue;
+            }
+            return Err(PopFail::Corrupt(format!(
+                "impossible positions: head {head} tail {tail} capacity {}",
+                self.capacity
+            )));
+        }
+    }
+
+    /// Whether `head` is still `pos`, with everything read before ordered before the check.
+    fn still(&self, pos: u64) -> bool {
+        acquire_fence();
+        self.head.load(Relaxed) == pos
+    }
+
+    /// The length word of position `pos`, unchecked.
+    fn raw_len(&self, pos: u64) -> u64 {
+        self.slots[self.base(pos)].load(Relaxed)
+    }
+
+    /// The checked length of position `pos`; `Ok(None)` if the read raced a rewrite.
+    fn len_at(&self, head: u64, pos: u64) -> Result<Option<usize>, PopFail> {
+        let len = self.raw_len(pos);
+        if len <= self.message_size as u64 {
+            return Ok(Some(len as usize));
+        }
+        if self.still(head) {
+            return Err(PopFail::Corrupt(format!(
+                "slot {} claims {len} bytes, more than the slot size {}",
+                pos % self.capacity,
+                self.message_size
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Copies `dst.len()` payload bytes of position `pos` into `dst`.
+    fn copy_to(&self, pos: u64, dst: &mut [u8]) {
+        let base = self.base(pos) + 1;
+        let words = &self.slots[base..base + dst.len().div_ceil(8)];
+        let mut chunks = dst.chunks_exact_mut(8);
+        for (c, w) in (&mut chunks).zip(words) {
+            c.copy_from_slice(&w.load(Relaxed).to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let n = rest.len();
+            rest.copy_from_slice(&words[words.len() - 1].load(Relaxed).to_le_bytes()[..n]);
+        }
+    }
+
+    /// The commit point of a get: claims positions `head..head + n` if nobody moved `head`.
+    fn claim(&self, head: u64, n: u64) -> bool {
+        acquire_fence();
+        // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire load
+        // of `head` before it reuses these slots.
+        self.head
+            .compare_exchange(head, head + n, SeqCst, Relaxed)
+            .is_ok()
+    }
+
+    /// Takes the front message into `buf`; returns its length, or `None` if the ring is empty.
+    /// A message longer than `buf` stays queued (`TooSmall`).
+    pub(crate) fn pop_into(&self, buf: &mut [u8]) -> Result<Option<usize>, PopFail> {
+        loop {
+            let Some((head, _)) = self.front()? else {
+                return Ok(None);
+            };
+            let Some(len) = self.len_at(head, head)? else {
+                continue;
+            };
+            if len > buf.len() {
+                if self.still(head) {
+                    return Err(PopFail::TooSmall {
+                        needed: len,
+                        available: buf.len(),
+                    });
+                }
+                continue;
+            }
+            self.copy_to(head, &mut buf[..len]);
+            if self.claim(head, 1) {
+                return Ok(Some(len));
+            }
+        }
+    }
+
+    /// Takes the front message into a new vector, or `None` if the ring is empty.
+    pub(crate) fn pop_vec(&self) -> Result<Option<Vec<u8>>, PopFail> {
+        let mut v = Vec::new();
+        loop {
+            let Some((head, _)) = self.front()? else {
+                return Ok(None);
+            };
+            let Some(len) = self.len_at(head, head)? else {
+                continue;
+            };
+            v.resize(len, 0);
+            self.copy_to(head, &mut v);
+            if self.claim(head, 1) {
+                return Ok(Some(v));
+            }
+        }
+    }
+
+    /// Takes up to `max` front messages: their bytes end to end in `bytes`, their lengths in
+    /// `lens` (both cleared first). Returns how many (0 if empty or `max` is 0).
+    pub(crate) fn pop_batch(
+        &self,
+        max: usize,
+        bytes: &mut Vec<u8>,
+        lens: &mut Vec<usize>,
+    ) -> Result<usize, PopFail> {
+        if max == 0 {
+            return Ok(0);
+        }
+        'retry: loop {
+            bytes.clear();
+            lens.clear();
+            let Some((head, avail)) = self.front()? else {
+                return Ok(0);
+            };
+            let n = avail.min(max as u64);
+            for pos in head..head + n {
+                let Some(len) = self.len_at(head, pos)? else {
+                    continue 'retry;
+                };
+                let start = bytes.len();
+                bytes.resize(start + len, 0);
+                self.copy_to(pos, &mut bytes[start..]);
+                lens.push(len);
+            }
+            if self.claim(head, n) {
+                return Ok(n as usize);
+            }
+        }
+    }
+
+    /// Test hook: a consumer that copies the front message and dies before its claim.
+    #[cfg(any(test, loom))]
+    pub(crate) fn copy_and_die(&self) {
+        if let Ok(Some((head, _))) = self.front() {
+            if let Ok(Some(len)) = self.len_at(head, head) {
+                let mut v = vec![0; len];
+                self.copy_to(head, &mut v);
+            }
+        }
+    }
+}
+
+/// Heap memory for a ring: the words a [`Core`] borrows, made with `new` (so that loom tracks
+/// them). Unit tests and loom tests drive the protocol through it.
+#[cfg(any(test, loom))]
+pub(crate) struct HeapCore {
+    words: Vec<AtomicU64>,
+    small: Vec<AtomicU32>,
+    slots: Vec<AtomicU64>,
+    capacity: u64,
+    message_size: usize,
+}
+
+#[cfg(any(test, loom))]
+impl HeapCore {
+    pub(crate) fn new(capacity: u64, message_size: usize) -> HeapCore {
+        let words = 1 + message_size.div_ceil(8);
+        HeapCore {
+            words: (0..3).map(|_| AtomicU64::new(0)).collect(),
+            small: (0..3).map(|_| AtomicU32::new(0)).collect(),
+            slots: (0..capacity as usize * words)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            capacity,
+            message_size,
+        }
+    }
+
+    pub(crate) fn core(&self) -> Core<'_> {
+        Core {
+            head: &self.words[0],
+            tail: &self.words[1],
+            head_seen: &self.words[2],
+            flags: &self.small[0],
+            items: &self.small[1],
+            free: &self.small[2],
+            slots: &self.slots,
+            capacity: self.capacity,
+            message_size: self.message_size,
+            words: 1 + self.message_size.div_ceil(8),
+        }
+    }
+
+    /// A whole put by the (only) producer: reserve, write, publish, notify.
+    pub(crate) fn push(&self, msg: &[u8]) -> Result<(), PushFail> {
+        let c = self.core();
+        let (tail, _) = c.reserve(1)?;
+        c.write(tail, msg);
+        c.publish(tail, 1);
+        c.items_event().notify();
+        Ok(())
+    }
+
+    /// Closes the ring and wakes everyone.
+    pub(crate) fn close(&self) {
+        let c = self.core();
+        c.flags.fetch_or(CLOSED, SeqCst);
+        c.items_event().notify_all();
+        c.free_event().notify_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn msg(i: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|k| i.wrapping_add(k as u8)).collect()
+    }
+
+    #[test]
+    fn messages_of_every_length_round_trip_in_order_across_wraps() {
+        let h = HeapCore::new(3, 20);
+        let c = h.core();
+        for len in 0..=20 {
+            h.push(&msg(len as u8, len)).unwrap();
+            let mut buf = [0u8; 20];
+            let n = c.pop_into(&mut buf).unwrap().unwrap();
+            assert_eq!(&buf[..n], &msg(len as u8, len)[..]);
+        }
+        assert_eq!(c.pop_vec().unwrap(), None);
+    }
+
+    #[test]
+    fn closed_wins_over_full_and_impossible_positions_are_corrupt() {
+        let h = HeapCore::new(1, 8);
+        let c = h.core();
+        h.push(b"x").unwrap();
+        assert_eq!(c.reserve(1), Err(PushFail::Full));
+        h.close();
+        assert_eq!(c.reserve(1), Err(PushFail::Closed));
+
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        c.head.store(u64::MAX, SeqCst);
+        c.tail.store(u64::MAX, SeqCst);
+        assert!(matches!(c.reserve(1), Err(PushFail::Corrupt(_))));
+        c.head.store(5, SeqCst);
+        c.tail.store(9, SeqCst);
+        assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+        assert!(matches!(c.reserve(1), Err(PushFail::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_consumer_dead_after_its_copy_loses_nothing() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        c.copy_and_die();
+        assert_eq!(c.pop_vec().unwrap(), Some(b"one".to_vec()));
+    }
+
+    #[test]
+    fn a_producer_dead_before_publishing_leaves_nothing_visible() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        let (tail, _) = c.reserve(1).unwrap();
+        c.write(tail, b"half");
+        // Died here: `tail` was never stored. The next producer reuses the position.
+        assert_eq!(c.pop_vec().unwrap(), None);
+        h.push(b"next").unwrap();
+        assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn batches_take_what_is_there_and_too_small_buffers_leave_the_message() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        for m in [&b"a"[..], b"bb", b"ccc"] {
+            h.push(m).unwrap();
+        }
+        let mut small = [0u8; 1];
+        assert_eq!(c.pop_into(&mut small), Ok(Some(1)));
+        assert_eq!(
+            c.pop_into(&mut small),
+            Err(PopFail::TooSmall {
+                needed: 2,
+                available: 1
+            })
+        );
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_batch(0, &mut bytes, &mut lens), Ok(0));
+        assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(2));
+        assert_eq!((&bytes[..], &lens[..]), (&b"bbccc"[..], &[2, 3][..]));
+        assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(0));
+    }
+}
+
+/// Loom models of the protocol: every interleaving (within the preemption bound) of a producer
+/// and one or two consumers, with participants that die (stop for good) at each step. Run with
+/// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shmq --lib --release loom`.
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Two messages of different lengths, so that a torn read (the length of one with the
+    /// payload of the other) cannot pass for either.
+    const A: &[u8] = &[1];
+    const B: &[u8] = &[2; 8];
+
+    fn intact(m: &[u8]) -> bool {
+        m == A || m == B
+    }
+
+    /// Puts `msg`, yielding while the ring is full (the producers' lock is implicit: one
+    /// producer thread).
+    fn put(h: &HeapCore, msg: &[u8]) {
+        loop {
+            match h.push(msg) {
+                Ok(()) => return,
+                Err(PushFail::Full) => thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+
+    /// A capacity-1 ring reused while two consumers copy and claim concurrently: each message is
+    /// taken once, whole, in order.
+    #[test]
+    fn loom_two_consumers_take_each_message_once_and_whole() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let taken = Arc::new(AtomicU32::new(0));
+            let consumer = |h: Arc<HeapCore>, taken: Arc<AtomicU32>| {
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while taken.load(SeqCst) < 2 {
+                        match h.core().pop_vec().unwrap() {
+                            Some(m) => {
+                                assert!(intact(&m), "torn message {m:?}");
+                                got.push(m);
+                                taken.fetch_add(1, SeqCst);
+                            }
+                            None => thread::yield_now(),
+                        }
+                    }
+                    got
+                })
+            };
+            let c1 = consumer(Arc::clone(&h), Arc::clone(&taken));
+            let c2 = consumer(Arc::clone(&h), Arc::clone(&taken));
+            put(&h, A);
+            put(&h, B);
+            let mut all = c1.join().unwrap();
+            let second = c2.join().unwrap();
+            if all.len() == 1 && second.len() == 1 && all[0] == B {
+                all.insert(0, second[0].clone());
+            } else {
+                all.extend(second);
+            }
+            all.sort();
+            assert_eq!(all, vec![A.to_vec(), B.to_vec()]);
+        });
+    }
+
+    /// A consumer that dies after copying (before its claim) takes nothing: the survivor gets
+    /// every message, and the producer can reuse the slot.
+    #[test]
+    fn loom_a_consumer_dead_mid_get_loses_nothing() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let dying = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || h.core().copy_and_die())
+            };
+            let survivor = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while got.len() < 2 {
+                        match h.core().pop_vec().unwrap() {
+                            Some(m) => got.push(m),
+                            None => thread::yield_now(),
+                        }
+                    }
+                    got
+                })
+            };
+            put(&h, A);
+            put(&h, B);
+            dying.join().unwrap();
+            assert_eq!(survivor.join().unwrap(), vec![A.to_vec(), B.to_vec()]);
+        });
+    }
+
+    /// A producer that dies after writing a slot and before publishing it leaves nothing
+    /// visible; the next lock holder reuses the position, and the consumer sees only its message.
+    #[test]
+    fn loom_a_producer_dead_before_publishing_never_half_appears() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let consumer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    loop {
+                        match h.core().pop_vec().unwrap() {
+                            Some(m) => return m,
+                            None => thread::yield_now(),
+                        }
+                    }
+                })
+            };
+            let c = h.core();
+            let (tail, _) = c.reserve(1).unwrap();
+            c.write(tail, B);
+            // The writer died here, holding the lock; the next holder (after the repair) puts.
+            put(&h, A);
+            assert_eq!(consumer.join().unwrap(), A.to_vec());
+        });
+    }
+
+    /// The event-count handshake: a consumer asleep on `items` and a producer asleep on `free`
+    /// (capacity 1, two messages) are always woken; a lost wake-up would be a deadlock that loom
+    /// reports.
+    #[test]
+    fn loom_sleepers_on_items_and_free_are_always_woken() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let consumer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while got.len() < 2 {
+                        let c = h.core();
+                        if let Some(m) = c.pop_vec().unwrap() {
+                            c.free_event().notify();
+                            got.push(m);
+                            continue;
+                        }
+                        wait_for(
+                            c.items_event(),
+                            || c.has_items(),
+                            None,
+                            Duration::from_secs(60),
+                        );
+                    }
+                    got
+                })
+            };
+            for m in [A, B] {
+                loop {
+                    match h.push(m) {
+                        Ok(()) => break,
+                        Err(PushFail::Full) => {
+                            let c = h.core();
+                            wait_for(
+                                c.free_event(),
+                                || c.has_free(),
+                                None,
+                                Duration::from_secs(60),
+                            );
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            assert_eq!(consumer.join().unwrap(), vec![A.to_vec(), B.to_vec()]);
+        });
+    }
+
+    /// A close reaches a consumer asleep on an empty ring.
+    #[test]
+    fn loom_close_wakes_a_sleeping_consumer() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let consumer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let c = h.core();
+                    let ready = || c.has_items() || c.flags() & CLOSED != 0;
+                    while !ready() {
+                        wait_for(c.items_event(), ready, None, Duration::from_secs(60));
+                    }
+                    c.pop_vec().unwrap()
+                })
+            };
+            h.close();
+            assert_eq!(consumer.join().unwrap(), None);
+            assert_eq!(h.push(A), Err(PushFail::Closed));
+        });
+    }
+}
