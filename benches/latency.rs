@@ -14,7 +14,12 @@ fn latency(c: &mut Criterion, launcher: &Launcher) {
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    for over in [PingOver::Shmq, PingOver::Pipe, PingOver::Socket] {
+    for over in [
+        PingOver::Floor,
+        PingOver::Shmq,
+        PingOver::Pipe,
+        PingOver::Socket,
+    ] {
         g.bench_function(BenchmarkId::new(over.name(), SIZE), |b| {
             b.iter_custom(|iters| {
                 let r = ping_pong(launcher, over, SIZE, 100, iters)

@@ -20,6 +20,7 @@ fn throughput(c: &mut Criterion, launcher: &Launcher) {
     for size in SIZES {
         g.throughput(Throughput::Bytes(size as u64));
         for m in [
+            Mechanism::Floor,
             Mechanism::Shmq(ShmqApi::Single),
             Mechanism::Shmq(ShmqApi::Batch(64)),
             Mechanism::Shmq(ShmqApi::ZeroCopy),

@@ -95,6 +95,14 @@ pub struct Row {
     /// `p50_us` over the pipe's (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_ratio_to_pipe: Option<f64>,
+    /// `msgs_per_sec` over the floor's (a minimal lock-free SPSC ring, 1 producer → 1
+    /// consumer) of the same size: the round-trip floor for round trips, the 1→1 floor for
+    /// every other row (the MPMC rows included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_floor: Option<f64>,
+    /// `p50_us` over the floor's round trip (lower is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ratio_to_floor: Option<f64>,
 }
 
 /// One planned row.
@@ -127,6 +135,8 @@ impl Plan {
                     p50_us: None,
                     p99_us: None,
                     p50_ratio_to_pipe: None,
+                    ratio_to_floor: None,
+                    p50_ratio_to_floor: None,
                 })
             }
             Plan::Ping { over, size } => {
@@ -145,6 +155,8 @@ impl Plan {
                     p50_us: Some(r.p50_ns as f64 / 1e3),
                     p99_us: Some(r.p99_ns as f64 / 1e3),
                     p50_ratio_to_pipe: None,
+                    ratio_to_floor: None,
+                    p50_ratio_to_floor: None,
                 })
             }
         }
@@ -168,6 +180,7 @@ fn plan(cfg: &Config) -> Vec<Plan> {
             Workload::Spsc => {
                 for &size in &cfg.sizes {
                     for m in [
+                        Mechanism::Floor,
                         Mechanism::Shmq(ShmqApi::Single),
                         Mechanism::Shmq(ShmqApi::Batch(cfg.batch)),
                         Mechanism::Shmq(ShmqApi::ZeroCopy),
@@ -187,7 +200,12 @@ fn plan(cfg: &Config) -> Vec<Plan> {
             }
             Workload::Rtt => {
                 for size in small.clone() {
-                    for over in [PingOver::Shmq, PingOver::Pipe, PingOver::Socket] {
+                    for over in [
+                        PingOver::Floor,
+                        PingOver::Shmq,
+                        PingOver::Pipe,
+                        PingOver::Socket,
+                    ] {
                         plans.push(Plan::Ping { over, size });
                     }
                 }
@@ -267,8 +285,30 @@ fn pilot_count(p: Plan) -> u64 {
 }
 
 /// Fills `ratio_to_pipe` (and `p50_ratio_to_pipe` for round trips) from the pipe row of the
-/// same workload and size.
+/// same workload and size, and `ratio_to_floor` (`p50_ratio_to_floor`) from the floor row of the
+/// same size (the round-trip floor for round trips, the 1→1 floor otherwise).
 pub fn add_ratios(rows: &mut [Row]) {
+    let floors: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.mechanism == "floor")
+        .cloned()
+        .collect();
+    for r in rows.iter_mut() {
+        let want = if r.workload == Workload::Rtt.name() {
+            Workload::Rtt.name()
+        } else {
+            Workload::Spsc.name()
+        };
+        if let Some(f) = floors
+            .iter()
+            .find(|f| f.workload == want && f.size == r.size)
+        {
+            r.ratio_to_floor = Some(r.msgs_per_sec / f.msgs_per_sec);
+            if let (Some(a), Some(b)) = (r.p50_us, f.p50_us) {
+                r.p50_ratio_to_floor = Some(a / b);
+            }
+        }
+    }
     let pipes: Vec<Row> = rows
         .iter()
         .filter(|r| r.mechanism == "pipe")
@@ -292,7 +332,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}",
         "work",
         "mechanism",
         "size",
@@ -301,6 +341,7 @@ pub fn table(rows: &[Row]) -> String {
         "msgs/s",
         "MB/s",
         "x pipe",
+        "x floor",
         "p50 us",
         "p99 us",
         "p50/pipe"
@@ -309,7 +350,7 @@ pub fn table(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>9} {:>9} {:>9}",
+            "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9}",
             r.workload,
             r.mechanism,
             r.size,
@@ -318,6 +359,7 @@ pub fn table(rows: &[Row]) -> String {
             r.msgs_per_sec,
             r.mb_per_sec,
             opt(r.ratio_to_pipe, 2),
+            opt(r.ratio_to_floor, 2),
             opt(r.p50_us, 1),
             opt(r.p99_us, 1),
             opt(r.p50_ratio_to_pipe, 2),
@@ -347,8 +389,8 @@ mod tests {
     #[test]
     fn the_default_plan_covers_the_issue_rows() {
         let cfg = Config::default();
-        // spsc: 5 mechanisms x 2 sizes; mpmc: 2 x 64 B; rtt: 3 x 64 B.
-        assert_eq!(row_count(&cfg), 10 + 2 + 3);
+        // spsc: 6 mechanisms (floor included) x 2 sizes; mpmc: 2 x 64 B; rtt: 4 x 64 B.
+        assert_eq!(row_count(&cfg), 12 + 2 + 4);
     }
 
     #[test]
@@ -365,11 +407,17 @@ mod tests {
             p50_us: None,
             p99_us: None,
             p50_ratio_to_pipe: None,
+            ratio_to_floor: None,
+            p50_ratio_to_floor: None,
         };
-        let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0)];
+        let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0), row("floor", 600.0)];
         add_ratios(&mut rows);
         assert_eq!(rows[0].ratio_to_pipe, Some(3.0));
         assert_eq!(rows[1].ratio_to_pipe, Some(1.0));
-        assert!(json_lines(&rows).unwrap().contains("\"ratio_to_pipe\":3.0"));
+        assert_eq!(rows[0].ratio_to_floor, Some(0.5));
+        assert_eq!(rows[2].ratio_to_floor, Some(1.0));
+        let json = json_lines(&rows).unwrap();
+        assert!(json.contains("\"ratio_to_pipe\":3.0"));
+        assert!(json.contains("\"ratio_to_floor\":0.5"));
     }
 }

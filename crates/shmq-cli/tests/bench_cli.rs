@@ -34,12 +34,14 @@ fn bench_json_prints_one_checked_object_per_row() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // spsc: 5 mechanisms; mpmc: shmq and pipe; rtt: shmq, pipe, socket.
-    assert_eq!(rows.len(), 10, "{text}");
+    // spsc: 6 mechanisms (the floor included); mpmc: shmq and pipe; rtt: floor, shmq, pipe,
+    // socket.
+    assert_eq!(rows.len(), 12, "{text}");
     for r in &rows {
         assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["mb_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["ratio_to_pipe"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["ratio_to_floor"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["size"], 64);
     }
     let pipe = rows
@@ -47,6 +49,11 @@ fn bench_json_prints_one_checked_object_per_row() {
         .find(|r| r["mechanism"] == "pipe" && r["workload"] == "spsc")
         .unwrap();
     assert_eq!(pipe["ratio_to_pipe"].as_f64(), Some(1.0));
+    let floor = rows
+        .iter()
+        .find(|r| r["mechanism"] == "floor" && r["workload"] == "spsc")
+        .unwrap();
+    assert_eq!(floor["ratio_to_floor"].as_f64(), Some(1.0));
     let rtt = rows
         .iter()
         .find(|r| r["mechanism"] == "shmq" && r["workload"] == "rtt")

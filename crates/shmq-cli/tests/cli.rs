@@ -263,6 +263,7 @@ fn bench_with_tiny_counts_prints_well_formed_json() {
             "msgs_per_sec",
             "mb_per_sec",
             "ratio_to_pipe",
+            "ratio_to_floor",
         ] {
             assert!(r.get(key).is_some(), "row without {key}: {r}");
         }

@@ -307,6 +307,14 @@ impl Locked<'_, '_> {
         Ok(n)
     }
 
+    /// Test hook: a producer that writes the next slot and dies before publishing it.
+    #[cfg(test)]
+    fn write_and_die(&mut self, msg: &[u8]) {
+        if let Ok((tail, _)) = self.core().reserve(1) {
+            self.core().write(tail, msg);
+        }
+    }
+
     /// Marks `n` tasks done. Returns the unfinished count left, or `Err(left)` without changing
     /// anything if fewer than `n` are unfinished. Reaching zero bumps the join generation.
     pub(crate) fn task_done(&mut self, n: u64) -> Result<u64, u64> {
@@ -610,5 +618,160 @@ mod tests {
         drop(l);
         assert_eq!(ring.unfinished(), 0);
         assert_eq!(ring.len(), 0);
+    }
+
+    /// The model test: random sequences of operations, with simulated deaths at each step,
+    /// against a `VecDeque` model of the queue and a counter of unfinished tasks.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::VecDeque;
+
+        const CAP: u64 = 4;
+        const SIZE: usize = 12;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Put(Vec<u8>),
+            PutMany(Vec<Vec<u8>>),
+            Get,
+            GetInto(usize),
+            GetBatch(usize),
+            TaskDone,
+            Close,
+            /// A producer writes its slot and dies holding the lock (owner death).
+            ProducerDies(Vec<u8>),
+            /// A consumer copies the front message and dies before its claim.
+            ConsumerDiesMidCopy,
+            /// A consumer claims the front message and dies with it.
+            ConsumerDiesAfterClaim,
+        }
+
+        fn msg() -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(any::<u8>(), 0..=SIZE)
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => msg().prop_map(Op::Put),
+                2 => proptest::collection::vec(msg(), 0..6).prop_map(Op::PutMany),
+                4 => Just(Op::Get),
+                1 => (0..=SIZE).prop_map(Op::GetInto),
+                2 => (0..6usize).prop_map(Op::GetBatch),
+                2 => Just(Op::TaskDone),
+                1 => Just(Op::Close),
+                1 => msg().prop_map(Op::ProducerDies),
+                1 => Just(Op::ConsumerDiesMidCopy),
+                1 => Just(Op::ConsumerDiesAfterClaim),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_ring_behaves_like_a_vecdeque_whoever_dies(ops in proptest::collection::vec(op(), 1..60)) {
+                let hr = HeapRing::new(CAP, SIZE as u64);
+                let ring = hr.ring();
+                let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+                let mut unfinished = 0u64;
+                let mut closed = false;
+                for op in ops {
+                    match op {
+                        Op::Put(m) => {
+                            let r = ring.lock(None).unwrap().push(&m);
+                            let want = if closed {
+                                Err(PushFail::Closed)
+                            } else if model.len() as u64 == CAP {
+                                Err(PushFail::Full)
+                            } else {
+                                Ok(())
+                            };
+                            prop_assert_eq!(&r, &want);
+                            if r.is_ok() {
+                                model.push_back(m);
+                                unfinished += 1;
+                            }
+                        }
+                        Op::PutMany(ms) => {
+                            let r = ring.lock(None).unwrap().push_many(&ms);
+                            let free = CAP as usize - model.len();
+                            if closed {
+                                prop_assert_eq!(r, Err(PushFail::Closed));
+                            } else if free == 0 {
+                                prop_assert_eq!(r, Err(PushFail::Full));
+                            } else {
+                                let n = ms.len().min(free);
+                                prop_assert_eq!(r, Ok(n));
+                                model.extend(ms[..n].iter().cloned());
+                                unfinished += n as u64;
+                            }
+                        }
+                        Op::Get | Op::ConsumerDiesAfterClaim => {
+                            prop_assert_eq!(ring.pop_vec().unwrap(), model.pop_front());
+                        }
+                        Op::GetInto(n) => {
+                            let mut buf = vec![0u8; n];
+                            let r = ring.pop_into(&mut buf);
+                            match model.front() {
+                                None => prop_assert_eq!(r, Ok(None)),
+                                Some(m) if m.len() > n => prop_assert_eq!(
+                                    r,
+                                    Err(PopFail::TooSmall { needed: m.len(), available: n })
+                                ),
+                                Some(_) => {
+                                    let m = model.pop_front().unwrap();
+                                    prop_assert_eq!(r, Ok(Some(m.len())));
+                                    prop_assert_eq!(&buf[..m.len()], &m[..]);
+                                }
+                            }
+                        }
+                        Op::GetBatch(max) => {
+                            let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+                            let n = ring.core().pop_batch(max, &mut bytes, &mut lens).unwrap();
+                            prop_assert_eq!(n, max.min(model.len()));
+                            let want: Vec<u8> = model.drain(..n).flatten().collect();
+                            prop_assert_eq!(bytes, want);
+                        }
+                        Op::TaskDone => {
+                            let r = ring.lock(None).unwrap().task_done(1);
+                            if unfinished == 0 {
+                                prop_assert_eq!(r, Err(0));
+                            } else {
+                                unfinished -= 1;
+                                prop_assert_eq!(r, Ok(unfinished));
+                            }
+                        }
+                        Op::Close => {
+                            ring.lock(None).unwrap().set_flags(crate::layout::RING_CLOSED, true);
+                            closed = true;
+                        }
+                        Op::ProducerDies(m) => {
+                            let r = &ring;
+                            std::thread::scope(|s| {
+                                s.spawn(|| {
+                                    let mut l = r.lock(None).unwrap();
+                                    l.write_and_die(&m);
+                                    // Dies holding the lock: the guard is never dropped.
+                                    std::mem::forget(l);
+                                });
+                            });
+                            let l = ring.lock(None).unwrap();
+                            prop_assert!(l.repaired);
+                        }
+                        Op::ConsumerDiesMidCopy => ring.core().copy_and_die(),
+                    }
+                    prop_assert_eq!(ring.len(), model.len() as u64);
+                    prop_assert_eq!(ring.unfinished(), unfinished);
+                    prop_assert_eq!(ring.flags() & crate::layout::RING_CLOSED != 0, closed);
+                    prop_assert!(ring.check_unlocked().is_ok());
+                }
+                // Drain: exactly the model's messages, in order.
+                while let Some(m) = ring.pop_vec().unwrap() {
+                    prop_assert_eq!(Some(m), model.pop_front());
+                }
+                prop_assert!(model.is_empty());
+            }
+        }
     }
 }

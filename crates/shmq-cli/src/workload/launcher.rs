@@ -46,7 +46,9 @@ impl Launcher {
             Role::ShmqProducer { .. }
             | Role::PipeProducer { .. }
             | Role::SocketProducer { .. }
-            | Role::PingClient { .. } => 0,
+            | Role::PingClient { .. }
+            | Role::FloorProducer { .. }
+            | Role::FloorPing { .. } => 0,
             _ => 1,
         }
     }

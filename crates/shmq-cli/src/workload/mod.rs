@@ -22,6 +22,7 @@
 //! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips) and
 //! [`mutex`] (the lock benchmarks' shared mutex).
 
+mod floor;
 pub mod launcher;
 pub mod mutex;
 pub mod ping;

@@ -25,6 +25,8 @@ pub enum PingOver {
     Pipe,
     /// A `SOCK_SEQPACKET` socket pair.
     Socket,
+    /// Two floor rings (bench code only).
+    Floor,
 }
 
 impl PingOver {
@@ -34,6 +36,7 @@ impl PingOver {
             PingOver::Shmq => "shmq",
             PingOver::Pipe => "pipe",
             PingOver::Socket => "socket",
+            PingOver::Floor => "floor",
         }
     }
 }
@@ -52,6 +55,7 @@ pub fn ping_pong(
 ) -> Result<PingReport> {
     ensure!(size >= MIN_SIZE, "messages need at least {MIN_SIZE} bytes");
     let (client, echo) = match over {
+        PingOver::Floor => return super::floor::ping_pong(launcher, size, warmup, count),
         PingOver::Shmq => {
             let ping = Named::create("ping", 4, size)?;
             let pong = Named::create("pong", 4, size)?;

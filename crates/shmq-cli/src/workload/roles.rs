@@ -5,6 +5,7 @@ use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 use shmq::Queue;
 
+use super::floor;
 use super::ping::{Link, echo, ping};
 use super::transports::{
     pipe_consume, pipe_produce, shmq_consume, shmq_produce, socket_consume, socket_produce,
@@ -96,6 +97,30 @@ pub enum Role {
     },
     /// Sends every ping back until the client is gone.
     PingEcho { transport: Transport, size: usize },
+    /// Sends `count` messages into ring 0 of the floor segment `segment` (bench code only).
+    FloorProducer {
+        segment: String,
+        gate: String,
+        capacity: usize,
+        size: usize,
+        first: u64,
+        count: u64,
+    },
+    /// Takes messages from ring 0 of the floor segment until it is closed and empty.
+    FloorConsumer {
+        segment: String,
+        capacity: usize,
+        size: usize,
+    },
+    /// Ping client over two floor rings.
+    FloorPing {
+        segment: String,
+        size: usize,
+        warmup: u64,
+        count: u64,
+    },
+    /// Echo over two floor rings.
+    FloorEcho { segment: String, size: usize },
     /// Locks and unlocks the named lock `segment` `count` times.
     LockHammer { segment: String, count: u64 },
 }
@@ -221,16 +246,16 @@ pub fn run_child() -> Result<()> {
     run_role(role)
 }
 
-fn ready() {
+pub(super) fn ready() {
     eprintln!("{READY}");
 }
 
-fn report<T: Serialize>(value: &T) -> Result<()> {
+pub(super) fn report<T: Serialize>(value: &T) -> Result<()> {
     eprintln!("{REPORT}{}", serde_json::to_string(value)?);
     Ok(())
 }
 
-fn wait_gate(gate: &str) -> Result<()> {
+pub(super) fn wait_gate(gate: &str) -> Result<()> {
     let g = Queue::open(gate).with_context(|| format!("opening gate {gate}"))?;
     ready();
     g.get().context("waiting at the gate")?;
@@ -304,6 +329,26 @@ pub(super) fn run_role(role: Role) -> Result<()> {
             ready();
             echo(&mut link, size)
         }
+        Role::FloorProducer {
+            segment,
+            gate,
+            capacity,
+            size,
+            first,
+            count,
+        } => floor::produce(&segment, &gate, capacity, size, first, count),
+        Role::FloorConsumer {
+            segment,
+            capacity,
+            size,
+        } => floor::consume(&segment, capacity, size),
+        Role::FloorPing {
+            segment,
+            size,
+            warmup,
+            count,
+        } => floor::ping(&segment, size, warmup, count),
+        Role::FloorEcho { segment, size } => floor::echo(&segment, size),
         Role::LockHammer { segment, count } => {
             let m =
                 shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;

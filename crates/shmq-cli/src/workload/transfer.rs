@@ -21,6 +21,9 @@ pub enum Mechanism {
     Pipe,
     /// A Unix `SOCK_SEQPACKET` socket pair (one producer, one consumer).
     Socket,
+    /// The floor: a minimal lock-free SPSC ring, busy-spinning, no crash safety (bench code
+    /// only; one producer, one consumer).
+    Floor,
 }
 
 impl Mechanism {
@@ -32,6 +35,7 @@ impl Mechanism {
             Mechanism::Shmq(ShmqApi::ZeroCopy) => "shmq-zero-copy",
             Mechanism::Pipe => "pipe",
             Mechanism::Socket => "socket",
+            Mechanism::Floor => "floor",
         }
     }
 }
@@ -76,13 +80,16 @@ impl Transfer {
         let many = self.producers > 1 || self.consumers > 1;
         if many {
             ensure!(
-                self.mechanism != Mechanism::Socket,
-                "a socket pair has one process per side"
+                self.mechanism != Mechanism::Socket && self.mechanism != Mechanism::Floor,
+                "a socket pair and the floor have one process per side"
             );
             ensure!(
                 self.mechanism != Mechanism::Pipe || self.size <= PIPE_BUF,
                 "several processes share a pipe only with messages of at most {PIPE_BUF} bytes"
             );
+        }
+        if self.mechanism == Mechanism::Floor {
+            return super::floor::transfer(launcher, self.size, self.count);
         }
         let gate = Named::create("gate", self.producers.max(1), 8)?;
         let shares = split(self.count, self.producers);
@@ -140,6 +147,7 @@ impl Transfer {
                 // Only the children hold the pipe now: end-of-file comes when producers exit.
                 drop((r, w));
             }
+            Mechanism::Floor => unreachable!("handled above"),
             Mechanism::Socket => {
                 let (a, b) = socket_pair()?;
                 consumers.push(launcher.spawn(
