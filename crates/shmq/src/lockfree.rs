@@ -596,6 +596,58 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        let (tail, n) = c.reserve(3).unwrap();
+        assert_eq!(n, 3);
+        for (i, m) in [&b"x1"[..], b"x2", b"x3"].iter().enumerate() {
+            c.write(tail + i as u64, m);
+        }
+        // Died before `publish`: nothing of the batch is visible, every slot is still free.
+        assert_eq!(c.pop_vec().unwrap(), None);
+        assert_eq!(c.reserve(4).unwrap(), (tail, 4));
+        h.push(b"next").unwrap();
+        assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_consumer_dead_mid_copy_takes_nothing() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        for m in [&b"a"[..], b"bb", b"ccc"] {
+            h.push(m).unwrap();
+        }
+        // A batch consumer copies the first two messages and dies before its claim.
+        let head = c.head.load(SeqCst);
+        let mut scratch = [0u8; 8];
+        for pos in head..head + 2 {
+            let len = c.len_at(head, pos).unwrap().unwrap();
+            c.copy_to(pos, &mut scratch[..len]);
+        }
+        // (no claim)
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(3));
+        assert_eq!((&bytes[..], &lens[..]), (&b"abbccc"[..], &[1, 2, 3][..]));
+    }
+
+    #[test]
+    fn a_copy_that_loses_the_race_is_discarded() {
+        // Consumer X reads position 0, then consumer Y takes it and a producer reuses the slot
+        // for position 1 (capacity 1): X's claim from 0 must fail.
+        let h = HeapCore::new(1, 8);
+        let c = h.core();
+        h.push(b"old").unwrap();
+        let head = c.head.load(SeqCst);
+        let mut x = [0u8; 3];
+        c.copy_to(head, &mut x);
+        assert_eq!(c.pop_vec().unwrap(), Some(b"old".to_vec()));
+        h.push(b"new").unwrap();
+        assert!(!c.claim(head, 1));
+        assert_eq!(c.pop_vec().unwrap(), Some(b"new".to_vec()));
+    }
+
+    #[test]
     fn batches_take_what_is_there_and_too_small_buffers_leave_the_message() {
         let h = HeapCore::new(4, 8);
         let c = h.core();
