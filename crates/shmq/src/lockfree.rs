@@ -674,7 +674,7 @@ mod tests {
 /// Loom models of the protocol: every interleaving (within the preemption bound) of a producer
 /// and one or two consumers, with participants that die (stop for good) at each step. Run with
 /// `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shmq --lib --release loom`.
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;
