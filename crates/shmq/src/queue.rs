@@ -1007,7 +1007,14 @@ mod tests {
 
     #[test]
     fn open_and_get_do_not_wait_for_a_held_lock() {
+        struct Unlink(String);
+        impl Drop for Unlink {
+            fn drop(&mut self) {
+                let _ = Queue::unlink(&self.0);
+            }
+        }
         let name = format!("shmq-test-lf-open-{}", std::process::id());
+        let _unlink = Unlink(name.clone());
         let q = Queue::create(
             &name,
             &Options {
@@ -1041,7 +1048,6 @@ mod tests {
         );
         stop_tx.send(()).unwrap();
         holder.join().unwrap();
-        Queue::unlink(&name).unwrap();
         assert_eq!(got.unwrap(), b"m");
     }
 }
