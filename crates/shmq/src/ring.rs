@@ -28,7 +28,7 @@ pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::SeqCst;
-use crate::sync::{LockError, MutexGuard};
+use crate::sync::{LockError, LockState, MutexGuard};
 
 /// A ring over a validated layout. Cheap to make; borrows the segment it lives in.
 pub(crate) struct Ring<'a> {
@@ -400,9 +400,21 @@ impl Segment {
             )));
         }
         for layout in rings {
-            self.ring(layout)?
-                .check_unlocked()
-                .map_err(OpenError::Corrupt)?;
+            let ring = self.ring(layout)?;
+            // The lock's words are validated without taking it (a damaged owner or state word
+            // is `Corrupt`; a dead owner is repaired by the next locker).
+            match ring.control().lock.0.inspect() {
+                LockState::Corrupt(s) => {
+                    return Err(OpenError::Corrupt(format!("the ring's lock: {s}")));
+                }
+                LockState::NotRecoverable => {
+                    return Err(OpenError::Corrupt(
+                        "the ring's lock is not recoverable (a repair was abandoned)".into(),
+                    ));
+                }
+                LockState::Free | LockState::Held { .. } => {}
+            }
+            ring.check_unlocked().map_err(OpenError::Corrupt)?;
         }
         Ok(())
     }
