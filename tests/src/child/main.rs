@@ -8,6 +8,8 @@
 #![deny(unsafe_code)]
 
 mod dict;
+mod fuzz;
+mod kill;
 mod pipe;
 mod queue;
 #[path = "../shared.rs"]
@@ -53,6 +55,12 @@ fn main() -> ExitCode {
         return code;
     }
     if let Some(code) = dict::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = kill::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = fuzz::run(role, rest) {
         return code;
     }
     eprintln!("shmq-child: unknown role {role:?}");
