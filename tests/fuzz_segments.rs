@@ -45,9 +45,9 @@
 //! purpose-made hang, allocation and panic children first.
 //!
 //! `SHMQ_FUZZ_RANDOM=N` adds N random multi-word mutations (default 400), `SHMQ_FUZZ_SEED`
-//! changes the seed, `SHMQ_FUZZ_WORKERS` the number of child processes at once (default 6).
-//! The run stops early after `SHMQ_FUZZ_MAX_FAILURES` failures (default 100: each hang costs
-//! the watchdog's 3 s), and fails either way.
+//! changes the seed, `SHMQ_FUZZ_WORKERS` the number of child processes at once (default 8).
+//! The cases run in a random order, and the run stops early after `SHMQ_FUZZ_MAX_FAILURES`
+//! failures (default 60: each hang costs the watchdog's 3 s), and fails either way.
 
 mod common;
 
@@ -160,7 +160,7 @@ fn templates() -> Vec<Template> {
         kind: "queue",
         what: "queue, lock owner SIGKILLed in put".into(),
         bytes: copy_segment(&n),
-        full: true,
+        full: false,
     });
     drop(q);
     drop(n);
@@ -384,6 +384,8 @@ fn dedup(mut v: Vec<u64>, orig: u64) -> Vec<u64> {
 
 struct Gen<'a> {
     cases: Vec<Case>,
+    /// Whether words get the full value set (else a reduced one).
+    full: bool,
     rng: Rng,
     t: usize,
     tmpl: &'a Template,
@@ -400,11 +402,7 @@ impl Gen<'_> {
 
     /// Every u32 and u64 word of `[start, end)` over the value sets.
     fn words(&mut self, start: usize, end: usize, name: &dyn Fn(usize) -> String) {
-        let (full, cap, ms) = (
-            self.tmpl.full,
-            self.tmpl.capacity(),
-            self.tmpl.message_size(),
-        );
+        let (full, cap, ms) = (self.full, self.tmpl.capacity(), self.tmpl.message_size());
         for off in (start..end).step_by(4) {
             let orig = self.tmpl.u32_at(off);
             for v in u32_values(full, orig, cap, ms, &mut self.rng) {
@@ -589,7 +587,10 @@ impl Gen<'_> {
             "pipe.lock",
         );
         if let Some(ab) = l.a_to_b {
+            // The same code as ring B->A: the reduced value set.
+            let full = std::mem::replace(&mut self.full, false);
             self.ring("ring A->B", &ab);
+            self.full = full;
         }
         self.ring("ring B->A", &l.b_to_a);
     }
@@ -669,6 +670,7 @@ fn cases(templates: &[Template], seed: u64, random: usize) -> Vec<Case> {
     for (t, tmpl) in templates.iter().enumerate() {
         let mut g = Gen {
             cases: Vec::new(),
+            full: tmpl.full,
             rng: Rng(rng.next() | 1),
             t,
             tmpl,
@@ -707,6 +709,11 @@ fn cases(templates: &[Template], seed: u64, random: usize) -> Vec<Case> {
             muts,
             field: format!("random: {k} words"),
         });
+    }
+    // In a random order, so that a run stopped early by SHMQ_FUZZ_MAX_FAILURES still samples
+    // every template and field.
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.below(i as u64 + 1) as usize);
     }
     all
 }
@@ -846,8 +853,8 @@ fn damaged_segments_never_crash_hang_or_overallocate() {
 
     let seed = env_or("SHMQ_FUZZ_SEED", 0x5eed_f00d);
     let random = env_or("SHMQ_FUZZ_RANDOM", 400) as usize;
-    let workers = env_or("SHMQ_FUZZ_WORKERS", 6).max(1) as usize;
-    let max_failures = env_or("SHMQ_FUZZ_MAX_FAILURES", 100) as usize;
+    let workers = env_or("SHMQ_FUZZ_WORKERS", 8).max(1) as usize;
+    let max_failures = env_or("SHMQ_FUZZ_MAX_FAILURES", 60) as usize;
     let templates = templates();
     let cases = cases(&templates, seed, random);
 
@@ -902,12 +909,16 @@ fn damaged_segments_never_crash_hang_or_overallocate() {
                             (None, None) => break,
                             (Some((kind, detail)), Some(case)) => {
                                 ran.fetch_add(1, Ordering::SeqCst);
-                                failures.lock().unwrap().push(Failure {
+                                let mut f = failures.lock().unwrap();
+                                f.push(Failure {
                                     case,
                                     op: run.op.clone(),
                                     kind,
                                     detail,
                                 });
+                                if f.len() >= max_failures {
+                                    break;
+                                }
                                 from = case + 1;
                             }
                             (kind, case) => panic!(
@@ -945,6 +956,10 @@ fn damaged_segments_never_crash_hang_or_overallocate() {
         templates.len(),
         start.elapsed()
     );
+    for (t, tmpl) in templates.iter().enumerate() {
+        let n = cases.iter().filter(|c| c.template == t).count();
+        eprintln!("fuzz: template {t} ({}): {n} cases", tmpl.what);
+    }
     for (o, n) in outcomes.into_inner().unwrap() {
         eprintln!("fuzz: survived, {o}: {n}");
     }

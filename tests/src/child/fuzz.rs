@@ -38,7 +38,7 @@ const OP_LIMIT: Duration = Duration::from_secs(3);
 const AS_MARGIN: u64 = 96 << 20;
 
 /// A short timeout for the `_timeout` calls.
-const SHORT: Duration = Duration::from_millis(2);
+const SHORT: Duration = Duration::from_millis(1);
 
 fn out(line: std::fmt::Arguments<'_>) {
     let mut o = std::io::stdout().lock();
@@ -231,17 +231,9 @@ fn fuzz_pipe_end(name: &str, end: End) -> String {
         let _ = format!("{p:?}");
         (p.capacity(), p.message_size(), p.can_send(), p.can_recv())
     });
-    let mut buf = vec![0u8; p.message_size()];
+    // (No recv_into: it blocks without a deadline, and an empty-looking ring may rightly block.)
     let _ = op("try_recv", || p.try_recv());
     let _ = op("recv_timeout", || p.recv_timeout(SHORT));
-    let _ = op("recv_into", || {
-        // Only when something is there: recv_into blocks otherwise.
-        if p.poll(SHORT).unwrap_or(false) {
-            Some(p.recv_into(&mut buf))
-        } else {
-            None
-        }
-    });
     let _ = op("try_send", || p.try_send(b"fuzz"));
     let _ = op("send_timeout", || p.send_timeout(b"fuzz", SHORT));
     let _ = op("poll", || p.poll(SHORT));
