@@ -46,6 +46,8 @@
 //!
 //! `SHMQ_FUZZ_RANDOM=N` adds N random multi-word mutations (default 400), `SHMQ_FUZZ_SEED`
 //! changes the seed, `SHMQ_FUZZ_WORKERS` the number of child processes at once (default 8).
+//! `SHMQ_FUZZ_ALLOW=lock,positions,counts` excuses failures of bugs already known while their
+//! fixes are not merged (see `known_class`; by default nothing is excused).
 //! The cases run in a random order, and the run stops early after `SHMQ_FUZZ_MAX_FAILURES`
 //! failures (default 60: each hang costs the watchdog's 3 s), and fails either way.
 
@@ -1002,9 +1004,110 @@ fn damaged_segments_never_crash_hang_or_overallocate() {
         ran == cases.len() || failures.len() >= max_failures,
         "every case ran"
     );
+    let allowed: Vec<String> = std::env::var("SHMQ_FUZZ_ALLOW")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut excused = BTreeMap::<&str, usize>::new();
+    let unexcused: Vec<&Failure> = failures
+        .iter()
+        .filter(|f| {
+            let class = known_class(&cases[f.case], &templates[cases[f.case].template], f);
+            match class {
+                Some(c) if allowed.iter().any(|a| a == c) => {
+                    *excused.entry(c).or_default() += 1;
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect();
+    if !excused.is_empty() {
+        eprintln!("fuzz: failures of known classes excused by SHMQ_FUZZ_ALLOW: {excused:?}");
+    }
     assert!(
-        failures.is_empty(),
+        unexcused.is_empty(),
         "{} of {ran} damaged segments crashed, hung or over-allocated a process (listed above)",
-        failures.len()
+        unexcused.len()
     );
+}
+
+/// The rings of a template's segment.
+fn rings(t: &Template) -> Vec<RingLayout> {
+    match t.kind {
+        "queue" => vec![
+            layout::queue_layout(t.capacity(), t.message_size())
+                .expect("layout")
+                .0,
+        ],
+        "pipe" => {
+            let (l, _) = layout::pipe_layout(t.capacity(), t.message_size(), t.u64_at(56) == 1)
+                .expect("layout");
+            l.a_to_b.into_iter().chain([l.b_to_a]).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Where the locks of a template's segment are: the first 64 bytes of each mutex's line.
+fn lock_ranges(t: &Template) -> Vec<std::ops::Range<usize>> {
+    let at = |o: usize| o..o + 64;
+    let mut v: Vec<_> = rings(t)
+        .iter()
+        .map(|r| at(r.control + std::mem::offset_of!(RingControl, lock)))
+        .collect();
+    if t.kind != "queue" {
+        // The pipe's holder-table lock, the dict's and the lock segment's mutex.
+        v.push(at(layout::HEADER_SIZE));
+    }
+    v
+}
+
+/// Where the positions and semaphore counts of a template's rings are.
+fn count_ranges(t: &Template) -> Vec<std::ops::Range<usize>> {
+    let fields = [
+        std::mem::offset_of!(RingControl, head),
+        std::mem::offset_of!(RingControl, tail),
+        std::mem::offset_of!(RingControl, items),
+        std::mem::offset_of!(RingControl, free),
+    ];
+    rings(t)
+        .iter()
+        .flat_map(|r| fields.map(|f| r.control + f..r.control + f + 64))
+        .collect()
+}
+
+/// The class of a failure of a bug already known, which `SHMQ_FUZZ_ALLOW` (a comma-separated
+/// list) may excuse while its fix is not merged; the default excuses nothing.
+///
+/// - `lock`: a hang or an abort of a case that changed bytes of a lock (issue 9, bugs 4 and 7:
+///   a lock word naming a thread that does not exist, or another live process, is waited for
+///   without a deadline; glibc's mutex fields are trusted and its assertions abort).
+/// - `positions`: a panic with head, tail and done moved near `u64::MAX` (issue 9, bug 6).
+/// - `counts`: a `_timeout` or `poll` call that spins past its deadline because a semaphore's
+///   count (or a position) no longer matches the ring (found by this fuzzer: the blocking loop
+///   retries at once while the count word is non-zero and checks the deadline only when it is
+///   zero).
+fn known_class(c: &Case, t: &Template, f: &Failure) -> Option<&'static str> {
+    let ranges = lock_ranges(t);
+    let in_lock = c
+        .muts
+        .iter()
+        .any(|(_, off, _)| ranges.iter().any(|r| r.contains(off)));
+    let count_ranges = count_ranges(t);
+    let counts = c
+        .muts
+        .iter()
+        .any(|(_, off, _)| count_ranges.iter().any(|r| r.contains(off)));
+    if in_lock && (f.kind == "hang" || f.kind == "abort") {
+        Some("lock")
+    } else if c.field.contains("shifted") && f.kind == "panic" {
+        Some("positions")
+    } else if counts && f.kind == "hang" && (f.op.ends_with("_timeout") || f.op == "poll") {
+        Some("counts")
+    } else {
+        None
+    }
 }
