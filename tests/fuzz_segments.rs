@@ -40,8 +40,9 @@
 //! if the process survives it: every call returned `Ok` or a typed error. It fails on a signal
 //! (SIGSEGV, SIGBUS, SIGABRT: an assertion in glibc), a panic (reported by a hook, exit status
 //! 70), a hang (a watchdog raises SIGALRM when one call runs for 3 s), or an allocation beyond the
-//! segment (the child's address space is capped 96 MiB above what it uses at start, so such an
-//! allocation aborts with "memory allocation of N bytes failed"). The harness checks itself on
+//! segment (the child's address space is capped 32 MiB above what it uses at start, four orders
+//! of magnitude above the segments' few kilobytes, so such an allocation aborts with "memory
+//! allocation of N bytes failed"). The harness checks itself on
 //! purpose-made hang, allocation and panic children first.
 //!
 //! `SHMQ_FUZZ_RANDOM=N` adds N random multi-word mutations (default 400), `SHMQ_FUZZ_SEED`

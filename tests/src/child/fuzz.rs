@@ -35,7 +35,7 @@ pub(crate) const PANIC_EXIT: u8 = 70;
 const OP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Room allowed above the address space the child uses when it starts.
-const AS_MARGIN: u64 = 96 << 20;
+const AS_MARGIN: u64 = 32 << 20;
 
 /// A short timeout for the `_timeout` calls.
 const SHORT: Duration = Duration::from_millis(1);
@@ -55,7 +55,10 @@ static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 /// Starts the watchdog thread: SIGALRM to ourselves once an operation overruns its deadline.
 fn start_alarm() -> Instant {
     let epoch = *EPOCH.get_or_init(Instant::now);
+    let (started, running) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Running, with its stacks allocated, before the address space is capped.
+        let _ = started.send(());
         loop {
             std::thread::sleep(Duration::from_millis(20));
             let d = DEADLINE_MS.load(SeqCst);
@@ -67,6 +70,7 @@ fn start_alarm() -> Instant {
             }
         }
     });
+    running.recv().expect("the watchdog thread started");
     epoch
 }
 
@@ -364,8 +368,8 @@ fn selftest(args: &[String]) -> ExitCode {
     match what.as_str() {
         "HANG" => op("sleep", || std::thread::sleep(Duration::from_secs(30))),
         "ALLOC" => op("allocate", || {
-            // As a length read from shared memory would: 1 GiB, far beyond any segment.
-            let n = std::hint::black_box(1usize << 30);
+            // As a length read from shared memory would: just over the margin.
+            let n = std::hint::black_box(AS_MARGIN as usize + (1 << 20));
             let v: Vec<u8> = Vec::with_capacity(n);
             std::hint::black_box(&v);
         }),
