@@ -1,6 +1,6 @@
 //! The torture run: producers, consumers (workers that call `task_done`) and joiners as real
 //! processes on one queue, while a killer SIGKILLs a random one every few milliseconds and
-//! starts a replacement. Bounded by default (`SHMQ_TORTURE_KILLS`, default 4000 kills); set it
+//! starts a replacement. Bounded by default (`SHMQ_TORTURE_KILLS`, default 8000 kills); set it
 //! higher for a longer run.
 //!
 //! # Accounting
@@ -76,7 +76,7 @@ struct Figures {
 
 #[test]
 fn torture_random_sigkills_lose_duplicate_and_block_nothing() {
-    let kills = env_or("SHMQ_TORTURE_KILLS", 4000) as usize;
+    let kills = env_or("SHMQ_TORTURE_KILLS", 8000) as usize;
     let _w = Watchdog::new("torture", Duration::from_secs(300 + kills as u64 / 10));
     let name = Name::new("torture");
     let q = Queue::create(
