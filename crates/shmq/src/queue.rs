@@ -532,6 +532,52 @@ impl Queue {
         self.get_with_impl(read, Wait::Never).map_err(try_get_error)
     }
 
+    /// Zero-copy get that removes the message only if `read` accepts it: `read` sees the oldest
+    /// message straight from shared memory, under the queue's lock (keep it short); if it
+    /// returns `Err(e)`, the message stays at the front of the queue as if it had never been
+    /// looked at, and the call returns `Ok(Err(e))`. Waits until `deadline` at most (`None`: as
+    /// long as it takes). `shmq get` writes each message to its output this way, so a failed
+    /// write loses nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_deadline`](Self::get_deadline) (`Timeout` only with a deadline).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"first")?;
+    /// q.put(b"second")?;
+    /// let refused = q.get_with_or_keep(None, |_| Err::<(), _>("cannot use it now"))?;
+    /// assert_eq!(refused, Err("cannot use it now"));
+    /// assert_eq!(q.len(), 2); // still there, still first
+    /// let taken = q.get_with_or_keep(None, |m| Ok::<_, ()>(m.to_vec()))?;
+    /// assert_eq!(taken, Ok(b"first".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_with_or_keep<R, E>(
+        &self,
+        deadline: Option<Instant>,
+        read: impl FnOnce(&[u8]) -> Result<R, E>,
+    ) -> Result<Result<R, E>, GetTimeoutError> {
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        let mut read = Some(read);
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| {
+            if l.len() == 0 {
+                return Ok(None);
+            }
+            let f = read
+                .take()
+                .unwrap_or_else(|| unreachable!("read is taken once"));
+            l.pop_if(f).map_err(Fail::Corrupt)
+        })
+        .map_err(get_timeout_error)
+    }
+
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         engine::get(&self.ring(), wait, Waiting::PLAIN, |l| pop_into(l, buf))
     }

@@ -457,6 +457,23 @@ impl Locked<'_, '_> {
         Ok(Some(r))
     }
 
+    /// Hands the oldest message to `read` and removes it only if `read` returns `Ok`; returns
+    /// how many were removed (0 or 1) and what `read` returned.
+    pub(crate) fn pop_if<R, E>(
+        &mut self,
+        read: impl FnOnce(&[u8]) -> Result<R, E>,
+    ) -> Result<Option<(usize, Result<R, E>)>, String> {
+        let Some(len) = self.front_len()? else {
+            return Ok(None);
+        };
+        let r = read(self.payload(self.ring.index(self.head), len));
+        if r.is_err() {
+            return Ok(Some((0, r)));
+        }
+        self.consume(1);
+        Ok(Some((1, r)))
+    }
+
     /// Hands up to `max` of the oldest messages to `read`, in order, and removes them with one
     /// store; returns how many.
     pub(crate) fn pop_many_with(
