@@ -462,7 +462,7 @@ impl Locked<'_, '_> {
     pub(crate) fn pop_if<R, E>(
         &mut self,
         read: impl FnOnce(&[u8]) -> Result<R, E>,
-    ) -> Result<Option<(usize, Result<R, E>)>, String> {
+    ) -> Result<Option<Taken<R, E>>, String> {
         let Some(len) = self.front_len()? else {
             return Ok(None);
         };
@@ -693,3 +693,6 @@ mod tests {
         );
     }
 }
+
+/// What [`Locked::pop_if`] did: how many messages it removed (0 or 1) and what `read` returned.
+pub(crate) type Taken<R, E> = (usize, Result<R, E>);
