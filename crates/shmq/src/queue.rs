@@ -735,6 +735,12 @@ impl Queue {
 
     /// Waits until every task is done (Python's `join`).
     ///
+    /// A task is done only when some process calls [`task_done`](Self::task_done) for it. A
+    /// consumer killed between its `get` and its `task_done` leaves that task unfinished for
+    /// good, and `join` then waits forever, as in Python: nothing in the queue knows what the
+    /// dead consumer had finished. Use [`join_timeout`](Self::join_timeout) where consumers may
+    /// die, and mark their lost tasks done (or redo them) in the recovery path.
+    ///
     /// # Errors
     ///
     /// [`JoinError::Corrupt`] only.
