@@ -1,6 +1,6 @@
-//! `shmq demo`: Python multiprocessing's classic examples, run with real child processes (this binary
-//! re-executed with the hidden `demo-child` subcommand), with a readable account or one JSON
-//! object per scenario.
+//! `shmq demo`: Python multiprocessing's classic examples, run with real child processes (this
+//! binary re-executed with the hidden `demo-child` subcommand), with a readable account or one
+//! JSON object per scenario.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -146,6 +146,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     let all = args.scenario == Scenario::All;
     let mut results = Vec::new();
     let start = Instant::now();
+    r.say("Python multiprocessing's classic examples, each across real child processes\n");
     if all || args.scenario == Scenario::Queue {
         results.push(("queue", queue(args, &r)?));
     }
