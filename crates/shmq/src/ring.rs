@@ -524,6 +524,9 @@ impl fmt::Debug for Locked<'_, '_> {
     }
 }
 
+/// What [`Locked::pop_if`] did: how many messages it removed (0 or 1) and what `read` returned.
+pub(crate) type Taken<R, E> = (usize, Result<R, E>);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,6 +696,3 @@ mod tests {
         );
     }
 }
-
-/// What [`Locked::pop_if`] did: how many messages it removed (0 or 1) and what `read` returned.
-pub(crate) type Taken<R, E> = (usize, Result<R, E>);

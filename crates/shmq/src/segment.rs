@@ -493,7 +493,7 @@ impl Segment {
                 self.len
             )));
         }
-        if offset % std::mem::align_of::<T>() != 0 {
+        if !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return Err(OpenError::Corrupt(format!(
                 "offset {offset} is not aligned to {}",
                 std::mem::align_of::<T>()
@@ -592,8 +592,8 @@ impl Segment {
         if layout.slots < layout.control + layout::RING_CONTROL_SIZE
             || end.is_none_or(|e| e > self.len as u64)
             || layout.stride < layout.message_size + layout::SLOT_HEADER
-            || layout.stride % 8 != 0
-            || layout.slots % 8 != 0
+            || !layout.stride.is_multiple_of(8)
+            || !layout.slots.is_multiple_of(8)
         {
             return Err(OpenError::Corrupt(format!(
                 "a ring of {} slots of stride {} at offset {} does not fit a segment of {} bytes",

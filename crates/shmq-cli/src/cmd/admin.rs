@@ -267,10 +267,10 @@ fn users_of(names: &[String]) -> std::collections::HashMap<String, Users> {
             };
             let file = &line[at + "/dev/shm/".len()..];
             let file = file.strip_suffix(" (deleted)").unwrap_or(file);
-            if let Some(u) = out.get_mut(file) {
-                if !u.pids.contains(&pid) {
-                    u.pids.push(pid);
-                }
+            if let Some(u) = out.get_mut(file)
+                && !u.pids.contains(&pid)
+            {
+                u.pids.push(pid);
             }
         }
     }
