@@ -318,3 +318,23 @@ fn help_prints_each_default_once_and_create_offers_no_pipe() {
     assert!(!pipe.wait().unwrap().success());
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn put_into_a_full_queue_says_it_waits_when_stderr_is_a_terminal() {
+    let q = queue("full-tty", 1);
+    assert!(shmq(&["put", &q, "first"]).status.success());
+    // script(1) (util-linux) runs the command on a pseudo-terminal.
+    let cmd = format!("{SHMQ} put {} second --timeout 300ms", &*q);
+    let out = shmq_testkit::run_with_limit(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b"",
+        MINUTE,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("is full (capacity 1): waiting for room"),
+        "{said}"
+    );
+    assert!(said.contains("stayed full until the timeout"), "{said}");
+    assert_eq!(stat(&q)["len"], 1);
+}

@@ -134,11 +134,11 @@ fn put_one(q: &Queue, name: &str, msg: Vec<u8>, wait: PutWait, told: &mut bool) 
         Err(e) => return Err(anyhow!("{e}")),
     };
     if let PutWait::Never = wait {
-        bail!("{name} is full ({} messages)", q.capacity());
+        bail!("{name} is full (capacity {})", q.capacity());
     }
     if !*told && std::io::stderr().is_terminal() {
         eprintln!(
-            "shmq: {name} is full ({} messages): waiting for room (Ctrl-C to give up)",
+            "shmq: {name} is full (capacity {}): waiting for room (Ctrl-C to give up)",
             q.capacity()
         );
         *told = true;
