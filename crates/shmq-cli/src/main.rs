@@ -40,8 +40,8 @@ enum Command {
     /// Put a message into a queue (or, without MSG, every message read from stdin).
     Put(cmd::io::PutArgs),
     /// Take messages from a queue and print them, one per line (or --null, --raw). A message
-    /// leaves the queue only once it is written: if stdout fails, it stays at the front and the
-    /// command fails.
+    /// leaves the queue only once it is delivered (written, and read when stdout is a pipe): if
+    /// stdout fails or its reader goes away first, it stays at the front and the command fails.
     Get(cmd::io::GetArgs),
     /// Mark tasks of a queue done (JoinableQueue's task_done).
     TaskDone(cmd::io::TaskDoneArgs),

@@ -101,12 +101,44 @@ fn get_whose_stdout_closes_keeps_the_message_it_could_not_write_and_fails() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut get.stderr.take().expect("stderr"), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "a failed write is an error: {err}");
-    assert!(err.contains("writing message 2 of 16"), "{err}");
+    assert!(err.contains("delivering message 2 of 16"), "{err}");
     // Nothing was lost: the 15 messages are still there, the unwritten one still first.
     assert_eq!(stat(&q)["len"], 15);
     let rest = shmq(&["get", &q, "--count", "15"]);
     assert!(rest.status.success(), "{}", stderr(&rest));
     assert_eq!(String::from_utf8_lossy(&rest.stdout), more);
+}
+
+#[test]
+fn get_piped_into_head_loses_nothing_and_fails() {
+    // Issue 9, bug 2, as reported: `shmq get NAME --count 16 | head -1`.
+    let q = queue("head", 32);
+    let all: String = (0..16).map(|i| format!("m{i}\n")).collect();
+    let _w = shmq_testkit::Watchdog::new("get | head -1", MINUTE);
+    for _ in 0..5 {
+        assert!(
+            shmq_in(&["put", &q], all.as_bytes(), MINUTE)
+                .status
+                .success()
+        );
+        let mut get = Command::new(SHMQ)
+            .args(["get", &q, "--count", "16"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shmq get");
+        let head = Command::new("head")
+            .arg("-1")
+            .stdin(get.stdout.take().expect("stdout"))
+            .output()
+            .expect("run head");
+        assert_eq!(String::from_utf8_lossy(&head.stdout), "m0\n");
+        assert_eq!(get.wait().expect("wait for get").code(), Some(1));
+        let rest = shmq(&["get", &q, "--count", "15"]);
+        assert!(rest.status.success(), "{}", stderr(&rest));
+        assert_eq!(String::from_utf8_lossy(&rest.stdout), all[3..]);
+    }
 }
 
 #[test]

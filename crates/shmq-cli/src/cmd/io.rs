@@ -174,24 +174,30 @@ pub(crate) struct GetArgs {
 }
 
 /// Takes up to `count` messages and writes each to stdout. A message is removed from the queue
-/// only once its frame is written and flushed: if stdout fails (the reader is gone), that
-/// message stays at the front of the queue and the command fails.
+/// only once it is delivered: written and flushed, and, when stdout is a pipe, read by the
+/// reader. If stdout fails or the reader goes away first (`shmq get q --count 16 | head -1`),
+/// that message stays at the front of the queue and the command fails.
 pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
     let q = open_queue(&a.name)?;
     let stdout = std::io::stdout();
+    let pipe = stdout_is_pipe();
     for got in 0..a.count {
         wait_writable(&stdout);
         let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
         let written = q.get_with_or_keep(deadline, |msg| {
             let mut out = stdout.lock();
-            out.write_all(&a.framing.frame(msg))
-                .and_then(|()| out.flush())
+            out.write_all(&a.framing.frame(msg))?;
+            out.flush()?;
+            if pipe {
+                wait_read(&stdout)?;
+            }
+            Ok::<(), std::io::Error>(())
         });
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(anyhow!(e).context(format!(
-                    "writing message {} of {} to stdout (it stays in {}; {got} taken)",
+                    "delivering message {} of {} to stdout (it stays in {}; {got} taken)",
                     got + 1,
                     a.count,
                     a.name
@@ -209,6 +215,12 @@ pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
+/// Whether stdout is a pipe (or FIFO), whose reader may exit without reading what is in it.
+fn stdout_is_pipe() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo())
+}
+
 /// Waits (holding no lock) until stdout can take bytes or has failed, so that a get rarely
 /// holds the queue's lock while a slow reader makes room.
 fn wait_writable(stdout: &std::io::Stdout) {
@@ -216,6 +228,41 @@ fn wait_writable(stdout: &std::io::Stdout) {
     let mut fds = [PollFd::new(stdout, PollFlags::OUT)];
     // An error (EINTR) just means we write without waiting: the write reports what is wrong.
     let _ = poll(&mut fds, None);
+}
+
+/// Waits until the reader of the pipe on stdout has read everything in it. An error if every
+/// reader goes away first: what they left unread goes away with the pipe, so the message that
+/// was in it must stay in the queue.
+fn wait_read(stdout: &std::io::Stdout) -> std::io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut round = 0u32;
+    loop {
+        if rustix::io::ioctl_fionread(stdout)? == 0 {
+            return Ok(());
+        }
+        // Asked for no event, poll still reports POLLERR once the pipe has no reader. The first
+        // rounds only look (a reader that keeps up reads within microseconds); later ones sleep
+        // up to 1 ms each.
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: if round < 200 { 0 } else { 1_000_000 },
+        };
+        let mut fds = [PollFd::new(stdout, PollFlags::empty())];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the reader went away without reading it",
+            ));
+        }
+        if round < 200 {
+            std::thread::yield_now();
+        }
+        round = round.saturating_add(1);
+    }
 }
 
 #[derive(Debug, clap::Args)]
