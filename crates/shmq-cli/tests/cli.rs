@@ -1,7 +1,7 @@
 //! The `shmq` binary, run as a user would: every demo scenario with `--json`, the admin round
 //! trip, the error cases and a tiny `bench`. Speeds are never asserted.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
