@@ -252,7 +252,11 @@ fn wait_read(stdout: &std::io::Stdout) -> std::io::Result<()> {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) {
+        // The reader may have read everything just before it left: only what is still in the
+        // pipe is lost with it.
+        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+            && rustix::io::ioctl_fionread(stdout)? != 0
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
                 "the reader went away without reading it",
