@@ -535,7 +535,7 @@ impl Gen<'_> {
                         format!("{tag}.slot[{slot}]+{} (u32)", off - at),
                     );
                 }
-                if (off - at) % 8 == 0 {
+                if (off - at).is_multiple_of(8) {
                     let orig = self.tmpl.u64_at(off);
                     for v in u64_values(false, orig, cap, &mut self.rng) {
                         self.push(

@@ -289,13 +289,13 @@ fn account(acked: &[Option<u32>], logs: &[(bool, Vec<u32>)]) -> Accounts {
                 TAG_PENDING => pending_tail.push(m),
                 0 => {
                     pending_tail.clear();
-                    if let Some(&l) = last_seq.get(&m.0) {
-                        if m.1 <= l {
-                            acc.errors.push(format!(
-                                "worker {w}: producer {} out of order: {} after {l}",
-                                m.0, m.1
-                            ));
-                        }
+                    if let Some(&l) = last_seq.get(&m.0)
+                        && m.1 <= l
+                    {
+                        acc.errors.push(format!(
+                            "worker {w}: producer {} out of order: {} after {l}",
+                            m.0, m.1
+                        ));
                     }
                     last_seq.insert(m.0, m.1);
                     *committed.entry(m).or_default() += 1;

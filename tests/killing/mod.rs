@@ -34,7 +34,7 @@ pub struct Recorded {
 impl Recorded {
     pub fn spawn(role: &str, args: &[&str]) -> Recorded {
         let mut proc = spawn(role, args);
-        let mut out = proc.stdout.take().expect("stdout");
+        let mut out = proc.take_output().expect("stdout");
         let words = Arc::new(Mutex::new(Vec::new()));
         let w = Arc::clone(&words);
         let reader = std::thread::spawn(move || {
@@ -89,7 +89,7 @@ impl Recorded {
     pub fn collect(&mut self) -> Vec<u32> {
         if !self.killed {
             let status = self.proc.wait_status();
-            assert!(status.success(), "{} failed: {status}", self.proc.role);
+            assert!(status.success(), "{} failed: {status}", self.proc.what);
         }
         if let Some(r) = self.reader.take() {
             r.join().expect("reader");

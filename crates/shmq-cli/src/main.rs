@@ -10,11 +10,16 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+use cmd::Outcome;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "shmq",
     version,
-    about = "Shared-memory IPC queues for Linux processes"
+    about = "Shared-memory IPC queues for Linux processes",
+    after_help = "Exit status: 0 on success; 1 on an error (one line on stderr); 3 when `get` \
+                  took fewer messages than --count before its timeout or the queue's end, or \
+                  `join --timeout` timed out (what was taken is printed)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,31 +28,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the seed's scenarios (queue, joinable, pipe, race) across real processes.
+    /// Run Python multiprocessing's classic examples (producers and consumers on a queue,
+    /// JoinableQueue, a pipe, a shared counter race) across real processes.
     Demo(cmd::demo::Args),
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
     Bench(cmd::bench::Args),
-    /// Create a named queue, dict or lock.
+    /// Create a named queue, dict or lock (a pipe is created by the program that holds its
+    /// ends).
     #[command(subcommand)]
     Create(cmd::admin::CreateKind),
-    /// Put a message into a queue (or, without MSG, one message per line of stdin).
-    Put {
-        /// Queue name.
-        name: String,
-        /// The message; read lines from stdin if absent.
-        msg: Option<String>,
-    },
-    /// Take messages from a queue and print them, one per line.
-    Get {
-        /// Queue name.
-        name: String,
-        /// Wait at most this long for each message (e.g. 1s, 250ms); default: wait forever.
-        #[arg(long, value_parser = cmd::parse_duration)]
-        timeout: Option<std::time::Duration>,
-        /// How many messages to take.
-        #[arg(long, default_value_t = 1)]
-        count: usize,
-    },
+    /// Put a message into a queue (or, without MSG, every message read from stdin).
+    Put(cmd::io::PutArgs),
+    /// Take messages from a queue and print them, one per line (or --null, --raw). A message
+    /// leaves the queue only once it is delivered (written, and read when stdout is a pipe): if
+    /// stdout fails or its reader goes away first, it stays at the front and the command fails.
+    Get(cmd::io::GetArgs),
+    /// Mark tasks of a queue done (JoinableQueue's task_done).
+    TaskDone(cmd::io::TaskDoneArgs),
+    /// Wait until every task put into a queue is done (JoinableQueue's join).
+    Join(cmd::io::JoinArgs),
     /// Close a queue: later puts fail, gets drain what is left.
     Close {
         /// Queue name.
@@ -62,7 +61,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List every shmq segment in /dev/shm (other files are skipped).
+    /// List every shmq segment in /dev/shm with the processes using it (other files are
+    /// skipped).
     Ls {
         /// One JSON object per segment.
         #[arg(long)]
@@ -74,6 +74,8 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Remove the shmq segments no live process uses (left behind by crashed programs).
+    Gc(cmd::admin::GcArgs),
     /// Internal: one side of a demo scenario, started by `shmq demo`.
     #[command(hide = true, name = "demo-child")]
     DemoChild { role: String, args: Vec<String> },
@@ -82,31 +84,35 @@ enum Command {
     Child,
 }
 
+fn done(r: anyhow::Result<()>) -> anyhow::Result<Outcome> {
+    r.map(|()| Outcome::Done)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => match cmd::demo::run(&args) {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(Outcome::Done),
             Ok(false) => Err(anyhow::anyhow!("a demo check failed")),
             Err(e) => Err(e),
         },
-        Command::Bench(args) => cmd::bench::run(&args),
-        Command::Create(kind) => cmd::admin::create(&kind),
-        Command::Put { name, msg } => cmd::admin::put(&name, msg.as_deref()),
-        Command::Get {
-            name,
-            timeout,
-            count,
-        } => cmd::admin::get(&name, timeout, count),
-        Command::Close { name } => cmd::admin::close(&name),
-        Command::Stat { name, json } => cmd::admin::stat(&name, json),
-        Command::Ls { json } => cmd::admin::ls(json),
-        Command::Rm { names } => cmd::admin::rm(&names),
-        Command::DemoChild { role, args } => cmd::demo::child(&role, &args),
-        Command::Child => shmq_cli::workload::run_child(),
+        Command::Bench(args) => done(cmd::bench::run(&args)),
+        Command::Create(kind) => done(cmd::admin::create(&kind)),
+        Command::Put(a) => cmd::io::put(&a),
+        Command::Get(a) => cmd::io::get(&a),
+        Command::TaskDone(a) => cmd::io::task_done(&a),
+        Command::Join(a) => cmd::io::join(&a),
+        Command::Close { name } => done(cmd::admin::close(&name)),
+        Command::Stat { name, json } => done(cmd::admin::stat(&name, json)),
+        Command::Ls { json } => done(cmd::admin::ls(json)),
+        Command::Rm { names } => done(cmd::admin::rm(&names)),
+        Command::Gc(a) => done(cmd::admin::gc(&a)),
+        Command::DemoChild { role, args } => done(cmd::demo::child(&role, &args)),
+        Command::Child => done(shmq_cli::workload::run_child()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(cmd::EXIT_PARTIAL),
         Err(e) => {
             eprintln!("shmq: error: {e:#}");
             ExitCode::FAILURE

@@ -2,34 +2,15 @@
 //! trip, the error cases and a tiny `bench`. Speeds are never asserted.
 
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
-/// Runs `shmq ARGS` with a watchdog: a hang fails the test after `limit`.
+/// Runs `shmq ARGS` with a time limit: a hang fails the test after `limit`.
 fn shmq(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(SHMQ)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start shmq");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output().expect("wait for shmq");
-        let _ = tx.send(());
-        out
-    });
-    if rx.recv_timeout(limit).is_err() {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        panic!("shmq {args:?} still running after {limit:?}");
-    }
-    waiter.join().expect("waiter")
+    shmq_testkit::run_with_limit(Command::new(SHMQ).args(args), b"", limit)
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -110,6 +91,12 @@ fn demo_race_json_locked_finals_are_all_30() {
     let unlocked = v["unlocked"]["finals"].as_array().unwrap();
     let lost: i64 = unlocked.iter().map(|f| f.as_i64().unwrap() - 30).sum();
     assert_eq!(v["unlocked"]["lost_updates"].as_i64(), Some(lost));
+    // The default pace makes the read-write windows overlap: the race shows lost updates.
+    assert_eq!(v["pace_us"], 2000);
+    assert!(
+        unlocked.iter().all(|f| f.as_i64().unwrap() > 30),
+        "every unlocked run loses updates by default: {unlocked:?}"
+    );
 }
 
 #[test]

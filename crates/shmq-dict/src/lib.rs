@@ -10,9 +10,10 @@
 //! gets the lock and is told, through `previous_owner_died()` on its guard, and the dict is
 //! consistent because each operation commits with one store (`docs/dict.md`).
 //!
-//! The seed's race: 70 processes each run `dic['count'] -= 1` from 100. As two calls, `get` then
-//! `insert`, another process can write in between and an update is lost (the total ends above
-//! 30); inside one guard, or as one `add`, it always ends at 30.
+//! The race of Python multiprocessing's classic Manager-dict example: 70 processes each run
+//! `dic['count'] -= 1` from 100. As two calls, `get` then `insert`, another process can write in
+//! between and an update is lost (the total ends above 30); inside one guard, or as one `add`, it
+//! always ends at 30.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

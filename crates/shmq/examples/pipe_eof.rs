@@ -1,5 +1,6 @@
-//! The seed's pipe scenario across real processes: one producer process sends ten messages on
-//! end B of a pipe and closes it; three consumer processes share end A and receive until
+//! Python multiprocessing's classic pipe example across real processes: one producer process
+//! sends ten messages on end B of a pipe and closes it; three consumer processes share end A and
+//! receive until
 //! end-of-file, which they see once the producer (the last holder of end B) is gone — no
 //! sentinel, no timeout.
 //!

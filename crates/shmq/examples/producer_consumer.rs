@@ -1,4 +1,4 @@
-//! The seed's producer/consumer across real processes: three producer processes put ten items
+//! Python multiprocessing's classic producer/consumer example across real processes: three producer processes put ten items
 //! each into one bounded queue, two consumer processes take them, and the parent closes the
 //! queue once every producer is done, which ends the consumers without any sentinel.
 //!
@@ -51,6 +51,20 @@ fn consumer(name: &str, id: u32) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Closes the queue and removes its name when dropped, so that an error path (a child that
+/// cannot start, say) neither leaves consumers waiting nor leaks the segment.
+struct Cleanup<'a> {
+    queue: &'a Queue,
+    name: &'a str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.queue.close();
+        let _ = Queue::unlink(self.name);
+    }
+}
+
 fn parent() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shmq-example-{}", std::process::id());
     let opts = Options {
@@ -59,6 +73,10 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let q = Queue::create(&name, &opts)?;
+    let _cleanup = Cleanup {
+        queue: &q,
+        name: &name,
+    };
     let me = std::env::current_exe()?;
     let spawn = |role: &str, id: u32| {
         Command::new(&me)
@@ -81,15 +99,13 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
     for mut c in consumers {
         ok &= c.wait()?.success();
     }
-    Queue::unlink(&name)?;
-    println!(
-        "{} items put, {} left, {} unfinished tasks",
-        PRODUCERS * ITEMS,
-        q.len(),
-        q.unfinished()
-    );
     if !ok {
         return Err("a child process failed".into());
     }
+    println!(
+        "done: {} items put and all taken; the queue is closed and empty ({} left)",
+        PRODUCERS * ITEMS,
+        q.len()
+    );
     Ok(())
 }

@@ -55,6 +55,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("shmq runs on Linux only (futexes, /dev/shm, glibc robust mutexes): see the README");
+
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:
 // `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.

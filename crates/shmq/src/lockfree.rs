@@ -428,6 +428,31 @@ impl<'a> Core<'a> {
         }
     }
 
+    /// A copy of the front message and its position, without taking it; `None` if empty.
+    /// [`take_front`](Self::take_front) then takes it if it is still first.
+    pub(crate) fn peek_vec(&self) -> Result<Option<(u64, Vec<u8>)>, PopFail> {
+        let mut v = Vec::new();
+        loop {
+            let Some((head, _)) = self.front()? else {
+                return Ok(None);
+            };
+            let Some(len) = self.len_at(head, head)? else {
+                continue;
+            };
+            v.resize(len, 0);
+            self.copy_to(head, &mut v);
+            if self.still(head) {
+                return Ok(Some((head, v)));
+            }
+        }
+    }
+
+    /// Takes the front message seen at position `head` by [`peek_vec`](Self::peek_vec);
+    /// false if another consumer took it first.
+    pub(crate) fn take_front(&self, head: u64) -> bool {
+        self.claim(head, 1)
+    }
+
     /// Takes up to `max` front messages: their bytes end to end in `bytes`, their lengths in
     /// `lens` (both cleared first). Returns how many (0 if empty or `max` is 0).
     pub(crate) fn pop_batch(
@@ -464,11 +489,11 @@ impl<'a> Core<'a> {
     /// Test hook: a consumer that copies the front message and dies before its claim.
     #[cfg(any(test, loom))]
     pub(crate) fn copy_and_die(&self) {
-        if let Ok(Some((head, _))) = self.front() {
-            if let Ok(Some(len)) = self.len_at(head, head) {
-                let mut v = vec![0; len];
-                self.copy_to(head, &mut v);
-            }
+        if let Ok(Some((head, _))) = self.front()
+            && let Ok(Some(len)) = self.len_at(head, head)
+        {
+            let mut v = vec![0; len];
+            self.copy_to(head, &mut v);
         }
     }
 }

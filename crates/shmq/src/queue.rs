@@ -535,6 +535,59 @@ impl Queue {
         self.get_with_impl(read, Wait::Never).map_err(try_get_error)
     }
 
+    /// A get that removes the message only if `read` accepts it: `read` sees a copy of the
+    /// oldest message; if it returns `Err(e)`, the message stays at the front of the queue as
+    /// if it had never been looked at, and the call returns `Ok(Err(e))`. Waits until
+    /// `deadline` at most (`None`: as long as it takes). `shmq get` writes each message to its
+    /// output this way, so a failed write loses nothing.
+    ///
+    /// Meant for a sole consumer: while `read` runs, another consumer of the same queue may take
+    /// the same message, which is then delivered to both (it is removed once).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_deadline`](Self::get_deadline) (`Timeout` only with a deadline).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"first")?;
+    /// q.put(b"second")?;
+    /// let refused = q.get_with_or_keep(None, |_| Err::<(), _>("cannot use it now"))?;
+    /// assert_eq!(refused, Err("cannot use it now"));
+    /// assert_eq!(q.len(), 2); // still there, still first
+    /// let taken = q.get_with_or_keep(None, |m| Ok::<_, ()>(m.to_vec()))?;
+    /// assert_eq!(taken, Ok(b"first".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_with_or_keep<R, E>(
+        &self,
+        deadline: Option<Instant>,
+        read: impl FnOnce(&[u8]) -> Result<R, E>,
+    ) -> Result<Result<R, E>, GetTimeoutError> {
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        let mut read = Some(read);
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+            let Some((pos, m)) = r.core().peek_vec()? else {
+                return Ok(None);
+            };
+            let f = read
+                .take()
+                .unwrap_or_else(|| unreachable!("read is taken once"));
+            Ok(Some(match f(&m) {
+                // Taken only if it is still first; if another consumer took it meanwhile, it
+                // was delivered there as well (see the doc comment).
+                Ok(v) => (usize::from(r.core().take_front(pos)), Ok(v)),
+                Err(e) => (0, Err(e)),
+            }))
+        })
+        .map_err(get_timeout_error)
+    }
+
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         engine::get(&self.ring(), wait, Waiting::PLAIN, |l| pop_into(l, buf))
     }
@@ -709,6 +762,12 @@ impl Queue {
     }
 
     /// Waits until every task is done (Python's `join`).
+    ///
+    /// A task is done only when some process calls [`task_done`](Self::task_done) for it. A
+    /// consumer killed between its `get` and its `task_done` leaves that task unfinished for
+    /// good, and `join` then waits forever, as in Python: nothing in the queue knows what the
+    /// dead consumer had finished. Use [`join_timeout`](Self::join_timeout) where consumers may
+    /// die, and mark their lost tasks done (or redo them) in the recovery path.
     ///
     /// # Errors
     ///

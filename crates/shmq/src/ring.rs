@@ -356,7 +356,7 @@ impl Segment {
     pub(crate) fn ring(&self, layout: &RingLayout) -> Result<Ring<'_>, OpenError> {
         if layout.slots < layout.control + RING_CONTROL_SIZE
             || layout.stride < layout.message_size + layout::SLOT_HEADER
-            || layout.stride % 8 != 0
+            || !layout.stride.is_multiple_of(8)
             || layout.capacity == 0
         {
             return Err(OpenError::Corrupt(format!(

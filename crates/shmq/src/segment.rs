@@ -490,7 +490,7 @@ impl Segment {
                 self.len
             )));
         }
-        if offset % std::mem::align_of::<T>() != 0 {
+        if !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return Err(OpenError::Corrupt(format!(
                 "offset {offset} is not aligned to {}",
                 std::mem::align_of::<T>()
@@ -705,7 +705,7 @@ impl Inspection {
 
     fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OpenError> {
         let end = offset.checked_add(buf.len());
-        if end.is_none_or(|e| e as u64 > self.params.total_size) || offset % 8 != 0 {
+        if end.is_none_or(|e| e as u64 > self.params.total_size) || !offset.is_multiple_of(8) {
             return Err(OpenError::InvalidOptions(format!(
                 "{} bytes at offset {offset} are not an aligned part of a segment of {} bytes",
                 buf.len(),

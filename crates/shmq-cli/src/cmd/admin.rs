@@ -1,13 +1,13 @@
-//! Administration of named segments, in the manner of `ipcs`/`ipcrm`: `create`, `put`, `get`,
-//! `close`, `stat`, `ls`, `rm`.
+//! Administration of named segments, in the manner of `ipcs`/`ipcrm`: `create`, `close`, `stat`,
+//! `ls`, `rm` and `gc`.
 
-use std::io::BufRead;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use shmq::layout::Kind;
-use shmq::{GetTimeoutError, LockState, Options, Pipe, Queue, Segment};
+use shmq::{LockState, Options, Pipe, Queue, Segment};
 use shmq_dict::{Lock, Options as DictOptions, SharedDict};
 
 /// Where named segments live on Linux.
@@ -50,11 +50,6 @@ pub(crate) enum CreateKind {
         /// Permission bits, octal.
         #[arg(long, default_value = "0600", value_parser = parse_mode)]
         mode: u32,
-    },
-    /// A pipe (refused: see the message).
-    Pipe {
-        /// Segment name.
-        name: String,
     },
 }
 
@@ -114,10 +109,6 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
             let l = Lock::create_with(name, shmq::CreationMode::CreateExclusive, *mode)?;
             outln!("created lock {name}: {} bytes", l.segment().len());
         }
-        CreateKind::Pipe { name } => bail!(
-            "cannot create pipe {name:?} from the command line: a pipe's end is gone for good once \
-             no process holds it, so it must be created by a program that keeps its ends"
-        ),
     }
     Ok(())
 }
@@ -143,46 +134,11 @@ fn lock_json(state: &LockState) -> Value {
     }
 }
 
-fn open_queue(name: &str) -> Result<Queue> {
+pub(crate) fn open_queue(name: &str) -> Result<Queue> {
     match kind_of(name)? {
         Kind::Queue => Ok(Queue::open(name)?),
         other => bail!("{name:?} is a {other}, not a queue"),
     }
-}
-
-pub(crate) fn put(name: &str, msg: Option<&str>) -> Result<()> {
-    let q = open_queue(name)?;
-    let mut n = 0;
-    match msg {
-        Some(m) => {
-            q.put(m.as_bytes().to_vec())?;
-            n += 1;
-        }
-        None => {
-            for line in std::io::stdin().lock().lines() {
-                q.put(line?.into_bytes())?;
-                n += 1;
-            }
-        }
-    }
-    eprintln!("put {n} message(s) into {name}");
-    Ok(())
-}
-
-pub(crate) fn get(name: &str, timeout: Option<Duration>, count: usize) -> Result<()> {
-    let q = open_queue(name)?;
-    for _ in 0..count {
-        let msg = match timeout {
-            Some(t) => match q.get_timeout(t) {
-                Ok(m) => m,
-                Err(GetTimeoutError::Timeout) => bail!("no message arrived within {t:?}"),
-                Err(e) => return Err(e.into()),
-            },
-            None => q.get()?,
-        };
-        outln!("{}", String::from_utf8_lossy(&msg));
-    }
-    Ok(())
 }
 
 pub(crate) fn close(name: &str) -> Result<()> {
@@ -261,24 +217,101 @@ pub(crate) fn stat(name: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One row of `ls` (read from the header only: no lock, no blocking on a non-regular file).
-fn ls_row(name: &str) -> Option<Value> {
-    let info = shmq::segment::inspect(name).ok()?;
-    let (pid, alive) = info.creator();
-    Some(json!({
-        "name": name, "kind": info.kind().name(), "size": info.size(),
-        "creator_pid": pid, "creator_alive": alive,
-    }))
+/// The processes that have a segment mapped, found in `/proc/*/maps`, and whether every
+/// process could be inspected (another user's processes cannot be, unless we are root).
+struct Users {
+    /// Pids of the processes that map the segment.
+    pids: Vec<u32>,
+    /// False if some process's maps could not be read.
+    complete: bool,
 }
 
-pub(crate) fn ls(as_json: bool) -> Result<()> {
+/// Scans every process once and returns, for each name, who maps `/dev/shm/NAME`.
+fn users_of(names: &[String]) -> std::collections::HashMap<String, Users> {
+    let mut out: std::collections::HashMap<String, Users> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                Users {
+                    pids: Vec::new(),
+                    complete: true,
+                },
+            )
+        })
+        .collect();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        out.values_mut().for_each(|u| u.complete = false);
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let maps = match std::fs::read_to_string(p.path().join("maps")) {
+            Ok(m) => m,
+            // The process exited meanwhile: it holds nothing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => {
+                out.values_mut().for_each(|u| u.complete = false);
+                continue;
+            }
+        };
+        for line in maps.lines() {
+            let Some(at) = line.find("/dev/shm/") else {
+                continue;
+            };
+            let file = &line[at + "/dev/shm/".len()..];
+            let file = file.strip_suffix(" (deleted)").unwrap_or(file);
+            if let Some(u) = out.get_mut(file)
+                && !u.pids.contains(&pid)
+            {
+                u.pids.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Every shmq-looking name in `/dev/shm`, sorted.
+fn segment_names() -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(SHM_DIR)
         .with_context(|| format!("reading {SHM_DIR}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| shmq::segment::validate_name(n).is_ok())
         .collect();
     names.sort();
-    let rows: Vec<Value> = names.iter().filter_map(|n| ls_row(n)).collect();
+    Ok(names)
+}
+
+/// One row of `ls`.
+/// Read from the header only: no lock, no blocking on a non-regular file.
+fn ls_row(name: &str, users: Option<&Users>) -> Option<Value> {
+    let info = shmq::segment::inspect(name).ok()?;
+    let kind = info.kind();
+    let meta = std::fs::symlink_metadata(Path::new(SHM_DIR).join(name)).ok()?;
+    let (pid, alive) = info.creator();
+    let age = meta.modified().ok()?.elapsed().unwrap_or_default();
+    let pids = users.map(|u| u.pids.clone()).unwrap_or_default();
+    Some(json!({
+        "name": name, "kind": kind.name(), "size": info.size(),
+        "mode": format!("{:04o}", std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777),
+        "users": pids, "users_complete": users.is_some_and(|u| u.complete),
+        "creator_pid": pid, "creator_alive": alive, "age_secs": age.as_secs(),
+    }))
+}
+
+pub(crate) fn ls(as_json: bool) -> Result<()> {
+    let names = segment_names()?;
+    let users = users_of(&names);
+    let rows: Vec<Value> = names
+        .iter()
+        .filter_map(|n| ls_row(n, users.get(n)))
+        .collect();
     if as_json {
         for r in &rows {
             outln!("{r}");
@@ -286,26 +319,112 @@ pub(crate) fn ls(as_json: bool) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "{:<40} {:<6} {:>12} {:>8} CREATOR",
+        "{:<40} {:<6} {:>12} {:<12} CREATOR",
         "NAME",
         "KIND",
         "BYTES",
-        "PID"
+        "IN USE BY"
     );
     for r in &rows {
         outln!(
-            "{:<40} {:<6} {:>12} {:>8} {}",
+            "{:<40} {:<6} {:>12} {:<12} {}",
             r["name"].as_str().unwrap_or("?"),
             r["kind"].as_str().unwrap_or("?"),
             r["size"].as_u64().unwrap_or(0),
-            r["creator_pid"].as_u64().unwrap_or(0),
-            if r["creator_alive"] == Value::Bool(true) {
-                "alive"
-            } else {
-                "gone"
-            }
+            in_use(r),
+            format!(
+                "{} ({})",
+                r["creator_pid"].as_u64().unwrap_or(0),
+                if r["creator_alive"] == Value::Bool(true) {
+                    "running"
+                } else {
+                    "exited"
+                }
+            )
         );
     }
+    Ok(())
+}
+
+/// "3 processes", "nobody", or "nobody seen" when some processes could not be inspected.
+fn in_use(r: &Value) -> String {
+    let n = r["users"].as_array().map_or(0, Vec::len);
+    match (n, r["users_complete"] == Value::Bool(true)) {
+        (0, true) => "nobody".into(),
+        (0, false) => "nobody seen".into(),
+        (1, _) => "1 process".into(),
+        (n, _) => format!("{n} processes"),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GcArgs {
+    /// Only segments whose name starts with this.
+    prefix: Option<String>,
+    /// Say what would be removed, remove nothing.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Leave segments younger than this alone (a process may be about to map one it just
+    /// created).
+    #[arg(long, value_parser = super::parse_duration, default_value = "10s")]
+    older_than: Duration,
+}
+
+/// Removes the shmq segments that no live process holds.
+pub(crate) fn gc(a: &GcArgs) -> Result<()> {
+    let names: Vec<String> = segment_names()?
+        .into_iter()
+        .filter(|n| a.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
+        .collect();
+    let users = users_of(&names);
+    let (mut removed, mut kept) = (0, 0);
+    for name in &names {
+        let Some(row) = ls_row(name, users.get(name)) else {
+            continue; // not a shmq segment
+        };
+        let busy = !row["users"].as_array().is_none_or(Vec::is_empty)
+            || row["creator_alive"] == Value::Bool(true);
+        let young = row["age_secs"].as_u64().unwrap_or(0) < a.older_than.as_secs();
+        // Processes we cannot inspect can hold only segments their permissions let them open.
+        let shared = row["mode"]
+            .as_str()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .is_some_and(|m| m & 0o077 != 0);
+        let unsure = row["users_complete"] != Value::Bool(true) && shared;
+        let why_kept = if busy {
+            Some("in use")
+        } else if young {
+            Some("too young")
+        } else if unsure {
+            Some("other users may hold it (run as root to see their processes)")
+        } else {
+            None
+        };
+        let what = format!(
+            "{name} ({}, {} bytes)",
+            row["kind"].as_str().unwrap_or("?"),
+            row["size"]
+        );
+        match why_kept {
+            Some(why) => {
+                kept += 1;
+                eprintln!("kept {what}: {why}");
+            }
+            None if a.dry_run => {
+                removed += 1;
+                outln!("would remove {what}");
+            }
+            None => {
+                Segment::unlink(name)?;
+                removed += 1;
+                outln!("removed {what}");
+            }
+        }
+    }
+    eprintln!(
+        "{} {removed} unused segment(s), kept {kept}",
+        if a.dry_run { "would remove" } else { "removed" }
+    );
     Ok(())
 }
 

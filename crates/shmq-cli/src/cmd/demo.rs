@@ -1,10 +1,10 @@
-//! `shmq demo`: every scenario of the seed, run with real child processes (this binary
-//! re-executed with the hidden `demo-child` subcommand), with a readable account or one JSON
-//! object per scenario.
+//! `shmq demo`: Python multiprocessing's classic examples, run with real child processes (this
+//! binary re-executed with the hidden `demo-child` subcommand), with a readable account or one
+//! JSON object per scenario.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 use shmq::{End, GetError, Options, Pipe, PipeEnd, Queue, RecvError};
 use shmq_dict::{Options as DictOptions, SharedDict};
+use shmq_testkit::{Name, Proc};
 
 use super::parse_duration;
 
@@ -41,16 +42,19 @@ pub(crate) struct Args {
     /// Consumer processes (default: queue 2, joinable 5, pipe 3).
     #[arg(long)]
     consumers: Option<usize>,
-    /// Items per producer (default 10).
+    /// Items per producer [default: 10].
     #[arg(long)]
     items: Option<usize>,
-    /// Processes in the race (default 70).
+    /// Processes in the race.
     #[arg(long, default_value_t = 70)]
     processes: usize,
-    /// Runs of each race variant (default 3).
+    /// Runs of each race variant.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// A pause per item (and, in the race, between the read and the write), e.g. 2ms.
+    /// A pause per item in the queue, joinable and pipe scenarios [default: none], and between
+    /// the read and the write in the race [default: 2ms, so that the processes' read-write
+    /// windows overlap and the unlocked race loses updates every time; 0 shows how rarely an
+    /// unpaced race loses one].
     #[arg(long, value_parser = parse_duration)]
     pace: Option<Duration>,
     /// One JSON object per scenario instead of prose.
@@ -58,93 +62,59 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// Removes a segment name when dropped, also on an error path.
-struct Unlink(String);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        let _ = shmq::Segment::unlink(&self.0);
-    }
+/// A segment name for one scenario, removed when dropped (also on an error path).
+fn seg_name(what: &str) -> Name {
+    Name::with_prefix("shmq-demo", what)
 }
 
-fn seg_name(what: &str) -> String {
-    format!("shmq-demo-{}-{what}", std::process::id())
-}
-
-/// A child process running one role.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
+/// A child process running one role (killed on drop if it is still running).
+struct Kid(Proc);
 
 impl Kid {
     fn spawn(role: &str, args: &[String]) -> Result<Kid> {
         let exe = std::env::current_exe().context("locating the shmq executable")?;
-        let mut child = Command::new(exe)
-            .arg("demo-child")
-            .arg(role)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting a {role} process"))?;
-        let out = BufReader::new(child.stdout.take().context("child stdout")?);
-        Ok(Kid { child, out })
+        let p = Proc::spawn(
+            Command::new(exe)
+                .arg("demo-child")
+                .arg(role)
+                .args(args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit()),
+            role,
+        )
+        .with_context(|| format!("starting a {role} process"))?;
+        Ok(Kid(p))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     /// The next line the child prints.
     fn line(&mut self) -> Result<String> {
-        let mut s = String::new();
-        self.out.read_line(&mut s)?;
-        if s.is_empty() {
-            bail!("process {} ended without saying it was ready", self.pid());
-        }
-        Ok(s.trim_end().to_owned())
-    }
-
-    /// Waits for the child; returns its remaining lines and whether it succeeded.
-    fn finish(mut self) -> Result<(Vec<String>, bool)> {
-        let mut lines = Vec::new();
-        for l in (&mut self.out).lines() {
-            lines.push(l?);
-        }
-        let ok = self.child.wait()?.success();
-        Ok((lines, ok))
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        match self.0.try_line()? {
+            Some(l) => Ok(l),
+            None => bail!("process {} ended without saying it was ready", self.pid()),
         }
     }
 }
 
-/// Finishes children in parallel, so that none blocks on a full pipe while we wait on another.
+/// Finishes children in parallel, so that none blocks on a full pipe while we wait on another;
+/// returns each one's pid, remaining lines and whether it succeeded.
 fn finish_all(kids: Vec<Kid>) -> Result<Vec<(u32, Vec<String>, bool)>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = kids
-            .into_iter()
-            .map(|k| {
-                let pid = k.pid();
-                s.spawn(move || k.finish().map(|(l, ok)| (pid, l, ok)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("reader panicked")))
-            })
-            .collect()
-    })
+    let pids: Vec<u32> = kids.iter().map(Kid::pid).collect();
+    shmq_testkit::try_finish_all(kids.into_iter().map(|k| k.0).collect())
+        .into_iter()
+        .zip(pids)
+        .map(|(r, pid)| {
+            let (out, status) = r?;
+            let lines = String::from_utf8_lossy(&out)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            Ok((pid, lines, status.success()))
+        })
+        .collect()
 }
 
 struct Report {
@@ -176,6 +146,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     let all = args.scenario == Scenario::All;
     let mut results = Vec::new();
     let start = Instant::now();
+    r.say("Python multiprocessing's classic examples, each across real child processes\n");
     if all || args.scenario == Scenario::Queue {
         results.push(("queue", queue(args, &r)?));
     }
@@ -212,14 +183,14 @@ fn queue(args: &Args, r: &Report) -> Result<Value> {
         args.consumers.unwrap_or(2),
         args.items.unwrap_or(10),
     );
-    let name = seg_name("queue");
+    let name_seg = seg_name("queue");
+    let name = name_seg.0.clone();
     let opts = Options {
         capacity: 5,
         message_size: 64,
         ..Default::default()
     };
     let q = Queue::create(&name, &opts)?;
-    let _unlink = Unlink(name.clone());
     r.say(format!(
         "queue: {producers} producer processes x {items} items -> one bounded queue (capacity {}) -> {consumers} consumer processes",
         opts.capacity
@@ -277,7 +248,8 @@ fn joinable(args: &Args, r: &Report) -> Result<Value> {
         args.consumers.unwrap_or(5),
         args.items.unwrap_or(10),
     );
-    let name = seg_name("joinable");
+    let name_seg = seg_name("joinable");
+    let name = name_seg.0.clone();
     let q = Queue::create(
         &name,
         &Options {
@@ -286,7 +258,6 @@ fn joinable(args: &Args, r: &Report) -> Result<Value> {
             ..Default::default()
         },
     )?;
-    let _unlink = Unlink(name.clone());
     r.say(format!(
         "joinable: {producers} producers x {items} items, {consumers} consumers calling task_done(); each producer join()s"
     ));
@@ -353,7 +324,8 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
         args.consumers.unwrap_or(3),
         args.items.unwrap_or(10),
     );
-    let name = seg_name("pipe");
+    let name_seg = seg_name("pipe");
+    let name = name_seg.0.clone();
     let (a, b) = Pipe::create(
         &name,
         &Options {
@@ -362,7 +334,6 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
             ..Default::default()
         },
     )?;
-    let _unlink = Unlink(name.clone());
     r.say(format!(
         "pipe: {producers} producer process(es) send {items} messages each on end A; {consumers} consumers share end B and read until end-of-file"
     ));
@@ -428,11 +399,20 @@ fn pipe(args: &Args, r: &Report) -> Result<Value> {
 
 const RACE_START: i64 = 100;
 
+/// The race's pause between the read and the write when `--pace` is not given. Without a pause
+/// the window between a process's read and its write is a few microseconds, and 70 processes on
+/// a few CPUs seldom overlap in it: the unlocked race would usually lose nothing and teach the
+/// opposite of its point. With 2 ms every process released from the gate reads before most of
+/// the others write.
+const RACE_PACE: Duration = Duration::from_millis(2);
+
 fn race(args: &Args, r: &Report) -> Result<Value> {
     let n = args.processes;
     let expected = RACE_START - n as i64;
-    let name = seg_name("race");
-    let gate = seg_name("race-gate");
+    let name_seg = seg_name("race");
+    let name = name_seg.0.clone();
+    let gate_seg = seg_name("race-gate");
+    let gate = gate_seg.0.clone();
     let dict = SharedDict::create(
         &name,
         &DictOptions {
@@ -441,7 +421,6 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
             ..Default::default()
         },
     )?;
-    let _unlink = Unlink(name.clone());
     let q = Queue::create(
         &gate,
         &Options {
@@ -450,12 +429,9 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
             ..Default::default()
         },
     )?;
-    let _unlink_gate = Unlink(gate.clone());
+    let pace = args.pace.unwrap_or(RACE_PACE);
     r.say(format!(
-        "race: {n} processes each do count -= 1 on a shared dict, count starting at {RACE_START} (expected {expected}){}",
-        args.pace
-            .map(|p| format!(", with a {p:?} pause between the read and the write"))
-            .unwrap_or_default()
+        "race: {n} processes each do count -= 1 on a shared dict, count starting at {RACE_START} (expected {expected}), with a {pace:?} pause between the read and the write (--pace)"
     ));
     let run_variant = |role: &str| -> Result<(Vec<i64>, bool)> {
         let mut finals = Vec::new();
@@ -463,7 +439,7 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
         for _ in 0..args.runs {
             dict.insert("count", RACE_START)?;
             let mut kids = spawn_each(role, n, |_| {
-                vec![name.clone(), gate.clone(), pace_arg(args)]
+                vec![name.clone(), gate.clone(), pace.as_micros().to_string()]
             })?;
             for k in &mut kids {
                 k.line()?; // "ready": attached and waiting at the gate
@@ -494,6 +470,7 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
     ));
     Ok(json!({
         "scenario": "race", "processes": n, "start": RACE_START, "expected": expected,
+        "pace_us": pace.as_micros(),
         "unlocked": { "finals": unlocked, "lost_updates": lost },
         "locked": { "finals": locked }, "ok": ok,
     }))
@@ -606,7 +583,7 @@ pub(crate) fn child(role: &str, args: &[String]) -> Result<()> {
             say("ready")?;
             gate.get()?;
             if role == "race-unlocked" {
-                // The seed's `d['count'] -= 1`: a read and a write, each atomic on its own.
+                // Python's `d['count'] -= 1` on a Manager dict: a read and a write, each atomic on its own.
                 let v = dict.get("count")?.context("no count")?;
                 std::thread::sleep(pace);
                 dict.insert("count", v - 1)?;

@@ -14,6 +14,21 @@ macro_rules! outln {
 pub(crate) mod admin;
 pub(crate) mod bench;
 pub(crate) mod demo;
+pub(crate) mod io;
+
+/// The exit status of a command that ended early without an error: `get --count N` that got
+/// fewer than N before its timeout (or before the queue was closed and drained), `join
+/// --timeout` that timed out. What it did get is printed.
+pub(crate) const EXIT_PARTIAL: u8 = 3;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Everything asked for: exit 0.
+    Done,
+    /// Less than asked for, by a timeout or a closed queue: exit [`EXIT_PARTIAL`].
+    Partial,
+}
 
 /// Parses `500ms`, `2s`, `1.5s`, `20us` (a bare number is seconds).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {

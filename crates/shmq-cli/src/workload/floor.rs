@@ -29,7 +29,7 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 12;
 
 fn backoff(spins: &mut u32) {
     *spins += 1;
-    if *spins % SPINS_BEFORE_YIELD == 0 {
+    if (*spins).is_multiple_of(SPINS_BEFORE_YIELD) {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();

@@ -2,14 +2,13 @@
 //! named queues a workload creates and removes.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Deserialize;
 use shmq::{Options, Queue};
+use shmq_testkit::{Name, Stream};
 
 use super::roles::Role;
 use super::{CHILD_ENV, CPU_ENV, READY, REPORT};
@@ -71,25 +70,13 @@ impl Launcher {
         if self.pin {
             cmd.env(CPU_ENV, Self::cpu_for(role).to_string());
         }
-        let mut child = cmd
-            .args(&self.args)
+        cmd.args(&self.args)
             .env(CHILD_ENV, serde_json::to_string(role)?)
             .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
+            .stdout(stdout);
+        let p = shmq_testkit::Proc::spawn_reading(&mut cmd, &role_name(role), Stream::Stderr)
             .with_context(|| format!("starting {}", self.exe.display()))?;
-        let err = child
-            .stderr
-            .take()
-            .map(BufReader::new)
-            .ok_or_else(|| anyhow!("child without stderr"))?;
-        Ok(Proc {
-            child,
-            err,
-            what: role_name(role),
-            log: String::new(),
-        })
+        Ok(Proc(p))
     }
 }
 
@@ -100,68 +87,31 @@ fn role_name(role: &Role) -> String {
         .unwrap_or_else(|| "child".into())
 }
 
-/// A running child and its stderr.
-pub(super) struct Proc {
-    child: Child,
-    err: BufReader<ChildStderr>,
-    what: String,
-    log: String,
-}
+/// A running child whose stderr carries the protocol lines (killed on drop if still running).
+pub(super) struct Proc(shmq_testkit::Proc);
 
 impl Proc {
-    /// Reads stderr up to the next protocol line starting with `tag`; returns its rest.
-    fn expect(&mut self, tag: &str) -> Result<String> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.err.read_line(&mut line)? == 0 {
-                let status = self.child.wait()?;
-                bail!(
-                    "{} exited ({status}) before {}: {}",
-                    self.what,
-                    tag.trim(),
-                    self.log.trim()
-                );
-            }
-            if let Some(rest) = line.strip_prefix(tag) {
-                return Ok(rest.trim_end().to_owned());
-            }
-            self.log.push_str(&line);
-        }
-    }
-
     pub(super) fn ready(&mut self) -> Result<()> {
-        self.expect(READY).map(drop)
+        self.0.expect(READY)?;
+        Ok(())
     }
 
     pub(super) fn report<T: for<'de> Deserialize<'de>>(&mut self) -> Result<T> {
-        let json = self.expect(REPORT)?;
-        serde_json::from_str(&json).with_context(|| format!("bad report from {}", self.what))
+        let json = self.0.expect(REPORT)?;
+        serde_json::from_str(&json).with_context(|| format!("bad report from {}", self.0.what))
     }
 
     /// Waits for the exit; an error if it failed.
-    pub(super) fn finish(mut self) -> Result<()> {
-        let mut rest = String::new();
-        self.err.read_to_string(&mut rest)?;
-        self.log.push_str(&rest);
-        let status = self.child.wait()?;
+    pub(super) fn finish(self) -> Result<()> {
+        let (what, log) = (self.0.what.clone(), self.0.log.clone());
+        let (rest, status) = self.0.try_finish()?;
         ensure!(
             status.success(),
-            "{} failed ({status}): {}",
-            self.what,
-            self.log.trim()
+            "{what} failed ({status}): {}{}",
+            log,
+            String::from_utf8_lossy(&rest).trim()
         );
         Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // A child left running after an error would hold its end of a pipe or a queue forever.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -169,16 +119,13 @@ impl Drop for Proc {
 pub(super) struct Named {
     pub(super) name: String,
     pub(super) queue: Queue,
+    /// Removes the segment on drop.
+    _unlink: Name,
 }
 
 impl Named {
     pub(super) fn create(tag: &str, capacity: usize, message_size: usize) -> Result<Named> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "shmq-bench-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = Name::with_prefix("shmq-bench", tag);
         let queue = Queue::create(
             &name,
             &Options {
@@ -187,13 +134,11 @@ impl Named {
                 ..Options::default()
             },
         )
-        .with_context(|| format!("creating {name}"))?;
-        Ok(Named { name, queue })
-    }
-}
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = Queue::unlink(&self.name);
+        .with_context(|| format!("creating {}", name.as_str()))?;
+        Ok(Named {
+            name: name.0.clone(),
+            queue,
+            _unlink: name,
+        })
     }
 }

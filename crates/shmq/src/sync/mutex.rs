@@ -491,10 +491,10 @@ impl RawMutex {
                 }
                 continue;
             }
-            if o.check_due(owner) {
-                if let Some(r) = self.take_over(owner, me, o) {
-                    return r;
-                }
+            if o.check_due(owner)
+                && let Some(r) = self.take_over(owner, me, o)
+            {
+                return r;
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {

@@ -1,0 +1,317 @@
+//! Moving messages from the command line: `put`, `get`, `task-done` and `join`, with the three
+//! framings of messages on stdin and stdout (lines, NUL-separated, length-prefixed).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use shmq::{GetTimeoutError, JoinError, PutError, Queue, TaskDoneError, TryPutError};
+
+use super::admin::open_queue;
+use super::{Outcome, parse_duration};
+
+/// How messages are delimited on stdin (`put`) and stdout (`get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::Args)]
+#[group(multiple = false)]
+pub(crate) struct Framing {
+    /// Messages end with a NUL byte instead of a newline (as `find -print0`, `xargs -0`).
+    #[arg(long, short = '0')]
+    null: bool,
+    /// Binary framing: each message is a 4-byte little-endian length, then that many bytes.
+    #[arg(long)]
+    raw: bool,
+}
+
+impl Framing {
+    /// The frame of one message as written to stdout.
+    fn frame(self, msg: &[u8]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(msg.len() + 4);
+        if self.raw {
+            // A message is at most a slot's size, far below 4 GiB (checked when created).
+            f.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+            f.extend_from_slice(msg);
+        } else {
+            f.extend_from_slice(msg);
+            f.push(if self.null { 0 } else { b'\n' });
+        }
+        f
+    }
+
+    /// Reads the next message from `input`; `None` at a clean end of input.
+    fn read(self, input: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
+        if self.raw {
+            let mut len = [0u8; 4];
+            let mut got = 0;
+            while got < 4 {
+                match input.read(&mut len[got..])? {
+                    0 if got == 0 => return Ok(None),
+                    0 => bail!("the input ends inside a length prefix"),
+                    n => got += n,
+                }
+            }
+            let n = u32::from_le_bytes(len) as usize;
+            let mut msg = vec![0u8; n];
+            input
+                .read_exact(&mut msg)
+                .with_context(|| format!("the input ends inside a message of {n} bytes"))?;
+            return Ok(Some(msg));
+        }
+        let end = if self.null { 0 } else { b'\n' };
+        let mut msg = Vec::new();
+        if input.read_until(end, &mut msg)? == 0 {
+            return Ok(None);
+        }
+        if msg.last() == Some(&end) {
+            msg.pop();
+        }
+        Ok(Some(msg))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PutArgs {
+    /// Queue name.
+    name: String,
+    /// The message; without it, messages are read from stdin (one per line, or per --null or
+    /// --raw frame).
+    msg: Option<String>,
+    /// Give up if a message finds no room within this long (e.g. 1s, 250ms).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "nowait")]
+    timeout: Option<Duration>,
+    /// Give up at once if the queue is full (Python's put_nowait).
+    #[arg(long)]
+    nowait: bool,
+    #[command(flatten)]
+    framing: Framing,
+}
+
+/// How long a put may wait.
+#[derive(Clone, Copy)]
+enum PutWait {
+    Forever,
+    Until(Instant),
+    Never,
+}
+
+pub(crate) fn put(a: &PutArgs) -> Result<Outcome> {
+    let q = open_queue(&a.name)?;
+    let wait = match (a.nowait, a.timeout) {
+        (true, _) => PutWait::Never,
+        (false, Some(t)) => Instant::now()
+            .checked_add(t)
+            .map_or(PutWait::Forever, PutWait::Until),
+        (false, None) => PutWait::Forever,
+    };
+    let mut told = false;
+    let mut n = 0usize;
+    let mut one = |msg: Vec<u8>| -> Result<()> {
+        put_one(&q, &a.name, msg, wait, &mut told).with_context(|| {
+            format!("{n} message(s) put before this one; it and any after it were not put")
+        })?;
+        n += 1;
+        Ok(())
+    };
+    match &a.msg {
+        Some(m) => one(m.as_bytes().to_vec())?,
+        None => {
+            let mut input = std::io::stdin().lock();
+            while let Some(msg) = a.framing.read(&mut input)? {
+                one(msg)?;
+            }
+        }
+    }
+    if told {
+        eprintln!("put {n} message(s) into {}", a.name);
+    }
+    Ok(Outcome::Done)
+}
+
+/// Puts one message; says once on stderr that it waits, if stderr is a terminal.
+fn put_one(q: &Queue, name: &str, msg: Vec<u8>, wait: PutWait, told: &mut bool) -> Result<()> {
+    let msg = match q.try_put(msg) {
+        Ok(()) => return Ok(()),
+        Err(TryPutError::Full(m)) => m,
+        Err(e) => return Err(anyhow!("{e}")),
+    };
+    if let PutWait::Never = wait {
+        bail!("{name} is full (capacity {})", q.capacity());
+    }
+    if !*told && std::io::stderr().is_terminal() {
+        eprintln!(
+            "shmq: {name} is full (capacity {}): waiting for room (Ctrl-C to give up)",
+            q.capacity()
+        );
+        *told = true;
+    }
+    match wait {
+        PutWait::Until(deadline) => match q.put_deadline(msg, deadline) {
+            Ok(()) => Ok(()),
+            Err(shmq::PutTimeoutError::Timeout(_)) => {
+                bail!("{name} stayed full until the timeout")
+            }
+            Err(e) => Err(anyhow!("{e}")),
+        },
+        _ => q.put(msg).map_err(|e: PutError<Vec<u8>>| anyhow!("{e}")),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GetArgs {
+    /// Queue name.
+    name: String,
+    /// Wait at most this long for each message (e.g. 1s, 250ms); without it, wait as long as
+    /// it takes.
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// How many messages to take.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Mark each message's task done once it is written (JoinableQueue's task_done).
+    #[arg(long)]
+    task_done: bool,
+    #[command(flatten)]
+    framing: Framing,
+}
+
+/// Takes up to `count` messages and writes each to stdout. A message is removed from the queue
+/// only once it is delivered: written and flushed, and, when stdout is a pipe, read by the
+/// reader. If stdout fails or the reader goes away first (`shmq get q --count 16 | head -1`),
+/// that message stays at the front of the queue and the command fails.
+pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
+    let q = open_queue(&a.name)?;
+    let stdout = std::io::stdout();
+    let pipe = stdout_is_pipe();
+    for got in 0..a.count {
+        wait_writable(&stdout);
+        let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
+        let written = q.get_with_or_keep(deadline, |msg| {
+            let mut out = stdout.lock();
+            out.write_all(&a.framing.frame(msg))?;
+            out.flush()?;
+            if pipe {
+                wait_read(&stdout)?;
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(anyhow!(e).context(format!(
+                    "delivering message {} of {} to stdout (it stays in {}; {got} taken)",
+                    got + 1,
+                    a.count,
+                    a.name
+                )));
+            }
+            Err(GetTimeoutError::Timeout | GetTimeoutError::Closed) => {
+                return Ok(Outcome::Partial);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if a.task_done {
+            q.task_done()?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Whether stdout is a pipe (or FIFO), whose reader may exit without reading what is in it.
+fn stdout_is_pipe() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Waits (holding no lock) until stdout can take bytes or has failed, so that a get rarely
+/// holds the queue's lock while a slow reader makes room.
+fn wait_writable(stdout: &std::io::Stdout) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(stdout, PollFlags::OUT)];
+    // An error (EINTR) just means we write without waiting: the write reports what is wrong.
+    let _ = poll(&mut fds, None);
+}
+
+/// Waits until the reader of the pipe on stdout has read everything in it. An error if every
+/// reader goes away first: what they left unread goes away with the pipe, so the message that
+/// was in it must stay in the queue.
+fn wait_read(stdout: &std::io::Stdout) -> std::io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut round = 0u32;
+    loop {
+        if rustix::io::ioctl_fionread(stdout)? == 0 {
+            return Ok(());
+        }
+        // Asked for no event, poll still reports POLLERR once the pipe has no reader. The first
+        // rounds only look (a reader that keeps up reads within microseconds); later ones sleep
+        // up to 1 ms each.
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: if round < 200 { 0 } else { 1_000_000 },
+        };
+        let mut fds = [PollFd::new(stdout, PollFlags::empty())];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The reader may have read everything just before it left: only what is still in the
+        // pipe is lost with it.
+        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+            && rustix::io::ioctl_fionread(stdout)? != 0
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the reader went away without reading it",
+            ));
+        }
+        if round < 200 {
+            std::thread::yield_now();
+        }
+        round = round.saturating_add(1);
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TaskDoneArgs {
+    /// Queue name.
+    name: String,
+    /// How many tasks to mark done.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+}
+
+pub(crate) fn task_done(a: &TaskDoneArgs) -> Result<Outcome> {
+    let q = open_queue(&a.name)?;
+    for done in 0..a.count {
+        match q.task_done() {
+            Ok(()) => {}
+            Err(TaskDoneError::NoUnfinishedTasks) => bail!(
+                "{} has no unfinished task left ({done} of {} marked done)",
+                a.name,
+                a.count
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct JoinArgs {
+    /// Queue name.
+    name: String,
+    /// Wait at most this long (e.g. 10s); without it, wait as long as it takes.
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+}
+
+pub(crate) fn join(a: &JoinArgs) -> Result<Outcome> {
+    let q = open_queue(&a.name)?;
+    match a.timeout {
+        None => q.join()?,
+        Some(t) => match q.join_timeout(t) {
+            Ok(()) => {}
+            Err(JoinError::Timeout) => return Ok(Outcome::Partial),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(Outcome::Done)
+}
