@@ -31,6 +31,10 @@ pub(crate) const SENDERS_GONE: u32 = 2;
 /// Flags-word bit: no receiver is left (pipes).
 pub(crate) const RECEIVERS_GONE: u32 = 4;
 
+/// Bytes of slots one batch get copies at most (a quarter of a typical L2 cache): a batch of
+/// large messages copied into a buffer larger than the cache would be read back from memory.
+const BATCH_BYTES: usize = 128 * 1024;
+
 /// Event-count bit: someone is about to sleep, or sleeps, on the word.
 const WAITING: u32 = 1;
 
@@ -448,8 +452,9 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// Takes up to `max` front messages: their bytes end to end in `bytes`, their lengths in
-    /// `lens` (both cleared first). Returns how many (0 if empty or `max` is 0).
+    /// Takes up to `max` front messages (and no more than [`BATCH_BYTES`] of slots, but at least
+    /// one): their bytes end to end in `bytes`, their lengths in `lens` (both cleared first).
+    /// Returns how many (0 if empty or `max` is 0).
     pub(crate) fn pop_batch(
         &self,
         max: usize,
@@ -465,7 +470,7 @@ impl<'a> Core<'a> {
             let Some((head, avail)) = self.front()? else {
                 return Ok(0);
             };
-            let n = avail.min(max as u64);
+            let n = avail.min(max as u64).min(self.batch_limit());
             // One allocation and one zero-fill for the whole batch (cut back to what the
             // messages fill); the slot index advances without a division.
             bytes.resize(n as usize * self.message_size, 0);
@@ -495,6 +500,12 @@ impl<'a> Core<'a> {
                 return Ok(n as usize);
             }
         }
+    }
+
+    /// The most messages one batch get claims: as many as fill [`BATCH_BYTES`], at least one,
+    /// so that the copy and the caller's reading of it stay in the cache.
+    fn batch_limit(&self) -> u64 {
+        (BATCH_BYTES / self.message_size.max(1)).max(1) as u64
     }
 
     /// Test hook: a consumer that copies the front message and dies before its claim.
@@ -629,6 +640,29 @@ mod tests {
         assert_eq!(c.pop_vec().unwrap(), None);
         h.push(b"next").unwrap();
         assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_get_of_large_messages_claims_only_what_fills_the_batch_bytes() {
+        let size = BATCH_BYTES / 2;
+        let h = HeapCore::new(4, size);
+        let c = h.core();
+        for i in 0..3 {
+            h.push(&msg(i, size)).unwrap();
+        }
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(2));
+        assert_eq!(lens, [size, size]);
+        assert_eq!(bytes, [msg(0, size), msg(1, size)].concat());
+        assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(1));
+        assert_eq!(bytes, msg(2, size));
+
+        let h = HeapCore::new(2, BATCH_BYTES * 2);
+        h.push(&msg(7, 3)).unwrap();
+        h.push(&msg(8, 3)).unwrap();
+        let c = h.core();
+        assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(1));
+        assert_eq!(bytes, msg(7, 3));
     }
 
     #[test]
