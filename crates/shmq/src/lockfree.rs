@@ -472,8 +472,10 @@ impl<'a> Core<'a> {
             };
             let n = avail.min(max as u64).min(self.batch_limit());
             // One allocation and one zero-fill for the whole batch (cut back to what the
-            // messages fill); the slot index advances without a division.
-            bytes.resize(n as usize * self.message_size, 0);
+            // messages fill); the slot index advances without a division. A slot larger than
+            // BATCH_BYTES (then `n` is 1) gets only the room its message fills.
+            let room = n as usize * self.message_size;
+            bytes.resize(if room <= BATCH_BYTES { room } else { 0 }, 0);
             lens.reserve(n as usize);
             let mut at = 0;
             let mut base = self.base(head);
@@ -487,6 +489,9 @@ impl<'a> Core<'a> {
                     continue 'retry;
                 }
                 let len = len as usize;
+                if bytes.len() < at + len {
+                    bytes.resize(at + len, 0);
+                }
                 self.copy_words(base + 1, &mut bytes[at..at + len]);
                 at += len;
                 lens.push(len);
