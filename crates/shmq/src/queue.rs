@@ -663,7 +663,9 @@ impl Queue {
         Ok(n)
     }
 
-    /// Waits for at least one message, then takes up to `max` with one claim.
+    /// Waits for at least one message, then takes up to `max` with one claim (and no more
+    /// than fill 128 KiB of slots, but at least one, so that large messages are copied through
+    /// the cache).
     ///
     /// `get_many(0)` asks for nothing: it returns `Ok(vec![])` at once, whatever the state of
     /// the queue (as every `*_many` call with nothing to do).

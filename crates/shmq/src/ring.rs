@@ -27,7 +27,7 @@ use crate::lockfree::{Core, Event};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
-use crate::sync::atomic::Ordering::SeqCst;
+use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
 use crate::sync::{LockError, LockState, MutexGuard};
 
 /// A ring over a validated layout. Cheap to make; borrows the segment it lives in.
@@ -167,7 +167,7 @@ impl<'a> Ring<'a> {
             guard,
             repaired,
         };
-        locked.check().map_err(RingError::Corrupt)?;
+        locked.check(repaired).map_err(RingError::Corrupt)?;
         if repaired {
             // Nothing derived to rebuild: the dead owner's put either stored `tail` or did
             // not. Joiners re-check on a new generation.
@@ -212,11 +212,22 @@ impl Locked<'_, '_> {
         &self.ring.core
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks the positions on taking the lock. `head` (on the consumers' line, written by
+    /// every get) is read only when the producers' cache `head_seen` (on `tail`'s line) does
+    /// not already bound `tail` (`head_seen <= tail <= head_seen + capacity`), or after a
+    /// repair: a put reads and checks `head` itself whenever the cache shows no room, and every
+    /// get checks it, so a sane cache spares each put one transfer of the consumers' line.
+    fn check(&self, full: bool) -> Result<(), String> {
         // Under the lock `tail` and `done` hold still; `head` only grows, up to `tail`.
-        let head = self.ring.ctrl.head.0.load(SeqCst);
         let tail = self.tail();
         let done = self.ring.ctrl.counters.0.done.load(SeqCst);
+        let seen = self.ring.ctrl.tail.0.head_seen.load(Relaxed);
+        let cached = seen <= tail && tail - seen <= self.core().capacity;
+        let head = if full || !cached {
+            self.ring.ctrl.head.0.load(SeqCst)
+        } else {
+            seen
+        };
         if head > tail || tail - head > self.core().capacity {
             return Err(format!(
                 "impossible positions: head {head} tail {tail} capacity {}",
