@@ -525,15 +525,7 @@ fn bad_input_is_a_typed_error() {
     // Another layout version.
     let v = Name::new("dict-version");
     let _vd = dict(&v);
-    std::os::unix::fs::FileExt::write_at(
-        &std::fs::OpenOptions::new()
-            .write(true)
-            .open(format!("/dev/shm/{}", v.as_str()))
-            .unwrap(),
-        &99u32.to_ne_bytes(),
-        8,
-    )
-    .unwrap();
+    common::write_segment_bytes(&v, 8, &99u32.to_ne_bytes());
     let e = SharedDict::open(&v).unwrap_err();
     assert!(matches!(e, OpenError::Incompatible(_)), "{e}");
     assert!(e.to_string().contains("99"), "{e}");

@@ -336,19 +336,7 @@ fn four_by_four_processes_a_million_messages_each() {
     q.close().unwrap();
     let outs = consumers.join().unwrap();
     let elapsed = start.elapsed();
-    let mut seen = vec![vec![false; per as usize]; 4];
-    let mut total = 0usize;
-    for out in outs {
-        assert_eq!(out.len() % 8, 0);
-        for pair in out.chunks_exact(8) {
-            let id = u32::from_le_bytes(pair[..4].try_into().unwrap()) as usize;
-            let seq = u32::from_le_bytes(pair[4..].try_into().unwrap()) as usize;
-            assert!(!seen[id][seq], "message {id}:{seq} delivered twice");
-            seen[id][seq] = true;
-            total += 1;
-        }
-    }
-    assert_eq!(total, 4 * per as usize, "messages lost");
+    let total = common::check_stress_outputs(outs, 4, per as usize);
     eprintln!("4x4: {total} messages in {elapsed:?}");
 }
 

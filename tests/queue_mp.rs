@@ -225,19 +225,7 @@ fn stress_four_producer_and_four_consumer_processes() {
     q.close().unwrap();
     let outs = consumers.join().unwrap();
     let elapsed = start.elapsed();
-    let mut seen = vec![vec![false; PER_PRODUCER as usize]; 4];
-    let mut total = 0;
-    for out in outs {
-        assert_eq!(out.len() % 8, 0);
-        for pair in out.chunks_exact(8) {
-            let id = u32::from_le_bytes(pair[..4].try_into().unwrap()) as usize;
-            let seq = u32::from_le_bytes(pair[4..].try_into().unwrap()) as usize;
-            assert!(!seen[id][seq], "message {id}:{seq} delivered twice");
-            seen[id][seq] = true;
-            total += 1;
-        }
-    }
-    assert_eq!(total, 4 * PER_PRODUCER as usize, "messages lost");
+    common::check_stress_outputs(outs, 4, PER_PRODUCER as usize);
     assert_eq!(q.unfinished(), u64::from(4 * PER_PRODUCER));
     eprintln!("stress: 1,000,000 messages through 4x4 processes in {elapsed:?}");
 }
@@ -434,15 +422,7 @@ fn bad_input_is_a_typed_error() {
     // Another layout version.
     let v = Name::new("version");
     let _q = Queue::create(&v, &opts(2, 8)).unwrap();
-    std::os::unix::fs::FileExt::write_at(
-        &std::fs::OpenOptions::new()
-            .write(true)
-            .open(format!("/dev/shm/{}", v.as_str()))
-            .unwrap(),
-        &99u32.to_ne_bytes(),
-        8,
-    )
-    .unwrap();
+    common::write_segment_bytes(&v, 8, &99u32.to_ne_bytes());
     let e = Queue::open(&v).unwrap_err();
     assert!(matches!(e, OpenError::Incompatible(_)), "{e}");
     assert!(e.to_string().contains("99"), "{e}");

@@ -5,39 +5,17 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shmq_testkit::Name;
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// A queue name unique to this process and call, removed on drop (also when a test fails).
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Name {
-        static N: AtomicU64 = AtomicU64::new(0);
-        Name(format!(
-            "shmq-test-cli-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = shmq::Segment::unlink(&self.0);
-    }
+fn name(tag: &str) -> Name {
+    Name::with_prefix("shmq-test-cli", tag)
 }
 
 /// Runs `shmq ARGS` with `input` on stdin; a run still going after `limit` is killed and fails
@@ -55,7 +33,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn queue(tag: &str, capacity: usize) -> Name {
-    let name = Name::new(tag);
+    let name = name(tag);
     let cap = capacity.to_string();
     let out = shmq(&[
         "create",
