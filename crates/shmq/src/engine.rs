@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
-use crate::lockfree::{PopFail, wait_for};
+use crate::lockfree::{Core, PopFail, wait_for};
 use crate::ring::{Locked, PushFail, Ring, RingError};
 use crate::sync::semaphore::SLEEP_SLICE;
 
@@ -56,6 +56,9 @@ pub(crate) enum Fail {
         available: usize,
     },
     Corrupt(String),
+    /// A zero-copy reader holds the front ([`PopFail::Reserved`]); never leaves this module
+    /// ([`get`] waits on the ring's lock and retries).
+    Reserved,
 }
 
 impl From<RingError> for Fail {
@@ -86,6 +89,7 @@ impl From<PopFail> for Fail {
         match e {
             PopFail::TooSmall { needed, available } => Fail::TooSmall { needed, available },
             PopFail::Corrupt(s) => Fail::Corrupt(s),
+            PopFail::Reserved => Fail::Reserved,
         }
     }
 }
@@ -144,12 +148,59 @@ pub(crate) fn get<R>(
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
     loop {
-        if let Some((n, r)) = op(ring)? {
-            if n > 0 {
-                ring.free().notify();
+        match op(ring) {
+            Ok(Some((n, r))) => {
+                if n > 0 {
+                    ring.free().notify();
+                }
+                return Ok(r);
             }
-            return Ok(r);
+            Ok(None) => {}
+            Err(Fail::Reserved) => {
+                wait_out_reservation(ring, wait)?;
+                continue;
+            }
+            Err(f) => return Err(f),
         }
+        wait_for_items(ring, wait, how, &mut last_try)?;
+    }
+}
+
+/// Waits until a zero-copy reader's reservation of the front ends: it holds the ring's lock
+/// for as long as it reads, and the lock is repaired (the reservation cleared) if it dies.
+/// `Wait::Never` only tries the lock (a live reader: `WouldBlock`).
+fn wait_out_reservation(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
+    let l = lock_for_get(ring, wait)?;
+    // Every reader ends its reservation before it unlocks, and a dead one's is cleared by the
+    // repair: a bit still set under our lock is damage, not a reader.
+    if ring.core().is_reserved() {
+        return Err(Fail::Corrupt(
+            "the ring's head is reserved, but its reader does not hold the lock".into(),
+        ));
+    }
+    drop(l);
+    Ok(())
+}
+
+/// The lock as a get takes it: `Wait::Never` only tries (a live holder: `WouldBlock`).
+fn lock_for_get<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> {
+    let deadline = match wait {
+        Wait::Never => Some(Instant::now()),
+        other => other.deadline(),
+    };
+    Ok(ring.lock(deadline)?)
+}
+
+/// After a get found the ring empty: `Closed`/`Disconnected` once a close is seen and the
+/// ring is drained, `WouldBlock` after the last try, else waits for items (or returns at once
+/// when the close bit was seen with items left); the caller then tries again.
+fn wait_for_items(
+    ring: &Ring<'_>,
+    wait: Wait,
+    how: Waiting<'_>,
+    last_try: &mut bool,
+) -> Result<(), Fail> {
+    {
         // Empty when `op` looked. A close (or the last sender leaving) is ordered after every
         // put that succeeded, so once the bit is seen, an empty ring stays empty.
         let flags = ring.flags();
@@ -161,19 +212,72 @@ pub(crate) fn get<R>(
             });
         }
         if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
-            continue;
+            return Ok(());
         }
-        if last_try {
+        if *last_try {
             return Err(Fail::WouldBlock);
         }
         let core = ring.core();
         let ready = || core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0;
         if !wait_for(ring.items(), ready, wait.deadline(), how.slice) {
-            last_try = true;
+            *last_try = true;
         }
         if let Some(f) = how.recheck {
             f();
         }
+        Ok(())
+    }
+}
+
+/// Ends a reservation of the front when dropped: `head` moves by `taken` (0 unless the read
+/// committed), so a read that fails or panics leaves the messages first.
+struct Reservation<'c, 'a> {
+    core: &'c Core<'a>,
+    head: u64,
+    taken: u64,
+}
+
+impl Drop for Reservation<'_, '_> {
+    fn drop(&mut self) {
+        self.core.release(self.head, self.taken);
+    }
+}
+
+/// A zero-copy get: under the ring's lock, reserves the front (no consumer takes it and no
+/// producer rewrites it meanwhile), runs `op` on it in place, then ends the reservation,
+/// taking as many messages as `op` says (0: they stay first), and unlocks; waits for items in
+/// between. `op` gets the locked ring, the front position and how many messages are ready,
+/// and returns how many it took and a result. A reader that dies inside `op` takes nothing:
+/// the next locker clears its reservation.
+pub(crate) fn get_reserved<R>(
+    ring: &Ring<'_>,
+    wait: Wait,
+    how: Waiting<'_>,
+    mut op: impl FnMut(&Locked<'_, '_>, u64, u64) -> Result<(u64, R), Fail>,
+) -> Result<R, Fail> {
+    let mut last_try = wait == Wait::Never;
+    loop {
+        let l = lock_for_get(ring, wait)?;
+        if let Some((head, avail)) = ring.core().reserve_front()? {
+            let mut res = Reservation {
+                core: ring.core(),
+                head,
+                taken: 0,
+            };
+            let r = op(&l, head, avail);
+            if let Ok((n, _)) = &r {
+                res.taken = *n;
+            }
+            let n = res.taken;
+            drop(res);
+            drop(l);
+            if n > 0 {
+                ring.free().notify();
+            }
+            return r.map(|(_, r)| r);
+        }
+        drop(l);
+        wait_for_items(ring, wait, how, &mut last_try)?;
     }
 }
 

@@ -3,7 +3,9 @@
 //! and the event counts that blocked callers sleep on.
 //!
 //! Producers are serialised by the ring's robust mutex (see `ring.rs`): the functions marked
-//! "producer" here may only be called by the holder of that lock. Consumers take no lock.
+//! "producer" here may only be called by the holder of that lock. Consumers take no lock,
+//! except the zero-copy readers, which hold it while they read the front in place, reserved
+//! with the [`RESERVED`] bit of `head` (lock-free consumers wait for it on the lock).
 //!
 //! Everything is made of atomics borrowed from the caller, so the same code runs over a shared
 //! segment, over heap memory in unit tests, and under loom (`--cfg loom`) with loom's atomics.
@@ -34,6 +36,18 @@ pub(crate) const RECEIVERS_GONE: u32 = 4;
 /// Bytes of slots one batch get copies at most (a quarter of a typical L2 cache): a batch of
 /// large messages copied into a buffer larger than the cache would be read back from memory.
 const BATCH_BYTES: usize = 128 * 1024;
+
+/// Head-word bit: a zero-copy reader holding the ring's lock reads the front message in place
+/// (`head & !RESERVED` is the position; see docs/layout.md). Lock-free consumers neither copy
+/// nor claim while it is set; the next locker after the reader's death clears it.
+pub(crate) const RESERVED: u64 = 1 << 63;
+
+/// Spin rounds a lock-free consumer waits for a reservation to end before it reports
+/// [`PopFail::Reserved`] (and its caller waits on the ring's lock).
+#[cfg(not(loom))]
+const RESERVED_SPINS: u32 = 64;
+#[cfg(loom)]
+const RESERVED_SPINS: u32 = 0;
 
 /// Event-count bit: someone is about to sleep, or sleeps, on the word.
 const WAITING: u32 = 1;
@@ -70,6 +84,9 @@ pub(crate) enum PopFail {
     TooSmall { needed: usize, available: usize },
     /// The shared state is impossible (a damaged segment); nothing was taken.
     Corrupt(String),
+    /// A zero-copy reader has reserved the front; nothing was taken. Wait on the ring's lock
+    /// (it is released when the reader finishes, or repaired after its death), then retry.
+    Reserved,
 }
 
 /// An event count on a futex word: bit 0 is [`WAITING`], the rest a generation. A sleeper sets
@@ -221,21 +238,21 @@ impl<'a> Core<'a> {
 
     /// Messages waiting (exact when no put or get is in flight).
     pub(crate) fn len(&self) -> u64 {
-        let head = self.head.load(SeqCst);
+        let head = self.head.load(SeqCst) & !RESERVED;
         let tail = self.tail.load(SeqCst);
         tail.saturating_sub(head).min(self.capacity)
     }
 
     /// Whether a get could take something now.
     pub(crate) fn has_items(&self) -> bool {
-        let head = self.head.load(SeqCst);
+        let head = self.head.load(SeqCst) & !RESERVED;
         self.tail.load(SeqCst) != head
     }
 
     /// Whether a put could find a free slot now.
     pub(crate) fn has_free(&self) -> bool {
         let tail = self.tail.load(SeqCst);
-        let head = self.head.load(SeqCst);
+        let head = self.head.load(SeqCst) & !RESERVED;
         tail.wrapping_sub(head) < self.capacity
     }
 
@@ -268,8 +285,10 @@ impl<'a> Core<'a> {
         let mut used = tail.wrapping_sub(seen);
         if seen > tail || used > self.capacity || self.capacity - used < wanted as u64 {
             // SYNC POINT: pairs with the consumers' CAS of `head`: their copies of the slots
-            // we are about to reuse happen before our writes.
-            let head = self.head.load(Acquire);
+            // we are about to reuse happen before our writes. A reserved front is not free
+            // (and a zero-copy reader holds the lock we hold, so only a dead one's bit is
+            // seen here, and the locker that saw the death cleared it already).
+            let head = self.head.load(Acquire) & !RESERVED;
             if head > tail || tail - head > self.capacity {
                 return Err(PushFail::Corrupt(format!(
                     "impossible positions: head {head} tail {tail} capacity {}",
@@ -284,7 +303,8 @@ impl<'a> Core<'a> {
             return Err(PushFail::Full);
         }
         let n = (wanted as u64).min(free);
-        if tail.checked_add(n).is_none() {
+        // Positions live below the head word's `RESERVED` bit.
+        if tail.checked_add(n).is_none_or(|t| t >= RESERVED) {
             return Err(PushFail::Corrupt(format!(
                 "impossible positions: tail {tail} cannot grow by {n}"
             )));
@@ -323,10 +343,20 @@ impl<'a> Core<'a> {
 
     // ---- consumer side (no lock) ----
 
-    /// A consistent `(head, available)`, `None` when empty.
+    /// A consistent `(head, available)`, `None` when empty; [`PopFail::Reserved`] while a
+    /// zero-copy reader holds the front (after a short spin).
     fn front(&self) -> Result<Option<(u64, u64)>, PopFail> {
+        let mut spins = 0;
         loop {
             let head = self.head.load(Acquire);
+            if head & RESERVED != 0 {
+                if spins == RESERVED_SPINS {
+                    return Err(PopFail::Reserved);
+                }
+                spins += 1;
+                futex::spin_loop();
+                continue;
+            }
             // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
             let tail = self.tail.load(SeqCst);
             if tail == head {
@@ -408,6 +438,99 @@ impl<'a> Core<'a> {
             .is_ok()
     }
 
+    // ---- zero-copy reader side (the caller holds the ring's lock) ----
+
+    /// Reader under the lock: reserves the front, so that no consumer takes it and no producer
+    /// rewrites it until [`release`](Self::release). Returns `(head, available)` (`head`
+    /// without the bit), `None` when empty (nothing reserved).
+    pub(crate) fn reserve_front(&self) -> Result<Option<(u64, u64)>, PopFail> {
+        loop {
+            let head = self.head.load(Acquire);
+            if head & RESERVED != 0 {
+                // Only a lock holder sets the bit, and the locker after a dead one clears it.
+                return Err(PopFail::Corrupt(format!(
+                    "head {} is reserved, but its reader does not hold the lock",
+                    head & !RESERVED
+                )));
+            }
+            // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
+            let tail = self.tail.load(SeqCst);
+            if tail == head {
+                return Ok(None);
+            }
+            if tail < head || tail - head > self.capacity {
+                if self.head.load(SeqCst) != head {
+                    continue;
+                }
+                return Err(PopFail::Corrupt(format!(
+                    "impossible positions: head {head} tail {tail} capacity {}",
+                    self.capacity
+                )));
+            }
+            // SYNC POINT: the reservation; a lock-free consumer's claim from `head` fails
+            // after it, and one that won before it moved `head` (we then retry).
+            if self
+                .head
+                .compare_exchange(head, head | RESERVED, SeqCst, Relaxed)
+                .is_ok()
+            {
+                return Ok(Some((head, tail - head)));
+            }
+        }
+    }
+
+    /// Reader under the lock: the checked length of reserved position `pos`.
+    pub(crate) fn reserved_len(&self, pos: u64) -> Result<usize, PopFail> {
+        let len = self.raw_len(pos);
+        if len <= self.message_size as u64 {
+            Ok(len as usize)
+        } else {
+            Err(PopFail::Corrupt(format!(
+                "slot {} claims {len} bytes, more than the slot size {}",
+                pos % self.capacity,
+                self.message_size
+            )))
+        }
+    }
+
+    /// Reader under the lock: copies reserved position `pos` (of length `len`) into `dst`.
+    #[cfg_attr(all(target_endian = "little", not(loom)), allow(dead_code))]
+    pub(crate) fn copy_reserved(&self, pos: u64, dst: &mut Vec<u8>, len: usize) {
+        dst.clear();
+        dst.resize(len, 0);
+        self.copy_to(pos, dst);
+    }
+
+    /// The first payload word of position `pos`.
+    pub(crate) fn payload(&self, pos: u64) -> &'a [AtomicU64] {
+        let base = self.base(pos) + 1;
+        &self.slots[base..base + self.words - 1]
+    }
+
+    /// Reader under the lock: ends the reservation of `head`, taking `n` messages (0: the
+    /// front stays first). The commit point of a zero-copy get: one store.
+    pub(crate) fn release(&self, head: u64, n: u64) {
+        // SYNC POINT: commit; the Release half pairs with the producer's Acquire load of
+        // `head` before it reuses these slots.
+        self.head.store(head + n, SeqCst);
+    }
+
+    /// Whether a zero-copy reader has reserved the front.
+    pub(crate) fn is_reserved(&self) -> bool {
+        self.head.load(SeqCst) & RESERVED != 0
+    }
+
+    /// Repair by a locker whose predecessor died: a reservation it left took nothing.
+    /// Returns whether there was one.
+    pub(crate) fn clear_reservation(&self) -> bool {
+        let head = self.head.load(SeqCst);
+        if head & RESERVED == 0 {
+            return false;
+        }
+        self.head.store(head & !RESERVED, SeqCst);
+        true
+    }
+
     /// Takes the front message into `buf`; returns its length, or `None` if the ring is empty.
     /// A message longer than `buf` stays queued (`TooSmall`).
     pub(crate) fn pop_into(&self, buf: &mut [u8]) -> Result<Option<usize>, PopFail> {
@@ -450,31 +573,6 @@ impl<'a> Core<'a> {
                 return Ok(Some(v));
             }
         }
-    }
-
-    /// A copy of the front message and its position, without taking it; `None` if empty.
-    /// [`take_front`](Self::take_front) then takes it if it is still first.
-    pub(crate) fn peek_vec(&self) -> Result<Option<(u64, Vec<u8>)>, PopFail> {
-        let mut v = Vec::new();
-        loop {
-            let Some((head, _)) = self.front()? else {
-                return Ok(None);
-            };
-            let Some(len) = self.len_at(head, head)? else {
-                continue;
-            };
-            v.resize(len, 0);
-            self.copy_to(head, &mut v);
-            if self.still(head) {
-                return Ok(Some((head, v)));
-            }
-        }
-    }
-
-    /// Takes the front message seen at position `head` by [`peek_vec`](Self::peek_vec);
-    /// false if another consumer took it first.
-    pub(crate) fn take_front(&self, head: u64) -> bool {
-        self.claim(head, 1)
     }
 
     /// Takes up to `max` front messages (and no more than [`BATCH_BYTES`] of slots, but at least
@@ -732,6 +830,96 @@ mod tests {
     }
 
     #[test]
+    fn a_reserved_front_is_neither_taken_nor_overwritten_and_still_counted() {
+        let h = HeapCore::new(1, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+        assert_eq!(c.head.load(SeqCst), RESERVED);
+        assert_eq!(c.pop_vec(), Err(PopFail::Reserved));
+        let mut buf = [0u8; 8];
+        assert_eq!(c.pop_into(&mut buf), Err(PopFail::Reserved));
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(
+            c.pop_batch(4, &mut bytes, &mut lens),
+            Err(PopFail::Reserved)
+        );
+        assert_eq!(h.push(b"two"), Err(PushFail::Full));
+        assert_eq!((c.len(), c.has_items(), c.has_free()), (1, true, false));
+        let mut v = Vec::new();
+        c.copy_reserved(0, &mut v, c.reserved_len(0).unwrap());
+        assert_eq!(v, b"one");
+        c.release(0, 1);
+        assert_eq!(c.pop_vec(), Ok(None));
+        h.push(b"two").unwrap();
+        assert_eq!(c.pop_vec(), Ok(Some(b"two".to_vec())));
+    }
+
+    #[test]
+    fn a_reader_dead_inside_its_read_takes_nothing_once_repaired() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+        // Died inside its read: the next locker (owner died) clears the reservation.
+        assert!(c.clear_reservation());
+        assert!(!c.clear_reservation());
+        assert_eq!(c.pop_vec(), Ok(Some(b"one".to_vec())));
+    }
+
+    #[test]
+    fn a_batch_reader_dead_inside_its_read_takes_none_of_the_batch() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        for m in [&b"a"[..], b"bb", b"ccc"] {
+            h.push(m).unwrap();
+        }
+        assert_eq!(c.reserve_front(), Ok(Some((0, 3))));
+        let mut v = Vec::new();
+        for pos in 0..2 {
+            c.copy_reserved(pos, &mut v, c.reserved_len(pos).unwrap());
+        }
+        assert!(c.clear_reservation());
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(3));
+        assert_eq!((&bytes[..], &lens[..]), (&b"abbccc"[..], &[1, 2, 3][..]));
+    }
+
+    #[test]
+    fn a_reservation_released_with_nothing_taken_leaves_the_front_first() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        h.push(b"two").unwrap();
+        let (head, n) = c.reserve_front().unwrap().unwrap();
+        assert_eq!(n, 2);
+        c.release(head, 0);
+        assert_eq!(c.pop_vec(), Ok(Some(b"one".to_vec())));
+    }
+
+    #[test]
+    fn a_consumer_claim_from_before_a_reservation_fails() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        // A lock-free consumer read head 0 and copied; then a reader reserved the front.
+        assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+        assert!(!c.claim(0, 1));
+        assert_eq!(c.head.load(SeqCst), RESERVED);
+        c.release(0, 1);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_reserved_bit_under_the_lock_with_no_death_is_corrupt() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"one").unwrap();
+        c.head.store(RESERVED, SeqCst);
+        assert!(matches!(c.reserve_front(), Err(PopFail::Corrupt(_))));
+    }
+
+    #[test]
     fn a_copy_that_loses_the_race_is_discarded() {
         // Consumer X reads position 0, then consumer Y takes it and a producer reuses the slot
         // for position 1 (capacity 1): X's claim from 0 must fail.
@@ -962,5 +1150,107 @@ mod loom_tests {
             assert_eq!(consumer.join().unwrap(), None);
             assert_eq!(h.push(A), Err(PushFail::Closed));
         });
+    }
+
+    /// The ring's robust lock, as the ring sees it: exclusion, and `owner_died` for the next
+    /// locker after a holder that died (the lock itself is modelled in `sync`). The flag is
+    /// "the last holder died holding it".
+    struct ModelLock(loom::sync::Mutex<bool>);
+
+    impl ModelLock {
+        /// Locks; after a dead holder, repairs as `Ring::lock` does.
+        fn lock(&self, c: &Core<'_>) -> loom::sync::MutexGuard<'_, bool> {
+            let mut g = self.0.lock().unwrap();
+            if *g {
+                c.clear_reservation();
+                *g = false;
+            }
+            assert_eq!(
+                c.head.load(SeqCst) & RESERVED,
+                0,
+                "a reservation outlived its reader"
+            );
+            g
+        }
+    }
+
+    /// A zero-copy reader (lock, reserve, read in place, then take it, or die inside its read),
+    /// a lock-free consumer (which waits on the lock when it meets the reservation) and a
+    /// producer reusing the only slot: every message is read whole, taken once, and a reader
+    /// that dies takes nothing (the next locker repairs, and the message is still there).
+    fn reader_vs_consumer_vs_producer(reader_dies: bool) {
+        loom::model(move || {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let lock = Arc::new(ModelLock(loom::sync::Mutex::new(false)));
+            h.push(A).unwrap();
+            let reader = {
+                let (h, lock) = (Arc::clone(&h), Arc::clone(&lock));
+                thread::spawn(move || {
+                    let c = h.core();
+                    let mut g = lock.lock(&c);
+                    let Some((head, _)) = c.reserve_front().unwrap() else {
+                        return None;
+                    };
+                    let mut m = Vec::new();
+                    c.copy_reserved(head, &mut m, c.reserved_len(head).unwrap());
+                    assert!(intact(&m), "torn read in place {m:?}");
+                    if reader_dies {
+                        // Stops forever inside its read: the lock reports the death.
+                        *g = true;
+                        return None;
+                    }
+                    c.release(head, 1);
+                    Some(m)
+                })
+            };
+            let consumer = {
+                let (h, lock) = (Arc::clone(&h), Arc::clone(&lock));
+                thread::spawn(move || {
+                    let c = h.core();
+                    loop {
+                        match c.pop_vec() {
+                            Ok(m) => {
+                                if let Some(m) = &m {
+                                    assert!(intact(m), "torn copy {m:?}");
+                                }
+                                return m;
+                            }
+                            Err(PopFail::Reserved) => drop(lock.lock(&c)),
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            };
+            let pushed_b = {
+                let c = h.core();
+                let _g = lock.lock(&c);
+                h.push(B).is_ok()
+            };
+            let mut got: Vec<Vec<u8>> = [reader.join().unwrap(), consumer.join().unwrap()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let c = h.core();
+            drop(lock.lock(&c));
+            while let Some(m) = c.pop_vec().unwrap() {
+                got.push(m);
+            }
+            got.sort();
+            let mut want = vec![A.to_vec()];
+            if pushed_b {
+                want.push(B.to_vec());
+            }
+            assert_eq!(got, want);
+        });
+    }
+
+    #[test]
+    fn loom_a_reserving_reader_a_consumer_and_a_producer_take_each_message_once() {
+        reader_vs_consumer_vs_producer(false);
+    }
+
+    #[test]
+    fn loom_a_reader_dead_inside_its_read_takes_nothing_and_is_repaired() {
+        reader_vs_consumer_vs_producer(true);
     }
 }

@@ -55,6 +55,7 @@ fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
         Fail::TooLarge { len, max } => PutError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("puts do not read into buffers"),
         Fail::Corrupt(reason) => PutError::Corrupt { msg, reason },
+        Fail::Reserved => unreachable!("gets wait out reservations"),
     }
 }
 
@@ -78,6 +79,7 @@ fn get_error(f: Fail) -> GetError {
         Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
         Fail::TooSmall { needed, available } => GetError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => GetError::Corrupt(s),
+        Fail::Reserved => unreachable!("gets wait out reservations"),
     }
 }
 
@@ -446,14 +448,13 @@ impl Queue {
 
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
         let mut read = Some(read);
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
-            let Some(m) = r.pop_vec()? else {
-                return Ok(None);
-            };
+        let mut scratch = Vec::new();
+        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
+            let m = l.reserved_bytes(head, &mut scratch)?;
             let f = read
                 .take()
                 .unwrap_or_else(|| unreachable!("read is taken once"));
-            Ok(Some((1, f(&m))))
+            Ok((1, f(m)))
         })
     }
 
@@ -515,9 +516,23 @@ impl Queue {
             .map_err(get_timeout_error)
     }
 
-    /// Get with a closure: waits for a message, takes it, and hands it to `read`. The message
-    /// is copied out of shared memory first (a slot not yet claimed can be rewritten, so no
-    /// consumer reads one in place); `read` runs after the message is taken, outside any lock.
+    /// Get with a closure: waits for a message and hands it to `read` in place, in shared
+    /// memory (no copy); the message is taken when `read` returns. While `read` runs, this
+    /// process holds the queue's lock and has reserved the message: puts and other gets wait
+    /// for it, so keep `read` short. If the process dies inside `read` (SIGKILL included) or
+    /// `read` panics, nothing is taken: the message stays first in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// q.put(b"abc")?;
+    /// assert_eq!(q.get_with(|msg| msg.len())?, 3);
+    /// assert!(q.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -527,6 +542,7 @@ impl Queue {
     }
 
     /// Zero-copy get of a message that is there now; see [`get_with`](Self::get_with).
+    /// `Empty` also while another zero-copy reader holds the front.
     ///
     /// # Errors
     ///
@@ -535,14 +551,13 @@ impl Queue {
         self.get_with_impl(read, Wait::Never).map_err(try_get_error)
     }
 
-    /// A get that removes the message only if `read` accepts it: `read` sees a copy of the
-    /// oldest message; if it returns `Err(e)`, the message stays at the front of the queue as
-    /// if it had never been looked at, and the call returns `Ok(Err(e))`. Waits until
-    /// `deadline` at most (`None`: as long as it takes). `shmq get` writes each message to its
-    /// output this way, so a failed write loses nothing.
-    ///
-    /// Meant for a sole consumer: while `read` runs, another consumer of the same queue may take
-    /// the same message, which is then delivered to both (it is removed once).
+    /// A get that removes the message only if `read` accepts it: `read` sees the oldest
+    /// message in place, reserved as in [`get_with`](Self::get_with) (no other consumer can
+    /// take it meanwhile, and a process that dies inside `read` takes nothing); if it returns
+    /// `Err(e)`, the message stays at the front of the queue as if it had never been looked
+    /// at, and the call returns `Ok(Err(e))`. Waits until `deadline` at most (`None`: as long
+    /// as it takes). `shmq get` writes each message to its output this way, so a failed write
+    /// loses nothing.
     ///
     /// # Errors
     ///
@@ -571,19 +586,17 @@ impl Queue {
     ) -> Result<Result<R, E>, GetTimeoutError> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
         let mut read = Some(read);
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
-            let Some((pos, m)) = r.core().peek_vec()? else {
-                return Ok(None);
-            };
+        let mut scratch = Vec::new();
+        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
+            let m = l.reserved_bytes(head, &mut scratch)?;
             let f = read
                 .take()
                 .unwrap_or_else(|| unreachable!("read is taken once"));
-            Ok(Some(match f(&m) {
-                // Taken only if it is still first; if another consumer took it meanwhile, it
-                // was delivered there as well (see the doc comment).
-                Ok(v) => (usize::from(r.core().take_front(pos)), Ok(v)),
+            // Refused: the reservation ends with nothing taken, the message stays first.
+            Ok(match f(m) {
+                Ok(v) => (1, Ok(v)),
                 Err(e) => (0, Err(e)),
-            }))
+            })
         })
         .map_err(get_timeout_error)
     }
@@ -706,19 +719,52 @@ impl Queue {
         Ok(out)
     }
 
-    /// Batch get with a closure: waits for at least one message, takes up to `max` of them
-    /// with one claim, then hands them to `read` in order; returns how many. The messages are
-    /// copied out of shared memory before `read` sees them (a consumer never reads a slot in
-    /// place, because a slot it has not claimed yet can be rewritten).
+    /// Batch get with a closure: waits for at least one message, hands up to `max` of them
+    /// to `read` in order, in place (as [`get_with`](Self::get_with)), then takes them all with
+    /// one store; returns how many. If the process dies inside `read`, or `read` panics,
+    /// none of the batch is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 4, message_size: 8, ..Default::default() })?;
+    /// q.put_many(&[&b"a"[..], b"bb", b"ccc"])?;
+    /// let mut lens = Vec::new();
+    /// assert_eq!(q.get_many_with(2, |m| lens.push(m.len()))?, 2);
+    /// assert_eq!(lens, [1, 2]);
+    /// assert_eq!(q.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// `get_many_with(0, ..)` returns `Ok(0)` at once, without calling `read`.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_many_with(&self, max: usize, read: impl FnMut(&[u8])) -> Result<usize, GetError> {
-        self.get_many_impl(max, read, Wait::Forever)
-            .map_err(get_error)
+    pub fn get_many_with(
+        &self,
+        max: usize,
+        mut read: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut scratch = Vec::new();
+        engine::get_reserved(
+            &self.ring(),
+            Wait::Forever,
+            Waiting::PLAIN,
+            |l, head, avail| {
+                let n = avail.min(max as u64);
+                for pos in head..head + n {
+                    read(l.reserved_bytes(pos, &mut scratch)?);
+                }
+                Ok((n, n as usize))
+            },
+        )
+        .map_err(get_error)
     }
 
     /// Marks one task done (Python's `task_done`).
@@ -879,6 +925,33 @@ mod tests {
             ..Default::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_read_that_panics_takes_nothing() {
+        let q = q(4, 8);
+        q.put_many(&[&b"a"[..], b"bb", b"ccc"]).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.get_with(|_| panic!("reader fails"))
+        }));
+        assert!(r.is_err());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.get_many_with(3, |m| assert_ne!(m, b"bb"))
+        }));
+        assert!(r.is_err());
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.get_many(3).unwrap(), [&b"a"[..], b"bb", b"ccc"]);
+    }
+
+    #[test]
+    fn get_with_reads_in_place_and_waits_for_a_message() {
+        let q = Arc::new(q(2, 16));
+        let q2 = Arc::clone(&q);
+        let t = std::thread::spawn(move || q2.get_with(|m| m.to_vec()).unwrap());
+        q.put(b"in place").unwrap();
+        assert_eq!(t.join().unwrap(), b"in place");
+        assert!(q.is_empty());
+        assert_eq!(q.try_get_with(|m| m.len()), Err(TryGetError::Empty));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::error::OpenError;
 use crate::layout::{self, Params, RING_CONTROL_SIZE, RingControl, RingLayout};
-use crate::lockfree::{Core, Event};
+use crate::lockfree::{Core, Event, RESERVED};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
@@ -135,12 +135,13 @@ impl<'a> Ring<'a> {
     pub(crate) fn check_unlocked(&self) -> Result<(), String> {
         for _ in 0..100 {
             let done = self.ctrl.counters.0.done.load(SeqCst);
-            let head = self.ctrl.head.0.load(SeqCst);
+            // A reserved front (a zero-copy reader, live or dead) is still at its position.
+            let head = self.ctrl.head.0.load(SeqCst) & !RESERVED;
             let tail = self.ctrl.tail.0.tail.load(SeqCst);
             if head <= tail && tail - head <= self.core.capacity && done <= tail {
                 return Ok(());
             }
-            if self.ctrl.head.0.load(SeqCst) == head
+            if self.ctrl.head.0.load(SeqCst) & !RESERVED == head
                 && self.ctrl.tail.0.tail.load(SeqCst) == tail
                 && self.ctrl.counters.0.done.load(SeqCst) == done
             {
@@ -162,6 +163,11 @@ impl<'a> Ring<'a> {
             None => self.ctrl.lock.0.lock()?,
         };
         let repaired = guard.owner_died();
+        if repaired {
+            // A zero-copy reader that died inside its read took nothing: its reservation of
+            // the front is cleared before anything else looks at `head`.
+            self.core.clear_reservation();
+        }
         let mut locked = Locked {
             ring: self,
             guard,
@@ -217,6 +223,8 @@ impl Locked<'_, '_> {
     /// not already bound `tail` (`head_seen <= tail <= head_seen + capacity`), or after a
     /// repair: a put reads and checks `head` itself whenever the cache shows no room, and every
     /// get checks it, so a sane cache spares each put one transfer of the consumers' line.
+    /// A `head` read here must not be reserved (only a lock holder reserves; a dead one's bit
+    /// was cleared by the repair).
     fn check(&self, full: bool) -> Result<(), String> {
         // Under the lock `tail` and `done` hold still; `head` only grows, up to `tail`.
         let tail = self.tail();
@@ -224,7 +232,14 @@ impl Locked<'_, '_> {
         let seen = self.ring.ctrl.tail.0.head_seen.load(Relaxed);
         let cached = seen <= tail && tail - seen <= self.core().capacity;
         let head = if full || !cached {
-            self.ring.ctrl.head.0.load(SeqCst)
+            let head = self.ring.ctrl.head.0.load(SeqCst);
+            if head & RESERVED != 0 {
+                return Err(format!(
+                    "head {} is reserved, but its reader does not hold the lock",
+                    head & !RESERVED
+                ));
+            }
+            head
         } else {
             seen
         };
@@ -257,6 +272,44 @@ impl Locked<'_, '_> {
             c.fetch_or(bits, SeqCst);
         } else {
             c.fetch_and(!bits, SeqCst);
+        }
+    }
+
+    /// Zero-copy reader: the payload of position `pos`, which this lock holder reserved
+    /// ([`Core::reserve_front`]) and has not released, lent in place (on little-endian
+    /// targets; elsewhere copied into `scratch`). The bytes are not a copy: they are the
+    /// slot, unchanged until the reservation ends.
+    pub(crate) fn reserved_bytes<'l>(
+        &'l self,
+        pos: u64,
+        scratch: &'l mut Vec<u8>,
+    ) -> Result<&'l [u8], PopFail> {
+        let core = self.core();
+        let len = core.reserved_len(pos)?;
+        let words = core.payload(pos);
+        debug_assert!(len <= words.len() * 8);
+        #[cfg(target_endian = "little")]
+        {
+            let _ = scratch;
+            // SAFETY: `words` is `ceil(message_size / 8)` initialised `AtomicU64`s of the
+            // segment (borrowed for `'a`, longer than `'l`), and `len <= message_size` was just
+            // checked, so the `len` bytes are in bounds; `AtomicU64` has the size, alignment
+            // and bit validity of `u64`, and on a little-endian target its bytes in memory are
+            // the payload bytes in order (`Core::write` stores them as little-endian words).
+            // Nothing writes these bytes while the slice lives: slots are written only by
+            // `Core::write`, which only a holder of the ring's lock calls, and we hold that
+            // lock for all of `'l` (the slice borrows `self`); besides, a producer reuses this
+            // slot only once `head` has passed `pos`, and `head` stays `pos | RESERVED` until
+            // the reservation ends after the slice is gone. Lock-free consumers that looked
+            // before the reservation may still load these words (atomically): reads do not
+            // conflict with reads, so there is no data race. A process that ignores the
+            // protocol is outside the trust model (README, "Trust model").
+            Ok(unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) })
+        }
+        #[cfg(not(target_endian = "little"))]
+        {
+            core.copy_reserved(pos, scratch, len);
+            Ok(scratch)
         }
     }
 
@@ -613,6 +666,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_dead_holding_a_reservation_is_repaired_by_the_next_locker() {
+        let hr = HeapRing::new(4, 4);
+        let ring = hr.ring();
+        ring.lock(None)
+            .unwrap()
+            .push_many(&[&b"a"[..], b"bb"])
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let l = ring.lock(None).unwrap();
+                assert_eq!(ring.core().reserve_front(), Ok(Some((0, 2))));
+                let mut scratch = Vec::new();
+                assert_eq!(l.reserved_bytes(1, &mut scratch).unwrap(), b"bb");
+                // Dies inside its read: the thread ends holding the lock and the reservation.
+                std::mem::forget(l);
+            });
+        });
+        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.pop_vec(), Err(PopFail::Reserved));
+        let l = ring.lock(None).unwrap();
+        assert!(l.repaired);
+        drop(l);
+        assert_eq!(ring.pop_vec().unwrap(), Some(b"a".to_vec()));
+        assert_eq!(ring.pop_vec().unwrap(), Some(b"bb".to_vec()));
+    }
+
+    #[test]
     fn impossible_positions_are_reported_not_trusted() {
         let hr = HeapRing::new(4, 4);
         let ring = hr.ring();
@@ -629,11 +709,19 @@ mod tests {
 
     #[test]
     fn positions_at_the_end_of_u64_are_corrupt_before_anything_is_acknowledged() {
+        // A head word with every bit set is reserved with no reader holding the lock.
         let hr = HeapRing::new(4, 4);
         let ring = hr.ring();
         ring.control().head.0.store(u64::MAX, SeqCst);
         ring.control().tail.0.tail.store(u64::MAX, SeqCst);
-        ring.control().counters.0.done.store(u64::MAX, SeqCst);
+        assert!(matches!(ring.lock(None), Err(RingError::Corrupt(_))));
+        // Positions end below the head word's reserved bit.
+        let end = RESERVED - 1;
+        let hr = HeapRing::new(4, 4);
+        let ring = hr.ring();
+        ring.control().head.0.store(end, SeqCst);
+        ring.control().tail.0.tail.store(end, SeqCst);
+        ring.control().counters.0.done.store(end, SeqCst);
         let mut l = ring.lock(None).unwrap();
         assert!(matches!(l.push(b"x"), Err(PushFail::Corrupt(_))));
         assert!(matches!(l.push_many(&[b"x"]), Err(PushFail::Corrupt(_))));

@@ -446,6 +446,7 @@ fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
         Fail::TooLarge { len, max } => SendError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("sends do not read into buffers"),
         Fail::Corrupt(reason) => SendError::Corrupt { msg, reason },
+        Fail::Reserved => unreachable!("gets wait out reservations"),
     }
 }
 
@@ -469,6 +470,7 @@ fn recv_error(f: Fail) -> RecvError {
         Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
         Fail::TooSmall { needed, available } => RecvError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => RecvError::Corrupt(s),
+        Fail::Reserved => unreachable!("gets wait out reservations"),
     }
 }
 
