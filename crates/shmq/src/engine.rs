@@ -1,7 +1,8 @@
 //! The blocking loops shared by [`Queue`](crate::Queue) and the pipe.
 //!
 //! A put locks (producers are serialised), tries, and if the ring is full unlocks and waits on
-//! the `free` event count; a get takes no lock at all and waits on the `items` event count. A
+//! the `free` event count; a get takes no lock at all and waits on the `items` event count,
+//! except the zero-copy gets ([`get_reserved`]), which read the front in place under the lock. A
 //! wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
 //! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
 //! wake-up that arrives together with the deadline is never lost.
@@ -168,9 +169,9 @@ pub(crate) fn get<R>(
 
 /// Waits until a zero-copy reader's reservation of the front ends: it holds the ring's lock
 /// for as long as it reads, and the lock is repaired (the reservation cleared) if it dies.
-/// `Wait::Never` only tries the lock (a live reader: `WouldBlock`).
+/// Like a put, `Wait::Never` waits for the lock (never for messages).
 fn wait_out_reservation(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
-    let l = lock_for_get(ring, wait)?;
+    let l = lock(ring, wait)?;
     // Every reader ends its reservation before it unlocks, and a dead one's is cleared by the
     // repair: a bit still set under our lock is damage, not a reader.
     if ring.core().is_reserved() {
@@ -182,15 +183,6 @@ fn wait_out_reservation(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The lock as a get takes it: `Wait::Never` only tries (a live holder: `WouldBlock`).
-fn lock_for_get<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> {
-    let deadline = match wait {
-        Wait::Never => Some(Instant::now()),
-        other => other.deadline(),
-    };
-    Ok(ring.lock(deadline)?)
-}
-
 /// After a get found the ring empty: `Closed`/`Disconnected` once a close is seen and the
 /// ring is drained, `WouldBlock` after the last try, else waits for items (or returns at once
 /// when the close bit was seen with items left); the caller then tries again.
@@ -200,33 +192,31 @@ fn wait_for_items(
     how: Waiting<'_>,
     last_try: &mut bool,
 ) -> Result<(), Fail> {
-    {
-        // Empty when `op` looked. A close (or the last sender leaving) is ordered after every
-        // put that succeeded, so once the bit is seen, an empty ring stays empty.
-        let flags = ring.flags();
-        if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && !ring.core().has_items() {
-            return Err(if flags & RING_CLOSED != 0 {
-                Fail::Closed
-            } else {
-                Fail::Disconnected
-            });
-        }
-        if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
-            return Ok(());
-        }
-        if *last_try {
-            return Err(Fail::WouldBlock);
-        }
-        let core = ring.core();
-        let ready = || core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0;
-        if !wait_for(ring.items(), ready, wait.deadline(), how.slice) {
-            *last_try = true;
-        }
-        if let Some(f) = how.recheck {
-            f();
-        }
-        Ok(())
+    // Empty when `op` looked. A close (or the last sender leaving) is ordered after every
+    // put that succeeded, so once the bit is seen, an empty ring stays empty.
+    let flags = ring.flags();
+    if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && !ring.core().has_items() {
+        return Err(if flags & RING_CLOSED != 0 {
+            Fail::Closed
+        } else {
+            Fail::Disconnected
+        });
     }
+    if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
+        return Ok(());
+    }
+    if *last_try {
+        return Err(Fail::WouldBlock);
+    }
+    let core = ring.core();
+    let ready = || core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0;
+    if !wait_for(ring.items(), ready, wait.deadline(), how.slice) {
+        *last_try = true;
+    }
+    if let Some(f) = how.recheck {
+        f();
+    }
+    Ok(())
 }
 
 /// Ends a reservation of the front when dropped: `head` moves by `taken` (0 unless the read
@@ -257,7 +247,7 @@ pub(crate) fn get_reserved<R>(
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
     loop {
-        let l = lock_for_get(ring, wait)?;
+        let l = lock(ring, wait)?;
         if let Some((head, avail)) = ring.core().reserve_front()? {
             let mut res = Reservation {
                 core: ring.core(),

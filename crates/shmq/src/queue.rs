@@ -541,8 +541,9 @@ impl Queue {
         self.get_with_impl(read, Wait::Forever).map_err(get_error)
     }
 
-    /// Zero-copy get of a message that is there now; see [`get_with`](Self::get_with).
-    /// `Empty` also while another zero-copy reader holds the front.
+    /// Zero-copy get of a message that is there now; see [`get_with`](Self::get_with). Like
+    /// [`try_put`](Self::try_put), it waits for the queue's lock (held by puts, and by other
+    /// zero-copy readers while their closures run), never for a message.
     ///
     /// # Errors
     ///
