@@ -65,6 +65,15 @@ impl Options {
 /// [`DictGuard::previous_owner_died`], and the dict keeps working. Single calls repair the
 /// same way without reporting it.
 ///
+/// Single calls ([`get`](Self::get), [`insert`](Self::insert), [`len`](Self::len), ...) have no
+/// deadline: like a `multiprocessing` Manager dict's, they wait as long as the lock's holder
+/// lives, however long it keeps the lock (a process inside a long `lock()` section, a stuck one,
+/// or a lock word written to name a live thread, which cannot be told from a real holder).
+/// Failing them after a fixed bound instead would turn ordinary contention into spurious
+/// errors on every call. When a peer is not trusted to let go, take the lock with a deadline,
+/// [`try_lock_for`](Self::try_lock_for) or [`try_lock_until`](Self::try_lock_until), and call
+/// the same operations on the guard; [`inspect`](Self::inspect) never waits.
+///
 /// # Examples
 ///
 /// ```

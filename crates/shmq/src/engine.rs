@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
 use crate::lockfree::{Core, PopFail, wait_for};
+use crate::options::TRY_LOCK_WAIT;
 use crate::ring::{Locked, PushFail, Ring, RingError};
 use crate::sync::semaphore::SLEEP_SLICE;
 
@@ -62,6 +63,25 @@ pub(crate) enum Fail {
     Reserved,
 }
 
+impl std::fmt::Display for Fail {
+    /// The text users see when a `Fail` ends up inside a `Corrupt` error's reason.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::WouldBlock => f.write_str("the operation would block"),
+            Fail::Closed => f.write_str("the queue is closed"),
+            Fail::Disconnected => f.write_str("the other side is gone"),
+            Fail::TooLarge { len, max } => {
+                write!(f, "a message of {len} bytes exceeds the limit of {max}")
+            }
+            Fail::TooSmall { needed, available } => {
+                write!(f, "a buffer of {available} bytes is too small for {needed}")
+            }
+            Fail::Corrupt(s) => f.write_str(s),
+            Fail::Reserved => f.write_str("a zero-copy reader holds the front"),
+        }
+    }
+}
+
 impl From<RingError> for Fail {
     fn from(e: RingError) -> Self {
         match e {
@@ -95,8 +115,16 @@ impl From<PopFail> for Fail {
     }
 }
 
+/// Takes the ring's lock: until the caller's deadline, for [`TRY_LOCK_WAIT`] at most for a
+/// `try_*` call (which must not wait without bound on a holder that lives but never lets go),
+/// or as long as the holder lives for a call without a deadline.
 fn lock<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> {
-    Ok(ring.lock(wait.deadline())?)
+    let deadline = match wait {
+        Wait::Never => Instant::now().checked_add(TRY_LOCK_WAIT),
+        Wait::Until(d) => Some(d),
+        Wait::Forever => None,
+    };
+    Ok(ring.lock(deadline)?)
 }
 
 /// Runs `op` under the lock until it publishes something, waiting for free slots in between.
@@ -169,7 +197,7 @@ pub(crate) fn get<R>(
 
 /// Waits until a zero-copy reader's reservation of the front ends: it holds the ring's lock
 /// for as long as it reads, and the lock is repaired (the reservation cleared) if it dies.
-/// Like a put, `Wait::Never` waits for the lock (never for messages).
+/// Like a put, `Wait::Never` waits for the lock ([`TRY_LOCK_WAIT`] at most), never for messages.
 fn wait_out_reservation(ring: &Ring<'_>, wait: Wait) -> Result<(), Fail> {
     let l = lock(ring, wait)?;
     // Every reader ends its reservation before it unlocks, and a dead one's is cleared by the

@@ -38,6 +38,11 @@ pub enum OpenError {
     /// again.
     #[error("{0}")]
     Disconnected(String),
+    /// A lock that opening must take stayed held by another live process for
+    /// [`OPEN_LOCK_WAIT`](crate::OPEN_LOCK_WAIT): a peer inside a long critical section, a stuck
+    /// one, or a lock word written to name a live thread. Nothing changed; try again later.
+    #[error("{0}")]
+    Busy(String),
     /// A pipe's holder table is full: too many handles hold its ends at once.
     #[error("{0}")]
     TooManyHolders(String),

@@ -89,7 +89,7 @@ pub use error::{
     TryRecvError, TrySendError,
 };
 #[cfg(not(loom))]
-pub use options::Options;
+pub use options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 #[cfg(not(loom))]
 pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]

@@ -290,7 +290,10 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`TryPutError::Full`] with the message, and the errors of [`put`](Self::put).
+    /// [`TryPutError::Full`] with the message, and the errors of [`put`](Self::put). `Full`
+    /// means "would block": no slot is free, or the producers' lock stayed held by another
+    /// live process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT) (a non-blocking call does not
+    /// wait without bound on a holder; see the trust model in `docs/protocol.md`).
     ///
     /// # Examples
     ///
@@ -424,7 +427,8 @@ impl Queue {
     ///
     /// # Errors
     ///
-    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty), and the errors
+    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty) or the lock stayed
+    /// held by another live process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT), and the errors
     /// of [`put_many`](Self::put_many).
     pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TryPutError<usize>> {
         if msgs.is_empty() {
@@ -794,7 +798,7 @@ impl Queue {
         match engine::task_done(&self.ring(), 1) {
             Ok(_) => Ok(()),
             Err(Ok(_)) => Err(TaskDoneError::NoUnfinishedTasks),
-            Err(Err(f)) => Err(TaskDoneError::Corrupt(format!("{f:?}"))),
+            Err(Err(f)) => Err(TaskDoneError::Corrupt(f.to_string())),
         }
     }
 
@@ -806,7 +810,7 @@ impl Queue {
     fn join_impl(&self, wait: Wait) -> Result<(), JoinError> {
         engine::join(&self.ring(), wait).map_err(|f| match f {
             Fail::WouldBlock => JoinError::Timeout,
-            other => JoinError::Corrupt(format!("{other:?}")),
+            other => JoinError::Corrupt(other.to_string()),
         })
     }
 
@@ -926,6 +930,45 @@ mod tests {
             ..Default::default()
         })
         .unwrap()
+    }
+
+    /// Runs `f` on another thread and fails the test if it does not return within a minute
+    /// (a hang fails instead of stalling the run; no maximum duration is asserted).
+    fn within_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the call hung on a lock held by a live owner")
+    }
+
+    #[test]
+    fn try_put_gives_up_on_a_ring_lock_held_by_a_live_owner() {
+        let q = q(4, 8);
+        // Pid 1 (with start time 0, "unknown") exists in every PID namespace: the lock looks
+        // held by a live process that never lets go, as a forged word or a stuck peer makes it.
+        let forged = crate::sync::owner_word(1, 0);
+        crate::sync::scribble(&q.ring().control().lock.0, forged, 0);
+        let (q, put, with, many, timeout) = within_watchdog(move || {
+            let put = q.try_put(b"x");
+            let with = q.try_put_with(|b| {
+                b[0] = 1;
+                1
+            });
+            let many = q.try_put_many(&[b"a", b"b"]);
+            let timeout = q.put_timeout(b"t", Duration::from_millis(20));
+            (q, put, with, many, timeout)
+        });
+        assert!(matches!(put, Err(TryPutError::Full(b"x"))), "{put:?}");
+        assert!(matches!(with, Err(TryPutError::Full(_))), "{with:?}");
+        assert!(matches!(many, Err(TryPutError::Full(_))), "{many:?}");
+        assert!(
+            matches!(timeout, Err(PutTimeoutError::Timeout(b"t"))),
+            "{timeout:?}"
+        );
+        assert_eq!(q.len(), 0, "nothing was put");
+        crate::sync::scribble(&q.ring().control().lock.0, 0, 0);
+        q.try_put(b"x").unwrap();
+        assert_eq!(q.get().unwrap(), b"x");
     }
 
     #[test]

@@ -209,9 +209,29 @@ fn fuzz_queue(name: &str) -> String {
     });
     let _ = op("try_put_many", || q.try_put_many(&[b"a", b"b", b"c"]));
     let _ = op("len", || q.len());
-    let _ = op("task_done", || q.task_done());
+    // `task_done` and `close` have no deadline: they wait as long as the ring lock's holder
+    // lives (the trust model in docs/protocol.md), and a lock word naming a live thread is such
+    // a holder. They run unless inspection (which takes no lock) shows one.
+    let held = op("segment::inspect", || {
+        shmq::segment::inspect(name)
+            .and_then(|i| i.lock_state(shmq::layout::HEADER_SIZE))
+            .is_ok_and(|s| {
+                matches!(
+                    s,
+                    shmq::LockState::Held {
+                        owner_alive: true,
+                        ..
+                    }
+                )
+            })
+    });
+    if !held {
+        let _ = op("task_done", || q.task_done());
+    }
     let _ = op("join_timeout", || q.join_timeout(SHORT));
-    let _ = op("close", || q.close());
+    if !held {
+        let _ = op("close", || q.close());
+    }
     let _ = op("try_put(closed)", || q.try_put(b"late"));
     op("drain", || {
         for _ in 0..=q.capacity().min(64) + 1 {
@@ -259,6 +279,28 @@ fn fuzz_dict(name: &str) -> String {
         Err(e) => return format!("open:{}", outcome::<(), _>(&Err(e))),
     };
     let _ = op("capacity", || (d.capacity(), d.max_key_len()));
+    // The dict's single calls (`len`, `get`, `insert`, ...) have no deadline: like a Manager
+    // dict's, they wait as long as the lock's holder lives (the trust model in
+    // docs/protocol.md). A lock word naming a live thread is such a holder, so with one only
+    // the deadline API runs; a free, damaged or dead owner must still give `Ok` or a typed
+    // error from each single call, never a hang. (`inspect` takes no lock, so a dead owner's
+    // repair is left to the calls below.)
+    let held = op("SharedDict::inspect", || {
+        SharedDict::inspect(name).is_ok_and(|i| {
+            matches!(
+                i.lock,
+                shmq::LockState::Held {
+                    owner_alive: true,
+                    ..
+                }
+            )
+        })
+    });
+    if held {
+        let _ = op("try_lock_for(held)", || d.try_lock_for(SHORT).map(|_| ()));
+        op("drop", || drop(d));
+        return "open:Ok,held".to_owned();
+    }
     let _ = op("len", || d.len());
     let _ = op("keys", || d.keys());
     let _ = op("snapshot", || d.snapshot());

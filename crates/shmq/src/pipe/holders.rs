@@ -34,8 +34,8 @@ use crate::engine::{self, Fail};
 use crate::error::OpenError;
 use crate::layout::{PIPE_HOLDERS, PipeLayout, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
 use crate::segment::{self, Segment};
-use crate::sync::MutexGuard;
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use crate::sync::{LockError, MutexGuard};
 use crate::sys;
 
 /// How long a fork reservation keeps an end held if the child does not take it over (the fork
@@ -160,7 +160,11 @@ impl<'a> Table<'a> {
             None => m.lock(),
             Some(d) => m.lock_until(d),
         };
-        let mut g = locked.map_err(|e| Fail::Corrupt(format!("pipe holder table: {e}")))?;
+        let mut g = locked.map_err(|e| match e {
+            // The deadline passed with the lock still held by a live owner.
+            LockError::WouldBlock => Fail::WouldBlock,
+            e => Fail::Corrupt(format!("pipe holder table: {e}")),
+        })?;
         g.make_consistent()
             .map_err(|e| Fail::Corrupt(format!("cannot mark the pipe lock consistent: {e}")))?;
         Ok(g)
@@ -306,8 +310,9 @@ impl<'a> Table<'a> {
         self.update_until(None, f)
     }
 
-    /// [`update`](Self::update), waiting for the lock until `deadline` at most.
-    fn update_until<R>(
+    /// [`update`](Self::update), waiting for the lock until `deadline` at most
+    /// ([`Fail::WouldBlock`] when it passes).
+    pub(super) fn update_until<R>(
         &self,
         deadline: Option<Instant>,
         f: impl FnOnce(&Self, u64) -> R,

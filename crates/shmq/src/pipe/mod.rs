@@ -38,7 +38,7 @@ use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
-use crate::options::Options;
+use crate::options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 use crate::ring::Ring;
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -488,11 +488,27 @@ fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
     }
 }
 
+/// The error of an open or hand-off whose holder-table update failed: the lock stayed held by a
+/// live process for [`OPEN_LOCK_WAIT`], or the table is damaged.
 fn open_error(f: Fail) -> OpenError {
     match f {
+        Fail::WouldBlock => OpenError::Busy(format!(
+            "the pipe's holder table stayed locked by another live process for {} ms",
+            OPEN_LOCK_WAIT.as_millis()
+        )),
         Fail::Corrupt(s) => OpenError::Corrupt(s),
-        other => OpenError::Corrupt(format!("{other:?}")),
+        Fail::Closed | Fail::Disconnected => {
+            OpenError::Disconnected("the pipe's ends are gone".into())
+        }
+        Fail::TooLarge { .. } | Fail::TooSmall { .. } | Fail::Reserved => {
+            unreachable!("a holder-table update moves no message")
+        }
     }
+}
+
+/// The instant [`OPEN_LOCK_WAIT`] from now, if representable.
+fn open_deadline() -> Option<Instant> {
+    Instant::now().checked_add(OPEN_LOCK_WAIT)
 }
 
 /// Marks that an operation needs a direction this end of a one-way pipe lacks.
@@ -518,7 +534,10 @@ impl PipeEnd {
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Incompatible`] (another
     /// kind of object, such as a queue, or another layout version), [`OpenError::Corrupt`],
     /// [`OpenError::Disconnected`] if every holder of that end has already left (end-of-file is
-    /// final), [`OpenError::TooManyHolders`] if the holder table is full, [`OpenError::Io`].
+    /// final), [`OpenError::TooManyHolders`] if the holder table is full, [`OpenError::Busy`] if
+    /// the holder table's lock stayed held by another live process for
+    /// [`OPEN_LOCK_WAIT`](crate::OPEN_LOCK_WAIT) (opening never waits on a peer without bound),
+    /// [`OpenError::Io`].
     ///
     /// # Examples
     ///
@@ -541,7 +560,7 @@ impl PipeEnd {
         let entry = {
             let table = Table::new(&seg, &layout)?;
             table
-                .update(|t, gone| {
+                .update_until(open_deadline(), |t, gone| {
                     if gone & end.bit() != 0 {
                         return Err(OpenError::Disconnected(format!(
                             "pipe {name:?}: every holder of end {end} has left, and end-of-file is final"
@@ -593,11 +612,18 @@ impl PipeEnd {
         })
     }
 
-    /// Sweeps the holder table now.
+    /// Sweeps the holder table now. The sweep waits [`TRY_LOCK_WAIT`] at most for the table's
+    /// lock: a live holder of that lock is updating the table itself, and a holder that never
+    /// lets go must not make a `try_*` or `_timeout` call wait without bound; the sweep is
+    /// skipped then, and retried after the next slice.
     fn sweep(&self) -> Result<(), Fail> {
         self.last_sweep
             .store(self.epoch.elapsed().as_nanos() as u64, SeqCst);
-        self.table().update(|_, _| ())
+        let deadline = Instant::now().checked_add(TRY_LOCK_WAIT);
+        match self.table().update_until(deadline, |_, _| ()) {
+            Err(Fail::WouldBlock) => Ok(()),
+            r => r,
+        }
     }
 
     /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
@@ -663,7 +689,9 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] with the message, and the errors of [`send`](Self::send).
+    /// [`TrySendError::Full`] with the message, and the errors of [`send`](Self::send). `Full`
+    /// means "would block": the outgoing ring is full, or its lock stayed held by another live
+    /// process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT).
     ///
     /// # Examples
     ///
@@ -991,7 +1019,7 @@ impl PipeEnd {
     ///
     /// [`OpenError::TooManyHolders`] if the holder table is full, [`OpenError::Disconnected`] if
     /// the end is gone (possible only for a handle that a forked child could not take over),
-    /// [`OpenError::Corrupt`].
+    /// [`OpenError::Busy`] as for [`open`](Self::open), [`OpenError::Corrupt`].
     ///
     /// # Examples
     ///
@@ -1027,7 +1055,7 @@ impl PipeEnd {
         let end = self.end;
         let entry = self
             .table()
-            .update(|t, gone| {
+            .update_until(open_deadline(), |t, gone| {
                 if gone & end.bit() != 0 {
                     return Err(OpenError::Disconnected(format!(
                         "every holder of end {end} has left; it cannot be handed off"
@@ -1214,6 +1242,69 @@ mod tests {
         let t = e.table();
         let tag = Tag::new(end, EntryKind::Holder, pid, start).unwrap();
         t.update(|t, _| t.insert(tag, 0)).unwrap().unwrap()
+    }
+
+    /// Runs `f` on another thread and fails the test if it does not return within a minute
+    /// (a hang fails instead of stalling the run; no maximum duration is asserted).
+    fn within_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the call hung on a lock held by a live owner")
+    }
+
+    /// An owner word naming pid 1 (start time 0, "unknown"), which exists in every PID
+    /// namespace: the lock looks held by a live process that never lets go.
+    fn live_forged_owner() -> u64 {
+        crate::sync::owner_word(1, 0)
+    }
+
+    #[test]
+    fn open_and_hand_off_report_busy_on_a_holder_lock_held_by_a_live_owner() {
+        let name = format!("shmq-test-pipe-open-busy-{}", std::process::id());
+        let (a, b) = Pipe::create(
+            &name,
+            &Options {
+                capacity: 2,
+                message_size: 8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let lock = a.seg.mutex_at(a.layout.lock).unwrap();
+        crate::sync::scribble(lock, live_forged_owner(), 0);
+        let (a, open, hand_off) = within_watchdog(move || {
+            let open = PipeEnd::open(&name, End::B);
+            let _ = Pipe::unlink(&name);
+            let hand_off = a.hand_off(Duration::from_secs(5)).map(|_| ());
+            (a, open, hand_off)
+        });
+        // Freed before the assertions: a failed one must not hang in the ends' drops.
+        crate::sync::scribble(a.seg.mutex_at(a.layout.lock).unwrap(), 0, 0);
+        assert!(matches!(open, Err(OpenError::Busy(_))), "{open:?}");
+        assert!(matches!(hand_off, Err(OpenError::Busy(_))), "{hand_off:?}");
+        drop((a, b));
+    }
+
+    #[test]
+    fn try_send_gives_up_on_a_ring_lock_held_by_a_live_owner() {
+        let (a, b) = pipe(true);
+        let ring = a.outgoing().ok().unwrap();
+        crate::sync::scribble(&ring.control().lock.0, live_forged_owner(), 0);
+        let (a, sent, timed) = within_watchdog(move || {
+            let sent = a.try_send(b"x");
+            let timed = a.send_timeout(b"t", Duration::from_millis(20));
+            (a, sent, timed)
+        });
+        let ring = a.outgoing().ok().unwrap();
+        crate::sync::scribble(&ring.control().lock.0, 0, 0);
+        assert!(matches!(sent, Err(TrySendError::Full(b"x"))), "{sent:?}");
+        assert!(
+            matches!(timed, Err(SendTimeoutError::Timeout(b"t"))),
+            "{timed:?}"
+        );
+        a.try_send(b"x").unwrap();
+        assert_eq!(b.recv().unwrap(), b"x");
     }
 
     #[test]

@@ -28,4 +28,6 @@ mod loom_tests;
 #[cfg(loom)]
 pub(crate) use mutex::Owners;
 pub use mutex::{LockError, LockState, MutexGuard, RawMutex};
+#[cfg(all(test, not(loom)))]
+pub(crate) use mutex::{owner_word, scribble};
 pub use semaphore::{FutexWord, Semaphore, WaitError};
