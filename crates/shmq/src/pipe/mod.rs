@@ -1277,6 +1277,7 @@ mod tests {
         .unwrap();
         let lock = a.seg.mutex_at(a.layout.lock).unwrap();
         crate::sync::scribble(lock, live_forged_owner(), 0);
+        let name_again = name.clone();
         let (a, open, hand_off) = within_watchdog(move || {
             let open = PipeEnd::open(&name, End::B);
             let _ = Pipe::unlink(&name);
@@ -1285,9 +1286,11 @@ mod tests {
         });
         // Freed before the assertions: a failed one must not hang in the ends' drops.
         crate::sync::scribble(a.seg.mutex_at(a.layout.lock).unwrap(), 0, 0);
+        drop((a, b));
+        // Removed again at the end: the name must not outlive the test whatever ran meanwhile.
+        let _ = Pipe::unlink(&name_again);
         assert!(matches!(open, Err(OpenError::Busy(_))), "{open:?}");
         assert!(matches!(hand_off, Err(OpenError::Busy(_))), "{hand_off:?}");
-        drop((a, b));
     }
 
     #[test]
