@@ -25,7 +25,10 @@
 //! - head, tail and done shifted together so that they sit near `u64::MAX` (consistent, but about
 //!   to overflow);
 //! - the header words of slots holding messages and of a free slot (length 0, `message_size`,
-//!   `message_size + 1`, `u32::MAX`, ...);
+//!   `message_size + 1`, `u32::MAX`, ...), and their sequence words (claims naming the template's
+//!   participants, unknown ones and absurd counts; full, void, sealed words of this and other
+//!   laps);
+//! - the participant registry's entries (as every control-block line: pids, start times);
 //! - pipe holder entries (tags naming pid 1, a dead pid, an unknown end, ...; start times);
 //! - dict entry state words (key length 0/max/max+1/0xffff, every tag, other generations), key
 //!   words and values (`i64::MIN`/`MAX`, so that `add` overflows);
@@ -477,6 +480,10 @@ impl Gen<'_> {
             ("items", std::mem::offset_of!(RingControl, items)),
             ("free", std::mem::offset_of!(RingControl, free)),
             ("joined", std::mem::offset_of!(RingControl, joined)),
+            (
+                "participants",
+                std::mem::offset_of!(RingControl, participants),
+            ),
         ];
         let name = |off: usize| {
             let rel = off - c;
@@ -534,6 +541,28 @@ impl Gen<'_> {
                         vec![("s4", off, v)],
                         format!("{tag}.slot[{slot}]+{} (u32)", off - at),
                     );
+                }
+                if off - at == 8 {
+                    // The sequence word: claims naming live, dead and unknown participants and
+                    // absurd counts, and the other states for this and other laps.
+                    let orig = self.tmpl.u64_at(off);
+                    let mut vals = Vec::new();
+                    for pos in [head, tail.wrapping_sub(1), tail, tail.wrapping_add(cap)] {
+                        let p = pos << 24;
+                        vals.extend([
+                            p | 1 | 1 << 3,
+                            p | 1 | 2 << 3 | 2 << 11,
+                            p | 1 | 255 << 3 | 8191 << 11,
+                            p | 1,
+                            p | 2,
+                            p | 3,
+                            p | 4,
+                            p | 7,
+                        ]);
+                    }
+                    for v in dedup(vals, orig) {
+                        self.push(vec![("s8", off, v)], format!("{tag}.slot[{slot}].seq"));
+                    }
                 }
                 if (off - at).is_multiple_of(8) {
                     let orig = self.tmpl.u64_at(off);

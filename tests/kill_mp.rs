@@ -266,8 +266,8 @@ fn kills_on_the_zero_copy_path_lose_and_duplicate_nothing() {
 }
 
 /// A producer SIGKILLed inside `put_with`, half-way through writing a checksummed message,
-/// holding its slot: the message never appears, every acknowledged one is there once, and the
-/// queue goes on (the deterministic form of the random rounds above).
+/// holding its claimed slot: the message never appears, every acknowledged one is there once,
+/// and the queue goes on (the consumer finds the claim's owner dead and voids it).
 #[test]
 fn producer_killed_after_claiming_a_slot_publishes_nothing() {
     let _w = Watchdog::new("kill in put_with", Duration::from_secs(60));
@@ -280,12 +280,68 @@ fn producer_killed_after_claiming_a_slot_publishes_nothing() {
     let mut crasher = spawn("crash-in-put", &[&name]);
     assert_eq!(crasher.line(), "holding");
     crasher.kill9();
-    q.put(common::shared::stress_message(7, 3)).unwrap();
-    for s in 0..4 {
+    for s in 0..3 {
         let m = q.get().unwrap();
         assert_eq!(common::shared::check_stress(&m), Some((7, s)));
     }
+    q.put(common::shared::stress_message(7, 3)).unwrap();
+    let m = q.get().unwrap();
+    assert_eq!(common::shared::check_stress(&m), Some((7, 3)));
     assert!(q.is_empty());
+    assert_eq!(
+        q.unfinished(),
+        4,
+        "the voided claim is not an unfinished task"
+    );
+}
+
+/// A lock-free producer SIGKILLed after its claim and before its commit (the hidden hook
+/// `claim_and_stop`: claimed, written, a batch's later slots published), on the single, batch
+/// and zero-copy get paths, with a live producer putting behind the claim: none of the dead
+/// claim is ever delivered, the live producer's messages are delivered whole and in order, and
+/// nothing waits for the dead process for longer than the claim patience.
+#[test]
+fn producer_killed_after_its_claim_is_voided_and_loses_nothing_else() {
+    let _w = Watchdog::new("kill after claim", Duration::from_secs(120));
+    for (n, path) in [(1u32, "get"), (3, "get_many"), (2, "get_with")] {
+        let name = Name::new("kill-after-claim");
+        let q = Queue::create(&name, &opts(8, 24)).unwrap();
+        q.put(common::shared::stress_message(5, 0)).unwrap();
+        let mut crasher = spawn("crash-after-claim", &[&name, "6", "0", &n.to_string()]);
+        assert_eq!(crasher.line(), "holding", "{path}");
+        q.put(common::shared::stress_message(5, 1)).unwrap();
+        crasher.kill9();
+        let got: Vec<_> = match path {
+            "get" => (0..2).map(|_| q.get().unwrap()).collect(),
+            "get_many" => {
+                let mut got = Vec::new();
+                while got.len() < 2 {
+                    got.extend(q.get_many(8).unwrap());
+                }
+                got
+            }
+            _ => (0..2)
+                .map(|_| q.get_with(|m| m.to_vec()).unwrap())
+                .collect(),
+        };
+        let got: Vec<_> = got
+            .iter()
+            .map(|m| common::shared::check_stress(m))
+            .collect();
+        assert_eq!(got, [Some((5, 0)), Some((5, 1))], "{path}");
+        assert_eq!(q.try_get(), Err(shmq::TryGetError::Empty), "{path}");
+        assert_eq!((q.len(), q.unfinished()), (0, 2), "{path}");
+        // The ring goes on: every slot is usable again.
+        for s in 2..10 {
+            q.put(common::shared::stress_message(5, s)).unwrap();
+        }
+        for s in 2..10 {
+            assert_eq!(
+                common::shared::check_stress(&q.get().unwrap()),
+                Some((5, s))
+            );
+        }
+    }
 }
 
 /// A consumer SIGKILLed inside `get_many_with`, after it has seen part of the batch: every

@@ -7,13 +7,130 @@
 //! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
 //! wake-up that arrives together with the deadline is never lost.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
-use crate::lockfree::{Core, PopFail, wait_for};
+use crate::lockfree::{Core, LOCK_OWNER, PopFail, claim_owner, wait_for};
 use crate::options::TRY_LOCK_WAIT;
-use crate::ring::{Locked, PushFail, Ring, RingError};
+use crate::ring::{Locked, Producer, PushFail, Ring, RingError};
 use crate::sync::semaphore::SLEEP_SLICE;
+
+/// How long a consumer waits for an unpublished claim at the front before it checks whether
+/// the claim's owner still lives (and again after each such period).
+const CLAIM_PATIENCE: Duration = Duration::from_millis(10);
+
+/// How long a `try_*` get waits for an unpublished claim at the front before it checks the
+/// owner (a live owner's claim makes it `Empty`: that put has not returned yet).
+const CLAIM_PATIENCE_NOW: Duration = Duration::from_micros(50);
+
+thread_local! {
+    /// This thread's view of its process: `(fork generation, pid, start time)`.
+    static PROCESS: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
+    /// The participant entry last used: `(ring control address, fork generation, entry word,
+    /// owner)`; owner 0 means "the registry was full: put under the lock".
+    static PARTICIPANT: Cell<(usize, u64, u64, u8)> = const { Cell::new((0, 0, 0, 0)) };
+}
+
+/// The calling process's pid and start time (cached; refreshed after a fork).
+fn process() -> (u64, u32, u64) {
+    let generation = crate::sys::fork_generation();
+    match PROCESS.get() {
+        Some(p) if p.0 == generation => p,
+        _ => {
+            let pid = crate::sys::getpid();
+            let start = crate::sys::process_start_time(pid).unwrap_or(0);
+            let p = (generation, pid, start);
+            PROCESS.set(Some(p));
+            p
+        }
+    }
+}
+
+/// This process's participant number in `ring` (its registry entry + 1), or
+/// [`LOCK_OWNER`] when the registry is full of live processes. Cached per thread and ring, and
+/// checked against the entry's word (one load of a line nobody writes), so a put makes no
+/// system call; a fork (new generation) or a freed entry makes the next put look again.
+fn participant(ring: &Ring<'_>) -> u8 {
+    let addr = std::ptr::from_ref(ring.control()) as usize;
+    let generation = crate::sys::fork_generation_now();
+    let (a, g, w, o) = PARTICIPANT.get();
+    if a == addr && g == generation {
+        if o == LOCK_OWNER {
+            return o;
+        }
+        if ring.participants()[o as usize - 1]
+            .id
+            .load(crate::sync::atomic::Ordering::Relaxed)
+            == w
+        {
+            return o;
+        }
+    }
+    register(ring, addr)
+}
+
+#[cold]
+#[inline(never)]
+fn register(ring: &Ring<'_>, addr: usize) -> u8 {
+    use crate::sync::atomic::Ordering::SeqCst;
+    let (generation, pid, start) = process();
+    let entries = ring.participants();
+    let found = |entries: &[crate::layout::Participant]| {
+        // An entry of this process (another thread took it), then a free one.
+        for (i, p) in entries.iter().enumerate() {
+            let id = p.id.load(SeqCst);
+            if id as u32 == pid && p.start.load(SeqCst) == start {
+                return Some((i, id));
+            }
+        }
+        for (i, p) in entries.iter().enumerate() {
+            let id = p.id.load(SeqCst);
+            if id as u32 == 0 {
+                let mine = (id & !0xffff_ffff) | u64::from(pid);
+                if p.id.compare_exchange(id, mine, SeqCst, SeqCst).is_ok() {
+                    p.start.store(start, SeqCst);
+                    return Some((i, mine));
+                }
+            }
+        }
+        None
+    };
+    let mut taken = found(entries);
+    if taken.is_none() {
+        // Full: free the entries of dead processes (under the lock, waited for no longer
+        // than a `try_*` call waits), then look again.
+        if let Ok(mut l) = ring.lock(Instant::now().checked_add(TRY_LOCK_WAIT)) {
+            l.reclaim(crate::segment::process_alive);
+            drop(l);
+            ring.wake_everyone();
+        }
+        taken = found(entries);
+    }
+    let (id, owner) = match taken {
+        Some((i, id)) => (id, i as u8 + 1),
+        None => (0, LOCK_OWNER),
+    };
+    PARTICIPANT.set((addr, generation, id, owner));
+    owner
+}
+
+/// Whether participant `owner` of `ring` (not [`LOCK_OWNER`]) still lives.
+fn owner_alive(ring: &Ring<'_>, owner: u8) -> bool {
+    use crate::sync::atomic::Ordering::SeqCst;
+    let Some(p) = (owner as usize)
+        .checked_sub(1)
+        .and_then(|i| ring.participants().get(i))
+    else {
+        return false;
+    };
+    let pid = p.id.load(SeqCst) as u32;
+    if pid == 0 {
+        return false;
+    }
+    let (_, me, _) = process();
+    pid == me || crate::segment::process_alive(pid, p.start.load(SeqCst))
+}
 
 /// How long an operation may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +178,12 @@ pub(crate) enum Fail {
     /// A zero-copy reader holds the front ([`PopFail::Reserved`]); never leaves this module
     /// ([`get`] waits on the ring's lock and retries).
     Reserved,
+    /// An unpublished claim is at the front ([`PopFail::Pending`]); never leaves this module
+    /// ([`get`] waits for it, or voids it when its owner is dead).
+    Pending {
+        pos: u64,
+        word: u64,
+    },
 }
 
 impl std::fmt::Display for Fail {
@@ -78,6 +201,7 @@ impl std::fmt::Display for Fail {
             }
             Fail::Corrupt(s) => f.write_str(s),
             Fail::Reserved => f.write_str("a zero-copy reader holds the front"),
+            Fail::Pending { .. } => f.write_str("an unpublished put holds the front"),
         }
     }
 }
@@ -111,6 +235,7 @@ impl From<PopFail> for Fail {
             PopFail::TooSmall { needed, available } => Fail::TooSmall { needed, available },
             PopFail::Corrupt(s) => Fail::Corrupt(s),
             PopFail::Reserved => Fail::Reserved,
+            PopFail::Pending { pos, word } => Fail::Pending { pos, word },
         }
     }
 }
@@ -127,19 +252,24 @@ fn lock<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> 
     Ok(ring.lock(deadline)?)
 }
 
-/// Runs `op` under the lock until it publishes something, waiting for free slots in between.
-/// `op` returns how many messages it published and a result.
+/// Runs `op` as a lock-free producer (or under the lock when the participant registry is
+/// full) until it publishes something, waiting for free slots in between. `op` returns how
+/// many messages it published and a result.
 pub(crate) fn put<R>(
     ring: &Ring<'_>,
     wait: Wait,
     how: Waiting<'_>,
-    mut op: impl FnMut(&mut Locked<'_, '_>) -> Result<(usize, R), PushFail>,
+    mut op: impl FnMut(&mut Producer<'_, '_>) -> Result<(usize, R), PushFail>,
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
+    let owner = participant(ring);
     loop {
-        let mut l = lock(ring, wait)?;
-        let r = op(&mut l);
-        drop(l);
+        let r = if owner == LOCK_OWNER {
+            let l = lock(ring, wait)?;
+            op(&mut Producer::new(ring, owner, Some(l)))
+        } else {
+            op(&mut Producer::new(ring, owner, None))
+        };
         match r {
             Ok((n, r)) => {
                 if n > 0 {
@@ -167,6 +297,48 @@ pub(crate) fn put<R>(
     }
 }
 
+/// A get met an unpublished claim at the front (`word` at `pos`): waits for the word to change
+/// (the put publishes and notifies `items`), and after [`CLAIM_PATIENCE`] (a `try_*` get:
+/// [`CLAIM_PATIENCE_NOW`]) checks its owner: a dead owner's claim (or one made under the lock,
+/// whose holder must have died if we get the lock) is voided under the lock. Returns
+/// `WouldBlock` when the owner lives and the caller may wait no longer.
+fn wait_out_claim(ring: &Ring<'_>, wait: Wait, pos: u64, word: u64) -> Result<(), Fail> {
+    let core = ring.core();
+    let changed = || !core.holds(pos, word);
+    let now = Instant::now();
+    let patience = if wait == Wait::Never {
+        CLAIM_PATIENCE_NOW
+    } else {
+        CLAIM_PATIENCE
+    };
+    let until = match wait.deadline() {
+        Some(d) => d.min(now + patience),
+        None => now + patience,
+    };
+    if wait_for(ring.items(), changed, Some(until), patience) && changed() {
+        return Ok(());
+    }
+    let owner = claim_owner(word);
+    if owner == LOCK_OWNER || !owner_alive(ring, owner) {
+        let mut l = lock(ring, wait)?;
+        let n = l.void(pos, word);
+        let idle = l.unfinished() == 0;
+        drop(l);
+        if n > 0 {
+            ring.items().notify_all();
+            ring.free().notify();
+            if idle {
+                ring.control().joined.0.wake_all();
+            }
+        }
+        return Ok(());
+    }
+    if wait == Wait::Never || wait.deadline().is_some_and(|d| Instant::now() >= d) {
+        return Err(Fail::WouldBlock);
+    }
+    Ok(())
+}
+
 /// Runs `op` (which takes no lock) until it takes something, waiting for ready messages in
 /// between. `op` returns `None` when the ring is empty, else how many it took and a result.
 pub(crate) fn get<R>(
@@ -187,6 +359,13 @@ pub(crate) fn get<R>(
             Ok(None) => {}
             Err(Fail::Reserved) => {
                 wait_out_reservation(ring, wait)?;
+                continue;
+            }
+            Err(Fail::Pending { pos, word }) => {
+                wait_out_claim(ring, wait, pos, word)?;
+                if let Some(f) = how.recheck {
+                    f();
+                }
                 continue;
             }
             Err(f) => return Err(f),
@@ -220,17 +399,19 @@ fn wait_for_items(
     how: Waiting<'_>,
     last_try: &mut bool,
 ) -> Result<(), Fail> {
-    // Empty when `op` looked. A close (or the last sender leaving) is ordered after every
-    // put that succeeded, so once the bit is seen, an empty ring stays empty.
+    // Empty when `op` looked. After a close (or the last sender leaving) a put may still be
+    // in flight (it passed its check of the flags before): the ring is drained for good only
+    // once its front is sealed, which no later claim can get past; a claim that won the race
+    // is delivered first.
     let flags = ring.flags();
-    if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && !ring.core().has_items() {
-        return Err(if flags & RING_CLOSED != 0 {
-            Fail::Closed
-        } else {
-            Fail::Disconnected
-        });
-    }
     if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
+        if ring.core().seal()? {
+            return Err(if flags & RING_CLOSED != 0 {
+                Fail::Closed
+            } else {
+                Fail::Disconnected
+            });
+        }
         return Ok(());
     }
     if *last_try {
@@ -276,7 +457,15 @@ pub(crate) fn get_reserved<R>(
     let mut last_try = wait == Wait::Never;
     loop {
         let l = lock(ring, wait)?;
-        if let Some((head, avail)) = ring.core().reserve_front()? {
+        let front = match ring.core().reserve_front() {
+            Err(PopFail::Pending { pos, word }) => {
+                drop(l);
+                wait_out_claim(ring, wait, pos, word)?;
+                continue;
+            }
+            other => other?,
+        };
+        if let Some((head, avail)) = front {
             let mut res = Reservation {
                 core: ring.core(),
                 head,
@@ -344,4 +533,24 @@ pub(crate) fn set_flags(ring: &Ring<'_>, bits: u32, on: bool) -> Result<(), Fail
 /// Copies the front message into `buf`, or reports that it does not fit (leaving it queued).
 pub(crate) fn pop_into(ring: &Ring<'_>, buf: &mut [u8]) -> Result<Option<(usize, usize)>, Fail> {
     Ok(ring.pop_into(buf)?.map(|n| (1, n)))
+}
+
+/// Test hook: claims slots for `msgs` as this process's participant, writes them and
+/// publishes all but the first (the commit), then returns the claim's position: the caller is
+/// to stop for good (be SIGKILLed) there, as a producer that dies before its commit.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn claim_and_stop(ring: &Ring<'_>, msgs: &[&[u8]]) -> Result<u64, Fail> {
+    let owner = participant(ring);
+    let core = ring.core();
+    let (pos, n) = core.claim(msgs.len(), owner).map_err(|e| match e {
+        PushFail::Corrupt(s) => Fail::Corrupt(s),
+        _ => Fail::WouldBlock,
+    })?;
+    for (i, m) in msgs[..n].iter().enumerate() {
+        core.write(pos + i as u64, m);
+    }
+    if n > 1 {
+        core.publish(pos + 1, n - 1);
+    }
+    Ok(pos)
 }

@@ -14,7 +14,7 @@ use crate::sync::{FutexWord, RawMutex};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
 
 /// The version of the format described here. A segment of another version is refused at open.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Size of the common header; the object's own structures start at this offset.
 pub const HEADER_SIZE: usize = 128;
@@ -23,8 +23,13 @@ pub const HEADER_SIZE: usize = 128;
 /// x86-64's adjacent-line prefetcher pulls lines in pairs (as crossbeam's `CachePadded`).
 pub const LINE: usize = 128;
 
-/// Bytes in front of each slot's payload: the payload length as a `u32`, then 4 bytes of padding.
-pub const SLOT_HEADER: usize = 8;
+/// Bytes in front of each slot's payload: the length word (a `u64`: the payload length; bit 63
+/// is reserved for large-message descriptors), then the slot's sequence word (its state; see
+/// docs/protocol.md, "Lock-free puts").
+pub const SLOT_HEADER: usize = 16;
+
+/// Entries of a ring's participant registry: processes that put without the lock.
+pub const PARTICIPANTS: usize = 64;
 
 /// The largest capacity (slots per ring) accepted.
 pub const MAX_CAPACITY: u64 = 1 << 24;
@@ -318,24 +323,28 @@ impl fmt::Debug for Header {
 #[repr(C, align(128))]
 pub struct Line<T>(pub T);
 
-/// The lock, positions and counters of one ring; [`RING_CONTROL_SIZE`] bytes, 128-aligned.
+/// The lock, positions, counters and participant registry of one ring; [`RING_CONTROL_SIZE`]
+/// bytes, 128-aligned.
 ///
 /// | field  | written                   | meaning |
 /// |--------|---------------------------|---------|
-/// | `lock` | producers, `task_done`, `close` | robust lock ([`RawMutex`]) serialising producers and the rare operations |
+/// | `lock` | repairs, `task_done`, `close`, voids, full-registry puts | robust lock ([`RawMutex`]) for the rare operations |
 /// | `head` | consumers, by CAS (no lock) | messages ever taken; slot of the oldest is `head % capacity` |
-/// | `tail.tail` | under the lock, by puts | messages ever put; `tail - head` is the length |
-/// | `tail.head_seen` | under the lock, by puts | a value `head` had (the producers' cache, `<= head`) |
-/// | `done` | under the lock, by `task_done` | tasks ever done; `tail - done` is unfinished tasks |
+/// | `tail.tail` | producers, by CAS (no lock) | positions ever claimed; `tail - head` is the length |
+/// | `tail.head_seen` | producers | a value `head` had (the producers' cache, `<= head`) |
+/// | `done` | under the lock, by `task_done` and voids | tasks ever done; `tail - done` is unfinished tasks |
+/// | `void_pos`, `void_done` | under the lock, by voids | journal of a void in progress (0: none) |
 /// | `flags`| under the lock            | bit 0 `CLOSED`, bit 1 `SENDERS_GONE`, bit 2 `RECEIVERS_GONE` |
 /// | `items`| anyone                    | event count "a message was published" (bit 0: someone sleeps) |
 /// | `free` | anyone                    | event count "a slot was freed" |
 /// | `joined` | under the lock          | generation, bumped whenever unfinished tasks reach 0 |
+/// | `participants` | by CAS, freed under the lock | [`PARTICIPANTS`] entries `(pid \| generation << 32, start time)` |
 ///
-/// A put commits with one store of `tail`, a get with one CAS of `head`, `task_done` with one
-/// store of `done`, `close` with one store of `flags`: a process that dies anywhere leaves every
-/// operation either done or not begun. `items`, `free` and `joined` only wake sleepers
-/// (`docs/protocol.md`).
+/// A put claims a slot with one CAS of its sequence word and commits with one store of it; a
+/// get commits with one CAS of `head`, `task_done` with one store of `done`, `close` with one
+/// store of `flags`: a process that dies anywhere leaves every operation either done, not
+/// begun, or (a claim) a slot that the next consumer voids. `items`, `free` and `joined` only
+/// wake sleepers (`docs/protocol.md`).
 #[repr(C)]
 pub struct RingControl {
     /// The ring's lock.
@@ -352,6 +361,21 @@ pub struct RingControl {
     pub free: Line<AtomicU32>,
     /// Join generation.
     pub joined: Line<FutexWord>,
+    /// The participant registry (8 lines).
+    pub participants: [Participant; PARTICIPANTS],
+}
+
+/// One entry of a ring's participant registry: a process that claims slots without the lock,
+/// named in its claims by its entry number + 1 (0 names the lock holder).
+#[derive(Debug)]
+#[repr(C)]
+pub struct Participant {
+    /// `pid | generation << 32`; pid 0: free. Taken by CAS from a free word; freed (generation
+    /// + 1) under the lock once the process is dead and its claims are voided.
+    pub id: AtomicU64,
+    /// The process's start time (clock ticks since boot), stored right after the CAS; 0: not
+    /// yet known (the pid alone decides liveness).
+    pub start: AtomicU64,
 }
 
 /// The producers' line of a [`RingControl`] (written only under the lock).
@@ -373,6 +397,10 @@ pub struct Counters {
     pub done: AtomicU64,
     /// Ring state bits ([`RING_CLOSED`], [`RING_SENDERS_GONE`], [`RING_RECEIVERS_GONE`]).
     pub flags: AtomicU32,
+    /// A void in progress (under the lock): the position of the claim being voided...
+    pub void_pos: AtomicU64,
+    /// ...and the value `done` has once its positions are counted; 0 when none is in progress.
+    pub void_done: AtomicU64,
 }
 
 /// `Counters::flags` bit: the ring was closed.
@@ -390,7 +418,7 @@ const _: () = assert!(
 
 /// Size of [`RingControl`] in bytes.
 pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
-const _: () = assert!(RING_CONTROL_SIZE == 7 * LINE);
+const _: () = assert!(RING_CONTROL_SIZE == 15 * LINE);
 const _: () = assert!(std::mem::align_of::<RingControl>() == LINE);
 
 impl fmt::Debug for RingControl {
@@ -634,12 +662,12 @@ mod tests {
     fn queue_layout_arithmetic() {
         let (ring, p) = queue_layout(6, 64).unwrap();
         assert_eq!(ring.control, 128);
-        assert_eq!(ring.slots, 128 + 896);
-        assert_eq!(ring.stride, 72);
-        assert_eq!(p.total_size, 1024 + 6 * 72);
-        assert_eq!(slot_stride(1), Some(16));
-        assert_eq!(slot_stride(8), Some(16));
-        assert_eq!(slot_stride(9), Some(24));
+        assert_eq!(ring.slots, 128 + 1920);
+        assert_eq!(ring.stride, 80);
+        assert_eq!(p.total_size, 2048 + 6 * 80);
+        assert_eq!(slot_stride(1), Some(24));
+        assert_eq!(slot_stride(8), Some(24));
+        assert_eq!(slot_stride(9), Some(32));
     }
 
     #[test]
@@ -648,20 +676,20 @@ mod tests {
         assert_eq!((l.lock, l.gone, l.holders), (128, 256, 384));
         let ab = l.a_to_b.unwrap();
         assert_eq!(ab.control, 1408);
-        assert_eq!(ab.slots, 1408 + 896);
-        assert_eq!(ab.end(), 2304 + 6 * 72);
-        // 2736 rounded up to a multiple of 128.
-        assert_eq!(l.b_to_a.control, 2816);
-        assert_eq!(p.total_size, 2816 + 896 + 6 * 72);
+        assert_eq!(ab.slots, 1408 + 1920);
+        assert_eq!(ab.end(), 3328 + 6 * 80);
+        // 3808 rounded up to a multiple of 128.
+        assert_eq!(l.b_to_a.control, 3840);
+        assert_eq!(p.total_size, 3840 + 1920 + 6 * 80);
         assert_eq!(
             (p.kind, p.aux, p.slot_stride),
-            (Kind::Pipe, PIPE_DUPLEX, 72)
+            (Kind::Pipe, PIPE_DUPLEX, 80)
         );
 
         let (l, p) = pipe_layout(6, 64, false).unwrap();
         assert_eq!(l.a_to_b, None);
         assert_eq!(l.b_to_a.control, 1408);
-        assert_eq!(p.total_size, 1408 + 896 + 6 * 72);
+        assert_eq!(p.total_size, 1408 + 1920 + 6 * 80);
         assert_eq!(p.aux, PIPE_ONE_WAY);
         assert!(pipe_layout(0, 8, true).is_err());
         assert!(pipe_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE / 2, true).is_err());

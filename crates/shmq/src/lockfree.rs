@@ -42,6 +42,92 @@ const BATCH_BYTES: usize = 128 * 1024;
 /// nor claim while it is set; the next locker after the reader's death clears it.
 pub(crate) const RESERVED: u64 = 1 << 63;
 
+/// Sequence word, bits 0..3: the slot's state. The zeroed word (state 0) is "free for the
+/// slot's first position"; a slot free for position `p >= capacity` holds `FULL(p - capacity)`
+/// or `VOID(p - capacity)`. See docs/protocol.md, "Lock-free puts".
+const STATE_MASK: u64 = 7;
+/// Claimed for a position by a producer (owner and count in the word), not yet published.
+const CLAIMED: u64 = 1;
+/// Published: the message of the word's position is in the slot.
+const FULL: u64 = 2;
+/// A tombstone: the claim of the word's position died unpublished; consumers skip it.
+const VOID: u64 = 3;
+/// Sealed by a close (or the last sender leaving) at the tail: no claim of it succeeds.
+const SEALED: u64 = 4;
+const OWNER_SHIFT: u32 = 3;
+const COUNT_SHIFT: u32 = 11;
+const POS_SHIFT: u32 = 24;
+/// The most slots one claim takes (a batch put claims in pieces of at most this many).
+pub(crate) const MAX_CLAIM: usize = 1 << 13;
+/// The owner number of a claim made under the ring's lock (a full registry): its death is
+/// repaired by the next locker. Registry entry `i` claims as owner `i + 1`.
+pub(crate) const LOCK_OWNER: u8 = 0;
+
+/// The sequence word of `pos` in `state` (positions are kept modulo 2^40, which no stalled
+/// reader can wrap).
+fn word(pos: u64, state: u64) -> u64 {
+    (pos << POS_SHIFT) | state
+}
+
+/// The word of a claim of `n` slots from `pos` by `owner`.
+fn claimed(pos: u64, owner: u8, n: u64) -> u64 {
+    debug_assert!((1..=MAX_CLAIM as u64).contains(&n));
+    word(pos, CLAIMED) | u64::from(owner) << OWNER_SHIFT | (n - 1) << COUNT_SHIFT
+}
+
+/// Whether word `w` names position `pos`.
+fn at(w: u64, pos: u64) -> bool {
+    w >> POS_SHIFT == (pos << POS_SHIFT) >> POS_SHIFT
+}
+
+/// The state bits of `w`.
+fn state(w: u64) -> u64 {
+    w & STATE_MASK
+}
+
+/// The owner named by a claim word.
+pub(crate) fn claim_owner(w: u64) -> u8 {
+    (w >> OWNER_SHIFT) as u8
+}
+
+/// How many slots a claim word covers.
+pub(crate) fn claim_count(w: u64) -> u64 {
+    ((w >> COUNT_SHIFT) & (MAX_CLAIM as u64 - 1)) + 1
+}
+
+/// What the sequence word says about position `pos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Free for `pos` (its previous message was taken or voided): nothing claimed it yet.
+    Free,
+    /// Claimed for `pos`, not published: `(owner, count)`.
+    Claimed(u8, u64),
+    Full,
+    Void,
+    Sealed,
+    /// Belongs to another lap: `pos` is stale (or the segment is damaged).
+    Other,
+}
+
+/// Decodes `w` as seen for position `pos` of a ring of `capacity` slots.
+fn slot_state(w: u64, pos: u64, capacity: u64) -> Slot {
+    if at(w, pos) {
+        match state(w) {
+            CLAIMED => return Slot::Claimed(claim_owner(w), claim_count(w)),
+            FULL => return Slot::Full,
+            VOID => return Slot::Void,
+            SEALED => return Slot::Sealed,
+            _ => {}
+        }
+    }
+    let free = if pos >= capacity {
+        w == word(pos - capacity, FULL) || w == word(pos - capacity, VOID)
+    } else {
+        w == 0
+    };
+    if free { Slot::Free } else { Slot::Other }
+}
+
 /// Spin rounds a lock-free consumer waits for a reservation to end before it reports
 /// [`PopFail::Reserved`] (and its caller waits on the ring's lock).
 #[cfg(not(loom))]
@@ -87,6 +173,10 @@ pub(crate) enum PopFail {
     /// A zero-copy reader has reserved the front; nothing was taken. Wait on the ring's lock
     /// (it is released when the reader finishes, or repaired after its death), then retry.
     Reserved,
+    /// The front slot is claimed by a producer that has not published it yet: its sequence
+    /// word `word` at position `pos` names the owner ([`claim_owner`]). Wait for a change of
+    /// the word; if the owner is dead, void the claim under the ring's lock.
+    Pending { pos: u64, word: u64 },
 }
 
 /// An event count on a futex word: bit 0 is [`WAITING`], the rest a generation. A sleeper sets
@@ -243,10 +333,15 @@ impl<'a> Core<'a> {
         tail.saturating_sub(head).min(self.capacity)
     }
 
-    /// Whether a get could take something now.
+    /// Whether a get would find something at the front now (a message, a tombstone, a seal;
+    /// not an unpublished claim).
     pub(crate) fn has_items(&self) -> bool {
         let head = self.head.load(SeqCst) & !RESERVED;
-        self.tail.load(SeqCst) != head
+        let w = self.seq(head).load(SeqCst);
+        matches!(
+            slot_state(w, head, self.capacity),
+            Slot::Full | Slot::Void | Slot::Sealed
+        )
     }
 
     /// Whether a put could find a free slot now.
@@ -268,58 +363,124 @@ impl<'a> Core<'a> {
         index as usize * self.words
     }
 
-    // ---- producer side (the caller holds the ring's lock) ----
+    // ---- producer side (no lock) ----
 
-    /// Producer: how many of `wanted` slots are free from `tail`, refusing a closed ring first
-    /// (Closed wins over Full). Returns `(tail, n)` with `n >= 1`.
+    /// The sequence word of position `pos`'s slot.
+    pub(crate) fn seq(&self, pos: u64) -> &'a AtomicU64 {
+        &self.slots[self.base(pos) + 1]
+    }
+
+    /// Producer: the ring's room from `tail`, refusing a closed ring first (Closed wins over
+    /// Full): returns `(tail, n)` with `1 <= n <= wanted` free slots. Claims nothing.
     pub(crate) fn reserve(&self, wanted: usize) -> Result<(u64, usize), PushFail> {
-        let flags = self.flags.load(SeqCst);
-        if flags & CLOSED != 0 {
-            return Err(PushFail::Closed);
-        }
-        if flags & RECEIVERS_GONE != 0 {
-            return Err(PushFail::ReceiversGone);
-        }
-        let tail = self.tail.load(Relaxed);
-        let seen = self.head_seen.load(Relaxed);
-        let mut used = tail.wrapping_sub(seen);
-        if seen > tail || used > self.capacity || self.capacity - used < wanted as u64 {
-            // SYNC POINT: pairs with the consumers' CAS of `head`: their copies of the slots
-            // we are about to reuse happen before our writes. A reserved front is not free
-            // (and a zero-copy reader holds the lock we hold, so only a dead one's bit is
-            // seen here, and the locker that saw the death cleared it already).
-            let head = self.head.load(Acquire) & !RESERVED;
-            if head > tail || tail - head > self.capacity {
+        loop {
+            let flags = self.flags.load(SeqCst);
+            if flags & CLOSED != 0 {
+                return Err(PushFail::Closed);
+            }
+            if flags & RECEIVERS_GONE != 0 {
+                return Err(PushFail::ReceiversGone);
+            }
+            let tail = self.tail.load(Acquire);
+            // SYNC POINT: pairs with the Release store of `head_seen` by the producer that read
+            // it from `head` (Acquire): the consumers' copies of the slots we reuse happen
+            // before our writes.
+            let seen = self.head_seen.load(Acquire);
+            let mut used = tail.wrapping_sub(seen);
+            if seen > tail || used > self.capacity || self.capacity - used < wanted as u64 {
+                // SYNC POINT: pairs with the consumers' CAS of `head`. A reserved front is not
+                // free.
+                let head = self.head.load(Acquire) & !RESERVED;
+                if head > tail || tail - head > self.capacity {
+                    if self.tail.load(SeqCst) != tail {
+                        continue;
+                    }
+                    return Err(PushFail::Corrupt(format!(
+                        "impossible positions: head {head} tail {tail} capacity {}",
+                        self.capacity
+                    )));
+                }
+                self.head_seen.store(head, Release);
+                used = tail - head;
+            }
+            let free = self.capacity - used;
+            if free == 0 {
+                return Err(PushFail::Full);
+            }
+            let n = (wanted as u64).min(free);
+            // Positions live below the head word's `RESERVED` bit.
+            if tail.checked_add(n).is_none_or(|t| t >= RESERVED) {
                 return Err(PushFail::Corrupt(format!(
-                    "impossible positions: head {head} tail {tail} capacity {}",
-                    self.capacity
+                    "impossible positions: tail {tail} cannot grow by {n}"
                 )));
             }
-            self.head_seen.store(head, Relaxed);
-            used = tail - head;
+            return Ok((tail, n as usize));
         }
-        let free = self.capacity - used;
-        if free == 0 {
-            return Err(PushFail::Full);
+    }
+
+    /// Producer: claims up to `wanted` (at most [`MAX_CLAIM`]) consecutive free slots at the
+    /// tail for `owner`, with one CAS of the first slot's sequence word that names the owner and
+    /// the count; then moves `tail` past them (anyone who sees the claim does that too).
+    /// Returns `(pos, n)`. The slots are the caller's to [`write`](Self::write) and
+    /// [`publish`](Self::publish); until then consumers wait at `pos` (and void the claim if
+    /// `owner` dies).
+    pub(crate) fn claim(&self, wanted: usize, owner: u8) -> Result<(u64, usize), PushFail> {
+        let wanted = wanted.clamp(1, MAX_CLAIM);
+        loop {
+            let (tail, n) = self.reserve(wanted)?;
+            let seq = self.seq(tail);
+            let w = seq.load(Acquire);
+            match slot_state(w, tail, self.capacity) {
+                Slot::Free => {
+                    // SYNC POINT: the claim; names its owner in the same step. A consumer that
+                    // loads this word (Acquire) sees the registry entry it names.
+                    if seq
+                        .compare_exchange(w, claimed(tail, owner, n as u64), SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        let _ = self
+                            .tail
+                            .compare_exchange(tail, tail + n as u64, SeqCst, Relaxed);
+                        return Ok((tail, n));
+                    }
+                }
+                Slot::Claimed(_, k) => self.help_tail(tail, k),
+                Slot::Sealed => return Err(self.sealed_fail()),
+                Slot::Full | Slot::Void | Slot::Other => {
+                    // A claim of `tail` moves `tail` before it is published or voided, so
+                    // `tail` has moved since we read it; if not, the segment is damaged.
+                    if self.tail.load(SeqCst) == tail {
+                        return Err(PushFail::Corrupt(format!(
+                            "slot {} holds sequence word {w:#x}, impossible for the tail {tail}",
+                            tail % self.capacity
+                        )));
+                    }
+                }
+            }
         }
-        let n = (wanted as u64).min(free);
-        // Positions live below the head word's `RESERVED` bit.
-        if tail.checked_add(n).is_none_or(|t| t >= RESERVED) {
-            return Err(PushFail::Corrupt(format!(
-                "impossible positions: tail {tail} cannot grow by {n}"
-            )));
+    }
+
+    /// Moves `tail` from `pos` past a claim of `k` slots there (if nobody did yet).
+    fn help_tail(&self, pos: u64, k: u64) {
+        let _ = self.tail.compare_exchange(pos, pos + k, SeqCst, Relaxed);
+    }
+
+    /// Why a put meets a sealed slot.
+    fn sealed_fail(&self) -> PushFail {
+        if self.flags.load(SeqCst) & RECEIVERS_GONE != 0 && self.flags.load(SeqCst) & CLOSED == 0 {
+            PushFail::ReceiversGone
+        } else {
+            PushFail::Closed
         }
-        Ok((tail, n as usize))
     }
 
     /// Producer: writes `msg` (at most `message_size` bytes) into the slot of position `pos`,
-    /// which [`reserve`](Self::reserve) returned as free. Visible to nobody until published.
+    /// which this producer claimed. Visible to nobody until published.
     pub(crate) fn write(&self, pos: u64, msg: &[u8]) {
         debug_assert!(msg.len() <= self.message_size);
         let base = self.base(pos);
-        let words = &self.slots[base..base + 1 + msg.len().div_ceil(8)];
-        let (len_word, payload) = words.split_at(1);
-        len_word[0].store(msg.len() as u64, Release);
+        self.slots[base].store(msg.len() as u64, Release);
+        let payload = &self.slots[base + 2..base + 2 + msg.len().div_ceil(8)];
         let mut chunks = msg.chunks_exact(8);
         let (full, last) = payload.split_at(msg.len() / 8);
         for (w, c) in full.iter().zip(&mut chunks) {
@@ -334,18 +495,109 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// Producer: publishes the `n` messages written from position `tail` (the commit point of
-    /// a put: one store). Call [`Event::notify`] on the items event afterwards.
-    pub(crate) fn publish(&self, tail: u64, n: usize) {
-        // SYNC POINT: commit of a put; pairs with the consumers' loads of `tail`.
-        self.tail.store(tail + n as u64, SeqCst);
+    /// Producer: publishes the `n` messages claimed (and written) from position `pos`, the
+    /// later ones first and `pos` last: the store of `FULL(pos)` is the commit point of the
+    /// whole claim. Call [`Event::notify`] on the items event afterwards.
+    pub(crate) fn publish(&self, pos: u64, n: usize) {
+        for p in (pos + 1..pos + n as u64).rev() {
+            // Nobody reads these before `pos` is published (consumers go in order).
+            self.seq(p).store(word(p, FULL), Release);
+        }
+        // SYNC POINT: commit of a put; pairs with the consumers' Acquire loads of the word
+        // (the payload is visible with it) and, SeqCst, with a sleeper's re-check.
+        self.seq(pos).store(word(pos, FULL), SeqCst);
+    }
+
+    /// Under the ring's lock, with the claim's owner dead (or the claim made under the lock by
+    /// a holder that died): turns the claim `w` at `pos` into tombstones, the later slots
+    /// first and `pos` last (the commit point). Returns how many positions it voided (0 if the
+    /// claim is no longer there).
+    pub(crate) fn void_claim(&self, pos: u64, w: u64) -> u64 {
+        let seq = self.seq(pos);
+        if seq.load(SeqCst) != w || state(w) != CLAIMED || !at(w, pos) {
+            return 0;
+        }
+        let k = claim_count(w);
+        self.help_tail(pos, k);
+        for p in (pos + 1..pos + k).rev() {
+            self.seq(p).store(word(p, VOID), SeqCst);
+        }
+        if seq
+            .compare_exchange(w, word(pos, VOID), SeqCst, Relaxed)
+            .is_ok()
+        {
+            k
+        } else {
+            0
+        }
+    }
+
+    /// The claims (position, word) standing in the ring whose owner is `owner` (a scan of
+    /// every slot; for repairs).
+    pub(crate) fn claims_of(&self, owner: u8) -> Vec<(u64, u64)> {
+        let head = self.head.load(SeqCst) & !RESERVED;
+        let tail = self.tail.load(SeqCst);
+        let mut found = Vec::new();
+        // A claim whose `tail` move is not done yet sits at `tail` itself.
+        let end = tail
+            .saturating_add(1)
+            .min(head.saturating_add(self.capacity));
+        for pos in head..end {
+            let w = self.seq(pos).load(SeqCst);
+            if let Slot::Claimed(o, _) = slot_state(w, pos, self.capacity)
+                && o == owner
+            {
+                found.push((pos, w));
+            }
+        }
+        found
+    }
+
+    /// Seals the ring at the front once it is empty, so that no put can claim there any more
+    /// (after a close, or the last sender leaving). Returns true when the front is sealed (the
+    /// ring is drained for good), false when a message (or a claim, or a tombstone) is there.
+    pub(crate) fn seal(&self) -> Result<bool, PopFail> {
+        loop {
+            let head = self.head.load(SeqCst);
+            if head & RESERVED != 0 {
+                return Ok(false);
+            }
+            let seq = self.seq(head);
+            let w = seq.load(SeqCst);
+            match slot_state(w, head, self.capacity) {
+                Slot::Sealed => return Ok(true),
+                Slot::Free => {
+                    // SYNC POINT: a seal races a claim of the same word: one wins.
+                    if seq
+                        .compare_exchange(w, word(head, SEALED), SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        return Ok(true);
+                    }
+                }
+                Slot::Full | Slot::Void | Slot::Claimed(..) => return Ok(false),
+                Slot::Other => {
+                    if self.still(head) {
+                        return Err(self.impossible(head, w));
+                    }
+                }
+            }
+        }
+    }
+
+    #[cold]
+    fn impossible(&self, pos: u64, w: u64) -> PopFail {
+        PopFail::Corrupt(format!(
+            "slot {} holds sequence word {w:#x}, impossible for the head {pos}",
+            pos % self.capacity
+        ))
     }
 
     // ---- consumer side (no lock) ----
 
-    /// A consistent `(head, available)`, `None` when empty; [`PopFail::Reserved`] while a
-    /// zero-copy reader holds the front (after a short spin).
-    fn front(&self) -> Result<Option<(u64, u64)>, PopFail> {
+    /// The front position and what its slot holds, spinning a little while a zero-copy
+    /// reader holds it ([`PopFail::Reserved`] after that).
+    fn front(&self) -> Result<(u64, u64, Slot), PopFail> {
         let mut spins = 0;
         loop {
             let head = self.head.load(Acquire);
@@ -357,22 +609,55 @@ impl<'a> Core<'a> {
                 futex::spin_loop();
                 continue;
             }
-            // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
-            let tail = self.tail.load(SeqCst);
-            if tail == head {
-                return Ok(None);
+            // SYNC POINT: pairs with `publish`: a FULL word makes the payload visible.
+            let w = self.seq(head).load(Acquire);
+            match slot_state(w, head, self.capacity) {
+                Slot::Other => {
+                    if self.still(head) {
+                        return Err(self.impossible(head, w));
+                    }
+                }
+                Slot::Void => {
+                    // A tombstone: step over it (taking nothing).
+                    if self.take(head, 1) {
+                        self.free_event().notify();
+                    }
+                }
+                Slot::Free => {
+                    // Empty: `tail` is `head` (or a claim just moved it on), never behind it.
+                    let tail = self.tail.load(SeqCst);
+                    if (tail < head || tail - head > self.capacity) && self.still(head) {
+                        return Err(PopFail::Corrupt(format!(
+                            "impossible positions: head {head} tail {tail} capacity {}",
+                            self.capacity
+                        )));
+                    }
+                    return Ok((head, w, Slot::Free));
+                }
+                s => return Ok((head, w, s)),
             }
-            if tail > head && tail - head <= self.capacity {
-                return Ok(Some((head, tail - head)));
-            }
-            if !self.still(head) {
-                continue;
-            }
-            return Err(PopFail::Corrupt(format!(
-                "impossible positions: head {head} tail {tail} capacity {}",
-                self.capacity
-            )));
         }
+    }
+
+    /// The front for a single get: `Ok(None)` when empty (or sealed), the position of a
+    /// published message, or [`PopFail::Pending`] for an unpublished claim.
+    fn front_full(&self) -> Result<Option<u64>, PopFail> {
+        let (head, w, s) = self.front()?;
+        match s {
+            Slot::Full => Ok(Some(head)),
+            Slot::Claimed(..) => Err(PopFail::Pending { pos: head, word: w }),
+            _ => Ok(None),
+        }
+    }
+
+    /// The word of a tombstone at `pos`.
+    pub(crate) fn void_word(pos: u64) -> u64 {
+        word(pos, VOID)
+    }
+
+    /// Whether the slot of `pos` still holds `w`.
+    pub(crate) fn holds(&self, pos: u64, w: u64) -> bool {
+        self.seq(pos).load(SeqCst) == w
     }
 
     /// Whether `head` is still `pos`, with everything read before ordered before the check.
@@ -410,7 +695,7 @@ impl<'a> Core<'a> {
 
     /// Copies `dst.len()` payload bytes of position `pos` into `dst`.
     fn copy_to(&self, pos: u64, dst: &mut [u8]) {
-        self.copy_words(self.base(pos) + 1, dst);
+        self.copy_words(self.base(pos) + 2, dst);
     }
 
     /// Copies `dst.len()` bytes from the words starting at word `base` into `dst`.
@@ -429,7 +714,7 @@ impl<'a> Core<'a> {
     }
 
     /// The commit point of a get: claims positions `head..head + n` if nobody moved `head`.
-    fn claim(&self, head: u64, n: u64) -> bool {
+    fn take(&self, head: u64, n: u64) -> bool {
         acquire_fence();
         // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire load
         // of `head` before it reuses these slots.
@@ -453,28 +738,25 @@ impl<'a> Core<'a> {
                     head & !RESERVED
                 )));
             }
-            // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
-            let tail = self.tail.load(SeqCst);
-            if tail == head {
+            let Some(head) = self.front_full()? else {
                 return Ok(None);
-            }
-            if tail < head || tail - head > self.capacity {
-                if self.head.load(SeqCst) != head {
-                    continue;
-                }
-                return Err(PopFail::Corrupt(format!(
-                    "impossible positions: head {head} tail {tail} capacity {}",
-                    self.capacity
-                )));
-            }
-            // SYNC POINT: the reservation; a lock-free consumer's claim from `head` fails
+            };
+            // SYNC POINT: the reservation; a lock-free consumer's take from `head` fails
             // after it, and one that won before it moved `head` (we then retry).
             if self
                 .head
                 .compare_exchange(head, head | RESERVED, SeqCst, Relaxed)
                 .is_ok()
             {
-                return Ok(Some((head, tail - head)));
+                // The published messages from `head` on (a tombstone or a claim ends the run).
+                let mut n = 1;
+                while n < self.capacity
+                    && slot_state(self.seq(head + n).load(Acquire), head + n, self.capacity)
+                        == Slot::Full
+                {
+                    n += 1;
+                }
+                return Ok(Some((head, n)));
             }
         }
     }
@@ -503,8 +785,8 @@ impl<'a> Core<'a> {
 
     /// The first payload word of position `pos`.
     pub(crate) fn payload(&self, pos: u64) -> &'a [AtomicU64] {
-        let base = self.base(pos) + 1;
-        &self.slots[base..base + self.words - 1]
+        let base = self.base(pos) + 2;
+        &self.slots[base..base + self.words - 2]
     }
 
     /// Reader under the lock: ends the reservation of `head`, taking `n` messages (0: the
@@ -535,7 +817,7 @@ impl<'a> Core<'a> {
     /// A message longer than `buf` stays queued (`TooSmall`).
     pub(crate) fn pop_into(&self, buf: &mut [u8]) -> Result<Option<usize>, PopFail> {
         loop {
-            let Some((head, _)) = self.front()? else {
+            let Some(head) = self.front_full()? else {
                 return Ok(None);
             };
             let Some(len) = self.len_at(head, head)? else {
@@ -551,7 +833,7 @@ impl<'a> Core<'a> {
                 continue;
             }
             self.copy_to(head, &mut buf[..len]);
-            if self.claim(head, 1) {
+            if self.take(head, 1) {
                 return Ok(Some(len));
             }
         }
@@ -561,7 +843,7 @@ impl<'a> Core<'a> {
     pub(crate) fn pop_vec(&self) -> Result<Option<Vec<u8>>, PopFail> {
         let mut v = Vec::new();
         loop {
-            let Some((head, _)) = self.front()? else {
+            let Some(head) = self.front_full()? else {
                 return Ok(None);
             };
             let Some(len) = self.len_at(head, head)? else {
@@ -569,7 +851,7 @@ impl<'a> Core<'a> {
             };
             v.resize(len, 0);
             self.copy_to(head, &mut v);
-            if self.claim(head, 1) {
+            if self.take(head, 1) {
                 return Ok(Some(v));
             }
         }
@@ -577,7 +859,7 @@ impl<'a> Core<'a> {
 
     /// Takes up to `max` front messages (and no more than [`BATCH_BYTES`] of slots, but at least
     /// one): their bytes end to end in `bytes`, their lengths in `lens` (both cleared first).
-    /// Returns how many (0 if empty or `max` is 0).
+    /// Tombstones among them are stepped over. Returns how many (0 if empty or `max` is 0).
     pub(crate) fn pop_batch(
         &self,
         max: usize,
@@ -590,10 +872,10 @@ impl<'a> Core<'a> {
         'retry: loop {
             bytes.clear();
             lens.clear();
-            let Some((head, avail)) = self.front()? else {
+            let Some(head) = self.front_full()? else {
                 return Ok(0);
             };
-            let n = avail.min(max as u64).min(self.batch_limit());
+            let n = (max as u64).min(self.batch_limit()).min(self.capacity);
             // One allocation and one zero-fill for the whole batch (cut back to what the
             // messages fill); the slot index advances without a division. A slot larger than
             // BATCH_BYTES (then `n` is 1) gets only the room its message fills.
@@ -603,29 +885,44 @@ impl<'a> Core<'a> {
             let mut at = 0;
             let mut base = self.base(head);
             let end = self.capacity as usize * self.words;
-            for pos in head..head + n {
-                let len = self.slots[base].load(Relaxed);
-                if len > self.message_size as u64 {
-                    if self.still(head) {
-                        return Err(self.oversized(pos, len));
+            let mut pos = head;
+            while (lens.len() as u64) < n && pos - head < self.capacity {
+                // SYNC POINT: pairs with `publish` (Acquire: the payload is visible).
+                let w = self.slots[base + 1].load(Acquire);
+                match slot_state(w, pos, self.capacity) {
+                    Slot::Full => {
+                        let len = self.slots[base].load(Relaxed);
+                        if len > self.message_size as u64 {
+                            if self.still(head) {
+                                return Err(self.oversized(pos, len));
+                            }
+                            continue 'retry;
+                        }
+                        let len = len as usize;
+                        if bytes.len() < at + len {
+                            bytes.resize(at + len, 0);
+                        }
+                        self.copy_words(base + 2, &mut bytes[at..at + len]);
+                        at += len;
+                        lens.push(len);
                     }
-                    continue 'retry;
+                    Slot::Void => {}
+                    _ => break,
                 }
-                let len = len as usize;
-                if bytes.len() < at + len {
-                    bytes.resize(at + len, 0);
-                }
-                self.copy_words(base + 1, &mut bytes[at..at + len]);
-                at += len;
-                lens.push(len);
+                pos += 1;
                 base += self.words;
                 if base >= end {
                     base = 0;
                 }
             }
             bytes.truncate(at);
-            if self.claim(head, n) {
-                return Ok(n as usize);
+            if self.take(head, pos - head) {
+                if lens.is_empty() {
+                    // Only tombstones: they are gone; look again.
+                    self.free_event().notify();
+                    continue;
+                }
+                return Ok(lens.len());
             }
         }
     }
@@ -639,12 +936,20 @@ impl<'a> Core<'a> {
     /// Test hook: a consumer that copies the front message and dies before its claim.
     #[cfg(any(test, loom))]
     pub(crate) fn copy_and_die(&self) {
-        if let Ok(Some((head, _))) = self.front()
+        if let Ok(Some(head)) = self.front_full()
             && let Ok(Some(len)) = self.len_at(head, head)
         {
             let mut v = vec![0; len];
             self.copy_to(head, &mut v);
         }
+    }
+
+    /// Test hook: a producer that claims and writes a slot and dies before publishing it.
+    #[cfg(any(test, loom))]
+    pub(crate) fn claim_and_die(&self, msg: &[u8], owner: u8) -> Option<u64> {
+        let (pos, _) = self.claim(1, owner).ok()?;
+        self.write(pos, msg);
+        Some(pos)
     }
 }
 
@@ -662,7 +967,7 @@ pub(crate) struct HeapCore {
 #[cfg(any(test, loom))]
 impl HeapCore {
     pub(crate) fn new(capacity: u64, message_size: usize) -> HeapCore {
-        let words = 1 + message_size.div_ceil(8);
+        let words = 2 + message_size.div_ceil(8);
         HeapCore {
             words: (0..3).map(|_| AtomicU64::new(0)).collect(),
             small: (0..3).map(|_| AtomicU32::new(0)).collect(),
@@ -685,21 +990,38 @@ impl HeapCore {
             slots: &self.slots,
             capacity: self.capacity,
             message_size: self.message_size,
-            words: 1 + self.message_size.div_ceil(8),
+            words: 2 + self.message_size.div_ceil(8),
         }
     }
 
-    /// A whole put by the (only) producer: reserve, write, publish, notify.
+    /// A whole put by participant 1: claim, write, publish, notify.
     pub(crate) fn push(&self, msg: &[u8]) -> Result<(), PushFail> {
+        self.push_as(msg, 1)
+    }
+
+    /// A whole put by participant `owner`.
+    pub(crate) fn push_as(&self, msg: &[u8], owner: u8) -> Result<(), PushFail> {
         let c = self.core();
-        let (tail, _) = c.reserve(1)?;
+        let (tail, _) = c.claim(1, owner)?;
         c.write(tail, msg);
         c.publish(tail, 1);
         c.items_event().notify();
         Ok(())
     }
 
-    /// Closes the ring and wakes everyone.
+    /// A batch put: claims as many slots as are free (one claim), writes, publishes.
+    pub(crate) fn push_many(&self, msgs: &[&[u8]]) -> Result<usize, PushFail> {
+        let c = self.core();
+        let (tail, n) = c.claim(msgs.len(), 1)?;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            c.write(tail + i as u64, m);
+        }
+        c.publish(tail, n);
+        c.items_event().notify();
+        Ok(n)
+    }
+
+    /// Closes the ring (the flag; consumers seal the front once drained) and wakes everyone.
     pub(crate) fn close(&self) {
         let c = self.core();
         c.flags.fetch_or(CLOSED, SeqCst);
@@ -758,16 +1080,172 @@ mod tests {
         assert_eq!(c.pop_vec().unwrap(), Some(b"one".to_vec()));
     }
 
+    /// The claim word at `pos`, and that a get waits at it.
+    fn pending(c: &Core<'_>, pos: u64) -> u64 {
+        let w = c.seq(pos).load(SeqCst);
+        assert_eq!(c.pop_vec(), Err(PopFail::Pending { pos, word: w }));
+        assert!(!c.has_items());
+        w
+    }
+
     #[test]
-    fn a_producer_dead_before_publishing_leaves_nothing_visible() {
+    fn a_producer_dead_before_its_claim_leaves_nothing() {
         let h = HeapCore::new(2, 8);
         let c = h.core();
         let (tail, _) = c.reserve(1).unwrap();
-        c.write(tail, b"half");
-        // Died here: `tail` was never stored. The next producer reuses the position.
+        // Died here, having claimed nothing.
         assert_eq!(c.pop_vec().unwrap(), None);
         h.push(b"next").unwrap();
+        assert_eq!(c.tail.load(SeqCst), tail + 1);
         assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn a_producer_dead_after_its_claim_before_moving_tail_is_helped_and_voided() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        // The claim CAS alone (the tail move not done): as `claim` does, without its last step.
+        let w = claimed(0, 2, 1);
+        c.seq(0).store(w, SeqCst);
+        assert_eq!(c.tail.load(SeqCst), 0);
+        // Another producer helps `tail` past the claim and puts behind it.
+        h.push_as(b"later", 3).unwrap();
+        assert_eq!(c.tail.load(SeqCst), 2);
+        assert_eq!(pending(&c, 0), w);
+        // A consumer finds owner 2 dead: the claim becomes a tombstone, stepped over.
+        assert_eq!(c.void_claim(0, w), 1);
+        assert_eq!(c.void_claim(0, w), 0, "a void happens once");
+        assert_eq!(c.pop_vec().unwrap(), Some(b"later".to_vec()));
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_producer_dead_mid_write_or_before_publishing_never_half_appears() {
+        for written in [0usize, 3, 8] {
+            let h = HeapCore::new(2, 8);
+            let c = h.core();
+            let pos = c.claim_and_die(&b"halfhalf"[..written], 2).unwrap();
+            assert_eq!(c.tail.load(SeqCst), 1);
+            let w = pending(&c, pos);
+            let mut buf = [0u8; 8];
+            assert_eq!(c.pop_into(&mut buf), Err(PopFail::Pending { pos, word: w }));
+            let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+            assert_eq!(
+                c.pop_batch(4, &mut bytes, &mut lens),
+                Err(PopFail::Pending { pos, word: w })
+            );
+            assert_eq!(c.void_claim(pos, w), 1);
+            assert!(
+                c.has_items(),
+                "a tombstone wakes a sleeper, which steps over it"
+            );
+            assert_eq!(c.pop_vec().unwrap(), None);
+            // The slot is reused on the next lap.
+            for m in [&b"a"[..], b"b", b"c"] {
+                h.push(m).unwrap();
+                assert_eq!(c.pop_vec().unwrap(), Some(m.to_vec()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_producer_dead_after_publishing_delivers_its_message() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        let (pos, _) = c.claim(1, 2).unwrap();
+        c.write(pos, b"whole");
+        c.publish(pos, 1);
+        // Died before notifying: a sleeper re-checks after its slice; the message is there.
+        assert!(c.has_items());
+        assert_eq!(c.pop_vec().unwrap(), Some(b"whole".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        let (tail, n) = c.claim(3, 2).unwrap();
+        assert_eq!((tail, n), (0, 3));
+        assert_eq!(c.tail.load(SeqCst), 3);
+        for (i, m) in [&b"x1"[..], b"x2", b"x3"].iter().enumerate() {
+            c.write(tail + i as u64, m);
+        }
+        // Publishes the later two (back to front) and dies before the first, the commit.
+        for p in [2, 1] {
+            c.seq(p).store(word(p, FULL), SeqCst);
+        }
+        let w = pending(&c, 0);
+        assert_eq!(claim_count(w), 3);
+        assert_eq!(c.void_claim(0, w), 3);
+        assert_eq!(c.pop_vec().unwrap(), None, "none of the batch is delivered");
+        assert_eq!(c.len(), 0);
+        h.push(b"next").unwrap();
+        assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+    }
+
+    #[test]
+    fn a_batch_is_claimed_once_and_published_whole() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        h.push(b"a").unwrap();
+        assert_eq!(h.push_many(&[b"b", b"c", b"d", b"e"]), Ok(3));
+        assert_eq!(h.push_many(&[b"e"]), Err(PushFail::Full));
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(4));
+        assert_eq!(bytes, b"abcd");
+    }
+
+    #[test]
+    fn two_producers_interleave_claims_and_each_keeps_its_order() {
+        let h = HeapCore::new(8, 8);
+        let c = h.core();
+        let (p1, _) = c.claim(1, 1).unwrap();
+        let (p2, _) = c.claim(1, 2).unwrap();
+        let (p3, _) = c.claim(1, 1).unwrap();
+        assert_eq!((p1, p2, p3), (0, 1, 2));
+        // Publishing out of order: consumers wait at the front claim.
+        c.write(p3, b"1b");
+        c.publish(p3, 1);
+        c.write(p2, b"2a");
+        c.publish(p2, 1);
+        pending(&c, p1);
+        c.write(p1, b"1a");
+        c.publish(p1, 1);
+        for m in [&b"1a"[..], b"2a", b"1b"] {
+            assert_eq!(c.pop_vec().unwrap(), Some(m.to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_close_never_loses_a_put_in_flight() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        // A producer passed its check of the flags and claimed; then the ring is closed.
+        let (pos, _) = c.claim(1, 2).unwrap();
+        h.close();
+        assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+        // A consumer must not report Closed while the claim stands: the front is not sealable.
+        assert_eq!(c.seal(), Ok(false));
+        pending(&c, pos);
+        c.write(pos, b"late");
+        c.publish(pos, 1);
+        assert_eq!(c.pop_vec().unwrap(), Some(b"late".to_vec()));
+        // Now the front is sealed, and no claim gets past it, whatever flags it read.
+        assert_eq!(c.seal(), Ok(true));
+        assert_eq!(c.seal(), Ok(true));
+        c.flags.store(0, SeqCst);
+        assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+        assert_eq!(c.pop_vec().unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_sequence_word_is_corrupt_not_a_hang() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        c.seq(0).store(word(7, FULL), SeqCst);
+        assert!(matches!(c.claim(1, 1), Err(PushFail::Corrupt(_))));
+        assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+        assert!(matches!(c.seal(), Err(PopFail::Corrupt(_))));
     }
 
     #[test]
@@ -791,22 +1269,6 @@ mod tests {
         let c = h.core();
         assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(1));
         assert_eq!(bytes, msg(7, 3));
-    }
-
-    #[test]
-    fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
-        let h = HeapCore::new(4, 8);
-        let c = h.core();
-        let (tail, n) = c.reserve(3).unwrap();
-        assert_eq!(n, 3);
-        for (i, m) in [&b"x1"[..], b"x2", b"x3"].iter().enumerate() {
-            c.write(tail + i as u64, m);
-        }
-        // Died before `publish`: nothing of the batch is visible, every slot is still free.
-        assert_eq!(c.pop_vec().unwrap(), None);
-        assert_eq!(c.reserve(4).unwrap(), (tail, 4));
-        h.push(b"next").unwrap();
-        assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
     }
 
     #[test]
@@ -904,7 +1366,7 @@ mod tests {
         h.push(b"one").unwrap();
         // A lock-free consumer read head 0 and copied; then a reader reserved the front.
         assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
-        assert!(!c.claim(0, 1));
+        assert!(!c.take(0, 1));
         assert_eq!(c.head.load(SeqCst), RESERVED);
         c.release(0, 1);
         assert_eq!(c.len(), 0);
@@ -931,7 +1393,7 @@ mod tests {
         c.copy_to(head, &mut x);
         assert_eq!(c.pop_vec().unwrap(), Some(b"old".to_vec()));
         h.push(b"new").unwrap();
-        assert!(!c.claim(head, 1));
+        assert!(!c.take(head, 1));
         assert_eq!(c.pop_vec().unwrap(), Some(b"new".to_vec()));
     }
 
@@ -977,11 +1439,24 @@ mod loom_tests {
         m == A || m == B
     }
 
-    /// Puts `msg`, yielding while the ring is full (the producers' lock is implicit: one
-    /// producer thread).
+    /// Takes the front message; `None` when empty or while a put is in flight there.
+    fn pop(c: &Core<'_>) -> Option<Vec<u8>> {
+        match c.pop_vec() {
+            Ok(m) => m,
+            Err(PopFail::Pending { .. }) => None,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    /// Puts `msg` as participant 1, yielding while the ring is full.
     fn put(h: &HeapCore, msg: &[u8]) {
+        put_as(h, msg, 1);
+    }
+
+    /// Puts `msg` as participant `owner`, yielding while the ring is full.
+    fn put_as(h: &HeapCore, msg: &[u8], owner: u8) {
         loop {
-            match h.push(msg) {
+            match h.push_as(msg, owner) {
                 Ok(()) => return,
                 Err(PushFail::Full) => thread::yield_now(),
                 Err(e) => panic!("{e:?}"),
@@ -998,7 +1473,7 @@ mod loom_tests {
             let h = Arc::new(HeapCore::new(1, 8));
             let consumer = |h: Arc<HeapCore>| {
                 thread::spawn(move || {
-                    let m = h.core().pop_vec().unwrap();
+                    let m = pop(&h.core());
                     if let Some(m) = &m {
                         assert!(intact(m), "torn message {m:?}");
                     }
@@ -1013,7 +1488,7 @@ mod loom_tests {
                 .into_iter()
                 .flatten()
                 .collect();
-            while let Some(m) = h.core().pop_vec().unwrap() {
+            while let Some(m) = pop(&h.core()) {
                 got.push(m);
             }
             got.sort();
@@ -1040,7 +1515,7 @@ mod loom_tests {
                 thread::spawn(move || {
                     let mut got = Vec::new();
                     while got.len() < 2 {
-                        match h.core().pop_vec().unwrap() {
+                        match pop(&h.core()) {
                             Some(m) => got.push(m),
                             None => thread::yield_now(),
                         }
@@ -1055,29 +1530,191 @@ mod loom_tests {
         });
     }
 
-    /// A producer that dies after writing a slot and before publishing it leaves nothing
-    /// visible; the next lock holder reuses the position, and the consumer sees only its message.
-    #[test]
-    fn loom_a_producer_dead_before_publishing_never_half_appears() {
-        loom::model(|| {
-            let h = Arc::new(HeapCore::new(1, 8));
+    /// Where a dying producer stops for good.
+    #[derive(Clone, Copy)]
+    enum Stop {
+        /// After the CAS that claims (before moving `tail`).
+        Claimed,
+        /// After moving `tail`, with the payload half written.
+        HalfWritten,
+        /// After writing, before the publishing store.
+        Written,
+    }
+
+    /// A producer (participant 2) that stops forever at `stop`, a live producer (participant 1)
+    /// putting A at the same time, and a consumer that voids a claim of participant 2 when it
+    /// meets one (it "finds the owner dead"): the consumer gets A, whole, and never any of B.
+    fn dead_producer(stop: Stop) {
+        loom::model(move || {
+            let h = Arc::new(HeapCore::new(2, 8));
+            let dying = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let c = h.core();
+                    let Ok((tail, _)) = c.reserve(1) else { return };
+                    let seq = c.seq(tail);
+                    let w = seq.load(Acquire);
+                    if slot_state(w, tail, c.capacity) != Slot::Free
+                        || seq
+                            .compare_exchange(w, claimed(tail, 2, 1), SeqCst, Relaxed)
+                            .is_err()
+                    {
+                        return;
+                    }
+                    if let Stop::Claimed = stop {
+                        return;
+                    }
+                    c.help_tail(tail, 1);
+                    match stop {
+                        Stop::HalfWritten => c.write(tail, &B[..4]),
+                        _ => c.write(tail, B),
+                    }
+                })
+            };
             let consumer = {
                 let h = Arc::clone(&h);
                 thread::spawn(move || {
+                    let c = h.core();
                     loop {
-                        match h.core().pop_vec().unwrap() {
-                            Some(m) => return m,
-                            None => thread::yield_now(),
+                        match c.pop_vec() {
+                            Ok(Some(m)) => return m,
+                            Ok(None) => thread::yield_now(),
+                            Err(PopFail::Pending { pos, word }) => {
+                                if claim_owner(word) == 2 {
+                                    c.void_claim(pos, word);
+                                } else {
+                                    thread::yield_now();
+                                }
+                            }
+                            Err(e) => panic!("{e:?}"),
                         }
                     }
                 })
             };
-            let c = h.core();
-            let (tail, _) = c.reserve(1).unwrap();
-            c.write(tail, B);
-            // The writer died here, holding the lock; the next holder (after the repair) puts.
-            put(&h, A);
+            put_as(&h, A, 1);
+            dying.join().unwrap();
             assert_eq!(consumer.join().unwrap(), A.to_vec());
+        });
+    }
+
+    #[test]
+    fn loom_a_producer_dead_after_its_claim_never_half_appears() {
+        dead_producer(Stop::Claimed);
+    }
+
+    #[test]
+    fn loom_a_producer_dead_mid_write_never_half_appears() {
+        dead_producer(Stop::HalfWritten);
+    }
+
+    #[test]
+    fn loom_a_producer_dead_before_publishing_never_half_appears() {
+        dead_producer(Stop::Written);
+    }
+
+    /// Two lock-free producers and a consumer on a capacity-1 ring (every put reuses the slot
+    /// the consumer just freed): each message is delivered once and whole, and a consumer that
+    /// meets a claim in flight sleeps on `items` until it is published (a lost wake-up would be
+    /// a deadlock that loom reports).
+    #[test]
+    fn loom_two_producers_and_a_sleeping_consumer() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let producer = |msg: &'static [u8], owner: u8| {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    loop {
+                        match h.push_as(msg, owner) {
+                            Ok(()) => return,
+                            Err(PushFail::Full) => {
+                                let c = h.core();
+                                wait_for(
+                                    c.free_event(),
+                                    || c.has_free(),
+                                    None,
+                                    Duration::from_secs(60),
+                                );
+                            }
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            };
+            let p1 = producer(A, 1);
+            let p2 = producer(B, 2);
+            let c = h.core();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match c.pop_vec() {
+                    Ok(Some(m)) => {
+                        c.free_event().notify();
+                        got.push(m);
+                    }
+                    Ok(None) => {
+                        wait_for(
+                            c.items_event(),
+                            || c.has_items(),
+                            None,
+                            Duration::from_secs(60),
+                        );
+                    }
+                    Err(PopFail::Pending { pos, word }) => {
+                        wait_for(
+                            c.items_event(),
+                            || !c.holds(pos, word),
+                            None,
+                            Duration::from_secs(60),
+                        );
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            p1.join().unwrap();
+            p2.join().unwrap();
+            got.sort();
+            assert_eq!(got, vec![A.to_vec(), B.to_vec()]);
+        });
+    }
+
+    /// A close racing a put in flight: if the put returns Ok, the consumer (which reports
+    /// Closed only at a sealed front) delivers its message; if the put lost the race it
+    /// returns Closed and nothing is delivered.
+    #[test]
+    fn loom_close_never_loses_a_put_in_flight() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(2, 8));
+            let producer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || match h.push_as(A, 1) {
+                    Ok(()) => true,
+                    Err(PushFail::Closed) => false,
+                    Err(e) => panic!("{e:?}"),
+                })
+            };
+            let consumer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let c = h.core();
+                    let mut got = Vec::new();
+                    loop {
+                        match c.pop_vec() {
+                            Ok(Some(m)) => got.push(m),
+                            Ok(None) => {
+                                if c.flags() & CLOSED != 0 && c.seal().unwrap() {
+                                    return got;
+                                }
+                                thread::yield_now();
+                            }
+                            Err(PopFail::Pending { .. }) => thread::yield_now(),
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            };
+            h.close();
+            let put = producer.join().unwrap();
+            let got = consumer.join().unwrap();
+            assert_eq!(got, if put { vec![A.to_vec()] } else { vec![] });
         });
     }
 
@@ -1094,7 +1731,7 @@ mod loom_tests {
                     let mut got = Vec::new();
                     while got.len() < 2 {
                         let c = h.core();
-                        if let Some(m) = c.pop_vec().unwrap() {
+                        if let Some(m) = pop(&c) {
                             c.free_event().notify();
                             got.push(m);
                             continue;
@@ -1143,7 +1780,7 @@ mod loom_tests {
                     while !ready() {
                         wait_for(c.items_event(), ready, None, Duration::from_secs(60));
                     }
-                    c.pop_vec().unwrap()
+                    pop(&c)
                 })
             };
             h.close();
@@ -1188,7 +1825,8 @@ mod loom_tests {
                 thread::spawn(move || {
                     let c = h.core();
                     let mut g = lock.lock(&c);
-                    let Some((head, _)) = c.reserve_front().unwrap() else {
+                    // (A put in flight at the front: the reader gives up, as if empty.)
+                    let Ok(Some((head, _))) = c.reserve_front() else {
                         return None;
                     };
                     let mut m = Vec::new();
@@ -1216,6 +1854,7 @@ mod loom_tests {
                                 return m;
                             }
                             Err(PopFail::Reserved) => drop(lock.lock(&c)),
+                            Err(PopFail::Pending { .. }) => thread::yield_now(),
                             Err(e) => panic!("{e:?}"),
                         }
                     }
@@ -1232,7 +1871,7 @@ mod loom_tests {
                 .collect();
             let c = h.core();
             drop(lock.lock(&c));
-            while let Some(m) = c.pop_vec().unwrap() {
+            while let Some(m) = pop(&c) {
                 got.push(m);
             }
             got.sort();

@@ -141,6 +141,22 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             });
             ExitCode::from(1)
         }
+        // claims N slots for stress messages of producer ID from sequence FROM (one claim),
+        // writes them, publishes all but the first (the commit), and waits to be SIGKILLed
+        #[cfg(feature = "crash-points")]
+        "crash-after-claim" => {
+            let q = open(name);
+            let (id, from, n): (u32, u32, u32) = (arg(args, 1), arg(args, 2), arg(args, 3));
+            let msgs: Vec<_> = (from..from + n)
+                .map(|s| crate::shared::stress_message(id, s))
+                .collect();
+            let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+            if !q.claim_and_stop(&refs) {
+                return Some(ExitCode::from(1));
+            }
+            say("holding");
+            crate::hang()
+        }
         // dies inside the critical section of a get, after reading the message
         #[cfg(feature = "crash-points")]
         "crash-in-get" => {
