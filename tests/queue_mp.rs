@@ -284,8 +284,8 @@ fn stress_threads_sharing_one_handle() {
     assert_eq!(total, 4 * PER_PRODUCER as usize);
 }
 
-/// A process SIGKILLed inside the critical section of a put (payload half-written, lock held):
-/// a process blocked in `get` wakes up and goes on, the half-done put is not there, the parent's
+/// A process SIGKILLed inside a put (payload half-written, slot claimed): a process blocked in
+/// `get` finds the claim's owner dead, voids it and goes on, the half-done put is not there, the parent's
 /// next put and get succeed, `len` is right, and no message whose put returned `Ok` is lost.
 #[test]
 fn crash_inside_put_is_repaired_and_loses_nothing() {
@@ -297,8 +297,10 @@ fn crash_inside_put_is_repaired_and_loses_nothing() {
     assert_eq!(getter.line(), "ready");
     let mut crasher = spawn("crash-in-put", &[&name]);
     assert_eq!(crasher.line(), "holding");
-    // The lock is held and the half-written message is not published.
-    assert_eq!(q.len(), 0);
+    // The slot is claimed and the half-written message is not published: nothing to take
+    // (the claim, a put in flight, counts in `len`).
+    assert_eq!(q.try_get(), Err(TryGetError::Empty));
+    assert_eq!(q.len(), 1);
     crasher.kill9();
 
     q.put(b"after").unwrap();

@@ -386,14 +386,10 @@ impl Queue {
     fn put_with_impl(&self, fill: impl FnOnce(&mut [u8]) -> usize, wait: Wait) -> Result<(), Fail> {
         let mut fill = Some(fill);
         engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
-            // Taken only when a slot is free, so `fill` runs at most once: a full queue makes the
-            // engine wait and call again, and every other failure ends the operation. A closed
-            // queue is `Closed` even when it is also full.
-            l.can_push()?;
-            match fill.take() {
-                Some(f) => l.push_with(f).map(|()| (1, ())),
-                None => unreachable!("fill is only taken when a slot is free"),
-            }
+            // Taken only once a slot is claimed, so `fill` runs at most once: a full queue makes
+            // the engine wait and call again, and every other failure ends the operation. A
+            // closed queue is `Closed` even when it is also full.
+            l.push_with(&mut fill).map(|()| (1, ()))
         })
     }
 

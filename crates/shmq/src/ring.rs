@@ -475,9 +475,16 @@ impl<'r, 'a> Producer<'r, 'a> {
     /// private buffer that is then copied into the slot) and return its length, then publishes
     /// it. A length over the slot size (or a panic in `fill`) voids the claim: nothing is
     /// published.
+    ///
+    /// `fill` is taken out of its option only once the slot is claimed: a failed claim (`Full`,
+    /// `Closed`) leaves it for the next try.
+    ///
+    /// # Panics
+    ///
+    /// If `fill` is `None` when a slot is claimed (the claim is then voided).
     pub(crate) fn push_with(
         &mut self,
-        fill: impl FnOnce(&mut [u8]) -> usize,
+        fill: &mut Option<impl FnOnce(&mut [u8]) -> usize>,
     ) -> Result<(), PushFail> {
         let (pos, _) = self.core().claim(1, self.owner)?;
         let max = self.core().message_size;
@@ -488,6 +495,9 @@ impl<'r, 'a> Producer<'r, 'a> {
             armed: true,
         };
         let mut buf = vec![0u8; max];
+        let Some(fill) = fill.take() else {
+            panic!("push_with called again after its fill ran");
+        };
         let len = fill(&mut buf);
         if len > max {
             drop(undo);
@@ -750,13 +760,13 @@ mod tests {
         let hr = HeapRing::new(2, 4);
         let ring = hr.ring();
         let mut l = producer(&ring);
-        l.push_with(|b| {
+        l.push_with(&mut Some(|b: &mut [u8]| {
             b[..3].copy_from_slice(b"xyz");
             3
-        })
+        }))
         .unwrap();
         assert_eq!(
-            l.push_with(|_| 5),
+            l.push_with(&mut Some(|_: &mut [u8]| 5)),
             Err(PushFail::TooLarge { len: 5, max: 4 })
         );
         drop(l);
@@ -794,7 +804,10 @@ mod tests {
         let mut l = producer(&ring);
         assert_eq!(l.push(b"b"), Err(PushFail::Closed));
         assert_eq!(l.push_many(&[b"b"]), Err(PushFail::Closed));
-        assert_eq!(l.push_with(|_| 1), Err(PushFail::Closed));
+        assert_eq!(
+            l.push_with(&mut Some(|_: &mut [u8]| 1)),
+            Err(PushFail::Closed)
+        );
         assert_eq!(l.can_push(), Err(PushFail::Closed));
         drop(l);
         assert_eq!(ring.pop_vec().unwrap(), Some(b"a".to_vec()));
@@ -877,7 +890,10 @@ mod tests {
         let mut l = producer(&ring);
         assert!(matches!(l.push(b"x"), Err(PushFail::Corrupt(_))));
         assert!(matches!(l.push_many(&[b"x"]), Err(PushFail::Corrupt(_))));
-        assert!(matches!(l.push_with(|_| 1), Err(PushFail::Corrupt(_))));
+        assert!(matches!(
+            l.push_with(&mut Some(|_: &mut [u8]| 1)),
+            Err(PushFail::Corrupt(_))
+        ));
         drop(l);
         assert_eq!(ring.unfinished(), 0);
         assert_eq!(ring.len(), 0);

@@ -55,9 +55,15 @@ pub struct Transfer {
     pub consumers: usize,
 }
 
-/// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots.
+/// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots; the
+/// environment variable `SHMQ_BENCH_CAPACITY`, when it holds a number from 1 to 2^24, sets it
+/// instead (for the working-set comparison of `docs/benchmarks.md`).
 pub fn queue_capacity(size: usize) -> usize {
-    ((1 << 20) / size.max(1)).clamp(16, 1024)
+    std::env::var("SHMQ_BENCH_CAPACITY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|c| (1..=1 << 24).contains(c))
+        .unwrap_or_else(|| ((1 << 20) / size.max(1)).clamp(16, 1024))
 }
 
 impl Transfer {
