@@ -452,12 +452,24 @@ pub(crate) fn get_reserved<R>(
     ring: &Ring<'_>,
     wait: Wait,
     how: Waiting<'_>,
+    op: impl FnMut(&Locked<'_, '_>, u64, u64) -> Result<(u64, R), Fail>,
+) -> Result<R, Fail> {
+    get_reserved_up_to(ring, wait, how, 1, op)
+}
+
+/// [`get_reserved`] for a reader of up to `max` messages: `op` is told how many of them (at
+/// least 1, at most `max`) are ready.
+pub(crate) fn get_reserved_up_to<R>(
+    ring: &Ring<'_>,
+    wait: Wait,
+    how: Waiting<'_>,
+    max: u64,
     mut op: impl FnMut(&Locked<'_, '_>, u64, u64) -> Result<(u64, R), Fail>,
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
     loop {
         let l = lock(ring, wait)?;
-        let front = match ring.core().reserve_front() {
+        let front = match ring.core().reserve_front_up_to(max) {
             Err(PopFail::Pending { pos, word }) => {
                 drop(l);
                 wait_out_claim(ring, wait, pos, word)?;

@@ -729,6 +729,13 @@ impl<'a> Core<'a> {
     /// rewrites it until [`release`](Self::release). Returns `(head, available)` (`head`
     /// without the bit), `None` when empty (nothing reserved).
     pub(crate) fn reserve_front(&self) -> Result<Option<(u64, u64)>, PopFail> {
+        self.reserve_front_up_to(self.capacity)
+    }
+
+    /// [`reserve_front`](Self::reserve_front), counting at most `max` (at least 1) published
+    /// messages: a reader of one message does not scan a full ring.
+    pub(crate) fn reserve_front_up_to(&self, max: u64) -> Result<Option<(u64, u64)>, PopFail> {
+        let max = max.clamp(1, self.capacity);
         loop {
             let head = self.head.load(Acquire);
             if head & RESERVED != 0 {
@@ -750,7 +757,7 @@ impl<'a> Core<'a> {
             {
                 // The published messages from `head` on (a tombstone or a claim ends the run).
                 let mut n = 1;
-                while n < self.capacity
+                while n < max
                     && slot_state(self.seq(head + n).load(Acquire), head + n, self.capacity)
                         == Slot::Full
                 {

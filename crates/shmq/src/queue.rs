@@ -21,9 +21,10 @@ use crate::segment::{CreationMode, Fresh, Segment};
 /// any number of threads. Every put is also an unfinished task until [`task_done`](Self::task_done)
 /// (Python's `JoinableQueue`), and [`close`](Self::close) ends the work without sentinels.
 ///
-/// A process killed at any point (even holding the lock) leaves the queue usable: the next
-/// process to lock it rebuilds the derived state. A put that returned `Ok` is never lost; one
-/// that was interrupted is simply not there.
+/// A process killed at any point (even holding the lock, or holding a claimed slot) leaves the
+/// queue usable: the next process to lock it repairs, and a consumer that meets a slot claimed
+/// by a dead producer steps over it. A put that returned `Ok` is never lost; one that was
+/// interrupted is simply not there.
 ///
 /// # Examples
 ///
@@ -295,9 +296,10 @@ impl Queue {
     /// # Errors
     ///
     /// [`TryPutError::Full`] with the message, and the errors of [`put`](Self::put). `Full`
-    /// means "would block": no slot is free, or the producers' lock stayed held by another
-    /// live process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT) (a non-blocking call does not
-    /// wait without bound on a holder; see the trust model in `docs/protocol.md`).
+    /// means "would block": no slot is free (or, in a process that found the queue's registry
+    /// of 64 lock-free producers full and puts under the queue's lock, that lock stayed held by
+    /// another live process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT): a non-blocking call
+    /// does not wait without bound on a holder; see the trust model in `docs/protocol.md`).
     ///
     /// # Examples
     ///
@@ -348,7 +350,8 @@ impl Queue {
 
     /// Put with a closure: waits for a free slot, then lets `fill` write the message into a
     /// buffer of [`message_size`](Self::message_size) bytes and return its length; the message
-    /// is then copied into the slot. `fill` runs under the producers' lock: keep it short.
+    /// is then copied into the slot. `fill` runs while the slot is claimed (consumers wait at
+    /// it, in order): keep it short.
     ///
     /// # Errors
     ///
@@ -393,7 +396,7 @@ impl Queue {
         })
     }
 
-    /// Puts every message of `msgs`, as many per lock round as there are free slots, waiting
+    /// Puts every message of `msgs`, as many per claim as there are free slots, waiting
     /// while the queue is full. An empty `msgs` returns `Ok(())` at once.
     ///
     /// # Errors
@@ -422,14 +425,14 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts as many of `msgs` as there are free slots now, in one lock round; returns how many.
+    /// Puts as many of `msgs` as there are free slots now (up to 8192), with one claim and one
+    /// commit: a producer killed meanwhile puts none of them. Returns how many.
     /// An empty `msgs` returns `Ok(0)` at once, whatever the state of the queue.
     ///
     /// # Errors
     ///
-    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty) or the lock stayed
-    /// held by another live process for [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT), and the errors
-    /// of [`put_many`](Self::put_many).
+    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty), as for
+    /// [`try_put`](Self::try_put), and the errors of [`put_many`](Self::put_many).
     pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TryPutError<usize>> {
         if msgs.is_empty() {
             return Ok(0);
@@ -766,10 +769,11 @@ impl Queue {
             return Ok(0);
         }
         let mut scratch = Vec::new();
-        engine::get_reserved(
+        engine::get_reserved_up_to(
             &self.ring(),
             Wait::Forever,
             Waiting::PLAIN,
+            max as u64,
             |l, head, avail| {
                 let n = avail.min(max as u64);
                 for pos in head..head + n {
