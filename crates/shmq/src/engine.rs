@@ -419,7 +419,11 @@ fn wait_for_items(
     }
     let core = ring.core();
     let ready = || core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0;
-    if !wait_for(ring.items(), ready, wait.deadline(), how.slice) {
+    // (A deadline that passed while the condition held, which only a damaged segment makes
+    // last, ends the wait too: the caller makes its last try.)
+    if !wait_for(ring.items(), ready, wait.deadline(), how.slice)
+        || wait.deadline().is_some_and(|d| Instant::now() >= d)
+    {
         *last_try = true;
     }
     if let Some(f) = how.recheck {

@@ -338,10 +338,13 @@ impl<'a> Core<'a> {
     pub(crate) fn has_items(&self) -> bool {
         let head = self.head.load(SeqCst) & !RESERVED;
         let w = self.seq(head).load(SeqCst);
-        matches!(
-            slot_state(w, head, self.capacity),
-            Slot::Full | Slot::Void | Slot::Sealed
-        )
+        match slot_state(w, head, self.capacity) {
+            // (A published or voided position is below `tail`; a word that says otherwise is
+            // damage, and a sleeper must not spin on it.)
+            Slot::Full | Slot::Void => self.tail.load(SeqCst) > head,
+            Slot::Sealed => true,
+            _ => false,
+        }
     }
 
     /// Whether a put could find a free slot now.
@@ -623,6 +626,12 @@ impl<'a> Core<'a> {
                         self.free_event().notify();
                     }
                 }
+                Slot::Sealed if self.flags.load(SeqCst) & (CLOSED | SENDERS_GONE) == 0 => {
+                    // Only a consumer after a close (or the last sender leaving) seals.
+                    if self.still(head) {
+                        return Err(self.impossible(head, w));
+                    }
+                }
                 Slot::Free => {
                     // Empty: `tail` is `head` (or a claim just moved it on), never behind it.
                     let tail = self.tail.load(SeqCst);
@@ -725,15 +734,17 @@ impl<'a> Core<'a> {
 
     // ---- zero-copy reader side (the caller holds the ring's lock) ----
 
-    /// Reader under the lock: reserves the front, so that no consumer takes it and no producer
-    /// rewrites it until [`release`](Self::release). Returns `(head, available)` (`head`
-    /// without the bit), `None` when empty (nothing reserved).
+    /// Tests: [`reserve_front_up_to`](Self::reserve_front_up_to) counting up to the capacity.
+    #[cfg(any(test, loom))]
     pub(crate) fn reserve_front(&self) -> Result<Option<(u64, u64)>, PopFail> {
         self.reserve_front_up_to(self.capacity)
     }
 
-    /// [`reserve_front`](Self::reserve_front), counting at most `max` (at least 1) published
-    /// messages: a reader of one message does not scan a full ring.
+    /// Reader under the lock: reserves the front, so that no consumer takes it and no producer
+    /// rewrites it until [`release`](Self::release). Returns `(head, available)` (`head`
+    /// without the bit; `available` the published messages from `head` on, at least 1 and at
+    /// most `max`: a reader of one message does not scan a full ring), `None` when empty
+    /// (nothing reserved), [`PopFail::Pending`] when a claim in flight is at the front.
     pub(crate) fn reserve_front_up_to(&self, max: u64) -> Result<Option<(u64, u64)>, PopFail> {
         let max = max.clamp(1, self.capacity);
         loop {
@@ -1242,6 +1253,7 @@ mod tests {
         assert_eq!(c.seal(), Ok(true));
         c.flags.store(0, SeqCst);
         assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+        c.flags.store(CLOSED, SeqCst);
         assert_eq!(c.pop_vec().unwrap(), None);
     }
 
@@ -1253,6 +1265,15 @@ mod tests {
         assert!(matches!(c.claim(1, 1), Err(PushFail::Corrupt(_))));
         assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
         assert!(matches!(c.seal(), Err(PopFail::Corrupt(_))));
+
+        // A seal with no close, and a published word at `tail` (found by fuzz_segments: a
+        // sleeper spun on them past its deadline).
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        c.seq(0).store(word(0, SEALED), SeqCst);
+        assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+        c.seq(0).store(word(0, FULL), SeqCst);
+        assert!(!c.has_items(), "nothing below tail 0");
     }
 
     #[test]
