@@ -267,7 +267,7 @@ impl Queue {
         &self.seg
     }
 
-    fn ring(&self) -> Ring<'_> {
+    pub(crate) fn ring(&self) -> Ring<'_> {
         // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
         self.seg
             .ring(&self.layout)

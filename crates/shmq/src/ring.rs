@@ -899,6 +899,42 @@ mod tests {
         assert_eq!(ring.len(), 0);
     }
 
+    #[test]
+    fn a_forked_child_claims_under_its_own_participant_number() {
+        use crate::sync::atomic::Ordering::SeqCst;
+        let q = crate::Queue::anonymous(&crate::Options {
+            capacity: 4,
+            message_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        q.put(*b"parent").unwrap();
+        // SAFETY: the child touches only the queue (its registration reads /proc through std,
+        // which glibc's fork handlers make safe in the child) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = q.put(*b"child").is_ok();
+            // SAFETY: _exit is async-signal-safe and ends the forked child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let pids: Vec<u32> = q
+            .ring()
+            .participants()
+            .iter()
+            .map(|p| p.id.load(SeqCst) as u32)
+            .filter(|&p| p != 0)
+            .collect();
+        assert_eq!(pids, [std::process::id(), pid as u32]);
+        assert_eq!(q.get().unwrap(), b"parent");
+        assert_eq!(q.get().unwrap(), b"child");
+    }
+
     /// The model test: random sequences of operations, with simulated deaths at each step,
     /// against a `VecDeque` model of the queue and a counter of unfinished tasks.
     mod model {
