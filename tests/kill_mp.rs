@@ -344,6 +344,27 @@ fn producer_killed_after_its_claim_is_voided_and_loses_nothing_else() {
     }
 }
 
+/// A lock-free consumer SIGKILLed after copying the front message and before its claim (the
+/// hidden hook `copy_and_stop`), with a producer putting meanwhile: the message is still first,
+/// whole, and nothing is lost or duplicated.
+#[test]
+fn consumer_killed_mid_copy_takes_nothing() {
+    let _w = Watchdog::new("kill mid-copy", Duration::from_secs(60));
+    let name = Name::new("kill-mid-copy");
+    let q = Queue::create(&name, &opts(4, 24)).unwrap();
+    q.put(common::shared::stress_message(9, 0)).unwrap();
+    let mut crasher = spawn("crash-mid-copy", &[&name]);
+    assert_eq!(crasher.line(), "holding Some((9, 0))");
+    q.put(common::shared::stress_message(9, 1)).unwrap();
+    crasher.kill9();
+    assert_eq!(q.len(), 2);
+    for s in 0..2 {
+        let m = q.get().unwrap();
+        assert_eq!(common::shared::check_stress(&m), Some((9, s)));
+    }
+    assert!(q.is_empty());
+}
+
 /// A consumer SIGKILLed inside `get_many_with`, after it has seen part of the batch: every
 /// message of the batch is still there, in order.
 #[test]

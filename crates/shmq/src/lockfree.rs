@@ -951,15 +951,18 @@ impl<'a> Core<'a> {
         (BATCH_BYTES / self.message_size.max(1)).max(1) as u64
     }
 
-    /// Test hook: a consumer that copies the front message and dies before its claim.
-    #[cfg(any(test, loom))]
-    pub(crate) fn copy_and_die(&self) {
+    /// Test hook: a consumer that copies the front message and dies before its claim (its
+    /// CAS of `head`). Returns the copy.
+    #[cfg(any(test, loom, feature = "test-hooks"))]
+    pub(crate) fn copy_and_die(&self) -> Option<Vec<u8>> {
         if let Ok(Some(head)) = self.front_full()
             && let Ok(Some(len)) = self.len_at(head, head)
         {
             let mut v = vec![0; len];
             self.copy_to(head, &mut v);
+            return Some(v);
         }
+        None
     }
 
     /// Test hook: a producer that claims and writes a slot and dies before publishing it.

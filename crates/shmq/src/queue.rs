@@ -462,6 +462,15 @@ impl Queue {
         engine::claim_and_stop(&self.ring(), msgs).is_ok()
     }
 
+    /// Test hook (feature `test-hooks`): copies the front message as a lock-free get does,
+    /// and returns it without taking it (no CAS of `head`); the caller then stops for good, as
+    /// a consumer killed mid-copy.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn copy_and_stop(&self) -> Option<Vec<u8>> {
+        self.ring().core().copy_and_die()
+    }
+
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
         let mut read = Some(read);
         let mut scratch = Vec::new();

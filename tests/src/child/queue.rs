@@ -157,6 +157,17 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             say("holding");
             crate::hang()
         }
+        // copies the front message as a lock-free get does, reports it, and waits to be
+        // SIGKILLed before its claim (the CAS of `head`)
+        #[cfg(feature = "crash-points")]
+        "crash-mid-copy" => {
+            let q = open(name);
+            let Some(m) = q.copy_and_stop() else {
+                return Some(ExitCode::from(1));
+            };
+            say(format!("holding {:?}", crate::shared::check_stress(&m)));
+            crate::hang()
+        }
         // dies inside the critical section of a get, after reading the message
         #[cfg(feature = "crash-points")]
         "crash-in-get" => {
