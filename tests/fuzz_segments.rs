@@ -27,7 +27,8 @@
 //! - the header words of slots holding messages and of a free slot (length 0, `message_size`,
 //!   `message_size + 1`, `u32::MAX`, ...), and their sequence words (claims naming the template's
 //!   participants, unknown ones and absurd counts; full, void, sealed words of this and other
-//!   laps);
+//!   laps), and length words with bit 63 set (a large message's descriptor that names no
+//!   side segment, of a wrong length, over the slot size);
 //! - the participant registry's entries (as every control-block line: pids, start times);
 //! - pipe holder entries (tags naming pid 1, a dead pid, an unknown end, ...; start times);
 //! - dict entry state words (key length 0/max/max+1/0xffff, every tag, other generations), key
@@ -449,7 +450,7 @@ impl Gen<'_> {
     }
 
     fn header(&mut self) {
-        self.words(0, 80, &|off| {
+        self.words(0, 88, &|off| {
             let f = match off {
                 0..=7 => "magic",
                 8..=11 => "version",
@@ -463,7 +464,8 @@ impl Gen<'_> {
                 56..=63 => "aux",
                 64..=67 => "creator_pid",
                 68..=71 => "reserved",
-                _ => "creator_start",
+                72..=79 => "creator_start",
+                _ => "max_message",
             };
             format!("header.{f}+{}", off % 8 % if off < 8 { 8 } else { 4 })
         });
@@ -571,6 +573,17 @@ impl Gen<'_> {
                             vec![("s8", off, v)],
                             format!("{tag}.slot[{slot}]+{} (u64)", off - at),
                         );
+                    }
+                    // The length word with bit 63 (a large message's descriptor, issue 11):
+                    // a descriptor of the right length naming no side segment, the wrong
+                    // length, and one over the slot size.
+                    if off == at {
+                        for v in [32, 0, ms + 1] {
+                            self.push(
+                                vec![("s8", off, 1 << 63 | v)],
+                                format!("{tag}.slot[{slot}] large descriptor of {v} bytes"),
+                            );
+                        }
                     }
                 }
             }

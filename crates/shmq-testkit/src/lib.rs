@@ -28,9 +28,15 @@ static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Pids of the children started and not yet reaped, so that the watchdog can kill them.
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Removes the segment `name` from `/dev/shm` if it is there.
+pub mod big;
+
+/// Removes the segment `name` from `/dev/shm` if it is there, with the side segments of its
+/// large messages (`<name>.big.*`).
 pub fn unlink(name: &str) {
     let _ = std::fs::remove_file(std::path::Path::new(SHM_DIR).join(name));
+    for side in big::side_segments(name) {
+        let _ = std::fs::remove_file(std::path::Path::new(SHM_DIR).join(side));
+    }
 }
 
 /// A segment name unique to this process and call, removed (if it still exists) on drop, also

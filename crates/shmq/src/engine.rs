@@ -184,6 +184,9 @@ pub(crate) enum Fail {
         pos: u64,
         word: u64,
     },
+    /// The front holds a large message ([`PopFail::Large`]): the caller reads it through the
+    /// reserved front (`crate::large`).
+    Large,
 }
 
 impl std::fmt::Display for Fail {
@@ -202,6 +205,7 @@ impl std::fmt::Display for Fail {
             Fail::Corrupt(s) => f.write_str(s),
             Fail::Reserved => f.write_str("a zero-copy reader holds the front"),
             Fail::Pending { .. } => f.write_str("an unpublished put holds the front"),
+            Fail::Large => f.write_str("the front message is a large one"),
         }
     }
 }
@@ -236,6 +240,7 @@ impl From<PopFail> for Fail {
             PopFail::Corrupt(s) => Fail::Corrupt(s),
             PopFail::Reserved => Fail::Reserved,
             PopFail::Pending { pos, word } => Fail::Pending { pos, word },
+            PopFail::Large => Fail::Large,
         }
     }
 }

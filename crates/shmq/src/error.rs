@@ -104,7 +104,7 @@ macro_rules! message_error {
         #[non_exhaustive]
         pub enum $name<M> {
             $($(#[$vmeta])* $variant(M),)*
-            /// The message is longer than the slots.
+            /// The message is longer than the maximum message size.
             TooLarge {
                 /// The message.
                 msg: M,

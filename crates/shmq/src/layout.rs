@@ -119,6 +119,9 @@ pub struct Header {
     _reserved: AtomicU32,
     /// Start time of the creator (clock ticks since boot), so a recycled pid is not taken for it.
     pub creator_start: AtomicU64,
+    /// Queue and pipe: the largest message in bytes, slot size or above (larger ones travel
+    /// outside the slots, `docs/protocol.md`, "Large messages"); 0 means the slot size.
+    pub max_message: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
@@ -202,6 +205,7 @@ impl Header {
             creator_pid: u32_at(64),
             _reserved: u32_at(68),
             creator_start: u64_at(72),
+            max_message: u64_at(80),
         }
     }
 
@@ -644,6 +648,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Header, aux), 56);
         assert_eq!(std::mem::offset_of!(Header, creator_pid), 64);
         assert_eq!(std::mem::offset_of!(Header, creator_start), 72);
+        assert_eq!(std::mem::offset_of!(Header, max_message), 80);
         assert_eq!(&MAGIC.to_le_bytes(), b"SHMQ\0seg");
     }
 

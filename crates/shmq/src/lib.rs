@@ -66,6 +66,8 @@ mod engine;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod large;
+#[cfg(not(loom))]
 pub mod layout;
 mod lockfree;
 #[cfg(not(loom))]

@@ -42,6 +42,11 @@ const BATCH_BYTES: usize = 128 * 1024;
 /// nor claim while it is set; the next locker after the reader's death clears it.
 pub(crate) const RESERVED: u64 = 1 << 63;
 
+/// Bit 63 of a slot's length word: the slot holds a descriptor (its length in bits 0–62) and
+/// the message lives outside the slot (`crate::large`; `docs/protocol.md`, "Large messages").
+/// Ordinary messages never set it.
+pub(crate) const LARGE: u64 = 1 << 63;
+
 /// Sequence word, bits 0..3: the slot's state. The zeroed word (state 0) is "free for the
 /// slot's first position"; a slot free for position `p >= capacity` holds `FULL(p - capacity)`
 /// or `VOID(p - capacity)`. See docs/protocol.md, "Lock-free puts".
@@ -177,6 +182,9 @@ pub(crate) enum PopFail {
     /// word `word` at position `pos` names the owner ([`claim_owner`]). Wait for a change of
     /// the word; if the owner is dead, void the claim under the ring's lock.
     Pending { pos: u64, word: u64 },
+    /// The front slot holds a descriptor of a large message ([`LARGE`]); nothing was taken.
+    /// Read it through the reserved front (`crate::large`).
+    Large,
 }
 
 /// An event count on a futex word: bit 0 is [`WAITING`], the rest a generation. A sleeper sets
@@ -687,6 +695,9 @@ impl<'a> Core<'a> {
             return Ok(Some(len as usize));
         }
         if self.still(head) {
+            if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                return Err(PopFail::Large);
+            }
             return Err(self.oversized(pos, len));
         }
         Ok(None)
@@ -801,6 +812,51 @@ impl<'a> Core<'a> {
         self.copy_to(pos, dst);
     }
 
+    /// Reader under the lock: the descriptor held by reserved position `pos` if its length
+    /// word has [`LARGE`] set (`None` for an ordinary message).
+    pub(crate) fn reserved_descriptor(&self, pos: u64) -> Result<Option<Vec<u8>>, PopFail> {
+        let w = self.raw_len(pos);
+        if w & LARGE == 0 {
+            return Ok(None);
+        }
+        let len = w & !LARGE;
+        if len > self.message_size as u64 {
+            return Err(self.oversized(pos, w));
+        }
+        let mut d = vec![0; len as usize];
+        self.copy_to(pos, &mut d);
+        Ok(Some(d))
+    }
+
+    /// Every descriptor that a published slot of `head..tail` holds now (a racy snapshot, no
+    /// lock: a slot rewritten meanwhile may give a garbled or newer one; a descriptor of a
+    /// message present from the first load of `head` to the end of the scan is always among
+    /// them).
+    pub(crate) fn descriptors(&self) -> Vec<Vec<u8>> {
+        let head = self.head.load(SeqCst) & !RESERVED;
+        let tail = self.tail.load(SeqCst);
+        let mut out = Vec::new();
+        if tail < head || tail - head > self.capacity {
+            return out;
+        }
+        for pos in head..tail {
+            let w = self.raw_len(pos);
+            if w & LARGE != 0 && w & !LARGE <= self.message_size as u64 {
+                let mut d = vec![0; (w & !LARGE) as usize];
+                self.copy_to(pos, &mut d);
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// Producer: writes descriptor `d` into the slot of position `pos` as [`write`](Self::write)
+    /// does, with [`LARGE`] set in the length word.
+    pub(crate) fn write_descriptor(&self, pos: u64, d: &[u8]) {
+        self.write(pos, d);
+        self.slots[self.base(pos)].store(d.len() as u64 | LARGE, Release);
+    }
+
     /// The first payload word of position `pos`.
     pub(crate) fn payload(&self, pos: u64) -> &'a [AtomicU64] {
         let base = self.base(pos) + 2;
@@ -910,8 +966,15 @@ impl<'a> Core<'a> {
                 match slot_state(w, pos, self.capacity) {
                     Slot::Full => {
                         let len = self.slots[base].load(Relaxed);
+                        if len & LARGE != 0 && pos > head {
+                            // A large message ends the batch; it is taken on its own.
+                            break;
+                        }
                         if len > self.message_size as u64 {
                             if self.still(head) {
+                                if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                                    return Err(PopFail::Large);
+                                }
                                 return Err(self.oversized(pos, len));
                             }
                             continue 'retry;

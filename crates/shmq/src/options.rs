@@ -45,18 +45,26 @@ pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(1);
 pub struct Options {
     /// How many messages fit (Python's `maxsize`; for a pipe, in each direction); at least 1.
     pub capacity: usize,
-    /// The largest message in bytes; at least 1. Every slot reserves this much.
+    /// The slot size: the largest message that travels in a slot, in bytes; at least 1. Every
+    /// slot reserves this much.
     pub message_size: usize,
+    /// The largest message a put accepts (default 1 GiB, at most 64 GiB; at least
+    /// `message_size`). A message longer than `message_size` travels in a shared-memory segment
+    /// of its own, named after the queue (`<name>.big.<pid>.<start>.<n>`), referenced from a
+    /// slot. Only named queues and pipes with slots of at least 32 bytes carry such messages:
+    /// for the others the maximum is `message_size`. `docs/protocol.md`, "Large messages".
+    pub max_message_size: usize,
     /// Permission bits of a named segment (default `0o600`).
     pub mode: u32,
 }
 
 impl Default for Options {
-    /// 128 messages of up to 4 KiB, mode `0o600`.
+    /// 128 slots of 4 KiB, messages of up to 1 GiB, mode `0o600`.
     fn default() -> Self {
         Options {
             capacity: 128,
             message_size: 4096,
+            max_message_size: crate::large::DEFAULT_MAX_MESSAGE,
             mode: DEFAULT_MODE,
         }
     }
@@ -64,9 +72,20 @@ impl Default for Options {
 
 impl Options {
     /// Checks the mode and the ring geometry: [`OpenError::InvalidOptions`] for a zero or
-    /// oversized capacity or message size, or a mode with bits beyond `0o777`.
+    /// oversized capacity or message size, a maximum message size below the slot size or
+    /// above 64 GiB, or a mode with bits beyond `0o777`.
     pub(crate) fn check(&self) -> Result<(), OpenError> {
         crate::segment::check_mode(self.mode)?;
+        if self.max_message_size < self.message_size
+            || self.max_message_size as u64 > crate::large::MAX_LARGE_MESSAGE
+        {
+            return Err(OpenError::InvalidOptions(format!(
+                "maximum message size {} is below the slot size {} or above {}",
+                self.max_message_size,
+                self.message_size,
+                crate::large::MAX_LARGE_MESSAGE
+            )));
+        }
         layout::check_ring_options(self.capacity as u64, self.message_size as u64)
             .map_err(OpenError::InvalidOptions)
     }
@@ -94,5 +113,10 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(mode.check(), Err(OpenError::InvalidOptions(_))));
+        let below = Options {
+            max_message_size: 100,
+            ..Default::default()
+        };
+        assert!(matches!(below.check(), Err(OpenError::InvalidOptions(_))));
     }
 }

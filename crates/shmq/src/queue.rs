@@ -5,11 +5,12 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::{self, Fail, Wait, Waiting, pop_into};
+use crate::engine::{self, Fail, Wait, Waiting};
 use crate::error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,
 };
+use crate::large::Big;
 use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
 use crate::options::Options;
 use crate::ring::Ring;
@@ -48,6 +49,7 @@ use crate::segment::{CreationMode, Fresh, Segment};
 pub struct Queue {
     seg: Segment,
     layout: RingLayout,
+    big: Big,
 }
 
 fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
@@ -56,8 +58,8 @@ fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
         Fail::TooLarge { len, max } => PutError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("puts do not read into buffers"),
         Fail::Corrupt(reason) => PutError::Corrupt { msg, reason },
-        Fail::Reserved | Fail::Pending { .. } => {
-            unreachable!("gets wait out reservations and claims")
+        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
+            unreachable!("gets wait out reservations and claims and read large messages")
         }
     }
 }
@@ -82,8 +84,8 @@ fn get_error(f: Fail) -> GetError {
         Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
         Fail::TooSmall { needed, available } => GetError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => GetError::Corrupt(s),
-        Fail::Reserved | Fail::Pending { .. } => {
-            unreachable!("gets wait out reservations and claims")
+        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
+            unreachable!("gets wait out reservations and claims and read large messages")
         }
     }
 }
@@ -152,6 +154,7 @@ impl Queue {
                     Segment::create(name, params.total_size, opts.mode)?,
                     ring,
                     &params,
+                    opts,
                 )
             },
             Self::open,
@@ -179,11 +182,20 @@ impl Queue {
         Ok(self)
     }
 
-    fn init(fresh: Fresh, ring: RingLayout, params: &layout::Params) -> Result<Queue, OpenError> {
+    fn init(
+        fresh: Fresh,
+        ring: RingLayout,
+        params: &layout::Params,
+        opts: &Options,
+    ) -> Result<Queue, OpenError> {
         fresh.init_ring(&ring)?;
+        fresh.set_max_message(opts.max_message_size as u64);
+        let seg = fresh.publish(params);
+        let big = Big::new(&seg, opts.message_size)?;
         Ok(Queue {
-            seg: fresh.publish(params),
+            seg,
             layout: ring,
+            big,
         })
     }
 
@@ -208,7 +220,7 @@ impl Queue {
         let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
             .map_err(OpenError::InvalidOptions)?;
         let fresh = Segment::create_file(path, params.total_size, opts.mode)?;
-        Self::init(fresh, ring, &params)
+        Self::init(fresh, ring, &params, opts)
     }
 
     /// Opens a queue made by [`create_file`](Self::create_file).
@@ -241,7 +253,7 @@ impl Queue {
         let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
             .map_err(OpenError::InvalidOptions)?;
         let fresh = Segment::anonymous(params.total_size)?;
-        Self::init(fresh, ring, &params)
+        Self::init(fresh, ring, &params, opts)
     }
 
     fn from_segment(seg: Segment) -> Result<Queue, OpenError> {
@@ -249,7 +261,14 @@ impl Queue {
         let (ring, expected) =
             layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
         seg.check_opened(&p, &expected, [&ring])?;
-        Ok(Queue { seg, layout: ring })
+        let big = Big::new(&seg, p.message_size as usize)?;
+        let q = Queue {
+            seg,
+            layout: ring,
+            big,
+        };
+        q.big.sweep(&[&q.ring()]);
+        Ok(q)
     }
 
     /// Removes the name. Handles that are open keep working; the memory goes when the last one
@@ -259,7 +278,9 @@ impl Queue {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)
+        Segment::unlink(name)?;
+        crate::large::remove_side_segments(name);
+        Ok(())
     }
 
     /// The segment behind this queue.
@@ -275,9 +296,8 @@ impl Queue {
     }
 
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {
-        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
-            l.push(msg.as_ref()).map(|()| (1, ()))
-        })
+        self.big
+            .put(&self.ring(), wait, Waiting::PLAIN, msg.as_ref())
     }
 
     /// Puts a message, waiting while the queue is full.
@@ -442,6 +462,20 @@ impl Queue {
     }
 
     fn put_many_impl<M: AsRef<[u8]>>(&self, msgs: &[M], wait: Wait) -> Result<usize, Fail> {
+        // A large message goes on its own (after the small ones before it); so does a message
+        // over the maximum, whose error then carries how many were put.
+        let small = msgs
+            .iter()
+            .take_while(|m| m.as_ref().len() <= self.message_size())
+            .count();
+        if small == 0 {
+            let first = msgs.first().map_or(&[][..], |m| m.as_ref());
+            return self
+                .big
+                .put(&self.ring(), wait, Waiting::PLAIN, first)
+                .map(|()| 1);
+        }
+        let msgs = &msgs[..small];
         engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
             l.push_many(msgs).and_then(|n| {
                 if n == 0 {
@@ -472,21 +506,12 @@ impl Queue {
     }
 
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
-        let mut read = Some(read);
-        let mut scratch = Vec::new();
-        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
-            let m = l.reserved_bytes(head, &mut scratch)?;
-            let f = read
-                .take()
-                .unwrap_or_else(|| unreachable!("read is taken once"));
-            Ok((1, f(m)))
-        })
+        self.big
+            .read_front(&self.ring(), wait, Waiting::PLAIN, |m| Ok((1, read(m))))
     }
 
     fn get_vec_impl(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
-            Ok(r.pop_vec()?.map(|m| (1, m)))
-        })
+        self.big.get_vec(&self.ring(), wait, Waiting::PLAIN)
     }
 
     /// Takes the oldest message, waiting while the queue is empty.
@@ -611,24 +636,19 @@ impl Queue {
         read: impl FnOnce(&[u8]) -> Result<R, E>,
     ) -> Result<Result<R, E>, GetTimeoutError> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let mut read = Some(read);
-        let mut scratch = Vec::new();
-        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
-            let m = l.reserved_bytes(head, &mut scratch)?;
-            let f = read
-                .take()
-                .unwrap_or_else(|| unreachable!("read is taken once"));
-            // Refused: the reservation ends with nothing taken, the message stays first.
-            Ok(match f(m) {
-                Ok(v) => (1, Ok(v)),
-                Err(e) => (0, Err(e)),
+        self.big
+            .read_front(&self.ring(), wait, Waiting::PLAIN, |m| {
+                // Refused: the reservation ends with nothing taken, the message stays first.
+                Ok(match read(m) {
+                    Ok(v) => (1, Ok(v)),
+                    Err(e) => (0, Err(e)),
+                })
             })
-        })
-        .map_err(get_timeout_error)
+            .map_err(get_timeout_error)
     }
 
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |l| pop_into(l, buf))
+        self.big.get_into(&self.ring(), wait, Waiting::PLAIN, buf)
     }
 
     /// Takes the oldest message into `buf` without allocating; returns its length.
@@ -690,10 +710,22 @@ impl Queue {
             return Ok(0);
         }
         let (mut bytes, mut lens) = (Vec::new(), Vec::new());
-        let n = engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+        let got = engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
             let n = r.core().pop_batch(max, &mut bytes, &mut lens)?;
             Ok((n > 0).then_some((n, n)))
-        })?;
+        });
+        let n = match got {
+            // A large message at the front is a batch of its own, read in place.
+            Err(Fail::Large) => {
+                return self
+                    .big
+                    .read_front(&self.ring(), wait, Waiting::PLAIN, |m| {
+                        read(m);
+                        Ok((1, 1))
+                    });
+            }
+            r => r?,
+        };
         let mut at = 0;
         for &len in &lens {
             read(&bytes[at..at + len]);
@@ -778,20 +810,35 @@ impl Queue {
             return Ok(0);
         }
         let mut scratch = Vec::new();
-        engine::get_reserved_up_to(
+        let n = engine::get_reserved_up_to(
             &self.ring(),
             Wait::Forever,
             Waiting::PLAIN,
             max as u64,
             |l, head, avail| {
                 let n = avail.min(max as u64);
+                // A large message ends the batch; at the front, it is read on its own below.
+                let mut taken = 0;
                 for pos in head..head + n {
+                    if l.core().reserved_descriptor(pos)?.is_some() {
+                        break;
+                    }
                     read(l.reserved_bytes(pos, &mut scratch)?);
+                    taken += 1;
                 }
-                Ok((n, n as usize))
+                Ok((taken, taken as usize))
             },
         )
-        .map_err(get_error)
+        .map_err(get_error)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        self.big
+            .read_front(&self.ring(), Wait::Forever, Waiting::PLAIN, |m| {
+                read(m);
+                Ok((1, 1))
+            })
+            .map_err(get_error)
     }
 
     /// Marks one task done (Python's `task_done`).
@@ -921,9 +968,34 @@ impl Queue {
         self.layout.capacity as usize
     }
 
-    /// The largest message in bytes.
+    /// The slot size: the largest message that travels in a slot, in bytes.
     pub fn message_size(&self) -> usize {
         self.layout.message_size
+    }
+
+    /// The largest message a put accepts ([`Options::max_message_size`]); larger than
+    /// [`message_size`](Self::message_size) for a named queue whose messages may leave the
+    /// slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let name = format!("shmq-doc-max-{}", std::process::id());
+    /// let opts = Options { capacity: 4, message_size: 64, max_message_size: 1 << 20, ..Default::default() };
+    /// let q = Queue::create(&name, &opts)?;
+    /// assert_eq!(q.max_message_size(), 1 << 20);
+    /// let big = vec![7u8; 100_000];
+    /// q.put(&big)?;
+    /// assert_eq!(q.get()?, big);
+    /// assert!(matches!(q.put(vec![0u8; (1 << 20) + 1]), Err(shmq::PutError::TooLarge { .. })));
+    /// Queue::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_message_size(&self) -> usize {
+        self.big.max()
     }
 }
 

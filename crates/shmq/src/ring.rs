@@ -226,7 +226,7 @@ pub(crate) struct Locked<'r, 'a> {
 }
 
 impl Locked<'_, '_> {
-    fn core(&self) -> &Core<'_> {
+    pub(crate) fn core(&self) -> &Core<'_> {
         &self.ring.core
     }
 
@@ -467,6 +467,15 @@ impl<'r, 'a> Producer<'r, 'a> {
         }
         let (pos, _) = self.core().claim(1, self.owner)?;
         self.core().write(pos, msg);
+        self.core().publish(pos, 1);
+        Ok(())
+    }
+
+    /// Claims the next slot and publishes descriptor `d` of a large message (`crate::large`)
+    /// in it.
+    pub(crate) fn push_descriptor(&mut self, d: &[u8]) -> Result<(), PushFail> {
+        let (pos, _) = self.core().claim(1, self.owner)?;
+        self.core().write_descriptor(pos, d);
         self.core().publish(pos, 1);
         Ok(())
     }

@@ -996,6 +996,14 @@ impl Fresh {
 
     /// Writes the header (with this process as creator) and publishes it with the ready state,
     /// after which openers may use the segment.
+    /// Records the largest message of a queue or pipe (header field `max_message`); call
+    /// before [`publish`](Self::publish).
+    pub(crate) fn set_max_message(&self, max: u64) {
+        self.header()
+            .max_message
+            .store(max, crate::sync::atomic::Ordering::Relaxed);
+    }
+
     pub(crate) fn publish(mut self, params: &Params) -> Segment {
         let seg = self
             .0
@@ -1040,6 +1048,112 @@ impl fmt::Debug for Segment {
             .field("backing", &self.backing)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+/// One mapped side segment holding a large message (`crate::large`): a named shared-memory
+/// object of its own, no shmq header, mapped whole. Its bytes are written only by its creator
+/// before the message is published, and only read afterwards (`docs/protocol.md`, "Large
+/// messages"), so a reader may borrow them.
+pub(crate) struct Blob {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by the value (unmapped on drop) and only reached through
+// raw-pointer copies (`write_at`) or borrows whose protocol is stated at `bytes`.
+unsafe impl Send for Blob {}
+// SAFETY: as above; `write_at` copies through a raw pointer and is only called by the creator
+// before publication.
+unsafe impl Sync for Blob {}
+
+impl Blob {
+    /// Creates the object `name` (exclusive, `mode`) of `len` bytes, reserved with
+    /// `fallocate` (a full `/dev/shm` is `ENOSPC` here, not `SIGBUS` later) and mapped with its
+    /// page tables filled. `name` is built by `crate::large` from a validated segment name.
+    pub(crate) fn create(name: &str, len: usize, mode: u32) -> std::io::Result<Blob> {
+        let fd = sys::shm_create(name, mode)?;
+        let made = (|| {
+            sys::fchmod(fd.as_fd(), mode)?;
+            sys::allocate(fd.as_fd(), len as u64)?;
+            sys::mmap_populated(fd.as_fd(), len, true)
+        })();
+        match made {
+            Ok(ptr) => Ok(Blob { ptr, len }),
+            Err(e) => {
+                let _ = sys::shm_unlink(name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens and maps the existing object `name` read-only; anything but a regular file of
+    /// exactly `len` bytes is refused (`InvalidData`).
+    pub(crate) fn open(name: &str, len: usize) -> std::io::Result<Blob> {
+        let fd = sys::shm_open(name, false)?;
+        match sys::file_kind(fd.as_fd())? {
+            Ok(size) if size == len as u64 => {}
+            Ok(size) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{size} bytes, not {len}"),
+                ));
+            }
+            Err(kind) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("a {kind}, not a side segment"),
+                ));
+            }
+        }
+        let ptr = sys::mmap_populated(fd.as_fd(), len, false)?;
+        Ok(Blob { ptr, len })
+    }
+
+    /// Removes the name `name` (the memory goes with the last mapping).
+    pub(crate) fn unlink(name: &str) -> std::io::Result<()> {
+        sys::shm_unlink(name)
+    }
+
+    /// Copies `data` to offset `at`.
+    ///
+    /// # Panics
+    ///
+    /// If `at + data.len()` is beyond the mapping (a bug of the caller).
+    pub(crate) fn write_at(&self, at: usize, data: &[u8]) {
+        assert!(
+            at.checked_add(data.len())
+                .is_some_and(|end| end <= self.len)
+        );
+        // SAFETY: in bounds (checked above) of a live read-write mapping of ours; the blob is
+        // not published yet, so no other process reads or writes these bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len())
+        };
+    }
+
+    /// The whole mapping.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes of a live mapping owned by `self` (the slice borrows it). Only the
+        // creator writes a blob, and only before publishing its descriptor (a Release store
+        // that the reader acquired before opening it); a published blob is never written
+        // again, so nothing changes these bytes while the slice lives. A process that
+        // ignores the protocol is outside the trust model (README, "Trust model").
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `create`/`open`; no borrow of it
+        // outlives `self`.
+        unsafe { sys::munmap(self.ptr, self.len) };
+    }
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blob").field("len", &self.len).finish()
     }
 }
 

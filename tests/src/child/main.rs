@@ -10,6 +10,7 @@
 mod dict;
 mod fuzz;
 mod kill;
+mod large;
 mod pipe;
 mod queue;
 #[path = "../shared.rs"]
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         return code;
     }
     if let Some(code) = dict::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = large::run(role, rest) {
         return code;
     }
     if let Some(code) = kill::run(role, rest) {

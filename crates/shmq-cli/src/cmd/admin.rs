@@ -22,9 +22,12 @@ pub(crate) enum CreateKind {
         /// How many messages fit.
         #[arg(long, default_value_t = 128)]
         capacity: usize,
-        /// The largest message in bytes.
+        /// The slot size: the largest message that travels in a slot, in bytes.
         #[arg(long, default_value_t = 4096)]
         message_size: usize,
+        /// The largest message in bytes (larger than a slot: in a side segment of its own).
+        #[arg(long, default_value_t = 1 << 30)]
+        max_message_size: usize,
         /// Permission bits, octal.
         #[arg(long, default_value = "0600", value_parser = parse_mode)]
         mode: u32,
@@ -67,6 +70,7 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
             name,
             capacity,
             message_size,
+            max_message_size,
             mode,
         } => {
             let q = Queue::create(
@@ -74,13 +78,15 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
                 &Options {
                     capacity: *capacity,
                     message_size: *message_size,
+                    max_message_size: *max_message_size,
                     mode: *mode,
                 },
             )?;
             outln!(
-                "created queue {name}: capacity {}, message size {}, {} bytes",
+                "created queue {name}: capacity {}, message size {}, max message size {}, {} bytes",
                 q.capacity(),
                 q.message_size(),
+                q.max_message_size(),
                 q.segment().len()
             );
         }
@@ -416,6 +422,7 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             }
             None => {
                 Segment::unlink(name)?;
+                shmq::large::remove_side_segments(name);
                 removed += 1;
                 outln!("removed {what}");
             }
@@ -435,7 +442,12 @@ pub(crate) fn rm(names: &[String]) -> Result<()> {
     }
     for name in names {
         Segment::unlink(name)?;
-        eprintln!("removed {name}");
+        let side = shmq::large::remove_side_segments(name);
+        if side > 0 {
+            eprintln!("removed {name} and the side segments of its {side} large message(s)");
+        } else {
+            eprintln!("removed {name}");
+        }
     }
     Ok(())
 }

@@ -33,10 +33,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{self, Fail, Wait, Waiting, pop_into};
+use crate::engine::{self, Fail, Wait, Waiting};
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::large::Big;
 use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
 use crate::options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 use crate::ring::Ring;
@@ -202,7 +203,9 @@ impl Pipe {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)
+        Segment::unlink(name)?;
+        crate::large::remove_side_segments(name);
+        Ok(())
     }
 
     fn create_named(
@@ -216,6 +219,7 @@ impl Pipe {
             layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
                 .map_err(OpenError::InvalidOptions)?;
         let fresh = Segment::create(name, params.total_size, opts.mode)?;
+        fresh.set_max_message(opts.max_message_size as u64);
         Self::init(fresh, layout, &params)
     }
 
@@ -277,6 +281,7 @@ fn validated(name: &str) -> Result<(Segment, PipeLayout), OpenError> {
     let (layout, expected) =
         layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
     seg.check_opened(&p, &expected, layout.a_to_b.iter().chain([&layout.b_to_a]))?;
+    Big::new(&seg, p.message_size as usize)?;
     Ok((seg, layout))
 }
 
@@ -438,6 +443,8 @@ pub struct PipeEnd {
     epoch: Instant,
     /// Nanoseconds from `epoch` to this handle's last sweep of the holder table.
     last_sweep: AtomicU64,
+    /// Messages larger than a slot.
+    big: Big,
 }
 
 fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
@@ -446,8 +453,8 @@ fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
         Fail::TooLarge { len, max } => SendError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("sends do not read into buffers"),
         Fail::Corrupt(reason) => SendError::Corrupt { msg, reason },
-        Fail::Reserved | Fail::Pending { .. } => {
-            unreachable!("gets wait out reservations and claims")
+        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
+            unreachable!("gets wait out reservations and claims and read large messages")
         }
     }
 }
@@ -472,8 +479,8 @@ fn recv_error(f: Fail) -> RecvError {
         Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
         Fail::TooSmall { needed, available } => RecvError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => RecvError::Corrupt(s),
-        Fail::Reserved | Fail::Pending { .. } => {
-            unreachable!("gets wait out reservations and claims")
+        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
+            unreachable!("gets wait out reservations and claims and read large messages")
         }
     }
 }
@@ -504,7 +511,11 @@ fn open_error(f: Fail) -> OpenError {
         Fail::Closed | Fail::Disconnected => {
             OpenError::Disconnected("the pipe's ends are gone".into())
         }
-        Fail::TooLarge { .. } | Fail::TooSmall { .. } | Fail::Reserved | Fail::Pending { .. } => {
+        Fail::TooLarge { .. }
+        | Fail::TooSmall { .. }
+        | Fail::Reserved
+        | Fail::Pending { .. }
+        | Fail::Large => {
             unreachable!("a holder-table update moves no message")
         }
     }
@@ -520,7 +531,12 @@ struct WrongDirection;
 
 impl PipeEnd {
     fn new(holding: Arc<Holding>) -> PipeEnd {
+        let size = holding.layout.b_to_a.message_size;
+        // Checked by `validated` (or just written by the creator); a header that changed since
+        // is a damaged segment, which then carries no large messages.
+        let big = Big::new(&holding.seg, size).unwrap_or_else(|_| Big::slots_only(size));
         PipeEnd {
+            big,
             seg: Arc::clone(&holding.seg),
             layout: holding.layout,
             end: holding.end,
@@ -578,13 +594,15 @@ impl PipeEnd {
                 })
                 .map_err(open_error)??
         };
-        Ok(PipeEnd::new(Holding::register(
-            Arc::new(seg),
-            layout,
-            end,
-            entry,
-            tag,
-        )))
+        let pe = PipeEnd::new(Holding::register(Arc::new(seg), layout, end, entry, tag));
+        // Side segments that dead processes left (docs/protocol.md, "Large messages").
+        let rings: Vec<Ring<'_>> = [pe.incoming().ok(), pe.outgoing().ok()]
+            .into_iter()
+            .flatten()
+            .collect();
+        pe.big.sweep(&rings.iter().collect::<Vec<_>>());
+        drop(rings);
+        Ok(pe)
     }
 
     fn table(&self) -> Table<'_> {
@@ -655,7 +673,7 @@ impl PipeEnd {
     }
 
     fn send_impl(&self, ring: &Ring<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
-        self.with_waiting(|how| engine::put(ring, wait, how, |l| l.push(msg).map(|()| (1, ()))))
+        self.with_waiting(|how| self.big.put(ring, wait, how, msg))
     }
 
     /// Sends a message, waiting while the outgoing ring is full.
@@ -788,7 +806,7 @@ impl PipeEnd {
     }
 
     fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
-        self.with_waiting(|how| engine::get(ring, wait, how, |r| Ok(r.pop_vec()?.map(|m| (1, m)))))
+        self.with_waiting(|how| self.big.get_vec(ring, wait, how))
     }
 
     /// Receives the oldest message, waiting while none is there.
@@ -936,7 +954,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(RecvError::WrongDirection);
         };
-        self.with_waiting(|how| engine::get(&ring, Wait::Forever, how, |l| pop_into(l, buf)))
+        self.with_waiting(|how| self.big.get_into(&ring, Wait::Forever, how, buf))
             .map_err(recv_error)
     }
 
@@ -1128,9 +1146,32 @@ impl PipeEnd {
         self.layout.b_to_a.capacity as usize
     }
 
-    /// The largest message in bytes.
+    /// The slot size: the largest message that travels in a slot, in bytes.
     pub fn message_size(&self) -> usize {
         self.layout.b_to_a.message_size
+    }
+
+    /// The largest message a send accepts ([`Options::max_message_size`]); larger messages
+    /// than [`message_size`](Self::message_size) travel in side segments (`docs/protocol.md`,
+    /// "Large messages").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-max-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 64, ..Default::default() })?;
+    /// assert_eq!(a.max_message_size(), 1 << 30);
+    /// let big = vec![3u8; 200_000];
+    /// a.send(&big)?;
+    /// assert_eq!(b.recv()?, big);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_message_size(&self) -> usize {
+        self.big.max()
     }
 
     /// The segment behind this pipe.

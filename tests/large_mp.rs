@@ -1,0 +1,193 @@
+//! Large messages (over the slot size) across real processes: every put and get path, pipes,
+//! and SIGKILL in the middle of a large put and of a large get (no loss, no duplicate, no side
+//! segment left in `/dev/shm`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Name, Watchdog, eventually, finish_all, spawn};
+use shmq::{Options, Pipe, Queue};
+use shmq_testkit::big;
+
+/// 4 KiB slots, messages up to 64 MiB.
+fn opts(capacity: usize) -> Options {
+    Options {
+        capacity,
+        message_size: 4096,
+        max_message_size: 64 << 20,
+        ..Default::default()
+    }
+}
+
+fn side_segments(name: &str) -> Vec<String> {
+    big::side_segments(name)
+}
+
+/// Runs `producers` producers of `count` messages (body up to `max`) on put path `put` and
+/// `consumers` consumers on get path `get`; checks that every message arrived once and whole,
+/// and that nothing is left in `/dev/shm` after the unlink.
+fn run_paths(tag: &str, put: &str, get: &str, producers: u32, consumers: usize, count: u32) {
+    let _w = Watchdog::new("large paths", Duration::from_secs(120));
+    let name = Name::new(tag);
+    let q = Queue::create(&name, &opts(8)).unwrap();
+    let max = (8 << 20).to_string();
+    let cons: Vec<_> = (0..consumers)
+        .map(|_| spawn("big-consumer", &[&name, get]))
+        .collect();
+    let prods: Vec<_> = (0..producers)
+        .map(|id| {
+            spawn(
+                "big-producer",
+                &[&name, &id.to_string(), &count.to_string(), &max, put],
+            )
+        })
+        .collect();
+    finish_all(prods);
+    q.close().unwrap();
+    let mut seen = HashSet::new();
+    let mut large = 0;
+    for out in finish_all(cons) {
+        for line in String::from_utf8(out).unwrap().lines() {
+            let (key, len) = line.split_once(' ').unwrap();
+            assert!(seen.insert(key.to_owned()), "{key} delivered twice");
+            if len.parse::<usize>().unwrap() > 4096 {
+                large += 1;
+            }
+        }
+    }
+    assert_eq!(seen.len(), (producers * count) as usize, "messages lost");
+    assert!(large > 0, "the run carried large messages");
+    assert!(q.is_empty());
+    assert!(
+        side_segments(&name).is_empty(),
+        "taken messages leave no side segment"
+    );
+    Queue::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}
+
+#[test]
+fn put_and_get_of_large_messages_deliver_each_once_and_whole() {
+    run_paths("big-put-get", "put", "get", 3, 2, 60);
+}
+
+#[test]
+fn get_with_reads_large_messages_in_place() {
+    run_paths("big-with", "put", "with", 2, 2, 60);
+}
+
+#[test]
+fn get_into_and_batches_carry_large_messages() {
+    run_paths("big-into", "many", "into", 2, 2, 60);
+    run_paths("big-many", "many", "many", 2, 2, 60);
+}
+
+#[test]
+fn try_and_timeout_paths_carry_large_messages() {
+    run_paths("big-try", "try", "try", 2, 2, 40);
+    run_paths("big-timeout", "timeout", "timeout", 2, 2, 40);
+}
+
+/// A pipe carries large messages both ways: the parent sends on end A, a child echoes every
+/// message back from end B.
+#[test]
+fn pipes_carry_large_messages_both_ways() {
+    let _w = Watchdog::new("large pipe", Duration::from_secs(60));
+    let name = Name::new("big-pipe");
+    let (a, b) = Pipe::create(&name, &opts(4)).unwrap();
+    let mut echo = spawn("big-pipe-echo", &[&name]);
+    assert_eq!(echo.line(), "ready");
+    drop(b);
+    let sizes = [0usize, 5000, 1 << 20, 16 << 20, 100, 3 << 20];
+    for (i, &n) in sizes.iter().enumerate() {
+        let m = big::message(0, i as u32, n);
+        a.send(&m).unwrap();
+        let back = a.recv().unwrap();
+        assert_eq!(big::check(&back), Some((0, i as u32)));
+        assert_eq!(back.len(), m.len());
+    }
+    let mut buf = vec![0u8; 100];
+    a.send(big::message(0, 99, 10_000)).unwrap();
+    assert!(a.poll(Duration::from_secs(30)).unwrap());
+    assert!(
+        a.recv_into(&mut buf).is_err(),
+        "a buffer too small keeps the message"
+    );
+    assert_eq!(big::check(&a.recv().unwrap()), Some((0, 99)));
+    drop(a);
+    finish_all(vec![echo]);
+    Pipe::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}
+
+/// SIGKILL while a producer writes a 512 MiB message: nothing becomes visible, and the side
+/// segment it left is removed by the next open (its creator is dead, no slot names it).
+#[test]
+fn a_producer_killed_while_writing_a_large_message_leaves_nothing() {
+    let _w = Watchdog::new("large put kill", Duration::from_secs(120));
+    let name = Name::new("big-put-kill");
+    let q = Queue::create(
+        &name,
+        &Options {
+            max_message_size: 1 << 30,
+            ..opts(4)
+        },
+    )
+    .unwrap();
+    let mut p = spawn("big-put-one", &[&name, &(512usize << 20).to_string()]);
+    assert_eq!(p.line(), "writing");
+    // Wait for the side segment to exist, then kill the producer while it writes.
+    assert!(eventually(Duration::from_secs(30), || !side_segments(
+        &name
+    )
+    .is_empty()));
+    p.kill9();
+    assert!(q.is_empty(), "nothing half-written is visible");
+    assert_eq!(
+        side_segments(&name).len(),
+        1,
+        "the dead producer's leftover"
+    );
+    // The sweep of the next open removes it.
+    let q2 = Queue::open(&name).unwrap();
+    assert!(side_segments(&name).is_empty(), "swept");
+    // And the queue goes on.
+    q2.put(big::message(2, 0, 100_000)).unwrap();
+    assert_eq!(big::check(&q.get().unwrap()), Some((2, 0)));
+    Queue::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}
+
+/// SIGKILL while a consumer reads a large message in place, and while consumers copy one
+/// over and over: the message stays queued, whole, and is delivered once afterwards; nothing
+/// is left in `/dev/shm` after the unlink.
+#[test]
+fn a_consumer_killed_while_reading_a_large_message_leaves_it_queued() {
+    let _w = Watchdog::new("large get kill", Duration::from_secs(120));
+    let name = Name::new("big-get-kill");
+    let q = Queue::create(&name, &opts(4)).unwrap();
+    q.put(big::message(1, 0, 20 << 20)).unwrap();
+    q.put(b"after").unwrap();
+    let mut r = spawn("big-read-and-hang", &[&name]);
+    assert_eq!(r.line(), format!("reading {}", big::HEAD + (20 << 20)));
+    r.kill9();
+    assert_eq!(q.len(), 2, "the killed reader took nothing");
+    for round in 0..5u64 {
+        let mut c = spawn("big-copy-forever", &[&name]);
+        assert_eq!(c.line(), "copying");
+        std::thread::sleep(Duration::from_millis(3 + round * 7));
+        c.kill9();
+        assert_eq!(q.len(), 2, "a consumer killed mid-copy took nothing");
+    }
+    assert_eq!(big::check(&q.get().unwrap()), Some((1, 0)));
+    assert_eq!(q.get().unwrap(), b"after");
+    assert!(q.is_empty());
+    assert!(
+        side_segments(&name).is_empty(),
+        "the taken message's side segment is gone"
+    );
+    Queue::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}

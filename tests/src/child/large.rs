@@ -1,0 +1,167 @@
+//! Roles over large messages (messages over the slot size, `shmq::large`): checksummed messages
+//! from `shmq_testkit::big`, sent through a queue or a pipe and checked on arrival.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use shmq::{End, GetError, GetTimeoutError, PipeEnd, Queue, RecvError, TryGetError};
+use shmq_testkit::big;
+
+use crate::{arg, say};
+
+fn open(name: &str) -> Queue {
+    Queue::open(name).unwrap_or_else(|e| {
+        eprintln!("shmq-child: open {name}: {e}");
+        std::process::exit(65)
+    })
+}
+
+/// Checks a message and prints "id:seq len", or exits with status 66 on a damaged one.
+fn report(m: &[u8]) {
+    match big::check(m) {
+        Some((id, seq)) => say(format!("{id}:{seq} {}", m.len())),
+        None => {
+            eprintln!("shmq-child: a damaged message of {} bytes", m.len());
+            std::process::exit(66)
+        }
+    }
+}
+
+/// Runs a large-message role, or returns `None` if `role` is not one.
+pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
+    let name = args.first().map(String::as_str).unwrap_or("");
+    Some(match role {
+        // big-producer NAME ID COUNT MAX PATH: COUNT messages of skewed sizes up to MAX bytes
+        // of body; PATH: put, try, timeout, many (batches of 3)
+        "big-producer" => {
+            let q = open(name);
+            let (id, count, max): (u32, u32, usize) = (arg(args, 1), arg(args, 2), arg(args, 3));
+            let path: String = arg(args, 4);
+            let mut rng = big::Rng::new(u64::from(id) * 7919 + 1);
+            let mut seq = 0;
+            while seq < count {
+                let m = big::message(id, seq, big::skewed_size(rng.word(), max));
+                match path.as_str() {
+                    "put" => q.put(&m).map_err(|e| e.to_string()),
+                    "try" => loop {
+                        match q.try_put(&m) {
+                            Err(shmq::TryPutError::Full(_)) => {
+                                std::thread::sleep(Duration::from_millis(1))
+                            }
+                            r => break r.map_err(|e| e.to_string()),
+                        }
+                    },
+                    "timeout" => loop {
+                        match q.put_timeout(&m, Duration::from_millis(5)) {
+                            Err(shmq::PutTimeoutError::Timeout(_)) => {}
+                            r => break r.map_err(|e| e.to_string()),
+                        }
+                    },
+                    "many" => {
+                        let mut batch = vec![m];
+                        while batch.len() < 3 && seq + (batch.len() as u32) < count {
+                            let s = seq + batch.len() as u32;
+                            batch.push(big::message(id, s, big::skewed_size(rng.word(), max)));
+                        }
+                        seq += batch.len() as u32 - 1;
+                        q.put_many(&batch).map_err(|e| e.to_string())
+                    }
+                    other => panic!("unknown path {other}"),
+                }
+                .expect("put");
+                seq += 1;
+            }
+            ExitCode::SUCCESS
+        }
+        // big-consumer NAME PATH: takes messages until Closed, printing "id:seq len" per
+        // message; PATH: get, with, into, many, try, timeout
+        "big-consumer" => {
+            let q = open(name);
+            let path: String = arg(args, 1);
+            let mut buf = vec![0u8; 70 << 20];
+            loop {
+                let r: Result<(), GetError> = match path.as_str() {
+                    "get" => q.get().map(|m| report(&m)),
+                    "with" => q.get_with(report),
+                    "into" => q.get_into(&mut buf).map(|n| report(&buf[..n])),
+                    "many" => q.get_many_with(4, report).map(|_| ()),
+                    "try" => match q.try_get() {
+                        Ok(m) => {
+                            report(&m);
+                            Ok(())
+                        }
+                        Err(TryGetError::Empty) => {
+                            std::thread::sleep(Duration::from_millis(1));
+                            Ok(())
+                        }
+                        Err(TryGetError::Closed) => Err(GetError::Closed),
+                        Err(e) => panic!("try_get: {e}"),
+                    },
+                    "timeout" => match q.get_timeout(Duration::from_millis(5)) {
+                        Ok(m) => {
+                            report(&m);
+                            Ok(())
+                        }
+                        Err(GetTimeoutError::Timeout) => Ok(()),
+                        Err(GetTimeoutError::Closed) => Err(GetError::Closed),
+                        Err(e) => panic!("get_timeout: {e}"),
+                    },
+                    other => panic!("unknown path {other}"),
+                };
+                match r {
+                    Ok(()) => {}
+                    Err(GetError::Closed) => break ExitCode::SUCCESS,
+                    Err(e) => panic!("get: {e}"),
+                }
+            }
+        }
+        // big-put-one NAME BODY: puts one message of BODY bytes (the parent kills it while it
+        // writes)
+        "big-put-one" => {
+            let q = open(name);
+            let body: usize = arg(args, 1);
+            let m = big::message(1, 0, body);
+            say("writing");
+            q.put(&m).expect("put");
+            say("put");
+            ExitCode::SUCCESS
+        }
+        // big-read-and-hang NAME: reads the front message in place, says so, and hangs inside
+        // the read until killed
+        "big-read-and-hang" => {
+            let q = open(name);
+            let _ = q.get_with(|m| {
+                say(format!("reading {}", m.len()));
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            });
+            ExitCode::from(1)
+        }
+        // big-copy-forever NAME: copies the front message over and over, never taking it (the
+        // parent kills it at a random moment)
+        "big-copy-forever" => {
+            let q = open(name);
+            say("copying");
+            loop {
+                let r = q.get_with_or_keep(None, |m| Err::<(), usize>(m.len()));
+                if !matches!(r, Ok(Err(_))) {
+                    panic!("{r:?}");
+                }
+            }
+        }
+        // big-pipe-echo NAME: receives on end B and sends every message back until EOF
+        "big-pipe-echo" => {
+            let b = PipeEnd::open(name, End::B).expect("open B");
+            say("ready");
+            loop {
+                match b.recv() {
+                    Ok(m) => b.send(m).expect("send"),
+                    Err(RecvError::Disconnected) => break ExitCode::SUCCESS,
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+        }
+        _ => return None,
+    })
+}
