@@ -27,6 +27,9 @@ pub(crate) enum Scenario {
     Pipe,
     /// Processes decrement a shared counter, without and with the lock.
     Race,
+    /// Checksummed messages from 0 B to 64 MiB (skewed small) through 4 KiB slots, several
+    /// producers and consumers.
+    Big,
     /// All of the above.
     All,
 }
@@ -158,6 +161,9 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     }
     if all || args.scenario == Scenario::Race {
         results.push(("race", race(args, &r)?));
+    }
+    if all || args.scenario == Scenario::Big {
+        results.push(("big", big(args, &r)?));
     }
     let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
     if args.json {
@@ -477,6 +483,101 @@ fn race(args: &Args, r: &Report) -> Result<Value> {
 }
 
 /// Starts `n` processes of one role; `args(i)` gives the arguments of the i-th.
+/// The largest message of `demo big` (64 MiB in all, head included).
+const BIG_MAX: usize = 64 << 20;
+
+fn big(args: &Args, r: &Report) -> Result<Value> {
+    let (producers, consumers, items) = (
+        args.producers.unwrap_or(3),
+        args.consumers.unwrap_or(3),
+        args.items.unwrap_or(30),
+    );
+    let name_seg = seg_name("big");
+    let name = name_seg.0.clone();
+    let opts = Options {
+        capacity: 16,
+        message_size: 4096,
+        max_message_size: BIG_MAX,
+        ..Default::default()
+    };
+    let q = Queue::create(&name, &opts)?;
+    r.say(format!(
+        "big: {producers} producers x {items} checksummed messages of 0 B to 64 MiB (skewed small) -> a queue of {} slots of 4 KiB -> {consumers} consumers",
+        opts.capacity
+    ));
+    let start = Instant::now();
+    let cons = spawn_each("big-consumer", consumers, |_| vec![name.clone()])?;
+    let prods = spawn_each("big-producer", producers, |id| {
+        vec![name.clone(), id.to_string(), items.to_string()]
+    })?;
+    let mut sent = HashSet::new();
+    let mut sent_bytes = 0u64;
+    let mut prod_ok = true;
+    for (_, lines, ok) in finish_all(prods)? {
+        prod_ok &= ok;
+        for l in lines {
+            if let Some((key, len)) = l.split_once(' ') {
+                sent_bytes += len.parse::<u64>().unwrap_or(0);
+                sent.insert(key.to_owned());
+            }
+        }
+    }
+    q.close()?;
+    let (mut received, mut largest, mut got_bytes, mut cons_ok) = (Vec::new(), 0u64, 0u64, true);
+    for (i, (pid, lines, ok)) in finish_all(cons)?.into_iter().enumerate() {
+        cons_ok &= ok;
+        let mut bytes = 0u64;
+        for l in &lines {
+            if let Some((key, len)) = l.split_once(' ') {
+                let len = len.parse::<u64>().unwrap_or(0);
+                bytes += len;
+                largest = largest.max(len);
+                received.push(key.to_owned());
+            }
+        }
+        got_bytes += bytes;
+        r.say(format!(
+            "  consumer {i} (pid {pid}): {}, {:.1} MiB, every one checksummed{}",
+            plural(lines.len(), "message"),
+            bytes as f64 / f64::from(1 << 20),
+            if ok { "" } else { " - FAILED" }
+        ));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let expected = expected_big(producers, items);
+    let (unique, duplicates, missing) = tally(&expected, &received);
+    let left = shmq_testkit::big::side_segments(&name).len();
+    let ok = prod_ok
+        && cons_ok
+        && sent == expected
+        && duplicates == 0
+        && missing == 0
+        && unique == expected.len()
+        && got_bytes == sent_bytes
+        && left == 0;
+    r.say(format!(
+        "  {}: {} sent ({:.1} MiB, largest {:.1} MiB), {} received whole, {duplicates} duplicates, {missing} missing, {left} side segments left, {secs:.1} s\n",
+        verdict(ok),
+        expected.len(),
+        sent_bytes as f64 / f64::from(1 << 20),
+        largest as f64 / f64::from(1 << 20),
+        received.len()
+    ));
+    Ok(json!({
+        "scenario": "big", "producers": producers, "consumers": consumers,
+        "sent": expected.len(), "received": received.len(), "duplicates": duplicates,
+        "missing": missing, "bytes": sent_bytes, "largest": largest,
+        "side_segments_left": left, "seconds": secs, "ok": ok,
+    }))
+}
+
+/// What `demo big` producers send: `id:seq` keys.
+fn expected_big(producers: usize, items: usize) -> HashSet<String> {
+    (0..producers)
+        .flat_map(|p| (0..items).map(move |i| format!("{p}:{i}")))
+        .collect()
+}
+
 fn spawn_each(role: &str, n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Vec<Kid>> {
     (0..n).map(|i| Kid::spawn(role, &args(i))).collect()
 }
@@ -592,6 +693,37 @@ pub(crate) fn child(role: &str, args: &[String]) -> Result<()> {
                 let v = g.get("count")?.context("no count")?;
                 std::thread::sleep(pace);
                 g.insert("count", v - 1)?;
+            }
+        }
+        "big-producer" => {
+            use shmq_testkit::big;
+            let q = Queue::open(arg(0)?)?;
+            let (id, items) = (num(1)? as u32, num(2)? as u32);
+            let mut rng = big::Rng::new(u64::from(id).wrapping_mul(0x9e37_79b9) + 11);
+            for seq in 0..items {
+                // Producer 0 sends the extremes: an empty body first, 64 MiB in all last.
+                let body = match (id, seq) {
+                    (0, 0) => 0,
+                    (0, s) if s + 1 == items => BIG_MAX - big::HEAD,
+                    _ => big::skewed_size(rng.word(), BIG_MAX - big::HEAD),
+                };
+                let m = big::message(id, seq, body);
+                q.put(&m)?;
+                say(&format!("{id}:{seq} {}", m.len()))?;
+            }
+        }
+        "big-consumer" => {
+            let q = Queue::open(arg(0)?)?;
+            loop {
+                let got = q.get_with(|m| {
+                    shmq_testkit::big::check(m).map(|(id, seq)| format!("{id}:{seq} {}", m.len()))
+                });
+                match got {
+                    Ok(Some(line)) => say(&line)?,
+                    Ok(None) => bail!("a message arrived damaged"),
+                    Err(GetError::Closed) => break,
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         _ => bail!("unknown demo role {role:?}"),

@@ -23,18 +23,24 @@ pub(crate) struct Framing {
 }
 
 impl Framing {
-    /// The frame of one message as written to stdout.
-    fn frame(self, msg: &[u8]) -> Vec<u8> {
-        let mut f = Vec::with_capacity(msg.len() + 4);
+    /// Writes the frame of one message to `out` (a large message is not copied first).
+    fn write(self, out: &mut impl Write, msg: &[u8]) -> std::io::Result<()> {
         if self.raw {
-            // A message is at most a slot's size, far below 4 GiB (checked when created).
-            f.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-            f.extend_from_slice(msg);
+            let len = u32::try_from(msg.len()).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "a message of {} bytes does not fit --raw's 4-byte length",
+                        msg.len()
+                    ),
+                )
+            })?;
+            out.write_all(&len.to_le_bytes())?;
+            out.write_all(msg)
         } else {
-            f.extend_from_slice(msg);
-            f.push(if self.null { 0 } else { b'\n' });
+            out.write_all(msg)?;
+            out.write_all(if self.null { b"\0" } else { b"\n" })
         }
-        f
     }
 
     /// Reads the next message from `input`; `None` at a clean end of input.
@@ -186,7 +192,7 @@ pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
         let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
         let written = q.get_with_or_keep(deadline, |msg| {
             let mut out = stdout.lock();
-            out.write_all(&a.framing.frame(msg))?;
+            a.framing.write(&mut out, msg)?;
             out.flush()?;
             if pipe {
                 wait_read(&stdout)?;
