@@ -708,7 +708,7 @@ pub(crate) fn child(role: &str, args: &[String]) -> Result<()> {
                     _ => big::skewed_size(rng.word(), BIG_MAX - big::HEAD),
                 };
                 let m = big::message(id, seq, body);
-                q.put(&m)?;
+                q.put(&m).map_err(|e| anyhow::anyhow!("put: {e}"))?;
                 say(&format!("{id}:{seq} {}", m.len()))?;
             }
         }
