@@ -450,7 +450,7 @@ impl Gen<'_> {
     }
 
     fn header(&mut self) {
-        self.words(0, 88, &|off| {
+        self.words(0, 112, &|off| {
             let f = match off {
                 0..=7 => "magic",
                 8..=11 => "version",
@@ -465,6 +465,7 @@ impl Gen<'_> {
                 64..=67 => "creator_pid",
                 68..=71 => "reserved",
                 72..=79 => "creator_start",
+                80..=103 => "reserved",
                 _ => "max_message",
             };
             format!("header.{f}+{}", off % 8 % if off < 8 { 8 } else { 4 })

@@ -18,6 +18,9 @@ pub enum Workload {
     Mpmc,
     /// Ping-pong round trips between two processes.
     Rtt,
+    /// Large messages (1 MiB and 16 MiB) through 4 KiB slots, 1 → 1, against memcpy in one
+    /// process.
+    Large,
 }
 
 impl Workload {
@@ -27,6 +30,7 @@ impl Workload {
             Workload::Spsc => "spsc",
             Workload::Mpmc => "mpmc",
             Workload::Rtt => "rtt",
+            Workload::Large => "large",
         }
     }
 }
@@ -103,6 +107,10 @@ pub struct Row {
     /// `p50_us` over the floor's round trip (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_ratio_to_floor: Option<f64>,
+    /// Large rows: `mb_per_sec` over the memcpy row's of the same size (one process copying
+    /// within its own memory, in the same run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_memcpy: Option<f64>,
 }
 
 /// One planned row.
@@ -121,7 +129,12 @@ impl Plan {
                 let rate = count as f64 / elapsed;
                 Ok(Row {
                     mechanism: t.mechanism.name().into(),
-                    workload: if t.producers > 1 {
+                    workload: if matches!(
+                        t.mechanism,
+                        Mechanism::Memcpy | Mechanism::Shmq(ShmqApi::Large)
+                    ) {
+                        Workload::Large.name().into()
+                    } else if t.producers > 1 {
                         Workload::Mpmc.name().into()
                     } else {
                         Workload::Spsc.name().into()
@@ -137,6 +150,7 @@ impl Plan {
                     p50_ratio_to_pipe: None,
                     ratio_to_floor: None,
                     p50_ratio_to_floor: None,
+                    ratio_to_memcpy: None,
                 })
             }
             Plan::Ping { over, size } => {
@@ -157,11 +171,15 @@ impl Plan {
                     p50_ratio_to_pipe: None,
                     ratio_to_floor: None,
                     p50_ratio_to_floor: None,
+                    ratio_to_memcpy: None,
                 })
             }
         }
     }
 }
+
+/// The message sizes of the large-message rows.
+pub const LARGE_SIZES: [usize; 2] = [1 << 20, 16 << 20];
 
 fn plan(cfg: &Config) -> Vec<Plan> {
     let mut plans = Vec::new();
@@ -195,6 +213,13 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                 for size in small.clone() {
                     for m in [Mechanism::Shmq(ShmqApi::Single), Mechanism::Pipe] {
                         plans.push(transfer(m, size, cfg.processes));
+                    }
+                }
+            }
+            Workload::Large => {
+                for size in LARGE_SIZES {
+                    for m in [Mechanism::Memcpy, Mechanism::Shmq(ShmqApi::Large)] {
+                        plans.push(transfer(m, size, 1));
                     }
                 }
             }
@@ -278,6 +303,7 @@ fn median(mut runs: Vec<Row>) -> Row {
 
 fn pilot_count(p: Plan) -> u64 {
     match p {
+        Plan::Transfer(t) if t.size >= 1 << 20 => 20,
         Plan::Transfer(t) if t.size >= 16384 => 2_000,
         Plan::Transfer(_) => 20_000,
         Plan::Ping { .. } => 2_000,
@@ -309,6 +335,16 @@ pub fn add_ratios(rows: &mut [Row]) {
             }
         }
     }
+    let copies: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.mechanism == "memcpy")
+        .cloned()
+        .collect();
+    for r in rows.iter_mut() {
+        if let Some(c) = copies.iter().find(|c| c.size == r.size) {
+            r.ratio_to_memcpy = Some(r.mb_per_sec / c.mb_per_sec);
+        }
+    }
     let pipes: Vec<Row> = rows
         .iter()
         .filter(|r| r.mechanism == "pipe")
@@ -332,7 +368,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}",
+        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
         "work",
         "mechanism",
         "size",
@@ -344,13 +380,14 @@ pub fn table(rows: &[Row]) -> String {
         "x floor",
         "p50 us",
         "p99 us",
-        "p50/pipe"
+        "p50/pipe",
+        "x memcpy"
     );
     let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<6} {:<15} {:>7} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9}",
+            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
             r.workload,
             r.mechanism,
             r.size,
@@ -363,6 +400,7 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.p50_us, 1),
             opt(r.p99_us, 1),
             opt(r.p50_ratio_to_pipe, 2),
+            opt(r.ratio_to_memcpy, 2),
         );
     }
     out
@@ -409,6 +447,7 @@ mod tests {
             p50_ratio_to_pipe: None,
             ratio_to_floor: None,
             p50_ratio_to_floor: None,
+            ratio_to_memcpy: None,
         };
         let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0), row("floor", 600.0)];
         add_ratios(&mut rows);

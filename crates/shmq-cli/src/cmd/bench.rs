@@ -19,6 +19,8 @@ pub(crate) enum WorkloadArg {
     Mpmc,
     /// Ping-pong round trips (p50/p99).
     Rtt,
+    /// 1 MiB and 16 MiB messages through 4 KiB slots, 1 → 1, and memcpy of the same sizes.
+    Large,
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +68,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             WorkloadArg::Spsc => Workload::Spsc,
             WorkloadArg::Mpmc => Workload::Mpmc,
             WorkloadArg::Rtt => Workload::Rtt,
+            WorkloadArg::Large => Workload::Large,
         })
         .collect();
     workloads.sort();

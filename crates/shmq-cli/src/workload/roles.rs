@@ -22,6 +22,8 @@ pub enum ShmqApi {
     Batch(usize),
     /// `put_with` / `get_with`: the producer fills the slot and the consumer checks it in place.
     ZeroCopy,
+    /// `put` / `get_into` of messages larger than the queue's 4 KiB slots (side segments).
+    Large,
 }
 
 /// How a stream (OS pipe) carries messages.

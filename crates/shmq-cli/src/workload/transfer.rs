@@ -24,6 +24,9 @@ pub enum Mechanism {
     /// The floor: a minimal lock-free SPSC ring, busy-spinning, no crash safety (bench code
     /// only; one producer, one consumer).
     Floor,
+    /// One process copying each message within its own memory (`copy_from_slice` between two
+    /// buffers): the baseline of the large-message rows.
+    Memcpy,
 }
 
 impl Mechanism {
@@ -33,6 +36,8 @@ impl Mechanism {
             Mechanism::Shmq(ShmqApi::Single) => "shmq",
             Mechanism::Shmq(ShmqApi::Batch(_)) => "shmq-batch",
             Mechanism::Shmq(ShmqApi::ZeroCopy) => "shmq-zero-copy",
+            Mechanism::Shmq(ShmqApi::Large) => "shmq-large",
+            Mechanism::Memcpy => "memcpy",
             Mechanism::Pipe => "pipe",
             Mechanism::Socket => "socket",
             Mechanism::Floor => "floor",
@@ -54,6 +59,9 @@ pub struct Transfer {
     /// Consumer processes.
     pub consumers: usize,
 }
+
+/// The slot size of the `shmq-large` rows.
+pub const LARGE_SLOT: usize = 4096;
 
 /// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots; the
 /// environment variable `SHMQ_BENCH_CAPACITY`, when it holds a number from 1 to 2^24, sets it
@@ -97,6 +105,17 @@ impl Transfer {
         if self.mechanism == Mechanism::Floor {
             return super::floor::transfer(launcher, self.size, self.count);
         }
+        if self.mechanism == Mechanism::Memcpy {
+            let src = super::roles::template(self.size);
+            let mut dst = vec![0u8; self.size];
+            let start = Instant::now();
+            for i in 0..self.count {
+                dst.copy_from_slice(&src);
+                std::hint::black_box(&mut dst);
+                std::hint::black_box(i);
+            }
+            return Ok(start.elapsed());
+        }
         let gate = Named::create("gate", self.producers.max(1), 8)?;
         let shares = split(self.count, self.producers);
         let mut consumers = Vec::new();
@@ -104,7 +123,12 @@ impl Transfer {
         let mut queue = None;
         match self.mechanism {
             Mechanism::Shmq(api) => {
-                let q = Named::create("q", queue_capacity(self.size), self.size)?;
+                let q = if api == ShmqApi::Large {
+                    // 4 KiB slots: every message travels in a side segment.
+                    Named::create("q", 16, LARGE_SLOT)?
+                } else {
+                    Named::create("q", queue_capacity(self.size), self.size)?
+                };
                 for _ in 0..self.consumers {
                     let role = Role::ShmqConsumer {
                         queue: q.name.clone(),
@@ -153,7 +177,7 @@ impl Transfer {
                 // Only the children hold the pipe now: end-of-file comes when producers exit.
                 drop((r, w));
             }
-            Mechanism::Floor => unreachable!("handled above"),
+            Mechanism::Floor | Mechanism::Memcpy => unreachable!("handled above"),
             Mechanism::Socket => {
                 let (a, b) = socket_pair()?;
                 consumers.push(launcher.spawn(

@@ -17,7 +17,7 @@ pub(super) fn shmq_produce(
 ) -> Result<()> {
     let tpl = template(size);
     match api {
-        ShmqApi::Single => {
+        ShmqApi::Single | ShmqApi::Large => {
             let mut buf = tpl;
             for seq in first..first + count {
                 stamp(&mut buf, seq);
@@ -63,8 +63,8 @@ pub(super) fn shmq_consume(q: &Queue, api: ShmqApi, size: usize) -> Result<Tally
         }
     };
     match api {
-        ShmqApi::Single => {
-            let mut buf = vec![0u8; q.message_size()];
+        ShmqApi::Single | ShmqApi::Large => {
+            let mut buf = vec![0u8; q.message_size().max(size)];
             loop {
                 let r = q.get_into(&mut buf).map(|n| {
                     match check(&buf[..n], size) {
