@@ -10,7 +10,7 @@
 //!
 //! What a death leaves and who removes it (`docs/protocol.md`, "Large messages"):
 //! - a producer killed before its descriptor is published leaves a side segment that no slot
-//!   names and whose creator is dead: [`Big::sweep`] removes it;
+//!   names and whose creator is dead: `Big::sweep` removes it;
 //! - a consumer killed while reading leaves the message queued (its reservation is cleared);
 //! - a consumer killed between its take and its unlink leaves a side segment no slot names:
 //!   removed by the sweep once its creator is gone, and by [`remove_side_segments`] when the queue is
