@@ -383,6 +383,7 @@ impl<'a> Core<'a> {
 
     /// Producer: the ring's room from `tail`, refusing a closed ring first (Closed wins over
     /// Full): returns `(tail, n)` with `1 <= n <= wanted` free slots. Claims nothing.
+    #[inline]
     pub(crate) fn reserve(&self, wanted: usize) -> Result<(u64, usize), PushFail> {
         loop {
             let flags = self.flags.load(SeqCst);
@@ -608,6 +609,7 @@ impl<'a> Core<'a> {
 
     /// The front position and what its slot holds, spinning a little while a zero-copy
     /// reader holds it ([`PopFail::Reserved`] after that).
+    #[inline]
     fn front(&self) -> Result<(u64, u64, Slot), PopFail> {
         let mut spins = 0;
         loop {
@@ -658,6 +660,7 @@ impl<'a> Core<'a> {
 
     /// The front for a single get: `Ok(None)` when empty (or sealed), the position of a
     /// published message, or [`PopFail::Pending`] for an unpublished claim.
+    #[inline]
     fn front_full(&self) -> Result<Option<u64>, PopFail> {
         let (head, w, s) = self.front()?;
         match s {

@@ -13,7 +13,7 @@ use crate::error::{
 use crate::large::Big;
 use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
 use crate::options::Options;
-use crate::ring::Ring;
+use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
 /// A bounded MPMC queue of byte messages in one shared-memory segment.
@@ -50,6 +50,8 @@ pub struct Queue {
     seg: Segment,
     layout: RingLayout,
     big: Big,
+    /// `layout`, checked against `seg` once.
+    checked: CheckedRing,
 }
 
 fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
@@ -191,11 +193,13 @@ impl Queue {
         fresh.init_ring(&ring)?;
         fresh.set_max_message(opts.max_message_size as u64);
         let seg = fresh.publish(params);
+        let checked = seg.check_ring(&ring)?;
         let big = Big::new(&seg, opts.message_size)?;
         Ok(Queue {
             seg,
             layout: ring,
             big,
+            checked,
         })
     }
 
@@ -261,11 +265,13 @@ impl Queue {
         let (ring, expected) =
             layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
         seg.check_opened(&p, &expected, [&ring])?;
+        let checked = seg.check_ring(&ring)?;
         let big = Big::new(&seg, p.message_size as usize)?;
         let q = Queue {
             seg,
             layout: ring,
             big,
+            checked,
         };
         q.big.sweep(&[&q.ring()]);
         Ok(q)
@@ -291,7 +297,7 @@ impl Queue {
     pub(crate) fn ring(&self) -> Ring<'_> {
         // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
         self.seg
-            .ring(&self.layout)
+            .ring_checked(&self.checked)
             .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
     }
 

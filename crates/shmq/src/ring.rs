@@ -573,7 +573,55 @@ impl Drop for Undo<'_, '_> {
     }
 }
 
+/// A ring whose place in a mapping [`Segment::ring`] accepted once, so that
+/// [`Segment::ring_checked`] builds its view again without re-validating it: a queue builds the
+/// view on every call, and the checks were about 80 instructions of each put and each get.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedRing {
+    layout: RingLayout,
+    addr: usize,
+    len: usize,
+    words: usize,
+}
+
 impl Segment {
+    /// Checks the ring described by `layout` once, for [`ring_checked`](Self::ring_checked).
+    ///
+    /// # Errors
+    ///
+    /// As [`ring`](Self::ring).
+    pub(crate) fn check_ring(&self, layout: &RingLayout) -> Result<CheckedRing, OpenError> {
+        let words = self.ring(layout)?.core.slots.len();
+        Ok(CheckedRing {
+            layout: *layout,
+            addr: self.addr(),
+            len: self.len(),
+            words,
+        })
+    }
+
+    /// The ring `checked` describes: without re-validation when this is the mapping it was
+    /// checked on (the same address and length), else as [`ring`](Self::ring).
+    ///
+    /// # Errors
+    ///
+    /// As [`ring`](Self::ring), for another mapping only.
+    pub(crate) fn ring_checked(&self, checked: &CheckedRing) -> Result<Ring<'_>, OpenError> {
+        if self.addr() != checked.addr || self.len() != checked.len {
+            return self.ring(&checked.layout);
+        }
+        let l = &checked.layout;
+        // SAFETY: `check_ring` saw `slice_at` (through `at`) accept both ranges on a mapping of
+        // this address and length.
+        let (control, slots) = unsafe {
+            (
+                &self.slice_at_unchecked::<RingControl>(l.control, 1)[0],
+                self.slice_at_unchecked::<AtomicU64>(l.slots, checked.words),
+            )
+        };
+        Ok(Ring::new(control, slots, l))
+    }
+
     /// The ring described by `layout`.
     ///
     /// # Errors
@@ -706,6 +754,31 @@ mod tests {
                 Ring::new(ctrl, slots, &self.layout)
             }
         }
+    }
+
+    #[test]
+    fn a_checked_ring_is_rebuilt_unchecked_only_on_its_own_mapping() {
+        let (big, big_params) = layout::queue_layout(64, 64).unwrap();
+        let (_, small_params) = layout::queue_layout(2, 64).unwrap();
+        let a = Segment::anonymous(big_params.total_size)
+            .unwrap()
+            .publish(&big_params);
+        let b = Segment::anonymous(small_params.total_size)
+            .unwrap()
+            .publish(&small_params);
+        let checked = a.check_ring(&big).unwrap();
+        let fast = a.ring_checked(&checked).unwrap();
+        let slow = a.ring(&big).unwrap();
+        assert!(std::ptr::eq(fast.control(), slow.control()));
+        assert_eq!(fast.core().slots.as_ptr(), slow.core().slots.as_ptr());
+        assert_eq!(fast.core().slots.len(), slow.core().slots.len());
+        assert_eq!(fast.core().capacity, 64);
+        // Another mapping is checked again: this geometry does not fit the smaller one.
+        assert!(matches!(
+            b.ring_checked(&checked),
+            Err(OpenError::Corrupt(_))
+        ));
+        assert!(b.check_ring(&big).is_err());
     }
 
     impl Drop for HeapRing {
