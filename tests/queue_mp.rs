@@ -87,7 +87,16 @@ fn joinable_producers_join_until_consumers_are_done() {
 fn semantics_of_a_six_slot_queue() {
     let _w = Watchdog::new("semantics", Duration::from_secs(60));
     let name = Name::new("semantics");
-    let q = Queue::create(&name, &opts(6, 32)).unwrap();
+    // The maximum message size is the slot size here: larger messages are refused (large
+    // messages have their own tests, tests/large_mp.rs).
+    let q = Queue::create(
+        &name,
+        &Options {
+            max_message_size: 32,
+            ..opts(6, 32)
+        },
+    )
+    .unwrap();
     let other = Queue::open(&name).unwrap();
     assert_eq!((q.capacity(), q.message_size()), (6, 32));
 
