@@ -110,7 +110,22 @@ fn demo_all_prints_one_object_per_scenario() {
         .iter()
         .map(|v| v["scenario"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(scenarios, ["queue", "joinable", "pipe", "race"]);
+    assert_eq!(scenarios, ["queue", "joinable", "pipe", "race", "big"]);
+}
+
+/// `shmq demo big --json`: checksummed messages from 0 B to 64 MiB through 4 KiB slots, each
+/// delivered once and whole, nothing left in /dev/shm; one object with `ok: true`.
+#[test]
+fn demo_big_delivers_every_message_whole_and_leaves_nothing() {
+    let out = shmq(&["demo", "big", "--json", "--items", "12"], MINUTE);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_lines(&out);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["scenario"], "big");
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(v[0]["received"], 36);
+    assert_eq!(v[0]["largest"], 64 << 20);
+    assert_eq!(v[0]["side_segments_left"], 0);
 }
 
 #[test]
