@@ -993,7 +993,7 @@ impl Queue {
     /// let q = Queue::create(&name, &opts)?;
     /// assert_eq!(q.max_message_size(), 1 << 20);
     /// let big = vec![7u8; 100_000];
-    /// q.put(&big)?;
+    /// q.put(big.clone())?;
     /// assert_eq!(q.get()?, big);
     /// assert!(matches!(q.put(vec![0u8; (1 << 20) + 1]), Err(shmq::PutError::TooLarge { .. })));
     /// Queue::unlink(&name)?;

@@ -1164,7 +1164,7 @@ impl PipeEnd {
     /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 64, ..Default::default() })?;
     /// assert_eq!(a.max_message_size(), 1 << 30);
     /// let big = vec![3u8; 200_000];
-    /// a.send(&big)?;
+    /// a.send(big.clone())?;
     /// assert_eq!(b.recv()?, big);
     /// Pipe::unlink(&name)?;
     /// # Ok(())
