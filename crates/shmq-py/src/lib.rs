@@ -399,6 +399,13 @@ impl RawPipeEnd {
         Ok(RawPipeEnd::new(e, name))
     }
 
+    /// The number of live hand-off tokens of the pipe `name` (ends pickled and not yet
+    /// attached); `None` if `name` is not a pipe.
+    #[staticmethod]
+    fn pending_handoffs(name: &str) -> Option<usize> {
+        Pipe::inspect(name).ok().map(|i| i.handoffs[0] + i.handoffs[1])
+    }
+
     /// Keeps this end open for `within` seconds for a process that will `open` it by name.
     fn hand_off(&self, py: Python<'_>, within: f64) -> PyResult<()> {
         let within = Duration::from_secs_f64(within.clamp(0.0, 1e9));

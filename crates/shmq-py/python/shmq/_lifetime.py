@@ -11,6 +11,10 @@ If every process that knew an object was killed, no one is left to remove it; ``
 (run on import and on each new anonymous object, for segments older than a few seconds) removes
 every ``shmq-py-*`` segment that no process holds.
 
+A pickled pipe end keeps its pipe until the receiving process attaches (its hand-off token
+counts as a holder). A pickled Queue, Lock or SharedDict does not: the sending process keeps
+its handle until the receiver has attached (as the usual ``start()`` ... ``join()`` does).
+
 Named objects (``name=...``) are the caller's: they are never removed automatically; call
 ``shmq.unlink(name)``.
 """
@@ -65,8 +69,17 @@ def claim(name: str) -> None:
         _claims[name] = [fd, 1]
 
 
+def _pending(name: str) -> bool:
+    """Whether a pickled handle of ``name`` is on its way to a process that has not attached
+    yet (a pipe end handed off and not yet opened): then the name must stay."""
+    from ._shmq import RawPipeEnd
+
+    return bool(RawPipeEnd.pending_handoffs(name))
+
+
 def _remove_if_unheld(name: str) -> bool:
-    """Removes ``name`` if no process holds a claim on it; returns whether it did."""
+    """Removes ``name`` if no process holds a claim on it and no pickled handle of it is on
+    its way; returns whether it did."""
     try:
         fd = os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -79,6 +92,8 @@ def _remove_if_unheld(name: str) -> bool:
         try:
             # Only the file this lock is on: a new object of the same name is not ours.
             if os.fstat(fd).st_ino != os.stat(_path(name)).st_ino:
+                return False
+            if _pending(name):
                 return False
             os.unlink(_path(name))
             return True
