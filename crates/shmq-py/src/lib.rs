@@ -356,9 +356,7 @@ fn recv_failure(e: shmq::RecvTimeoutError) -> Option<Failure> {
     match e {
         E::Timeout => None,
         E::Disconnected => Some(Failure::Eof),
-        E::WrongDirection => Some(Failure::WrongDirection(
-            "connection is write-only".into(),
-        )),
+        E::WrongDirection => Some(Failure::WrongDirection("connection is write-only".into())),
         other => Some(Failure::Other(other.to_string())),
     }
 }
@@ -403,7 +401,9 @@ impl RawPipeEnd {
     /// attached); `None` if `name` is not a pipe.
     #[staticmethod]
     fn pending_handoffs(name: &str) -> Option<usize> {
-        Pipe::inspect(name).ok().map(|i| i.handoffs[0] + i.handoffs[1])
+        Pipe::inspect(name)
+            .ok()
+            .map(|i| i.handoffs[0] + i.handoffs[1])
     }
 
     /// Keeps this end open for `within` seconds for a process that will `open` it by name.
@@ -429,10 +429,7 @@ impl RawPipeEnd {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.end
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.end.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     fn can_send(&self) -> bool {
@@ -457,9 +454,9 @@ impl RawPipeEnd {
             Err(shmq::TrySendError::TooLarge { len, max, .. }) => Err(Failure::TooLarge(format!(
                 "a message of {len} bytes does not fit the pipe's slots of {max} bytes"
             ))),
-            Err(shmq::TrySendError::WrongDirection(_)) => Err(Failure::WrongDirection(
-                "connection is read-only".into(),
-            )),
+            Err(shmq::TrySendError::WrongDirection(_)) => {
+                Err(Failure::WrongDirection("connection is read-only".into()))
+            }
             Err(other) => Err(Failure::Other(other.to_string())),
         });
         match first {
@@ -498,9 +495,9 @@ impl RawPipeEnd {
             Ok(v) => Ok(Some(v)),
             Err(shmq::TryRecvError::Empty) => Ok(None),
             Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
-            Err(shmq::TryRecvError::WrongDirection) => Err(Failure::WrongDirection(
-                "connection is write-only".into(),
-            )),
+            Err(shmq::TryRecvError::WrongDirection) => {
+                Err(Failure::WrongDirection("connection is write-only".into()))
+            }
             Err(other) => Err(Failure::Other(other.to_string())),
         });
         match first {
@@ -660,11 +657,13 @@ impl RawLock {
         let lock = &self.lock;
         // The attempt must run on this thread (the guard stays in its HELD): `detach` runs
         // the closure here, with the GIL released.
-        let got = wait_loop(py, deadline(timeout), |slice| match attempt(lock, Some(slice)) {
-            Attempt::Taken => Some(Ok(())),
-            Attempt::Busy => None,
-            Attempt::SelfHeld => Some(Err(None)),
-            Attempt::Failed(s) => Some(Err(Some(s))),
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match attempt(lock, Some(slice)) {
+                Attempt::Taken => Some(Ok(())),
+                Attempt::Busy => None,
+                Attempt::SelfHeld => Some(Err(None)),
+                Attempt::Failed(s) => Some(Err(Some(s))),
+            }
         })?;
         match got {
             Some(Ok(())) => Ok(true),

@@ -303,3 +303,17 @@ def test_gil_released_while_waiting():
         q.get(timeout=0.4)
     t.join()
     assert len(ticks) > 50
+
+
+def test_readme_example_runs():
+    """The README's producer/consumer example (multiprocessing's, with one import changed)
+    runs and checks its own result."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run(
+        [sys.executable, os.path.join(here, "examples", "producer_consumer.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("30 items through shmq.Queue")

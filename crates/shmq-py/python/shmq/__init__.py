@@ -70,29 +70,23 @@ HAND_OFF_SECONDS = 60.0
 # lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
 # memoryviews of the one received ``bytes`` object, without copying.
 _OOB = 0x01
-_OOB_MIN = 1024  # buffers smaller than this stay in the pickle stream
+_pickle_dumps = pickle.dumps
+_pickle_loads = pickle.loads
 
 
 def _dumps(obj) -> bytes:
     bufs = []
-
-    def keep(b: pickle.PickleBuffer):
-        m = b.raw()
-        if m.nbytes < _OOB_MIN:
-            return True  # serialise in-band
-        bufs.append(m)
-        return False
-
-    data = pickle.dumps(obj, protocol=5, buffer_callback=keep)
+    data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
     if not bufs:
         return data
-    head = struct.pack(f"<BI{len(bufs)}Q", _OOB, len(bufs), *(b.nbytes for b in bufs))
-    return b"".join([head, data, *bufs])
+    views = [b.raw() for b in bufs]
+    head = struct.pack(f"<BI{len(views)}Q", _OOB, len(views), *(v.nbytes for v in views))
+    return b"".join([head, data, *views])
 
 
 def _loads(data: bytes):
-    if not data or data[0] != _OOB:
-        return pickle.loads(data)
+    if data[:1] != b"\x01":
+        return _pickle_loads(data)
     (n,) = struct.unpack_from("<I", data, 1)
     lens = struct.unpack_from(f"<{n}Q", data, 5)
     view = memoryview(data)
@@ -238,14 +232,16 @@ class Queue(_Named):
     def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
         """Puts ``obj`` (pickled, protocol 5); waits while the queue is full, up to
         ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
-        self._check_closed()
-        self._raw.put(_dumps(obj), block, _check_timeout(timeout))
+        if self._closed:
+            self._check_closed()
+        self._raw.put(_dumps(obj), block, timeout if timeout is None else _check_timeout(timeout))
 
     def get(self, block: bool = True, timeout: float | None = None):
         """Takes the oldest object; waits while the queue is empty, up to ``timeout``
         seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
-        self._check_closed()
-        return _loads(self._raw.get(block, _check_timeout(timeout)))
+        if self._closed:
+            self._check_closed()
+        return _loads(self._raw.get(block, timeout if timeout is None else _check_timeout(timeout)))
 
     def put_nowait(self, obj) -> None:
         """``put(obj, False)``."""
@@ -258,15 +254,17 @@ class Queue(_Named):
     # -- bytes --------------------------------------------------------------------------
     def put_bytes(self, data, block: bool = True, timeout: float | None = None) -> None:
         """Puts the bytes of ``data`` (any bytes-like object) without pickling."""
-        self._check_closed()
-        if not isinstance(data, bytes):
+        if self._closed:
+            self._check_closed()
+        if type(data) is not bytes:
             data = bytes(data)
-        self._raw.put(data, block, _check_timeout(timeout))
+        self._raw.put(data, block, timeout if timeout is None else _check_timeout(timeout))
 
     def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
         """Takes the oldest message as ``bytes``, without unpickling."""
-        self._check_closed()
-        return self._raw.get(block, _check_timeout(timeout))
+        if self._closed:
+            self._check_closed()
+        return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
 
     # -- state --------------------------------------------------------------------------
     def qsize(self) -> int:
