@@ -32,6 +32,10 @@ use shmq_dict::{AcquireError, DictError, Lock, LockGuard, SharedDict};
 /// handlers (and so the bound on how late Ctrl-C is noticed, plus the handler's own time).
 const SLICE: Duration = Duration::from_millis(20);
 
+/// Messages (or slots) from this size on are copied with the GIL released: other threads run
+/// while a large message moves. Below it, the copy is shorter than releasing the GIL.
+const COPY_WITHOUT_GIL: usize = 64 * 1024;
+
 /// The exception classes the Python half hands over at import (`_init`): `queue.Full`,
 /// `queue.Empty` and `shmq.ShutDown`.
 struct Classes {
@@ -197,7 +201,12 @@ impl RawQueue {
     /// `block`), `ShutDown` after `shutdown`, `ValueError` if it is too large.
     #[pyo3(signature = (data, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, data: &[u8], block: bool, timeout: Option<f64>) -> PyResult<()> {
-        match self.q.try_put(data) {
+        let first = if data.len() >= COPY_WITHOUT_GIL {
+            py.detach(|| self.q.try_put(data))
+        } else {
+            self.q.try_put(data)
+        };
+        match first {
             Ok(()) => return Ok(()),
             Err(shmq::TryPutError::Full(_)) if block => {}
             Err(e) => return Err(try_put_failure(e).into_py(py)),
@@ -224,12 +233,23 @@ impl RawQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        match self.q.try_get_with(|m| PyBytes::new(py, m)) {
-            Ok(b) => return Ok(b),
-            Err(shmq::TryGetError::Empty) if block => {}
-            Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
-            Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
-            Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+        if self.q.message_size() >= COPY_WITHOUT_GIL {
+            // Large slots: copy out of shared memory with the GIL released.
+            match py.detach(|| self.q.try_get()) {
+                Ok(v) => return Ok(PyBytes::new(py, &v)),
+                Err(shmq::TryGetError::Empty) if block => {}
+                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
+                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
+                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+            }
+        } else {
+            match self.q.try_get_with(|m| PyBytes::new(py, m)) {
+                Ok(b) => return Ok(b),
+                Err(shmq::TryGetError::Empty) if block => {}
+                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
+                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
+                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+            }
         }
         let got = wait_loop(py, deadline(timeout), |slice| {
             match self.q.get_timeout(slice) {
