@@ -56,6 +56,20 @@ def send_and_exit(conn, objs):
     conn.close()
 
 
+def poll_once(r, timeout):
+    r.poll(timeout)
+
+
+def child_access(conn):
+    wr = conn.recv()
+    wr.send("all is well")
+    wr.close()
+    r = conn.recv()
+    msg = r.recv()
+    conn.send(msg * 2)
+    conn.close()
+
+
 def send_then_sleep(conn, seconds):
     conn.send("ready")
     time.sleep(seconds)

@@ -200,23 +200,59 @@ def test_poll_strings(ctx):
     join_all([p])
 
 
-def test_poll_boundaries():
-    """_TestPoll.test_boundaries: two messages stay two messages."""
+def test_poll_boundaries(ctx):
+    """_TestPoll.test_boundaries: a child's poll does not pull part of a message in; the
+    parent then reads a whole one."""
     r, w_ = shmq.Pipe(False)
-    w_.send_bytes(b"first")
-    w_.send_bytes(b"second")
-    assert r.poll(5)
-    assert r.recv_bytes() == b"first"
-    assert r.recv_bytes() == b"second"
+    p = ctx.Process(target=w.poll_once, args=(r, 5))
+    p.start()
+    time.sleep(0.5)
+    msgs = [b"first", b"second"]
+    for m in msgs:
+        w_.send_bytes(m)
+    w_.close()
+    join_all([p])
+    assert r.recv_bytes() in msgs
 
 
 def test_poll_dont_merge(ctx):
-    """_TestPoll.test_dont_merge: messages sent back to back are not merged."""
+    """_TestPoll.test_dont_merge: messages sent back to back stay apart, and poll says so
+    before each."""
     a, b = shmq.Pipe()
+    assert a.poll(0.0) is False
+    assert a.poll(0.1) is False
     p = ctx.Process(target=w.send_and_exit, args=(b, [b"a", b"b", b"cd"]))
     p.start()
     b.close()
-    assert [a.recv(), a.recv(), a.recv()] == [b"a", b"b", b"cd"]
+    assert a.recv() == b"a"
+    assert a.poll(1.0) is True and a.poll(1.0) is True
+    assert a.recv() == b"b"
+    assert a.poll(1.0) is True and a.poll(1.0) is True and a.poll(0.0) is True
+    assert a.recv() == b"cd"
+    join_all([p])
+
+
+def test_pickling_connections_access(ctx):
+    """_TestPicklingConnections.test_access: connections sent over a connection to a child
+    work there, both a writer and a reader, though the parent closes its copy at once."""
+    conn, child_conn = shmq.Pipe()
+    p = ctx.Process(target=w.child_access, args=(child_conn,))
+    p.daemon = True
+    p.start()
+    child_conn.close()
+
+    r, w_ = shmq.Pipe(duplex=False)
+    conn.send(w_)
+    w_.close()
+    assert r.recv() == "all is well"
+    r.close()
+
+    r, w_ = shmq.Pipe(duplex=False)
+    conn.send(r)
+    r.close()
+    w_.send("foobar")
+    w_.close()
+    assert conn.recv() == "foobar" * 2
     join_all([p])
 
 
