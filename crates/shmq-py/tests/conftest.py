@@ -61,7 +61,20 @@ def no_segments_left(request):
             break
         time.sleep(0.05)
         gc.collect()
-    assert not left, f"segments left behind: {sorted(left)}"
+    assert not left, "segments left behind: " + "; ".join(_diagnose(n) for n in sorted(left))
+
+
+def _diagnose(name):
+    """Who still holds a leftover segment: flocks (pid) and live hand-off tokens."""
+    from shmq._shmq import RawPipeEnd
+
+    try:
+        ino = os.stat(os.path.join("/dev/shm", name)).st_ino
+    except FileNotFoundError:
+        return f"{name} (gone since)"
+    with open("/proc/locks") as f:
+        pids = [ln.split()[4] for ln in f if ln.split()[5].endswith(f":{ino}")]
+    return f"{name}: flock holders {pids}, pending hand-offs {RawPipeEnd.pending_handoffs(name)}"
 
 
 def join_all(procs, timeout=60):
