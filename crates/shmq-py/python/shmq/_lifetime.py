@@ -34,7 +34,9 @@ PREFIX = "shmq-py-"
 #: between creating the segment and taking its lock.
 SWEEP_MIN_AGE = 5.0
 
-_lock = threading.Lock()
+# Reentrant: a handle collected by the garbage collector while this thread is inside claim or
+# release calls release from its __del__.
+_lock = threading.RLock()
 # name -> [fd, count of live handles in this process]
 _claims: dict = {}
 _counter = 0
@@ -156,6 +158,14 @@ class _ExitHook:
     def register(self) -> None:
         util.Finalize(None, release_all, exitpriority=-100)
 
+
+def _reinit_lock_in_child() -> None:
+    # Another thread of the parent may have held the lock at the fork.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 _hook = _ExitHook()
 _hook.register()
