@@ -33,6 +33,8 @@ PREFIX = "shmq-py-"
 #: Segments younger than this are left alone by automatic sweeps: their creator may be
 #: between creating the segment and taking its lock.
 SWEEP_MIN_AGE = 5.0
+#: What the core puts between a queue's name and the numbers of a large message's side segment.
+BIG_INFIX = ".big."
 
 # Reentrant: a handle collected by the garbage collector while this thread is inside claim or
 # release calls release from its __del__.
@@ -97,7 +99,10 @@ def _remove_if_unheld(name: str) -> bool:
                 return False
             if _pending(name):
                 return False
-            os.unlink(_path(name))
+            from ._shmq import RawQueue
+
+            # The core's unlink also removes the side segments of large messages still queued.
+            RawQueue.unlink(name)
             return True
         except FileNotFoundError:
             return False
@@ -139,8 +144,21 @@ def sweep(min_age: float = SWEEP_MIN_AGE) -> list:
     except OSError:
         return removed
     now = time.time()
+    present = set(entries)
     for name in entries:
         if not name.startswith(PREFIX) or name in _claims:
+            continue
+        if BIG_INFIX in name:
+            # A large message's side segment (issue 11): its queue's consumer or unlink removes
+            # it; the sweep only takes those whose queue is gone.
+            if name.split(BIG_INFIX, 1)[0] in present:
+                continue
+            try:
+                if now - os.stat(_path(name)).st_ctime >= min_age:
+                    os.unlink(_path(name))
+                    removed.append(name)
+            except FileNotFoundError:
+                pass
             continue
         try:
             age = now - os.stat(_path(name)).st_ctime
