@@ -1,0 +1,677 @@
+"""shmq for Python: ``multiprocessing``'s Queue, JoinableQueue, SimpleQueue, Pipe, Lock and a
+shared ``str -> int`` dict, over shared memory, robust against a process killed with SIGKILL.
+
+Swap ``multiprocessing.Queue`` for ``shmq.Queue`` by changing one import::
+
+    from shmq import Queue          # was: from multiprocessing import Queue
+
+Every object pickles to its name, so it passes to a ``multiprocessing.Process`` under the
+``fork``, ``spawn`` and ``forkserver`` start methods, through another queue, or to a
+``concurrent.futures.ProcessPoolExecutor``; the receiving process attaches on unpickling.
+See ``docs/python.md`` for the differences from ``multiprocessing``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import queue as _queue
+import struct
+from multiprocessing import BufferTooShort
+
+from . import _lifetime
+from ._shmq import RawDict, RawLock, RawPipeEnd, RawQueue, _init
+
+__all__ = [
+    "Queue",
+    "JoinableQueue",
+    "SimpleQueue",
+    "Pipe",
+    "Connection",
+    "Lock",
+    "SharedDict",
+    "ShutDown",
+    "Full",
+    "Empty",
+    "BufferTooShort",
+    "unlink",
+    "sweep",
+    "DEFAULT_SLOT_SIZE",
+    "UNBOUNDED_CAPACITY",
+]
+
+Full = _queue.Full
+Empty = _queue.Empty
+
+if hasattr(_queue, "ShutDown"):  # Python 3.13+
+    ShutDown = _queue.ShutDown
+else:
+
+    class ShutDown(Exception):
+        """Raised by ``put`` on a queue that was shut down, and by ``get`` once such a queue
+        is drained (``queue.ShutDown`` on Python 3.13 and later)."""
+
+
+_init(Full, Empty, ShutDown)
+
+#: Bytes per slot: the largest message (pickled object or ``put_bytes`` payload) a queue or
+#: pipe created with the defaults carries.
+DEFAULT_SLOT_SIZE = 4096
+#: The capacity of ``Queue(0)`` ("unbounded" in ``multiprocessing``): the slots are reserved
+#: in ``/dev/shm`` up front, so it is large but finite.
+UNBOUNDED_CAPACITY = 4096
+#: Messages per direction of a pipe.
+PIPE_CAPACITY = 128
+#: How long a pickled ``Connection`` keeps its end open for the process that unpickles it.
+HAND_OFF_SECONDS = 60.0
+
+# Message framing. A plain pickle starts with the PROTO opcode (0x80). A pickle with
+# out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and their
+# lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
+# memoryviews of the one received ``bytes`` object, without copying.
+_OOB = 0x01
+_pickle_dumps = pickle.dumps
+_pickle_loads = pickle.loads
+
+
+def _dumps(obj) -> bytes:
+    bufs = []
+    data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
+    if not bufs:
+        return data
+    views = [b.raw() for b in bufs]
+    head = struct.pack(f"<BI{len(views)}Q", _OOB, len(views), *(v.nbytes for v in views))
+    return b"".join([head, data, *views])
+
+
+def _loads(data: bytes):
+    if data[:1] != b"\x01":
+        return _pickle_loads(data)
+    (n,) = struct.unpack_from("<I", data, 1)
+    lens = struct.unpack_from(f"<{n}Q", data, 5)
+    view = memoryview(data)
+    end = len(data) - sum(lens)
+    start = 5 + 8 * n
+    bufs = []
+    pos = end
+    for ln in lens:
+        bufs.append(view[pos : pos + ln])
+        pos += ln
+    return pickle.loads(view[start:end], buffers=bufs)
+
+
+def _check_timeout(timeout):
+    if timeout is None:
+        return None
+    timeout = float(timeout)
+    return 0.0 if timeout < 0 else timeout
+
+
+def unlink(name: str) -> None:
+    """Removes the named object ``name`` (handles already open keep working)."""
+    RawQueue.unlink(name)
+
+
+def sweep(min_age: float = _lifetime.SWEEP_MIN_AGE) -> list:
+    """Removes anonymous segments that no live process holds (all their processes were
+    killed) and that are older than ``min_age`` seconds. Returns the names removed."""
+    return _lifetime.sweep(min_age)
+
+
+class _Named:
+    """What every shmq object shares: a name, and for anonymous objects a claim that keeps
+    the segment alive while this handle lives."""
+
+    _anonymous = False
+    _name = ""
+
+    def _adopt(self, name: str, anonymous: bool) -> None:
+        self._name = name
+        self._anonymous = anonymous
+
+    @property
+    def name(self) -> str:
+        """The object's name in ``/dev/shm``."""
+        return self._name
+
+    def _drop_claim(self) -> None:
+        if self._anonymous:
+            self._anonymous = False
+            try:
+                _lifetime.release(self._name)
+            except Exception:
+                pass
+
+    def __del__(self):
+        self._drop_claim()
+
+
+def _open_claimed(name: str, anonymous: bool, opener):
+    """Opens ``name`` with ``opener``, taking this process's claim first for an anonymous
+    object (so the last holder cannot remove it between the open and the claim)."""
+    if anonymous:
+        _lifetime.claim(name)
+    try:
+        return opener(name)
+    except BaseException:
+        if anonymous:
+            _lifetime.release(name)
+        raise
+
+
+def _create_claimed(name, creator):
+    anonymous = name is None
+    if anonymous:
+        _lifetime.sweep()
+        name = _lifetime.new_name()
+    raw = creator(name)
+    if anonymous:
+        try:
+            _lifetime.claim(name)
+        except BaseException:
+            RawQueue.unlink(name)
+            raise
+    return name, anonymous, raw
+
+
+def _rebuild(cls, name, anonymous, state):
+    obj = cls.__new__(cls)
+    obj._attach(name, anonymous, state)
+    return obj
+
+
+class Queue(_Named):
+    """A process-shared FIFO queue with ``multiprocessing.Queue``'s API.
+
+    ``maxsize`` bounds the number of messages (``0`` or less: ``UNBOUNDED_CAPACITY``).
+    ``name`` creates a named queue that other programs can ``Queue.attach`` and that lives
+    until ``shmq.unlink(name)``; without a name the queue is removed when the last process
+    that knows it is gone. ``slot_size`` is the largest pickled message in bytes.
+
+    Differences from ``multiprocessing.Queue``: ``put`` is done when it returns (no feeder
+    thread, so ``join_thread`` and ``cancel_join_thread`` do nothing and ``qsize``/``empty``/
+    ``full`` agree at once); ``close`` closes this handle only, as in ``multiprocessing``,
+    while ``shutdown`` is shmq's end of work for every process: later puts raise
+    ``ShutDown``, gets drain what is left and then raise ``ShutDown``.
+    """
+
+    def __init__(self, maxsize: int = 0, *, name: str | None = None, slot_size: int = DEFAULT_SLOT_SIZE, ctx=None):
+        capacity = maxsize if maxsize > 0 else UNBOUNDED_CAPACITY
+        self._raw = None
+        self._closed = False
+        name, anonymous, raw = _create_claimed(
+            name, lambda n: RawQueue.create(n, capacity, slot_size)
+        )
+        self._raw = raw
+        self._maxsize = maxsize if maxsize > 0 else 0
+        self._adopt(name, anonymous)
+
+    @classmethod
+    def attach(cls, name: str):
+        """Attaches to the existing named queue ``name``."""
+        return _rebuild(cls, name, False, 0)
+
+    def _attach(self, name, anonymous, maxsize):
+        self._raw = None
+        self._closed = False
+        self._raw = _open_claimed(name, anonymous, RawQueue.open)
+        self._maxsize = maxsize
+        self._adopt(name, anonymous)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._name, self._anonymous, self._maxsize))
+
+    def __repr__(self):
+        return f"<shmq.{type(self).__name__} name={self._name!r} size={self.qsize() if self._raw else '?'}>"
+
+    def _check_closed(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    # -- objects ------------------------------------------------------------------------
+    def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
+        """Puts ``obj`` (pickled, protocol 5); waits while the queue is full, up to
+        ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
+        if self._closed:
+            self._check_closed()
+        self._raw.put(_dumps(obj), block, timeout if timeout is None else _check_timeout(timeout))
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        """Takes the oldest object; waits while the queue is empty, up to ``timeout``
+        seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
+        if self._closed:
+            self._check_closed()
+        return _loads(self._raw.get(block, timeout if timeout is None else _check_timeout(timeout)))
+
+    def put_nowait(self, obj) -> None:
+        """``put(obj, False)``."""
+        self.put(obj, False)
+
+    def get_nowait(self):
+        """``get(False)``."""
+        return self.get(False)
+
+    # -- bytes --------------------------------------------------------------------------
+    def put_bytes(self, data, block: bool = True, timeout: float | None = None) -> None:
+        """Puts the bytes of ``data`` (any bytes-like object) without pickling."""
+        if self._closed:
+            self._check_closed()
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._raw.put(data, block, timeout if timeout is None else _check_timeout(timeout))
+
+    def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
+        """Takes the oldest message as ``bytes``, without unpickling."""
+        if self._closed:
+            self._check_closed()
+        return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+
+    # -- state --------------------------------------------------------------------------
+    def qsize(self) -> int:
+        """The number of messages in the queue (exact: no feeder thread)."""
+        return self._raw.qsize()
+
+    def empty(self) -> bool:
+        return self._raw.empty()
+
+    def full(self) -> bool:
+        return self._raw.full()
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @property
+    def slot_size(self) -> int:
+        """The largest message in bytes."""
+        return self._raw.slot_size()
+
+    def close(self) -> None:
+        """Closes this handle (later calls on it raise ``ValueError``); other handles and
+        other processes are not affected, as in ``multiprocessing``."""
+        self._closed = True
+
+    def join_thread(self) -> None:
+        """Does nothing: a put is complete when it returns (kept for compatibility)."""
+        if not self._closed:
+            raise ValueError(f"Queue {self!r} not closed")
+
+    def cancel_join_thread(self) -> None:
+        """Does nothing: there is no feeder thread (kept for compatibility)."""
+
+    def shutdown(self) -> None:
+        """shmq's end of work, for every process: later puts raise ``ShutDown``, gets drain
+        what is left and then raise ``ShutDown``; blocked callers wake."""
+        self._raw.shutdown()
+
+    def is_shutdown(self) -> bool:
+        return self._raw.is_shutdown()
+
+
+class JoinableQueue(Queue):
+    """``multiprocessing.JoinableQueue``: a ``Queue`` whose consumers call ``task_done``
+    for each object, and whose ``join`` waits until every object put has been done."""
+
+    def task_done(self) -> None:
+        """Marks one object processed; ``ValueError`` if called more often than ``put``."""
+        self._raw.task_done()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits until every object put has been marked done. ``timeout`` (a shmq
+        addition) bounds the wait; returns whether the count reached zero."""
+        return self._raw.join(_check_timeout(timeout))
+
+    def unfinished(self) -> int:
+        """The number of objects put and not yet marked done."""
+        return self._raw.unfinished()
+
+
+class SimpleQueue(Queue):
+    """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty`` and ``close``."""
+
+    def __init__(self, *, name: str | None = None, slot_size: int = DEFAULT_SLOT_SIZE, ctx=None):
+        super().__init__(0, name=name, slot_size=slot_size)
+
+    def _check_closed(self):
+        if self._closed:
+            raise OSError("handle is closed")
+
+    def put(self, obj) -> None:  # type: ignore[override]
+        """Puts ``obj``, waiting while the queue is full."""
+        super().put(obj)
+
+    def get(self):  # type: ignore[override]
+        """Takes the oldest object, waiting while the queue is empty."""
+        return super().get()
+
+
+class Connection(_Named):
+    """One end of a ``Pipe``: ``multiprocessing.connection.Connection``'s API.
+
+    ``recv`` raises ``EOFError`` once the pipe is drained and every holder of the other end
+    is gone (closed, exited or killed). ``fileno`` is not available: a shmq pipe has no file
+    descriptor (use ``poll``).
+    """
+
+    def __init__(self):
+        raise TypeError("use shmq.Pipe() to make connections")
+
+    @classmethod
+    def _wrap(cls, raw, name, anonymous):
+        c = cls.__new__(cls)
+        c._raw = raw
+        c._adopt(name, anonymous)
+        return c
+
+    def _attach(self, name, anonymous, end):
+        self._raw = None
+        self._raw = _open_claimed(name, anonymous, lambda n: RawPipeEnd.open(n, end))
+        self._adopt(name, anonymous)
+
+    def __reduce__(self):
+        if self._raw is None or self._raw.closed:
+            raise OSError("handle is closed")
+        # The end stays open for the unpickling process even if this handle is closed
+        # right after (Process(target=f, args=(child,)).start(); child.close()).
+        self._raw.hand_off(HAND_OFF_SECONDS)
+        return (_rebuild, (Connection, self._name, self._anonymous, self._raw.end))
+
+    def __repr__(self):
+        state = "closed" if self.closed else self._raw.end
+        return f"<shmq.Connection name={self._name!r} {state}>"
+
+    def _live(self):
+        raw = self._raw
+        if raw is None or raw.closed:
+            raise OSError("handle is closed")
+        return raw
+
+    @property
+    def closed(self) -> bool:
+        return self._raw is None or self._raw.closed
+
+    @property
+    def readable(self) -> bool:
+        return self._live().can_recv()
+
+    @property
+    def writable(self) -> bool:
+        return self._live().can_send()
+
+    def fileno(self):
+        raise OSError("a shmq connection has no file descriptor; use poll()")
+
+    def _writable_raw(self):
+        raw = self._live()
+        if not raw.can_send():
+            raise OSError("connection is read-only")
+        return raw
+
+    def _readable_raw(self):
+        raw = self._live()
+        if not raw.can_recv():
+            raise OSError("connection is write-only")
+        return raw
+
+    def send(self, obj) -> None:
+        """Sends ``obj`` (pickled, protocol 5); waits while the pipe is full."""
+        raw = self._writable_raw()
+        raw.send(_dumps(obj))
+
+    def recv(self):
+        """Receives an object sent with ``send``; ``EOFError`` at end-of-file."""
+        return _loads(self._readable_raw().recv(None))
+
+    def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
+        """Sends the bytes of ``buf[offset:offset+size]`` as one message."""
+        raw = self._writable_raw()
+        m = memoryview(buf).cast("B")
+        n = len(m)
+        if offset < 0:
+            raise ValueError("offset is negative")
+        if n < offset:
+            raise ValueError("buffer length < offset")
+        if size is None:
+            size = n - offset
+        elif size < 0:
+            raise ValueError("size is negative")
+        elif offset + size > n:
+            raise ValueError("buffer length < offset + size")
+        raw.send(bytes(m[offset : offset + size]))
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        """Receives one message as ``bytes``; ``OSError`` if it is longer than
+        ``maxlength``, ``EOFError`` at end-of-file."""
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        data = self._readable_raw().recv(None)
+        if maxlength is not None and len(data) > maxlength:
+            self.close()
+            raise OSError("bad message length")
+        return data
+
+    def recv_bytes_into(self, buf, offset: int = 0) -> int:
+        """Receives one message into ``buf`` at ``offset``; returns its length. A message
+        that does not fit raises ``multiprocessing.BufferTooShort`` carrying it."""
+        m = memoryview(buf).cast("B")
+        if offset < 0:
+            raise ValueError("negative offset")
+        if offset > len(m):
+            raise ValueError("offset too large")
+        data = self._readable_raw().recv(None)
+        if len(data) > len(m) - offset:
+            raise BufferTooShort(data)
+        m[offset : offset + len(data)] = data
+        return len(data)
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        """Whether ``recv`` would return at once (a message, or end-of-file), waiting up to
+        ``timeout`` seconds (``None``: without end)."""
+        return self._readable_raw().poll(_check_timeout(timeout))
+
+    def close(self) -> None:
+        """Releases this handle; when the last holder of an end closes, the other end reads
+        end-of-file."""
+        raw = self._raw
+        if raw is not None:
+            raw.close()
+            self._drop_claim()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def Pipe(duplex: bool = True, *, name: str | None = None, capacity: int = PIPE_CAPACITY, slot_size: int = DEFAULT_SLOT_SIZE):
+    """Returns a pair of ``Connection`` objects, as ``multiprocessing.Pipe``: with
+    ``duplex=False``, ``(reader, writer)``."""
+    name, anonymous, (a, b) = _create_claimed(
+        name, lambda n: RawPipeEnd.create(n, capacity, slot_size, duplex)
+    )
+    if anonymous:
+        _lifetime.claim(name)  # one claim per Connection
+    return Connection._wrap(a, name, anonymous), Connection._wrap(b, name, anonymous)
+
+
+class Lock(_Named):
+    """A process-shared lock: ``multiprocessing.Lock``'s ``acquire(block, timeout)``,
+    ``release`` and context manager. A holder killed while holding it releases it (the next
+    ``acquire`` succeeds). Unlike ``multiprocessing.Lock``, the thread that acquired must
+    release (``ValueError`` otherwise), and re-acquiring without a timeout from the holding
+    thread raises ``RuntimeError`` instead of hanging."""
+
+    def __init__(self, *, name: str | None = None, ctx=None):
+        self._raw = None
+        name, anonymous, raw = _create_claimed(name, RawLock.create)
+        self._raw = raw
+        self._adopt(name, anonymous)
+
+    @classmethod
+    def attach(cls, name: str):
+        return _rebuild(cls, name, False, None)
+
+    def _attach(self, name, anonymous, _state):
+        self._raw = None
+        self._raw = _open_claimed(name, anonymous, RawLock.open)
+        self._adopt(name, anonymous)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._name, self._anonymous, None))
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Takes the lock; returns ``False`` if it stayed held for ``timeout`` seconds (at
+        once if not ``block``)."""
+        return self._raw.acquire(block, _check_timeout(timeout))
+
+    def release(self) -> None:
+        """Releases the lock; ``ValueError`` if this thread does not hold it."""
+        self._raw.release()
+
+    def __enter__(self):
+        self.acquire()
+        return True
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __repr__(self):
+        return f"<shmq.Lock name={self._name!r}>"
+
+
+_MISSING = object()
+
+
+class SharedDict(_Named):
+    """A process-shared ``str -> int`` dict with the ``Manager().dict()`` interface where it
+    fits: ``d[k]``, ``d[k] = v``, ``del d[k]``, ``get``, ``setdefault``, ``pop``, ``keys``,
+    ``values``, ``items``, ``update``, ``len``, ``in``, ``clear``, ``copy``, plus ``add(k,
+    delta)``, one atomic read-modify-write.
+
+    Keys are ``str`` (at most ``max_key_len`` bytes of UTF-8), values ``int`` in the range of
+    a signed 64-bit integer: other values raise ``TypeError`` (keep objects in a ``Queue``,
+    or in ``multiprocessing.Manager().dict()``). Each call is atomic on its own; a
+    read-modify-write of two calls races, exactly as with a Manager dict: use ``add`` or a
+    ``shmq.Lock``.
+    """
+
+    def __init__(self, *args, name: str | None = None, capacity: int = 256, max_key_len: int = 64, **kwargs):
+        self._raw = None
+        name, anonymous, raw = _create_claimed(
+            name, lambda n: RawDict.create(n, capacity, max_key_len)
+        )
+        self._raw = raw
+        self._adopt(name, anonymous)
+        if args or kwargs:
+            self.update(*args, **kwargs)
+
+    @classmethod
+    def attach(cls, name: str):
+        return _rebuild(cls, name, False, None)
+
+    def _attach(self, name, anonymous, _state):
+        self._raw = None
+        self._raw = _open_claimed(name, anonymous, RawDict.open)
+        self._adopt(name, anonymous)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._name, self._anonymous, None))
+
+    @staticmethod
+    def _key(key):
+        if not isinstance(key, str):
+            raise TypeError(f"SharedDict keys are str, not {type(key).__name__}")
+        return key
+
+    @staticmethod
+    def _value(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"SharedDict values are int, not {type(value).__name__}")
+        if not -(2**63) <= value < 2**63:
+            raise OverflowError("SharedDict values are signed 64-bit integers")
+        return value
+
+    def __getitem__(self, key):
+        v = self._raw.get(self._key(key))
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key, value):
+        self._raw.insert(self._key(key), self._value(value))
+
+    def __delitem__(self, key):
+        if self._raw.remove(self._key(key)) is None:
+            raise KeyError(key)
+
+    def __contains__(self, key):
+        return isinstance(key, str) and self._raw.contains(key)
+
+    def __len__(self):
+        return self._raw.len()
+
+    def __iter__(self):
+        return iter(self._raw.keys())
+
+    def __eq__(self, other):
+        if isinstance(other, SharedDict):
+            other = other.copy()
+        return self.copy() == other
+
+    __hash__ = None
+
+    def get(self, key, default=None):
+        if not isinstance(key, str):
+            return default
+        v = self._raw.get(key)
+        return default if v is None else v
+
+    def setdefault(self, key, default=0):
+        return self._raw.setdefault(self._key(key), self._value(default))
+
+    def pop(self, key, default=_MISSING):
+        v = self._raw.remove(self._key(key)) if isinstance(key, str) or default is _MISSING else None
+        if v is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        return v
+
+    def keys(self):
+        return self._raw.keys()
+
+    def values(self):
+        return [v for _, v in self._raw.items()]
+
+    def items(self):
+        return self._raw.items()
+
+    def update(self, other=(), **kwargs):
+        pairs = other.items() if hasattr(other, "items") else other
+        checked = [(self._key(k), self._value(v)) for k, v in pairs]
+        checked += [(k, self._value(v)) for k, v in kwargs.items()]
+        self._raw.update(checked)
+
+    def clear(self):
+        self._raw.clear()
+
+    def copy(self) -> dict:
+        """A plain ``dict`` snapshot, taken in one critical section."""
+        return dict(self._raw.items())
+
+    def add(self, key, delta: int = 1) -> int:
+        """Adds ``delta`` to ``key`` (absent: 0) atomically; returns the new value."""
+        return self._raw.add(self._key(key), self._value(delta))
+
+    def __repr__(self):
+        return f"<shmq.SharedDict name={self._name!r} {self.copy()!r}>"
+
+
+_lifetime.sweep()

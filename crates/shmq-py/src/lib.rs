@@ -1,0 +1,878 @@
+//! The native half of the Python package `shmq` (module `shmq._shmq`): thin PyO3 wrappers over
+//! shmq's [`Queue`], [`PipeEnd`], and shmq-dict's [`SharedDict`] and [`Lock`].
+//!
+//! The Python half (`python/shmq/`) gives them `multiprocessing`'s API: pickling, names,
+//! exceptions and the lifetime of anonymous objects. This half does what needs native code:
+//!
+//! - Every call that may wait releases the GIL and waits in slices of [`SLICE`]; between slices
+//!   it runs Python's signal handlers, so Ctrl-C interrupts a blocked `get`, `recv`, `join` or
+//!   `acquire` with `KeyboardInterrupt` within one slice, and leaves the object as it was.
+//! - A call first tries without waiting while it holds the GIL (a put into a queue with room,
+//!   a get from a queue with messages), which is the fast path; only then does it release the
+//!   GIL and wait.
+//! - A message is copied once between a Python `bytes` object and shared memory.
+
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{
+    PyBrokenPipeError, PyEOFError, PyFileExistsError, PyFileNotFoundError, PyOSError,
+    PyOverflowError, PyRuntimeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyType};
+
+use shmq::{End, OpenError, Options, Pipe, PipeEnd, Queue};
+use shmq_dict::{AcquireError, DictError, Lock, LockGuard, SharedDict};
+
+/// The longest a blocked call waits with the GIL released before it runs Python's signal
+/// handlers (and so the bound on how late Ctrl-C is noticed, plus the handler's own time).
+const SLICE: Duration = Duration::from_millis(20);
+
+/// Messages (or slots) from this size on are copied with the GIL released: other threads run
+/// while a large message moves. Below it, the copy is shorter than releasing the GIL.
+const COPY_WITHOUT_GIL: usize = 64 * 1024;
+
+/// The exception classes the Python half hands over at import (`_init`): `queue.Full`,
+/// `queue.Empty` and `shmq.ShutDown`.
+struct Classes {
+    full: Py<PyType>,
+    empty: Py<PyType>,
+    shutdown: Py<PyType>,
+}
+
+static CLASSES: OnceLock<Classes> = OnceLock::new();
+
+fn raise(py: Python<'_>, pick: fn(&Classes) -> &Py<PyType>, msg: &str) -> PyErr {
+    match CLASSES.get() {
+        Some(c) => PyErr::from_type(pick(c).bind(py).clone(), msg.to_string()),
+        None => PyRuntimeError::new_err("shmq._shmq._init was not called"),
+    }
+}
+
+/// What went wrong, in a form that crosses the GIL boundary (`Send`), turned into a Python
+/// exception once the GIL is held again.
+#[derive(Debug)]
+enum Failure {
+    Full,
+    Empty,
+    ShutDown,
+    Eof,
+    Broken,
+    WrongDirection(String),
+    TooLarge(String),
+    Value(String),
+    Overflow(String),
+    Other(String),
+}
+
+impl Failure {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Full => raise(py, |c| &c.full, "the queue is full"),
+            Failure::Empty => raise(py, |c| &c.empty, "the queue is empty"),
+            Failure::ShutDown => raise(py, |c| &c.shutdown, "the queue is shut down"),
+            Failure::Eof => PyEOFError::new_err("the other end of the pipe is closed"),
+            Failure::Broken => PyBrokenPipeError::new_err("the other end of the pipe is closed"),
+            Failure::WrongDirection(s) => PyOSError::new_err(s),
+            Failure::TooLarge(s) | Failure::Value(s) => PyValueError::new_err(s),
+            Failure::Overflow(s) => PyOverflowError::new_err(s),
+            Failure::Other(s) => PyRuntimeError::new_err(s),
+        }
+    }
+}
+
+fn open_error(e: OpenError) -> PyErr {
+    match e {
+        OpenError::NotFound(s) => PyFileNotFoundError::new_err(s),
+        OpenError::AlreadyExists(s) => PyFileExistsError::new_err(s),
+        OpenError::Io(e) => PyOSError::new_err(e.to_string()),
+        OpenError::Disconnected(s) => PyEOFError::new_err(s),
+        other => PyValueError::new_err(other.to_string()),
+    }
+}
+
+/// The deadline `timeout` seconds from now; `None` waits without end.
+fn deadline(timeout: Option<f64>) -> Option<Instant> {
+    let t = timeout?;
+    let t = if t.is_finite() { t.max(0.0) } else { 1e9 };
+    Instant::now().checked_add(Duration::from_secs_f64(t.min(1e9)))
+}
+
+/// Runs `step` with the GIL released, one slice at a time, until it returns `Some`, the
+/// deadline passes (`Ok(None)`) or a signal handler raises (Ctrl-C: `KeyboardInterrupt`).
+/// `step(slice)` waits at most `slice` and returns `None` if nothing happened in it.
+fn wait_loop<R: Send>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    step: impl Fn(Duration) -> Option<R> + Sync,
+) -> PyResult<Option<R>> {
+    loop {
+        let slice = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Ok(None);
+                }
+                (d - now).min(SLICE)
+            }
+            None => SLICE,
+        };
+        if let Some(r) = py.detach(|| step(slice)) {
+            return Ok(Some(r));
+        }
+        py.check_signals()?;
+    }
+}
+
+fn put_failure<M>(e: shmq::PutTimeoutError<M>) -> Option<Failure> {
+    use shmq::PutTimeoutError as E;
+    match e {
+        E::Timeout(_) => None,
+        E::Closed(_) => Some(Failure::ShutDown),
+        E::TooLarge { len, max, .. } => Some(Failure::TooLarge(format!(
+            "a message of {len} bytes does not fit the queue's slots of {max} bytes"
+        ))),
+        other => Some(Failure::Other(other.to_string())),
+    }
+}
+
+fn try_put_failure<M>(e: shmq::TryPutError<M>) -> Failure {
+    use shmq::TryPutError as E;
+    match e {
+        E::Full(_) => Failure::Full,
+        E::Closed(_) => Failure::ShutDown,
+        E::TooLarge { len, max, .. } => Failure::TooLarge(format!(
+            "a message of {len} bytes does not fit the queue's slots of {max} bytes"
+        )),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+/// A queue handle: shmq's [`Queue`] for the Python half.
+#[pyclass(frozen, module = "shmq._shmq")]
+struct RawQueue {
+    q: Queue,
+    name: String,
+}
+
+#[pymethods]
+impl RawQueue {
+    /// Creates the named queue `name` of `capacity` slots of `slot_size` bytes.
+    #[staticmethod]
+    fn create(name: &str, capacity: usize, slot_size: usize) -> PyResult<RawQueue> {
+        let opts = Options {
+            capacity,
+            message_size: slot_size,
+            ..Default::default()
+        };
+        let q = Queue::create(name, &opts).map_err(open_error)?;
+        Ok(RawQueue {
+            q,
+            name: name.to_string(),
+        })
+    }
+
+    /// Attaches to the existing queue `name`.
+    #[staticmethod]
+    fn open(name: &str) -> PyResult<RawQueue> {
+        let q = Queue::open(name).map_err(open_error)?;
+        Ok(RawQueue {
+            q,
+            name: name.to_string(),
+        })
+    }
+
+    /// Removes the name `name` (of any shmq object).
+    #[staticmethod]
+    fn unlink(name: &str) -> PyResult<()> {
+        Queue::unlink(name).map_err(open_error)
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Puts `data`; raises `queue.Full` if it cannot within `timeout` (or at once if not
+    /// `block`), `ShutDown` after `shutdown`, `ValueError` if it is too large.
+    #[pyo3(signature = (data, block = true, timeout = None))]
+    fn put(&self, py: Python<'_>, data: &[u8], block: bool, timeout: Option<f64>) -> PyResult<()> {
+        let first = if data.len() >= COPY_WITHOUT_GIL {
+            py.detach(|| self.q.try_put(data))
+        } else {
+            self.q.try_put(data)
+        };
+        match first {
+            Ok(()) => return Ok(()),
+            Err(shmq::TryPutError::Full(_)) if block => {}
+            Err(e) => return Err(try_put_failure(e).into_py(py)),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.q.put_timeout(data, slice) {
+                Ok(()) => Some(Ok(())),
+                Err(e) => put_failure(e).map(Err),
+            }
+        })?;
+        match got {
+            Some(Ok(())) => Ok(()),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Err(Failure::Full.into_py(py)),
+        }
+    }
+
+    /// Takes the oldest message as `bytes`; raises `queue.Empty` if none comes within
+    /// `timeout` (or at once if not `block`), `ShutDown` once a shut-down queue is drained.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        if self.q.message_size() >= COPY_WITHOUT_GIL {
+            // Large slots: copy out of shared memory with the GIL released.
+            match py.detach(|| self.q.try_get()) {
+                Ok(v) => return Ok(PyBytes::new(py, &v)),
+                Err(shmq::TryGetError::Empty) if block => {}
+                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
+                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
+                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+            }
+        } else {
+            match self.q.try_get_with(|m| PyBytes::new(py, m)) {
+                Ok(b) => return Ok(b),
+                Err(shmq::TryGetError::Empty) if block => {}
+                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
+                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
+                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+            }
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.q.get_timeout(slice) {
+                Ok(v) => Some(Ok(v)),
+                Err(shmq::GetTimeoutError::Timeout) => None,
+                Err(shmq::GetTimeoutError::Closed) => Some(Err(Failure::ShutDown)),
+                Err(e) => Some(Err(Failure::Other(e.to_string()))),
+            }
+        })?;
+        match got {
+            Some(Ok(v)) => Ok(PyBytes::new(py, &v)),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Err(Failure::Empty.into_py(py)),
+        }
+    }
+
+    /// Marks one message processed; `ValueError` if no task is unfinished.
+    fn task_done(&self, py: Python<'_>) -> PyResult<()> {
+        self.q.task_done().map_err(|e| match e {
+            shmq::TaskDoneError::NoUnfinishedTasks => {
+                Failure::Value("task_done() called too many times".into()).into_py(py)
+            }
+            other => Failure::Other(other.to_string()).into_py(py),
+        })
+    }
+
+    /// Waits until every message put has been marked done; returns false if `timeout` passed.
+    #[pyo3(signature = (timeout = None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if self.q.unfinished() == 0 {
+            return Ok(true);
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.q.join_timeout(slice) {
+                Ok(()) => Some(Ok(())),
+                Err(shmq::JoinError::Timeout) => None,
+                Err(e) => Some(Err(e.to_string())),
+            }
+        })?;
+        match got {
+            Some(Ok(())) => Ok(true),
+            Some(Err(s)) => Err(PyRuntimeError::new_err(s)),
+            None => Ok(false),
+        }
+    }
+
+    /// How many messages were put and not yet marked done.
+    fn unfinished(&self) -> u64 {
+        self.q.unfinished()
+    }
+
+    /// shmq's `close`: later puts fail everywhere, gets drain and then fail.
+    fn shutdown(&self) -> PyResult<()> {
+        self.q
+            .close()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.q.is_closed()
+    }
+
+    fn qsize(&self) -> usize {
+        self.q.len()
+    }
+
+    fn empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    fn full(&self) -> bool {
+        self.q.is_full()
+    }
+
+    fn capacity(&self) -> usize {
+        self.q.capacity()
+    }
+
+    fn slot_size(&self) -> usize {
+        self.q.message_size()
+    }
+}
+
+/// A pipe end: shmq's [`PipeEnd`] for the Python half. Closing it drops the handle; a
+/// blocked call on another thread sees the close at its next slice.
+#[pyclass(frozen, module = "shmq._shmq")]
+struct RawPipeEnd {
+    end: RwLock<Option<PipeEnd>>,
+    name: String,
+    which: End,
+}
+
+fn end_name(e: End) -> &'static str {
+    match e {
+        End::A => "A",
+        End::B => "B",
+    }
+}
+
+fn closed_handle() -> Failure {
+    Failure::WrongDirection("handle is closed".into())
+}
+
+impl RawPipeEnd {
+    fn new(end: PipeEnd, name: &str) -> RawPipeEnd {
+        RawPipeEnd {
+            which: end.end(),
+            end: RwLock::new(Some(end)),
+            name: name.to_string(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&PipeEnd) -> Result<R, Failure>) -> Result<R, Failure> {
+        let g = self.end.read().unwrap_or_else(|p| p.into_inner());
+        match g.as_ref() {
+            Some(e) => f(e),
+            None => Err(closed_handle()),
+        }
+    }
+}
+
+fn recv_failure(e: shmq::RecvTimeoutError) -> Option<Failure> {
+    use shmq::RecvTimeoutError as E;
+    match e {
+        E::Timeout => None,
+        E::Disconnected => Some(Failure::Eof),
+        E::WrongDirection => Some(Failure::WrongDirection("connection is write-only".into())),
+        other => Some(Failure::Other(other.to_string())),
+    }
+}
+
+#[pymethods]
+impl RawPipeEnd {
+    /// Creates the named pipe `name` and returns its two ends (A, B).
+    #[staticmethod]
+    fn create(
+        name: &str,
+        capacity: usize,
+        slot_size: usize,
+        duplex: bool,
+    ) -> PyResult<(RawPipeEnd, RawPipeEnd)> {
+        let opts = Options {
+            capacity,
+            message_size: slot_size,
+            ..Default::default()
+        };
+        let (a, b) = if duplex {
+            Pipe::create(name, &opts)
+        } else {
+            Pipe::create_one_way(name, &opts)
+        }
+        .map_err(open_error)?;
+        Ok((RawPipeEnd::new(a, name), RawPipeEnd::new(b, name)))
+    }
+
+    /// Attaches to end `end` ("A" or "B") of the pipe `name`.
+    #[staticmethod]
+    fn open(name: &str, end: &str) -> PyResult<RawPipeEnd> {
+        let which = match end {
+            "A" => End::A,
+            "B" => End::B,
+            _ => return Err(PyValueError::new_err("end must be \"A\" or \"B\"")),
+        };
+        let e = PipeEnd::open(name, which).map_err(open_error)?;
+        Ok(RawPipeEnd::new(e, name))
+    }
+
+    /// The number of live hand-off tokens of the pipe `name` (ends pickled and not yet
+    /// attached); `None` if `name` is not a pipe.
+    #[staticmethod]
+    fn pending_handoffs(name: &str) -> Option<usize> {
+        Pipe::inspect(name)
+            .ok()
+            .map(|i| i.handoffs[0] + i.handoffs[1])
+    }
+
+    /// Keeps this end open for `within` seconds for a process that will `open` it by name.
+    fn hand_off(&self, py: Python<'_>, within: f64) -> PyResult<()> {
+        let within = Duration::from_secs_f64(within.clamp(0.0, 1e9));
+        self.with(|e| {
+            e.hand_off(within)
+                .map(drop)
+                .map_err(|e| Failure::Other(e.to_string()))
+        })
+        .map_err(|f| f.into_py(py))
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[getter]
+    fn end(&self) -> &'static str {
+        end_name(self.which)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.end.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    fn can_send(&self) -> bool {
+        self.with(|e| Ok(e.can_send())).unwrap_or(false)
+    }
+
+    fn can_recv(&self) -> bool {
+        self.with(|e| Ok(e.can_recv())).unwrap_or(false)
+    }
+
+    fn slot_size(&self) -> usize {
+        self.with(|e| Ok(e.message_size())).unwrap_or(0)
+    }
+
+    /// Sends `data`, waiting while the other side's ring is full; `BrokenPipeError` once the
+    /// other end is gone.
+    fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let first = self.with(|e| match e.try_send(data) {
+            Ok(()) => Ok(true),
+            Err(shmq::TrySendError::Full(_)) => Ok(false),
+            Err(shmq::TrySendError::Disconnected(_)) => Err(Failure::Broken),
+            Err(shmq::TrySendError::TooLarge { len, max, .. }) => Err(Failure::TooLarge(format!(
+                "a message of {len} bytes does not fit the pipe's slots of {max} bytes"
+            ))),
+            Err(shmq::TrySendError::WrongDirection(_)) => {
+                Err(Failure::WrongDirection("connection is read-only".into()))
+            }
+            Err(other) => Err(Failure::Other(other.to_string())),
+        });
+        match first {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(f) => return Err(f.into_py(py)),
+        }
+        let got = wait_loop(py, None, |slice| {
+            let r = self.with(|e| match e.send_timeout(data, slice) {
+                Ok(()) => Ok(true),
+                Err(shmq::SendTimeoutError::Timeout(_)) => Ok(false),
+                Err(shmq::SendTimeoutError::Disconnected(_)) => Err(Failure::Broken),
+                Err(other) => Err(Failure::Other(other.to_string())),
+            });
+            match r {
+                Ok(false) => None,
+                Ok(true) => Some(Ok(())),
+                Err(f) => Some(Err(f)),
+            }
+        })?;
+        match got {
+            Some(Ok(())) | None => Ok(()),
+            Some(Err(f)) => Err(f.into_py(py)),
+        }
+    }
+
+    /// Receives the next message as `bytes`, waiting up to `timeout` seconds (`None`: without
+    /// end); `EOFError` once the pipe is drained and the other end is gone; `None` on timeout.
+    #[pyo3(signature = (timeout = None))]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let first = self.with(|e| match e.try_recv() {
+            Ok(v) => Ok(Some(v)),
+            Err(shmq::TryRecvError::Empty) => Ok(None),
+            Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
+            Err(shmq::TryRecvError::WrongDirection) => {
+                Err(Failure::WrongDirection("connection is write-only".into()))
+            }
+            Err(other) => Err(Failure::Other(other.to_string())),
+        });
+        match first {
+            Ok(Some(v)) => return Ok(Some(PyBytes::new(py, &v))),
+            Ok(None) => {}
+            Err(f) => return Err(f.into_py(py)),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.with(|e| Ok(e.recv_timeout(slice))) {
+                Ok(Ok(v)) => Some(Ok(v)),
+                Ok(Err(e)) => recv_failure(e).map(Err),
+                Err(f) => Some(Err(f)),
+            }
+        })?;
+        match got {
+            Some(Ok(v)) => Ok(Some(PyBytes::new(py, &v))),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a message is ready (or end-of-file reached) within `timeout` seconds
+    /// (`None`: wait without end; 0: do not wait).
+    #[pyo3(signature = (timeout = Some(0.0)))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let step = |slice: Duration| match self.with(|e| Ok(e.poll(slice))) {
+            Ok(Ok(true)) => Some(Ok(true)),
+            Ok(Ok(false)) => None,
+            // End-of-file counts as ready, as in multiprocessing: the next recv raises.
+            Ok(Err(shmq::RecvError::Disconnected)) => Some(Ok(true)),
+            Ok(Err(shmq::RecvError::WrongDirection)) => Some(Err(Failure::WrongDirection(
+                "connection is write-only".into(),
+            ))),
+            Ok(Err(other)) => Some(Err(Failure::Other(other.to_string()))),
+            Err(f) => Some(Err(f)),
+        };
+        if let Some(r) = step(Duration::ZERO) {
+            return r.map_err(|f| f.into_py(py));
+        }
+        match wait_loop(py, deadline(timeout), step)? {
+            Some(r) => r.map_err(|f| f.into_py(py)),
+            None => Ok(false),
+        }
+    }
+
+    /// Releases this holder of the end (idempotent).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.end.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(e) => py
+                .detach(|| e.close())
+                .map_err(|e| PyRuntimeError::new_err(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+type Guard<'a> = LockGuard<'a>;
+
+self_cell::self_cell!(
+    /// A held lock: the handle and its guard, kept in the holding thread's [`HELD`].
+    struct Held {
+        owner: Arc<Lock>,
+        #[covariant]
+        dependent: Guard,
+    }
+);
+
+thread_local! {
+    /// The locks this thread holds, by the address of their handle. A guard must be dropped
+    /// by the thread that took it (the robust mutex is owned by a thread).
+    static HELD: RefCell<Vec<(usize, Held)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How a lock attempt ended.
+enum Attempt {
+    Taken,
+    Busy,
+    SelfHeld,
+    Failed(String),
+}
+
+fn attempt(lock: &Arc<Lock>, wait: Option<Duration>) -> Attempt {
+    let id = Arc::as_ptr(lock) as usize;
+    let held = Held::try_new(Arc::clone(lock), |l| match wait {
+        None => l.try_lock(),
+        Some(d) => l.try_lock_for(d),
+    });
+    match held {
+        Ok(h) => {
+            HELD.with(|v| v.borrow_mut().push((id, h)));
+            Attempt::Taken
+        }
+        Err(AcquireError::WouldBlock | AcquireError::Timeout) => Attempt::Busy,
+        Err(AcquireError::Deadlock) => Attempt::SelfHeld,
+        Err(e) => Attempt::Failed(e.to_string()),
+    }
+}
+
+/// A named cross-process lock (shmq-dict's [`Lock`]).
+#[pyclass(frozen, module = "shmq._shmq")]
+struct RawLock {
+    lock: Arc<Lock>,
+    name: String,
+}
+
+#[pymethods]
+impl RawLock {
+    #[staticmethod]
+    fn create(name: &str) -> PyResult<RawLock> {
+        Ok(RawLock {
+            lock: Arc::new(Lock::create(name).map_err(open_error)?),
+            name: name.to_string(),
+        })
+    }
+
+    #[staticmethod]
+    fn open(name: &str) -> PyResult<RawLock> {
+        Ok(RawLock {
+            lock: Arc::new(Lock::open(name).map_err(open_error)?),
+            name: name.to_string(),
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes the lock; `False` if it stayed held for `timeout` seconds (or at once if not
+    /// `block`). A holder that died is replaced as if it had released.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let wait_self_held = |py: Python<'_>| -> PyResult<bool> {
+            // Python's Lock would wait for itself: wait out the timeout, then fail.
+            match timeout {
+                None => Err(PyRuntimeError::new_err(
+                    "acquire() would deadlock: this thread already holds the lock",
+                )),
+                Some(_) => {
+                    wait_loop(py, deadline(timeout), |s| {
+                        std::thread::sleep(s);
+                        None::<()>
+                    })?;
+                    Ok(false)
+                }
+            }
+        };
+        match attempt(&self.lock, None) {
+            Attempt::Taken => return Ok(true),
+            Attempt::Busy if block => {}
+            Attempt::Busy => return Ok(false),
+            Attempt::SelfHeld if block => return wait_self_held(py),
+            Attempt::SelfHeld => return Ok(false),
+            Attempt::Failed(s) => return Err(PyRuntimeError::new_err(s)),
+        }
+        let lock = &self.lock;
+        // The attempt must run on this thread (the guard stays in its HELD): `detach` runs
+        // the closure here, with the GIL released.
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match attempt(lock, Some(slice)) {
+                Attempt::Taken => Some(Ok(())),
+                Attempt::Busy => None,
+                Attempt::SelfHeld => Some(Err(None)),
+                Attempt::Failed(s) => Some(Err(Some(s))),
+            }
+        })?;
+        match got {
+            Some(Ok(())) => Ok(true),
+            Some(Err(None)) => wait_self_held(py),
+            Some(Err(Some(s))) => Err(PyRuntimeError::new_err(s)),
+            None => Ok(false),
+        }
+    }
+
+    /// Releases the lock; `ValueError` if this thread does not hold it.
+    fn release(&self) -> PyResult<()> {
+        let id = Arc::as_ptr(&self.lock) as usize;
+        let held = HELD.with(|v| {
+            let mut v = v.borrow_mut();
+            let i = v.iter().position(|(k, _)| *k == id)?;
+            Some(v.swap_remove(i))
+        });
+        match held {
+            Some(h) => {
+                drop(h);
+                Ok(())
+            }
+            None => Err(PyValueError::new_err(
+                "release() of a lock that this thread does not hold",
+            )),
+        }
+    }
+
+    /// Whether this thread holds the lock.
+    fn held(&self) -> bool {
+        let id = Arc::as_ptr(&self.lock) as usize;
+        HELD.with(|v| v.borrow().iter().any(|(k, _)| *k == id))
+    }
+}
+
+fn dict_failure(e: DictError) -> Failure {
+    match e {
+        DictError::Overflow { .. } => Failure::Overflow(e.to_string()),
+        DictError::EmptyKey | DictError::KeyTooLong { .. } | DictError::Full { .. } => {
+            Failure::Value(e.to_string())
+        }
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+/// A shared `str -> int` dict (shmq-dict's [`SharedDict`]). Every call takes the dict's lock
+/// with the GIL released.
+#[pyclass(frozen, module = "shmq._shmq")]
+struct RawDict {
+    d: SharedDict,
+    name: String,
+}
+
+impl RawDict {
+    fn run<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&SharedDict) -> Result<R, DictError> + Send,
+    ) -> PyResult<R> {
+        py.detach(|| f(&self.d))
+            .map_err(|e| dict_failure(e).into_py(py))
+    }
+}
+
+#[pymethods]
+impl RawDict {
+    #[staticmethod]
+    fn create(name: &str, capacity: usize, max_key_len: usize) -> PyResult<RawDict> {
+        let opts = shmq_dict::Options {
+            capacity,
+            max_key_len,
+            ..Default::default()
+        };
+        Ok(RawDict {
+            d: SharedDict::create(name, &opts).map_err(open_error)?,
+            name: name.to_string(),
+        })
+    }
+
+    #[staticmethod]
+    fn open(name: &str) -> PyResult<RawDict> {
+        Ok(RawDict {
+            d: SharedDict::open(name).map_err(open_error)?,
+            name: name.to_string(),
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<i64>> {
+        self.run(py, |d| d.get(key))
+    }
+
+    fn insert(&self, py: Python<'_>, key: &str, value: i64) -> PyResult<Option<i64>> {
+        self.run(py, |d| d.insert(key, value))
+    }
+
+    fn add(&self, py: Python<'_>, key: &str, delta: i64) -> PyResult<i64> {
+        self.run(py, |d| d.add(key, delta))
+    }
+
+    fn remove(&self, py: Python<'_>, key: &str) -> PyResult<Option<i64>> {
+        self.run(py, |d| d.remove(key))
+    }
+
+    fn contains(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        self.run(py, |d| d.contains_key(key))
+    }
+
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        self.run(py, |d| d.len())
+    }
+
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run(py, |d| d.keys())
+    }
+
+    fn items(&self, py: Python<'_>) -> PyResult<Vec<(String, i64)>> {
+        self.run(py, |d| Ok(d.snapshot()?.into_iter().collect()))
+    }
+
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |d| d.clear())
+    }
+
+    /// The value of `key`, inserting `default` first if it is absent (one critical section).
+    fn setdefault(&self, py: Python<'_>, key: &str, default: i64) -> PyResult<i64> {
+        self.run(py, |d| {
+            let mut g = d.lock().map_err(DictError::from)?;
+            match g.get(key)? {
+                Some(v) => Ok(v),
+                None => {
+                    g.insert(key, default)?;
+                    Ok(default)
+                }
+            }
+        })
+    }
+
+    /// Inserts every pair in one critical section; nothing is written if one fails.
+    fn update(&self, py: Python<'_>, pairs: Vec<(String, i64)>) -> PyResult<()> {
+        self.run(py, |d| {
+            let mut g = d.lock().map_err(DictError::from)?;
+            let new_keys = pairs
+                .iter()
+                .filter(|(k, _)| !matches!(g.contains_key(k), Ok(true)))
+                .count();
+            let free = g.capacity() - g.len()?;
+            if new_keys > free {
+                return Err(DictError::Full {
+                    capacity: g.capacity(),
+                });
+            }
+            for (k, v) in &pairs {
+                g.insert(k, *v)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.d.capacity()
+    }
+
+    fn max_key_len(&self) -> usize {
+        self.d.max_key_len()
+    }
+}
+
+/// Hands the exception classes to raise over: `queue.Full`, `queue.Empty`, `shmq.ShutDown`.
+#[pyfunction]
+fn _init(full: Bound<'_, PyType>, empty: Bound<'_, PyType>, shutdown: Bound<'_, PyType>) {
+    let _ = CLASSES.set(Classes {
+        full: full.unbind(),
+        empty: empty.unbind(),
+        shutdown: shutdown.unbind(),
+    });
+}
+
+/// Native part of the `shmq` package.
+#[pymodule]
+fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RawQueue>()?;
+    m.add_class::<RawPipeEnd>()?;
+    m.add_class::<RawLock>()?;
+    m.add_class::<RawDict>()?;
+    m.add_function(wrap_pyfunction!(_init, m)?)?;
+    Ok(())
+}
