@@ -66,6 +66,8 @@ mod engine;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+mod iter;
+#[cfg(not(loom))]
 pub mod large;
 #[cfg(not(loom))]
 pub mod layout;
@@ -80,9 +82,13 @@ mod queue;
 mod ring;
 #[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
+mod select;
 pub mod sync;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+mod typed;
 
 #[cfg(not(loom))]
 pub use error::{
@@ -90,6 +96,8 @@ pub use error::{
     RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
     TryRecvError, TrySendError,
 };
+#[cfg(not(loom))]
+pub use iter::{Iter, PipeIter, PipeTryIter, TryIter, TypedIter, TypedPipeIter};
 #[cfg(not(loom))]
 pub use options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 #[cfg(not(loom))]
@@ -99,7 +107,16 @@ pub use queue::Queue;
 #[cfg(not(loom))]
 pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]
+pub use select::{Select, SelectTimeoutError};
+#[cfg(not(loom))]
 pub use sync::{LockError, LockState, MutexGuard, RawMutex};
+#[cfg(not(loom))]
+pub use typed::{
+    Codec, DecodeError, Pod, PodPipeEnd, PodQueue, TypeTag, TypedEnds, TypedError, TypedPipe,
+    TypedPipeEnd, TypedPutError, TypedQueue,
+};
+#[cfg(all(not(loom), feature = "serde"))]
+pub use typed::{Postcard, SerdePipeEnd, SerdeQueue};
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

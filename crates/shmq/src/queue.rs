@@ -80,7 +80,7 @@ fn put_timeout_error<M>(f: Fail, msg: M) -> PutTimeoutError<M> {
     }
 }
 
-fn get_error(f: Fail) -> GetError {
+pub(crate) fn get_error(f: Fail) -> GetError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => GetError::Closed,
         Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
@@ -92,14 +92,14 @@ fn get_error(f: Fail) -> GetError {
     }
 }
 
-fn try_get_error(f: Fail) -> TryGetError {
+pub(crate) fn try_get_error(f: Fail) -> TryGetError {
     match f {
         Fail::WouldBlock => TryGetError::Empty,
         other => get_error(other).into(),
     }
 }
 
-fn get_timeout_error(f: Fail) -> GetTimeoutError {
+pub(crate) fn get_timeout_error(f: Fail) -> GetTimeoutError {
     match f {
         Fail::WouldBlock => GetTimeoutError::Timeout,
         other => get_error(other).into(),
@@ -299,6 +299,31 @@ impl Queue {
         self.seg
             .ring_checked(&self.checked)
             .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+    }
+
+    /// The ring, for the waiting layer (select, async): its `items` and `free` event words
+    /// and its state.
+    pub(crate) fn wait_ring(&self) -> Ring<'_> {
+        self.ring()
+    }
+
+    /// A zero-copy get that also tells `read` the message's position (messages ever taken
+    /// before it), for typed decoders that name the position of a message they refuse. The
+    /// message is taken whatever `read` returns.
+    pub(crate) fn get_with_position<R>(
+        &self,
+        read: impl FnOnce(u64, &[u8]) -> R,
+        wait: Wait,
+    ) -> Result<R, Fail> {
+        let mut read = Some(read);
+        let mut scratch = Vec::new();
+        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
+            let m = l.reserved_bytes(head, &mut scratch)?;
+            let f = read
+                .take()
+                .unwrap_or_else(|| unreachable!("read is taken once"));
+            Ok((1, f(head, m)))
+        })
     }
 
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {

@@ -374,6 +374,60 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), n).unwrap_or(0)
 }
 
+/// What one `futex_waitv` call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitvResult {
+    /// The word at this index was woken (or several were; this is one of them).
+    Woken(usize),
+    /// A word did not hold its expected value when the call began, a signal arrived or the
+    /// deadline passed: the caller re-checks.
+    Returned,
+    /// The kernel has no `futex_waitv` (Linux < 5.16) or refuses the arguments: the caller
+    /// falls back to sleeping in short slices.
+    Unsupported,
+}
+
+/// `futex_waitv` (Linux ≥ 5.16) over `(word, expected)` pairs, shared (not private) 32-bit
+/// futexes: sleeps while every word holds its expected value, at most until `deadline`
+/// (absolute, `CLOCK_MONOTONIC`, the clock of [`Instant`]). At most 128 words.
+pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitvResult {
+    let mut waiters = [futex::Wait::new(); 128];
+    if words.is_empty() || words.len() > waiters.len() {
+        return WaitvResult::Unsupported;
+    }
+    for (w, &(word, expected)) in waiters.iter_mut().zip(words) {
+        w.val = u64::from(expected);
+        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast::<c_void>());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let ts = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return WaitvResult::Returned;
+            }
+            let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            let abs = Duration::new(
+                u64::try_from(now.tv_sec).unwrap_or(0),
+                u32::try_from(now.tv_nsec).unwrap_or(0),
+            )
+            .saturating_add(left);
+            Some(timespec_from(abs))
+        }
+        None => None,
+    };
+    match futex::waitv(
+        &waiters[..words.len()],
+        futex::WaitvFlags::empty(),
+        ts.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    ) {
+        Ok(i) => WaitvResult::Woken(i),
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => WaitvResult::Unsupported,
+        Err(_) => WaitvResult::Returned,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

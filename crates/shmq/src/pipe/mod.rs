@@ -473,7 +473,7 @@ fn send_timeout_error<M>(f: Fail, msg: M) -> SendTimeoutError<M> {
     }
 }
 
-fn recv_error(f: Fail) -> RecvError {
+pub(crate) fn recv_error(f: Fail) -> RecvError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => RecvError::Disconnected,
         Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
@@ -485,14 +485,14 @@ fn recv_error(f: Fail) -> RecvError {
     }
 }
 
-fn try_recv_error(f: Fail) -> TryRecvError {
+pub(crate) fn try_recv_error(f: Fail) -> TryRecvError {
     match f {
         Fail::WouldBlock => TryRecvError::Empty,
         other => recv_error(other).into(),
     }
 }
 
-fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
+pub(crate) fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
     match f {
         Fail::WouldBlock => RecvTimeoutError::Timeout,
         other => recv_error(other).into(),
@@ -646,6 +646,24 @@ impl PipeEnd {
             Err(Fail::WouldBlock) => Ok(()),
             r => r,
         }
+    }
+
+    /// The ring this end receives from, for the waiting layer (select, async); `None` for the
+    /// sending end of a one-way pipe.
+    pub(crate) fn recv_ring(&self) -> Option<Ring<'_>> {
+        self.incoming().ok()
+    }
+
+    /// The ring this end sends on, for the waiting layer; `None` for the receiving end of a
+    /// one-way pipe.
+    pub(crate) fn send_ring(&self) -> Option<Ring<'_>> {
+        self.outgoing().ok()
+    }
+
+    /// For waiters outside the engine's loops (select, async): sweeps the holder table if the
+    /// last sweep is [`LIVENESS_SLICE`] old, so a peer killed without closing is noticed.
+    pub(crate) fn check_liveness(&self) {
+        let _ = self.maybe_sweep();
     }
 
     /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
@@ -803,6 +821,28 @@ impl PipeEnd {
         };
         self.send_impl(&ring, msg.as_ref(), wait)
             .map_err(|f| send_timeout_error(f, msg))
+    }
+
+    /// A zero-copy receive that also tells `read` the message's position in the incoming ring
+    /// (messages ever taken before it), for typed decoders. The message is taken whatever
+    /// `read` returns. `None` on the sending end of a one-way pipe.
+    pub(crate) fn recv_with_position<R>(
+        &self,
+        read: impl FnOnce(u64, &[u8]) -> R,
+        wait: Wait,
+    ) -> Option<Result<R, Fail>> {
+        let ring = self.incoming().ok()?;
+        let mut read = Some(read);
+        let mut scratch = Vec::new();
+        Some(self.with_waiting(|how| {
+            engine::get_reserved(&ring, wait, how, |l, head, _| {
+                let m = l.reserved_bytes(head, &mut scratch)?;
+                let f = read
+                    .take()
+                    .unwrap_or_else(|| unreachable!("read is taken once"));
+                Ok((1, f(head, m)))
+            })
+        }))
     }
 
     fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
