@@ -61,6 +61,8 @@ compile_error!("shmq runs on Linux only (futexes, /dev/shm, glibc robust mutexes
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:
 // `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.
+#[cfg(all(not(loom), feature = "tokio"))]
+mod asynch;
 #[cfg(not(loom))]
 mod engine;
 #[cfg(not(loom))]
@@ -72,6 +74,8 @@ pub mod large;
 #[cfg(not(loom))]
 pub mod layout;
 mod lockfree;
+#[cfg(all(not(loom), feature = "tokio"))]
+mod notifier;
 #[cfg(not(loom))]
 mod options;
 #[cfg(not(loom))]
@@ -90,6 +94,8 @@ mod sys;
 #[cfg(not(loom))]
 mod typed;
 
+#[cfg(all(not(loom), feature = "tokio"))]
+pub use asynch::{PipeSink, PipeStream, QueueSink, QueueStream};
 #[cfg(not(loom))]
 pub use error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, RecvError,

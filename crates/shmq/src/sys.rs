@@ -379,25 +379,34 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
 pub(crate) enum WaitvResult {
     /// The word at this index was woken (or several were; this is one of them).
     Woken(usize),
-    /// A word did not hold its expected value when the call began, a signal arrived or the
-    /// deadline passed: the caller re-checks.
+    /// A word did not hold its expected value when the call began (`EAGAIN`).
+    Changed,
+    /// The deadline passed, or a signal arrived: the caller re-checks.
     Returned,
-    /// The kernel has no `futex_waitv` (Linux < 5.16) or refuses the arguments: the caller
-    /// falls back to sleeping in short slices.
+    /// An address is not mapped (`EFAULT`).
+    Fault,
+    /// The kernel has no `futex_waitv` (Linux < 5.16), or refuses the arguments (more than 128
+    /// words): the caller falls back to sleeping in short slices.
     Unsupported,
 }
 
-/// `futex_waitv` (Linux ≥ 5.16) over `(word, expected)` pairs, shared (not private) 32-bit
-/// futexes: sleeps while every word holds its expected value, at most until `deadline`
-/// (absolute, `CLOCK_MONOTONIC`, the clock of [`Instant`]). At most 128 words.
-pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitvResult {
+/// `futex_waitv` (Linux ≥ 5.16) over `(address, expected)` pairs of shared (not private)
+/// 32-bit futexes: sleeps while every word holds its expected value, at most until `deadline`
+/// (made absolute on `CLOCK_MONOTONIC`, the clock of [`Instant`]). At most 128 words.
+///
+/// The addresses are only handed to the kernel, never dereferenced here: one that is no longer
+/// mapped is [`WaitvResult::Fault`], not undefined behaviour.
+pub(crate) fn futex_waitv(
+    words: &[(*const AtomicU32, u32)],
+    deadline: Option<Instant>,
+) -> WaitvResult {
     let mut waiters = [futex::Wait::new(); 128];
     if words.is_empty() || words.len() > waiters.len() {
         return WaitvResult::Unsupported;
     }
     for (w, &(word, expected)) in waiters.iter_mut().zip(words) {
         w.val = u64::from(expected);
-        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast::<c_void>());
+        w.uaddr = futex::WaitPtr::new(word.cast_mut().cast::<c_void>());
         w.flags = futex::WaitFlags::SIZE_U32;
     }
     let ts = match deadline {
@@ -423,6 +432,8 @@ pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>
         rustix::time::ClockId::Monotonic,
     ) {
         Ok(i) => WaitvResult::Woken(i),
+        Err(rustix::io::Errno::AGAIN) => WaitvResult::Changed,
+        Err(rustix::io::Errno::FAULT) => WaitvResult::Fault,
         Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => WaitvResult::Unsupported,
         Err(_) => WaitvResult::Returned,
     }

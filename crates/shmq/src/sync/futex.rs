@@ -41,7 +41,9 @@ pub(crate) const WAITV_FALLBACK_SLICE: std::time::Duration = std::time::Duration
 #[cfg(not(loom))]
 pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) {
     use super::atomic::Ordering::SeqCst;
-    if crate::sys::futex_waitv(words, deadline) != crate::sys::WaitvResult::Unsupported {
+    let raw: Vec<(*const AtomicU32, u32)> =
+        words.iter().map(|&(w, v)| (w as *const _, v)).collect();
+    if crate::sys::futex_waitv(&raw, deadline) != crate::sys::WaitvResult::Unsupported {
         return;
     }
     if words.iter().any(|(w, v)| w.load(SeqCst) != *v) {
