@@ -700,3 +700,80 @@ impl<T: Send, C: Codec<T>> TypedPipeEnd<T, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Options, Queue};
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn opts(capacity: usize) -> Options {
+        Options {
+            capacity,
+            message_size: 8,
+            ..Default::default()
+        }
+    }
+
+    /// A put_async cancelled while the queue is full takes no slot: after one get, the queue
+    /// is empty, not refilled by the cancelled put.
+    #[test]
+    fn cancelled_put_takes_no_slot() {
+        let q = Queue::anonymous(&opts(1)).unwrap();
+        q.put(b"a").unwrap();
+        rt().block_on(async {
+            let r = tokio::time::timeout(Duration::from_millis(20), q.put_async(b"b")).await;
+            assert!(r.is_err(), "the put must have been pending");
+        });
+        assert_eq!(q.get().unwrap(), b"a");
+        assert!(q.is_empty());
+    }
+
+    /// More pending futures than `futex_waitv` takes words (128): every one completes once
+    /// its queue gets a message (the notifier polls beyond the limit).
+    #[test]
+    fn many_pending_gets_on_many_queues_all_complete() {
+        let queues: Vec<Queue> = (0..200)
+            .map(|_| Queue::anonymous(&opts(2)).unwrap())
+            .collect();
+        let queues: &'static [Queue] = Box::leak(queues.into_boxed_slice());
+        rt().block_on(async {
+            let tasks: Vec<_> = queues
+                .iter()
+                .map(|q| tokio::spawn(async move { q.get_async().await }))
+                .collect();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for (i, q) in queues.iter().enumerate() {
+                q.put((i as u32).to_le_bytes()).unwrap();
+            }
+            for (i, t) in tasks.into_iter().enumerate() {
+                let got = tokio::time::timeout(Duration::from_secs(30), t)
+                    .await
+                    .expect("a pending get was never woken")
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got, (i as u32).to_le_bytes());
+            }
+        });
+    }
+
+    /// A closed queue ends a pending get with `Closed`, and a stream with `None`.
+    #[test]
+    fn close_wakes_pending_get() {
+        let q: &'static Queue = Box::leak(Box::new(Queue::anonymous(&opts(2)).unwrap()));
+        rt().block_on(async {
+            let t = tokio::spawn(async move { q.get_async().await });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            q.close().unwrap();
+            assert_eq!(t.await.unwrap(), Err(crate::GetError::Closed));
+        });
+    }
+}

@@ -200,9 +200,10 @@ pub type SerdePipeEnd<T> = TypedPipeEnd<T, Postcard>;
 /// The identity of a message type, recorded in a typed segment's header: 128 bits, never
 /// zero (zero marks an untyped segment).
 ///
-/// [`TypeTag::of`] derives it from `std::any::type_name::<T>()`, the codec's format and shape:
-/// processes built from the same source by the same compiler agree. Across builds or crates
-/// that name the type differently, choose a name with [`TypeTag::named`] (e.g.
+/// [`TypeTag::of`] derives it from `std::any::type_name::<T>()` without module paths (so
+/// `app::Order` seen from two binaries is `Order` in both), the codec's format and (for `Pod`)
+/// the size. Two different types of the same short name get the same derived tag: to tell
+/// them apart, or to version a type, choose a name with [`TypeTag::named`] (e.g.
 /// `"orders.Order/v2"`) and use the `*_tagged` constructors.
 ///
 /// # Examples
@@ -251,11 +252,14 @@ impl TypeTag {
     /// ```
     /// use shmq::{Pod, TypeTag};
     /// assert_eq!(TypeTag::of::<[u8; 4], Pod>(), TypeTag::of::<[u8; 4], Pod>());
+    /// mod a { #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)] #[repr(C)] pub struct P(pub u32); }
+    /// mod b { #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)] #[repr(C)] pub struct P(pub u32); }
+    /// assert_eq!(TypeTag::of::<a::P, Pod>(), TypeTag::of::<b::P, Pod>()); // module paths do not count
     /// ```
     pub fn of<T, C: Codec<T>>() -> TypeTag {
         TypeTag::named(&format!(
             "{}|{}|{}",
-            std::any::type_name::<T>(),
+            short_type_name(std::any::type_name::<T>()),
             C::FORMAT,
             C::shape()
         ))
@@ -264,6 +268,28 @@ impl TypeTag {
     fn words(self) -> [u64; 2] {
         self.0
     }
+}
+
+/// `type_name` without module paths (`alloc::vec::Vec<app::Order>` is `Vec<Order>`), so that
+/// one struct compiled into two binaries (a library's type seen from two crates, or a module
+/// shared with `#[path]`) gets one tag.
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        out.push_str(token.rsplit("::").next().unwrap_or(""));
+        token.clear();
+    };
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            token.push(c);
+        } else {
+            flush(&mut token, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
 }
 
 /// Checks a segment's recorded tag against the one expected: zero (untyped) or equal.
@@ -1218,4 +1244,53 @@ rewrap_for!(
 
 fn rewrap<E: Rewrap<T>, T>(e: E, value: T) -> TypedPutError<E::With, T> {
     TypedPutError::Queue(e.with(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_type_names_drop_module_paths() {
+        assert_eq!(
+            short_type_name("alloc::vec::Vec<app::model::Order>"),
+            "Vec<Order>"
+        );
+        assert_eq!(short_type_name("(u32, [f64; 4])"), "(u32, [f64; 4])");
+        assert_eq!(
+            short_type_name("std::collections::HashMap<a::K, b::c::V>"),
+            "HashMap<K, V>"
+        );
+    }
+
+    #[test]
+    fn tags_differ_by_type_codec_and_size() {
+        assert_ne!(TypeTag::of::<u64, Pod>(), TypeTag::of::<i64, Pod>());
+        assert_ne!(TypeTag::of::<[u8; 4], Pod>(), TypeTag::of::<[u8; 8], Pod>());
+        assert_ne!(TypeTag::named(""), TypeTag([0, 0]));
+        assert!(check_tag([0, 0], TypeTag::named("x"), "q").is_ok());
+        assert!(check_tag(TypeTag::named("x").words(), TypeTag::named("x"), "q").is_ok());
+        assert!(matches!(
+            check_tag(TypeTag::named("y").words(), TypeTag::named("x"), "q"),
+            Err(OpenError::Incompatible(_))
+        ));
+    }
+
+    #[test]
+    fn encode_failure_hands_the_value_back_and_puts_nothing() {
+        let q = PodQueue::<[u8; 16]>::anonymous(&Options {
+            capacity: 2,
+            message_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        match q.put([7; 16]) {
+            Err(TypedPutError::Encode { value, reason }) => {
+                assert_eq!(value, [7; 16]);
+                assert!(reason.contains("do not fit"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(q.queue().is_empty());
+    }
 }
