@@ -23,6 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -34,6 +35,9 @@ use crate::pipe::PipeEnd;
 use crate::queue::Queue;
 use crate::select::{Dir, Watch};
 use crate::typed::{Codec, TypedError, TypedPipeEnd, TypedPutError, TypedQueue};
+
+/// How long a future spins on its condition before it registers with the notifier.
+const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// A registration with the notifier, removed when dropped.
 #[derive(Default)]
@@ -53,6 +57,18 @@ impl Waiter {
         if let Some(r) = attempt() {
             self.cancel();
             return Poll::Ready(r);
+        }
+        if self.id.is_none() {
+            // First wait of this operation: a peer on another CPU often answers within
+            // microseconds, and a wake-up through the notifier thread costs tens of them. Spin
+            // briefly, as the blocking calls do (a few microseconds at most on this thread).
+            let until = Instant::now() + SPIN_FOR;
+            while !watch.ready() && Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            if let Some(r) = attempt() {
+                return Poll::Ready(r);
+            }
         }
         let Some(ev) = watch.event() else {
             // No ring this way: `attempt` reports the wrong direction at once; never here.
@@ -207,10 +223,10 @@ impl Queue {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn put_async<M: AsRef<[u8]> + Send + 'static>(
-        &self,
+    pub fn put_async<'a, M: AsRef<[u8]> + Send + 'a>(
+        &'a self,
         msg: M,
-    ) -> impl Future<Output = Result<(), PutError<M>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), PutError<M>>> + Send + 'a {
         let mut msg = Some(msg);
         op(Watch::queue(self, Dir::Give), move || {
             let m = msg.take()?;
@@ -322,10 +338,10 @@ impl PipeEnd {
     /// # Examples
     ///
     /// See [`recv_async`](Self::recv_async).
-    pub fn send_async<M: AsRef<[u8]> + Send + 'static>(
-        &self,
+    pub fn send_async<'a, M: AsRef<[u8]> + Send + 'a>(
+        &'a self,
         msg: M,
-    ) -> impl Future<Output = Result<(), SendError<M>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'a {
         let mut msg = Some(msg);
         op(Watch::pipe(self, Dir::Give), move || {
             let m = msg.take()?;
@@ -615,10 +631,13 @@ impl<T: Send, C: Codec<T>> TypedQueue<T, C> {
     /// # Examples
     ///
     /// See [`get_async`](Self::get_async).
-    pub fn put_async(
-        &self,
+    pub fn put_async<'a>(
+        &'a self,
         value: T,
-    ) -> impl Future<Output = Result<(), TypedPutError<PutError<T>, T>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), TypedPutError<PutError<T>, T>>> + Send + 'a
+    where
+        T: 'a,
+    {
         let mut value = Some(value);
         op(Watch::queue(self.queue(), Dir::Give), move || {
             let v = value.take()?;
@@ -679,10 +698,13 @@ impl<T: Send, C: Codec<T>> TypedPipeEnd<T, C> {
     /// # Examples
     ///
     /// See [`recv_async`](Self::recv_async).
-    pub fn send_async(
-        &self,
+    pub fn send_async<'a>(
+        &'a self,
         value: T,
-    ) -> impl Future<Output = Result<(), TypedPutError<SendError<T>, T>>> + Send + '_ {
+    ) -> impl Future<Output = Result<(), TypedPutError<SendError<T>, T>>> + Send + 'a
+    where
+        T: 'a,
+    {
         let mut value = Some(value);
         op(Watch::pipe(self.pipe_end(), Dir::Give), move || {
             let v = value.take()?;

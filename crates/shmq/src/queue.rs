@@ -307,22 +307,16 @@ impl Queue {
         self.ring()
     }
 
-    /// A zero-copy get that also tells `read` the message's position (messages ever taken
-    /// before it), for typed decoders that name the position of a message they refuse. The
-    /// message is taken whatever `read` returns.
-    pub(crate) fn get_with_position<R>(
+    /// A copying get (no lock, like [`get_into`](Self::get_into)) into `buf`, which must hold
+    /// [`message_size`](Self::message_size) bytes; returns the message's position (messages
+    /// ever taken before it) and length. For typed readers.
+    pub(crate) fn get_into_with_position(
         &self,
-        read: impl FnOnce(u64, &[u8]) -> R,
+        buf: &mut [u8],
         wait: Wait,
-    ) -> Result<R, Fail> {
-        let mut read = Some(read);
-        let mut scratch = Vec::new();
-        engine::get_reserved(&self.ring(), wait, Waiting::PLAIN, |l, head, _| {
-            let m = l.reserved_bytes(head, &mut scratch)?;
-            let f = read
-                .take()
-                .unwrap_or_else(|| unreachable!("read is taken once"));
-            Ok((1, f(head, m)))
+    ) -> Result<(u64, usize), Fail> {
+        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+            Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
         })
     }
 

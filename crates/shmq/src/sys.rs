@@ -444,6 +444,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn futex_waitv_sleeps_until_the_deadline_and_sees_changes() {
+        let a = AtomicU32::new(5);
+        let b = AtomicU32::new(7);
+        let words = [(&a as *const AtomicU32, 5), (&b as *const AtomicU32, 7)];
+        let t = Instant::now();
+        let r = futex_waitv(&words, Some(t + Duration::from_millis(20)));
+        // This kernel (Linux >= 5.16) has futex_waitv; an older one reports Unsupported.
+        if r != WaitvResult::Unsupported {
+            assert_eq!(r, WaitvResult::Returned);
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            b.store(8, Relaxed);
+            assert_eq!(futex_waitv(&words, None), WaitvResult::Changed);
+        }
+    }
+
+    #[test]
     fn start_time_parses_names_with_spaces_and_parens() {
         let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_time(line), Some(987654));

@@ -2,12 +2,14 @@
 //! [`Codec`].
 //!
 //! - [`Pod`]: plain-old-data types (`T: bytemuck::Pod`) move as their bytes, with no
-//!   serialisation: a put copies `bytes_of(&value)` into the slot like a byte put, a get reads
-//!   the value out of the slot in place (the zero-copy get path, which names the message's
-//!   position).
+//!   serialisation: a put copies `bytes_of(&value)` into the slot like a byte put, a get copies
+//!   the slot out with the byte API's lock-free get and reads the value from those bytes
+//!   (`pod_read_unaligned`). (Decoding in place under the zero-copy get's lock was measured
+//!   first: 0.57× the byte API's rate, against 0.9× and more for the copy; see
+//!   `docs/benchmarks.md`.)
 //! - [`Postcard`] (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
-//!   [postcard](https://docs.rs/postcard) into a per-thread buffer and decoded from the slot
-//!   in place. postcard rather than bincode: postcard's wire format is stable since 1.0 and
+//!   [postcard](https://docs.rs/postcard) into a per-thread buffer, and decoded from a
+//!   per-thread copy of the slot. postcard rather than bincode: postcard's wire format is stable since 1.0 and
 //!   documented, its varint encoding makes small structs smaller than bincode's fixed-width
 //!   integers (a struct of a `u32` id, a `f64` and a short string is 14 bytes, 24 with
 //!   bincode's legacy format), it is actively maintained, while bincode's development ceased
@@ -92,7 +94,7 @@ pub trait Codec<T>: 'static {
 }
 
 /// The codec of plain-old-data types: a value is its bytes (`bytemuck::bytes_of`), read back
-/// with `bytemuck::pod_read_unaligned` from the slot in place. Both sides must agree on the
+/// with `bytemuck::pod_read_unaligned` (no serialisation either way). Both sides must agree on the
 /// layout (`#[repr(C)]`, same target); the derived tag includes the type's size.
 ///
 /// # Examples
@@ -454,6 +456,26 @@ fn encode_then<T, C: Codec<T>, E>(
     })
 }
 
+thread_local! {
+    /// The receive buffer of typed gets in this thread: the message is copied out of the slot
+    /// (no lock, as a byte get) and decoded from here.
+    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's receive buffer of at least `size` bytes (a fresh one if a
+/// decoder re-enters).
+fn with_decode_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    DECODE_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            f(&mut buf[..size])
+        }
+        Err(_) => f(&mut vec![0; size]),
+    })
+}
+
 /// Decodes one message taken at `position`, naming `queue` on failure.
 fn decode_at<T, C: Codec<T>>(queue: &str, position: u64, bytes: &[u8]) -> Result<T, DecodeError> {
     C::decode(bytes).map_err(|reason| DecodeError {
@@ -785,8 +807,10 @@ impl<T, C: Codec<T>> TypedQueue<T, C> {
     }
 
     fn get_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Fail> {
-        self.q
-            .get_with_position(|pos, b| decode_at::<T, C>(&self.name, pos, b), wait)
+        with_decode_buf(self.q.message_size(), |buf| {
+            let (pos, n) = self.q.get_into_with_position(buf, wait)?;
+            Ok(decode_at::<T, C>(&self.name, pos, &buf[..n]))
+        })
     }
 
     /// Takes the oldest value, waiting while the queue is empty.
@@ -1134,13 +1158,13 @@ impl<T, C: Codec<T>> TypedPipeEnd<T, C> {
     }
 
     fn recv_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Option<Fail>> {
-        match self
-            .p
-            .recv_with_position(|pos, b| decode_at::<T, C>(&self.name, pos, b), wait)
-        {
-            Some(r) => r.map_err(Some),
-            None => Err(None),
-        }
+        with_decode_buf(self.p.message_size(), |buf| {
+            match self.p.recv_into_with_position(buf, wait) {
+                Some(Ok((pos, n))) => Ok(decode_at::<T, C>(&self.name, pos, &buf[..n])),
+                Some(Err(f)) => Err(Some(f)),
+                None => Err(None),
+            }
+        })
     }
 
     /// Receives the oldest value, waiting while none is there.

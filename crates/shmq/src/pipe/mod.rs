@@ -823,24 +823,18 @@ impl PipeEnd {
             .map_err(|f| send_timeout_error(f, msg))
     }
 
-    /// A zero-copy receive that also tells `read` the message's position in the incoming ring
-    /// (messages ever taken before it), for typed decoders. The message is taken whatever
-    /// `read` returns. `None` on the sending end of a one-way pipe.
-    pub(crate) fn recv_with_position<R>(
+    /// A copying receive (no lock) into `buf` (at least `message_size` bytes); returns the
+    /// message's position in the incoming ring and its length. `None` on the sending end of a
+    /// one-way pipe. For typed readers.
+    pub(crate) fn recv_into_with_position(
         &self,
-        read: impl FnOnce(u64, &[u8]) -> R,
+        buf: &mut [u8],
         wait: Wait,
-    ) -> Option<Result<R, Fail>> {
+    ) -> Option<Result<(u64, usize), Fail>> {
         let ring = self.incoming().ok()?;
-        let mut read = Some(read);
-        let mut scratch = Vec::new();
         Some(self.with_waiting(|how| {
-            engine::get_reserved(&ring, wait, how, |l, head, _| {
-                let m = l.reserved_bytes(head, &mut scratch)?;
-                let f = read
-                    .take()
-                    .unwrap_or_else(|| unreachable!("read is taken once"));
-                Ok((1, f(head, m)))
+            engine::get(&ring, wait, how, |r| {
+                Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
             })
         }))
     }
