@@ -896,6 +896,12 @@ impl<'a> Core<'a> {
         Ok(self.pop_into_at(buf)?.map(|(_, len)| len))
     }
 
+    /// The position of the front message (`head` without the [`RESERVED`] bit): exact for a
+    /// reader that holds the reservation.
+    pub(crate) fn front_position(&self) -> u64 {
+        self.head.load(SeqCst) & !RESERVED
+    }
+
     /// [`pop_into`](Self::pop_into) that also returns the message's position (the value of
     /// `head` its claim moved from), for typed readers that name a message they refuse.
     pub(crate) fn pop_into_at(&self, buf: &mut [u8]) -> Result<Option<(u64, usize)>, PopFail> {

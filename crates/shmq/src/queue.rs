@@ -315,9 +315,17 @@ impl Queue {
         buf: &mut [u8],
         wait: Wait,
     ) -> Result<(u64, usize), Fail> {
-        engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
+        let ring = self.ring();
+        match engine::get(&ring, wait, Waiting::PLAIN, |r| {
             Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
-        })
+        }) {
+            // A large message (put by the byte API) is longer than any typed one: it is taken
+            // and its length reported, over `buf.len()`, for the typed reader to refuse.
+            Err(Fail::Large) => self.big.read_front(&ring, wait, Waiting::PLAIN, |m| {
+                Ok((1, (ring.core().front_position(), m.len())))
+            }),
+            r => r,
+        }
     }
 
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {

@@ -476,6 +476,27 @@ fn with_decode_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     })
 }
 
+/// Decodes the message of `n` bytes taken at `position` into `buf`; a length over `buf`
+/// (a large message of the byte API, never copied here) is refused.
+fn decode_taken<T, C: Codec<T>>(
+    queue: &str,
+    position: u64,
+    buf: &[u8],
+    n: usize,
+) -> Result<T, DecodeError> {
+    match buf.get(..n) {
+        Some(bytes) => decode_at::<T, C>(queue, position, bytes),
+        None => Err(DecodeError {
+            queue: queue.to_string(),
+            position,
+            reason: format!(
+                "a large message of {n} bytes, over the slot size {}",
+                buf.len()
+            ),
+        }),
+    }
+}
+
 /// Decodes one message taken at `position`, naming `queue` on failure.
 fn decode_at<T, C: Codec<T>>(queue: &str, position: u64, bytes: &[u8]) -> Result<T, DecodeError> {
     C::decode(bytes).map_err(|reason| DecodeError {
@@ -809,7 +830,7 @@ impl<T, C: Codec<T>> TypedQueue<T, C> {
     fn get_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Fail> {
         with_decode_buf(self.q.message_size(), |buf| {
             let (pos, n) = self.q.get_into_with_position(buf, wait)?;
-            Ok(decode_at::<T, C>(&self.name, pos, &buf[..n]))
+            Ok(decode_taken::<T, C>(&self.name, pos, buf, n))
         })
     }
 
@@ -1160,7 +1181,7 @@ impl<T, C: Codec<T>> TypedPipeEnd<T, C> {
     fn recv_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Option<Fail>> {
         with_decode_buf(self.p.message_size(), |buf| {
             match self.p.recv_into_with_position(buf, wait) {
-                Some(Ok((pos, n))) => Ok(decode_at::<T, C>(&self.name, pos, &buf[..n])),
+                Some(Ok((pos, n))) => Ok(decode_taken::<T, C>(&self.name, pos, buf, n)),
                 Some(Err(f)) => Err(Some(f)),
                 None => Err(None),
             }
@@ -1298,6 +1319,33 @@ mod tests {
             check_tag(TypeTag::named("y").words(), TypeTag::named("x"), "q"),
             Err(OpenError::Incompatible(_))
         ));
+    }
+
+    #[test]
+    fn a_large_message_is_a_decode_error_and_is_taken() {
+        let name = format!("shmq-test-typed-large-{}", std::process::id());
+        let q = PodQueue::<u64>::create(
+            &name,
+            &Options {
+                capacity: 4,
+                message_size: 32,
+                max_message_size: 1024,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        q.queue().put(vec![1u8; 100]).unwrap(); // over the 32-byte slots: a large message
+        q.put(5).unwrap();
+        let r = q.get();
+        let _ = Queue::unlink(&name);
+        match r {
+            Err(TypedError::Decode(e)) => {
+                assert_eq!(e.position, 0);
+                assert!(e.reason.contains("100 bytes"), "{}", e.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(q.get().unwrap(), 5);
     }
 
     #[test]

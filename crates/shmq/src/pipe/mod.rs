@@ -833,9 +833,15 @@ impl PipeEnd {
     ) -> Option<Result<(u64, usize), Fail>> {
         let ring = self.incoming().ok()?;
         Some(self.with_waiting(|how| {
-            engine::get(&ring, wait, how, |r| {
+            match engine::get(&ring, wait, how, |r| {
                 Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
-            })
+            }) {
+                // A large message: taken, its length (over `buf.len()`) reported.
+                Err(Fail::Large) => self.big.read_front(&ring, wait, how, |m| {
+                    Ok((1, (ring.core().front_position(), m.len())))
+                }),
+                r => r,
+            }
         }))
     }
 
