@@ -47,3 +47,24 @@ pub fn pattern_message(id: u32, seq: u32, len: usize) -> Vec<u8> {
     }
     m
 }
+
+/// The serde message of the typed tests and examples: a small struct.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Order {
+    pub id: u32,
+    pub price: f64,
+    pub item: String,
+    pub tags: Vec<u16>,
+}
+
+impl Order {
+    /// The `i`th order of a test.
+    pub fn sample(i: u32) -> Order {
+        Order {
+            id: i,
+            price: f64::from(i) * 0.5,
+            item: format!("item-{i}"),
+            tags: (0..(i % 4) as u16).collect(),
+        }
+    }
+}

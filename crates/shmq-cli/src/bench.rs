@@ -73,7 +73,8 @@ impl Default for Config {
 /// One measured row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    /// `shmq`, `shmq-batch`, `shmq-zero-copy`, `pipe` or `socket`.
+    /// `shmq`, `shmq-batch`, `shmq-zero-copy`, `shmq-pod`, `shmq-serde`, `shmq-async`
+    /// (round trips), `floor`, `pipe` or `socket`.
     pub mechanism: String,
     /// `spsc`, `mpmc` or `rtt`.
     pub workload: String,
@@ -207,6 +208,12 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                     ] {
                         plans.push(transfer(m, size, 1));
                     }
+                    // The typed paths (issue 13) at the small size, beside the byte rows.
+                    if size == 64 {
+                        for api in [ShmqApi::Pod, ShmqApi::Serde] {
+                            plans.push(transfer(Mechanism::Shmq(api), size, 1));
+                        }
+                    }
                 }
             }
             Workload::Mpmc => {
@@ -228,6 +235,7 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                     for over in [
                         PingOver::Floor,
                         PingOver::Shmq,
+                        PingOver::ShmqAsync,
                         PingOver::Pipe,
                         PingOver::Socket,
                     ] {
@@ -427,8 +435,9 @@ mod tests {
     #[test]
     fn the_default_plan_covers_the_issue_rows() {
         let cfg = Config::default();
-        // spsc: 6 mechanisms (floor included) x 2 sizes; mpmc: 2 x 64 B; rtt: 4 x 64 B.
-        assert_eq!(row_count(&cfg), 12 + 2 + 4);
+        // spsc: 6 mechanisms (floor included) x 2 sizes, plus Pod and serde at 64 B;
+        // mpmc: 2 x 64 B; rtt: 5 x 64 B (async included).
+        assert_eq!(row_count(&cfg), 12 + 2 + 2 + 5);
     }
 
     #[test]

@@ -34,9 +34,9 @@ fn bench_json_prints_one_checked_object_per_row() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // spsc: 6 mechanisms (the floor included); mpmc: shmq and pipe; rtt: floor, shmq, pipe,
-    // socket.
-    assert_eq!(rows.len(), 12, "{text}");
+    // spsc: 6 mechanisms (the floor included) and the typed shmq-pod and shmq-serde; mpmc:
+    // shmq and pipe; rtt: floor, shmq, shmq-async, pipe, socket.
+    assert_eq!(rows.len(), 15, "{text}");
     for r in &rows {
         assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["mb_per_sec"].as_f64().unwrap() > 0.0, "{r}");

@@ -137,6 +137,16 @@ macro_rules! message_error {
                     matches!(self, Self::$variant(_))
                 }
             )*
+
+            /// The same error, carrying `f(message)` instead of the message (e.g. the typed
+            /// value whose encoding did not go through).
+            pub fn map<N>(self, f: impl FnOnce(M) -> N) -> $name<N> {
+                match self {
+                    $(Self::$variant(m) => $name::$variant(f(m)),)*
+                    Self::TooLarge { msg, len, max } => $name::TooLarge { msg: f(msg), len, max },
+                    Self::Corrupt { msg, reason } => $name::Corrupt { msg: f(msg), reason },
+                }
+            }
         }
 
         impl<M> fmt::Debug for $name<M> {

@@ -119,8 +119,12 @@ pub struct Header {
     _reserved: AtomicU32,
     /// Start time of the creator (clock ticks since boot), so a recycled pid is not taken for it.
     pub creator_start: AtomicU64,
-    /// Bytes 80–103: other header fields (80–95 a type tag, 96–103 an instance id), zero here.
-    _reserved_80: [AtomicU64; 3],
+    /// The type of the messages, recorded by a typed creator (`TypedQueue`, `TypedPipe`): a
+    /// 128-bit tag, both words 0 for an untyped segment (any type may open it). Written
+    /// before the header is published, never changed.
+    pub type_tag: [AtomicU64; 2],
+    /// Bytes 96–103: another header field (an instance id), zero here.
+    _reserved_96: AtomicU64,
     /// Queue and pipe: the largest message in bytes, slot size or above (larger ones travel
     /// outside the slots, `docs/protocol.md`, "Large messages"); 0 means the slot size.
     pub max_message: AtomicU64,
@@ -207,7 +211,8 @@ impl Header {
             creator_pid: u32_at(64),
             _reserved: u32_at(68),
             creator_start: u64_at(72),
-            _reserved_80: [u64_at(80), u64_at(88), u64_at(96)],
+            type_tag: [u64_at(80), u64_at(88)],
+            _reserved_96: u64_at(96),
             max_message: u64_at(104),
         }
     }

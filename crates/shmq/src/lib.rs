@@ -61,15 +61,21 @@ compile_error!("shmq runs on Linux only (futexes, /dev/shm, glibc robust mutexes
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:
 // `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.
+#[cfg(all(not(loom), feature = "tokio"))]
+mod asynch;
 #[cfg(not(loom))]
 mod engine;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+mod iter;
+#[cfg(not(loom))]
 pub mod large;
 #[cfg(not(loom))]
 pub mod layout;
 mod lockfree;
+#[cfg(all(not(loom), feature = "tokio"))]
+mod notifier;
 #[cfg(not(loom))]
 mod options;
 #[cfg(not(loom))]
@@ -80,16 +86,24 @@ mod queue;
 mod ring;
 #[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
+mod select;
 pub mod sync;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+mod typed;
 
+#[cfg(all(not(loom), feature = "tokio"))]
+pub use asynch::{PipeSink, PipeStream, QueueSink, QueueStream};
 #[cfg(not(loom))]
 pub use error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, RecvError,
     RecvTimeoutError, SendError, SendTimeoutError, TaskDoneError, TryGetError, TryPutError,
     TryRecvError, TrySendError,
 };
+#[cfg(not(loom))]
+pub use iter::{Iter, PipeIter, PipeTryIter, TryIter, TypedIter, TypedPipeIter};
 #[cfg(not(loom))]
 pub use options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 #[cfg(not(loom))]
@@ -99,7 +113,16 @@ pub use queue::Queue;
 #[cfg(not(loom))]
 pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]
+pub use select::{Select, SelectTimeoutError};
+#[cfg(not(loom))]
 pub use sync::{LockError, LockState, MutexGuard, RawMutex};
+#[cfg(not(loom))]
+pub use typed::{
+    Codec, DecodeError, Pod, PodPipeEnd, PodQueue, TypeTag, TypedEnds, TypedError, TypedPipe,
+    TypedPipeEnd, TypedPutError, TypedQueue,
+};
+#[cfg(all(not(loom), feature = "serde"))]
+pub use typed::{Postcard, SerdePipeEnd, SerdeQueue};
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

@@ -893,6 +893,18 @@ impl<'a> Core<'a> {
     /// Takes the front message into `buf`; returns its length, or `None` if the ring is empty.
     /// A message longer than `buf` stays queued (`TooSmall`).
     pub(crate) fn pop_into(&self, buf: &mut [u8]) -> Result<Option<usize>, PopFail> {
+        Ok(self.pop_into_at(buf)?.map(|(_, len)| len))
+    }
+
+    /// The position of the front message (`head` without the [`RESERVED`] bit): exact for a
+    /// reader that holds the reservation.
+    pub(crate) fn front_position(&self) -> u64 {
+        self.head.load(SeqCst) & !RESERVED
+    }
+
+    /// [`pop_into`](Self::pop_into) that also returns the message's position (the value of
+    /// `head` its claim moved from), for typed readers that name a message they refuse.
+    pub(crate) fn pop_into_at(&self, buf: &mut [u8]) -> Result<Option<(u64, usize)>, PopFail> {
         loop {
             let Some(head) = self.front_full()? else {
                 return Ok(None);
@@ -911,7 +923,7 @@ impl<'a> Core<'a> {
             }
             self.copy_to(head, &mut buf[..len]);
             if self.take(head, 1) {
-                return Ok(Some(len));
+                return Ok(Some((head, len)));
             }
         }
     }

@@ -80,7 +80,7 @@ fn put_timeout_error<M>(f: Fail, msg: M) -> PutTimeoutError<M> {
     }
 }
 
-fn get_error(f: Fail) -> GetError {
+pub(crate) fn get_error(f: Fail) -> GetError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => GetError::Closed,
         Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
@@ -92,14 +92,14 @@ fn get_error(f: Fail) -> GetError {
     }
 }
 
-fn try_get_error(f: Fail) -> TryGetError {
+pub(crate) fn try_get_error(f: Fail) -> TryGetError {
     match f {
         Fail::WouldBlock => TryGetError::Empty,
         other => get_error(other).into(),
     }
 }
 
-fn get_timeout_error(f: Fail) -> GetTimeoutError {
+pub(crate) fn get_timeout_error(f: Fail) -> GetTimeoutError {
     match f {
         Fail::WouldBlock => GetTimeoutError::Timeout,
         other => get_error(other).into(),
@@ -299,6 +299,33 @@ impl Queue {
         self.seg
             .ring_checked(&self.checked)
             .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+    }
+
+    /// The ring, for the waiting layer (select, async): its `items` and `free` event words
+    /// and its state.
+    pub(crate) fn wait_ring(&self) -> Ring<'_> {
+        self.ring()
+    }
+
+    /// A copying get (no lock, like [`get_into`](Self::get_into)) into `buf`, which must hold
+    /// [`message_size`](Self::message_size) bytes; returns the message's position (messages
+    /// ever taken before it) and length. For typed readers.
+    pub(crate) fn get_into_with_position(
+        &self,
+        buf: &mut [u8],
+        wait: Wait,
+    ) -> Result<(u64, usize), Fail> {
+        let ring = self.ring();
+        match engine::get(&ring, wait, Waiting::PLAIN, |r| {
+            Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
+        }) {
+            // A large message (put by the byte API) is longer than any typed one: it is taken
+            // and its length reported, over `buf.len()`, for the typed reader to refuse.
+            Err(Fail::Large) => self.big.read_front(&ring, wait, Waiting::PLAIN, |m| {
+                Ok((1, (ring.core().front_position(), m.len())))
+            }),
+            r => r,
+        }
     }
 
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {

@@ -1031,8 +1031,45 @@ impl Fresh {
         let pid = sys::getpid();
         let start = sys::process_start_time(pid).unwrap_or(0);
         seg.header().write(params, pid, start);
+        let tag = PENDING_TYPE_TAG.get();
+        for (word, value) in seg.header().type_tag.iter().zip(tag) {
+            word.store(value, std::sync::atomic::Ordering::Relaxed);
+        }
         seg.header().publish();
         seg
+    }
+}
+
+thread_local! {
+    /// The type tag that [`Fresh::publish`] writes into the header of a segment this thread
+    /// creates (header bytes 80–95; zero: untyped). Set only for the duration of
+    /// [`with_type_tag`].
+    static PENDING_TYPE_TAG: std::cell::Cell<[u64; 2]> = const { std::cell::Cell::new([0; 2]) };
+}
+
+/// Runs `create` (which creates and publishes segments in this thread) so that every segment
+/// it publishes records `tag` as the type of its messages (typed queues and pipes).
+pub(crate) fn with_type_tag<R>(tag: [u64; 2], create: impl FnOnce() -> R) -> R {
+    struct Reset([u64; 2]);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PENDING_TYPE_TAG.set(self.0);
+        }
+    }
+    let _reset = Reset(PENDING_TYPE_TAG.replace(tag));
+    create()
+}
+
+impl Segment {
+    /// The type tag in the header (both words 0 for an untyped segment).
+    pub(crate) fn type_tag(&self) -> [u64; 2] {
+        let t = &self.header().type_tag;
+        // SYNC POINT: written before the header's Release publish, read after the opener's
+        // Acquire load of the ready state.
+        [
+            t[0].load(std::sync::atomic::Ordering::Relaxed),
+            t[1].load(std::sync::atomic::Ordering::Relaxed),
+        ]
     }
 }
 

@@ -374,9 +374,90 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     futex::wake(word, futex::Flags::empty(), n).unwrap_or(0)
 }
 
+/// What one `futex_waitv` call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitvResult {
+    /// The word at this index was woken (or several were; this is one of them).
+    Woken(usize),
+    /// A word did not hold its expected value when the call began (`EAGAIN`).
+    Changed,
+    /// The deadline passed, or a signal arrived: the caller re-checks.
+    Returned,
+    /// An address is not mapped (`EFAULT`).
+    Fault,
+    /// The kernel has no `futex_waitv` (Linux < 5.16), or refuses the arguments (more than 128
+    /// words): the caller falls back to sleeping in short slices.
+    Unsupported,
+}
+
+/// `futex_waitv` (Linux ≥ 5.16) over `(address, expected)` pairs of shared (not private)
+/// 32-bit futexes: sleeps while every word holds its expected value, at most until `deadline`
+/// (made absolute on `CLOCK_MONOTONIC`, the clock of [`Instant`]). At most 128 words.
+///
+/// The addresses are only handed to the kernel, never dereferenced here: one that is no longer
+/// mapped is [`WaitvResult::Fault`], not undefined behaviour.
+pub(crate) fn futex_waitv(
+    words: &[(*const AtomicU32, u32)],
+    deadline: Option<Instant>,
+) -> WaitvResult {
+    let mut waiters = [futex::Wait::new(); 128];
+    if words.is_empty() || words.len() > waiters.len() {
+        return WaitvResult::Unsupported;
+    }
+    for (w, &(word, expected)) in waiters.iter_mut().zip(words) {
+        w.val = u64::from(expected);
+        w.uaddr = futex::WaitPtr::new(word.cast_mut().cast::<c_void>());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let ts = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return WaitvResult::Returned;
+            }
+            let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            let abs = Duration::new(
+                u64::try_from(now.tv_sec).unwrap_or(0),
+                u32::try_from(now.tv_nsec).unwrap_or(0),
+            )
+            .saturating_add(left);
+            Some(timespec_from(abs))
+        }
+        None => None,
+    };
+    match futex::waitv(
+        &waiters[..words.len()],
+        futex::WaitvFlags::empty(),
+        ts.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    ) {
+        Ok(i) => WaitvResult::Woken(i),
+        Err(rustix::io::Errno::AGAIN) => WaitvResult::Changed,
+        Err(rustix::io::Errno::FAULT) => WaitvResult::Fault,
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => WaitvResult::Unsupported,
+        Err(_) => WaitvResult::Returned,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn futex_waitv_sleeps_until_the_deadline_and_sees_changes() {
+        let a = AtomicU32::new(5);
+        let b = AtomicU32::new(7);
+        let words = [(&a as *const AtomicU32, 5), (&b as *const AtomicU32, 7)];
+        let t = Instant::now();
+        let r = futex_waitv(&words, Some(t + Duration::from_millis(20)));
+        // This kernel (Linux >= 5.16) has futex_waitv; an older one reports Unsupported.
+        if r != WaitvResult::Unsupported {
+            assert_eq!(r, WaitvResult::Returned);
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            b.store(8, Relaxed);
+            assert_eq!(futex_waitv(&words, None), WaitvResult::Changed);
+        }
+    }
 
     #[test]
     fn start_time_parses_names_with_spaces_and_parens() {

@@ -7,6 +7,7 @@
 // The only unsafe code is the `fork` of the pipe's fork roles (`pipe::fork`).
 #![deny(unsafe_code)]
 
+mod chan;
 mod dict;
 mod fuzz;
 mod kill;
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     };
     let rest = &args[1..];
+    if let Some(code) = chan::run(role, rest) {
+        return code;
+    }
     if let Some(code) = queue::run(role, rest) {
         return code;
     }

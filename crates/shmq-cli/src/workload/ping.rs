@@ -21,6 +21,9 @@ use super::transports::{
 pub enum PingOver {
     /// Two shmq queues.
     Shmq,
+    /// Two shmq queues through the async API (`put_async`/`get_async` on a current-thread
+    /// tokio runtime, on both sides).
+    ShmqAsync,
     /// Two OS pipes.
     Pipe,
     /// A `SOCK_SEQPACKET` socket pair.
@@ -34,6 +37,7 @@ impl PingOver {
     pub fn name(self) -> &'static str {
         match self {
             PingOver::Shmq => "shmq",
+            PingOver::ShmqAsync => "shmq-async",
             PingOver::Pipe => "pipe",
             PingOver::Socket => "socket",
             PingOver::Floor => "floor",
@@ -56,12 +60,20 @@ pub fn ping_pong(
     ensure!(size >= MIN_SIZE, "messages need at least {MIN_SIZE} bytes");
     let (client, echo) = match over {
         PingOver::Floor => return super::floor::ping_pong(launcher, size, warmup, count),
-        PingOver::Shmq => {
+        PingOver::Shmq | PingOver::ShmqAsync => {
             let ping = Named::create("ping", 4, size)?;
             let pong = Named::create("pong", 4, size)?;
-            let transport = Transport::Shmq {
-                ping: ping.name.clone(),
-                pong: pong.name.clone(),
+            let (ping_name, pong_name) = (ping.name.clone(), pong.name.clone());
+            let transport = if over == PingOver::Shmq {
+                Transport::Shmq {
+                    ping: ping_name,
+                    pong: pong_name,
+                }
+            } else {
+                Transport::ShmqAsync {
+                    ping: ping_name,
+                    pong: pong_name,
+                }
             };
             let echo = launcher.spawn(
                 &Role::PingEcho {
@@ -150,6 +162,11 @@ pub(super) enum Link {
         tx: Queue,
         rx: Queue,
     },
+    ShmqAsync {
+        tx: Queue,
+        rx: Queue,
+        rt: tokio::runtime::Runtime,
+    },
     Pipe {
         input: std::io::Stdin,
         output: std::io::Stdout,
@@ -165,6 +182,13 @@ impl Link {
                 tx: Queue::open(ping).with_context(|| format!("opening {ping}"))?,
                 rx: Queue::open(pong).with_context(|| format!("opening {pong}"))?,
             },
+            Transport::ShmqAsync { ping, pong } => Link::ShmqAsync {
+                tx: Queue::open(ping).with_context(|| format!("opening {ping}"))?,
+                rx: Queue::open(pong).with_context(|| format!("opening {pong}"))?,
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .context("tokio runtime")?,
+            },
             Transport::Pipe => Link::Pipe {
                 input: std::io::stdin(),
                 output: std::io::stdout(),
@@ -179,6 +203,11 @@ impl Link {
             Link::Shmq { tx, rx } => {
                 let q = if reverse { rx } else { tx };
                 q.put(msg).map_err(|e| anyhow!("put: {e}"))
+            }
+            Link::ShmqAsync { tx, rx, rt } => {
+                let q = if reverse { rx } else { tx };
+                rt.block_on(q.put_async(msg))
+                    .map_err(|e| anyhow!("put_async: {e}"))
             }
             Link::Pipe { output, .. } => {
                 let mut frame = Vec::with_capacity(msg.len() + 4);
@@ -200,6 +229,18 @@ impl Link {
                     Ok(n) => Ok(Some(n)),
                     Err(GetError::Closed) => Ok(None),
                     Err(e) => Err(anyhow!("get: {e}")),
+                }
+            }
+            Link::ShmqAsync { tx, rx, rt } => {
+                let q = if reverse { tx } else { rx };
+                match rt.block_on(q.get_async()) {
+                    Ok(m) => {
+                        ensure!(m.len() < buf.len(), "message of {} bytes", m.len());
+                        buf[..m.len()].copy_from_slice(&m);
+                        Ok(Some(m.len()))
+                    }
+                    Err(GetError::Closed) => Ok(None),
+                    Err(e) => Err(anyhow!("get_async: {e}")),
                 }
             }
             Link::Pipe { input, .. } => {
@@ -224,7 +265,7 @@ impl Link {
 
     /// Ends the conversation so that the echo returns.
     fn close(&mut self) {
-        if let Link::Shmq { tx, .. } = self {
+        if let Link::Shmq { tx, .. } | Link::ShmqAsync { tx, .. } = self {
             let _ = tx.close();
         }
     }

@@ -24,6 +24,42 @@ pub enum ShmqApi {
     ZeroCopy,
     /// `put` / `get_into` of messages larger than the queue's 4 KiB slots (side segments).
     Large,
+    /// `PodQueue<PodMsg>`: a 64-byte plain-old-data struct, no serialisation
+    /// (the message size is always 64).
+    Pod,
+    /// `SerdeQueue<SerdeMsg>`: a small serde struct encoded with postcard (the message size is
+    /// the slot size; the encoding is shorter).
+    Serde,
+}
+
+/// The plain-old-data message of the `shmq-pod` rows: 64 bytes, the sequence number in the
+/// first and (mixed) in the last word.
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct PodMsg {
+    /// The sequence number.
+    pub seq: u64,
+    /// Payload.
+    pub body: [u64; 6],
+    /// `seq ^ TAIL_MAGIC`.
+    pub tail: u64,
+}
+
+/// The serde message of the `shmq-serde` rows: a small struct (an order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SerdeMsg {
+    /// The sequence number.
+    pub seq: u64,
+    /// Account.
+    pub account: u32,
+    /// Price.
+    pub price: f64,
+    /// Quantity.
+    pub quantity: u16,
+    /// Buy or sell.
+    pub buy: bool,
+    /// Instrument.
+    pub symbol: String,
 }
 
 /// How a stream (OS pipe) carries messages.
@@ -44,6 +80,8 @@ pub enum Framing {
 pub enum Transport {
     /// Two shmq queues, one per direction.
     Shmq { ping: String, pong: String },
+    /// Two shmq queues through the async API.
+    ShmqAsync { ping: String, pong: String },
     /// Two OS pipes (stdin/stdout of each side), length-prefixed.
     Pipe,
     /// One Unix `SOCK_SEQPACKET` socket pair (stdin of each side).

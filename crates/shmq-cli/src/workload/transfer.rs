@@ -38,6 +38,8 @@ impl Mechanism {
             Mechanism::Shmq(ShmqApi::ZeroCopy) => "shmq-zero-copy",
             Mechanism::Shmq(ShmqApi::Large) => "shmq-large",
             Mechanism::Memcpy => "memcpy",
+            Mechanism::Shmq(ShmqApi::Pod) => "shmq-pod",
+            Mechanism::Shmq(ShmqApi::Serde) => "shmq-serde",
             Mechanism::Pipe => "pipe",
             Mechanism::Socket => "socket",
             Mechanism::Floor => "floor",

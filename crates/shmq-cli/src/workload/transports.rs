@@ -6,7 +6,18 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use anyhow::{Result, anyhow, bail, ensure};
 use shmq::{GetError, Queue};
 
-use super::roles::{Framing, ShmqApi, Tally, check, stamp, template};
+use super::TAIL_MAGIC;
+use super::roles::{Framing, PodMsg, SerdeMsg, ShmqApi, Tally, check, stamp, template};
+use shmq::{Codec, Pod, Postcard, TypedError, TypedQueue};
+
+/// A typed handle on the queue behind `q` (opened again by name; the bench's queues are
+/// untyped, so any type opens them).
+fn typed<T, C: Codec<T>>(q: &Queue) -> Result<TypedQueue<T, C>> {
+    let shmq::Backing::Named(name) = q.segment().backing() else {
+        return Err(anyhow!("the bench queue has no name"));
+    };
+    TypedQueue::open(name).map_err(|e| anyhow!("open typed {name}: {e}"))
+}
 
 pub(super) fn shmq_produce(
     q: &Queue,
@@ -33,6 +44,31 @@ pub(super) fn shmq_produce(
                     size
                 })
                 .map_err(|e| anyhow!("put_with: {e}"))?;
+            }
+        }
+        ShmqApi::Pod => {
+            let q = typed::<PodMsg, Pod>(q)?;
+            for seq in first..first + count {
+                let m = PodMsg {
+                    seq,
+                    body: [seq; 6],
+                    tail: seq ^ TAIL_MAGIC,
+                };
+                q.put(m).map_err(|e| anyhow!("typed put: {e}"))?;
+            }
+        }
+        ShmqApi::Serde => {
+            let q = typed::<SerdeMsg, Postcard>(q)?;
+            for seq in first..first + count {
+                let m = SerdeMsg {
+                    seq,
+                    account: (seq % 1000) as u32,
+                    price: 100.0 + (seq % 64) as f64 * 0.25,
+                    quantity: (seq % 500) as u16,
+                    buy: seq % 2 == 0,
+                    symbol: "SHMQ".to_string(),
+                };
+                q.put(m).map_err(|e| anyhow!("typed put: {e}"))?;
             }
         }
         ShmqApi::Batch(k) => {
@@ -86,6 +122,28 @@ pub(super) fn shmq_consume(q: &Queue, api: ShmqApi, size: usize) -> Result<Tally
                 break;
             }
         },
+        ShmqApi::Pod => {
+            let q = typed::<PodMsg, Pod>(q)?;
+            loop {
+                match q.get() {
+                    Ok(m) if m.tail == m.seq ^ TAIL_MAGIC => t.add(m.seq),
+                    Ok(m) => bad = Some(anyhow!("pod message {} torn", m.seq)),
+                    Err(TypedError::Queue(GetError::Closed)) => break,
+                    Err(e) => return Err(anyhow!("typed get: {e}")),
+                }
+            }
+        }
+        ShmqApi::Serde => {
+            let q = typed::<SerdeMsg, Postcard>(q)?;
+            loop {
+                match q.get() {
+                    Ok(m) if m.symbol == "SHMQ" => t.add(m.seq),
+                    Ok(m) => bad = Some(anyhow!("serde message {} wrong", m.seq)),
+                    Err(TypedError::Queue(GetError::Closed)) => break,
+                    Err(e) => return Err(anyhow!("typed get: {e}")),
+                }
+            }
+        }
         ShmqApi::Batch(k) => loop {
             let r = q
                 .get_many_with(k.max(1), |m| match check(m, size) {

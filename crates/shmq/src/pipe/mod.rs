@@ -473,7 +473,7 @@ fn send_timeout_error<M>(f: Fail, msg: M) -> SendTimeoutError<M> {
     }
 }
 
-fn recv_error(f: Fail) -> RecvError {
+pub(crate) fn recv_error(f: Fail) -> RecvError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => RecvError::Disconnected,
         Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
@@ -485,14 +485,14 @@ fn recv_error(f: Fail) -> RecvError {
     }
 }
 
-fn try_recv_error(f: Fail) -> TryRecvError {
+pub(crate) fn try_recv_error(f: Fail) -> TryRecvError {
     match f {
         Fail::WouldBlock => TryRecvError::Empty,
         other => recv_error(other).into(),
     }
 }
 
-fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
+pub(crate) fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
     match f {
         Fail::WouldBlock => RecvTimeoutError::Timeout,
         other => recv_error(other).into(),
@@ -646,6 +646,24 @@ impl PipeEnd {
             Err(Fail::WouldBlock) => Ok(()),
             r => r,
         }
+    }
+
+    /// The ring this end receives from, for the waiting layer (select, async); `None` for the
+    /// sending end of a one-way pipe.
+    pub(crate) fn recv_ring(&self) -> Option<Ring<'_>> {
+        self.incoming().ok()
+    }
+
+    /// The ring this end sends on, for the waiting layer; `None` for the receiving end of a
+    /// one-way pipe.
+    pub(crate) fn send_ring(&self) -> Option<Ring<'_>> {
+        self.outgoing().ok()
+    }
+
+    /// For waiters outside the engine's loops (select, async): sweeps the holder table if the
+    /// last sweep is [`LIVENESS_SLICE`] old, so a peer killed without closing is noticed.
+    pub(crate) fn check_liveness(&self) {
+        let _ = self.maybe_sweep();
     }
 
     /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
@@ -803,6 +821,28 @@ impl PipeEnd {
         };
         self.send_impl(&ring, msg.as_ref(), wait)
             .map_err(|f| send_timeout_error(f, msg))
+    }
+
+    /// A copying receive (no lock) into `buf` (at least `message_size` bytes); returns the
+    /// message's position in the incoming ring and its length. `None` on the sending end of a
+    /// one-way pipe. For typed readers.
+    pub(crate) fn recv_into_with_position(
+        &self,
+        buf: &mut [u8],
+        wait: Wait,
+    ) -> Option<Result<(u64, usize), Fail>> {
+        let ring = self.incoming().ok()?;
+        Some(self.with_waiting(|how| {
+            match engine::get(&ring, wait, how, |r| {
+                Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
+            }) {
+                // A large message: taken, its length (over `buf.len()`) reported.
+                Err(Fail::Large) => self.big.read_front(&ring, wait, how, |m| {
+                    Ok((1, (ring.core().front_position(), m.len())))
+                }),
+                r => r,
+            }
+        }))
     }
 
     fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {

@@ -29,6 +29,33 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
     crate::sys::futex_wake(word, n);
 }
 
+/// How long [`wait_any`] sleeps per slice when the kernel has no `futex_waitv`.
+#[cfg(not(loom))]
+pub(crate) const WAITV_FALLBACK_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Sleeps while every `(word, expected)` pair holds, at most until `deadline`: one
+/// `futex_waitv` call (Linux ≥ 5.16; shared 32-bit futexes, at most 128 words). Without it
+/// (an older kernel, or more than 128 words) it sleeps one short slice
+/// ([`WAITV_FALLBACK_SLICE`]) unless a word already changed. Returns on a wake-up, a change, a
+/// signal, the deadline or the end of a fallback slice; the caller re-checks in every case.
+#[cfg(not(loom))]
+pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) {
+    use super::atomic::Ordering::SeqCst;
+    let raw: Vec<(*const AtomicU32, u32)> =
+        words.iter().map(|&(w, v)| (w as *const _, v)).collect();
+    if crate::sys::futex_waitv(&raw, deadline) != crate::sys::WaitvResult::Unsupported {
+        return;
+    }
+    if words.iter().any(|(w, v)| w.load(SeqCst) != *v) {
+        return;
+    }
+    let mut until = Instant::now() + WAITV_FALLBACK_SLICE;
+    if let Some(d) = deadline {
+        until = until.min(d);
+    }
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+}
+
 /// A busy-wait hint (`pause`).
 #[inline]
 pub(crate) fn spin_loop() {

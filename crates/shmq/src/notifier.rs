@@ -1,0 +1,219 @@
+//! The per-process notifier of the async API: one thread that sleeps in `futex_waitv` on the
+//! event words that pending futures registered, and wakes their tasks' wakers. No thread per
+//! future, no thread per queue.
+//!
+//! A pending future has announced itself on its word (`Event::prepare`, which sets WAITING,
+//! so the next change of the condition is followed by a change of the word and a wake-up) and
+//! registered `(word, value it saw, waker)`. The notifier waits on every registered word at
+//! once, plus a process-local control word that a new registration changes (so the notifier
+//! adds the new word). When the kernel says:
+//!
+//! - woken on word *i*: the wakers registered on that word fire;
+//! - a word did not hold its value (`EAGAIN`): if the control word changed, it waits again
+//!   with the new registrations; otherwise some registered word changed and every waker fires
+//!   (a fired future that is still not ready simply registers again);
+//! - the slice ended: the wakers of pipe ends fire, so their tasks sweep the holder table and
+//!   notice a peer killed without closing (`LIVENESS_SLICE`);
+//! - an address is not mapped (a future leaked with `mem::forget` after its queue was
+//!   dropped): every waker fires and every entry is dropped, so it cannot repeat.
+//!
+//! The notifier never dereferences a registered address: it only hands addresses to the
+//! kernel, which checks them. A deregistered word may stay in the kernel's wait until the next
+//! wake-up; that costs nothing but that wake-up.
+//!
+//! Without `futex_waitv` (Linux < 5.16), or with more than 127 distinct registered words, it
+//! sleeps 1 ms slices and fires every waker after each (polling).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::pipe::LIVENESS_SLICE;
+use crate::sys::{WaitvResult, futex_waitv};
+
+/// What a pending future waits for.
+struct Entry {
+    /// The event word's address (only given to the kernel).
+    addr: usize,
+    /// The value the future saw after `prepare`.
+    expected: u32,
+    waker: Waker,
+    /// Fire after every [`LIVENESS_SLICE`] (pipe ends).
+    periodic: bool,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<u64, Entry>,
+    next_id: u64,
+}
+
+/// The notifier's shared state and its control word.
+struct Notifier {
+    state: Mutex<State>,
+    /// Changed (and woken) by every registration, so that the notifier's wait ends and it
+    /// picks the new word up.
+    control: AtomicU32,
+}
+
+/// How long the notifier sleeps per slice without `futex_waitv`, or with too many words.
+const POLL_SLICE: Duration = Duration::from_millis(1);
+
+/// Words one `futex_waitv` call takes (the kernel's limit), the control word included.
+const MAX_WORDS: usize = 128;
+
+fn notifier() -> &'static Notifier {
+    static N: OnceLock<&'static Notifier> = OnceLock::new();
+    N.get_or_init(|| {
+        let n: &'static Notifier = Box::leak(Box::new(Notifier {
+            state: Mutex::new(State::default()),
+            control: AtomicU32::new(0),
+        }));
+        // If the thread cannot start, registrations still work: `register` then fires the
+        // waker at once (the future polls again), which is a busy loop but not a hang.
+        let started = std::thread::Builder::new()
+            .name("shmq-notifier".into())
+            .spawn(move || run(n));
+        if started.is_err() {
+            n.control.store(u32::MAX, SeqCst);
+        }
+        n
+    })
+}
+
+impl Notifier {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A waker that panicked while we held the lock poisons it; the map is still sound.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Registers (or, with `id`, replaces) a pending future's wait on `word`, which held
+/// `expected` after the future's `prepare`. Returns the registration's id.
+pub(crate) fn register(
+    id: Option<u64>,
+    word: &AtomicU32,
+    expected: u32,
+    waker: &Waker,
+    periodic: bool,
+) -> u64 {
+    let n = notifier();
+    if n.control.load(SeqCst) == u32::MAX {
+        // No notifier thread: poll.
+        waker.wake_by_ref();
+        return id.unwrap_or(0);
+    }
+    let addr = word as *const AtomicU32 as usize;
+    let id = {
+        let mut st = n.lock();
+        let id = id.unwrap_or_else(|| {
+            st.next_id += 1;
+            st.next_id
+        });
+        st.entries.insert(
+            id,
+            Entry {
+                addr,
+                expected,
+                waker: waker.clone(),
+                periodic,
+            },
+        );
+        id
+    };
+    // 0 ..= u32::MAX - 1: u32::MAX means "no thread".
+    let _ = n
+        .control
+        .fetch_update(SeqCst, SeqCst, |c| Some((c + 1) % (u32::MAX - 1)));
+    crate::sys::futex_wake(&n.control, 1);
+    id
+}
+
+/// Removes a registration (a future that completed or was dropped).
+pub(crate) fn deregister(id: u64) {
+    notifier().lock().entries.remove(&id);
+}
+
+/// The notifier thread.
+fn run(n: &'static Notifier) {
+    let mut words: Vec<(*const AtomicU32, u32)> = Vec::with_capacity(MAX_WORDS);
+    let mut fire: Vec<Waker> = Vec::new();
+    loop {
+        // Snapshot: the control word first, then every distinct (word, value).
+        let (control, periodic, overflow) = {
+            let st = n.lock();
+            let control = n.control.load(SeqCst);
+            words.clear();
+            words.push((&n.control as *const AtomicU32, control));
+            let mut overflow = false;
+            for e in st.entries.values() {
+                let w = (e.addr as *const AtomicU32, e.expected);
+                if !words.contains(&w) {
+                    if words.len() == MAX_WORDS {
+                        overflow = true;
+                        break;
+                    }
+                    words.push(w);
+                }
+            }
+            (control, st.entries.values().any(|e| e.periodic), overflow)
+        };
+        let slice = if periodic {
+            LIVENESS_SLICE
+        } else {
+            crate::sync::semaphore::SLEEP_SLICE
+        };
+        let deadline = Instant::now() + slice;
+        let r = if overflow {
+            WaitvResult::Unsupported
+        } else {
+            futex_waitv(&words, Some(deadline))
+        };
+        {
+            let mut st = n.lock();
+            match r {
+                WaitvResult::Woken(0) => {}
+                WaitvResult::Woken(i) => {
+                    let addr = words[i].0 as usize;
+                    take(&mut st, &mut fire, |e| e.addr == addr);
+                }
+                WaitvResult::Changed => {
+                    if n.control.load(SeqCst) == control {
+                        take(&mut st, &mut fire, |_| true);
+                    }
+                }
+                WaitvResult::Returned => {
+                    if Instant::now() >= deadline {
+                        take(&mut st, &mut fire, |e| e.periodic);
+                    }
+                }
+                WaitvResult::Fault => take(&mut st, &mut fire, |_| true),
+                WaitvResult::Unsupported => {
+                    drop(st);
+                    std::thread::sleep(POLL_SLICE);
+                    st = n.lock();
+                    take(&mut st, &mut fire, |_| true);
+                }
+            }
+        }
+        for w in fire.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// Moves the wakers of the entries that `hit` selects into `fire`, removing the entries.
+fn take(st: &mut State, fire: &mut Vec<Waker>, hit: impl Fn(&Entry) -> bool) {
+    st.entries.retain(|_, e| {
+        if hit(e) {
+            fire.push(e.waker.clone());
+            false
+        } else {
+            true
+        }
+    });
+}
