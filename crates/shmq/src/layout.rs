@@ -119,8 +119,12 @@ pub struct Header {
     _reserved: AtomicU32,
     /// Start time of the creator (clock ticks since boot), so a recycled pid is not taken for it.
     pub creator_start: AtomicU64,
-    /// Bytes 80–103: other header fields (80–95 a type tag, 96–103 an instance id), zero here.
-    _reserved_80: [AtomicU64; 3],
+    /// Bytes 80–95: another header field (a type tag), zero here.
+    _reserved_80: [AtomicU64; 2],
+    /// A random non-zero number written by the creator, different for every segment ever
+    /// created (two incarnations of one name included); 0 in a segment made before it existed.
+    /// The bridge to NATS (crate `shmq-bridge`) names messages by it.
+    pub instance: AtomicU64,
     /// Queue and pipe: the largest message in bytes, slot size or above (larger ones travel
     /// outside the slots, `docs/protocol.md`, "Large messages"); 0 means the slot size.
     pub max_message: AtomicU64,
@@ -207,7 +211,8 @@ impl Header {
             creator_pid: u32_at(64),
             _reserved: u32_at(68),
             creator_start: u64_at(72),
-            _reserved_80: [u64_at(80), u64_at(88), u64_at(96)],
+            _reserved_80: [u64_at(80), u64_at(88)],
+            instance: u64_at(96),
             max_message: u64_at(104),
         }
     }
@@ -301,6 +306,12 @@ impl Header {
             });
         }
         self.read(mapped_len)
+    }
+
+    /// The segment's instance id (see [`instance`](Self::instance)): written by the creator
+    /// before it publishes, read by anyone after.
+    pub fn instance_id(&self) -> u64 {
+        self.instance.load(Relaxed)
     }
 
     /// The creator's process id and start time.
@@ -651,6 +662,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Header, aux), 56);
         assert_eq!(std::mem::offset_of!(Header, creator_pid), 64);
         assert_eq!(std::mem::offset_of!(Header, creator_start), 72);
+        assert_eq!(std::mem::offset_of!(Header, instance), 96);
         assert_eq!(std::mem::offset_of!(Header, max_message), 104);
         assert_eq!(&MAGIC.to_le_bytes(), b"SHMQ\0seg");
     }
