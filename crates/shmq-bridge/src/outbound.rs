@@ -189,6 +189,9 @@ async fn pump(
     let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
     let mut closed = false;
+    // A message that cannot travel: the ones before it are finished (acknowledged, taken),
+    // then the bridge stops with this error, the message still first in the queue.
+    let mut fatal: Option<BridgeError> = None;
     let mut backoff = Backoff::new();
     // Whether the acks in `acks` are for the whole of `pending` (false after an error: the
     // window is republished, in order, before anything else).
@@ -212,7 +215,7 @@ async fn pump(
             continue;
         }
         if closed && pending.is_empty() {
-            return Ok(stats);
+            return fatal.map_or(Ok(stats), Err);
         }
         tokio::select! {
             biased;
@@ -246,22 +249,25 @@ async fn pump(
                 Some(Read::Msg(pos, m)) => {
                     // The headers (the message id) count towards the server's limit.
                     if m.len() + 128 > max_payload {
-                        return Err(BridgeError::TooLarge {
+                        fatal = Some(BridgeError::TooLarge {
                             len: m.len(),
                             max: max_payload.saturating_sub(128),
                             what: "the NATS server's maximum payload (less 128 bytes of headers)",
                         });
+                        closed = true;
+                        continue;
                     }
                     let payload = Bytes::from(m);
                     pending.push_back((pos, payload.clone()));
                     match send(js, &cfg.subject, instance, pos, payload).await {
                         Ok(f) => acks.push_back(f),
                         Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                            return Err(BridgeError::TooLarge {
-                                len: pending.back().map_or(0, |p| p.1.len()),
+                            fatal = Some(BridgeError::TooLarge {
+                                len: pending.pop_back().map_or(0, |p| p.1.len()),
                                 max: max_payload,
                                 what: "the NATS server's maximum payload",
                             });
+                            closed = true;
                         }
                         Err(_) => healthy = false,
                     }
