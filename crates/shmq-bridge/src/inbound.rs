@@ -9,7 +9,12 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use shmq::{Queue, TryPutError};
 
+use crate::state::SeqSet;
 use crate::{Backoff, BridgeError, Connection, InState, connect, ensure_stream, stream_name_for};
+
+/// How long the bridge waits for the server's answer to one request (a request sent while the
+/// connection was down may never be answered).
+const ANSWER: Duration = Duration::from_secs(5);
 
 /// What [`run_in`] needs.
 #[derive(Debug, Clone)]
@@ -122,14 +127,11 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         }
     };
 
-    // Stream sequences already in the queue whose ack is not confirmed: a redelivery of one is
-    // acknowledged, not put.
-    let mut in_queue: HashSet<u64> = match InState::load(&cfg.state)? {
-        Some(s) => s
-            .already_put(instance, stream_created, q.tail_position())
-            .into_iter()
-            .collect(),
-        None => HashSet::new(),
+    // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
+    // Kept after the ack is confirmed: a server that restarts may forget recent acks.
+    let mut in_queue = match InState::load(&cfg.state)? {
+        Some(s) => SeqSet(s.already_put(instance, stream_created, q.tail_position())),
+        None => SeqSet::default(),
     };
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
@@ -147,27 +149,56 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
         }
-        let batch = consumer
-            .batch()
-            .max_messages(free.min(cfg.batch.max(1)))
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(_) => {
-                backoff.wait().await;
-                continue;
-            }
-        };
+        // What is there now (a request that does not wait), else wait up to 500 ms for the
+        // first message to come: a batch request that waited to be full would hold back the
+        // messages it already has.
+        let want = free.min(cfg.batch.max(1));
         let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(_) => break,
+        for wait in [false, true] {
+            let batch = if wait {
+                consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+            } else {
+                consumer.fetch().max_messages(want).messages().await
+            };
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                        eprintln!("in-bridge: fetch (wait {wait}): {e}");
+                    }
+                    break;
+                }
+            };
+            // A request sent while the connection was down may never be answered: bound
+            // every wait (what was not received is redelivered after the ack wait).
+            let patience = Duration::from_millis(if wait { 700 } else { 1000 });
+            while let Ok(Some(m)) = tokio::time::timeout(patience, batch.next()).await {
+                match m {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => {
+                        if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                            eprintln!("in-bridge: batch (wait {wait}): {e}");
+                        }
+                        break;
+                    }
+                }
+            }
+            if !msgs.is_empty() {
+                break;
             }
         }
         if msgs.is_empty() {
+            if !matches!(
+                tokio::time::timeout(ANSWER, consumer.info()).await,
+                Ok(Ok(_))
+            ) {
+                backoff.wait().await; // the server does not answer: wait for it
+            }
             continue;
         }
         last_message = Instant::now();
@@ -180,7 +211,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 Ok(i) => i.stream_sequence,
                 Err(e) => return Err(BridgeError::JetStream(format!("message info: {e}"))),
             };
-            if in_queue.contains(&seq) || !seen.insert(seq) {
+            if in_queue.contains(seq) || !seen.insert(seq) {
                 again.push((seq, m));
             } else {
                 if m.payload.len() > q.message_size() {
@@ -194,14 +225,13 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
         }
         if !fresh.is_empty() {
-            let mut unconfirmed: Vec<u64> = in_queue.iter().copied().collect();
-            unconfirmed.sort_unstable();
+            in_queue.prune();
             InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 batch: fresh.iter().map(|(s, _)| *s).collect(),
-                unconfirmed,
+                put: in_queue.0.clone(),
             }
             .store(&cfg.state)?;
             let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
@@ -217,31 +247,23 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 }
             }
             stats.put += fresh.len() as u64;
-            in_queue.extend(fresh.iter().map(|(s, _)| *s));
+            for (seq, _) in &fresh {
+                in_queue.insert(*seq);
+            }
         }
         stats.skipped += again.len() as u64;
         // The ack, confirmed by the server, only after the put returned.
         let all: Vec<_> = fresh.into_iter().chain(again).collect();
-        let acked = join_all(all.iter().map(|(_, m)| m.double_ack_with(AckKind::Ack))).await;
-        let mut failed = false;
-        for ((seq, _), r) in all.iter().zip(acked) {
-            match r {
-                Ok(()) => {
-                    in_queue.remove(seq);
-                }
-                Err(_) => {
-                    stats.unconfirmed_acks += 1;
-                    failed = true;
-                }
+        let acked = join_all(
+            all.iter()
+                .map(|(_, m)| tokio::time::timeout(ANSWER, m.double_ack_with(AckKind::Ack))),
+        )
+        .await;
+        for r in acked {
+            // Not confirmed: the message is redelivered, and acknowledged then.
+            if !matches!(r, Ok(Ok(()))) {
+                stats.unconfirmed_acks += 1;
             }
-        }
-        // Acks whose confirmation was lost may have landed: what the consumer's ack floor
-        // covers is acknowledged for good.
-        if failed
-            && let Ok(info) = consumer.info().await
-        {
-            let floor = info.ack_floor.stream_sequence;
-            in_queue.retain(|s| *s > floor);
         }
     }
 }

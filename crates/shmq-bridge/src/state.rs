@@ -7,9 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::BridgeError;
 
+/// How many stream sequences back from the newest one put the in-bridge remembers what it put
+/// (a redelivery of an older message would be put again; see docs/bridge.md).
+pub const REMEMBERED: u64 = 1 << 20;
+
 /// What an in-bridge writes (atomically: a temporary file renamed over the old one) before each
-/// batch of puts. A restarted bridge compares `tail` with the queue's tail: the bridge is the
-/// queue's only producer, so `tail_now - tail` of `batch` (in order) were put.
+/// batch of puts: the stream sequences put so far (as ranges) and the batch it is about to put.
+/// A restarted bridge compares `tail` with the queue's tail: the bridge is the queue's only
+/// producer, so `tail_now - tail` of `batch` (in order) were put.
 ///
 /// # Examples
 ///
@@ -17,11 +22,11 @@ use crate::BridgeError;
 /// # fn main() -> Result<(), shmq_bridge::BridgeError> {
 /// use shmq_bridge::InState;
 /// let path = std::env::temp_dir().join(format!("shmq-doc-state-{}.json", std::process::id()));
-/// let s = InState { instance: 7, stream_created: 1, tail: 10, batch: vec![4, 5, 6], unconfirmed: vec![2] };
+/// let s = InState { instance: 7, stream_created: 1, tail: 10, batch: vec![4, 5, 6], put: vec![(1, 3)] };
 /// s.store(&path)?;
 /// let back = InState::load(&path)?.unwrap();
-/// // Two of the batch reached the queue (its tail is 12 now): 4 and 5, and 2 from before.
-/// assert_eq!(back.already_put(7, 1, 12), vec![2, 4, 5]);
+/// // Two of the batch reached the queue (its tail is 12 now): 4 and 5, after 1 to 3.
+/// assert_eq!(back.already_put(7, 1, 12), vec![(1, 5)]);
 /// // Another queue (a new incarnation) or another stream: nothing is known.
 /// assert!(back.already_put(8, 1, 12).is_empty());
 /// std::fs::remove_file(&path).unwrap();
@@ -39,8 +44,9 @@ pub struct InState {
     pub tail: u64,
     /// The stream sequences of the batch, in put order.
     pub batch: Vec<u64>,
-    /// Stream sequences put earlier whose ack the server has not confirmed.
-    pub unconfirmed: Vec<u64>,
+    /// The stream sequences put before the batch, as sorted, disjoint inclusive ranges (the
+    /// last [`REMEMBERED`] sequences).
+    pub put: Vec<(u64, u64)>,
 }
 
 impl InState {
@@ -81,17 +87,84 @@ impl InState {
         std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
     }
 
-    /// The stream sequences known to be in the local queue already, for a queue of
-    /// `instance` whose tail is `tail_now`, fed from a stream created at `stream_created`.
-    pub fn already_put(&self, instance: u64, stream_created: i128, tail_now: u64) -> Vec<u64> {
+    /// The stream sequences known to be in the local queue already (as ranges), for a queue
+    /// of `instance` whose tail is `tail_now`, fed from a stream created at `stream_created`.
+    pub fn already_put(&self, instance: u64, stream_created: i128, tail_now: u64) -> Vec<(u64, u64)> {
         if instance != self.instance || stream_created != self.stream_created {
             return Vec::new();
         }
         let done = tail_now.saturating_sub(self.tail).min(self.batch.len() as u64) as usize;
-        let mut v: Vec<u64> = self.unconfirmed.clone();
-        v.extend_from_slice(&self.batch[..done]);
-        v.sort_unstable();
-        v.dedup();
-        v
+        let mut set = SeqSet(self.put.clone());
+        for &s in &self.batch[..done] {
+            set.insert(s);
+        }
+        set.0
+    }
+}
+
+/// A set of stream sequences as sorted, disjoint, non-adjacent inclusive ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SeqSet(pub(crate) Vec<(u64, u64)>);
+
+impl SeqSet {
+    pub(crate) fn contains(&self, s: u64) -> bool {
+        let i = self.0.partition_point(|r| r.1 < s);
+        self.0.get(i).is_some_and(|r| r.0 <= s)
+    }
+
+    pub(crate) fn insert(&mut self, s: u64) {
+        let i = self.0.partition_point(|r| r.1 < s);
+        if self.0.get(i).is_some_and(|r| r.0 <= s) {
+            return;
+        }
+        let joins_prev = i > 0 && self.0[i - 1].1 + 1 == s;
+        let joins_next = self.0.get(i).is_some_and(|r| r.0 == s + 1);
+        match (joins_prev, joins_next) {
+            (true, true) => {
+                self.0[i - 1].1 = self.0[i].1;
+                self.0.remove(i);
+            }
+            (true, false) => self.0[i - 1].1 = s,
+            (false, true) => self.0[i].0 = s,
+            (false, false) => self.0.insert(i, (s, s)),
+        }
+    }
+
+    /// Forgets what lies more than [`REMEMBERED`] below the largest member.
+    pub(crate) fn prune(&mut self) {
+        let Some(&(_, max)) = self.0.last() else {
+            return;
+        };
+        let floor = max.saturating_sub(REMEMBERED);
+        self.0.retain(|r| r.1 >= floor);
+        if let Some(first) = self.0.first_mut() {
+            first.0 = first.0.max(floor);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_sets_merge_ranges_and_forget_the_distant_past() {
+        let mut s = SeqSet::default();
+        for x in [5, 3, 4, 10, 1, 11, 7] {
+            s.insert(x);
+        }
+        assert_eq!(s.0, [(1, 1), (3, 5), (7, 7), (10, 11)]);
+        s.insert(6);
+        s.insert(2);
+        assert_eq!(s.0, [(1, 7), (10, 11)]);
+        assert!(s.contains(1) && s.contains(7) && s.contains(10));
+        assert!(!s.contains(0) && !s.contains(8) && !s.contains(12));
+        s.insert(REMEMBERED + 9);
+        s.prune();
+        s.insert(REMEMBERED + 8);
+        assert_eq!(s.0, [(10, 11), (REMEMBERED + 8, REMEMBERED + 9)]);
+        let mut t = SeqSet(vec![(5, 20), (REMEMBERED + 10, REMEMBERED + 10)]);
+        t.prune();
+        assert_eq!(t.0, [(10, 20), (REMEMBERED + 10, REMEMBERED + 10)]);
     }
 }

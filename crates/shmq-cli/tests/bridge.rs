@@ -227,8 +227,8 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     let (a_name, a) = queue("restart-a", 64, 64);
     let (b_name, b) = queue("restart-b", 1024, 64);
     let n = 400;
-    let _out = f.out(&s, &a_name);
-    let _in = f.inb(&s, &b_name, &[]);
+    let out = f.out(&s, &a_name);
+    let inb = f.inb(&s, &b_name, &["--idle-exit", "3s"]);
     let producer = produce(&a_name, n, Duration::from_millis(1));
     std::thread::sleep(Duration::from_millis(150));
     s.stop();
@@ -237,7 +237,11 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     assert!(!a.is_empty(), "messages wait in host A's queue while the server is down");
     s.restart().unwrap();
     producer.join().unwrap();
-    assert_exactly_once(&collect(&b, n), n);
+    a.close().unwrap();
+    let got = collect(&b, n);
+    eprintln!("out-bridge: {:?}", out.finish_lines());
+    eprintln!("in-bridge: {:?}", inb.finish_lines());
+    assert_exactly_once(&got, n);
 }
 
 #[test]
