@@ -341,3 +341,19 @@ fn oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were() {
     let _in = f.inb(&s, &c_name, &["--consumer", "big"]);
     assert_eq!(collect(&c, 1), vec![b"small".to_vec()]);
 }
+
+#[test]
+fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
+    assert!(nats::available(), "{}", nats::INSTALL_HINT);
+    let out = shmq_testkit::run_with_limit(
+        Command::new(SHMQ).args(["demo", "bridge", "--json"]),
+        b"",
+        Duration::from_secs(90),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!((v["duplicates"].as_u64(), v["missing"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(v["kills"], 2);
+    assert_eq!(v["received"], v["sent"]);
+}

@@ -374,8 +374,9 @@ async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> 
 }
 
 /// Puts `n` messages of `size` bytes into host A's queue and gets them from host B's, through
-/// an out-bridge and an in-bridge (real processes); returns messages/s.
-fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<f64> {
+/// an out-bridge and an in-bridge (real processes); returns messages/s end to end, and of the
+/// out-bridge's leg (until host A's queue has handed every message to JetStream).
+fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
     let url = server.url();
     let (qa, qb) = (Name::with_prefix("shmq-bench", "bridge-a"), Name::with_prefix("shmq-bench", "bridge-b"));
     let opts = Options { capacity: 1024, message_size: size, ..Default::default() };
@@ -400,16 +401,63 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<f64> {
             Ok(())
         }
     });
+    let mut out_leg = None;
     for i in 0..n {
+        if out_leg.is_none() && a.head_position() > n as u64 {
+            out_leg = Some(t.elapsed());
+        }
         match b.get_timeout(Duration::from_secs(30)) {
             Ok(_) => {}
             Err(GetTimeoutError::Timeout) => bail!("message {i} of {n} did not arrive within 30 s"),
             Err(e) => return Err(e.into()),
         }
     }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let all = t.elapsed();
     producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
-    Ok(rate)
+    let out = out_leg.unwrap_or(all);
+    Ok((n as f64 / all.as_secs_f64(), n as f64 / out.as_secs_f64()))
+}
+
+/// Each leg alone: the out-bridge drains `n` messages from a queue into the stream (nothing
+/// consumes), then an in-bridge moves them from the stream into a queue; messages/s of each.
+fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
+    let url = server.url();
+    let (qa, qb) = (Name::with_prefix("shmq-bench", "leg-a"), Name::with_prefix("shmq-bench", "leg-b"));
+    let opts = Options { capacity: 1024, message_size: size, ..Default::default() };
+    let a = Queue::create(&qa, &opts)?;
+    let b = Queue::create(&qb, &opts)?;
+    let subject = format!("shmq.bench.legs.{size}");
+    let _out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
+    a.put(vec![1u8; size])?;
+    let wait = |what: &str, done: &dyn Fn() -> bool| -> Result<()> {
+        let t = Instant::now();
+        while !done() {
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("{what} did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    };
+    wait("the warm-up", &|| a.is_empty())?;
+    let msg = vec![7u8; size];
+    let t = Instant::now();
+    for _ in 0..n {
+        a.put(msg.as_slice()).map_err(|e| anyhow::anyhow!("put failed: {e:?}"))?;
+    }
+    wait("the out-bridge", &|| a.head_position() > n as u64)?;
+    let out = n as f64 / t.elapsed().as_secs_f64();
+    let state = server.dir.join(format!("legs-{size}.json")).display().to_string();
+    let t = Instant::now();
+    let _in = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
+    for i in 0..=n {
+        if let Err(e) = b.get_timeout(Duration::from_secs(30)) {
+            bail!("in-bridge leg: message {i}: {e}");
+        }
+    }
+    // Includes the in-bridge's start and connection (a few ms).
+    let inb = (n + 1) as f64 / t.elapsed().as_secs_f64();
+    Ok((out, inb))
 }
 
 fn bench(a: &BenchArgs) -> Result<()> {
@@ -420,17 +468,30 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let rt = runtime()?;
     if !a.json {
         outln!("bridge throughput on localhost (nats-server -js, file store): messages/s");
-        outln!("{:>8} {:>8} {:>14} {:>14} {:>7}", "size", "count", "direct", "bridged", "ratio");
+        outln!(
+            "{:>7} {:>6} {:>9} {:>9} {:>6} {:>9} {:>6} {:>9} {:>6}",
+            "size", "count", "direct", "bridged", "ratio", "out", "ratio", "in", "ratio"
+        );
+        outln!("(out, in: each bridge alone; bridged: both at once, end to end)");
     }
     for &size in &a.sizes {
         let n = a.count.unwrap_or(if size <= 1024 { 20_000 } else { 2_000 });
         let d = rt.block_on(direct(&server.url(), &format!("shmq.bench.direct.{size}"), size, n))?;
-        let bridged = through_bridges(&server, size, n)?;
-        let ratio = bridged / d;
+        let (bridged, _) = through_bridges(&server, size, n)?;
+        let (out, inb) = legs_alone(&server, size, n)?;
+        let (ratio, out_ratio, in_ratio) = (bridged / d, out / d, inb / d);
         if a.json {
-            outln!("{}", json!({ "size": size, "count": n, "direct_msgs_per_s": d, "bridged_msgs_per_s": bridged, "ratio": ratio }));
+            outln!(
+                "{}",
+                json!({ "size": size, "count": n, "direct_msgs_per_s": d,
+                        "bridged_msgs_per_s": bridged, "ratio": ratio,
+                        "out_alone_msgs_per_s": out, "out_alone_ratio": out_ratio,
+                        "in_alone_msgs_per_s": inb, "in_alone_ratio": in_ratio })
+            );
         } else {
-            outln!("{size:>8} {n:>8} {d:>14.0} {bridged:>14.0} {ratio:>7.2}");
+            outln!(
+                "{size:>7} {n:>6} {d:>9.0} {bridged:>9.0} {ratio:>6.2} {out:>9.0} {out_ratio:>6.2} {inb:>9.0} {in_ratio:>6.2}"
+            );
         }
     }
     Ok(())
