@@ -76,12 +76,12 @@ pub struct InStats {
     pub failed_acks: u64,
 }
 
-/// Consumes the stream into the local queue `cfg.queue` (until `cfg.idle_exit`, or for ever);
-/// see the crate docs for the guarantees.
+/// Consumes the stream into the local queue `cfg.queue` until the queue is closed (or
+/// `cfg.idle_exit` passes without a message); see the crate docs for the guarantees.
 ///
 /// # Errors
 ///
-/// [`BridgeError::Connect`], [`BridgeError::Queue`] (cannot open, no instance id, closed),
+/// [`BridgeError::Connect`], [`BridgeError::Queue`] (cannot open, no instance id),
 /// [`BridgeError::TooLarge`] for a message longer than the queue's message size (it stays in
 /// the stream, unacknowledged), [`BridgeError::State`], [`BridgeError::JetStream`].
 pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
@@ -141,11 +141,11 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             return Ok(stats);
         }
         // Back-pressure: fetch no more than fits; wait while the queue is full.
+        if q.is_closed() {
+            return Ok(stats);
+        }
         let free = q.capacity().saturating_sub(q.len());
         if free == 0 {
-            if q.is_closed() {
-                return Err(qerr("the queue was closed".into()));
-            }
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
         }
@@ -235,6 +235,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             .store(&cfg.state)?;
             let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
             let mut done = 0;
+            let mut closed = false;
             while done < payloads.len() {
                 match q.try_put_many(&payloads[done..]) {
                     Ok(n) => done += n,
@@ -242,12 +243,27 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                         // Another producer filled it: the bridge should be the only one.
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
+                    // Closed meanwhile: what was put is acknowledged below, the rest stays in
+                    // the stream, and the bridge ends.
+                    Err(TryPutError::Closed(_)) => {
+                        closed = true;
+                        break;
+                    }
                     Err(e) => return Err(qerr(e.to_string())),
                 }
             }
-            stats.put += fresh.len() as u64;
-            for (seq, _) in &fresh {
+            stats.put += done as u64;
+            for (seq, _) in &fresh[..done] {
                 in_queue.insert(*seq);
+            }
+            if closed {
+                fresh.truncate(done);
+                for (_, m) in fresh.iter().chain(&again) {
+                    if m.ack_with(AckKind::Ack).await.is_err() {
+                        stats.failed_acks += 1;
+                    }
+                }
+                return Ok(stats);
             }
         }
         stats.skipped += again.len() as u64;

@@ -173,8 +173,10 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
         let (b, got, done) = (Queue::open(&b_name).unwrap(), Arc::clone(&got), Arc::clone(&done));
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                if let Ok(m) = b.get_timeout(Duration::from_millis(50)) {
-                    got.lock().unwrap().push(m);
+                match b.get_timeout(Duration::from_millis(50)) {
+                    Ok(m) => got.lock().unwrap().push(m),
+                    Err(GetTimeoutError::Timeout) => {}
+                    Err(e) => panic!("host B's queue: {e}"),
                 }
             }
         })
@@ -206,13 +208,18 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
     std::thread::sleep(Duration::from_millis(2500)); // more than the ack wait: late duplicates
     done.store(true, Ordering::Relaxed);
     consumer.join().unwrap();
+    let in_alive = inb.child.try_wait().unwrap().is_none();
     drop(inb);
     let got = got.lock().unwrap();
     eprintln!(
-        "{n} messages, {} out-bridge and {} in-bridge kills, {} received",
+        "{n} messages, {} out-bridge and {} in-bridge kills, {} received; host B's queue: \
+         head {} tail {} len {}; the last in-bridge was alive: {in_alive}",
         killed[0],
         killed[1],
-        got.len()
+        got.len(),
+        b.head_position(),
+        b.tail_position(),
+        b.len()
     );
     assert_eq!(killed, [kills.div_ceil(2), kills / 2]);
     assert_exactly_once(&got, n);
@@ -350,7 +357,12 @@ fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
         b"",
         Duration::from_secs(90),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!((v["duplicates"].as_u64(), v["missing"].as_u64()), (Some(0), Some(0)));

@@ -64,8 +64,8 @@ pub(crate) enum BridgeCmd {
     /// killed meanwhile republishes it under the same message id, which the stream drops.
     Out(OutArgs),
     /// Consume a JetStream stream (durable pull consumer, explicit acks) into a local queue,
-    /// of which this bridge must be the only producer. The ack follows the put; redeliveries
-    /// of messages already put are acknowledged, not put again.
+    /// of which this bridge must be the only producer, until the queue is closed. The ack
+    /// follows the put; redeliveries of messages already put are acknowledged, not put again.
     In(InArgs),
     /// Messages/s through out-bridge → JetStream → in-bridge against publishing directly.
     Bench(BenchArgs),
@@ -243,7 +243,7 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     let b = Queue::create(&qb, &opts)?;
     let subject = format!("shmq.demo.{}", std::process::id());
     let state = server.dir.join("in-bridge.json").display().to_string();
-    let in_extra = ["--ack-wait", "1s", "--idle-exit", "3s"];
+    let in_extra = ["--ack-wait", "1s"];
     say(format!(
         "bridge: host A's queue {} --(out-bridge)--> JetStream on {url} --(in-bridge)--> host B's queue {}",
         &*qa, &*qb
@@ -295,8 +295,11 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     }
     a.close()?; // the producers are done: the out-bridge drains A and exits
     let out_json = out.finish_lines().last().cloned().unwrap_or_default();
+    wait_put(total as u64)?;
+    // Longer than the ack wait: a duplicate would have arrived by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    b.close()?; // the in-bridge ends, the consumers drain B and exit
     let in_json = inb.finish_lines().last().cloned().unwrap_or_default();
-    b.close()?; // the in-bridge went idle: the consumers drain B and exit
     let mut received = Vec::new();
     for c in cons {
         received.extend(c.finish_lines());
