@@ -67,10 +67,10 @@ pub async fn connect(c: &Connection) -> Result<async_nats::Client, BridgeError> 
     loop {
         let mut opts = async_nats::ConnectOptions::new()
             .name("shmq-bridge")
-            .connection_timeout(c.connect_timeout.clamp(
-                Duration::from_millis(100),
-                Duration::from_secs(5),
-            ))
+            .connection_timeout(
+                c.connect_timeout
+                    .clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            )
             .max_reconnects(None::<usize>)
             .require_tls(c.tls.require);
         if let Some(path) = &c.credentials {

@@ -89,11 +89,18 @@ impl InState {
 
     /// The stream sequences known to be in the local queue already (as ranges), for a queue
     /// of `instance` whose tail is `tail_now`, fed from a stream created at `stream_created`.
-    pub fn already_put(&self, instance: u64, stream_created: i128, tail_now: u64) -> Vec<(u64, u64)> {
+    pub fn already_put(
+        &self,
+        instance: u64,
+        stream_created: i128,
+        tail_now: u64,
+    ) -> Vec<(u64, u64)> {
         if instance != self.instance || stream_created != self.stream_created {
             return Vec::new();
         }
-        let done = tail_now.saturating_sub(self.tail).min(self.batch.len() as u64) as usize;
+        let done = tail_now
+            .saturating_sub(self.tail)
+            .min(self.batch.len() as u64) as usize;
         let mut set = SeqSet(self.put.clone());
         for &s in &self.batch[..done] {
             set.insert(s);

@@ -34,7 +34,7 @@ enum Command {
     /// Bridge a local queue to a NATS JetStream stream and back (exactly once across a
     /// bridge's death; docs/bridge.md).
     #[command(subcommand)]
-    Bridge(cmd::bridge::BridgeCmd),
+    Bridge(Box<cmd::bridge::BridgeCmd>),
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
     Bench(cmd::bench::Args),
     /// Create a named queue, dict or lock (a pipe is created by the program that holds its

@@ -53,7 +53,15 @@ impl Flow {
     }
 
     fn out(&self, s: &NatsServer, q: &str) -> Proc {
-        bridge(&["out", q, "--to", &self.subject, "--server", &s.url(), "--json"])
+        bridge(&[
+            "out",
+            q,
+            "--to",
+            &self.subject,
+            "--server",
+            &s.url(),
+            "--json",
+        ])
     }
 
     fn inb(&self, s: &NatsServer, q: &str, extra: &[&str]) -> Proc {
@@ -170,7 +178,11 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let consumer = {
-        let (b, got, done) = (Queue::open(&b_name).unwrap(), Arc::clone(&got), Arc::clone(&done));
+        let (b, got, done) = (
+            Queue::open(&b_name).unwrap(),
+            Arc::clone(&got),
+            Arc::clone(&done),
+        );
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 match b.get_timeout(Duration::from_millis(50)) {
@@ -198,7 +210,10 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
     producer.join().unwrap();
     a.close().unwrap();
     let status = out.wait_status();
-    assert!(status.success(), "the out-bridge drains a closed queue and exits 0: {status}");
+    assert!(
+        status.success(),
+        "the out-bridge drains a closed queue and exits 0: {status}"
+    );
     assert!(a.is_empty());
     // Everything is in the stream: wait for it on host B (redeliveries come after the ack wait).
     let start = Instant::now();
@@ -241,7 +256,10 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     s.stop();
     // The server is gone: the out-bridge keeps what it cannot deliver in the queue.
     std::thread::sleep(Duration::from_millis(400));
-    assert!(!a.is_empty(), "messages wait in host A's queue while the server is down");
+    assert!(
+        !a.is_empty(),
+        "messages wait in host A's queue while the server is down"
+    );
     s.restart().unwrap();
     producer.join().unwrap();
     a.close().unwrap();
@@ -273,7 +291,10 @@ fn a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(b.len(), 8);
     assert_eq!(b.tail_position(), 8, "nothing was put beyond the capacity");
-    assert!(inb.child.try_wait().unwrap().is_none(), "the in-bridge waits");
+    assert!(
+        inb.child.try_wait().unwrap().is_none(),
+        "the in-bridge waits"
+    );
     assert_exactly_once(&collect(&b, n), n);
 }
 
@@ -292,8 +313,26 @@ fn a_bad_server_address_is_a_clear_error_and_a_failure() {
     a.put(b"stays").unwrap();
     let url = format!("nats://127.0.0.1:{}", nats::free_port().unwrap());
     for args in [
-        vec!["out", &*a_name, "--to", "x.y", "--server", &url, "--connect-timeout", "1s"],
-        vec!["in", "x.y", "--to", &*a_name, "--server", &url, "--connect-timeout", "1s"],
+        vec![
+            "out",
+            &*a_name,
+            "--to",
+            "x.y",
+            "--server",
+            &url,
+            "--connect-timeout",
+            "1s",
+        ],
+        vec![
+            "in",
+            "x.y",
+            "--to",
+            &*a_name,
+            "--server",
+            &url,
+            "--connect-timeout",
+            "1s",
+        ],
     ] {
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -365,7 +404,10 @@ fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!((v["duplicates"].as_u64(), v["missing"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (v["duplicates"].as_u64(), v["missing"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(v["kills"], 2);
     assert_eq!(v["received"], v["sent"]);
 }

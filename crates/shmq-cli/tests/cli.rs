@@ -102,7 +102,11 @@ fn demo_race_json_locked_finals_are_all_30() {
 #[test]
 fn demo_all_prints_one_object_per_scenario() {
     // With nats-server on PATH (CI installs it), the bridge scenario runs too.
-    assert!(shmq_testkit::nats::available(), "{}", shmq_testkit::nats::INSTALL_HINT);
+    assert!(
+        shmq_testkit::nats::available(),
+        "{}",
+        shmq_testkit::nats::INSTALL_HINT
+    );
     let out = shmq(
         &["demo", "--json", "--runs", "1", "--processes", "10"],
         MINUTE,

@@ -96,7 +96,9 @@ impl NatsServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(std::io::Error::other("nats-server did not listen within 10 s"))
+        Err(std::io::Error::other(
+            "nats-server did not listen within 10 s",
+        ))
     }
 
     /// `nats://127.0.0.1:PORT`.

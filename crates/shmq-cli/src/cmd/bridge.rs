@@ -206,7 +206,10 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
 /// A bridge process (`shmq bridge ...`), killed on drop.
 fn spawn_bridge(args: &[String], what: &str) -> Result<Proc> {
     let exe = std::env::current_exe().context("locating the shmq executable")?;
-    Ok(Proc::spawn(Command::new(exe).arg("bridge").args(args), what)?)
+    Ok(Proc::spawn(
+        Command::new(exe).arg("bridge").args(args),
+        what,
+    )?)
 }
 
 fn out_args(queue: &str, subject: &str, url: &str) -> Vec<String> {
@@ -228,7 +231,12 @@ fn in_args(subject: &str, queue: &str, url: &str, state: &str, extra: &[&str]) -
 /// The `bridge` demo scenario: two "hosts" (two queues), an out-bridge and an in-bridge
 /// through a local nats-server, producers on host A and consumers on host B; each bridge is
 /// SIGKILLed and restarted once mid-stream; every message must arrive exactly once.
-pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: usize) -> Result<Value> {
+pub(crate) fn demo(
+    json_out: bool,
+    producers: usize,
+    consumers: usize,
+    items: usize,
+) -> Result<Value> {
     let say = |s: String| {
         if !json_out {
             outln!("{s}");
@@ -237,8 +245,15 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     let started = Instant::now();
     let mut server = NatsServer::start(&[]).context("starting nats-server")?;
     let url = server.url();
-    let (qa, qb) = (Name::with_prefix("shmq-demo", "host-a"), Name::with_prefix("shmq-demo", "host-b"));
-    let opts = Options { capacity: 64, message_size: 64, ..Default::default() };
+    let (qa, qb) = (
+        Name::with_prefix("shmq-demo", "host-a"),
+        Name::with_prefix("shmq-demo", "host-b"),
+    );
+    let opts = Options {
+        capacity: 64,
+        message_size: 64,
+        ..Default::default()
+    };
     let a = Queue::create(&qa, &opts)?;
     let b = Queue::create(&qb, &opts)?;
     let subject = format!("shmq.demo.{}", std::process::id());
@@ -249,7 +264,10 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
         &*qa, &*qb
     ));
     let mut out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
-    let mut inb = spawn_bridge(&in_args(&subject, &qb, &url, &state, &in_extra), "in-bridge")?;
+    let mut inb = spawn_bridge(
+        &in_args(&subject, &qb, &url, &state, &in_extra),
+        "in-bridge",
+    )?;
 
     // Producers on host A, consumers on host B: this binary's demo children.
     let total = producers * items;
@@ -257,7 +275,14 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     let mut prods = Vec::new();
     for p in 0..producers {
         prods.push(Proc::spawn(
-            Command::new(&exe).args(["demo-child", "queue-producer", &qa, &p.to_string(), &items.to_string(), "1000"]),
+            Command::new(&exe).args([
+                "demo-child",
+                "queue-producer",
+                &qa,
+                &p.to_string(),
+                &items.to_string(),
+                "1000",
+            ]),
             "producer",
         )?);
     }
@@ -268,12 +293,17 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
             "consumer",
         )?);
     }
-    say(format!("  {producers} producers put {total} messages on host A; {consumers} consumers get on host B"));
+    say(format!(
+        "  {producers} producers put {total} messages on host A; {consumers} consumers get on host B"
+    ));
     let wait_put = |n: u64| -> Result<()> {
         let t = Instant::now();
         while b.tail_position() < n {
             if t.elapsed() > Duration::from_secs(60) {
-                bail!("host B received only {} of {n} messages in 60 s", b.tail_position());
+                bail!(
+                    "host B received only {} of {n} messages in 60 s",
+                    b.tail_position()
+                );
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -283,13 +313,22 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     wait_put(total as u64 / 3)?;
     out.kill9();
     kills += 1;
-    say(format!("  SIGKILLed the out-bridge after {} messages reached host B; restarting it", b.tail_position()));
+    say(format!(
+        "  SIGKILLed the out-bridge after {} messages reached host B; restarting it",
+        b.tail_position()
+    ));
     out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
     wait_put(2 * total as u64 / 3)?;
     inb.kill9();
     kills += 1;
-    say(format!("  SIGKILLed the in-bridge after {} messages reached host B; restarting it", b.tail_position()));
-    inb = spawn_bridge(&in_args(&subject, &qb, &url, &state, &in_extra), "in-bridge")?;
+    say(format!(
+        "  SIGKILLed the in-bridge after {} messages reached host B; restarting it",
+        b.tail_position()
+    ));
+    inb = spawn_bridge(
+        &in_args(&subject, &qb, &url, &state, &in_extra),
+        "in-bridge",
+    )?;
     for p in prods {
         p.try_finish()?;
     }
@@ -316,7 +355,11 @@ pub(crate) fn demo(json_out: bool, producers: usize, consumers: usize, items: us
     say(format!(
         "  received {} messages on host B: {duplicates} duplicates, {missing} missing, {kills} bridge kills -> {}",
         received.len(),
-        if ok { "every message exactly once" } else { "FAILED" }
+        if ok {
+            "every message exactly once"
+        } else {
+            "FAILED"
+        }
     ));
     Ok(json!({
         "scenario": "bridge",
@@ -349,7 +392,10 @@ pub(crate) struct BenchArgs {
 /// as the out-bridge) and returns messages/s.
 async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> {
     use futures_util::StreamExt;
-    let c = Connection { server: url.to_owned(), ..Default::default() };
+    let c = Connection {
+        server: url.to_owned(),
+        ..Default::default()
+    };
     let js = async_nats::jetstream::new(shmq_bridge::connect(&c).await?);
     let stream = shmq_bridge::stream_name_for(subject);
     shmq_bridge::ensure_stream(&js, &stream, subject, Duration::from_secs(120)).await?;
@@ -381,17 +427,29 @@ async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> 
 /// out-bridge's leg (until host A's queue has handed every message to JetStream).
 fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
     let url = server.url();
-    let (qa, qb) = (Name::with_prefix("shmq-bench", "bridge-a"), Name::with_prefix("shmq-bench", "bridge-b"));
-    let opts = Options { capacity: 1024, message_size: size, ..Default::default() };
+    let (qa, qb) = (
+        Name::with_prefix("shmq-bench", "bridge-a"),
+        Name::with_prefix("shmq-bench", "bridge-b"),
+    );
+    let opts = Options {
+        capacity: 1024,
+        message_size: size,
+        ..Default::default()
+    };
     let a = Queue::create(&qa, &opts)?;
     let b = Queue::create(&qb, &opts)?;
     let subject = format!("shmq.bench.bridge.{size}");
-    let state = server.dir.join(format!("bench-{size}.json")).display().to_string();
+    let state = server
+        .dir
+        .join(format!("bench-{size}.json"))
+        .display()
+        .to_string();
     let _out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
     let _in = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
     // Warm-up: one message through, so that both bridges are connected before the clock runs.
     a.put(vec![1u8; size])?;
-    b.get_timeout(Duration::from_secs(30)).context("warm-up message")?;
+    b.get_timeout(Duration::from_secs(30))
+        .context("warm-up message")?;
     let msg = vec![7u8; size];
     let t = Instant::now();
     let producer = std::thread::spawn({
@@ -416,7 +474,9 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f
         }
     }
     let all = t.elapsed();
-    producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
     let out = out_leg.unwrap_or(all);
     Ok((n as f64 / all.as_secs_f64(), n as f64 / out.as_secs_f64()))
 }
@@ -425,8 +485,15 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f
 /// consumes), then an in-bridge moves them from the stream into a queue; messages/s of each.
 fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
     let url = server.url();
-    let (qa, qb) = (Name::with_prefix("shmq-bench", "leg-a"), Name::with_prefix("shmq-bench", "leg-b"));
-    let opts = Options { capacity: 1024, message_size: size, ..Default::default() };
+    let (qa, qb) = (
+        Name::with_prefix("shmq-bench", "leg-a"),
+        Name::with_prefix("shmq-bench", "leg-b"),
+    );
+    let opts = Options {
+        capacity: 1024,
+        message_size: size,
+        ..Default::default()
+    };
     let a = Queue::create(&qa, &opts)?;
     let b = Queue::create(&qb, &opts)?;
     let subject = format!("shmq.bench.legs.{size}");
@@ -446,11 +513,16 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> 
     let msg = vec![7u8; size];
     let t = Instant::now();
     for _ in 0..n {
-        a.put(msg.as_slice()).map_err(|e| anyhow::anyhow!("put failed: {e:?}"))?;
+        a.put(msg.as_slice())
+            .map_err(|e| anyhow::anyhow!("put failed: {e:?}"))?;
     }
     wait("the out-bridge", &|| a.head_position() > n as u64)?;
     let out = n as f64 / t.elapsed().as_secs_f64();
-    let state = server.dir.join(format!("legs-{size}.json")).display().to_string();
+    let state = server
+        .dir
+        .join(format!("legs-{size}.json"))
+        .display()
+        .to_string();
     let t = Instant::now();
     let _in = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
     for i in 0..=n {
@@ -473,13 +545,26 @@ fn bench(a: &BenchArgs) -> Result<()> {
         outln!("bridge throughput on localhost (nats-server -js, file store): messages/s");
         outln!(
             "{:>7} {:>6} {:>9} {:>9} {:>6} {:>9} {:>6} {:>9} {:>6}",
-            "size", "count", "direct", "bridged", "ratio", "out", "ratio", "in", "ratio"
+            "size",
+            "count",
+            "direct",
+            "bridged",
+            "ratio",
+            "out",
+            "ratio",
+            "in",
+            "ratio"
         );
         outln!("(out, in: each bridge alone; bridged: both at once, end to end)");
     }
     for &size in &a.sizes {
         let n = a.count.unwrap_or(if size <= 1024 { 20_000 } else { 2_000 });
-        let d = rt.block_on(direct(&server.url(), &format!("shmq.bench.direct.{size}"), size, n))?;
+        let d = rt.block_on(direct(
+            &server.url(),
+            &format!("shmq.bench.direct.{size}"),
+            size,
+            n,
+        ))?;
         let (bridged, _) = through_bridges(&server, size, n)?;
         let (out, inb) = legs_alone(&server, size, n)?;
         let (ratio, out_ratio, in_ratio) = (bridged / d, out / d, inb / d);

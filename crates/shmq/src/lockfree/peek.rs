@@ -115,10 +115,18 @@ mod tests {
         assert_eq!(v, b"one");
         assert_eq!(c.len(), 2, "peeking takes nothing");
         assert_eq!(c.commit(1, 1), Commit::Moved(0), "only from head");
-        assert_eq!(c.commit(0, 3), Commit::NotThere(2), "only what is published");
+        assert_eq!(
+            c.commit(0, 3),
+            Commit::NotThere(2),
+            "only what is published"
+        );
         assert_eq!(c.commit(0, 1), Commit::Done);
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Taken(1)));
-        assert_eq!(c.commit(0, 1), Commit::Moved(1), "a second commit takes nothing");
+        assert_eq!(
+            c.commit(0, 1),
+            Commit::Moved(1),
+            "a second commit takes nothing"
+        );
         assert_eq!(c.pop_vec(), Ok(Some(b"two".to_vec())));
     }
 
