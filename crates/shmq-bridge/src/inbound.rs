@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
-use shmq::{Queue, TryPutError};
+use shmq::{PeekError, Queue, TryPutError};
 
 use crate::state::SeqSet;
 use crate::{Backoff, BridgeError, Connection, InState, connect, ensure_stream, stream_name_for};
@@ -130,7 +130,20 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
     // Kept after the ack is confirmed: a server that restarts may forget recent acks.
     let mut in_queue = match InState::load(&cfg.state)? {
-        Some(s) => SeqSet(s.already_put(instance, stream_created, q.tail_position())),
+        Some(s) => {
+            let tail_now = q.tail_position();
+            SeqSet(s.already_put(instance, stream_created, tail_now, |pos| {
+                // Taken already: it was a message (a consumer stepped over a tombstone
+                // too, but only after the claim's owner, the dead bridge, was found dead:
+                // a window of one copy into the slots; see docs/bridge.md). Still there:
+                // published, or a tombstone (a claim of the dead bridge is voided here).
+                match q.peek_at(pos, Some(Instant::now() + Duration::from_millis(10))) {
+                    Ok(m) => m.is_some(),
+                    Err(PeekError::Taken { .. }) => true,
+                    Err(_) => false,
+                }
+            }))
+        }
         None => SeqSet::default(),
     };
     let mut stats = InStats::default();

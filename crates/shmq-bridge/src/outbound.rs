@@ -94,9 +94,14 @@ fn reader(
         }
         let deadline = Instant::now() + Duration::from_millis(200);
         let r = match q.peek_at(next, Some(deadline)) {
-            Ok(m) => {
+            Ok(Some(m)) => {
                 next += 1;
                 Read::Msg(next - 1, m)
+            }
+            // No message at this position (a put that died): the next one.
+            Ok(None) => {
+                next += 1;
+                continue;
             }
             Err(PeekError::Timeout) => continue,
             // Another consumer took it: the out-bridge should be the queue's only consumer.

@@ -14,7 +14,8 @@ pub const REMEMBERED: u64 = 1 << 20;
 /// What an in-bridge writes (atomically: a temporary file renamed over the old one) before each
 /// batch of puts: the stream sequences put so far (as ranges) and the batch it is about to put.
 /// A restarted bridge compares `tail` with the queue's tail: the bridge is the queue's only
-/// producer, so `tail_now - tail` of `batch` (in order) were put.
+/// producer, so the batch (in order) went to positions `tail..tail_now`, and each of them that
+/// is not a tombstone was put.
 ///
 /// # Examples
 ///
@@ -25,10 +26,12 @@ pub const REMEMBERED: u64 = 1 << 20;
 /// let s = InState { instance: 7, stream_created: 1, tail: 10, batch: vec![4, 5, 6], put: vec![(1, 3)] };
 /// s.store(&path)?;
 /// let back = InState::load(&path)?.unwrap();
-/// // Two of the batch reached the queue (its tail is 12 now): 4 and 5, after 1 to 3.
-/// assert_eq!(back.already_put(7, 1, 12), vec![(1, 5)]);
+/// // Two of the batch were claimed (the queue's tail is 12 now) and published: 4 and 5.
+/// assert_eq!(back.already_put(7, 1, 12, |_| true), vec![(1, 5)]);
+/// // The put at position 11 died before publishing: only 4 reached the queue.
+/// assert_eq!(back.already_put(7, 1, 12, |pos| pos != 11), vec![(1, 4)]);
 /// // Another queue (a new incarnation) or another stream: nothing is known.
-/// assert!(back.already_put(8, 1, 12).is_empty());
+/// assert!(back.already_put(8, 1, 12, |_| true).is_empty());
 /// std::fs::remove_file(&path).unwrap();
 /// # Ok(())
 /// # }
@@ -89,21 +92,27 @@ impl InState {
 
     /// The stream sequences known to be in the local queue already (as ranges), for a queue
     /// of `instance` whose tail is `tail_now`, fed from a stream created at `stream_created`.
+    /// The batch went to positions `tail..`; `published(pos)` says whether the put at a
+    /// position claimed after `tail` was published (a put that died between its claim and its
+    /// publication left a tombstone there instead).
     pub fn already_put(
         &self,
         instance: u64,
         stream_created: i128,
         tail_now: u64,
+        published: impl Fn(u64) -> bool,
     ) -> Vec<(u64, u64)> {
         if instance != self.instance || stream_created != self.stream_created {
             return Vec::new();
         }
-        let done = tail_now
+        let claimed = tail_now
             .saturating_sub(self.tail)
             .min(self.batch.len() as u64) as usize;
         let mut set = SeqSet(self.put.clone());
-        for &s in &self.batch[..done] {
-            set.insert(s);
+        for (i, &s) in self.batch[..claimed].iter().enumerate() {
+            if published(self.tail + i as u64) {
+                set.insert(s);
+            }
         }
         set.0
     }

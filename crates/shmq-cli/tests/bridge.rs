@@ -250,7 +250,7 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     let (b_name, b) = queue("restart-b", 1024, 64);
     let n = 400;
     let out = f.out(&s, &a_name);
-    let inb = f.inb(&s, &b_name, &["--idle-exit", "3s"]);
+    let inb = f.inb(&s, &b_name, &[]);
     let producer = produce(&a_name, n, Duration::from_millis(1));
     std::thread::sleep(Duration::from_millis(150));
     s.stop();
@@ -264,6 +264,7 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
     producer.join().unwrap();
     a.close().unwrap();
     let got = collect(&b, n);
+    b.close().unwrap(); // the in-bridge ends and prints its counts
     eprintln!("out-bridge: {:?}", out.finish_lines());
     eprintln!("in-bridge: {:?}", inb.finish_lines());
     assert_exactly_once(&got, n);

@@ -5,7 +5,7 @@
 //! copy after which `head <= p` still holds was not torn. No lock is taken, so a peeker may
 //! hold a copy as long as it likes (a network round trip) without blocking anyone.
 
-use super::{Core, PopFail, RESERVED, acquire_fence};
+use super::{Core, PopFail, RESERVED, Slot, acquire_fence, slot_state};
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 /// What [`Core::peek_at`] found at a position.
@@ -13,9 +13,13 @@ use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 pub(crate) enum Peek {
     /// The message was copied; its length.
     Copied(usize),
-    /// Not published yet (`position >= tail`).
+    /// Nothing claimed it yet.
     NotYet,
-    /// Already taken: `head` (the position of the oldest message) is past it.
+    /// A tombstone: the put that claimed the position died unpublished; no message is there.
+    Void,
+    /// Sealed by a close: no message will be there.
+    Sealed,
+    /// Already taken (or stepped over): `head` (the position of the oldest message) is past it.
     Taken(u64),
 }
 
@@ -26,7 +30,7 @@ pub(crate) enum Commit {
     Done,
     /// `head` is not at the position (holds this position): nothing was taken.
     Moved(u64),
-    /// Fewer messages are published than asked for (`tail` holds this position).
+    /// Fewer positions are claimed than asked for (`tail` holds this position).
     NotThere(u64),
     /// A zero-copy reader has reserved the front at this position; wait on the ring's lock,
     /// then retry.
@@ -35,40 +39,47 @@ pub(crate) enum Commit {
 
 impl Core<'_> {
     /// Copies the message at position `pos` into `dst` (resized to it) without taking it.
+    /// [`PopFail::Pending`] for a claim not published yet (the caller waits it out, and voids
+    /// it if its owner is dead, as a get does).
     pub(crate) fn peek_at(&self, pos: u64, dst: &mut Vec<u8>) -> Result<Peek, PopFail> {
         loop {
             let head = self.head.load(Acquire) & !RESERVED;
-            // SYNC POINT: pairs with `publish`: the slots below `tail` are written.
-            let tail = self.tail.load(SeqCst);
             if pos < head {
                 return Ok(Peek::Taken(head));
             }
-            if tail < head || tail - head > self.capacity {
-                if self.head.load(SeqCst) & !RESERVED != head {
-                    continue;
-                }
-                return Err(PopFail::Corrupt(format!(
-                    "impossible positions: head {head} tail {tail} capacity {}",
-                    self.capacity
-                )));
-            }
-            if pos >= tail {
+            if pos - head >= self.capacity {
+                // The slot still holds an earlier lap's message.
                 return Ok(Peek::NotYet);
             }
-            let len = self.raw_len(pos);
-            if len > self.message_size as u64 {
-                if self.not_passed(pos) {
-                    return Err(self.oversized(pos, len));
+            // SYNC POINT: pairs with `publish`: a FULL word makes the payload visible.
+            let w = self.seq(pos).load(Acquire);
+            match slot_state(w, pos, self.capacity) {
+                Slot::Full => {
+                    let len = self.raw_len(pos);
+                    if len > self.message_size as u64 {
+                        if self.not_passed(pos) {
+                            return Err(self.oversized(pos, len));
+                        }
+                        continue;
+                    }
+                    dst.clear();
+                    dst.resize(len as usize, 0);
+                    self.copy_to(pos, dst);
+                    if self.not_passed(pos) {
+                        return Ok(Peek::Copied(len as usize));
+                    }
+                    // Taken (and maybe rewritten) while we copied: the next round reports it.
                 }
-                continue;
+                Slot::Void => return Ok(Peek::Void),
+                Slot::Sealed => return Ok(Peek::Sealed),
+                Slot::Free => return Ok(Peek::NotYet),
+                Slot::Claimed(..) => return Err(PopFail::Pending { pos, word: w }),
+                Slot::Other => {
+                    if self.not_passed(pos) {
+                        return Err(self.impossible(pos, w));
+                    }
+                }
             }
-            dst.clear();
-            dst.resize(len as usize, 0);
-            self.copy_to(pos, dst);
-            if self.not_passed(pos) {
-                return Ok(Peek::Copied(len as usize));
-            }
-            // Taken (and maybe rewritten) while we copied: the next round reports it.
         }
     }
 
@@ -79,19 +90,36 @@ impl Core<'_> {
         self.head.load(Relaxed) & !RESERVED <= pos
     }
 
-    /// Takes the `n` messages from position `from` if `head` is at `from` (the commit point:
-    /// one CAS, as a lock-free get's claim).
+    /// Takes the positions `from..from + n` if `head` is at `from` (the commit point: one CAS,
+    /// as a get's take). Tombstones between `head` and `from` are stepped over first (they hold
+    /// no message; a get would step over them too).
     pub(crate) fn commit(&self, from: u64, n: u64) -> Commit {
-        let tail = self.tail.load(SeqCst);
-        if from.checked_add(n).is_none_or(|end| end > tail) {
-            return Commit::NotThere(tail);
-        }
-        // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire load
-        // of `head` before it reuses these slots.
-        match self.head.compare_exchange(from, from + n, SeqCst, SeqCst) {
-            Ok(_) => Commit::Done,
-            Err(h) if h == from | RESERVED => Commit::Reserved,
-            Err(h) => Commit::Moved(h & !RESERVED),
+        loop {
+            let tail = self.tail.load(SeqCst);
+            if from.checked_add(n).is_none_or(|end| end > tail) {
+                return Commit::NotThere(tail);
+            }
+            // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire
+            // load of `head` before it reuses these slots.
+            match self.head.compare_exchange(from, from + n, SeqCst, SeqCst) {
+                Ok(_) => return Commit::Done,
+                Err(h) if h == from | RESERVED => return Commit::Reserved,
+                Err(h) if h < from && h & RESERVED == 0 => {
+                    let w = self.seq(h).load(SeqCst);
+                    if slot_state(w, h, self.capacity) != Slot::Void {
+                        return Commit::Moved(h);
+                    }
+                    // Step over the tombstone (if nobody did meanwhile), then try again.
+                    if self
+                        .head
+                        .compare_exchange(h, h + 1, SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        self.free_event().notify();
+                    }
+                }
+                Err(h) => return Commit::Moved(h & !RESERVED),
+            }
         }
     }
 }
@@ -107,6 +135,11 @@ mod tests {
         let c = h.core();
         let mut v = Vec::new();
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::NotYet));
+        assert_eq!(
+            c.peek_at(4, &mut v),
+            Ok(Peek::NotYet),
+            "beyond the capacity"
+        );
         h.push(b"one").unwrap();
         h.push(b"two").unwrap();
         assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Copied(3)));
@@ -172,17 +205,35 @@ mod tests {
     }
 
     #[test]
-    fn impossible_positions_and_lengths_are_corrupt() {
-        let h = HeapCore::new(2, 8);
+    fn a_dead_claim_is_pending_then_void_and_commits_step_over_it() {
+        let h = HeapCore::new(4, 8);
         let c = h.core();
-        c.head.store(5, SeqCst);
-        c.tail.store(9, SeqCst);
+        h.push(b"a").unwrap();
+        let dead = c.claim_and_die(b"lost", 2).unwrap();
+        h.push(b"b").unwrap();
         let mut v = Vec::new();
-        assert!(matches!(c.peek_at(6, &mut v), Err(PopFail::Corrupt(_))));
+        assert!(matches!(
+            c.peek_at(dead, &mut v),
+            Err(PopFail::Pending { pos: 1, .. })
+        ));
+        assert_eq!(c.peek_at(2, &mut v), Ok(Peek::Copied(1)));
+        let w = c.seq(dead).load(SeqCst);
+        assert_eq!(c.void_claim(dead, w), 1);
+        assert_eq!(c.peek_at(dead, &mut v), Ok(Peek::Void));
+        assert_eq!(c.commit(0, 1), Commit::Done);
+        // Position 1 is a tombstone: committing 2 steps over it.
+        assert_eq!(c.commit(2, 1), Commit::Done);
+        assert_eq!(c.pop_vec(), Ok(None));
+    }
+
+    #[test]
+    fn impossible_lengths_are_corrupt() {
         let h = HeapCore::new(2, 8);
         let c = h.core();
         h.push(b"x").unwrap();
-        c.slots[0].store(1000, SeqCst);
+        let base = c.base(0);
+        c.slots[base].store(1000, SeqCst);
+        let mut v = Vec::new();
         assert!(matches!(c.peek_at(0, &mut v), Err(PopFail::Corrupt(_))));
     }
 }

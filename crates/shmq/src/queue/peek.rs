@@ -130,19 +130,23 @@ impl Queue {
         &self,
         deadline: Option<Instant>,
     ) -> Result<(u64, Vec<u8>), PeekError> {
+        let mut pos = self.head_position();
         loop {
-            let head = self.head_position();
-            match self.peek_at(head, deadline) {
-                Ok(m) => return Ok((head, m)),
-                Err(PeekError::Taken { .. }) => continue,
+            match self.peek_at(pos, deadline) {
+                Ok(Some(m)) => return Ok((pos, m)),
+                // A tombstone (a put that died): the next position.
+                Ok(None) => pos += 1,
+                Err(PeekError::Taken { head }) => pos = head,
                 Err(e) => return Err(e),
             }
         }
     }
 
     /// Copies the message at `position` without taking it, waiting until it is put (until
-    /// `deadline` at most; `None`: as long as it takes). A consumer that delivers messages
-    /// elsewhere peeks `head, head + 1, …` ahead of its commits, to keep several in flight.
+    /// `deadline` at most; `None`: as long as it takes). `Ok(None)`: no message will ever be at
+    /// `position` (the put that claimed it died before publishing; look at the next one). A
+    /// consumer that delivers messages elsewhere peeks `head, head + 1, …` ahead of its
+    /// commits, to keep several in flight.
     ///
     /// # Errors
     ///
@@ -158,7 +162,7 @@ impl Queue {
     /// use std::time::{Duration, Instant};
     /// let q = Queue::anonymous(&Options { capacity: 4, message_size: 8, ..Default::default() })?;
     /// q.put_many(&[b"a", b"b"])?;
-    /// assert_eq!(q.peek_at(1, None)?, b"b");
+    /// assert_eq!(q.peek_at(1, None)?, Some(b"b".to_vec()));
     /// let soon = Instant::now() + Duration::from_millis(10);
     /// assert_eq!(q.peek_at(2, Some(soon)), Err(PeekError::Timeout));
     /// q.commit_many(0, 2)?;
@@ -168,23 +172,44 @@ impl Queue {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn peek_at(&self, position: u64, deadline: Option<Instant>) -> Result<Vec<u8>, PeekError> {
+    pub fn peek_at(
+        &self,
+        position: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>, PeekError> {
         let ring = self.ring();
         let core = ring.core();
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
         let mut msg = Vec::new();
         let mut last_try = false;
+        let mut closed_seen = false;
         loop {
             match core.peek_at(position, &mut msg) {
-                Ok(Peek::Copied(_)) => return Ok(msg),
+                Ok(Peek::Copied(_)) => return Ok(Some(msg)),
+                Ok(Peek::Void) => return Ok(None),
                 Ok(Peek::Taken(head)) => return Err(PeekError::Taken { head }),
+                Ok(Peek::Sealed) => return Err(PeekError::Closed),
                 Ok(Peek::NotYet) => {}
+                Err(PopFail::Pending { pos, word }) => {
+                    // An unpublished put: wait for it, voiding it if its owner died.
+                    match engine::wait_out_claim(&ring, wait, pos, word) {
+                        Ok(()) => continue,
+                        Err(Fail::WouldBlock) => return Err(PeekError::Timeout),
+                        Err(f) => return Err(PeekError::Corrupt(f.to_string())),
+                    }
+                }
                 Err(PopFail::Corrupt(s)) => return Err(PeekError::Corrupt(s)),
                 Err(e) => return Err(PeekError::Corrupt(format!("{e:?}"))),
             }
             if ring.flags() & RING_CLOSED != 0 {
-                // Every put that succeeded is ordered before the close: one more look decides.
+                // A put that passed its check of the flags before the close may still claim
+                // a position (microseconds): look once more after a moment.
                 if core.tail.load(SeqCst) <= position {
-                    return Err(PeekError::Closed);
+                    if closed_seen {
+                        return Err(PeekError::Closed);
+                    }
+                    closed_seen = true;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 continue;
             }
@@ -260,6 +285,7 @@ mod tests {
         q.close().unwrap();
         assert_eq!(t.join().unwrap(), Err(PeekError::Closed));
         assert_eq!(q.peek_with_position(None), Ok((0, b"late".to_vec())));
+        assert_eq!(q.peek_at(0, None), Ok(Some(b"late".to_vec())));
     }
 
     #[test]
