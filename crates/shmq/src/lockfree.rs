@@ -27,6 +27,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::futex;
 
 mod peek;
+#[cfg(not(loom))]
 pub(crate) use peek::{Commit, Peek};
 
 /// Flags-word bit: the ring was closed (mirrors `layout::RING_CLOSED`).
