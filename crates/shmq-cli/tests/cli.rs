@@ -116,7 +116,10 @@ fn demo_all_prints_one_object_per_scenario() {
         .iter()
         .map(|v| v["scenario"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(scenarios, ["queue", "joinable", "pipe", "race", "bridge"]);
+    assert_eq!(
+        scenarios,
+        ["queue", "joinable", "pipe", "race", "big", "bridge"]
+    );
 }
 
 #[test]
@@ -134,7 +137,7 @@ fn demo_without_nats_server_runs_the_rest_and_says_how_to_get_it() {
     let bridge = run(&["demo", "bridge"]);
     let _ = std::fs::remove_dir(&empty);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(json_lines(&out).len(), 4);
+    assert_eq!(json_lines(&out).len(), 5);
     let hint: Vec<String> = stderr(&out).lines().map(str::to_owned).collect();
     assert_eq!(hint.len(), 1, "{hint:?}");
     assert!(hint[0].contains("apt-get install nats-server"), "{hint:?}");

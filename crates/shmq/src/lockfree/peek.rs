@@ -5,7 +5,7 @@
 //! copy after which `head <= p` still holds was not torn. No lock is taken, so a peeker may
 //! hold a copy as long as it likes (a network round trip) without blocking anyone.
 
-use super::{Core, PopFail, RESERVED, Slot, acquire_fence, slot_state};
+use super::{Core, LARGE, PopFail, RESERVED, Slot, acquire_fence, slot_state};
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 /// What [`Core::peek_at`] found at a position.
@@ -58,6 +58,10 @@ impl Core<'_> {
                     let len = self.raw_len(pos);
                     if len > self.message_size as u64 {
                         if self.not_passed(pos) {
+                            if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                                // A descriptor: the message lives outside the slot.
+                                return Err(PopFail::Large);
+                            }
                             return Err(self.oversized(pos, len));
                         }
                         continue;

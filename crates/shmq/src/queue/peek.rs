@@ -29,6 +29,10 @@ pub enum PeekError {
     /// The queue is closed and no message will ever reach the position.
     #[error("the queue is closed")]
     Closed,
+    /// The message at the position is larger than a slot (it lives in a side segment,
+    /// `Options::max_message_size`): peeking such messages is not supported yet.
+    #[error("the message at that position is larger than a slot: it cannot be peeked")]
+    Large,
     /// The segment's shared state is impossible.
     #[error("corrupt queue: {0}")]
     Corrupt(String),
@@ -198,6 +202,7 @@ impl Queue {
                         Err(f) => return Err(PeekError::Corrupt(f.to_string())),
                     }
                 }
+                Err(PopFail::Large) => return Err(PeekError::Large),
                 Err(PopFail::Corrupt(s)) => return Err(PeekError::Corrupt(s)),
                 Err(e) => return Err(PeekError::Corrupt(format!("{e:?}"))),
             }
