@@ -31,6 +31,10 @@ enum Command {
     /// Run Python multiprocessing's classic examples (producers and consumers on a queue,
     /// JoinableQueue, a pipe, a shared counter race) across real processes.
     Demo(cmd::demo::Args),
+    /// Bridge a local queue to a NATS JetStream stream and back (exactly once across a
+    /// bridge's death; docs/bridge.md).
+    #[command(subcommand)]
+    Bridge(Box<cmd::bridge::BridgeCmd>),
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
     Bench(cmd::bench::Args),
     /// Create a named queue, dict or lock (a pipe is created by the program that holds its
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench(args) => done(cmd::bench::run(&args)),
+        Command::Bridge(cmd) => done(cmd::bridge::run(&cmd)),
         Command::Create(kind) => done(cmd::admin::create(&kind)),
         Command::Put(a) => cmd::io::put(&a),
         Command::Get(a) => cmd::io::get(&a),

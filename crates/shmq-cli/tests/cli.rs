@@ -101,6 +101,8 @@ fn demo_race_json_locked_finals_are_all_30() {
 
 #[test]
 fn demo_all_prints_one_object_per_scenario() {
+    // With nats-server on PATH (CI installs it), the bridge scenario runs too.
+    let nats = shmq_testkit::nats::required("demo_all_prints_one_object_per_scenario");
     let out = shmq(
         &["demo", "--json", "--runs", "1", "--processes", "10"],
         MINUTE,
@@ -110,7 +112,11 @@ fn demo_all_prints_one_object_per_scenario() {
         .iter()
         .map(|v| v["scenario"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(scenarios, ["queue", "joinable", "pipe", "race", "big"]);
+    let mut expected = vec!["queue", "joinable", "pipe", "race", "big"];
+    if nats {
+        expected.push("bridge");
+    }
+    assert_eq!(scenarios, expected);
 }
 
 /// `shmq demo big --json`: checksummed messages from 0 B to 64 MiB through 4 KiB slots, each
@@ -126,6 +132,29 @@ fn demo_big_delivers_every_message_whole_and_leaves_nothing() {
     assert_eq!(v[0]["received"], 36);
     assert_eq!(v[0]["largest"], 64 << 20);
     assert_eq!(v[0]["side_segments_left"], 0);
+}
+
+#[test]
+fn demo_without_nats_server_runs_the_rest_and_says_how_to_get_it() {
+    let empty = std::env::temp_dir().join(format!("shmq-test-empty-path-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |args: &[&str]| {
+        shmq_testkit::run_with_limit(
+            Command::new(SHMQ).args(args).env("PATH", &empty),
+            b"",
+            MINUTE,
+        )
+    };
+    let out = run(&["demo", "--json", "--runs", "1", "--processes", "10"]);
+    let bridge = run(&["demo", "bridge"]);
+    let _ = std::fs::remove_dir(&empty);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines(&out).len(), 5);
+    let hint: Vec<String> = stderr(&out).lines().map(str::to_owned).collect();
+    assert_eq!(hint.len(), 1, "{hint:?}");
+    assert!(hint[0].contains("apt-get install nats-server"), "{hint:?}");
+    assert!(!bridge.status.success());
+    assert!(stderr(&bridge).contains("apt-get install nats-server"));
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //!   through [`Proc`], removes every [`Name`], and exits the process with status 101.
 //! - [`run_with_limit`]: runs a command to completion with input and a time limit.
 
+pub mod nats;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -307,7 +307,7 @@ pub(crate) fn put<R>(
 /// [`CLAIM_PATIENCE_NOW`]) checks its owner: a dead owner's claim (or one made under the lock,
 /// whose holder must have died if we get the lock) is voided under the lock. Returns
 /// `WouldBlock` when the owner lives and the caller may wait no longer.
-fn wait_out_claim(ring: &Ring<'_>, wait: Wait, pos: u64, word: u64) -> Result<(), Fail> {
+pub(crate) fn wait_out_claim(ring: &Ring<'_>, wait: Wait, pos: u64, word: u64) -> Result<(), Fail> {
     let core = ring.core();
     let changed = || !core.holds(pos, word);
     let now = Instant::now();

@@ -123,8 +123,10 @@ pub struct Header {
     /// 128-bit tag, both words 0 for an untyped segment (any type may open it). Written
     /// before the header is published, never changed.
     pub type_tag: [AtomicU64; 2],
-    /// Bytes 96–103: another header field (an instance id), zero here.
-    _reserved_96: AtomicU64,
+    /// A random non-zero number written by the creator, different for every segment ever
+    /// created (two incarnations of one name included); 0 in a segment made before it existed.
+    /// The bridge to NATS (crate `shmq-bridge`) names messages by it.
+    pub instance: AtomicU64,
     /// Queue and pipe: the largest message in bytes, slot size or above (larger ones travel
     /// outside the slots, `docs/protocol.md`, "Large messages"); 0 means the slot size.
     pub max_message: AtomicU64,
@@ -212,7 +214,7 @@ impl Header {
             _reserved: u32_at(68),
             creator_start: u64_at(72),
             type_tag: [u64_at(80), u64_at(88)],
-            _reserved_96: u64_at(96),
+            instance: u64_at(96),
             max_message: u64_at(104),
         }
     }
@@ -306,6 +308,12 @@ impl Header {
             });
         }
         self.read(mapped_len)
+    }
+
+    /// The segment's instance id (see [`instance`](Self::instance)): written by the creator
+    /// before it publishes, read by anyone after.
+    pub fn instance_id(&self) -> u64 {
+        self.instance.load(Relaxed)
     }
 
     /// The creator's process id and start time.
@@ -656,6 +664,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Header, aux), 56);
         assert_eq!(std::mem::offset_of!(Header, creator_pid), 64);
         assert_eq!(std::mem::offset_of!(Header, creator_start), 72);
+        assert_eq!(std::mem::offset_of!(Header, instance), 96);
         assert_eq!(std::mem::offset_of!(Header, max_message), 104);
         assert_eq!(&MAGIC.to_le_bytes(), b"SHMQ\0seg");
     }

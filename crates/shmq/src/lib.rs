@@ -111,6 +111,8 @@ pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
 pub use queue::Queue;
 #[cfg(not(loom))]
+pub use queue::{CommitError, PeekError};
+#[cfg(not(loom))]
 pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]
 pub use select::{Select, SelectTimeoutError};

@@ -26,6 +26,10 @@ use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::futex;
 
+mod peek;
+#[cfg(not(loom))]
+pub(crate) use peek::{Commit, Peek};
+
 /// Flags-word bit: the ring was closed (mirrors `layout::RING_CLOSED`).
 pub(crate) const CLOSED: u32 = 1;
 /// Flags-word bit: no sender is left (pipes).

@@ -16,6 +16,9 @@ use crate::options::Options;
 use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
+mod peek;
+pub use peek::{CommitError, PeekError};
+
 /// A bounded MPMC queue of byte messages in one shared-memory segment.
 ///
 /// Any number of processes open the same queue by name; one handle is `Send + Sync` and serves

@@ -1035,6 +1035,9 @@ impl Fresh {
         for (word, value) in seg.header().type_tag.iter().zip(tag) {
             word.store(value, std::sync::atomic::Ordering::Relaxed);
         }
+        seg.header()
+            .instance
+            .store(new_instance_id(pid), crate::sync::atomic::Ordering::Relaxed);
         seg.header().publish();
         seg
     }
@@ -1071,6 +1074,23 @@ impl Segment {
             t[1].load(std::sync::atomic::Ordering::Relaxed),
         ]
     }
+}
+
+/// A random non-zero 64-bit number for a new segment's header (`Header::instance`): SipHash
+/// with the standard library's randomly seeded keys over the pid, the wall clock in
+/// nanoseconds and a per-process counter, so that two segments (in one process or two) get
+/// different ids with overwhelming probability.
+fn new_instance_id(pid: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(pid);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u64(MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish().max(1)
 }
 
 impl std::ops::Deref for Fresh {

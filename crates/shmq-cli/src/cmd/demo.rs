@@ -30,7 +30,10 @@ pub(crate) enum Scenario {
     /// Checksummed messages from 0 B to 64 MiB (skewed small) through 4 KiB slots, several
     /// producers and consumers.
     Big,
-    /// All of the above.
+    /// Two hosts' queues bridged through NATS JetStream (needs nats-server), a bridge killed
+    /// and restarted mid-stream; every message exactly once.
+    Bridge,
+    /// All of the above (the bridge only when nats-server is on PATH).
     All,
 }
 
@@ -164,6 +167,29 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     }
     if all || args.scenario == Scenario::Big {
         results.push(("big", big(args, &r)?));
+    }
+    if all || args.scenario == Scenario::Bridge {
+        if shmq_testkit::nats::available() {
+            r.say("");
+            let v = super::bridge::demo(
+                args.json,
+                args.producers.unwrap_or(3),
+                args.consumers.unwrap_or(2),
+                args.items.unwrap_or(200),
+            )?;
+            results.push(("bridge", v));
+        } else if all {
+            // `shmq demo` on a fresh machine: everything else runs; one line says how to get
+            // the server (on stderr with --json, which prints only objects on stdout).
+            let hint = format!("bridge: skipped: {}", shmq_testkit::nats::INSTALL_HINT);
+            if args.json {
+                eprintln!("{hint}");
+            } else {
+                r.say(format!("\n{hint}"));
+            }
+        } else {
+            bail!("{}", shmq_testkit::nats::INSTALL_HINT);
+        }
     }
     let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
     if args.json {

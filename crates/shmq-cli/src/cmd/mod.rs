@@ -13,6 +13,7 @@ macro_rules! outln {
 
 pub(crate) mod admin;
 pub(crate) mod bench;
+pub(crate) mod bridge;
 pub(crate) mod demo;
 pub(crate) mod io;
 

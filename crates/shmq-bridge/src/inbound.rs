@@ -1,0 +1,291 @@
+//! The in-bridge: JetStream → local queue.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures_util::StreamExt;
+use shmq::{PeekError, Queue, TryPutError};
+
+use crate::state::SeqSet;
+use crate::{Backoff, BridgeError, Connection, InState, connect, ensure_stream, stream_name_for};
+
+/// How long the bridge waits for the server's answer to one request (a request sent while the
+/// connection was down may never be answered).
+const ANSWER: Duration = Duration::from_secs(5);
+
+/// What [`run_in`] needs.
+#[derive(Debug, Clone)]
+pub struct InConfig {
+    /// The server.
+    pub conn: Connection,
+    /// The subject consumed (the consumer's filter).
+    pub subject: String,
+    /// The local queue's name; the in-bridge must be its only producer.
+    pub queue: String,
+    /// The stream (made if missing, on `subject`). Default: [`stream_name_for`]`(subject)`.
+    pub stream: String,
+    /// The durable consumer's name. Default: `shmq-in-` and the queue's name.
+    pub consumer: String,
+    /// The state file (see [`InState`]). Default: `shmq-bridge-in-{stream}-{consumer}.json`
+    /// in the temporary directory (which, like `/dev/shm`, is emptied at boot).
+    pub state: PathBuf,
+    /// Messages fetched per request, at most (default 256; never more than the queue's free
+    /// slots).
+    pub batch: usize,
+    /// The consumer's ack wait if the bridge creates it (default 30 s): how long the server
+    /// waits before it redelivers what a dead bridge had fetched.
+    pub ack_wait: Duration,
+    /// The stream's duplicate window if the bridge creates it (default 2 minutes).
+    pub duplicate_window: Duration,
+    /// Return after this long without a message (default: never).
+    pub idle_exit: Option<Duration>,
+}
+
+impl InConfig {
+    /// The defaults for `subject` → `queue`.
+    pub fn new(conn: Connection, subject: &str, queue: &str) -> InConfig {
+        let stream = stream_name_for(subject);
+        let consumer = format!("shmq-in-{queue}").replace('.', "_");
+        let state = std::env::temp_dir().join(format!("shmq-bridge-in-{stream}-{consumer}.json"));
+        InConfig {
+            conn,
+            subject: subject.to_owned(),
+            queue: queue.to_owned(),
+            stream,
+            consumer,
+            state,
+            batch: 256,
+            ack_wait: Duration::from_secs(30),
+            duplicate_window: Duration::from_secs(120),
+            idle_exit: None,
+        }
+    }
+}
+
+/// What an in-bridge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InStats {
+    /// Messages put into the local queue (and acknowledged).
+    pub put: u64,
+    /// Redeliveries of messages already in the local queue: acknowledged, not put again.
+    pub skipped: u64,
+    /// Acks that could not be sent (the connection was down): the messages are redelivered,
+    /// recognised and acknowledged then.
+    pub failed_acks: u64,
+}
+
+/// Consumes the stream into the local queue `cfg.queue` until the queue is closed (or
+/// `cfg.idle_exit` passes without a message); see the crate docs for the guarantees.
+///
+/// # Errors
+///
+/// [`BridgeError::Connect`], [`BridgeError::Queue`] (cannot open, no instance id),
+/// [`BridgeError::TooLarge`] for a message longer than the queue's message size (it stays in
+/// the stream, unacknowledged), [`BridgeError::State`], [`BridgeError::JetStream`].
+pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
+    let qerr = |reason: String| BridgeError::Queue {
+        queue: cfg.queue.clone(),
+        reason,
+    };
+    let q = Queue::open(&cfg.queue).map_err(|e| qerr(e.to_string()))?;
+    let instance = q.instance_id();
+    if instance == 0 {
+        return Err(qerr(
+            "created by a shmq without instance ids: recreate it to bridge it".into(),
+        ));
+    }
+    let client = connect(&cfg.conn).await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build(client);
+    let stream = ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
+    let stream_created = stream.cached_info().created.unix_timestamp_nanos();
+    let consumer_cfg = pull::Config {
+        durable_name: Some(cfg.consumer.clone()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        filter_subject: cfg.subject.clone(),
+        ack_wait: cfg.ack_wait,
+        max_ack_pending: (cfg.batch.max(1) * 4) as i64,
+        ..Default::default()
+    };
+    let mut backoff = Backoff::new();
+    let mut consumer = loop {
+        match stream
+            .get_or_create_consumer(&cfg.consumer, consumer_cfg.clone())
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if backoff.0 >= Duration::from_secs(2) => {
+                return Err(BridgeError::JetStream(format!(
+                    "consumer {}: {e}",
+                    cfg.consumer
+                )));
+            }
+            Err(_) => backoff.wait().await,
+        }
+    };
+
+    // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
+    // Kept after the ack is confirmed: a server that restarts may forget recent acks.
+    let mut in_queue = match InState::load(&cfg.state)? {
+        Some(s) => {
+            let tail_now = q.tail_position();
+            SeqSet(s.already_put(instance, stream_created, tail_now, |pos| {
+                // Taken already: it was a message (a consumer stepped over a tombstone
+                // too, but only after the claim's owner, the dead bridge, was found dead:
+                // a window of one copy into the slots; see docs/bridge.md). Still there:
+                // published, or a tombstone (a claim of the dead bridge is voided here).
+                match q.peek_at(pos, Some(Instant::now() + Duration::from_millis(10))) {
+                    Ok(m) => m.is_some(),
+                    Err(PeekError::Taken { .. }) => true,
+                    Err(_) => false,
+                }
+            }))
+        }
+        None => SeqSet::default(),
+    };
+    let mut stats = InStats::default();
+    let mut backoff = Backoff::new();
+    let mut last_message = Instant::now();
+    loop {
+        if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
+            return Ok(stats);
+        }
+        // Back-pressure: fetch no more than fits; wait while the queue is full.
+        if q.is_closed() {
+            return Ok(stats);
+        }
+        let free = q.capacity().saturating_sub(q.len());
+        if free == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
+        }
+        // What is there now (a request that does not wait), else what comes within 100 ms: a
+        // request that waited longer to be full would hold back the messages it already has.
+        let want = free.min(cfg.batch.max(1));
+        let mut msgs = Vec::new();
+        for wait in [false, true] {
+            let batch = if wait {
+                consumer
+                    .batch()
+                    .max_messages(want)
+                    .expires(Duration::from_millis(100))
+                    .messages()
+                    .await
+            } else {
+                consumer.fetch().max_messages(want).messages().await
+            };
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                        eprintln!("in-bridge: fetch (wait {wait}): {e}");
+                    }
+                    break;
+                }
+            };
+            // A request sent while the connection was down may never be answered: bound
+            // every wait (what was not received is redelivered after the ack wait).
+            let patience = Duration::from_millis(if wait { 700 } else { 1000 });
+            while let Ok(Some(m)) = tokio::time::timeout(patience, batch.next()).await {
+                match m {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => {
+                        if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                            eprintln!("in-bridge: batch (wait {wait}): {e}");
+                        }
+                        break;
+                    }
+                }
+            }
+            if !msgs.is_empty() {
+                break;
+            }
+        }
+        if msgs.is_empty() {
+            if !matches!(
+                tokio::time::timeout(ANSWER, consumer.info()).await,
+                Ok(Ok(_))
+            ) {
+                backoff.wait().await; // the server does not answer: wait for it
+            }
+            continue;
+        }
+        last_message = Instant::now();
+        backoff.reset();
+        let mut fresh = Vec::new();
+        let mut again = Vec::new();
+        let mut seen = HashSet::new();
+        for m in msgs {
+            let seq = match m.info() {
+                Ok(i) => i.stream_sequence,
+                Err(e) => return Err(BridgeError::JetStream(format!("message info: {e}"))),
+            };
+            if in_queue.contains(seq) || !seen.insert(seq) {
+                again.push((seq, m));
+            } else {
+                if m.payload.len() > q.message_size() {
+                    return Err(BridgeError::TooLarge {
+                        len: m.payload.len(),
+                        max: q.message_size(),
+                        what: "the local queue's message size",
+                    });
+                }
+                fresh.push((seq, m));
+            }
+        }
+        if !fresh.is_empty() {
+            in_queue.prune();
+            InState {
+                instance,
+                stream_created,
+                tail: q.tail_position(),
+                batch: fresh.iter().map(|(s, _)| *s).collect(),
+                put: in_queue.0.clone(),
+            }
+            .store(&cfg.state)?;
+            let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
+            let mut done = 0;
+            let mut closed = false;
+            while done < payloads.len() {
+                match q.try_put_many(&payloads[done..]) {
+                    Ok(n) => done += n,
+                    Err(TryPutError::Full(_)) => {
+                        // Another producer filled it: the bridge should be the only one.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    // Closed meanwhile: what was put is acknowledged below, the rest stays in
+                    // the stream, and the bridge ends.
+                    Err(TryPutError::Closed(_)) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(e) => return Err(qerr(e.to_string())),
+                }
+            }
+            stats.put += done as u64;
+            for (seq, _) in &fresh[..done] {
+                in_queue.insert(*seq);
+            }
+            if closed {
+                fresh.truncate(done);
+                for (_, m) in fresh.iter().chain(&again) {
+                    if m.ack_with(AckKind::Ack).await.is_err() {
+                        stats.failed_acks += 1;
+                    }
+                }
+                return Ok(stats);
+            }
+        }
+        stats.skipped += again.len() as u64;
+        // The ack, only after the put returned. No confirmation is awaited: a lost ack means a
+        // redelivery, which `in_queue` recognises and acknowledges again without a put.
+        for (_, m) in fresh.iter().chain(&again) {
+            if m.ack_with(AckKind::Ack).await.is_err() {
+                stats.failed_acks += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The bridge to NATS JetStream (`shmq bridge out|in`, docs/bridge.md) against a real
+//! `nats-server -js` on a free localhost port with a temporary store: exactly once with each
+//! bridge SIGKILLed at random points, a server restart mid-stream, back-pressure both ways, a
+//! bad server address and oversized messages. The bridges are real processes; producers and
+//! consumers are threads of the test. Every test has a watchdog.
+//!
+//! `nats-server` must be on PATH (`.ci/run` installs Debian's package): without it the tests
+//! fail, saying how to get it.
+
+use std::collections::HashSet;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shmq::{GetTimeoutError, Options, Queue};
+use shmq_testkit::nats::{self, NatsServer};
+use shmq_testkit::{Name, Proc, Watchdog};
+
+const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
+
+fn server(extra: &[&str]) -> NatsServer {
+    NatsServer::start(extra).expect("start nats-server")
+}
+
+fn queue(tag: &str, capacity: usize, message_size: usize) -> (Name, Queue) {
+    let name = Name::with_prefix("shmq-test-bridge", tag);
+    let q = Queue::create(
+        &name,
+        &Options {
+            capacity,
+            message_size,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (name, q)
+}
+
+/// One test's subject, stream and state file.
+struct Flow {
+    subject: String,
+    state: String,
+}
+
+impl Flow {
+    fn new(s: &NatsServer, tag: &str) -> Flow {
+        Flow {
+            subject: format!("shmq.test.{tag}"),
+            state: s.dir.join(format!("{tag}.json")).display().to_string(),
+        }
+    }
+
+    fn out(&self, s: &NatsServer, q: &str) -> Proc {
+        bridge(&[
+            "out",
+            q,
+            "--to",
+            &self.subject,
+            "--server",
+            &s.url(),
+            "--json",
+        ])
+    }
+
+    fn inb(&self, s: &NatsServer, q: &str, extra: &[&str]) -> Proc {
+        let url = s.url();
+        let mut args = vec![
+            "in",
+            &self.subject,
+            "--to",
+            q,
+            "--server",
+            &url,
+            "--state",
+            &self.state,
+            "--ack-wait",
+            "1s",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        bridge(&args)
+    }
+}
+
+fn bridge(args: &[&str]) -> Proc {
+    Proc::spawn(Command::new(SHMQ).arg("bridge").args(args), "bridge").unwrap()
+}
+
+fn msg(i: usize) -> Vec<u8> {
+    format!("m{i:06}").into_bytes()
+}
+
+/// Gets from `q` until `n` messages (or 20 s of silence), then looks 1.5 s more for extras.
+fn collect(q: &Queue, n: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match q.get_timeout(Duration::from_secs(20)) {
+            Ok(m) => got.push(m),
+            Err(GetTimeoutError::Timeout) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    while let Ok(m) = q.get_timeout(Duration::from_millis(1500)) {
+        got.push(m);
+    }
+    got
+}
+
+fn assert_exactly_once(got: &[Vec<u8>], n: usize) {
+    let unique: HashSet<&Vec<u8>> = got.iter().collect();
+    let missing = (0..n).filter(|i| !unique.contains(&msg(*i))).count();
+    let duplicates = got.len() - unique.len();
+    assert_eq!(
+        (duplicates, missing, got.len()),
+        (0, 0, n),
+        "duplicates, missing, received"
+    );
+}
+
+/// A small xorshift generator, seeded from the clock (the seed is printed for a rerun).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("SHMQ_BRIDGE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos() as u64
+                    | 1
+            });
+        eprintln!("SHMQ_BRIDGE_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Puts `n` messages into `q` from a thread, one per `pace`.
+fn produce(q: &str, n: usize, pace: Duration) -> std::thread::JoinHandle<()> {
+    let q = Queue::open(q).unwrap();
+    std::thread::spawn(move || {
+        for i in 0..n {
+            q.put(msg(i)).unwrap();
+            std::thread::sleep(pace);
+        }
+    })
+}
+
+#[test]
+fn exactly_once_with_each_bridge_killed_at_random_points() {
+    if !nats::required("exactly_once_with_each_bridge_killed_at_random_points") {
+        return;
+    }
+    let _w = Watchdog::new("bridge kills", Duration::from_secs(120));
+    let s = server(&[]);
+    let f = Flow::new(&s, "kills");
+    let (a_name, a) = queue("kill-a", 32, 64);
+    let (b_name, b) = queue("kill-b", 32, 64);
+    let n: usize = std::env::var("SHMQ_BRIDGE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let kills: usize = std::env::var("SHMQ_BRIDGE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let mut out = f.out(&s, &a_name);
+    let mut inb = f.inb(&s, &b_name, &[]);
+    let producer = produce(&a_name, n, Duration::from_micros(500));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (b, got, done) = (
+            Queue::open(&b_name).unwrap(),
+            Arc::clone(&got),
+            Arc::clone(&done),
+        );
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match b.get_timeout(Duration::from_millis(50)) {
+                    Ok(m) => got.lock().unwrap().push(m),
+                    Err(GetTimeoutError::Timeout) => {}
+                    Err(e) => panic!("host B's queue: {e}"),
+                }
+            }
+        })
+    };
+    let mut rng = Rng::new();
+    let mut killed = [0; 2];
+    for k in 0..kills {
+        std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
+        if k % 2 == 0 {
+            out.kill9();
+            killed[0] += 1;
+            out = f.out(&s, &a_name);
+        } else {
+            inb.kill9();
+            killed[1] += 1;
+            inb = f.inb(&s, &b_name, &[]);
+        }
+    }
+    producer.join().unwrap();
+    a.close().unwrap();
+    let status = out.wait_status();
+    assert!(
+        status.success(),
+        "the out-bridge drains a closed queue and exits 0: {status}"
+    );
+    assert!(a.is_empty());
+    // Everything is in the stream: wait for it on host B (redeliveries come after the ack wait).
+    let start = Instant::now();
+    while got.lock().unwrap().len() < n && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(2500)); // more than the ack wait: late duplicates
+    done.store(true, Ordering::Relaxed);
+    consumer.join().unwrap();
+    let in_alive = inb.child.try_wait().unwrap().is_none();
+    drop(inb);
+    let got = got.lock().unwrap();
+    eprintln!(
+        "{n} messages, {} out-bridge and {} in-bridge kills, {} received; host B's queue: \
+         head {} tail {} len {}; the last in-bridge was alive: {in_alive}",
+        killed[0],
+        killed[1],
+        got.len(),
+        b.head_position(),
+        b.tail_position(),
+        b.len()
+    );
+    assert_eq!(killed, [kills.div_ceil(2), kills / 2]);
+    assert_exactly_once(&got, n);
+    assert!(b.is_empty());
+}
+
+#[test]
+fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
+    if !nats::required("a_server_restart_mid_stream_loses_and_duplicates_nothing") {
+        return;
+    }
+    let _w = Watchdog::new("server restart", Duration::from_secs(120));
+    let mut s = server(&[]);
+    let f = Flow::new(&s, "restart");
+    let (a_name, a) = queue("restart-a", 64, 64);
+    let (b_name, b) = queue("restart-b", 1024, 64);
+    let n = 400;
+    let out = f.out(&s, &a_name);
+    let inb = f.inb(&s, &b_name, &[]);
+    let producer = produce(&a_name, n, Duration::from_millis(1));
+    std::thread::sleep(Duration::from_millis(150));
+    s.stop();
+    // The server is gone: the out-bridge keeps what it cannot deliver in the queue.
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !a.is_empty(),
+        "messages wait in host A's queue while the server is down"
+    );
+    s.restart().unwrap();
+    producer.join().unwrap();
+    a.close().unwrap();
+    let got = collect(&b, n);
+    b.close().unwrap(); // the in-bridge ends and prints its counts
+    eprintln!("out-bridge: {:?}", out.finish_lines());
+    eprintln!("in-bridge: {:?}", inb.finish_lines());
+    assert_exactly_once(&got, n);
+}
+
+#[test]
+fn a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost() {
+    if !nats::required("a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost") {
+        return;
+    }
+    let _w = Watchdog::new("back-pressure", Duration::from_secs(120));
+    let s = server(&[]);
+    let f = Flow::new(&s, "pressure");
+    let (a_name, a) = queue("pressure-a", 64, 64);
+    let (b_name, b) = queue("pressure-b", 8, 64);
+    let n = 200;
+    let _out = f.out(&s, &a_name);
+    let mut inb = f.inb(&s, &b_name, &[]);
+    produce(&a_name, n, Duration::ZERO).join().unwrap();
+    // Host A drains into the stream; host B's queue fills to its capacity and stays there:
+    // the in-bridge fetches no more than fits, and stays alive.
+    assert!(
+        shmq_testkit::eventually(Duration::from_secs(20), || a.is_empty() && b.is_full()),
+        "A {} B {}",
+        a.len(),
+        b.len()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.len(), 8);
+    assert_eq!(b.tail_position(), 8, "nothing was put beyond the capacity");
+    assert!(
+        inb.child.try_wait().unwrap().is_none(),
+        "the in-bridge waits"
+    );
+    assert_exactly_once(&collect(&b, n), n);
+}
+
+fn run(args: &[&str]) -> Output {
+    shmq_testkit::run_with_limit(
+        Command::new(SHMQ).arg("bridge").args(args),
+        b"",
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn a_bad_server_address_is_a_clear_error_and_a_failure() {
+    let _w = Watchdog::new("bad address", Duration::from_secs(60));
+    let (a_name, a) = queue("bad-a", 4, 64);
+    a.put(b"stays").unwrap();
+    let url = format!("nats://127.0.0.1:{}", nats::free_port().unwrap());
+    for args in [
+        vec![
+            "out",
+            &*a_name,
+            "--to",
+            "x.y",
+            "--server",
+            &url,
+            "--connect-timeout",
+            "1s",
+        ],
+        vec![
+            "in",
+            "x.y",
+            "--to",
+            &*a_name,
+            "--server",
+            &url,
+            "--connect-timeout",
+            "1s",
+        ],
+    ] {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains("cannot connect to the NATS server at") && err.contains(&url),
+            "{err}"
+        );
+    }
+    assert_eq!(a.get().unwrap(), b"stays", "nothing was taken");
+    let out = run(&["out", "shmq-test-bridge-no-such-queue", "--to", "x.y"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no shmq segment named"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were() {
+    if !nats::required("oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were")
+    {
+        return;
+    }
+    let _w = Watchdog::new("oversized", Duration::from_secs(120));
+    let conf = std::env::temp_dir().join(format!("shmq-test-nats-{}.conf", std::process::id()));
+    std::fs::write(&conf, "max_payload: 4096\n").unwrap();
+    let s = server(&["-c", conf.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&conf);
+    let f = Flow::new(&s, "oversized");
+
+    // Out: a message over the server's maximum payload stops the out-bridge; the messages
+    // before it went out, it stays first in the queue.
+    let (a_name, a) = queue("big-a", 8, 16384);
+    a.put(b"small").unwrap();
+    a.put(vec![9u8; 8000]).unwrap();
+    let out = run(&["out", &a_name, "--to", &f.subject, "--server", &s.url()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("exceeds the limit"), "{err}");
+    assert_eq!(a.len(), 1, "the message before it went out");
+    assert!(
+        a.get().unwrap() == vec![9u8; 8000],
+        "the oversized message stays"
+    );
+
+    // In: a message over the local queue's message size stops the in-bridge unacknowledged;
+    // a bridge into a larger queue on the same durable consumer gets it afterwards.
+    let (b_name, b) = queue("big-b", 8, 4);
+    let (c_name, c) = queue("big-c", 8, 64);
+    let mut inb = f.inb(&s, &b_name, &["--consumer", "big"]);
+    let status = inb.wait_status();
+    assert!(!status.success());
+    assert!(b.is_empty());
+    let _in = f.inb(&s, &c_name, &["--consumer", "big"]);
+    assert_eq!(collect(&c, 1), vec![b"small".to_vec()]);
+}
+
+#[test]
+fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
+    if !nats::required("the_demo_delivers_every_message_exactly_once_across_two_kills") {
+        return;
+    }
+    let out = shmq_testkit::run_with_limit(
+        Command::new(SHMQ).args(["demo", "bridge", "--json"]),
+        b"",
+        Duration::from_secs(90),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["duplicates"].as_u64(), v["missing"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(v["kills"], 2);
+    assert_eq!(v["received"], v["sent"]);
+}

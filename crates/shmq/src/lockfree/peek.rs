@@ -1,0 +1,243 @@
+//! Peek and commit: a consumer copies a message at a known position without taking it, and
+//! takes it later (after it has been delivered somewhere else) with one CAS of `head` from that
+//! position. The copy is validated as a lock-free get's is (the seqlock argument in the parent
+//! module): a producer rewrites the slot of position `p` only after `head` has passed `p`, so a
+//! copy after which `head <= p` still holds was not torn. No lock is taken, so a peeker may
+//! hold a copy as long as it likes (a network round trip) without blocking anyone.
+
+use super::{Core, LARGE, PopFail, RESERVED, Slot, acquire_fence, slot_state};
+use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+
+/// What [`Core::peek_at`] found at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek {
+    /// The message was copied; its length.
+    Copied(usize),
+    /// Nothing claimed it yet.
+    NotYet,
+    /// A tombstone: the put that claimed the position died unpublished; no message is there.
+    Void,
+    /// Sealed by a close: no message will be there.
+    Sealed,
+    /// Already taken (or stepped over): `head` (the position of the oldest message) is past it.
+    Taken(u64),
+}
+
+/// What [`Core::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// The messages were taken.
+    Done,
+    /// `head` is not at the position (holds this position): nothing was taken.
+    Moved(u64),
+    /// Fewer positions are claimed than asked for (`tail` holds this position).
+    NotThere(u64),
+    /// A zero-copy reader has reserved the front at this position; wait on the ring's lock,
+    /// then retry.
+    Reserved,
+}
+
+impl Core<'_> {
+    /// Copies the message at position `pos` into `dst` (resized to it) without taking it.
+    /// [`PopFail::Pending`] for a claim not published yet (the caller waits it out, and voids
+    /// it if its owner is dead, as a get does).
+    pub(crate) fn peek_at(&self, pos: u64, dst: &mut Vec<u8>) -> Result<Peek, PopFail> {
+        loop {
+            let head = self.head.load(Acquire) & !RESERVED;
+            if pos < head {
+                return Ok(Peek::Taken(head));
+            }
+            if pos - head >= self.capacity {
+                // The slot still holds an earlier lap's message.
+                return Ok(Peek::NotYet);
+            }
+            // SYNC POINT: pairs with `publish`: a FULL word makes the payload visible.
+            let w = self.seq(pos).load(Acquire);
+            match slot_state(w, pos, self.capacity) {
+                Slot::Full => {
+                    let len = self.raw_len(pos);
+                    if len > self.message_size as u64 {
+                        if self.not_passed(pos) {
+                            if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                                // A descriptor: the message lives outside the slot.
+                                return Err(PopFail::Large);
+                            }
+                            return Err(self.oversized(pos, len));
+                        }
+                        continue;
+                    }
+                    dst.clear();
+                    dst.resize(len as usize, 0);
+                    self.copy_to(pos, dst);
+                    if self.not_passed(pos) {
+                        return Ok(Peek::Copied(len as usize));
+                    }
+                    // Taken (and maybe rewritten) while we copied: the next round reports it.
+                }
+                Slot::Void => return Ok(Peek::Void),
+                Slot::Sealed => return Ok(Peek::Sealed),
+                Slot::Free => return Ok(Peek::NotYet),
+                Slot::Claimed(..) => return Err(PopFail::Pending { pos, word: w }),
+                Slot::Other => {
+                    if self.not_passed(pos) {
+                        return Err(self.impossible(pos, w));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `head` has not passed `pos`, with everything read before ordered before the
+    /// check: a copy of `pos` made before it returned true was not torn by a rewrite.
+    fn not_passed(&self, pos: u64) -> bool {
+        acquire_fence();
+        self.head.load(Relaxed) & !RESERVED <= pos
+    }
+
+    /// Takes the positions `from..from + n` if `head` is at `from` (the commit point: one CAS,
+    /// as a get's take). Tombstones between `head` and `from` are stepped over first (they hold
+    /// no message; a get would step over them too).
+    pub(crate) fn commit(&self, from: u64, n: u64) -> Commit {
+        loop {
+            let tail = self.tail.load(SeqCst);
+            if from.checked_add(n).is_none_or(|end| end > tail) {
+                return Commit::NotThere(tail);
+            }
+            // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire
+            // load of `head` before it reuses these slots.
+            match self.head.compare_exchange(from, from + n, SeqCst, SeqCst) {
+                Ok(_) => return Commit::Done,
+                Err(h) if h == from | RESERVED => return Commit::Reserved,
+                Err(h) if h < from && h & RESERVED == 0 => {
+                    let w = self.seq(h).load(SeqCst);
+                    if slot_state(w, h, self.capacity) != Slot::Void {
+                        return Commit::Moved(h);
+                    }
+                    // Step over the tombstone (if nobody did meanwhile), then try again.
+                    if self
+                        .head
+                        .compare_exchange(h, h + 1, SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        self.free_event().notify();
+                    }
+                }
+                Err(h) => return Commit::Moved(h & !RESERVED),
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::HeapCore;
+    use super::*;
+
+    #[test]
+    fn a_peek_copies_without_taking_and_a_commit_takes() {
+        let h = HeapCore::new(4, 16);
+        let c = h.core();
+        let mut v = Vec::new();
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::NotYet));
+        assert_eq!(
+            c.peek_at(4, &mut v),
+            Ok(Peek::NotYet),
+            "beyond the capacity"
+        );
+        h.push(b"one").unwrap();
+        h.push(b"two").unwrap();
+        assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Copied(3)));
+        assert_eq!(v, b"two");
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(3)));
+        assert_eq!(v, b"one");
+        assert_eq!(c.len(), 2, "peeking takes nothing");
+        assert_eq!(c.commit(1, 1), Commit::Moved(0), "only from head");
+        assert_eq!(
+            c.commit(0, 3),
+            Commit::NotThere(2),
+            "only what is published"
+        );
+        assert_eq!(c.commit(0, 1), Commit::Done);
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Taken(1)));
+        assert_eq!(
+            c.commit(0, 1),
+            Commit::Moved(1),
+            "a second commit takes nothing"
+        );
+        assert_eq!(c.pop_vec(), Ok(Some(b"two".to_vec())));
+    }
+
+    #[test]
+    fn a_peeker_dead_before_its_commit_takes_nothing() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"kept").unwrap();
+        let mut v = Vec::new();
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(4)));
+        // Died here: no commit. Everything is still there for the next consumer.
+        assert_eq!(c.pop_vec(), Ok(Some(b"kept".to_vec())));
+    }
+
+    #[test]
+    fn a_commit_after_another_consumer_took_the_message_fails() {
+        // Capacity 1: another consumer takes position 0 and a producer reuses the slot for
+        // position 1; the stale peek of 0 must neither commit nor read the new message as 0.
+        let h = HeapCore::new(1, 8);
+        let c = h.core();
+        h.push(b"old").unwrap();
+        let mut v = Vec::new();
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(3)));
+        assert_eq!(c.pop_vec(), Ok(Some(b"old".to_vec())));
+        h.push(b"new").unwrap();
+        assert_eq!(c.commit(0, 1), Commit::Moved(1));
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Taken(1)));
+        assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Copied(3)));
+        assert_eq!(v, b"new");
+    }
+
+    #[test]
+    fn a_reserved_front_can_be_peeked_but_not_committed() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"a").unwrap();
+        assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+        let mut v = Vec::new();
+        assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(1)));
+        assert_eq!(c.commit(0, 1), Commit::Reserved);
+        c.release(0, 0);
+        assert_eq!(c.commit(0, 1), Commit::Done);
+    }
+
+    #[test]
+    fn a_dead_claim_is_pending_then_void_and_commits_step_over_it() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        h.push(b"a").unwrap();
+        let dead = c.claim_and_die(b"lost", 2).unwrap();
+        h.push(b"b").unwrap();
+        let mut v = Vec::new();
+        assert!(matches!(
+            c.peek_at(dead, &mut v),
+            Err(PopFail::Pending { pos: 1, .. })
+        ));
+        assert_eq!(c.peek_at(2, &mut v), Ok(Peek::Copied(1)));
+        let w = c.seq(dead).load(SeqCst);
+        assert_eq!(c.void_claim(dead, w), 1);
+        assert_eq!(c.peek_at(dead, &mut v), Ok(Peek::Void));
+        assert_eq!(c.commit(0, 1), Commit::Done);
+        // Position 1 is a tombstone: committing 2 steps over it.
+        assert_eq!(c.commit(2, 1), Commit::Done);
+        assert_eq!(c.pop_vec(), Ok(None));
+    }
+
+    #[test]
+    fn impossible_lengths_are_corrupt() {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        h.push(b"x").unwrap();
+        let base = c.base(0);
+        c.slots[base].store(1000, SeqCst);
+        let mut v = Vec::new();
+        assert!(matches!(c.peek_at(0, &mut v), Err(PopFail::Corrupt(_))));
+    }
+}
