@@ -91,6 +91,8 @@ mod select;
 pub mod sync;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(all(test, not(loom)))]
+mod test_util;
 #[cfg(not(loom))]
 mod typed;
 

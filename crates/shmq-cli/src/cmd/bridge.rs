@@ -422,22 +422,29 @@ async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> 
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-/// Puts `n` messages of `size` bytes into host A's queue and gets them from host B's, through
-/// an out-bridge and an in-bridge (real processes); returns messages/s end to end, and of the
-/// out-bridge's leg (until host A's queue has handed every message to JetStream).
-fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
-    let url = server.url();
-    let (qa, qb) = (
-        Name::with_prefix("shmq-bench", "bridge-a"),
-        Name::with_prefix("shmq-bench", "bridge-b"),
-    );
+/// The two hosts' queues of a bridge benchmark row (1024 slots of `size` bytes): names and
+/// handles.
+fn bench_queues(a: &str, b: &str, size: usize) -> Result<(Name, Queue, Name, Queue)> {
     let opts = Options {
         capacity: 1024,
         message_size: size,
         ..Default::default()
     };
-    let a = Queue::create(&qa, &opts)?;
-    let b = Queue::create(&qb, &opts)?;
+    let (qa, qb) = (
+        Name::with_prefix("shmq-bench", a),
+        Name::with_prefix("shmq-bench", b),
+    );
+    let qa_handle = Queue::create(&qa, &opts)?;
+    let qb_handle = Queue::create(&qb, &opts)?;
+    Ok((qa, qa_handle, qb, qb_handle))
+}
+
+/// Puts `n` messages of `size` bytes into host A's queue and gets them from host B's, through
+/// an out-bridge and an in-bridge (real processes); returns messages/s end to end, and of the
+/// out-bridge's leg (until host A's queue has handed every message to JetStream).
+fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
+    let url = server.url();
+    let (qa, a, qb, b) = bench_queues("bridge-a", "bridge-b", size)?;
     let subject = format!("shmq.bench.bridge.{size}");
     let state = server
         .dir
@@ -485,17 +492,7 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f
 /// consumes), then an in-bridge moves them from the stream into a queue; messages/s of each.
 fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
     let url = server.url();
-    let (qa, qb) = (
-        Name::with_prefix("shmq-bench", "leg-a"),
-        Name::with_prefix("shmq-bench", "leg-b"),
-    );
-    let opts = Options {
-        capacity: 1024,
-        message_size: size,
-        ..Default::default()
-    };
-    let a = Queue::create(&qa, &opts)?;
-    let b = Queue::create(&qb, &opts)?;
+    let (qa, a, qb, b) = bench_queues("leg-a", "leg-b", size)?;
     let subject = format!("shmq.bench.legs.{size}");
     let _out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
     a.put(vec![1u8; size])?;
