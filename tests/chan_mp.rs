@@ -169,15 +169,20 @@ fn async_cancelled_gets_and_puts_lose_nothing_across_processes() {
     const COUNT: u64 = 3000;
     let name = Name::new("chan-async");
     let q = PodQueue::<u64>::create(&name, &opts(4, 8)).unwrap();
-    let producer = spawn("c-async-producer", &[&name, &COUNT.to_string()]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    // One get that is surely pending when it is cancelled (the queue is empty until the
+    // producer starts): on a quiet machine the loop below may find a message at every poll.
+    let early =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), q.get_async()).await });
+    assert!(early.is_err(), "a get on an empty queue returned {early:?}");
+    let producer = spawn("c-async-producer", &[&name, &COUNT.to_string()]);
     let (got, cancelled) = rt.block_on(async {
         let mut got = Vec::new();
-        let mut cancelled = 0u64;
+        let mut cancelled = 1u64;
         loop {
             let t = Duration::from_micros(if got.len() % 2 == 0 { 1 } else { 300 });
             match tokio::time::timeout(t, q.get_async()).await {
