@@ -344,6 +344,43 @@ fn producer_killed_after_its_claim_is_voided_and_loses_nothing_else() {
     }
 }
 
+/// `Queue::voided` counts the positions of claims whose producer was SIGKILLed before its
+/// commit (the hidden hook `claim_and_stop`), once each, whether a consumer or the lock's
+/// next holder voids them, and nothing else: `tail_position() - voided()` is the number of
+/// messages ever put.
+#[test]
+fn the_voided_count_counts_each_killed_producers_claim_once() {
+    let _w = Watchdog::new("voided count", Duration::from_secs(120));
+    let name = Name::new("kill-voided-count");
+    let q = Queue::create(&name, &opts(16, 24)).unwrap();
+    assert_eq!(q.voided(), 0);
+    let mut live = 0;
+    let mut voided = 0;
+    for (round, n) in [(0u32, 3u32), (1, 1), (2, 5)] {
+        q.put(common::shared::stress_message(4, round)).unwrap();
+        live += 1;
+        let mut crasher = spawn("crash-after-claim", &[&name, "6", "0", &n.to_string()]);
+        assert_eq!(crasher.line(), "holding");
+        crasher.kill9();
+        assert_eq!(
+            q.voided(),
+            voided,
+            "the dead claim stands until someone voids it"
+        );
+        // The consumer takes the live message, finds the dead claim and voids it.
+        let m = q.get().unwrap();
+        assert_eq!(common::shared::check_stress(&m), Some((4, round)));
+        assert_eq!(q.try_get(), Err(shmq::TryGetError::Empty));
+        voided += u64::from(n);
+        assert_eq!(q.voided(), voided, "round {round}");
+        assert_eq!(q.tail_position() - q.voided(), live, "messages ever put");
+    }
+    // Voided again by nobody: the count stays.
+    q.put(common::shared::stress_message(4, 9)).unwrap();
+    q.get().unwrap();
+    assert_eq!(q.voided(), voided);
+}
+
 /// A lock-free consumer SIGKILLed after copying the front message and before its claim (the
 /// hidden hook `copy_and_stop`), with a producer putting meanwhile: the message is still first,
 /// whole, and nothing is lost or duplicated.

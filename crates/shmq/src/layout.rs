@@ -354,6 +354,7 @@ pub struct Line<T>(pub T);
 /// | `tail.head_seen` | producers | a value `head` had (the producers' cache, `<= head`) |
 /// | `done` | under the lock, by `task_done` and voids | tasks ever done; `tail - done` is unfinished tasks |
 /// | `void_pos`, `void_done` | under the lock, by voids | journal of a void in progress (0: none) |
+/// | `voided` | under the lock, by voids | positions ever voided (bit 63 [`VOIDED_PENDING`]: a void's journal step) |
 /// | `flags`| under the lock            | bit 0 `CLOSED`, bit 1 `SENDERS_GONE`, bit 2 `RECEIVERS_GONE` |
 /// | `items`| anyone                    | event count "a message was published" (bit 0: someone sleeps) |
 /// | `free` | anyone                    | event count "a slot was freed" |
@@ -421,7 +422,16 @@ pub struct Counters {
     pub void_pos: AtomicU64,
     /// ...and the value `done` has once its positions are counted; 0 when none is in progress.
     pub void_done: AtomicU64,
+    /// Positions ever voided (bits 0–62; `Queue::voided`). Bit 63, [`VOIDED_PENDING`], is part
+    /// of the void journal: set before a void's commit, cleared by the store of the new count
+    /// after it, so that the repair of a holder that died in between counts the void exactly
+    /// once. Zero in a segment made before it existed (its bytes were padding).
+    pub voided: AtomicU64,
 }
+
+/// `Counters::voided` bit: a void under the lock has not stored its count yet (see
+/// `docs/protocol.md`, "Crash repair").
+pub const VOIDED_PENDING: u64 = 1 << 63;
 
 /// `Counters::flags` bit: the ring was closed.
 pub const RING_CLOSED: u32 = 1;
@@ -650,6 +660,15 @@ pub fn pipe_layout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_voided_count_sits_at_offset_32_of_the_counters_line() {
+        assert_eq!(std::mem::offset_of!(RingControl, counters), 384);
+        assert_eq!(std::mem::offset_of!(Counters, void_pos), 16);
+        assert_eq!(std::mem::offset_of!(Counters, void_done), 24);
+        assert_eq!(std::mem::offset_of!(Counters, voided), 32);
+        assert!(std::mem::size_of::<Counters>() <= LINE);
+    }
 
     #[test]
     fn header_fields_sit_at_documented_offsets() {

@@ -17,6 +17,7 @@ use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
 mod peek;
+mod voided;
 pub use peek::{CommitError, PeekError};
 
 /// A bounded MPMC queue of byte messages in one shared-memory segment.

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::error::OpenError;
 use crate::layout::Participant;
-use crate::layout::{self, Params, RING_CONTROL_SIZE, RingControl, RingLayout};
+use crate::layout::{self, Params, RING_CONTROL_SIZE, RingControl, RingLayout, VOIDED_PENDING};
 use crate::lockfree::{Core, Event, LOCK_OWNER, RESERVED, claim_count};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
@@ -326,11 +326,18 @@ impl Locked<'_, '_> {
     }
 
     /// Voids the claim `w` at `pos` (its owner is dead, or it was made under the lock by a
-    /// holder that died) if it still stands, and counts its positions as done tasks (they will
-    /// never be delivered). A journal in the counters line makes the two steps one: a locker
-    /// after a holder that died in between finishes it ([`finish_void`](Self::finish_void)).
-    /// Returns how many positions were voided. The caller wakes sleepers after unlocking.
+    /// holder that died) if it still stands, counts its positions as done tasks (they will
+    /// never be delivered) and as voided positions ([`voided`](Self::voided)). A journal in
+    /// the counters line makes the three steps one: a locker after a holder that died in
+    /// between finishes it ([`finish_void`](Self::finish_void)). Returns how many positions
+    /// were voided. The caller wakes sleepers after unlocking.
     pub(crate) fn void(&mut self, pos: u64, w: u64) -> u64 {
+        self.void_steps(pos, w, u32::MAX)
+    }
+
+    /// [`void`](Self::void), stopping after its first `steps` stores to shared memory (the
+    /// tests' holder that dies inside a void; `u32::MAX`: all of them).
+    fn void_steps(&mut self, pos: u64, w: u64, steps: u32) -> u64 {
         let core = self.ring.core;
         if !core.holds(pos, w) {
             return 0;
@@ -338,21 +345,41 @@ impl Locked<'_, '_> {
         let c = &self.ring.ctrl.counters.0;
         let done = c.done.load(SeqCst);
         let after = done + claim_count(w);
+        // Under the lock, after the repair of any earlier void: no pending bit is set.
+        let voided = c.voided.load(SeqCst) & !VOIDED_PENDING;
         c.void_pos.store(pos, SeqCst);
         c.void_done.store(after, SeqCst);
+        c.voided.store(voided | VOIDED_PENDING, SeqCst);
+        if steps == 1 {
+            return 0;
+        }
         // Commit point: the CAS of the claim's first word to a tombstone.
         let n = core.void_claim(pos, w);
+        if steps == 2 {
+            return n;
+        }
+        // The count first, then `done`: a repair that finds the pending bit set knows that
+        // `done` was not stored either, and so how many positions the claim had.
+        c.voided.store(voided + n, SeqCst);
+        if steps == 3 {
+            return n;
+        }
         if n > 0 {
             c.done.store(after, SeqCst);
             if self.unfinished() == 0 {
                 self.ring.ctrl.joined.0.fetch_add(1);
             }
         }
+        if steps == 4 {
+            return n;
+        }
         c.void_done.store(0, SeqCst);
         n
     }
 
-    /// Repair: finishes a void whose locker died between its commit and counting it done.
+    /// Repair: finishes a void whose locker died between its journal and its end: counts a
+    /// committed void's positions as voided (if the pending bit says they were not) and as
+    /// done (if `done` is short); an uncommitted one changes nothing (the claim still stands).
     fn finish_void(&mut self) {
         let c = &self.ring.ctrl.counters.0;
         let after = c.void_done.load(SeqCst);
@@ -360,10 +387,33 @@ impl Locked<'_, '_> {
             return;
         }
         let pos = c.void_pos.load(SeqCst);
-        if self.ring.core.holds(pos, Core::void_word(pos)) && c.done.load(SeqCst) < after {
+        // Committed: the tombstone is there, or consumers stepped over it already (they never
+        // pass a claim without voiding it, which needs this lock, hence this repair first).
+        let core = self.ring.core;
+        let committed =
+            core.holds(pos, Core::void_word(pos)) || core.head.load(SeqCst) & !RESERVED > pos;
+        let done = c.done.load(SeqCst);
+        let voided = c.voided.load(SeqCst);
+        if voided & VOIDED_PENDING != 0 {
+            // The count was not stored, hence neither was `done`: `after - done` positions.
+            let count = voided & !VOIDED_PENDING;
+            let n = if committed {
+                after.saturating_sub(done)
+            } else {
+                0
+            };
+            c.voided.store(count + n, SeqCst);
+        }
+        if committed && done < after {
             c.done.store(after, SeqCst);
         }
         c.void_done.store(0, SeqCst);
+    }
+
+    /// Positions ever voided on this ring (every void is counted under the lock, and a void
+    /// cut short by its holder's death is counted by this locker's repair).
+    pub(crate) fn voided(&self) -> u64 {
+        self.ring.ctrl.counters.0.voided.load(SeqCst) & !VOIDED_PENDING
     }
 
     /// Frees the registry entries of dead processes (`alive(pid, start)` says which), after
@@ -754,6 +804,85 @@ mod tests {
                 Ring::new(ctrl, slots, &self.layout)
             }
         }
+    }
+
+    #[test]
+    fn voids_are_counted_exactly_once_even_when_the_voider_dies_inside_one() {
+        // steps: 1 journal (pending bit), 2 commit CAS, 3 count stored, 4 done stored,
+        // 5 journal cleared (a void that finished).
+        for steps in 1..=5u32 {
+            let hr = HeapRing::new(4, 16);
+            let ring = hr.ring();
+            assert_eq!(ring.lock(None).unwrap().voided(), 0);
+            producer(&ring).push(b"kept").unwrap();
+            let pos = ring.core().claim_and_die(b"dead", 2).unwrap();
+            let w = ring.core().seq(pos).load(SeqCst);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut l = ring.lock(None).unwrap();
+                    l.void_steps(pos, w, steps);
+                    if steps < 5 {
+                        // Dies holding the lock inside the void: the guard is never dropped.
+                        std::mem::forget(l);
+                    }
+                });
+            });
+            let mut l = ring.lock(None).unwrap();
+            assert_eq!(l.repaired, steps < 5, "steps {steps}");
+            if steps == 1 {
+                // Not committed: the claim still stands, uncounted; a later void counts it.
+                assert_eq!(l.voided(), 0, "steps {steps}");
+                assert_eq!(l.void(pos, w), 1);
+            } else {
+                assert!(
+                    ring.core().holds(pos, Core::void_word(pos)),
+                    "steps {steps}"
+                );
+                assert_eq!(l.void(pos, w), 0, "a void happens once");
+            }
+            assert_eq!(l.voided(), 1, "steps {steps}");
+            assert_eq!(
+                l.unfinished(),
+                1,
+                "steps {steps}: the voided position is done"
+            );
+            drop(l);
+            assert_eq!(ring.pop_vec().unwrap(), Some(b"kept".to_vec()));
+            assert_eq!(
+                ring.pop_vec().unwrap(),
+                None,
+                "the tombstone is stepped over"
+            );
+            assert_eq!(ring.lock(None).unwrap().voided(), 1);
+        }
+    }
+
+    #[test]
+    fn a_void_whose_tombstone_was_stepped_over_before_the_repair_is_counted() {
+        // The holder dies after its commit; a lock-free consumer steps over the tombstone and
+        // a producer reuses the slot before anyone locks: the repair still counts the void.
+        let hr = HeapRing::new(2, 16);
+        let ring = hr.ring();
+        let pos = ring.core().claim_and_die(b"dead", 2).unwrap();
+        let w = ring.core().seq(pos).load(SeqCst);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut l = ring.lock(None).unwrap();
+                l.void_steps(pos, w, 2);
+                std::mem::forget(l);
+            });
+        });
+        for m in [&b"a"[..], b"b", b"c"] {
+            producer(&ring).push(m).unwrap();
+            assert_eq!(ring.pop_vec().unwrap(), Some(m.to_vec()));
+        }
+        assert!(
+            !ring.core().holds(pos, Core::void_word(pos)),
+            "the slot was reused"
+        );
+        let l = ring.lock(None).unwrap();
+        assert!(l.repaired);
+        assert_eq!((l.voided(), l.unfinished()), (1, 3));
     }
 
     #[test]
