@@ -130,20 +130,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
     // Kept after the ack is confirmed: a server that restarts may forget recent acks.
     let mut in_queue = match InState::load(&cfg.state)? {
-        Some(s) => {
-            let tail_now = q.tail_position();
-            SeqSet(s.already_put(instance, stream_created, tail_now, |pos| {
-                // Taken already: it was a message (a consumer stepped over a tombstone
-                // too, but only after the claim's owner, the dead bridge, was found dead:
-                // a window of one copy into the slots; see docs/bridge.md). Still there:
-                // published, or a tombstone (a claim of the dead bridge is voided here).
-                match q.peek_at(pos, Some(Instant::now() + Duration::from_millis(10))) {
-                    Ok(m) => m.is_some(),
-                    Err(PeekError::Taken { .. }) => true,
-                    Err(_) => false,
-                }
-            }))
-        }
+        Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
     let mut stats = InStats::default();
@@ -242,11 +229,14 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
+                voided: Some(q.voided()),
                 batch: fresh.iter().map(|(s, _)| *s).collect(),
                 put: in_queue.0.clone(),
             }
             .store(&cfg.state)?;
             let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
+            #[cfg(feature = "test-hooks")]
+            stop_in_put(&q, stats.put, &payloads);
             let mut done = 0;
             let mut closed = false;
             while done < payloads.len() {
@@ -286,6 +276,82 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             if m.ack_with(AckKind::Ack).await.is_err() {
                 stats.failed_acks += 1;
             }
+        }
+    }
+}
+
+/// At a restart: settles every claim the dead bridge may have left among the positions of its
+/// last batch (a claim whose owner is dead is voided, and counted in
+/// [`Queue::voided`](shmq::Queue::voided); a claim whose move of `tail` did not happen sits at
+/// `tail` itself), then says which stream sequences are in the queue already
+/// ([`InState::already_put`]).
+fn recover(q: &Queue, s: &InState, instance: u64, stream_created: i128) -> Result<SeqSet, String> {
+    if s.instance != instance || s.stream_created != stream_created {
+        return Ok(SeqSet::default()); // another queue or stream: nothing of it is known
+    }
+    let end = s.tail.saturating_add(s.batch.len() as u64);
+    let started = Instant::now();
+    loop {
+        let tail = q.tail_position();
+        let claimed_end = tail.min(end);
+        let mut unsettled = false;
+        // Positions still in the queue (a peek waits out a claim, voiding it when its owner
+        // is dead), and `tail` itself while the batch is not all claimed; taken positions were
+        // settled before a consumer passed them.
+        let to = if tail < end { tail + 1 } else { end };
+        for pos in s.tail.max(q.head_position())..to {
+            match q.peek_at(pos, Some(Instant::now() + Duration::from_millis(20))) {
+                Ok(_) | Err(PeekError::Taken { .. } | PeekError::Closed) => {}
+                // Nothing at `tail`: no claim is there. Below it: a claim of a live process.
+                Err(PeekError::Timeout) => unsettled |= pos < claimed_end,
+                Err(e) => return Err(format!("settling the last batch's positions: {e}")),
+            }
+        }
+        if !unsettled && q.tail_position() == tail {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "a claim among positions {}..{end} is still held after 30 s: is another \
+                 producer (or the previous in-bridge) still running on this queue?",
+                s.tail
+            ));
+        }
+    }
+    let tail_now = q.tail_position();
+    let voided_now = q.voided();
+    Ok(SeqSet(s.already_put(
+        instance,
+        stream_created,
+        tail_now,
+        voided_now,
+        // For a state file of an older bridge: a position still there holds a message or a
+        // tombstone; a taken one is guessed as put.
+        |pos| match q.peek_at(pos, Some(Instant::now() + Duration::from_millis(10))) {
+            Ok(m) => m.is_some(),
+            Err(PeekError::Taken { .. }) => true,
+            Err(_) => false,
+        },
+    )))
+}
+
+/// Test hook (feature `test-hooks`, never in a release build): with
+/// `SHMQ_BRIDGE_TEST_STOP_IN_PUT=N` in its environment, the in-bridge's first batch put once
+/// `N` messages are put is claimed and written (all but its first slot published) and the
+/// bridge then stops for good, printing `in-bridge: holding` on stdout: a bridge killed inside
+/// that put.
+#[cfg(feature = "test-hooks")]
+fn stop_in_put(q: &Queue, put_so_far: u64, payloads: &[&[u8]]) {
+    let Some(n) = std::env::var("SHMQ_BRIDGE_TEST_STOP_IN_PUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if put_so_far >= n && q.claim_and_stop(payloads) {
+        println!("in-bridge: holding a claim of {} messages", payloads.len());
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
         }
     }
 }

@@ -12,10 +12,11 @@ use crate::BridgeError;
 pub const REMEMBERED: u64 = 1 << 20;
 
 /// What an in-bridge writes (atomically: a temporary file renamed over the old one) before each
-/// batch of puts: the stream sequences put so far (as ranges) and the batch it is about to put.
-/// A restarted bridge compares `tail` with the queue's tail: the bridge is the queue's only
-/// producer, so the batch (in order) went to positions `tail..tail_now`, and each of them that
-/// is not a tombstone was put.
+/// batch of puts: the stream sequences put so far (as ranges), the batch it is about to put,
+/// and the queue's tail and count of voided positions before it. A restarted bridge compares
+/// them with the queue's: the bridge is the queue's only producer, so the batch (in order)
+/// went to positions `tail..tail_now`, and the positions voided since (claims of the dead
+/// bridge, never published) are the last ones of those: the rest was put.
 ///
 /// # Examples
 ///
@@ -23,15 +24,18 @@ pub const REMEMBERED: u64 = 1 << 20;
 /// # fn main() -> Result<(), shmq_bridge::BridgeError> {
 /// use shmq_bridge::InState;
 /// let path = std::env::temp_dir().join(format!("shmq-doc-state-{}.json", std::process::id()));
-/// let s = InState { instance: 7, stream_created: 1, tail: 10, batch: vec![4, 5, 6], put: vec![(1, 3)] };
+/// let s = InState {
+///     instance: 7, stream_created: 1, tail: 10, voided: Some(0), batch: vec![4, 5, 6],
+///     put: vec![(1, 3)],
+/// };
 /// s.store(&path)?;
 /// let back = InState::load(&path)?.unwrap();
-/// // Two of the batch were claimed (the queue's tail is 12 now) and published: 4 and 5.
-/// assert_eq!(back.already_put(7, 1, 12, |_| true), vec![(1, 5)]);
-/// // The put at position 11 died before publishing: only 4 reached the queue.
-/// assert_eq!(back.already_put(7, 1, 12, |pos| pos != 11), vec![(1, 4)]);
+/// // Two of the batch were claimed (the queue's tail is 12 now), none voided: 4 and 5 were put.
+/// assert_eq!(back.already_put(7, 1, 12, 0, |_| true), vec![(1, 5)]);
+/// // The put of the last two died before publishing, and its claim was voided: only 4 was.
+/// assert_eq!(back.already_put(7, 1, 12, 1, |_| true), vec![(1, 4)]);
 /// // Another queue (a new incarnation) or another stream: nothing is known.
-/// assert!(back.already_put(8, 1, 12, |_| true).is_empty());
+/// assert!(back.already_put(8, 1, 12, 0, |_| true).is_empty());
 /// std::fs::remove_file(&path).unwrap();
 /// # Ok(())
 /// # }
@@ -45,6 +49,10 @@ pub struct InState {
     pub stream_created: i128,
     /// The queue's tail position before the batch.
     pub tail: u64,
+    /// The queue's [`voided`](shmq::Queue::voided) count before the batch (`None` in a state
+    /// file of a bridge that did not record it: then each position is looked at).
+    #[serde(default)]
+    pub voided: Option<u64>,
     /// The stream sequences of the batch, in put order.
     pub batch: Vec<u64>,
     /// The stream sequences put before the batch, as sorted, disjoint inclusive ranges (the
@@ -91,15 +99,22 @@ impl InState {
     }
 
     /// The stream sequences known to be in the local queue already (as ranges), for a queue
-    /// of `instance` whose tail is `tail_now`, fed from a stream created at `stream_created`.
-    /// The batch went to positions `tail..`; `published(pos)` says whether the put at a
-    /// position claimed after `tail` was published (a put that died between its claim and its
-    /// publication left a tombstone there instead).
+    /// of `instance` whose tail is `tail_now` and whose count of voided positions is
+    /// `voided_now`, fed from a stream created at `stream_created`. Call it once no claim of
+    /// the dead bridge stands any more (each one voided, so that `voided_now` counts it).
+    ///
+    /// The batch went, in order, to positions `tail..tail_now`. Its puts are claims made one
+    /// after the other, each published before the next: only the last one can have died
+    /// unpublished, so the positions voided since the state was written are the last ones
+    /// claimed, and the others hold (or held, if taken since) messages of the batch. For a
+    /// state file without a voided count, `published(pos)` says whether the position claimed
+    /// after `tail` holds a message (taken positions must be guessed as put then).
     pub fn already_put(
         &self,
         instance: u64,
         stream_created: i128,
         tail_now: u64,
+        voided_now: u64,
         published: impl Fn(u64) -> bool,
     ) -> Vec<(u64, u64)> {
         if instance != self.instance || stream_created != self.stream_created {
@@ -109,9 +124,19 @@ impl InState {
             .saturating_sub(self.tail)
             .min(self.batch.len() as u64) as usize;
         let mut set = SeqSet(self.put.clone());
-        for (i, &s) in self.batch[..claimed].iter().enumerate() {
-            if published(self.tail + i as u64) {
-                set.insert(s);
+        match self.voided {
+            Some(before) => {
+                let lost = voided_now.saturating_sub(before).min(claimed as u64) as usize;
+                for &s in &self.batch[..claimed - lost] {
+                    set.insert(s);
+                }
+            }
+            None => {
+                for (i, &s) in self.batch[..claimed].iter().enumerate() {
+                    if published(self.tail + i as u64) {
+                        set.insert(s);
+                    }
+                }
             }
         }
         set.0
@@ -162,6 +187,33 @@ impl SeqSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn voids_since_the_state_was_written_are_the_batch_positions_not_put() {
+        let s = InState {
+            instance: 1,
+            stream_created: 5,
+            tail: 100,
+            voided: Some(7),
+            batch: vec![20, 21, 22, 23],
+            put: vec![(1, 19)],
+        };
+        // Nothing claimed: nothing of the batch is in the queue.
+        assert_eq!(s.already_put(1, 5, 100, 7, |_| true), [(1, 19)]);
+        // All four put, none voided (taken or not: the positions are not looked at).
+        assert_eq!(s.already_put(1, 5, 104, 7, |_| false), [(1, 23)]);
+        // A batch put in two claims, the second (2 positions) voided: 20 and 21 were put.
+        assert_eq!(s.already_put(1, 5, 104, 9, |_| true), [(1, 21)]);
+        // The whole batch voided.
+        assert_eq!(s.already_put(1, 5, 104, 11, |_| true), [(1, 19)]);
+        // A state file of an older bridge: each position is looked at.
+        let old = InState { voided: None, ..s };
+        assert_eq!(old.already_put(1, 5, 104, 11, |p| p < 103), [(1, 22)]);
+        // The old file format (no "voided" field) still loads.
+        let json = r#"{"instance":1,"stream_created":5,"tail":100,"batch":[20],"put":[]}"#;
+        let parsed: InState = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed.voided, None);
+    }
 
     #[test]
     fn seq_sets_merge_ranges_and_forget_the_distant_past() {

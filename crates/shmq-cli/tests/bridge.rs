@@ -64,6 +64,11 @@ impl Flow {
     }
 
     fn inb(&self, s: &NatsServer, q: &str, extra: &[&str]) -> Proc {
+        self.inb_env(s, q, extra, &[])
+    }
+
+    /// An in-bridge with extra environment variables (the hidden test hook).
+    fn inb_env(&self, s: &NatsServer, q: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
         let url = s.url();
         let mut args = vec![
             "in",
@@ -79,7 +84,12 @@ impl Flow {
             "--json",
         ];
         args.extend_from_slice(extra);
-        bridge(&args)
+        let mut cmd = Command::new(SHMQ);
+        cmd.arg("bridge").args(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Proc::spawn(&mut cmd, "in-bridge").unwrap()
     }
 }
 
@@ -241,6 +251,79 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
     assert_eq!(killed, [kills.div_ceil(2), kills / 2]);
     assert_exactly_once(&got, n);
     assert!(b.is_empty());
+}
+
+/// The in-bridge SIGKILLed inside a put: the hidden hook `SHMQ_BRIDGE_TEST_STOP_IN_PUT`
+/// (feature `test-hooks`, on in the binary these tests run) makes it claim and write its
+/// third batch and stop before publishing it. Either a consumer of host B finds the dead
+/// claim, voids it and steps over it before the bridge restarts (the first version's loss
+/// window: the restarted bridge saw the positions taken and counted the batch as put), or the
+/// bridge restarts first and voids it itself. Both ways the restarted bridge tells the voided
+/// batch from a taken one by the queue's count of voided positions, and puts it again: every
+/// message arrives exactly once.
+#[test]
+fn an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing() {
+    if !nats::required("an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing") {
+        return;
+    }
+    let _w = Watchdog::new("in-bridge killed inside a put", Duration::from_secs(120));
+    let s = server(&[]);
+    for consumer_first in [true, false] {
+        let tag = if consumer_first {
+            "inside-put-c"
+        } else {
+            "inside-put-r"
+        };
+        let f = Flow::new(&s, tag);
+        let (a_name, a) = queue(&format!("{tag}-a"), 128, 64);
+        let (b_name, b) = queue(&format!("{tag}-b"), 128, 64);
+        let n = 100;
+        produce(&a_name, n, Duration::ZERO).join().unwrap();
+        let out = f.out(&s, &a_name);
+        let batch = ["--batch", "16"];
+        let mut inb = f.inb_env(
+            &s,
+            &b_name,
+            &batch,
+            &[("SHMQ_BRIDGE_TEST_STOP_IN_PUT", "30")],
+        );
+        let line = inb.line();
+        assert!(
+            line.starts_with("in-bridge: holding a claim of"),
+            "the in-bridge stops inside its third put: {line:?}"
+        );
+        let held = b.tail_position();
+        inb.kill9();
+        let mut got = Vec::new();
+        if consumer_first {
+            // The consumer takes the two batches put, waits at the dead claim, voids it and
+            // steps over its tombstones: host B's queue looks as if all was taken.
+            while b.voided() == 0 {
+                match b.get_timeout(Duration::from_millis(100)) {
+                    Ok(m) => got.push(m),
+                    Err(GetTimeoutError::Timeout) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(b.try_get(), Err(shmq::TryGetError::Empty));
+            assert_eq!(b.head_position(), held, "every position was passed");
+            assert_eq!(got.len() as u64 + b.voided(), held);
+        } else {
+            assert_eq!(b.voided(), 0, "nobody looked at the dead claim yet");
+        }
+        let inb = f.inb(&s, &b_name, &batch);
+        got.extend(collect(&b, n - got.len()));
+        eprintln!(
+            "{tag}: {} positions voided, {} received",
+            b.voided(),
+            got.len()
+        );
+        assert!(b.voided() > 0, "the dead claim was voided");
+        assert_exactly_once(&got, n);
+        a.close().unwrap();
+        b.close().unwrap();
+        drop((out, inb));
+    }
 }
 
 #[test]
