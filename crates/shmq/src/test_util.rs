@@ -14,3 +14,13 @@ pub(crate) fn within_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 
             std::process::abort()
         })
 }
+
+/// Unlinks a unit test's named segment when dropped: at the end of the test, and also when an
+/// assertion fails first (no segment is left in /dev/shm).
+pub(crate) struct UnlinkOnDrop(pub(crate) String);
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        let _ = crate::Queue::unlink(&self.0);
+    }
+}

@@ -2,11 +2,11 @@
 //! [`Codec`].
 //!
 //! - [`Pod`]: plain-old-data types (`T: bytemuck::Pod`) move as their bytes, with no
-//!   serialisation: a put copies `bytes_of(&value)` into the slot like a byte put, a get copies
-//!   the slot out with the byte API's lock-free get and reads the value from those bytes
-//!   (`pod_read_unaligned`). (Decoding in place under the zero-copy get's lock was measured
-//!   first: 0.57× the byte API's rate, against 0.9× and more for the copy; see
-//!   `docs/benchmarks.md`.)
+//!   serialisation and no intermediate buffer: a put copies `bytes_of(&value)` into the slot
+//!   like a byte put, and a get copies the slot straight into the bytes of the value it returns
+//!   (`bytes_of_mut`) with the byte API's lock-free get ([`Codec::value_bytes`],
+//!   [`Codec::read_in_place`]). (Decoding in place under the zero-copy get's lock was measured
+//!   first: 0.57× the byte API's rate; see `docs/benchmarks.md`.)
 //! - [`Postcard`] (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
 //!   [postcard](https://docs.rs/postcard) into a per-thread buffer, and decoded from a
 //!   per-thread copy of the slot. postcard rather than bincode: postcard's wire format is stable since 1.0 and
@@ -91,10 +91,46 @@ pub trait Codec<T>: 'static {
     fn shape() -> u64 {
         0
     }
+
+    /// The value's own bytes, for a codec whose encoding of a value is its memory ([`Pod`]):
+    /// a typed put then copies them into the slot as they are, with no encoding step and no
+    /// buffer. `None` (the default): the put calls [`encode`](Self::encode) into a per-thread
+    /// buffer of a slot's size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmq::{Codec, Pod};
+    /// assert_eq!(<Pod as Codec<u16>>::value_bytes(&0x0102), Some(&0x0102u16.to_ne_bytes()[..]));
+    /// ```
+    fn value_bytes(value: &T) -> Option<&[u8]> {
+        let _ = value;
+        None
+    }
+
+    /// Reads a message straight into a value, for a codec whose encoding of a value is its
+    /// memory ([`Pod`]): calls `read` with the bytes of a fresh (zeroed) value, which `read`
+    /// fills with one message, and returns the value and what `read` returned. A typed get
+    /// takes a message of exactly that many bytes this way (no buffer, no decoding); a message
+    /// of another length is a [`DecodeError`]. `None` (the default): the get copies the
+    /// message into a per-thread buffer and calls [`decode`](Self::decode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmq::{Codec, Pod};
+    /// let (v, n) = <Pod as Codec<u32>>::read_in_place(|b| { b.copy_from_slice(&7u32.to_ne_bytes()); b.len() }).unwrap();
+    /// assert_eq!((v, n), (7, 4));
+    /// ```
+    fn read_in_place<R>(read: impl FnOnce(&mut [u8]) -> R) -> Option<(T, R)> {
+        let _ = read;
+        None
+    }
 }
 
-/// The codec of plain-old-data types: a value is its bytes (`bytemuck::bytes_of`), read back
-/// with `bytemuck::pod_read_unaligned` (no serialisation either way). Both sides must agree on the
+/// The codec of plain-old-data types: a value is its bytes (`bytemuck::bytes_of`), put from the
+/// value and read straight into one (`bytemuck::bytes_of_mut`), with no serialisation and no
+/// buffer either way. Both sides must agree on the
 /// layout (`#[repr(C)]`, same target); the derived tag includes the type's size.
 ///
 /// # Examples
@@ -143,6 +179,16 @@ impl<T: bytemuck::Pod> Codec<T> for Pod {
 
     fn shape() -> u64 {
         size_of::<T>() as u64
+    }
+
+    fn value_bytes(value: &T) -> Option<&[u8]> {
+        Some(bytemuck::bytes_of(value))
+    }
+
+    fn read_in_place<R>(read: impl FnOnce(&mut [u8]) -> R) -> Option<(T, R)> {
+        let mut value = T::zeroed();
+        let r = read(bytemuck::bytes_of_mut(&mut value));
+        Some((value, r))
     }
 }
 
@@ -422,13 +468,21 @@ thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Encodes `value` with `C` into this thread's buffer (a slot's size) and runs `put` on the
-/// bytes; an encoding failure hands the value back.
+/// Runs `put` on the bytes of `value`: its own bytes if the codec gives them
+/// ([`Codec::value_bytes`]), else its encoding by `C` in this thread's buffer (a slot's size);
+/// an encoding failure hands the value back.
 fn encode_then<T, C: Codec<T>, E>(
     value: &T,
     message_size: usize,
     put: impl FnOnce(&[u8]) -> Result<(), E>,
 ) -> Result<Result<(), E>, String> {
+    if let Some(b) = C::value_bytes(value) {
+        // The value's own bytes (Pod): put as they are, no buffer.
+        if b.len() > message_size {
+            return Err(format!("{} bytes do not fit in {message_size}", b.len()));
+        }
+        return Ok(put(b));
+    }
     ENCODE_BUF.with(|cell| {
         // A codec whose encoder puts on a typed queue itself re-enters: use a fresh buffer.
         let mut own;
@@ -474,6 +528,42 @@ fn with_decode_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         }
         Err(_) => f(&mut vec![0; size]),
     })
+}
+
+/// Takes one message with `take` (which copies it into the buffer it is given and returns its
+/// position and length, or `E`) and makes a `T` of it: straight into the value's bytes when the
+/// codec reads in place ([`Codec::read_in_place`]), else through this thread's buffer of
+/// `message_size` bytes and [`Codec::decode`]. A message longer than the value (`too_small`
+/// says so; it stays queued) is taken through the buffer and refused there.
+fn take_typed<T, C: Codec<T>, E>(
+    queue: &str,
+    message_size: usize,
+    mut take: impl FnMut(&mut [u8]) -> Result<(u64, usize), E>,
+    too_small: impl Fn(&E) -> bool,
+) -> Result<Result<T, DecodeError>, E> {
+    let in_place = C::read_in_place(|b| {
+        let want = b.len();
+        match take(b) {
+            Ok((_, n)) if n == want => Some(Ok(Ok(()))),
+            Ok((position, n)) => Some(Ok(Err(DecodeError {
+                queue: queue.to_string(),
+                position,
+                reason: format!(
+                    "a message of {n} bytes is not a {} of {want} bytes",
+                    std::any::type_name::<T>()
+                ),
+            }))),
+            Err(e) if too_small(&e) => None,
+            Err(e) => Some(Err(e)),
+        }
+    });
+    match in_place {
+        Some((value, Some(r))) => r.map(|d| d.map(|()| value)),
+        Some((_, None)) | None => with_decode_buf(message_size, |buf| {
+            let (pos, n) = take(buf)?;
+            Ok(decode_taken::<T, C>(queue, pos, buf, n))
+        }),
+    }
 }
 
 /// Decodes the message of `n` bytes taken at `position` into `buf`; a length over `buf`
@@ -828,10 +918,12 @@ impl<T, C: Codec<T>> TypedQueue<T, C> {
     }
 
     fn get_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Fail> {
-        with_decode_buf(self.q.message_size(), |buf| {
-            let (pos, n) = self.q.get_into_with_position(buf, wait)?;
-            Ok(decode_taken::<T, C>(&self.name, pos, buf, n))
-        })
+        take_typed::<T, C, _>(
+            &self.name,
+            self.q.message_size(),
+            |buf| self.q.get_into_with_position(buf, wait),
+            |f| matches!(f, Fail::TooSmall { .. }),
+        )
     }
 
     /// Takes the oldest value, waiting while the queue is empty.
@@ -1179,13 +1271,17 @@ impl<T, C: Codec<T>> TypedPipeEnd<T, C> {
     }
 
     fn recv_wait(&self, wait: Wait) -> Result<Result<T, DecodeError>, Option<Fail>> {
-        with_decode_buf(self.p.message_size(), |buf| {
-            match self.p.recv_into_with_position(buf, wait) {
-                Some(Ok((pos, n))) => Ok(decode_taken::<T, C>(&self.name, pos, buf, n)),
-                Some(Err(f)) => Err(Some(f)),
-                None => Err(None),
-            }
-        })
+        take_typed::<T, C, _>(
+            &self.name,
+            self.p.message_size(),
+            |buf| {
+                self.p
+                    .recv_into_with_position(buf, wait)
+                    .ok_or(None)?
+                    .map_err(Some)
+            },
+            |f| matches!(f, Some(Fail::TooSmall { .. })),
+        )
     }
 
     /// Receives the oldest value, waiting while none is there.
@@ -1294,6 +1390,7 @@ fn rewrap<E: Rewrap<T>, T>(e: E, value: T) -> TypedPutError<E::With, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::UnlinkOnDrop;
 
     #[test]
     fn short_type_names_drop_module_paths() {
@@ -1323,9 +1420,9 @@ mod tests {
 
     #[test]
     fn a_large_message_is_a_decode_error_and_is_taken() {
-        let name = format!("shmq-test-typed-large-{}", std::process::id());
+        let name = UnlinkOnDrop(format!("shmq-test-typed-large-{}", std::process::id()));
         let q = PodQueue::<u64>::create(
-            &name,
+            &name.0,
             &Options {
                 capacity: 4,
                 message_size: 32,
@@ -1336,9 +1433,7 @@ mod tests {
         .unwrap();
         q.queue().put(vec![1u8; 100]).unwrap(); // over the 32-byte slots: a large message
         q.put(5).unwrap();
-        let r = q.get();
-        let _ = Queue::unlink(&name);
-        match r {
+        match q.get() {
             Err(TypedError::Decode(e)) => {
                 assert_eq!(e.position, 0);
                 assert!(e.reason.contains("100 bytes"), "{}", e.reason);
@@ -1346,6 +1441,79 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(q.get().unwrap(), 5);
+    }
+
+    /// A message longer than the `Pod` type but within the slot does not fit the value the
+    /// get reads into: it is taken (through the buffer) and refused, shorter ones too, and
+    /// the values around them arrive.
+    #[test]
+    fn pod_messages_of_another_length_are_decode_errors_and_are_taken() {
+        let q = PodQueue::<u32>::anonymous(&Options {
+            capacity: 8,
+            message_size: 16,
+            ..Default::default()
+        })
+        .unwrap();
+        q.put(1).unwrap();
+        q.queue().put([9u8; 12]).unwrap();
+        q.put(2).unwrap();
+        q.queue().put([9u8; 2]).unwrap();
+        q.put(3).unwrap();
+        assert_eq!(q.get().unwrap(), 1);
+        match q.get() {
+            Err(TypedError::Decode(e)) => {
+                assert_eq!((e.queue.as_str(), e.position), ("(anonymous)", 1));
+                assert!(e.reason.contains("12 bytes"), "{}", e.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(q.try_get().unwrap(), 2);
+        match q.get_timeout(Duration::from_secs(1)) {
+            Err(TypedError::Decode(e)) => {
+                assert_eq!(e.position, 3);
+                assert!(e.reason.contains("2 bytes"), "{}", e.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(q.get().unwrap(), 3);
+        assert!(q.queue().is_empty());
+    }
+
+    /// The `Pod` codec puts a value's own bytes and reads them straight into a value; a
+    /// custom codec without those hooks goes through `encode`/`decode`.
+    #[test]
+    fn pod_reads_and_writes_in_place_and_other_codecs_do_not() {
+        assert_eq!(
+            <Pod as Codec<[u8; 3]>>::value_bytes(&[1, 2, 3]),
+            Some(&[1u8, 2, 3][..])
+        );
+        let (v, len) = <Pod as Codec<[u16; 2]>>::read_in_place(|b| {
+            b.copy_from_slice(bytemuck::bytes_of(&[4u16, 5]));
+            b.len()
+        })
+        .unwrap();
+        assert_eq!((v, len), ([4, 5], 4));
+        struct Text;
+        impl Codec<String> for Text {
+            const FORMAT: &'static str = "text";
+            fn encode(value: &String, buf: &mut [u8]) -> Result<usize, String> {
+                buf[..value.len()].copy_from_slice(value.as_bytes());
+                Ok(value.len())
+            }
+            fn decode(bytes: &[u8]) -> Result<String, String> {
+                String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+            }
+        }
+        assert!(<Text as Codec<String>>::value_bytes(&"x".into()).is_none());
+        assert!(<Text as Codec<String>>::read_in_place(|b| b.len()).is_none());
+        let q = TypedQueue::<String, Text>::anonymous(&Options {
+            capacity: 2,
+            message_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        q.put("abc".into()).unwrap();
+        assert_eq!(q.get().unwrap(), "abc");
     }
 
     #[test]
