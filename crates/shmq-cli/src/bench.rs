@@ -112,6 +112,24 @@ pub struct Row {
     /// within its own memory, in the same run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_memcpy: Option<f64>,
+    /// Typed rows (`shmq-pod`, `shmq-serde`): the median, over the repeats, of this row's
+    /// `msgs_per_sec` over the byte API's (`shmq`) of the same workload and size in the same
+    /// repeat (the two run next to each other; see [`run`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_bytes: Option<f64>,
+    /// The async round trip (`shmq-async`): the median, over the repeats, of its `p50_us`
+    /// over the blocking round trip's (`shmq`) in the same repeat (lower is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ratio_to_bytes: Option<f64>,
+}
+
+/// The byte-API row a typed or async row is paired with (its mechanism, in the same workload
+/// and size), for `ratio_to_bytes` and `p50_ratio_to_bytes`.
+fn bytes_baseline(mechanism: &str) -> Option<&'static str> {
+    match mechanism {
+        "shmq-pod" | "shmq-serde" | "shmq-async" => Some("shmq"),
+        _ => None,
+    }
 }
 
 /// One planned row.
@@ -152,6 +170,8 @@ impl Plan {
                     ratio_to_floor: None,
                     p50_ratio_to_floor: None,
                     ratio_to_memcpy: None,
+                    ratio_to_bytes: None,
+                    p50_ratio_to_bytes: None,
                 })
             }
             Plan::Ping { over, size } => {
@@ -173,6 +193,8 @@ impl Plan {
                     ratio_to_floor: None,
                     p50_ratio_to_floor: None,
                     ratio_to_memcpy: None,
+                    ratio_to_bytes: None,
+                    p50_ratio_to_bytes: None,
                 })
             }
         }
@@ -198,21 +220,22 @@ fn plan(cfg: &Config) -> Vec<Plan> {
         match w {
             Workload::Spsc => {
                 for &size in &cfg.sizes {
+                    plans.push(transfer(Mechanism::Floor, size, 1));
+                    plans.push(transfer(Mechanism::Shmq(ShmqApi::Single), size, 1));
+                    // The typed paths (issue 13) at the small size, right after the byte row
+                    // they are compared with (`ratio_to_bytes`).
+                    if size == 64 {
+                        for api in [ShmqApi::Pod, ShmqApi::Serde] {
+                            plans.push(transfer(Mechanism::Shmq(api), size, 1));
+                        }
+                    }
                     for m in [
-                        Mechanism::Floor,
-                        Mechanism::Shmq(ShmqApi::Single),
                         Mechanism::Shmq(ShmqApi::Batch(cfg.batch)),
                         Mechanism::Shmq(ShmqApi::ZeroCopy),
                         Mechanism::Pipe,
                         Mechanism::Socket,
                     ] {
                         plans.push(transfer(m, size, 1));
-                    }
-                    // The typed paths (issue 13) at the small size, beside the byte rows.
-                    if size == 64 {
-                        for api in [ShmqApi::Pod, ShmqApi::Serde] {
-                            plans.push(transfer(Mechanism::Shmq(api), size, 1));
-                        }
                     }
                 }
             }
@@ -279,16 +302,73 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
         });
     }
     let mut runs: Vec<Vec<Row>> = vec![Vec::new(); plans.len()];
-    for _ in 0..cfg.repeat.max(1) {
-        for (i, &p) in plans.iter().enumerate() {
-            let row = p.run(launcher, counts[i])?;
+    for r in 0..cfg.repeat.max(1) {
+        // Every other repeat runs the rows in reverse order: a row and the one it is paired
+        // with take turns going first, so a drift of the machine's speed does not favour one.
+        let order: Vec<usize> = if r % 2 == 0 {
+            (0..plans.len()).collect()
+        } else {
+            (0..plans.len()).rev().collect()
+        };
+        for i in order {
+            let row = plans[i].run(launcher, counts[i])?;
             progress(&row);
             runs[i].push(row);
         }
     }
+    let paired = paired_ratios(&runs);
     let mut rows: Vec<Row> = runs.into_iter().map(median).collect();
+    for (row, (rate, p50)) in rows.iter_mut().zip(paired) {
+        row.ratio_to_bytes = rate;
+        row.p50_ratio_to_bytes = p50;
+    }
     add_ratios(&mut rows);
     Ok(rows)
+}
+
+/// For every row with a byte-API baseline ([`bytes_baseline`]): the median over the repeats of
+/// its rate over the baseline's rate in the same repeat (throughput rows), or of its p50 over
+/// the baseline's p50 (round trips). `runs[i][k]` is row `i`'s run in repeat `k`.
+fn paired_ratios(runs: &[Vec<Row>]) -> Vec<(Option<f64>, Option<f64>)> {
+    let median_of = |mut v: Vec<f64>| -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    };
+    runs.iter()
+        .map(|mine| {
+            let Some(first) = mine.first() else {
+                return (None, None);
+            };
+            let Some(base) = bytes_baseline(&first.mechanism).and_then(|b| {
+                runs.iter().find(|o| {
+                    o.first().is_some_and(|f| {
+                        f.mechanism == b && f.workload == first.workload && f.size == first.size
+                    })
+                })
+            }) else {
+                return (None, None);
+            };
+            let pairs = mine.iter().zip(base);
+            // Throughput rows compare rates; round trips compare their p50 only.
+            let rate = pairs
+                .clone()
+                .filter(|(a, _)| a.p50_us.is_none())
+                .map(|(a, b)| a.msgs_per_sec / b.msgs_per_sec)
+                .collect();
+            let p50 = pairs
+                .filter_map(|(a, b)| Some(a.p50_us? / b.p50_us?))
+                .collect();
+            (median_of(rate), median_of(p50))
+        })
+        .collect()
 }
 
 /// The run with the median rate (for round trips, the median p50 and p99 of the runs).
@@ -376,7 +456,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
+        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
         "work",
         "mechanism",
         "size",
@@ -389,13 +469,15 @@ pub fn table(rows: &[Row]) -> String {
         "p50 us",
         "p99 us",
         "p50/pipe",
-        "x memcpy"
+        "x memcpy",
+        "x bytes",
+        "p50/bytes"
     );
     let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
+            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
             r.workload,
             r.mechanism,
             r.size,
@@ -409,6 +491,8 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.p99_us, 1),
             opt(r.p50_ratio_to_pipe, 2),
             opt(r.ratio_to_memcpy, 2),
+            opt(r.ratio_to_bytes, 2),
+            opt(r.p50_ratio_to_bytes, 2),
         );
     }
     out
@@ -440,6 +524,49 @@ mod tests {
         assert_eq!(row_count(&cfg), 12 + 2 + 2 + 5);
     }
 
+    /// The typed and async rows get the median of their per-repeat ratios to the byte row of
+    /// the same repeat (not the ratio of two medians), and no other row gets one.
+    #[test]
+    fn typed_rows_get_the_median_of_their_paired_ratios_to_bytes() {
+        let run = |m: &str, work: &str, rate: f64, p50: Option<f64>| Row {
+            mechanism: m.into(),
+            workload: work.into(),
+            size: 64,
+            processes: 1,
+            messages: 1,
+            msgs_per_sec: rate,
+            mb_per_sec: 0.0,
+            ratio_to_pipe: None,
+            p50_us: p50,
+            p99_us: p50,
+            p50_ratio_to_pipe: None,
+            ratio_to_floor: None,
+            p50_ratio_to_floor: None,
+            ratio_to_memcpy: None,
+            ratio_to_bytes: None,
+            p50_ratio_to_bytes: None,
+        };
+        // Repeats: bytes 100, 400, 200; Pod 90, 100, 190 -> ratios 0.9, 0.25, 0.95 -> 0.9.
+        // (The ratio of the medians would be 190 / 200 = 0.95.)
+        let bytes = [100.0, 400.0, 200.0].map(|r| run("shmq", "spsc", r, None));
+        let pod = [90.0, 100.0, 190.0].map(|r| run("shmq-pod", "spsc", r, None));
+        let blocking = [2.0, 4.0].map(|p| run("shmq", "rtt", 1.0, Some(p)));
+        let asynch = [5.0, 6.0].map(|p| run("shmq-async", "rtt", 1.0, Some(p)));
+        let runs = vec![
+            bytes.to_vec(),
+            pod.to_vec(),
+            blocking.to_vec(),
+            asynch.to_vec(),
+        ];
+        let r = paired_ratios(&runs);
+        assert_eq!(r[0], (None, None));
+        assert_eq!(r[1].0, Some(0.9));
+        assert_eq!(r[1].1, None);
+        assert_eq!(r[2], (None, None));
+        // p50 ratios 2.5 and 1.5: the median of two is their mean; no rate ratio.
+        assert_eq!(r[3], (None, Some(2.0)));
+    }
+
     #[test]
     fn ratios_are_relative_to_the_pipe_of_the_same_row() {
         let row = |m: &str, rate: f64| Row {
@@ -457,6 +584,8 @@ mod tests {
             ratio_to_floor: None,
             p50_ratio_to_floor: None,
             ratio_to_memcpy: None,
+            ratio_to_bytes: None,
+            p50_ratio_to_bytes: None,
         };
         let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0), row("floor", 600.0)];
         add_ratios(&mut rows);

@@ -43,7 +43,9 @@ pub(crate) struct Args {
     /// Processes per side in the MPMC rows.
     #[arg(long, default_value_t = 4)]
     processes: usize,
-    /// Runs of every row (interleaved); each row reports its median run.
+    /// Runs of every row (interleaved, every other repeat in reverse order); each row reports
+    /// its median run, and the typed and async rows the median of their ratios to the byte
+    /// row of the same repeat (`x bytes`, `p50/bytes`).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Pin senders to CPU 0 and receivers to CPU 1 (measure the cross-CPU case).
