@@ -232,3 +232,19 @@ fn async_recv_sees_killed_peer_as_end_of_file() {
         assert_eq!(r, Err(RecvError::Disconnected));
     });
 }
+
+/// The async notifier is per process: a process that used the async API (its notifier thread
+/// runs) forks, and the child's `get_async`, pending on an empty queue, is woken when this
+/// process puts a value. (Before, the child inherited the parent's notifier state but not its
+/// thread, and the get was never woken.)
+#[test]
+fn async_get_in_a_forked_child_of_an_async_process_is_woken() {
+    let _w = Watchdog::new("async fork", Duration::from_secs(60));
+    let name = Name::new("chan-async-fork");
+    let q = PodQueue::<u64>::create(&name, &opts(4, 8)).unwrap();
+    let mut p = spawn("c-async-fork", &[&name]);
+    assert_eq!(p.line(), "waiting");
+    q.put(42).unwrap();
+    assert_eq!(p.finish_lines(), ["got 42", "child 0"]);
+    assert!(q.queue().is_empty());
+}

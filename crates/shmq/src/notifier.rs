@@ -23,14 +23,22 @@
 //!
 //! Without `futex_waitv` (Linux < 5.16), or with more than 127 distinct registered words, it
 //! sleeps 1 ms slices and fires every waker after each (polling).
+//!
+//! **Fork.** The notifier is per process ([`PerProcess`]): a child made by `fork()` does not
+//! have its parent's notifier thread, so its first registration makes a new notifier and starts
+//! its thread. The parent's copy (its map, and its lock, which the parent's notifier thread may
+//! have held at the fork) is never touched in the child. Registration ids come from one
+//! process-wide counter that a fork copies, so a future made before the fork and dropped in
+//! the child cannot remove a registration of the child's.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::pipe::LIVENESS_SLICE;
+use crate::sync::per_process::PerProcess;
 use crate::sys::{WaitvResult, futex_waitv};
 
 /// What a pending future waits for.
@@ -47,8 +55,10 @@ struct Entry {
 #[derive(Default)]
 struct State {
     entries: HashMap<u64, Entry>,
-    next_id: u64,
 }
+
+/// The last registration id handed out, in this process and (copied by `fork`) its children.
+static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The notifier's shared state and its control word.
 struct Notifier {
@@ -64,13 +74,14 @@ const POLL_SLICE: Duration = Duration::from_millis(1);
 /// Words one `futex_waitv` call takes (the kernel's limit), the control word included.
 const MAX_WORDS: usize = 128;
 
+/// This process's notifier, made (and its thread started) on the first use in each process.
 fn notifier() -> &'static Notifier {
-    static N: OnceLock<&'static Notifier> = OnceLock::new();
-    N.get_or_init(|| {
-        let n: &'static Notifier = Box::leak(Box::new(Notifier {
-            state: Mutex::new(State::default()),
-            control: AtomicU32::new(0),
-        }));
+    static N: PerProcess<Notifier> = PerProcess::new();
+    let (n, made) = N.get(|| Notifier {
+        state: Mutex::new(State::default()),
+        control: AtomicU32::new(0),
+    });
+    if made {
         // If the thread cannot start, registrations still work: `register` then fires the
         // waker at once (the future polls again), which is a busy loop but not a hang.
         let started = std::thread::Builder::new()
@@ -79,8 +90,8 @@ fn notifier() -> &'static Notifier {
         if started.is_err() {
             n.control.store(u32::MAX, SeqCst);
         }
-        n
-    })
+    }
+    n
 }
 
 impl Notifier {
@@ -108,12 +119,9 @@ pub(crate) fn register(
         return id.unwrap_or(0);
     }
     let addr = word as *const AtomicU32 as usize;
-    let id = {
+    let id = id.unwrap_or_else(|| LAST_ID.fetch_add(1, Relaxed) + 1);
+    {
         let mut st = n.lock();
-        let id = id.unwrap_or_else(|| {
-            st.next_id += 1;
-            st.next_id
-        });
         st.entries.insert(
             id,
             Entry {
@@ -123,8 +131,7 @@ pub(crate) fn register(
                 periodic,
             },
         );
-        id
-    };
+    }
     // 0 ..= u32::MAX - 1: u32::MAX means "no thread".
     let _ = n
         .control

@@ -98,6 +98,59 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             say(format!("cancelled {cancelled}"));
             ExitCode::SUCCESS
         }
+        // c-async-fork NAME: uses the async API here (a get_async on the empty PodQueue<u64>,
+        // pending when its timeout cancels it, so this process's notifier thread runs), then
+        // forks. The forked child gets with get_async on a new runtime: it prints "waiting"
+        // once that get is pending, then "got V" when the value V that the test puts wakes it
+        // (or "lost" after 20 s). The parent waits for the child and prints "child N", N its
+        // exit status.
+        "c-async-fork" => {
+            let q: &'static PodQueue<u64> =
+                Box::leak(Box::new(PodQueue::<u64>::open(name).expect("open typed")));
+            let runtime = || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+            };
+            let rt = runtime();
+            let early = rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(20), q.get_async()).await
+            });
+            assert!(early.is_err(), "a get on an empty queue returned {early:?}");
+            drop(rt);
+            match crate::pipe::fork() {
+                None => {
+                    let got = runtime().block_on(async {
+                        let get = tokio::spawn(q.get_async());
+                        // The spawned get runs during this sleep: it finds the queue empty
+                        // and registers with the notifier before "waiting" is printed.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        say("waiting");
+                        tokio::time::timeout(Duration::from_secs(20), get).await
+                    });
+                    match got {
+                        Ok(Ok(Ok(v))) => {
+                            say(format!("got {v}"));
+                            crate::pipe::exit_child(0)
+                        }
+                        _ => {
+                            say("lost");
+                            crate::pipe::exit_child(1)
+                        }
+                    }
+                }
+                Some(pid) => {
+                    let pid = rustix::process::Pid::from_raw(pid as i32).expect("child pid");
+                    let status =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                            .expect("waitpid")
+                            .and_then(|(_, s)| s.exit_status());
+                    say(format!("child {}", status.map_or(-1, |s| s)));
+                    ExitCode::SUCCESS
+                }
+            }
+        }
         _ => return None,
     })
 }

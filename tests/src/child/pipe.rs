@@ -36,11 +36,13 @@ fn open(args: &[String]) -> PipeEnd {
 
 /// Forks this process: `Some(pid)` in the parent, `None` in the child.
 ///
-/// Sound here because the helper is single-threaded: the child is a whole copy of the process,
-/// with no lock held by a thread that does not exist in it.
+/// Sound here because the helper is single-threaded (in `c-async-fork`, its only other thread
+/// is shmq's async notifier, whose lock the child never takes: that is what the role tests):
+/// the child is a whole copy of the process, with no lock it uses held by a thread that does
+/// not exist in it (glibc's allocator takes its own locks across `fork`).
 #[allow(unsafe_code)]
-fn fork() -> Option<u32> {
-    // SAFETY: a single-threaded process may fork and go on running anything in the child.
+pub(crate) fn fork() -> Option<u32> {
+    // SAFETY: see above: no lock the child uses can be held by a thread lost in the fork.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => {
@@ -54,7 +56,7 @@ fn fork() -> Option<u32> {
 
 /// Ends a forked child at once (no exit handlers, nothing flushed twice).
 #[allow(unsafe_code)]
-fn exit_child(code: i32) -> ! {
+pub(crate) fn exit_child(code: i32) -> ! {
     // SAFETY: `_exit` ends the process; nothing runs after it.
     unsafe { libc::_exit(code) }
 }

@@ -10,6 +10,8 @@
 //! - [`Semaphore`]: a counting semaphore on a [`FutexWord`], whose two top bits carry the
 //!   `CLOSED` and `DISCONNECTED` states so that a sleeper is woken by a state change as reliably
 //!   as by a count change.
+//! - `PerProcess` (feature `tokio`): a process-local value that a forked child makes afresh
+//!   (the async notifier), found without a lock.
 //!
 //! The state tables are in `docs/protocol.md`.
 
@@ -18,6 +20,8 @@
 pub(crate) mod atomic;
 pub(crate) mod futex;
 mod mutex;
+#[cfg(all(not(loom), feature = "tokio"))]
+pub(crate) mod per_process;
 pub(crate) mod semaphore;
 
 #[cfg(loom)]
