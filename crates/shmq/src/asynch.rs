@@ -6,7 +6,9 @@
 //! multi-thread runtime. A future first tries the non-blocking operation; if it would block,
 //! it announces itself on the ring's event word, tries once more, and registers its waker with
 //! the per-process notifier thread (see `notifier.rs`), which sleeps in `futex_waitv` on every
-//! registered word: no thread per future.
+//! registered word: no thread per future. The futures, streams and sinks are written once,
+//! over the private `Port` and `GivePort` traits that queues, pipe ends and their typed views
+//! implement (their watched ring and their non-blocking take and give).
 //!
 //! **Cancel safety.** A message is only ever taken (or put) by one non-blocking call inside
 //! `poll`, which then returns `Ready` with it: there is no await point between taking a
@@ -131,42 +133,234 @@ fn op<'a, R>(
     }
 }
 
-fn put_error_of<M>(e: TryPutError<M>) -> PutError<M> {
-    match e {
-        TryPutError::Full(m) | TryPutError::Closed(m) => PutError::Closed(m),
-        TryPutError::TooLarge { msg, len, max } => PutError::TooLarge { msg, len, max },
-        TryPutError::Corrupt { msg, reason } => PutError::Corrupt { msg, reason },
+/// The error of a non-blocking take (`try_get`, `try_recv` and their typed twins): "nothing
+/// there now", or the error that ends the wait of the blocking (and async) call.
+trait TryTakeError {
+    /// The blocking call's error.
+    type Blocking;
+    /// `None` for "empty" (wait), else the error the async call returns.
+    fn into_blocking(self) -> Option<Self::Blocking>;
+}
+
+impl TryTakeError for TryGetError {
+    type Blocking = GetError;
+    fn into_blocking(self) -> Option<GetError> {
+        Some(match self {
+            TryGetError::Empty => return None,
+            TryGetError::Closed => GetError::Closed,
+            TryGetError::BufferTooSmall { needed, available } => {
+                GetError::BufferTooSmall { needed, available }
+            }
+            TryGetError::Corrupt(s) => GetError::Corrupt(s),
+        })
     }
 }
 
-fn send_error_of<M>(e: TrySendError<M>) -> SendError<M> {
-    match e {
-        TrySendError::Full(m) | TrySendError::Disconnected(m) => SendError::Disconnected(m),
-        TrySendError::WrongDirection(m) => SendError::WrongDirection(m),
-        TrySendError::TooLarge { msg, len, max } => SendError::TooLarge { msg, len, max },
-        TrySendError::Corrupt { msg, reason } => SendError::Corrupt { msg, reason },
+impl TryTakeError for TryRecvError {
+    type Blocking = RecvError;
+    fn into_blocking(self) -> Option<RecvError> {
+        Some(match self {
+            TryRecvError::Empty => return None,
+            TryRecvError::Disconnected => RecvError::Disconnected,
+            TryRecvError::WrongDirection => RecvError::WrongDirection,
+            TryRecvError::BufferTooSmall { needed, available } => {
+                RecvError::BufferTooSmall { needed, available }
+            }
+            TryRecvError::Corrupt(s) => RecvError::Corrupt(s),
+        })
     }
 }
 
-fn get_error_of(e: TryGetError) -> GetError {
-    match e {
-        TryGetError::Empty | TryGetError::Closed => GetError::Closed,
-        TryGetError::BufferTooSmall { needed, available } => {
-            GetError::BufferTooSmall { needed, available }
+impl<E: TryTakeError> TryTakeError for TypedError<E> {
+    type Blocking = TypedError<E::Blocking>;
+    fn into_blocking(self) -> Option<Self::Blocking> {
+        match self {
+            TypedError::Queue(e) => e.into_blocking().map(TypedError::Queue),
+            TypedError::Decode(e) => Some(TypedError::Decode(e)),
         }
-        TryGetError::Corrupt(s) => GetError::Corrupt(s),
     }
 }
 
-fn recv_error_of(e: TryRecvError) -> RecvError {
-    match e {
-        TryRecvError::Empty | TryRecvError::Disconnected => RecvError::Disconnected,
-        TryRecvError::WrongDirection => RecvError::WrongDirection,
-        TryRecvError::BufferTooSmall { needed, available } => {
-            RecvError::BufferTooSmall { needed, available }
-        }
-        TryRecvError::Corrupt(s) => RecvError::Corrupt(s),
+/// The error of a non-blocking give of `M` (`try_put`, `try_send` and their typed twins):
+/// "no room now" with the message handed back, or the error that ends the wait.
+trait TryGiveError<M> {
+    /// The blocking call's error.
+    type Blocking;
+    /// `Err(msg)` for "full" (wait, and try again with `msg`), else the error the async call
+    /// returns.
+    fn into_blocking(self) -> Result<Self::Blocking, M>;
+}
+
+impl<M> TryGiveError<M> for TryPutError<M> {
+    type Blocking = PutError<M>;
+    fn into_blocking(self) -> Result<PutError<M>, M> {
+        Ok(match self {
+            TryPutError::Full(m) => return Err(m),
+            TryPutError::Closed(m) => PutError::Closed(m),
+            TryPutError::TooLarge { msg, len, max } => PutError::TooLarge { msg, len, max },
+            TryPutError::Corrupt { msg, reason } => PutError::Corrupt { msg, reason },
+        })
     }
+}
+
+impl<M> TryGiveError<M> for TrySendError<M> {
+    type Blocking = SendError<M>;
+    fn into_blocking(self) -> Result<SendError<M>, M> {
+        Ok(match self {
+            TrySendError::Full(m) => return Err(m),
+            TrySendError::Disconnected(m) => SendError::Disconnected(m),
+            TrySendError::WrongDirection(m) => SendError::WrongDirection(m),
+            TrySendError::TooLarge { msg, len, max } => SendError::TooLarge { msg, len, max },
+            TrySendError::Corrupt { msg, reason } => SendError::Corrupt { msg, reason },
+        })
+    }
+}
+
+impl<T, E: TryGiveError<T>> TryGiveError<T> for TypedPutError<E, T> {
+    type Blocking = TypedPutError<E::Blocking, T>;
+    fn into_blocking(self) -> Result<Self::Blocking, T> {
+        match self {
+            TypedPutError::Queue(e) => e.into_blocking().map(TypedPutError::Queue),
+            TypedPutError::Encode { value, reason } => Ok(TypedPutError::Encode { value, reason }),
+        }
+    }
+}
+
+/// What the futures, streams and sinks need of a [`Queue`], a [`PipeEnd`] or their typed
+/// views: the ring to watch each way and the non-blocking take. The async API is written once
+/// over it ([`take_async`], [`Taker`]) and over [`GivePort`] ([`give_async`], [`Giver`]).
+trait Port: Sync {
+    /// What a take returns.
+    type Item;
+    /// The error of [`try_take`](Self::try_take).
+    type TakeError: TryTakeError;
+    /// The watch of the operation `dir` (for a pipe end, its incoming or outgoing ring).
+    fn watch(&self, dir: Dir) -> Watch<'_>;
+    /// `try_get` / `try_recv`.
+    fn try_take(&self) -> Result<Self::Item, Self::TakeError>;
+}
+
+/// A [`Port`] that gives messages of type `M`.
+trait GivePort<M>: Port {
+    /// The error of [`try_give`](Self::try_give).
+    type GiveError: TryGiveError<M>;
+    /// `try_put` / `try_send`.
+    fn try_give(&self, msg: M) -> Result<(), Self::GiveError>;
+}
+
+impl Port for Queue {
+    type Item = Vec<u8>;
+    type TakeError = TryGetError;
+    fn watch(&self, dir: Dir) -> Watch<'_> {
+        Watch::queue(self, dir)
+    }
+    fn try_take(&self) -> Result<Vec<u8>, TryGetError> {
+        self.try_get()
+    }
+}
+
+impl<M: AsRef<[u8]>> GivePort<M> for Queue {
+    type GiveError = TryPutError<M>;
+    fn try_give(&self, msg: M) -> Result<(), TryPutError<M>> {
+        self.try_put(msg)
+    }
+}
+
+impl Port for PipeEnd {
+    type Item = Vec<u8>;
+    type TakeError = TryRecvError;
+    fn watch(&self, dir: Dir) -> Watch<'_> {
+        Watch::pipe(self, dir)
+    }
+    fn try_take(&self) -> Result<Vec<u8>, TryRecvError> {
+        self.try_recv()
+    }
+}
+
+impl<M: AsRef<[u8]>> GivePort<M> for PipeEnd {
+    type GiveError = TrySendError<M>;
+    fn try_give(&self, msg: M) -> Result<(), TrySendError<M>> {
+        self.try_send(msg)
+    }
+}
+
+impl<T, C: Codec<T>> Port for TypedQueue<T, C> {
+    type Item = T;
+    type TakeError = TypedError<TryGetError>;
+    fn watch(&self, dir: Dir) -> Watch<'_> {
+        Watch::queue(self.queue(), dir)
+    }
+    fn try_take(&self) -> Result<T, Self::TakeError> {
+        self.try_get()
+    }
+}
+
+impl<T, C: Codec<T>> GivePort<T> for TypedQueue<T, C> {
+    type GiveError = TypedPutError<TryPutError<T>, T>;
+    fn try_give(&self, value: T) -> Result<(), Self::GiveError> {
+        self.try_put(value)
+    }
+}
+
+impl<T, C: Codec<T>> Port for TypedPipeEnd<T, C> {
+    type Item = T;
+    type TakeError = TypedError<TryRecvError>;
+    fn watch(&self, dir: Dir) -> Watch<'_> {
+        Watch::pipe(self.pipe_end(), dir)
+    }
+    fn try_take(&self) -> Result<T, Self::TakeError> {
+        self.try_recv()
+    }
+}
+
+impl<T, C: Codec<T>> GivePort<T> for TypedPipeEnd<T, C> {
+    type GiveError = TypedPutError<TrySendError<T>, T>;
+    fn try_give(&self, value: T) -> Result<(), Self::GiveError> {
+        self.try_send(value)
+    }
+}
+
+/// The error of an async take from `P`.
+type TakeErr<P> = <<P as Port>::TakeError as TryTakeError>::Blocking;
+/// The error of an async give of `M` to `P`.
+type GiveErr<P, M> = <<P as GivePort<M>>::GiveError as TryGiveError<M>>::Blocking;
+
+/// One non-blocking take: `None` while empty, else the item or the error that ends the wait.
+fn take_once<P: Port>(p: &P) -> Option<Result<P::Item, TakeErr<P>>> {
+    match p.try_take() {
+        Ok(m) => Some(Ok(m)),
+        Err(e) => e.into_blocking().map(Err),
+    }
+}
+
+/// One non-blocking give of the message in `slot`: `None` while full (the message is back in
+/// `slot`), else the outcome. `None` at once if `slot` is empty (never, in the callers).
+fn give_once<P: GivePort<M>, M>(p: &P, slot: &mut Option<M>) -> Option<Result<(), GiveErr<P, M>>> {
+    let m = slot.take()?;
+    match p.try_give(m) {
+        Ok(()) => Some(Ok(())),
+        Err(e) => match e.into_blocking() {
+            Ok(e) => Some(Err(e)),
+            Err(m) => {
+                *slot = Some(m);
+                None
+            }
+        },
+    }
+}
+
+/// `get_async` / `recv_async` of every port.
+fn take_async<P: Port>(p: &P) -> impl Future<Output = Result<P::Item, TakeErr<P>>> + Send + '_ {
+    op(p.watch(Dir::Take), move || take_once(p))
+}
+
+/// `put_async` / `send_async` of every port.
+fn give_async<'a, P: GivePort<M>, M: Send + 'a>(
+    p: &'a P,
+    msg: M,
+) -> impl Future<Output = Result<(), GiveErr<P, M>>> + Send + 'a {
+    let mut slot = Some(msg);
+    op(p.watch(Dir::Give), move || give_once(p, &mut slot))
 }
 
 impl Queue {
@@ -193,13 +387,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn get_async(&self) -> impl Future<Output = Result<Vec<u8>, GetError>> + Send + '_ {
-        op(Watch::queue(self, Dir::Take), move || {
-            match self.try_get() {
-                Ok(m) => Some(Ok(m)),
-                Err(TryGetError::Empty) => None,
-                Err(e) => Some(Err(get_error_of(e))),
-            }
-        })
+        take_async(self)
     }
 
     /// Puts `msg`, waiting (asynchronously) while the queue is full. Cancel-safe: a dropped
@@ -227,18 +415,7 @@ impl Queue {
         &'a self,
         msg: M,
     ) -> impl Future<Output = Result<(), PutError<M>>> + Send + 'a {
-        let mut msg = Some(msg);
-        op(Watch::queue(self, Dir::Give), move || {
-            let m = msg.take()?;
-            match self.try_put(m) {
-                Ok(()) => Some(Ok(())),
-                Err(TryPutError::Full(m)) => {
-                    msg = Some(m);
-                    None
-                }
-                Err(e) => Some(Err(put_error_of(e))),
-            }
-        })
+        give_async(self, msg)
     }
 
     /// A [`Stream`] of the messages, ending once the queue is closed and drained (or on a
@@ -260,12 +437,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn stream(&self) -> QueueStream<'_> {
-        QueueStream {
-            q: self,
-            watch: Watch::queue(self, Dir::Take),
-            waiter: Waiter::default(),
-            done: false,
-        }
+        QueueStream(Taker::new(self))
     }
 
     /// A [`Sink`] of messages (one is buffered by `start_send`; `poll_ready`/`poll_flush` put
@@ -285,12 +457,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn sink<M: AsRef<[u8]>>(&self) -> QueueSink<'_, M> {
-        QueueSink {
-            q: self,
-            watch: Watch::queue(self, Dir::Give),
-            waiter: Waiter::default(),
-            pending: None,
-        }
+        QueueSink(Giver::new(self))
     }
 }
 
@@ -320,13 +487,7 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn recv_async(&self) -> impl Future<Output = Result<Vec<u8>, RecvError>> + Send + '_ {
-        op(Watch::pipe(self, Dir::Take), move || {
-            match self.try_recv() {
-                Ok(m) => Some(Ok(m)),
-                Err(TryRecvError::Empty) => None,
-                Err(e) => Some(Err(recv_error_of(e))),
-            }
-        })
+        take_async(self)
     }
 
     /// Sends `msg`, waiting (asynchronously) while the outgoing ring is full. Cancel-safe.
@@ -342,18 +503,7 @@ impl PipeEnd {
         &'a self,
         msg: M,
     ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'a {
-        let mut msg = Some(msg);
-        op(Watch::pipe(self, Dir::Give), move || {
-            let m = msg.take()?;
-            match self.try_send(m) {
-                Ok(()) => Some(Ok(())),
-                Err(TrySendError::Full(m)) => {
-                    msg = Some(m);
-                    None
-                }
-                Err(e) => Some(Err(send_error_of(e))),
-            }
-        })
+        give_async(self, msg)
     }
 
     /// A [`Stream`] of the incoming messages, ending at end-of-file.
@@ -375,12 +525,7 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn stream(&self) -> PipeStream<'_> {
-        PipeStream {
-            p: self,
-            watch: Watch::pipe(self, Dir::Take),
-            waiter: Waiter::default(),
-            done: false,
-        }
+        PipeStream(Taker::new(self))
     }
 
     /// A [`Sink`] of outgoing messages.
@@ -401,46 +546,91 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn sink<M: AsRef<[u8]>>(&self) -> PipeSink<'_, M> {
-        PipeSink {
-            p: self,
-            watch: Watch::pipe(self, Dir::Give),
+        PipeSink(Giver::new(self))
+    }
+}
+
+/// A [`Stream`] of the items taken from a port, ending at the first error (closed and
+/// drained, end-of-file, corrupt): the one implementation behind [`QueueStream`] and
+/// [`PipeStream`].
+struct Taker<'a, P> {
+    p: &'a P,
+    watch: Watch<'a>,
+    waiter: Waiter,
+    done: bool,
+}
+
+impl<'a, P: Port> Taker<'a, P> {
+    fn new(p: &'a P) -> Self {
+        Taker {
+            p,
+            watch: p.watch(Dir::Take),
+            waiter: Waiter::default(),
+            done: false,
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<P::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let p = self.p;
+        let r = self
+            .waiter
+            .poll_op(cx, &self.watch, || take_once(p).map(Result::ok));
+        if let Poll::Ready(None) = r {
+            self.done = true;
+        }
+        r
+    }
+}
+
+/// A [`Sink`] of messages to a port, buffering one: the one implementation behind
+/// [`QueueSink`] and [`PipeSink`].
+struct Giver<'a, P, M> {
+    p: &'a P,
+    watch: Watch<'a>,
+    waiter: Waiter,
+    pending: Option<M>,
+}
+
+impl<'a, P: GivePort<M>, M> Giver<'a, P, M> {
+    fn new(p: &'a P) -> Self {
+        Giver {
+            p,
+            watch: p.watch(Dir::Give),
             waiter: Waiter::default(),
             pending: None,
         }
     }
+
+    /// `Ready(Ok)` once the buffered message is put (or there is none).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GiveErr<P, M>>> {
+        if self.pending.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        let (p, pending) = (self.p, &mut self.pending);
+        self.waiter
+            .poll_op(cx, &self.watch, || give_once(p, pending))
+    }
+
+    fn start_send(&mut self, item: M) {
+        debug_assert!(self.pending.is_none(), "start_send without poll_ready");
+        self.pending = Some(item);
+    }
 }
 
 /// The [`Stream`] of [`Queue::stream`].
-pub struct QueueStream<'a> {
-    q: &'a Queue,
-    watch: Watch<'a>,
-    waiter: Waiter,
-    done: bool,
-}
+pub struct QueueStream<'a>(Taker<'a, Queue>);
 
 /// The [`Stream`] of [`PipeEnd::stream`].
-pub struct PipeStream<'a> {
-    p: &'a PipeEnd,
-    watch: Watch<'a>,
-    waiter: Waiter,
-    done: bool,
-}
+pub struct PipeStream<'a>(Taker<'a, PipeEnd>);
 
 /// The [`Sink`] of [`Queue::sink`].
-pub struct QueueSink<'a, M> {
-    q: &'a Queue,
-    watch: Watch<'a>,
-    waiter: Waiter,
-    pending: Option<M>,
-}
+pub struct QueueSink<'a, M>(Giver<'a, Queue, M>);
 
 /// The [`Sink`] of [`PipeEnd::sink`].
-pub struct PipeSink<'a, M> {
-    p: &'a PipeEnd,
-    watch: Watch<'a>,
-    waiter: Waiter,
-    pending: Option<M>,
-}
+pub struct PipeSink<'a, M>(Giver<'a, PipeEnd, M>);
 
 macro_rules! debug_opaque {
     ($($t:ident $(<$m:ident>)?),*) => {$(
@@ -453,144 +643,46 @@ macro_rules! debug_opaque {
 }
 debug_opaque!(QueueStream, PipeStream, QueueSink<M>, PipeSink<M>);
 
-impl Unpin for QueueStream<'_> {}
-impl Unpin for PipeStream<'_> {}
-impl<M> Unpin for QueueSink<'_, M> {}
-impl<M> Unpin for PipeSink<'_, M> {}
+impl<P> Unpin for Taker<'_, P> {}
+impl<P, M> Unpin for Giver<'_, P, M> {}
 
-impl Stream for QueueStream<'_> {
-    type Item = Vec<u8>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        let q = this.q;
-        let r = this.waiter.poll_op(cx, &this.watch, || match q.try_get() {
-            Ok(m) => Some(Some(m)),
-            Err(TryGetError::Empty) => None,
-            Err(_) => Some(None),
-        });
-        if let Poll::Ready(None) = r {
-            this.done = true;
-        }
-        r
-    }
-}
-
-impl Stream for PipeStream<'_> {
-    type Item = Vec<u8>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        let p = this.p;
-        let r = this.waiter.poll_op(cx, &this.watch, || match p.try_recv() {
-            Ok(m) => Some(Some(m)),
-            Err(TryRecvError::Empty) => None,
-            Err(_) => Some(None),
-        });
-        if let Poll::Ready(None) = r {
-            this.done = true;
-        }
-        r
-    }
-}
-
-/// Drives a sink's buffered message: `Ready(Ok)` once it is put (or there is none).
-fn flush_pending<M, E>(
-    pending: &mut Option<M>,
-    waiter: &mut Waiter,
-    watch: &Watch<'_>,
-    cx: &mut Context<'_>,
-    mut try_put: impl FnMut(M) -> Result<(), Result<M, E>>,
-) -> Poll<Result<(), E>> {
-    if pending.is_none() {
-        return Poll::Ready(Ok(()));
-    }
-    waiter.poll_op(cx, watch, || {
-        let m = pending.take()?;
-        match try_put(m) {
-            Ok(()) => Some(Ok(())),
-            Err(Ok(m)) => {
-                *pending = Some(m);
-                None
+macro_rules! byte_stream {
+    ($($t:ident),*) => {$(
+        impl Stream for $t<'_> {
+            type Item = Vec<u8>;
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+                self.get_mut().0.poll_next(cx)
             }
-            Err(Err(e)) => Some(Err(e)),
         }
-    })
+    )*};
 }
+byte_stream!(QueueStream, PipeStream);
 
-impl<M: AsRef<[u8]>> Sink<M> for QueueSink<'_, M> {
-    type Error = PutError<M>;
+macro_rules! byte_sink {
+    ($($t:ident: $err:ident),*) => {$(
+        impl<M: AsRef<[u8]>> Sink<M> for $t<'_, M> {
+            type Error = $err<M>;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let q = this.q;
-        flush_pending(
-            &mut this.pending,
-            &mut this.waiter,
-            &this.watch,
-            cx,
-            |m| match q.try_put(m) {
-                Ok(()) => Ok(()),
-                Err(TryPutError::Full(m)) => Err(Ok(m)),
-                Err(e) => Err(Err(put_error_of(e))),
-            },
-        )
-    }
+            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                self.get_mut().0.poll_ready(cx)
+            }
 
-    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Self::Error> {
-        let this = self.get_mut();
-        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
-        this.pending = Some(item);
-        Ok(())
-    }
+            fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Self::Error> {
+                self.get_mut().0.start_send(item);
+                Ok(())
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_ready(cx)
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                self.poll_ready(cx)
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_ready(cx)
-    }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                self.poll_ready(cx)
+            }
+        }
+    )*};
 }
-
-impl<M: AsRef<[u8]>> Sink<M> for PipeSink<'_, M> {
-    type Error = SendError<M>;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let p = this.p;
-        flush_pending(
-            &mut this.pending,
-            &mut this.waiter,
-            &this.watch,
-            cx,
-            |m| match p.try_send(m) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(m)) => Err(Ok(m)),
-                Err(e) => Err(Err(send_error_of(e))),
-            },
-        )
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), Self::Error> {
-        let this = self.get_mut();
-        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
-        this.pending = Some(item);
-        Ok(())
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_ready(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_ready(cx)
-    }
-}
+byte_sink!(QueueSink: PutError, PipeSink: SendError);
 
 impl<T: Send, C: Codec<T>> TypedQueue<T, C> {
     /// Takes the oldest value asynchronously; cancel-safe. A message that does not decode is
@@ -612,14 +704,7 @@ impl<T: Send, C: Codec<T>> TypedQueue<T, C> {
     /// # }
     /// ```
     pub fn get_async(&self) -> impl Future<Output = Result<T, TypedError<GetError>>> + Send + '_ {
-        op(Watch::queue(self.queue(), Dir::Take), move || {
-            match self.try_get() {
-                Ok(v) => Some(Ok(v)),
-                Err(TypedError::Queue(TryGetError::Empty)) => None,
-                Err(TypedError::Queue(e)) => Some(Err(TypedError::Queue(get_error_of(e)))),
-                Err(TypedError::Decode(e)) => Some(Err(TypedError::Decode(e))),
-            }
-        })
+        take_async(self)
     }
 
     /// Puts `value` asynchronously; cancel-safe (a dropped future puts nothing).
@@ -638,21 +723,7 @@ impl<T: Send, C: Codec<T>> TypedQueue<T, C> {
     where
         T: 'a,
     {
-        let mut value = Some(value);
-        op(Watch::queue(self.queue(), Dir::Give), move || {
-            let v = value.take()?;
-            match self.try_put(v) {
-                Ok(()) => Some(Ok(())),
-                Err(TypedPutError::Queue(TryPutError::Full(v))) => {
-                    value = Some(v);
-                    None
-                }
-                Err(TypedPutError::Queue(e)) => Some(Err(TypedPutError::Queue(put_error_of(e)))),
-                Err(TypedPutError::Encode { value, reason }) => {
-                    Some(Err(TypedPutError::Encode { value, reason }))
-                }
-            }
-        })
+        give_async(self, value)
     }
 }
 
@@ -678,15 +749,7 @@ impl<T: Send, C: Codec<T>> TypedPipeEnd<T, C> {
     /// # }
     /// ```
     pub fn recv_async(&self) -> impl Future<Output = Result<T, TypedError<RecvError>>> + Send + '_ {
-        op(
-            Watch::pipe(self.pipe_end(), Dir::Take),
-            move || match self.try_recv() {
-                Ok(v) => Some(Ok(v)),
-                Err(TypedError::Queue(TryRecvError::Empty)) => None,
-                Err(TypedError::Queue(e)) => Some(Err(TypedError::Queue(recv_error_of(e)))),
-                Err(TypedError::Decode(e)) => Some(Err(TypedError::Decode(e))),
-            },
-        )
+        take_async(self)
     }
 
     /// Sends `value` asynchronously; cancel-safe.
@@ -705,21 +768,7 @@ impl<T: Send, C: Codec<T>> TypedPipeEnd<T, C> {
     where
         T: 'a,
     {
-        let mut value = Some(value);
-        op(Watch::pipe(self.pipe_end(), Dir::Give), move || {
-            let v = value.take()?;
-            match self.try_send(v) {
-                Ok(()) => Some(Ok(())),
-                Err(TypedPutError::Queue(TrySendError::Full(v))) => {
-                    value = Some(v);
-                    None
-                }
-                Err(TypedPutError::Queue(e)) => Some(Err(TypedPutError::Queue(send_error_of(e)))),
-                Err(TypedPutError::Encode { value, reason }) => {
-                    Some(Err(TypedPutError::Encode { value, reason }))
-                }
-            }
-        })
+        give_async(self, value)
     }
 }
 
