@@ -290,16 +290,31 @@ pub fn run_count(cfg: &Config) -> usize {
 pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) -> Result<Vec<Row>> {
     let plans = plan(cfg);
     let mut counts = Vec::with_capacity(plans.len());
+    let mut keys = Vec::with_capacity(plans.len());
     for &p in &plans {
         counts.push(match cfg.messages {
             Some(n) => n.max(1),
             None => {
-                // A short pilot run at a guessed count, then scale to the duration.
-                let pilot = p.run(launcher, pilot_count(p))?;
+                // A pilot run at a guessed count, then scale to the duration. A pilot shorter
+                // than a tenth of the duration mostly times start-up: it is run again, longer.
+                let floor = cfg.duration.as_secs_f64() / 10.0;
+                let mut n = pilot_count(p);
+                let mut pilot = p.run(launcher, n)?;
+                for _ in 0..3 {
+                    if n as f64 / pilot.msgs_per_sec >= floor {
+                        break;
+                    }
+                    n = ((pilot.msgs_per_sec * floor * 1.5) as u64).clamp(n * 2, 50_000_000);
+                    pilot = p.run(launcher, n)?;
+                }
                 let target = pilot.msgs_per_sec * cfg.duration.as_secs_f64();
+                keys.push((pilot.mechanism, pilot.workload, pilot.size));
                 (target as u64).clamp(100, 50_000_000)
             }
         });
+    }
+    if keys.len() == plans.len() {
+        same_count_as_baseline(&keys, &mut counts);
     }
     let mut runs: Vec<Vec<Row>> = vec![Vec::new(); plans.len()];
     for r in 0..cfg.repeat.max(1) {
@@ -324,6 +339,29 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
     }
     add_ratios(&mut rows);
     Ok(rows)
+}
+
+/// Gives every row paired with a byte-API row ([`bytes_baseline`]) and that row the same
+/// message count, the largest of theirs, so that paired runs do the same work. `keys[i]` is row
+/// `i`'s mechanism, workload and size.
+fn same_count_as_baseline(keys: &[(String, String, usize)], counts: &mut [u64]) {
+    let base_of = |i: usize| {
+        let (m, w, size) = &keys[i];
+        let b = bytes_baseline(m)?;
+        keys.iter()
+            .position(|(m2, w2, s2)| m2 == b && w2 == w && s2 == size)
+    };
+    let pairs: Vec<(usize, usize)> = (0..keys.len())
+        .filter_map(|i| Some((i, base_of(i)?)))
+        .collect();
+    let mut most = counts.to_vec();
+    for &(i, b) in &pairs {
+        most[b] = most[b].max(counts[i]);
+    }
+    for &(i, b) in &pairs {
+        counts[i] = most[b];
+        counts[b] = most[b];
+    }
 }
 
 /// For every row with a byte-API baseline ([`bytes_baseline`]): the median over the repeats of
@@ -565,6 +603,23 @@ mod tests {
         assert_eq!(r[2], (None, None));
         // p50 ratios 2.5 and 1.5: the median of two is their mean; no rate ratio.
         assert_eq!(r[3], (None, Some(2.0)));
+    }
+
+    /// A typed row and its byte row get the larger of their counts; other rows keep theirs.
+    #[test]
+    fn paired_rows_get_the_same_count() {
+        let key = |m: &str, w: &str| (m.to_string(), w.to_string(), 64);
+        let keys = [
+            key("shmq", "spsc"),
+            key("shmq-pod", "spsc"),
+            key("shmq-serde", "spsc"),
+            key("pipe", "spsc"),
+            key("shmq", "rtt"),
+            key("shmq-async", "rtt"),
+        ];
+        let mut counts = [300, 900, 100, 50, 70, 40];
+        same_count_as_baseline(&keys, &mut counts);
+        assert_eq!(counts, [900, 900, 900, 50, 70, 70]);
     }
 
     #[test]
