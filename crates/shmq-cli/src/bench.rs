@@ -429,7 +429,9 @@ fn median(mut runs: Vec<Row>) -> Row {
 
 fn pilot_count(p: Plan) -> u64 {
     match p {
-        Plan::Transfer(t) if t.size >= 1 << 20 => 20,
+        // Enough large messages that the first fill of the producer's pool of side segments
+        // (docs/protocol.md, "Large messages") does not dominate the pilot's rate.
+        Plan::Transfer(t) if t.size >= 1 << 20 => 100,
         Plan::Transfer(t) if t.size >= 16384 => 2_000,
         Plan::Transfer(_) => 20_000,
         Plan::Ping { .. } => 2_000,

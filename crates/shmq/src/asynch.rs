@@ -199,6 +199,15 @@ impl<M> TryGiveError<M> for TryPutError<M> {
             TryPutError::Closed(m) => PutError::Closed(m),
             TryPutError::TooLarge { msg, len, max } => PutError::TooLarge { msg, len, max },
             TryPutError::Corrupt { msg, reason } => PutError::Corrupt { msg, reason },
+            TryPutError::NoSpace {
+                msg,
+                needed,
+                reason,
+            } => PutError::NoSpace {
+                msg,
+                needed,
+                reason,
+            },
         })
     }
 }
@@ -212,6 +221,15 @@ impl<M> TryGiveError<M> for TrySendError<M> {
             TrySendError::WrongDirection(m) => SendError::WrongDirection(m),
             TrySendError::TooLarge { msg, len, max } => SendError::TooLarge { msg, len, max },
             TrySendError::Corrupt { msg, reason } => SendError::Corrupt { msg, reason },
+            TrySendError::NoSpace {
+                msg,
+                needed,
+                reason,
+            } => SendError::NoSpace {
+                msg,
+                needed,
+                reason,
+            },
         })
     }
 }

@@ -175,6 +175,11 @@ pub(crate) enum Fail {
         available: usize,
     },
     Corrupt(String),
+    /// No room in `/dev/shm` for a large message's side segment of `needed` bytes.
+    NoSpace {
+        needed: usize,
+        reason: String,
+    },
     /// A zero-copy reader holds the front ([`PopFail::Reserved`]); never leaves this module
     /// ([`get`] waits on the ring's lock and retries).
     Reserved,
@@ -203,6 +208,9 @@ impl std::fmt::Display for Fail {
                 write!(f, "a buffer of {available} bytes is too small for {needed}")
             }
             Fail::Corrupt(s) => f.write_str(s),
+            Fail::NoSpace { needed, reason } => {
+                write!(f, "no room for {needed} bytes in /dev/shm: {reason}")
+            }
             Fail::Reserved => f.write_str("a zero-copy reader holds the front"),
             Fail::Pending { .. } => f.write_str("an unpublished put holds the front"),
             Fail::Large => f.write_str("the front message is a large one"),

@@ -120,6 +120,17 @@ macro_rules! message_error {
                 /// What is wrong.
                 reason: String,
             },
+            /// A large message found no room in `/dev/shm` for its side segment (`ENOSPC`,
+            /// after a sweep of dead processes' leftovers and a retry); nothing was queued
+            /// and nothing is left behind.
+            NoSpace {
+                /// The message.
+                msg: M,
+                /// Bytes the side segment needed.
+                needed: usize,
+                /// The system's words.
+                reason: String,
+            },
         }
 
         impl<M> $name<M> {
@@ -127,7 +138,9 @@ macro_rules! message_error {
             pub fn into_inner(self) -> M {
                 match self {
                     $(Self::$variant(m) => m,)*
-                    Self::TooLarge { msg, .. } | Self::Corrupt { msg, .. } => msg,
+                    Self::TooLarge { msg, .. }
+                    | Self::Corrupt { msg, .. }
+                    | Self::NoSpace { msg, .. } => msg,
                 }
             }
 
@@ -145,6 +158,9 @@ macro_rules! message_error {
                     $(Self::$variant(m) => $name::$variant(f(m)),)*
                     Self::TooLarge { msg, len, max } => $name::TooLarge { msg: f(msg), len, max },
                     Self::Corrupt { msg, reason } => $name::Corrupt { msg: f(msg), reason },
+                    Self::NoSpace { msg, needed, reason } => {
+                        $name::NoSpace { msg: f(msg), needed, reason }
+                    }
                 }
             }
         }
@@ -162,6 +178,11 @@ macro_rules! message_error {
                         .debug_struct("Corrupt")
                         .field("reason", reason)
                         .finish_non_exhaustive(),
+                    Self::NoSpace { needed, reason, .. } => f
+                        .debug_struct("NoSpace")
+                        .field("needed", needed)
+                        .field("reason", reason)
+                        .finish_non_exhaustive(),
                 }
             }
         }
@@ -174,6 +195,9 @@ macro_rules! message_error {
                         write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
                     }
                     Self::Corrupt { reason, .. } => write!(f, "corrupt segment: {reason}"),
+                    Self::NoSpace { needed, reason, .. } => {
+                        write!(f, "no room for a side segment of {needed} bytes: {reason}")
+                    }
                 }
             }
         }
@@ -187,6 +211,9 @@ macro_rules! message_error {
                         $($base::$shared(m) => Self::$shared(m),)*
                         $base::TooLarge { msg, len, max } => Self::TooLarge { msg, len, max },
                         $base::Corrupt { msg, reason } => Self::Corrupt { msg, reason },
+                        $base::NoSpace { msg, needed, reason } => {
+                            Self::NoSpace { msg, needed, reason }
+                        }
                     }
                 }
             }

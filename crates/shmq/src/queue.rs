@@ -64,6 +64,11 @@ fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
         Fail::TooLarge { len, max } => PutError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("puts do not read into buffers"),
         Fail::Corrupt(reason) => PutError::Corrupt { msg, reason },
+        Fail::NoSpace { needed, reason } => PutError::NoSpace {
+            msg,
+            needed,
+            reason,
+        },
         Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
             unreachable!("gets wait out reservations and claims and read large messages")
         }
@@ -87,7 +92,9 @@ fn put_timeout_error<M>(f: Fail, msg: M) -> PutTimeoutError<M> {
 pub(crate) fn get_error(f: Fail) -> GetError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => GetError::Closed,
-        Fail::TooLarge { .. } => unreachable!("gets do not write messages"),
+        Fail::TooLarge { .. } | Fail::NoSpace { .. } => {
+            unreachable!("gets do not write messages")
+        }
         Fail::TooSmall { needed, available } => GetError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => GetError::Corrupt(s),
         Fail::Reserved | Fail::Pending { .. } | Fail::Large => {

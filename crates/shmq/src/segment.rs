@@ -1128,19 +1128,21 @@ impl fmt::Debug for Segment {
 }
 
 /// One mapped side segment holding a large message (`crate::large`): a named shared-memory
-/// object of its own, no shmq header, mapped whole. Its bytes are written only by its creator
-/// before the message is published, and only read afterwards (`docs/protocol.md`, "Large
-/// messages"), so a reader may borrow them.
+/// object of its own, no shmq header, mapped whole and read-write on both sides (a consumer
+/// flips the state word of its head). Its message bytes are written only by its creator while
+/// no descriptor of it is queued, and only read while one is (`docs/protocol.md`, "Large
+/// messages"), so a reader may borrow them; the head's state word is only reached as an atomic.
 pub(crate) struct Blob {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 // SAFETY: the mapping is owned by the value (unmapped on drop) and only reached through
-// raw-pointer copies (`write_at`) or borrows whose protocol is stated at `bytes`.
+// raw-pointer copies (`write_at`), atomics (`word`) or borrows whose protocol is stated at
+// `slice`.
 unsafe impl Send for Blob {}
 // SAFETY: as above; `write_at` copies through a raw pointer and is only called by the creator
-// before publication.
+// while no descriptor of the blob is queued.
 unsafe impl Sync for Blob {}
 
 impl Blob {
@@ -1163,16 +1165,16 @@ impl Blob {
         }
     }
 
-    /// Opens and maps the existing object `name` read-only; anything but a regular file of
-    /// exactly `len` bytes is refused (`InvalidData`).
-    pub(crate) fn open(name: &str, len: usize) -> std::io::Result<Blob> {
-        let fd = sys::shm_open(name, false)?;
-        match sys::file_kind(fd.as_fd())? {
-            Ok(size) if size == len as u64 => {}
+    /// Opens and maps the existing object `name` read-write, whole; anything but a regular
+    /// file of at least `min_len` bytes (and at most 64 GiB) is refused (`InvalidData`).
+    pub(crate) fn open(name: &str, min_len: usize) -> std::io::Result<Blob> {
+        let fd = sys::shm_open(name, true)?;
+        let len = match sys::file_kind(fd.as_fd())? {
+            Ok(size) if size >= min_len as u64 && size <= 1 << 36 => size as usize,
             Ok(size) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("{size} bytes, not {len}"),
+                    format!("{size} bytes, not at least {min_len}"),
                 ));
             }
             Err(kind) => {
@@ -1181,14 +1183,19 @@ impl Blob {
                     format!("a {kind}, not a side segment"),
                 ));
             }
-        }
-        let ptr = sys::mmap_populated(fd.as_fd(), len, false)?;
+        };
+        let ptr = sys::mmap_populated(fd.as_fd(), len, true)?;
         Ok(Blob { ptr, len })
     }
 
     /// Removes the name `name` (the memory goes with the last mapping).
     pub(crate) fn unlink(name: &str) -> std::io::Result<()> {
         sys::shm_unlink(name)
+    }
+
+    /// Bytes of the mapping.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// Copies `data` to offset `at`.
@@ -1201,21 +1208,43 @@ impl Blob {
             at.checked_add(data.len())
                 .is_some_and(|end| end <= self.len)
         );
-        // SAFETY: in bounds (checked above) of a live read-write mapping of ours; the blob is
-        // not published yet, so no other process reads or writes these bytes.
+        // SAFETY: in bounds (checked above) of a live read-write mapping of ours; the caller
+        // (`crate::large`) writes only while no descriptor of the blob is queued, so no other
+        // process reads these bytes, and never over a word reached through `word`.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len())
         };
     }
 
-    /// The whole mapping.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `len` bytes of a live mapping owned by `self` (the slice borrows it). Only the
-        // creator writes a blob, and only before publishing its descriptor (a Release store
-        // that the reader acquired before opening it); a published blob is never written
-        // again, so nothing changes these bytes while the slice lives. A process that
-        // ignores the protocol is outside the trust model (README, "Trust model").
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    /// The aligned u64 at offset `at`, as an atomic (the state word of the head).
+    ///
+    /// # Panics
+    ///
+    /// If `at` is not a multiple of 8 or the word is beyond the mapping (a bug of the caller).
+    pub(crate) fn word(&self, at: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(at % 8 == 0 && at + 8 <= self.len);
+        // SAFETY: in bounds and 8-aligned (the mapping is page-aligned) in a live mapping that
+        // `self` owns and the reference borrows; every process reaches this word only through
+        // atomics.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.ptr.as_ptr().add(at).cast::<u64>()) }
+    }
+
+    /// `len` bytes from offset `at`.
+    ///
+    /// # Panics
+    ///
+    /// If the range is beyond the mapping (a bug of the caller).
+    pub(crate) fn slice(&self, at: usize, len: usize) -> &[u8] {
+        assert!(at.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds of a live mapping owned by `self` (the slice borrows it). The
+        // caller (`crate::large`) borrows only the head's magic and descriptor or the message,
+        // never the state word, and only while a descriptor of this blob that it holds
+        // reserved is queued: the creator writes those bytes only before publishing that
+        // descriptor (a Release store that the reader acquired) and again only once a reader
+        // has set the state word to free after its take, so nothing changes them while the
+        // slice lives. A process that ignores the protocol is outside the trust model
+        // (README, "Trust model").
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), len) }
     }
 }
 

@@ -126,6 +126,18 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             say("put");
             ExitCode::SUCCESS
         }
+        // big-put-forever NAME BODY: puts messages 0, 1, 2, ... of BODY bytes (id 3) through
+        // its pool of side segments until killed
+        "big-put-forever" => {
+            let q = open(name);
+            let body: usize = arg(args, 1);
+            say("putting");
+            let mut seq = 0u32;
+            loop {
+                q.put(big::message(3, seq, body)).expect("put");
+                seq += 1;
+            }
+        }
         // big-read-and-hang NAME: reads the front message in place, says so, and hangs inside
         // the read until killed
         "big-read-and-hang" => {

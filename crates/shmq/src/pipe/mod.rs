@@ -453,6 +453,11 @@ fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
         Fail::TooLarge { len, max } => SendError::TooLarge { msg, len, max },
         Fail::TooSmall { .. } => unreachable!("sends do not read into buffers"),
         Fail::Corrupt(reason) => SendError::Corrupt { msg, reason },
+        Fail::NoSpace { needed, reason } => SendError::NoSpace {
+            msg,
+            needed,
+            reason,
+        },
         Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
             unreachable!("gets wait out reservations and claims and read large messages")
         }
@@ -476,7 +481,9 @@ fn send_timeout_error<M>(f: Fail, msg: M) -> SendTimeoutError<M> {
 pub(crate) fn recv_error(f: Fail) -> RecvError {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => RecvError::Disconnected,
-        Fail::TooLarge { .. } => unreachable!("receives do not write messages"),
+        Fail::TooLarge { .. } | Fail::NoSpace { .. } => {
+            unreachable!("receives do not write messages")
+        }
         Fail::TooSmall { needed, available } => RecvError::BufferTooSmall { needed, available },
         Fail::Corrupt(s) => RecvError::Corrupt(s),
         Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
@@ -512,6 +519,7 @@ fn open_error(f: Fail) -> OpenError {
             OpenError::Disconnected("the pipe's ends are gone".into())
         }
         Fail::TooLarge { .. }
+        | Fail::NoSpace { .. }
         | Fail::TooSmall { .. }
         | Fail::Reserved
         | Fail::Pending { .. }
