@@ -213,7 +213,7 @@ fn a_pooling_producer_killed_mid_stream_loses_and_leaks_nothing() {
         let mut p = spawn("big-put-forever", &[&name, &body.to_string()]);
         assert_eq!(p.line(), "putting");
         let mut next = 0u32;
-        let mut take = |q: &Queue, next: &mut u32| {
+        let take = |q: &Queue, next: &mut u32| {
             let m = q.get().unwrap();
             assert_eq!(big::check(&m), Some((3, *next)), "whole, in order, once");
             *next += 1;

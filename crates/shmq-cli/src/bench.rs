@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::workload::transfer::interleaved;
 use crate::workload::{Launcher, Mechanism, PIPE_BUF, PingOver, ShmqApi, Transfer, ping_pong};
 
 /// A family of workloads.
@@ -19,7 +20,7 @@ pub enum Workload {
     /// Ping-pong round trips between two processes.
     Rtt,
     /// Large messages (1 MiB and 16 MiB) through 4 KiB slots, 1 → 1, against memcpy in one
-    /// process.
+    /// process; and 64-byte messages with and without 1 MiB ones interleaved.
     Large,
 }
 
@@ -121,6 +122,10 @@ pub struct Row {
     /// over the blocking round trip's (`shmq`) in the same repeat (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_ratio_to_bytes: Option<f64>,
+    /// The interleaved row (`shmq-64+1MiB`): its 64-byte `msgs_per_sec` over the `shmq-64`
+    /// row's (the same 64-byte stream without the large producer, in the same run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_alone: Option<f64>,
 }
 
 /// The byte-API row a typed or async row is paired with (its mechanism, in the same workload
@@ -136,7 +141,15 @@ fn bytes_baseline(mechanism: &str) -> Option<&'static str> {
 #[derive(Debug, Clone, Copy)]
 enum Plan {
     Transfer(Transfer),
-    Ping { over: PingOver, size: usize },
+    Ping {
+        over: PingOver,
+        size: usize,
+    },
+    /// 64-byte messages 1 → 1 through 4 KiB slots, with (`large`) or without a second
+    /// producer of 1 MiB messages (`transfer::interleaved`).
+    Interleaved {
+        large: bool,
+    },
 }
 
 impl Plan {
@@ -172,6 +185,30 @@ impl Plan {
                     ratio_to_memcpy: None,
                     ratio_to_bytes: None,
                     p50_ratio_to_bytes: None,
+                    ratio_to_alone: None,
+                })
+            }
+            Plan::Interleaved { large } => {
+                let elapsed = interleaved(launcher, count, large)?.as_secs_f64();
+                let rate = count as f64 / elapsed;
+                Ok(Row {
+                    mechanism: if large { "shmq-64+1MiB" } else { "shmq-64" }.into(),
+                    workload: Workload::Large.name().into(),
+                    size: 64,
+                    processes: if large { 2 } else { 1 },
+                    messages: count,
+                    msgs_per_sec: rate,
+                    mb_per_sec: rate * 64.0 / 1e6,
+                    ratio_to_pipe: None,
+                    p50_us: None,
+                    p99_us: None,
+                    p50_ratio_to_pipe: None,
+                    ratio_to_floor: None,
+                    p50_ratio_to_floor: None,
+                    ratio_to_memcpy: None,
+                    ratio_to_bytes: None,
+                    p50_ratio_to_bytes: None,
+                    ratio_to_alone: None,
                 })
             }
             Plan::Ping { over, size } => {
@@ -195,6 +232,7 @@ impl Plan {
                     ratio_to_memcpy: None,
                     ratio_to_bytes: None,
                     p50_ratio_to_bytes: None,
+                    ratio_to_alone: None,
                 })
             }
         }
@@ -252,6 +290,10 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                         plans.push(transfer(m, size, 1));
                     }
                 }
+                // 64 B alone, then with a 1 MiB message every
+                // `transfer::INTERLEAVED_EVERY_US` beside.
+                plans.push(Plan::Interleaved { large: false });
+                plans.push(Plan::Interleaved { large: true });
             }
             Workload::Rtt => {
                 for size in small.clone() {
@@ -435,6 +477,7 @@ fn pilot_count(p: Plan) -> u64 {
         Plan::Transfer(t) if t.size >= 16384 => 2_000,
         Plan::Transfer(_) => 20_000,
         Plan::Ping { .. } => 2_000,
+        Plan::Interleaved { .. } => 20_000,
     }
 }
 
@@ -473,6 +516,15 @@ pub fn add_ratios(rows: &mut [Row]) {
             r.ratio_to_memcpy = Some(r.mb_per_sec / c.mb_per_sec);
         }
     }
+    let alone = rows
+        .iter()
+        .find(|r| r.mechanism == "shmq-64")
+        .map(|r| r.msgs_per_sec);
+    for r in rows.iter_mut() {
+        if let (true, Some(a)) = (r.mechanism == "shmq-64+1MiB", alone) {
+            r.ratio_to_alone = Some(r.msgs_per_sec / a);
+        }
+    }
     let pipes: Vec<Row> = rows
         .iter()
         .filter(|r| r.mechanism == "pipe")
@@ -496,7 +548,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
         "work",
         "mechanism",
         "size",
@@ -511,13 +563,14 @@ pub fn table(rows: &[Row]) -> String {
         "p50/pipe",
         "x memcpy",
         "x bytes",
-        "p50/bytes"
+        "p50/bytes",
+        "x alone"
     );
     let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
             r.workload,
             r.mechanism,
             r.size,
@@ -533,6 +586,7 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.ratio_to_memcpy, 2),
             opt(r.ratio_to_bytes, 2),
             opt(r.p50_ratio_to_bytes, 2),
+            opt(r.ratio_to_alone, 2),
         );
     }
     out
@@ -585,6 +639,7 @@ mod tests {
             ratio_to_memcpy: None,
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
+            ratio_to_alone: None,
         };
         // Repeats: bytes 100, 400, 200; Pod 90, 100, 190 -> ratios 0.9, 0.25, 0.95 -> 0.9.
         // (The ratio of the medians would be 190 / 200 = 0.95.)
@@ -643,6 +698,7 @@ mod tests {
             ratio_to_memcpy: None,
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
+            ratio_to_alone: None,
         };
         let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0), row("floor", 600.0)];
         add_ratios(&mut rows);
@@ -650,8 +706,13 @@ mod tests {
         assert_eq!(rows[1].ratio_to_pipe, Some(1.0));
         assert_eq!(rows[0].ratio_to_floor, Some(0.5));
         assert_eq!(rows[2].ratio_to_floor, Some(1.0));
+        assert_eq!(rows[0].ratio_to_alone, None);
         let json = json_lines(&rows).unwrap();
         assert!(json.contains("\"ratio_to_pipe\":3.0"));
         assert!(json.contains("\"ratio_to_floor\":0.5"));
+        let mut mixed = vec![row("shmq-64+1MiB", 80.0), row("shmq-64", 100.0)];
+        add_ratios(&mut mixed);
+        assert_eq!(mixed[0].ratio_to_alone, Some(0.8));
+        assert_eq!(mixed[1].ratio_to_alone, None);
     }
 }

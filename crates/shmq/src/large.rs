@@ -916,6 +916,38 @@ mod tests {
 }
 
 #[cfg(test)]
+mod no_space_tests {
+    use crate::engine::Fail;
+
+    #[test]
+    fn enospc_making_a_side_segment_is_no_space_and_hands_the_message_back() {
+        let e = std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let f = super::io_fail("q.big.1.2.3", 1 << 20, &e);
+        let Fail::NoSpace { needed, reason } = f else {
+            panic!("{f:?}");
+        };
+        assert_eq!(needed, 1 << 20);
+        let err = crate::PutError::NoSpace {
+            msg: vec![7u8; 3],
+            needed,
+            reason,
+        };
+        assert!(
+            err.to_string()
+                .starts_with("no room for a side segment of 1048576 bytes")
+        );
+        let back: crate::TryPutError<Vec<u8>> = err.into();
+        assert_eq!(back.into_inner(), vec![7u8; 3]);
+        // Any other error is still Corrupt.
+        let other = std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
+        assert!(matches!(
+            super::io_fail("q.big.1.2.3", 10, &other),
+            Fail::Corrupt(_)
+        ));
+    }
+}
+
+#[cfg(test)]
 mod queue_tests {
     use crate::{GetError, Options, Pipe, Queue, TryGetError, TryPutError};
 

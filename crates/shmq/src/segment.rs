@@ -1222,7 +1222,7 @@ impl Blob {
     ///
     /// If `at` is not a multiple of 8 or the word is beyond the mapping (a bug of the caller).
     pub(crate) fn word(&self, at: usize) -> &std::sync::atomic::AtomicU64 {
-        assert!(at % 8 == 0 && at + 8 <= self.len);
+        assert!(at.is_multiple_of(8) && at + 8 <= self.len);
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned) in a live mapping that
         // `self` owns and the reference borrows; every process reaches this word only through
         // atomics.

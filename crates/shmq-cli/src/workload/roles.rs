@@ -1,7 +1,7 @@
 //! The roles a child process plays, the message format every role checks, and the child's side
 //! of the protocol ([`run_child`]).
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 use shmq::Queue;
 
@@ -24,6 +24,9 @@ pub enum ShmqApi {
     ZeroCopy,
     /// `put` / `get_into` of messages larger than the queue's 4 KiB slots (side segments).
     Large,
+    /// Consumer only: `get_into` of `size`-byte messages (counted) mixed with
+    /// [`INTERLEAVED_LARGE`]-byte ones (checked, not counted) from a [`Role::LargePacer`].
+    Interleaved,
     /// `PodQueue<PodMsg>`: a 64-byte plain-old-data struct, no serialisation
     /// (the message size is always 64).
     Pod,
@@ -108,6 +111,13 @@ pub enum Role {
         queue: String,
         api: ShmqApi,
         size: usize,
+    },
+    /// Puts [`INTERLEAVED_LARGE`]-byte messages into `queue`, one every `every_us`
+    /// microseconds (sleeping between them), until the queue is closed.
+    LargePacer {
+        queue: String,
+        gate: String,
+        every_us: u64,
     },
     /// Writes `count` messages to stdout (an OS pipe).
     PipeProducer {
@@ -246,6 +256,9 @@ pub fn check(msg: &[u8], size: usize) -> Result<u64> {
     Ok(seq)
 }
 
+/// The size of the large messages of the interleaved row ([`Role::LargePacer`]).
+pub const INTERLEAVED_LARGE: usize = 1 << 20;
+
 /// A message template of `size` bytes with a recognisable filler.
 pub(super) fn template(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
@@ -326,6 +339,33 @@ pub(super) fn run_role(role: Role) -> Result<()> {
                 let _ = q.close();
             }
             report(&tally?)
+        }
+        Role::LargePacer {
+            queue,
+            gate,
+            every_us,
+        } => {
+            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
+            wait_gate(&gate)?;
+            let mut buf = template(INTERLEAVED_LARGE);
+            let every = std::time::Duration::from_micros(every_us);
+            let mut next = std::time::Instant::now();
+            for seq in 0.. {
+                stamp(&mut buf, seq);
+                match q.put(&buf[..]) {
+                    Ok(()) => {}
+                    Err(shmq::PutError::Closed(_)) => break,
+                    Err(e) => return Err(anyhow!("put: {e}")),
+                }
+                next += every;
+                let now = std::time::Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+            Ok(())
         }
         Role::PipeProducer {
             gate,

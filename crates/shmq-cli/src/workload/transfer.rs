@@ -37,6 +37,7 @@ impl Mechanism {
             Mechanism::Shmq(ShmqApi::Batch(_)) => "shmq-batch",
             Mechanism::Shmq(ShmqApi::ZeroCopy) => "shmq-zero-copy",
             Mechanism::Shmq(ShmqApi::Large) => "shmq-large",
+            Mechanism::Shmq(ShmqApi::Interleaved) => "shmq-64+1MiB",
             Mechanism::Memcpy => "memcpy",
             Mechanism::Shmq(ShmqApi::Pod) => "shmq-pod",
             Mechanism::Shmq(ShmqApi::Serde) => "shmq-serde",
@@ -239,6 +240,88 @@ impl Transfer {
         );
         Ok(elapsed)
     }
+}
+
+/// The pause of the interleaved row's large producer: one 1 MiB message every this many
+/// microseconds (about 500 MB/s of large messages beside the small ones).
+pub const INTERLEAVED_EVERY_US: u64 = 2000;
+
+/// The interleaved row (issue 11): one producer puts `count` 64-byte messages at full speed
+/// into a queue of 4 KiB slots and one consumer takes them; with `large`, a second producer
+/// puts a 1 MiB message every [`INTERLEAVED_EVERY_US`] µs into the same queue meanwhile (the
+/// consumer takes and checks those too). Returns the time until the consumer's report, after
+/// checking the count and checksum of the 64-byte messages.
+///
+/// # Errors
+///
+/// A child that fails or a wrong count or checksum.
+pub fn interleaved(launcher: &Launcher, count: u64, large: bool) -> Result<Duration> {
+    let size = 64;
+    let gate = Named::create("gate", 2, 8)?;
+    let q = Named::create("q", queue_capacity(size), LARGE_SLOT)?;
+    let mut consumer = launcher.spawn(
+        &Role::ShmqConsumer {
+            queue: q.name.clone(),
+            api: ShmqApi::Interleaved,
+            size,
+        },
+        Stdio::null(),
+        Stdio::null(),
+    )?;
+    let mut producers = vec![launcher.spawn(
+        &Role::ShmqProducer {
+            queue: q.name.clone(),
+            gate: gate.name.clone(),
+            api: ShmqApi::Single,
+            size,
+            first: 0,
+            count,
+        },
+        Stdio::null(),
+        Stdio::null(),
+    )?];
+    if large {
+        producers.push(launcher.spawn(
+            &Role::LargePacer {
+                queue: q.name.clone(),
+                gate: gate.name.clone(),
+                every_us: INTERLEAVED_EVERY_US,
+            },
+            Stdio::null(),
+            Stdio::null(),
+        )?);
+    }
+    consumer.ready()?;
+    for p in &mut producers {
+        p.ready()?;
+    }
+    let start = Instant::now();
+    for _ in &producers {
+        gate.queue
+            .put(b"go")
+            .map_err(|e| anyhow!("opening the gate: {e}"))?;
+    }
+    let mut producers = producers.into_iter();
+    if let Some(small) = producers.next() {
+        small.finish()?;
+    }
+    q.queue.close().map_err(|e| anyhow!("close: {e}"))?;
+    let total = consumer.report::<Tally>()?;
+    let elapsed = start.elapsed();
+    consumer.finish()?;
+    for p in producers {
+        p.finish()?;
+    }
+    let expected = Tally::expected(0, count);
+    ensure!(
+        total == expected,
+        "interleaved: the consumer saw {} small messages (checksum {:#x}), the producer sent {} ({:#x})",
+        total.count,
+        total.checksum,
+        expected.count,
+        expected.checksum
+    );
+    Ok(elapsed)
 }
 
 /// `(first, count)` for each of `n` producers, covering `0..total`.

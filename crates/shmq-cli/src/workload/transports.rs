@@ -28,6 +28,7 @@ pub(super) fn shmq_produce(
 ) -> Result<()> {
     let tpl = template(size);
     match api {
+        ShmqApi::Interleaved => return Err(anyhow!("the interleaved api only consumes")),
         ShmqApi::Single | ShmqApi::Large => {
             let mut buf = tpl;
             for seq in first..first + count {
@@ -107,6 +108,24 @@ pub(super) fn shmq_consume(q: &Queue, api: ShmqApi, size: usize) -> Result<Tally
                         Ok(s) => t.add(s),
                         Err(e) => bad = Some(e),
                     };
+                });
+                if !end(r)? {
+                    break;
+                }
+            }
+        }
+        ShmqApi::Interleaved => {
+            let mut buf = vec![0u8; super::roles::INTERLEAVED_LARGE.max(size)];
+            loop {
+                let r = q.get_into(&mut buf).map(|n| {
+                    if n == size {
+                        match check(&buf[..n], size) {
+                            Ok(s) => t.add(s),
+                            Err(e) => bad = Some(e),
+                        }
+                    } else if let Err(e) = check(&buf[..n], super::roles::INTERLEAVED_LARGE) {
+                        bad = Some(e);
+                    }
                 });
                 if !end(r)? {
                     break;
