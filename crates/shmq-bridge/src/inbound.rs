@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use shmq::{PeekError, Queue, TryPutError};
 
 use crate::state::SeqSet;
-use crate::{Backoff, BridgeError, Connection, InState, connect, ensure_stream, stream_name_for};
+use crate::{
+    Backoff, BridgeError, Connection, InState, StateFile, connect, ensure_stream, stream_name_for,
+};
 
 /// How long the bridge waits for the server's answer to one request (a request sent while the
 /// connection was down may never be answered).
@@ -129,7 +131,8 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
 
     // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
     // Kept after the ack is confirmed: a server that restarts may forget recent acks.
-    let mut in_queue = match InState::load(&cfg.state)? {
+    let (mut state_file, last_state) = StateFile::open(&cfg.state)?;
+    let mut in_queue = match last_state {
         Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
@@ -225,15 +228,14 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         }
         if !fresh.is_empty() {
             in_queue.prune();
-            InState {
+            state_file.store(&InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 voided: Some(q.voided()),
                 batch: fresh.iter().map(|(s, _)| *s).collect(),
                 put: in_queue.0.clone(),
-            }
-            .store(&cfg.state)?;
+            })?;
             let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);

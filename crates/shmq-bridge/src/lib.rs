@@ -45,7 +45,7 @@ pub use conn::{Connection, Tls, connect, ensure_stream, stream_name_for};
 pub use error::BridgeError;
 pub use inbound::{InConfig, InStats, run_in};
 pub use outbound::{OutConfig, OutStats, message_id, run_out};
-pub use state::{InState, REMEMBERED};
+pub use state::{InState, REMEMBERED, StateFile};
 
 /// Back-off between retries: doubles from 50 ms up to 2 s.
 #[derive(Debug, Clone, Copy)]
