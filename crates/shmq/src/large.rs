@@ -251,6 +251,9 @@ impl Big {
     }
 
     /// Puts `msg`: in a slot if it fits, else in a side segment referenced by a descriptor.
+    /// Inlined into the caller: a small message costs one comparison here; the large path is
+    /// out of line.
+    #[inline]
     pub(crate) fn put(
         &self,
         ring: &Ring<'_>,
@@ -261,6 +264,19 @@ impl Big {
         if msg.len() <= ring.core().message_size {
             return engine::put(ring, wait, how, |l| l.push(msg).map(|()| (1, ())));
         }
+        self.put_large(ring, wait, how, msg)
+    }
+
+    /// [`put`](Self::put) of a message over the slot size.
+    #[cold]
+    #[inline(never)]
+    fn put_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        msg: &[u8],
+    ) -> Result<(), Fail> {
         let (Some(place), true) = (&self.place, msg.len() <= self.max) else {
             return Err(Fail::TooLarge {
                 len: msg.len(),
@@ -414,7 +430,10 @@ impl Big {
         r
     }
 
-    /// Takes the front message into a new vector, waiting as `wait` says.
+    /// Takes the front message into a new vector, waiting as `wait` says. Inlined: the
+    /// large path (the front's length word had [`LARGE`](crate::lockfree::LARGE) set) is out
+    /// of line.
+    #[inline]
     pub(crate) fn get_vec(
         &self,
         ring: &Ring<'_>,
@@ -422,12 +441,25 @@ impl Big {
         how: Waiting<'_>,
     ) -> Result<Vec<u8>, Fail> {
         match engine::get(ring, wait, how, |r| Ok(r.pop_vec()?.map(|m| (1, m)))) {
-            Err(Fail::Large) => self.read_front(ring, wait, how, |m| Ok((1, m.to_vec()))),
+            Err(Fail::Large) => self.get_vec_large(ring, wait, how),
             r => r,
         }
     }
 
-    /// Takes the front message into `buf` (it stays queued if it does not fit).
+    #[cold]
+    #[inline(never)]
+    fn get_vec_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+    ) -> Result<Vec<u8>, Fail> {
+        self.read_front(ring, wait, how, |m| Ok((1, m.to_vec())))
+    }
+
+    /// Takes the front message into `buf` (it stays queued if it does not fit). Inlined, as
+    /// [`get_vec`](Self::get_vec).
+    #[inline]
     pub(crate) fn get_into(
         &self,
         ring: &Ring<'_>,
@@ -436,18 +468,30 @@ impl Big {
         buf: &mut [u8],
     ) -> Result<usize, Fail> {
         match engine::get(ring, wait, how, |l| engine::pop_into(l, buf)) {
-            Err(Fail::Large) => self.read_front(ring, wait, how, |m| {
-                if m.len() > buf.len() {
-                    return Err(Fail::TooSmall {
-                        needed: m.len(),
-                        available: buf.len(),
-                    });
-                }
-                buf[..m.len()].copy_from_slice(m);
-                Ok((1, m.len()))
-            }),
+            Err(Fail::Large) => self.get_into_large(ring, wait, how, buf),
             r => r,
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_into_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize, Fail> {
+        self.read_front(ring, wait, how, |m| {
+            if m.len() > buf.len() {
+                return Err(Fail::TooSmall {
+                    needed: m.len(),
+                    available: buf.len(),
+                });
+            }
+            buf[..m.len()].copy_from_slice(m);
+            Ok((1, m.len()))
+        })
     }
 
     /// Removes the side segments of this queue whose creator is dead and that no slot of

@@ -342,6 +342,7 @@ impl Queue {
         &self.seg
     }
 
+    #[inline]
     pub(crate) fn ring(&self) -> Ring<'_> {
         // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
         self.seg
@@ -376,6 +377,7 @@ impl Queue {
         }
     }
 
+    #[inline]
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {
         self.big
             .put(&self.ring(), wait, Waiting::PLAIN, msg.as_ref())
@@ -712,6 +714,7 @@ impl Queue {
             .read_front(&self.ring(), wait, Waiting::PLAIN, |m| Ok((1, read(m))))
     }
 
+    #[inline]
     fn get_vec_impl(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
         self.big.get_vec(&self.ring(), wait, Waiting::PLAIN)
     }
@@ -849,6 +852,7 @@ impl Queue {
             .map_err(get_timeout_error)
     }
 
+    #[inline]
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         self.big.get_into(&self.ring(), wait, Waiting::PLAIN, buf)
     }
