@@ -464,6 +464,25 @@ impl Segment {
         &self.backing
     }
 
+    /// The random id its creator gave this segment (header offset 96): it tells two segments
+    /// of the same name (or two anonymous ones) apart, and names an anonymous queue's side
+    /// segments (`.shmq-anon-<id, 16 hex digits>.big.*` in `/dev/shm`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// let opts = shmq::Options { capacity: 2, message_size: 8, ..Default::default() };
+    /// let (a, b) = (shmq::Queue::anonymous(&opts)?, shmq::Queue::anonymous(&opts)?);
+    /// assert_ne!(a.segment().instance_id(), b.segment().instance_id());
+    /// assert_ne!(a.segment().instance_id(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn instance_id(&self) -> u64 {
+        self.header().instance_id()
+    }
+
     /// The mapping's first address: with [`len`](Self::len), all that decides whether a range
     /// of it is in bounds and aligned (see [`slice_at_unchecked`](Self::slice_at_unchecked)).
     pub(crate) fn addr(&self) -> usize {
@@ -1134,6 +1153,8 @@ impl fmt::Debug for Segment {
 pub(crate) struct Blob {
     ptr: NonNull<u8>,
     len: usize,
+    /// Mapped read-write (made by [`create_at`](Self::create_at)).
+    writable: bool,
 }
 
 // SAFETY: the mapping is owned by the value (unmapped on drop) and only reached through
@@ -1144,29 +1165,34 @@ unsafe impl Send for Blob {}
 unsafe impl Sync for Blob {}
 
 impl Blob {
-    /// Creates the object `name` (exclusive, `mode`) of `len` bytes, reserved with
-    /// `fallocate` (a full `/dev/shm` is `ENOSPC` here, not `SIGBUS` later) and mapped with its
-    /// page tables filled. `name` is built by `crate::large` from a validated segment name.
-    pub(crate) fn create(name: &str, len: usize, mode: u32) -> std::io::Result<Blob> {
-        let fd = sys::shm_create(name, mode)?;
+    /// Creates the file `path` (exclusive, `mode`; `/dev/shm/NAME` or a side file beside a
+    /// file-backed queue) of `len` bytes, reserved with `fallocate` (a full `/dev/shm` is
+    /// `ENOSPC` here, not `SIGBUS` later) and mapped with its page tables filled. `path` is
+    /// built by `crate::large` from a validated segment name or path.
+    pub(crate) fn create_at(path: &Path, len: usize, mode: u32) -> std::io::Result<Blob> {
+        let fd = sys::create_at(path, mode)?;
         let made = (|| {
             sys::fchmod(fd.as_fd(), mode)?;
             sys::allocate(fd.as_fd(), len as u64)?;
             sys::mmap_populated(fd.as_fd(), len, true)
         })();
         match made {
-            Ok(ptr) => Ok(Blob { ptr, len }),
+            Ok(ptr) => Ok(Blob {
+                ptr,
+                len,
+                writable: true,
+            }),
             Err(e) => {
-                let _ = sys::shm_unlink(name);
+                let _ = std::fs::remove_file(path);
                 Err(e)
             }
         }
     }
 
-    /// Opens and maps the existing object `name` read-only; anything but a regular file of
+    /// Opens and maps the existing file `path` read-only; anything but a regular file of
     /// exactly `len` bytes is refused (`InvalidData`).
-    pub(crate) fn open(name: &str, len: usize) -> std::io::Result<Blob> {
-        let fd = sys::shm_open(name, false)?;
+    pub(crate) fn open_at(path: &Path, len: usize) -> std::io::Result<Blob> {
+        let fd = sys::open_at(path, false)?;
         match sys::file_kind(fd.as_fd())? {
             Ok(size) if size == len as u64 => {}
             Ok(size) => {
@@ -1183,12 +1209,11 @@ impl Blob {
             }
         }
         let ptr = sys::mmap_populated(fd.as_fd(), len, false)?;
-        Ok(Blob { ptr, len })
-    }
-
-    /// Removes the name `name` (the memory goes with the last mapping).
-    pub(crate) fn unlink(name: &str) -> std::io::Result<()> {
-        sys::shm_unlink(name)
+        Ok(Blob {
+            ptr,
+            len,
+            writable: false,
+        })
     }
 
     /// Copies `data` to offset `at`.
@@ -1206,6 +1231,26 @@ impl Blob {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len())
         };
+    }
+
+    /// Lends bytes `at..at + len` to `fill`, to be written in place (a zero-copy put of a
+    /// large message), and returns what it returns.
+    ///
+    /// # Panics
+    ///
+    /// If the range is beyond the mapping or the blob was opened read-only (bugs of the caller).
+    pub(crate) fn fill_at<R>(
+        &mut self,
+        at: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        assert!(self.writable && at.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds (checked above) of a live read-write mapping of ours, borrowed
+        // mutably with `self` (no other slice of this mapping exists in this process while it
+        // lives); the blob is not published yet, so no other process reads or writes it.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(at), len) };
+        fill(bytes)
     }
 
     /// The whole mapping.
