@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use shmq::{PeekError, Queue, TryPutError};
 
 use crate::state::SeqSet;
-use crate::{Backoff, BridgeError, Connection, InState, connect, ensure_stream, stream_name_for};
+use crate::{
+    Backoff, BridgeError, Connection, InState, StateFile, connect, ensure_stream, stream_name_for,
+};
 
 /// How long the bridge waits for the server's answer to one request (a request sent while the
 /// connection was down may never be answered).
@@ -129,13 +131,15 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
 
     // Stream sequences already in the queue: a redelivery of one is acknowledged, not put.
     // Kept after the ack is confirmed: a server that restarts may forget recent acks.
-    let mut in_queue = match InState::load(&cfg.state)? {
+    let (mut state_file, last_state) = StateFile::open(&cfg.state)?;
+    let mut in_queue = match last_state {
         Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
     let mut last_message = Instant::now();
+    let mut prefetched: Option<pull::Batch> = None;
     loop {
         if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
             return Ok(stats);
@@ -149,46 +153,20 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
         }
-        // What is there now (a request that does not wait), else what comes within 100 ms: a
-        // request that waited longer to be full would hold back the messages it already has.
+        // The batch requested while the previous one was put, if any; else what is there now
+        // (a request that does not wait), else what comes within 100 ms: a request that waited
+        // longer to be full would hold back the messages it already has.
+        let mut msgs = match prefetched.take() {
+            Some(batch) => drain(batch, true).await,
+            None => Vec::new(),
+        };
         let want = free.min(cfg.batch.max(1));
-        let mut msgs = Vec::new();
         for wait in [false, true] {
-            let batch = if wait {
-                consumer
-                    .batch()
-                    .max_messages(want)
-                    .expires(Duration::from_millis(100))
-                    .messages()
-                    .await
-            } else {
-                consumer.fetch().max_messages(want).messages().await
-            };
-            let mut batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
-                        eprintln!("in-bridge: fetch (wait {wait}): {e}");
-                    }
-                    break;
-                }
-            };
-            // A request sent while the connection was down may never be answered: bound
-            // every wait (what was not received is redelivered after the ack wait).
-            let patience = Duration::from_millis(if wait { 700 } else { 1000 });
-            while let Ok(Some(m)) = tokio::time::timeout(patience, batch.next()).await {
-                match m {
-                    Ok(m) => msgs.push(m),
-                    Err(e) => {
-                        if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
-                            eprintln!("in-bridge: batch (wait {wait}): {e}");
-                        }
-                        break;
-                    }
-                }
-            }
             if !msgs.is_empty() {
                 break;
+            }
+            if let Some(batch) = request(&consumer, want, wait).await {
+                msgs = drain(batch, wait).await;
             }
         }
         if msgs.is_empty() {
@@ -223,17 +201,25 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 fresh.push((seq, m));
             }
         }
+        // Request the next batch now, so that the server delivers it while this one is put and
+        // acknowledged: no more than the slots still free once this batch is in.
+        let free_after = q
+            .capacity()
+            .saturating_sub(q.len())
+            .saturating_sub(fresh.len());
+        if free_after > 0 {
+            prefetched = request(&consumer, free_after.min(cfg.batch.max(1)), true).await;
+        }
         if !fresh.is_empty() {
             in_queue.prune();
-            InState {
+            state_file.store(&InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 voided: Some(q.voided()),
                 batch: fresh.iter().map(|(s, _)| *s).collect(),
                 put: in_queue.0.clone(),
-            }
-            .store(&cfg.state)?;
+            })?;
             let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
@@ -278,6 +264,54 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
         }
     }
+}
+
+/// Requests up to `want` messages: those there now (`wait` false), or those that come within
+/// 100 ms. `None` if the request could not be sent.
+async fn request(
+    consumer: &jetstream::consumer::PullConsumer,
+    want: usize,
+    wait: bool,
+) -> Option<pull::Batch> {
+    let batch = if wait {
+        consumer
+            .batch()
+            .max_messages(want)
+            .expires(Duration::from_millis(100))
+            .messages()
+            .await
+    } else {
+        consumer.fetch().max_messages(want).messages().await
+    };
+    match batch {
+        Ok(b) => Some(b),
+        Err(e) => {
+            if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                eprintln!("in-bridge: fetch (wait {wait}): {e}");
+            }
+            None
+        }
+    }
+}
+
+/// The messages of a requested batch, until it ends.
+async fn drain(mut batch: pull::Batch, wait: bool) -> Vec<jetstream::Message> {
+    let mut msgs = Vec::new();
+    // A request sent while the connection was down may never be answered: bound every wait
+    // (what was not received is redelivered after the ack wait).
+    let patience = Duration::from_millis(if wait { 700 } else { 1000 });
+    while let Ok(Some(m)) = tokio::time::timeout(patience, batch.next()).await {
+        match m {
+            Ok(m) => msgs.push(m),
+            Err(e) => {
+                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                    eprintln!("in-bridge: batch (wait {wait}): {e}");
+                }
+                break;
+            }
+        }
+    }
+    msgs
 }
 
 /// At a restart: settles every claim the dead bridge may have left among the positions of its

@@ -14,9 +14,11 @@
 //!   (`Nats-Msg-Id`) is [`message_id`]`(instance, position)`, so a bridge killed between the ack
 //!   and the commit republishes it under the same id, which the stream's duplicate window drops.
 //! - **In:** the JetStream ack is sent only after the local put returned `Ok`. Before each batch
-//!   of puts the bridge records, in a small state file, the queue's tail position and the
+//!   of puts the bridge records, in a small state file ([`StateFile`]), the queue's tail
+//!   position, its count of voided positions ([`Queue::voided`](shmq::Queue::voided)) and the
 //!   stream sequences it is about to put; a restarted bridge counts how many of them reached
-//!   the queue (the bridge is the queue's only producer) and acks their redeliveries without
+//!   the queue (the bridge is the queue's only producer; a put killed inside its copy into the
+//!   queue left a claim that is voided and counted) and acks their redeliveries without
 //!   putting them again.
 //! - **Back-pressure:** the in-bridge fetches no more messages than the local queue has free
 //!   slots; the out-bridge keeps at most a window of messages in flight and, while the server
@@ -45,7 +47,7 @@ pub use conn::{Connection, Tls, connect, ensure_stream, stream_name_for};
 pub use error::BridgeError;
 pub use inbound::{InConfig, InStats, run_in};
 pub use outbound::{OutConfig, OutStats, message_id, run_out};
-pub use state::{InState, REMEMBERED};
+pub use state::{InState, REMEMBERED, StateFile};
 
 /// Back-off between retries: doubles from 50 ms up to 2 s.
 #[derive(Debug, Clone, Copy)]

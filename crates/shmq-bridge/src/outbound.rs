@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use shmq::{CommitError, PeekError, Queue};
 
 use crate::{Backoff, BridgeError, Connection, connect, ensure_stream, stream_name_for};
@@ -75,45 +75,70 @@ pub fn message_id(instance: u64, position: u64) -> String {
 }
 
 enum Read {
-    Msg(u64, Vec<u8>),
+    /// Messages at consecutive positions (tombstones left out), oldest first.
+    Msgs(Vec<(u64, Vec<u8>)>),
     Closed,
     Error(String),
 }
 
+/// Messages the reading thread hands over at once at most: one wake-up of the async side per
+/// batch instead of per message.
+const READ_BATCH: usize = 64;
+
 /// The reading thread: copies messages from `next` on without taking them (the async side
-/// commits), waiting for new ones; bounded by the channel.
+/// commits), waiting for new ones, and hands them over in batches of what is there; bounded
+/// by the channel.
 fn reader(
     q: Arc<Queue>,
     mut next: u64,
     tx: tokio::sync::mpsc::Sender<Read>,
     stop: Arc<AtomicBool>,
 ) {
+    let mut batch = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let deadline = Instant::now() + Duration::from_millis(200);
+        // Wait for the first message of a batch; take the ones already there after it.
+        let deadline = if batch.is_empty() {
+            Instant::now() + Duration::from_millis(200)
+        } else {
+            Instant::now()
+        };
         let r = match q.peek_at(next, Some(deadline)) {
             Ok(Some(m)) => {
+                batch.push((next, m));
                 next += 1;
-                Read::Msg(next - 1, m)
+                if batch.len() < READ_BATCH && next < q.tail_position() {
+                    continue;
+                }
+                None
             }
             // No message at this position (a put that died): the next one.
             Ok(None) => {
                 next += 1;
                 continue;
             }
-            Err(PeekError::Timeout) => continue,
+            Err(PeekError::Timeout) if batch.is_empty() => continue,
+            Err(PeekError::Timeout) => None,
             // Another consumer took it: the out-bridge should be the queue's only consumer.
             Err(PeekError::Taken { head }) => {
                 next = head;
+                batch.clear();
                 continue;
             }
-            Err(PeekError::Closed) => Read::Closed,
-            Err(e) => Read::Error(e.to_string()),
+            Err(PeekError::Closed) => Some(Read::Closed),
+            Err(e) => Some(Read::Error(e.to_string())),
         };
-        let end = !matches!(r, Read::Msg(..));
-        if tx.blocking_send(r).is_err() || end {
+        if !batch.is_empty()
+            && tx
+                .blocking_send(Read::Msgs(std::mem::take(&mut batch)))
+                .is_err()
+        {
+            return;
+        }
+        if let Some(end) = r {
+            let _ = tx.blocking_send(end);
             return;
         }
     }
@@ -167,7 +192,7 @@ pub async fn run_out(cfg: &OutConfig) -> Result<OutStats, BridgeError> {
     ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
 
     let window = cfg.window.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(window);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(window.div_ceil(READ_BATCH));
     let stop = Arc::new(AtomicBool::new(false));
     let reading = {
         let (q, stop) = (Arc::clone(&q), Arc::clone(&stop));
@@ -191,6 +216,8 @@ async fn pump(
     rx: &mut tokio::sync::mpsc::Receiver<Read>,
 ) -> Result<OutStats, BridgeError> {
     let mut stats = OutStats::default();
+    // Copied, not yet published (waiting for room in the window).
+    let mut copied: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
     let mut closed = false;
@@ -219,64 +246,77 @@ async fn pump(
             }
             continue;
         }
-        if closed && pending.is_empty() {
+        // Publish what was copied while the window has room.
+        while pending.len() < window && fatal.is_none() {
+            let Some((pos, m)) = copied.pop_front() else {
+                break;
+            };
+            // The headers (the message id) count towards the server's limit.
+            if m.len() + 128 > max_payload {
+                fatal = Some(BridgeError::TooLarge {
+                    len: m.len(),
+                    max: max_payload.saturating_sub(128),
+                    what: "the NATS server's maximum payload (less 128 bytes of headers)",
+                });
+                closed = true;
+                copied.clear();
+                break;
+            }
+            let payload = Bytes::from(m);
+            pending.push_back((pos, payload.clone()));
+            match send(js, &cfg.subject, instance, pos, payload).await {
+                Ok(f) => acks.push_back(f),
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    fatal = Some(BridgeError::TooLarge {
+                        len: pending.pop_back().map_or(0, |p| p.1.len()),
+                        max: max_payload,
+                        what: "the NATS server's maximum payload",
+                    });
+                    closed = true;
+                    copied.clear();
+                }
+                Err(_) => {
+                    healthy = false;
+                    break;
+                }
+            }
+        }
+        if !healthy {
+            continue;
+        }
+        if closed && pending.is_empty() && copied.is_empty() {
             return fatal.map_or(Ok(stats), Err);
         }
         tokio::select! {
             biased;
-            Some(ack) = acks.next(), if !acks.is_empty() => match ack {
-                Ok(ack) => {
-                    let Some((pos, _)) = pending.pop_front() else {
-                        unreachable!("one pending message per ack");
-                    };
+            Some(ack) = acks.next(), if !acks.is_empty() => {
+                // This ack and those already in: committed in runs of consecutive positions.
+                let mut acked = Vec::new();
+                let mut next = Some(ack);
+                while let Some(ack) = next {
+                    match ack {
+                        Ok(ack) => {
+                            let Some((pos, _)) = pending.pop_front() else {
+                                unreachable!("one pending message per ack");
+                            };
+                            stats.published += 1;
+                            stats.duplicates += u64::from(ack.duplicate);
+                            acked.push(pos);
+                        }
+                        Err(_) => {
+                            healthy = false;
+                            break;
+                        }
+                    }
+                    next = if acks.is_empty() { None } else { acks.next().now_or_never().flatten() };
+                }
+                if !acked.is_empty() {
                     backoff.reset();
-                    stats.published += 1;
-                    stats.duplicates += u64::from(ack.duplicate);
-                    match q.commit(pos) {
-                        Ok(()) => {
-                            if cfg.task_done {
-                                let _ = q.task_done();
-                            }
-                        }
-                        // Another consumer took it meanwhile (the bridge should be the only one).
-                        Err(CommitError::Moved { head }) if head > pos => {}
-                        Err(e) => {
-                            return Err(BridgeError::Queue {
-                                queue: cfg.queue.clone(),
-                                reason: e.to_string(),
-                            });
-                        }
-                    }
+                    commit(cfg, q, &acked)?;
                 }
-                Err(_) => healthy = false,
-            },
-            read = rx.recv(), if !closed && pending.len() < window => match read {
-                Some(Read::Msg(pos, m)) => {
-                    // The headers (the message id) count towards the server's limit.
-                    if m.len() + 128 > max_payload {
-                        fatal = Some(BridgeError::TooLarge {
-                            len: m.len(),
-                            max: max_payload.saturating_sub(128),
-                            what: "the NATS server's maximum payload (less 128 bytes of headers)",
-                        });
-                        closed = true;
-                        continue;
-                    }
-                    let payload = Bytes::from(m);
-                    pending.push_back((pos, payload.clone()));
-                    match send(js, &cfg.subject, instance, pos, payload).await {
-                        Ok(f) => acks.push_back(f),
-                        Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                            fatal = Some(BridgeError::TooLarge {
-                                len: pending.pop_back().map_or(0, |p| p.1.len()),
-                                max: max_payload,
-                                what: "the NATS server's maximum payload",
-                            });
-                            closed = true;
-                        }
-                        Err(_) => healthy = false,
-                    }
-                }
+            }
+            read = rx.recv(), if !closed && copied.len() < window => match read {
+                Some(Read::Msgs(msgs)) => copied.extend(msgs),
                 Some(Read::Closed) | None => closed = true,
                 Some(Read::Error(e)) => {
                     return Err(BridgeError::Queue { queue: cfg.queue.clone(), reason: e });
@@ -284,4 +324,36 @@ async fn pump(
             },
         }
     }
+}
+
+/// Takes the acknowledged messages at `positions` (ascending) from the queue, one
+/// `commit_many` per run of consecutive positions, and marks them done.
+fn commit(cfg: &OutConfig, q: &Queue, positions: &[u64]) -> Result<(), BridgeError> {
+    let mut i = 0;
+    while i < positions.len() {
+        let from = positions[i];
+        let mut n = 1;
+        while i + n < positions.len() && positions[i + n] == from + n as u64 {
+            n += 1;
+        }
+        match q.commit_many(from, n as u64) {
+            Ok(()) => {
+                if cfg.task_done {
+                    for _ in 0..n {
+                        let _ = q.task_done();
+                    }
+                }
+            }
+            // Another consumer took them meanwhile (the bridge should be the only one).
+            Err(CommitError::Moved { head }) if head > from => {}
+            Err(e) => {
+                return Err(BridgeError::Queue {
+                    queue: cfg.queue.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        i += n;
+    }
+    Ok(())
 }

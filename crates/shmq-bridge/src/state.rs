@@ -1,7 +1,9 @@
 //! The in-bridge's state file: what it was about to put, so that a restarted bridge knows which
 //! redelivered messages already reached the local queue.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +38,7 @@ pub const REMEMBERED: u64 = 1 << 20;
 /// assert_eq!(back.already_put(7, 1, 12, 1, |_| true), vec![(1, 4)]);
 /// // Another queue (a new incarnation) or another stream: nothing is known.
 /// assert!(back.already_put(8, 1, 12, 0, |_| true).is_empty());
-/// std::fs::remove_file(&path).unwrap();
+/// shmq_bridge::StateFile::remove(&path);
 /// # Ok(())
 /// # }
 /// ```
@@ -61,41 +63,24 @@ pub struct InState {
 }
 
 impl InState {
-    /// Reads the state file; `Ok(None)` if there is none.
+    /// Reads the state file (the newer of its two copies that is whole); `Ok(None)` if there
+    /// is none.
     ///
     /// # Errors
     ///
-    /// [`BridgeError::State`] if it cannot be read or parsed.
+    /// [`BridgeError::State`] if it cannot be read, or neither copy is whole.
     pub fn load(path: &Path) -> Result<Option<InState>, BridgeError> {
-        let err = |reason: String| BridgeError::State {
-            path: path.display().to_string(),
-            reason,
-        };
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| err(e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(err(e.to_string())),
-        }
+        Ok(StateFile::read(path)?.map(|(s, _)| s))
     }
 
-    /// Writes the state file atomically (a temporary file beside it, renamed over it). A
-    /// process killed at any point leaves the old state or the new one, never a mix.
+    /// Writes the state file once ([`StateFile::store`]; a bridge keeps a [`StateFile`] open
+    /// instead).
     ///
     /// # Errors
     ///
     /// [`BridgeError::State`].
     pub fn store(&self, path: &Path) -> Result<(), BridgeError> {
-        let err = |reason: String| BridgeError::State {
-            path: path.display().to_string(),
-            reason,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let bytes = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&tmp, bytes).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        StateFile::open(path)?.0.store(self)
     }
 
     /// The stream sequences known to be in the local queue already (as ranges), for a queue
@@ -143,6 +128,184 @@ impl InState {
     }
 }
 
+/// The in-bridge's state file, kept open: two copies, `PATH` and `PATH.b`, written in turn
+/// in place (no new file, no rename, no truncation), each a header line
+/// `shmq-bridge-state 2 GENERATION LENGTH CHECKSUM` and the [`InState`] as JSON. A bridge
+/// killed inside a write leaves that copy torn (its checksum says so) and the other one whole:
+/// the state before the batch whose write was cut, which is right, since nothing of that batch
+/// was put. Writing in place is what makes a write cheap: replacing a file by a rename makes
+/// ext4 (`auto_da_alloc`) start writing the new file's data to the disk at once, and that
+/// rename cost about 3 ms a batch, more than the puts and acks of 256 messages.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmq_bridge::BridgeError> {
+/// use shmq_bridge::{InState, StateFile};
+/// let path = std::env::temp_dir().join(format!("shmq-doc-statefile-{}", std::process::id()));
+/// let (mut file, old) = StateFile::open(&path)?;
+/// assert!(old.is_none());
+/// let mut s = InState { instance: 7, stream_created: 1, tail: 0, voided: Some(0), batch: vec![1, 2], put: vec![] };
+/// file.store(&s)?;
+/// s.tail = 2;
+/// s.batch = vec![3];
+/// s.put = vec![(1, 2)];
+/// file.store(&s)?;
+/// assert_eq!(StateFile::open(&path)?.1, Some(s));
+/// StateFile::remove(&path);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    files: [File; 2],
+    generation: u64,
+}
+
+const MAGIC: &str = "shmq-bridge-state 2";
+
+impl StateFile {
+    /// Opens (creating them if missing) the two copies of the state file at `path`, and
+    /// returns the newest whole state in them, if any. A state file of the first version (one
+    /// JSON object at `path`) is read too.
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::State`] if the files cannot be opened or read, or there is a state but
+    /// no whole copy of it.
+    pub fn open(path: &Path) -> Result<(StateFile, Option<InState>), BridgeError> {
+        let found = StateFile::read(path)?;
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(p)
+                .map_err(|e| state_err(p, e.to_string()))
+        };
+        let files = [open(path)?, open(&second(path))?];
+        let (state, generation) = match found {
+            Some((s, g)) => (Some(s), g),
+            None => (None, 0),
+        };
+        Ok((
+            StateFile {
+                path: path.to_owned(),
+                files,
+                generation,
+            },
+            state,
+        ))
+    }
+
+    /// Writes `state` over the older copy. A process killed at any point leaves the previous
+    /// state or this one readable.
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::State`].
+    pub fn store(&mut self, state: &InState) -> Result<(), BridgeError> {
+        let generation = self.generation + 1;
+        let body = serde_json::to_vec(state).map_err(|e| state_err(&self.path, e.to_string()))?;
+        let mut bytes = format!(
+            "{MAGIC} {generation} {} {:016x}\n",
+            body.len(),
+            checksum(&body)
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        let i = (generation % 2) as usize;
+        self.files[i]
+            .write_all_at(&bytes, 0)
+            .map_err(|e| state_err(&self.path, e.to_string()))?;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// Removes both copies (and a temporary file of the first version), ignoring errors.
+    pub fn remove(path: &Path) {
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(second(path));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let _ = std::fs::remove_file(tmp);
+    }
+
+    /// The newest whole state and its generation.
+    fn read(path: &Path) -> Result<Option<(InState, u64)>, BridgeError> {
+        let mut best: Option<(InState, u64)> = None;
+        let mut torn = 0;
+        for p in [path.to_owned(), second(path)] {
+            let bytes = match std::fs::read(&p) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(state_err(&p, e.to_string())),
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            if bytes.first() == Some(&b'{') {
+                // The first version: one JSON object, replaced by a rename (never torn).
+                let s = serde_json::from_slice(&bytes).map_err(|e| state_err(&p, e.to_string()))?;
+                if best.is_none() {
+                    best = Some((s, 0));
+                }
+                continue;
+            }
+            match parse(&bytes) {
+                Some((s, g)) if best.as_ref().is_none_or(|b| g > b.1) => best = Some((s, g)),
+                Some(_) => {}
+                None => torn += 1,
+            }
+        }
+        // One torn copy and no other: the first write was cut, before any put. Both torn is
+        // not a bridge's doing.
+        if best.is_none() && torn == 2 {
+            return Err(state_err(path, "no whole copy of the state file".into()));
+        }
+        Ok(best)
+    }
+}
+
+/// The second copy's path: `PATH.b`.
+fn second(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".b");
+    PathBuf::from(p)
+}
+
+fn state_err(path: &Path, reason: String) -> BridgeError {
+    BridgeError::State {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+/// FNV-1a, 64 bits: enough to tell a torn copy from a whole one.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A copy's state and generation, if it is whole.
+fn parse(bytes: &[u8]) -> Option<(InState, u64)> {
+    let nl = bytes.iter().position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..nl]).ok()?;
+    let rest = header.strip_prefix(MAGIC)?;
+    let mut f = rest.split_ascii_whitespace();
+    let generation: u64 = f.next()?.parse().ok()?;
+    let len: usize = f.next()?.parse().ok()?;
+    let sum = u64::from_str_radix(f.next()?, 16).ok()?;
+    let body = bytes.get(nl + 1..nl + 1 + len)?;
+    if checksum(body) != sum {
+        return None;
+    }
+    Some((serde_json::from_slice(body).ok()?, generation))
+}
+
 /// A set of stream sequences as sorted, disjoint, non-adjacent inclusive ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SeqSet(pub(crate) Vec<(u64, u64)>);
@@ -187,6 +350,63 @@ impl SeqSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_copy_leaves_the_previous_state() {
+        let path =
+            std::env::temp_dir().join(format!("shmq-test-state-torn-{}", std::process::id()));
+        StateFile::remove(&path);
+        let state = |tail| InState {
+            instance: 1,
+            stream_created: 2,
+            tail,
+            voided: Some(0),
+            batch: vec![tail + 1],
+            put: vec![(1, tail)],
+        };
+        let (mut f, none) = StateFile::open(&path).unwrap();
+        assert_eq!(none, None);
+        for tail in 1..=5 {
+            f.store(&state(tail)).unwrap();
+        }
+        drop(f);
+        // Generation 5 went to `PATH.b`; a write of 6 into `PATH` cut short: 4 is still there
+        // in `PATH`, torn, and 5 whole in `PATH.b`.
+        let (_, s) = StateFile::open(&path).unwrap();
+        assert_eq!(s, Some(state(5)));
+        let b = second(&path);
+        let whole = std::fs::read(&b).unwrap();
+        std::fs::write(&b, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(
+            StateFile::open(&path).unwrap().1,
+            Some(state(4)),
+            "the older copy"
+        );
+        // The next write goes over the torn copy, and wins.
+        let (mut f, _) = StateFile::open(&path).unwrap();
+        f.store(&state(9)).unwrap();
+        assert_eq!(InState::load(&path).unwrap(), Some(state(9)));
+        // Both torn: an error, not a fresh start.
+        let a = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &a[..10]).unwrap();
+        std::fs::write(&b, &whole[..20]).unwrap();
+        assert!(InState::load(&path).is_err());
+        // The first write cut short: no state yet.
+        StateFile::remove(&path);
+        let (mut f, _) = StateFile::open(&path).unwrap();
+        f.store(&state(1)).unwrap();
+        let first = std::fs::read(&b).unwrap();
+        std::fs::write(&b, &first[..first.len() / 2]).unwrap();
+        assert_eq!(InState::load(&path).unwrap(), None);
+        // A state file of the first version (one JSON object) is read.
+        StateFile::remove(&path);
+        std::fs::write(&path, serde_json::to_vec(&state(3)).unwrap()).unwrap();
+        let (mut f, s) = StateFile::open(&path).unwrap();
+        assert_eq!(s, Some(state(3)));
+        f.store(&state(4)).unwrap(); // generation 1: into `PATH.b`
+        assert_eq!(InState::load(&path).unwrap(), Some(state(4)));
+        StateFile::remove(&path);
+    }
 
     #[test]
     fn voids_since_the_state_was_written_are_the_batch_positions_not_put() {

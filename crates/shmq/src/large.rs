@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 use crate::engine::{self, Fail, Wait, Waiting};
 use crate::error::OpenError;
 use crate::ring::Ring;
-use crate::segment::{Blob, Segment, process_alive, process_start_time};
+use std::path::{Path, PathBuf};
+
+use crate::segment::{Backing, Blob, Segment, process_alive, process_start_time};
+use crate::side::Place;
 
 /// The largest `max_message_size` accepted (64 GiB, the largest segment).
 pub const MAX_LARGE_MESSAGE: u64 = 1 << 36;
@@ -154,17 +157,41 @@ pub fn side_segment_of(name: &str) -> Option<(&str, u32, u64)> {
     Some((queue, pid, start))
 }
 
-/// The names of the side segments of `queue` that exist now.
-fn side_segments(queue: &str) -> Vec<(String, u32, u64)> {
-    let Ok(dir) = std::fs::read_dir(crate::sys::SHM_DIR) else {
+/// The names of the side segments of `place` that exist now.
+fn side_segments(place: &Place) -> Vec<(String, u32, u64)> {
+    let Ok(dir) = std::fs::read_dir(place.dir()) else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|n| {
             let (q, pid, start) = side_segment_of(&n)?;
-            (q == queue).then(|| (n.clone(), pid, start))
+            (q == place.prefix()).then(|| (n.clone(), pid, start))
         })
         .collect()
+}
+
+/// Where the side segments of the queue (or pipe) in `seg` live, and their mode (that of the
+/// segment): beside a named segment in `/dev/shm`, beside a file-backed one in its directory,
+/// under a hidden name derived from an anonymous one's instance id (`crate::side`). `None`:
+/// no large messages (an anonymous segment whose anchor cannot be made).
+fn side_location(seg: &Segment) -> Option<(Place, u32)> {
+    let mode_of = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or(crate::segment::DEFAULT_MODE)
+    };
+    match seg.backing() {
+        Backing::Named(n) => Some((
+            Place::named(n),
+            mode_of(&Path::new(crate::sys::SHM_DIR).join(n)),
+        )),
+        Backing::File(p) => Some((Place::file(p)?, mode_of(p))),
+        Backing::Anonymous => Some((
+            Place::anonymous(seg.header().instance_id()).ok()?,
+            crate::segment::DEFAULT_MODE,
+        )),
+    }
 }
 
 /// Removes every side segment of `queue` (as `Queue::unlink` and `Pipe::unlink` do after the
@@ -177,9 +204,25 @@ fn side_segments(queue: &str) -> Vec<(String, u32, u64)> {
 /// assert_eq!(shmq::large::remove_side_segments("shmq-doc-no-such-queue"), 0);
 /// ```
 pub fn remove_side_segments(queue: &str) -> usize {
-    side_segments(queue)
+    remove_all(&Place::named(queue))
+}
+
+/// Removes every side file of the file-backed queue (or pipe) at `path` (`<path>.big.*`), as
+/// [`remove_side_segments`] does for a named one. Returns how many it removed.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shmq::large::remove_side_files(std::path::Path::new("/tmp/shmq-doc-no-such-file")), 0);
+/// ```
+pub fn remove_side_files(path: &Path) -> usize {
+    Place::file(path).map_or(0, |p| remove_all(&p))
+}
+
+fn remove_all(place: &Place) -> usize {
+    side_segments(place)
         .into_iter()
-        .filter(|(n, _, _)| retire_by_name(n))
+        .filter(|(n, _, _)| retire_at(&place.path(n)))
         .count()
 }
 
@@ -193,8 +236,8 @@ fn size_class(need: usize) -> usize {
 
 /// Frees side segment `blob` (state word back to [`FREE`]) after the message of generation
 /// `generation` left it (taken by a consumer, or a put that failed); if it was retired
-/// meanwhile, unlinks `name` instead and returns `true`.
-fn release(blob: &Blob, name: &str, generation: u64) -> bool {
+/// meanwhile, removes its file `path` instead and returns `true`.
+fn release(blob: &Blob, path: &Path, generation: u64) -> bool {
     let state = blob.word(STATE_AT);
     loop {
         let s = state.load(Acquire);
@@ -204,7 +247,7 @@ fn release(blob: &Blob, name: &str, generation: u64) -> bool {
         }
         if s & RETIRED != 0 {
             state.store(RETIRED, Release);
-            let _ = Blob::unlink(name);
+            let _ = std::fs::remove_file(path);
             return true;
         }
         // SYNC POINT: consumer — the reads of the message happen before this Release; the
@@ -215,9 +258,9 @@ fn release(blob: &Blob, name: &str, generation: u64) -> bool {
     }
 }
 
-/// Marks side segment `blob` retired: unlinks `name` now if it is free, else leaves the unlink
-/// to whoever frees it ([`release`]).
-fn retire(blob: &Blob, name: &str) {
+/// Marks side segment `blob` retired: removes its file `path` now if it is free, else leaves
+/// that to whoever frees it ([`release`]).
+fn retire(blob: &Blob, path: &Path) {
     let state = blob.word(STATE_AT);
     loop {
         let s = state.load(Acquire);
@@ -229,7 +272,7 @@ fn retire(blob: &Blob, name: &str) {
             .is_ok()
         {
             if s == FREE {
-                let _ = Blob::unlink(name);
+                let _ = std::fs::remove_file(path);
             }
             return;
         }
@@ -258,7 +301,7 @@ fn pool_wait(need: usize) -> Duration {
 /// One pooled side segment of a producer.
 #[derive(Debug)]
 struct Pooled {
-    name: String,
+    path: PathBuf,
     blob: Blob,
     /// The descriptor's `start` and `n` (the name's numbers).
     start: u64,
@@ -274,6 +317,9 @@ struct Pooled {
 /// `count`/`bytes`.
 #[derive(Debug, Default)]
 struct Pool {
+    /// The process whose segments these are (0: none yet). A forked child starts a pool of
+    /// its own: its parent's segments are named by the parent's pid, and stay the parent's.
+    pid: u32,
     idle: Vec<Pooled>,
     count: usize,
     bytes: usize,
@@ -285,14 +331,31 @@ impl Pool {
     fn drop_segment(&mut self, p: Pooled) {
         self.count -= 1;
         self.bytes -= p.blob.len();
-        retire(&p.blob, &p.name);
+        retire(&p.blob, &p.path);
+    }
+
+    /// Makes this the pool of the calling process: a forked child forgets (unmaps, without
+    /// retiring) what it inherited from its parent.
+    fn own(&mut self) {
+        let me = std::process::id();
+        if self.pid != me {
+            if self.pid != 0 {
+                self.idle.clear();
+                self.count = 0;
+                self.bytes = 0;
+            }
+            self.pid = me;
+        }
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            return;
+        }
         for p in self.idle.drain(..) {
-            retire(&p.blob, &p.name);
+            retire(&p.blob, &p.path);
         }
     }
 }
@@ -301,7 +364,7 @@ impl Drop for Pool {
 /// [`CACHE_SEGMENTS`] and [`CACHE_BYTES`]).
 #[derive(Debug, Default)]
 struct Cache {
-    maps: Vec<(String, Arc<Blob>)>,
+    maps: Vec<(PathBuf, Arc<Blob>)>,
 }
 
 impl Cache {
@@ -311,15 +374,15 @@ impl Cache {
             .retain(|(_, b)| b.word(STATE_AT).load(Relaxed) & RETIRED == 0);
     }
 
-    fn get(&self, name: &str) -> Option<Arc<Blob>> {
+    fn get(&self, path: &Path) -> Option<Arc<Blob>> {
         self.maps
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == path)
             .map(|(_, b)| Arc::clone(b))
     }
 
-    fn insert(&mut self, name: String, blob: Arc<Blob>) {
-        self.maps.push((name, blob));
+    fn insert(&mut self, path: PathBuf, blob: Arc<Blob>) {
+        self.maps.push((path, blob));
         while self.maps.len() > CACHE_SEGMENTS
             || self.maps.iter().map(|(_, b)| b.len()).sum::<usize>() > CACHE_BYTES
         {
@@ -327,18 +390,18 @@ impl Cache {
         }
     }
 
-    fn remove(&mut self, name: &str) {
-        self.maps.retain(|(n, _)| n != name);
+    fn remove(&mut self, path: &Path) {
+        self.maps.retain(|(n, _)| n != path);
     }
 }
 
-/// Marks the side segment `name` retired (so that cached mappings of it are dropped and its
-/// creator stops reusing it), then unlinks it. Whether the name was removed.
-fn retire_by_name(name: &str) -> bool {
-    if let Ok(b) = Blob::open(name, BLOB_HEADER) {
+/// Marks the side segment at `path` retired (so that cached mappings of it are dropped and its
+/// creator stops reusing it), then removes it. Whether the file was removed.
+fn retire_at(path: &Path) -> bool {
+    if let Ok(b) = Blob::open_at(path, BLOB_HEADER) {
         b.word(STATE_AT).fetch_or(RETIRED, AcqRel);
     }
-    Blob::unlink(name).is_ok()
+    std::fs::remove_file(path).is_ok()
 }
 
 /// A side segment written but not yet published: freed (pooled) or unlinked (one-shot) on
@@ -347,8 +410,8 @@ struct Staged<'a> {
     big: &'a Big,
     /// `Some` for a pooled segment (returned to the pool either way).
     pooled: Option<Pooled>,
-    /// The one-shot segment's name.
-    name: String,
+    /// The one-shot segment's file.
+    path: PathBuf,
     generation: u64,
     descriptor: [u8; DESCRIPTOR_LEN],
     kept: bool,
@@ -365,7 +428,7 @@ impl Drop for Staged<'_> {
         match self.pooled.take() {
             Some(p) => {
                 if !self.kept {
-                    release(&p.blob, &p.name, self.generation);
+                    release(&p.blob, &p.path, self.generation);
                 }
                 let mut pool = self.big.pool.lock().unwrap_or_else(|e| e.into_inner());
                 if p.blob.word(STATE_AT).load(Relaxed) & RETIRED != 0 {
@@ -376,20 +439,20 @@ impl Drop for Staged<'_> {
                 }
             }
             None if !self.kept => {
-                let _ = Blob::unlink(&self.name);
+                let _ = std::fs::remove_file(&self.path);
             }
             None => {}
         }
     }
 }
 
-/// The large-message side of one queue or pipe: its name (the side segments' prefix), its
+/// The large-message side of one queue or pipe: where its side segments live, its
 /// maximum message size, the mode of its side segments, this handle's pool of side segments
 /// (as a producer) and its cache of mappings (as a consumer).
 #[derive(Debug, Clone)]
 pub(crate) struct Big {
-    /// `None` for an anonymous or file-backed segment: no large messages there.
-    name: Option<String>,
+    /// Where the side segments live; `None`: no large messages.
+    place: Option<Place>,
     max: usize,
     mode: u32,
     pool: Arc<Mutex<Pool>>,
@@ -398,8 +461,8 @@ pub(crate) struct Big {
 
 impl Big {
     /// Reads the maximum message size from the header of `seg` (0: the slot size) and checks
-    /// it. Large messages need a name and room for a descriptor in a slot; without them the
-    /// maximum is the slot size.
+    /// it. Large messages need a place for side segments (`side_location`) and room for a
+    /// descriptor in a slot; without them the maximum is the slot size.
     pub(crate) fn new(seg: &Segment, message_size: usize) -> Result<Big, OpenError> {
         let stored = seg
             .header()
@@ -410,25 +473,20 @@ impl Big {
                 "maximum message size {stored} is below the slot size {message_size} or above {MAX_LARGE_MESSAGE}"
             )));
         }
-        let name = match seg.backing() {
-            crate::segment::Backing::Named(n) => Some(n.clone()),
-            _ => None,
+        let located = if stored <= message_size as u64 || message_size < DESCRIPTOR_LEN {
+            None
+        } else {
+            side_location(seg)
         };
-        let mode = name
-            .as_ref()
-            .and_then(|n| {
-                std::fs::metadata(format!("{}/{n}", crate::sys::SHM_DIR))
-                    .ok()
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-            })
-            .unwrap_or(crate::segment::DEFAULT_MODE);
-        let max = if stored == 0 || name.is_none() || message_size < DESCRIPTOR_LEN {
+        let (place, mode) =
+            located.map_or((None, crate::segment::DEFAULT_MODE), |(p, m)| (Some(p), m));
+        let max = if place.is_none() {
             message_size
         } else {
             stored as usize
         };
         Ok(Big {
-            name,
+            place,
             max,
             mode,
             pool: Arc::default(),
@@ -439,7 +497,7 @@ impl Big {
     /// No large messages: the maximum is the slot size.
     pub(crate) fn slots_only(message_size: usize) -> Big {
         Big {
-            name: None,
+            place: None,
             max: message_size,
             mode: crate::segment::DEFAULT_MODE,
             pool: Arc::default(),
@@ -453,6 +511,9 @@ impl Big {
     }
 
     /// Puts `msg`: in a slot if it fits, else in a side segment referenced by a descriptor.
+    /// Inlined into the caller: a small message costs one comparison here; the large path is
+    /// out of line.
+    #[inline]
     pub(crate) fn put(
         &self,
         ring: &Ring<'_>,
@@ -463,7 +524,20 @@ impl Big {
         if msg.len() <= ring.core().message_size {
             return engine::put(ring, wait, how, |l| l.push(msg).map(|()| (1, ())));
         }
-        let (Some(queue), true) = (&self.name, msg.len() <= self.max) else {
+        self.put_large(ring, wait, how, msg)
+    }
+
+    /// [`put`](Self::put) of a message over the slot size.
+    #[cold]
+    #[inline(never)]
+    fn put_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        msg: &[u8],
+    ) -> Result<(), Fail> {
+        let (Some(place), true) = (&self.place, msg.len() <= self.max) else {
             return Err(Fail::TooLarge {
                 len: msg.len(),
                 max: self.max,
@@ -472,7 +546,52 @@ impl Big {
         if wait == Wait::Never && !ring.core().has_free() {
             return Err(Fail::WouldBlock);
         }
-        let staged = self.stage(queue, msg, ring, wait)?;
+        let staged = self.stage(place, msg.len(), ring, wait, |b, _| {
+            b.write_at(BLOB_HEADER, msg)
+        })?;
+        engine::put(ring, wait, how, |l| {
+            l.push_descriptor(&staged.descriptor).map(|()| (1, ()))
+        })?;
+        staged.keep();
+        Ok(())
+    }
+
+    /// Puts a message of `len` bytes that `fill` writes in place (into `len` zeroed bytes): in
+    /// a slot if it fits (into a buffer copied into the claimed slot, as `push_with` does),
+    /// else straight into a side segment (no copy), whose descriptor is then put. `fill` runs
+    /// at most once, and not at all for `TooLarge` or a `try_` put that finds no free slot.
+    pub(crate) fn put_with_len(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), Fail> {
+        if len <= ring.core().message_size {
+            let mut fill = Some(move |buf: &mut [u8]| {
+                fill(&mut buf[..len]);
+                len
+            });
+            return engine::put(ring, wait, how, |l| {
+                l.push_with(&mut fill).map(|()| (1, ()))
+            });
+        }
+        let (Some(place), true) = (&self.place, len <= self.max) else {
+            return Err(Fail::TooLarge { len, max: self.max });
+        };
+        if wait == Wait::Never && !ring.core().has_free() {
+            return Err(Fail::WouldBlock);
+        }
+        let staged = self.stage(place, len, ring, wait, |b, reused| {
+            b.fill_at(BLOB_HEADER, len, |buf| {
+                if reused {
+                    // A reused segment holds an older message: lend zeroed bytes, as promised.
+                    buf.fill(0);
+                }
+                fill(buf)
+            })
+        })?;
         engine::put(ring, wait, how, |l| {
             l.push_descriptor(&staged.descriptor).map(|()| (1, ()))
         })?;
@@ -486,6 +605,7 @@ impl Big {
     /// soon.
     fn check_out(&self, need: usize, class: usize, may_wait: bool) -> Choice {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.own();
         let puts = pool.puts;
         // Forget retired segments (the queue was unlinked meanwhile), retire idle ones.
         let mut i = 0;
@@ -578,10 +698,10 @@ impl Big {
         }
     }
 
-    /// Creates side segment `name` of `size` bytes, sweeping once on `ENOSPC` (space may be
-    /// held by the leftovers of dead processes and by this handle's idle pool).
-    fn create(&self, name: &str, size: usize, ring: &Ring<'_>) -> Result<Blob, Fail> {
-        match Blob::create(name, size, self.mode) {
+    /// Creates side segment `name` (file `path`) of `size` bytes, sweeping once on `ENOSPC`
+    /// (space may be held by the leftovers of dead processes and by this handle's idle pool).
+    fn create(&self, name: &str, path: &Path, size: usize, ring: &Ring<'_>) -> Result<Blob, Fail> {
+        match Blob::create_at(path, size, self.mode) {
             Ok(b) => Ok(b),
             Err(e) if is_no_space(&e) => {
                 self.sweep(&[ring]);
@@ -596,36 +716,35 @@ impl Big {
                         }
                     }
                 }
-                Blob::create(name, size, self.mode).map_err(|e| io_fail(name, size, &e))
+                Blob::create_at(path, size, self.mode).map_err(|e| io_fail(name, size, &e))
             }
             Err(e) => Err(io_fail(name, size, &e)),
         }
     }
 
-    /// Writes `msg` into a side segment of `queue`: a free one of this handle's pool, a new
-    /// pooled one, or a one-shot one.
+    /// Makes ready a side segment at `place` for a message of `len` bytes (a free one of this
+    /// handle's pool, a new pooled one, or a one-shot one), lets `write` put the message at
+    /// [`BLOB_HEADER`] (told whether the segment is reused, so may hold older bytes), then
+    /// writes the head. If `write` panics, the segment is freed or removed (by `Staged`).
     fn stage(
         &self,
-        queue: &str,
-        msg: &[u8],
+        place: &Place,
+        len: usize,
         ring: &Ring<'_>,
         wait: Wait,
+        write: impl FnOnce(&mut Blob, bool),
     ) -> Result<Staged<'_>, Fail> {
         let pid = u64::from(std::process::id());
-        let need = BLOB_HEADER + msg.len();
+        let need = BLOB_HEADER + len;
         let class = size_class(need);
         let choice = self.check_out_waiting(need, class, wait);
-        let (pooled, name, generation, start, n) = match choice {
+        let (pooled, one_shot, generation, start, n) = match choice {
             Choice::Reuse(p) => {
-                let (name, g, start, n) = (p.name.clone(), p.generation, p.start, p.n);
-                (Some(p), name, g, start, n)
+                let (g, start, n) = (p.generation, p.start, p.n);
+                (Some((p, true)), None, g, start, n)
             }
             fresh => {
-                let fresh = if matches!(fresh, Choice::New) {
-                    Ok(())
-                } else {
-                    Err(())
-                };
+                let pooled = matches!(fresh, Choice::New);
                 let start = process_start_time(pid as u32).unwrap_or(0);
                 let n = COUNTER.fetch_add(1, Relaxed);
                 let name = Descriptor {
@@ -634,12 +753,13 @@ impl Big {
                     start,
                     n,
                 }
-                .name(queue);
-                let made = self.create(&name, if fresh.is_ok() { class } else { need }, ring);
+                .name(place.prefix());
+                let path = place.path(&name);
+                let made = self.create(&name, &path, if pooled { class } else { need }, ring);
                 let blob = match made {
                     Ok(b) => b,
                     Err(e) => {
-                        if fresh.is_ok() {
+                        if pooled {
                             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                             pool.count -= 1;
                             pool.bytes -= class;
@@ -648,95 +768,88 @@ impl Big {
                     }
                 };
                 // A fresh segment is zero (FREE): claim generation 1, retired at once if it
-                // is one-shot.
+                // is one-shot (its consumer removes it after the take).
                 let g = 1;
-                let state = if fresh.is_ok() { g } else { g | RETIRED };
+                let state = if pooled { g } else { g | RETIRED };
                 blob.word(STATE_AT).store(state, Relaxed);
-                match fresh {
-                    Ok(_) => (
-                        Some(Pooled {
-                            name: name.clone(),
-                            blob,
-                            start,
-                            n,
-                            generation: g,
-                            used: 0,
-                        }),
-                        name,
-                        g,
+                if pooled {
+                    let p = Pooled {
+                        path,
+                        blob,
                         start,
                         n,
-                    ),
-                    Err(()) => {
-                        // The mapping goes now; the name stays until the consumer's take.
-                        let d = Descriptor {
-                            len: msg.len() as u64,
-                            pid_gen: pid | g << 32,
-                            start,
-                            n,
-                        }
-                        .encode();
-                        write_blob(&blob, &d, msg);
-                        return Ok(Staged {
-                            big: self,
-                            pooled: None,
-                            name,
-                            generation: g,
-                            descriptor: d,
-                            kept: false,
-                        });
-                    }
+                        generation: g,
+                        used: 0,
+                    };
+                    (Some((p, false)), None, g, start, n)
+                } else {
+                    (None, Some((path, blob)), g, start, n)
                 }
             }
         };
         let d = Descriptor {
-            len: msg.len() as u64,
+            len: len as u64,
             pid_gen: pid | generation << 32,
             start,
             n,
         }
         .encode();
-        let staged = Staged {
+        let (pooled, reused) = match pooled {
+            Some((p, reused)) => (Some(p), reused),
+            None => (None, false),
+        };
+        let (path, mut one_shot_blob) = match one_shot {
+            Some((path, blob)) => (path, Some(blob)),
+            None => (PathBuf::new(), None),
+        };
+        // Staged first: a `write` that panics leaves nothing behind.
+        let mut staged = Staged {
             big: self,
             pooled,
-            name,
+            path,
             generation,
             descriptor: d,
             kept: false,
         };
-        if let Some(p) = &staged.pooled {
-            write_blob(&p.blob, &d, msg);
-        }
+        // The one-shot mapping goes once written; the file stays until the consumer's take.
+        let blob = match (&mut staged.pooled, &mut one_shot_blob) {
+            (Some(p), _) => &mut p.blob,
+            (None, Some(b)) => b,
+            (None, None) => unreachable!("a segment is pooled or one-shot"),
+        };
+        write(blob, reused);
+        write_head(blob, &d);
         Ok(staged)
     }
 
     /// Maps (or finds in the cache) and checks the side segment of descriptor bytes `d`.
-    fn open(&self, d: &[u8]) -> Result<(Arc<Blob>, String, Descriptor), Fail> {
+    fn open(&self, d: &[u8]) -> Result<(Arc<Blob>, PathBuf, Descriptor), Fail> {
         let corrupt = |why: String| Fail::Corrupt(format!("large message descriptor: {why}"));
-        let Some(queue) = &self.name else {
-            return Err(corrupt("a segment without a name holds one".into()));
+        let Some(place) = &self.place else {
+            return Err(corrupt("a queue without large messages holds one".into()));
         };
         let desc = Descriptor::decode(d).ok_or_else(|| corrupt(format!("{} bytes", d.len())))?;
         if desc.len > MAX_LARGE_MESSAGE {
             return Err(corrupt(format!("claims {} bytes", desc.len)));
         }
-        let name = desc.name(queue);
+        let name = desc.name(place.prefix());
+        let path = place.path(&name);
         let need = BLOB_HEADER + desc.len as usize;
         let cached = {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             cache.drop_retired();
-            cache.get(&name)
+            cache.get(&path)
         };
         let blob = match cached {
             Some(b) => b,
             None => {
                 let b = Arc::new(
-                    Blob::open(&name, need)
+                    Blob::open_at(&path, need)
                         .map_err(|e| corrupt(format!("side segment {name}: {e}")))?,
                 );
                 if b.word(STATE_AT).load(Relaxed) & RETIRED == 0 {
                     let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    cache.insert(name.clone(), Arc::clone(&b));
+                    cache.insert(path.clone(), Arc::clone(&b));
                 }
                 b
             }
@@ -751,18 +864,18 @@ impl Big {
         {
             return Err(corrupt(format!("side segment {name} does not match")));
         }
-        Ok((blob, name, desc))
+        Ok((blob, path, desc))
     }
 
     /// After a take of the message of `desc` from `blob`: frees the side segment for reuse by
     /// its creator, or unlinks it if it was retired (one-shot, or its creator's pool let it
     /// go), dropping the cached mapping then.
-    fn taken(&self, blob: &Blob, name: &str, desc: &Descriptor) {
-        if release(blob, name, desc.generation()) {
+    fn taken(&self, blob: &Blob, path: &Path, desc: &Descriptor) {
+        if release(blob, path, desc.generation()) {
             self.cache
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
+                .remove(path);
         }
     }
 
@@ -787,24 +900,27 @@ impl Big {
             match l.core().reserved_descriptor(head)? {
                 None => f(l.reserved_bytes(head, &mut scratch)?),
                 Some(d) => {
-                    let (blob, name, desc) = self.open(&d)?;
+                    let (blob, path, desc) = self.open(&d)?;
                     let r = f(blob.slice(BLOB_HEADER, desc.len as usize))?;
                     if r.0 > 0 {
-                        taken_blob = Some((blob, name, desc));
+                        taken_blob = Some((blob, path, desc));
                     }
                     Ok(r)
                 }
             }
         });
-        if let Some((blob, name, desc)) = taken_blob
+        if let Some((blob, path, desc)) = taken_blob
             && r.is_ok()
         {
-            self.taken(&blob, &name, &desc);
+            self.taken(&blob, &path, &desc);
         }
         r
     }
 
-    /// Takes the front message into a new vector, waiting as `wait` says.
+    /// Takes the front message into a new vector, waiting as `wait` says. Inlined: the
+    /// large path (the front's length word had [`LARGE`](crate::lockfree::LARGE) set) is out
+    /// of line.
+    #[inline]
     pub(crate) fn get_vec(
         &self,
         ring: &Ring<'_>,
@@ -812,12 +928,25 @@ impl Big {
         how: Waiting<'_>,
     ) -> Result<Vec<u8>, Fail> {
         match engine::get(ring, wait, how, |r| Ok(r.pop_vec()?.map(|m| (1, m)))) {
-            Err(Fail::Large) => self.read_front(ring, wait, how, |m| Ok((1, m.to_vec()))),
+            Err(Fail::Large) => self.get_vec_large(ring, wait, how),
             r => r,
         }
     }
 
-    /// Takes the front message into `buf` (it stays queued if it does not fit).
+    #[cold]
+    #[inline(never)]
+    fn get_vec_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+    ) -> Result<Vec<u8>, Fail> {
+        self.read_front(ring, wait, how, |m| Ok((1, m.to_vec())))
+    }
+
+    /// Takes the front message into `buf` (it stays queued if it does not fit). Inlined, as
+    /// [`get_vec`](Self::get_vec).
+    #[inline]
     pub(crate) fn get_into(
         &self,
         ring: &Ring<'_>,
@@ -826,18 +955,30 @@ impl Big {
         buf: &mut [u8],
     ) -> Result<usize, Fail> {
         match engine::get(ring, wait, how, |l| engine::pop_into(l, buf)) {
-            Err(Fail::Large) => self.read_front(ring, wait, how, |m| {
-                if m.len() > buf.len() {
-                    return Err(Fail::TooSmall {
-                        needed: m.len(),
-                        available: buf.len(),
-                    });
-                }
-                buf[..m.len()].copy_from_slice(m);
-                Ok((1, m.len()))
-            }),
+            Err(Fail::Large) => self.get_into_large(ring, wait, how, buf),
             r => r,
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_into_large(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize, Fail> {
+        self.read_front(ring, wait, how, |m| {
+            if m.len() > buf.len() {
+                return Err(Fail::TooSmall {
+                    needed: m.len(),
+                    available: buf.len(),
+                });
+            }
+            buf[..m.len()].copy_from_slice(m);
+            Ok((1, m.len()))
+        })
     }
 
     /// Removes the side segments of this queue whose creator is dead and that no slot of
@@ -845,10 +986,10 @@ impl Big {
     /// between its take and its unlink, left. Liveness is checked before the slots are read,
     /// so a descriptor published by a creator that dies later is always seen.
     pub(crate) fn sweep(&self, rings: &[&Ring<'_>]) {
-        let Some(queue) = &self.name else {
+        let Some(place) = &self.place else {
             return;
         };
-        let dead: Vec<String> = side_segments(queue)
+        let dead: Vec<String> = side_segments(place)
             .into_iter()
             .filter(|(_, pid, start)| !process_alive(*pid, *start))
             .map(|(n, _, _)| n)
@@ -859,20 +1000,19 @@ impl Big {
         let named: HashSet<String> = rings
             .iter()
             .flat_map(|r| r.core().descriptors())
-            .filter_map(|d| Descriptor::decode(&d).map(|d| d.name(queue)))
+            .filter_map(|d| Descriptor::decode(&d).map(|d| d.name(place.prefix())))
             .collect();
         for n in dead.iter().filter(|n| !named.contains(*n)) {
-            retire_by_name(n);
+            retire_at(&place.path(n));
         }
     }
 }
 
-/// Writes message `msg` and the head (magic, descriptor `d`; not the state word) of `blob`.
-fn write_blob(blob: &Blob, d: &[u8; DESCRIPTOR_LEN], msg: &[u8]) {
+/// Writes the head (magic, descriptor `d`; not the state word) of `blob`, after its message.
+fn write_head(blob: &Blob, d: &[u8; DESCRIPTOR_LEN]) {
     let mut head = [0u8; 8 + DESCRIPTOR_LEN];
     head[..8].copy_from_slice(&BLOB_MAGIC.to_ne_bytes());
     head[8..].copy_from_slice(d);
-    blob.write_at(BLOB_HEADER, msg);
     blob.write_at(0, &head);
 }
 
@@ -952,7 +1092,7 @@ mod queue_tests {
     use crate::{GetError, Options, Pipe, Queue, TryGetError, TryPutError};
 
     fn leftovers(name: &str) -> usize {
-        super::side_segments(name).len()
+        super::side_segments(&crate::side::Place::named(name)).len()
     }
 
     #[test]
@@ -1062,17 +1202,115 @@ mod queue_tests {
     }
 
     #[test]
-    fn anonymous_queues_keep_the_slot_size_as_their_maximum() {
+    fn anonymous_queues_carry_large_messages_in_hidden_side_segments_removed_on_drop() {
         let q = Queue::anonymous(&Options {
             capacity: 2,
             message_size: 64,
+            max_message_size: 1 << 20,
+            ..Default::default()
+        })
+        .unwrap();
+        let prefix = format!(".shmq-anon-{:016x}", q.segment().instance_id());
+        assert_eq!(q.max_message_size(), 1 << 20);
+        q.put(vec![3u8; 5000]).unwrap();
+        q.put_with_len(70_000, |b| b.fill(4)).unwrap();
+        assert_eq!(leftovers(&prefix), 2);
+        assert_eq!(q.get().unwrap(), vec![3u8; 5000]);
+        assert_eq!(leftovers(&prefix), 2, "the taken one stays pooled, free");
+        let anchor = std::path::Path::new(crate::sys::SHM_DIR).join(&prefix);
+        assert!(anchor.exists());
+        drop(q);
+        assert_eq!(
+            leftovers(&prefix),
+            0,
+            "the last drop removes what is queued and what is pooled"
+        );
+        assert!(!anchor.exists());
+        // Slots too small for a descriptor, or a maximum of the slot size: no anchor at all.
+        let q = Queue::anonymous(&Options {
+            capacity: 2,
+            message_size: 64,
+            max_message_size: 64,
             ..Default::default()
         })
         .unwrap();
         assert_eq!(q.max_message_size(), 64);
+        let anchor = format!(".shmq-anon-{:016x}", q.segment().instance_id());
+        assert!(
+            !std::path::Path::new(crate::sys::SHM_DIR)
+                .join(anchor)
+                .exists()
+        );
         assert!(matches!(
             q.put(vec![0u8; 65]),
             Err(crate::PutError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn put_with_len_writes_messages_of_any_size_in_place_on_every_wait() {
+        let name = format!("shmq-test-large-with-len-{}", std::process::id());
+        let _ = Queue::unlink(&name);
+        let q = Queue::create(
+            &name,
+            &Options {
+                capacity: 2,
+                message_size: 64,
+                max_message_size: 1 << 20,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let fill = |seed: u8| {
+            move |b: &mut [u8]| {
+                assert!(b.iter().all(|&x| x == 0), "a zeroed buffer");
+                for (i, x) in b.iter_mut().enumerate() {
+                    *x = (i as u8).wrapping_mul(seed);
+                }
+            }
+        };
+        let want = |n: usize, seed: u8| {
+            (0..n)
+                .map(|i| (i as u8).wrapping_mul(seed))
+                .collect::<Vec<u8>>()
+        };
+        q.put_with_len(64, fill(3)).unwrap();
+        q.try_put_with_len(1 << 20, fill(5)).unwrap();
+        assert_eq!(leftovers(&name), 1);
+        // Full: try_ and timeout hand nothing to `fill` and publish nothing; what a timed-out
+        // put made stays in the pool (bounded), nothing else.
+        assert!(matches!(
+            q.try_put_with_len(100_000, |_| panic!("not called")),
+            Err(TryPutError::Full(()))
+        ));
+        assert!(matches!(
+            q.put_with_len_timeout(100_000, std::time::Duration::from_millis(5), |_| {}),
+            Err(crate::PutTimeoutError::Timeout(()))
+        ));
+        assert!(leftovers(&name) <= super::POOL_SEGMENTS);
+        assert!(matches!(
+            q.put_with_len((1 << 20) + 1, |_| panic!("not called")),
+            Err(crate::PutError::TooLarge { len, max, .. }) if len == (1 << 20) + 1 && max == 1 << 20
+        ));
+        assert_eq!(q.get().unwrap(), want(64, 3));
+        assert_eq!(q.get().unwrap(), want(1 << 20, 5));
+        // A fill that panics puts nothing; its segment goes back to the pool.
+        let pooled = leftovers(&name);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.put_with_len(9000, |_| panic!("fill fails"))
+        }));
+        assert!(r.is_err());
+        assert_eq!(q.len(), 0);
+        assert!(leftovers(&name) <= pooled.max(1));
+        q.put_with_len_deadline(0, std::time::Instant::now(), |b| assert!(b.is_empty()))
+            .unwrap();
+        // Reused segments (they held the messages above) are lent zeroed.
+        q.put_with_len(9000, fill(7)).unwrap();
+        assert_eq!(q.get().unwrap(), b"");
+        assert_eq!(q.get().unwrap(), want(9000, 7));
+        q.put_with_len(70_000, fill(9)).unwrap();
+        assert_eq!(q.get().unwrap(), want(70_000, 9));
+        Queue::unlink(&name).unwrap();
+        assert_eq!(leftovers(&name), 0);
     }
 }

@@ -88,6 +88,8 @@ mod ring;
 pub mod segment;
 #[cfg(not(loom))]
 mod select;
+#[cfg(not(loom))]
+mod side;
 pub mod sync;
 #[cfg(not(loom))]
 mod sys;

@@ -226,6 +226,8 @@ impl Queue {
     }
 
     /// Creates a queue in a new file at `path` (a file-backed segment; `/dev/shm` is not needed).
+    /// Messages larger than a slot travel in side files beside it (`<path>.big.*`); remove the
+    /// queue with [`unlink_file`](Self::unlink_file), which removes them too.
     ///
     /// # Errors
     ///
@@ -247,7 +249,49 @@ impl Queue {
         Self::from_segment(Segment::open_file_raw(path)?)
     }
 
+    /// Removes the file of a queue made by [`create_file`](Self::create_file), then the side
+    /// files of its large messages (`<path>.big.*`, beside it), as [`unlink`](Self::unlink)
+    /// does for a named queue. Handles that are open keep working, but a large message still
+    /// queued goes with its side file (a get of it is then `Corrupt`), as with `unlink`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let path = std::env::temp_dir().join(format!("shmq-doc-file-{}", std::process::id()));
+    /// let q = Queue::create_file(&path, &Options { capacity: 2, message_size: 64, ..Default::default() })?;
+    /// q.put(vec![1u8; 10_000])?; // larger than a slot: in a side file beside `path`
+    /// let other = Queue::open_file(&path)?;
+    /// assert_eq!(other.get()?, vec![1u8; 10_000]);
+    /// Queue::unlink_file(&path)?;
+    /// assert!(!path.exists());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unlink_file(path: &Path) -> Result<(), OpenError> {
+        std::fs::remove_file(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                OpenError::NotFound(path.display().to_string())
+            } else {
+                OpenError::Io(e)
+            }
+        })?;
+        crate::large::remove_side_files(path);
+        Ok(())
+    }
+
     /// A queue in an anonymous shared mapping: share it with children by forking after this call.
+    ///
+    /// Messages larger than a slot (up to [`Options::max_message_size`]) travel in side
+    /// segments in `/dev/shm` under a hidden name (`.shmq-anon-<instance id>.big.*`); they are
+    /// removed when the last process holding the queue drops it (or, if every holder was
+    /// killed, by the next anonymous queue made on the machine). Where no anchor can be made
+    /// in `/dev/shm`, the slot size is the maximum.
     ///
     /// # Errors
     ///
@@ -305,6 +349,7 @@ impl Queue {
         &self.seg
     }
 
+    #[inline]
     pub(crate) fn ring(&self) -> Ring<'_> {
         // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
         self.seg
@@ -339,6 +384,7 @@ impl Queue {
         }
     }
 
+    #[inline]
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {
         self.big
             .put(&self.ring(), wait, Waiting::PLAIN, msg.as_ref())
@@ -460,6 +506,127 @@ impl Queue {
         })
     }
 
+    /// Zero-copy put of a message of exactly `len` bytes, of any size up to
+    /// [`max_message_size`](Self::max_message_size): `fill` writes the message into the buffer
+    /// it is lent (`len` bytes, zeroed). Waits while the queue is full.
+    ///
+    /// A message that fits a slot is written into a buffer that is copied into the slot once
+    /// it is claimed (as [`put_with`](Self::put_with) does; keep `fill` short then). A larger
+    /// one is written straight into its side segment, before any slot is claimed, and is not
+    /// copied again (`docs/protocol.md`, "Large messages"). If `fill` panics, nothing is put
+    /// and nothing is left behind.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put): `TooLarge` for a `len` over the maximum, without calling `fill`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, PutError, Queue};
+    /// let name = format!("shmq-doc-put-with-len-{}", std::process::id());
+    /// let q = Queue::create(&name, &Options { capacity: 2, message_size: 64, max_message_size: 1 << 20, ..Default::default() })?;
+    /// q.put_with_len(3, |buf| buf.copy_from_slice(b"abc"))?;
+    /// // 100 kB, written in place in shared memory: no buffer of the caller's, no copy.
+    /// q.put_with_len(100_000, |buf| buf.fill(7))?;
+    /// assert_eq!(q.get()?, b"abc");
+    /// assert_eq!(q.get()?, vec![7u8; 100_000]);
+    /// assert!(matches!(q.put_with_len((1 << 20) + 1, |_| unreachable!()), Err(PutError::TooLarge { .. })));
+    /// Queue::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_with_len(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), PutError<()>> {
+        self.put_with_len_impl(len, fill, Wait::Forever)
+            .map_err(|f| put_error(f, ()))
+    }
+
+    /// [`put_with_len`](Self::put_with_len) if a slot is free now (`fill` is not called
+    /// otherwise).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_put`](Self::try_put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::{Options, Queue, TryPutError};
+    /// let q = Queue::anonymous(&Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// assert!(q.try_put_with_len(2, |buf| buf.copy_from_slice(b"hi")).is_ok());
+    /// assert!(matches!(q.try_put_with_len(2, |_| unreachable!()), Err(TryPutError::Full(()))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_put_with_len(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), TryPutError<()>> {
+        self.put_with_len_impl(len, fill, Wait::Never)
+            .map_err(|f| try_put_error(f, ()))
+    }
+
+    /// [`put_with_len`](Self::put_with_len), waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`put_timeout`](Self::put_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::{Options, PutTimeoutError, Queue};
+    /// use std::time::Duration;
+    /// let q = Queue::anonymous(&Options { capacity: 1, message_size: 8, ..Default::default() })?;
+    /// q.put_with_len_timeout(1, Duration::from_millis(10), |buf| buf[0] = 1).unwrap();
+    /// let full = q.put_with_len_timeout(1, Duration::from_millis(10), |buf| buf[0] = 2);
+    /// assert!(matches!(full, Err(PutTimeoutError::Timeout(()))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_with_len_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), PutTimeoutError<()>> {
+        self.put_with_len_impl(len, fill, Wait::after(timeout))
+            .map_err(|f| put_timeout_error(f, ()))
+    }
+
+    /// [`put_with_len`](Self::put_with_len), waiting until `deadline` at most for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`put_timeout`](Self::put_timeout).
+    pub fn put_with_len_deadline(
+        &self,
+        len: usize,
+        deadline: Instant,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), PutTimeoutError<()>> {
+        self.put_with_len_impl(len, fill, Wait::Until(deadline))
+            .map_err(|f| put_timeout_error(f, ()))
+    }
+
+    fn put_with_len_impl(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        wait: Wait,
+    ) -> Result<(), Fail> {
+        self.big
+            .put_with_len(&self.ring(), wait, Waiting::PLAIN, len, fill)
+    }
+
     /// Puts every message of `msgs`, as many per claim as there are free slots, waiting
     /// while the queue is full. An empty `msgs` returns `Ok(())` at once.
     ///
@@ -554,6 +721,7 @@ impl Queue {
             .read_front(&self.ring(), wait, Waiting::PLAIN, |m| Ok((1, read(m))))
     }
 
+    #[inline]
     fn get_vec_impl(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
         self.big.get_vec(&self.ring(), wait, Waiting::PLAIN)
     }
@@ -691,6 +859,7 @@ impl Queue {
             .map_err(get_timeout_error)
     }
 
+    #[inline]
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         self.big.get_into(&self.ring(), wait, Waiting::PLAIN, buf)
     }

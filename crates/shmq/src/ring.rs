@@ -656,9 +656,10 @@ impl Segment {
     /// # Errors
     ///
     /// As [`ring`](Self::ring), for another mapping only.
+    #[inline]
     pub(crate) fn ring_checked(&self, checked: &CheckedRing) -> Result<Ring<'_>, OpenError> {
         if self.addr() != checked.addr || self.len() != checked.len {
-            return self.ring(&checked.layout);
+            return self.ring_cold(&checked.layout);
         }
         let l = &checked.layout;
         // SAFETY: `check_ring` saw `slice_at` (through `at`) accept both ranges on a mapping of
@@ -670,6 +671,13 @@ impl Segment {
             )
         };
         Ok(Ring::new(control, slots, l))
+    }
+
+    /// [`ring`](Self::ring), out of the inlined fast path of [`ring_checked`](Self::ring_checked).
+    #[cold]
+    #[inline(never)]
+    fn ring_cold(&self, layout: &RingLayout) -> Result<Ring<'_>, OpenError> {
+        self.ring(layout)
     }
 
     /// The ring described by `layout`.

@@ -464,6 +464,25 @@ impl Segment {
         &self.backing
     }
 
+    /// The random id its creator gave this segment (header offset 96): it tells two segments
+    /// of the same name (or two anonymous ones) apart, and names an anonymous queue's side
+    /// segments (`.shmq-anon-<id, 16 hex digits>.big.*` in `/dev/shm`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// let opts = shmq::Options { capacity: 2, message_size: 8, ..Default::default() };
+    /// let (a, b) = (shmq::Queue::anonymous(&opts)?, shmq::Queue::anonymous(&opts)?);
+    /// assert_ne!(a.segment().instance_id(), b.segment().instance_id());
+    /// assert_ne!(a.segment().instance_id(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn instance_id(&self) -> u64 {
+        self.header().instance_id()
+    }
+
     /// The mapping's first address: with [`len`](Self::len), all that decides whether a range
     /// of it is in bounds and aligned (see [`slice_at_unchecked`](Self::slice_at_unchecked)).
     pub(crate) fn addr(&self) -> usize {
@@ -1127,30 +1146,32 @@ impl fmt::Debug for Segment {
     }
 }
 
-/// One mapped side segment holding a large message (`crate::large`): a named shared-memory
-/// object of its own, no shmq header, mapped whole and read-write on both sides (a consumer
-/// flips the state word of its head). Its message bytes are written only by its creator while
-/// no descriptor of it is queued, and only read while one is (`docs/protocol.md`, "Large
-/// messages"), so a reader may borrow them; the head's state word is only reached as an atomic.
+/// One mapped side segment holding a large message (`crate::large`): a file of its own
+/// (`/dev/shm/NAME`, or a side file beside a file-backed queue), no shmq header, mapped whole
+/// and read-write on both sides (a consumer flips the state word of its head). Its message bytes
+/// are written only by its creator while no descriptor of it is queued, and only read while one
+/// is (`docs/protocol.md`, "Large messages"), so a reader may borrow them; the head's state word
+/// is only reached as an atomic.
 pub(crate) struct Blob {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 // SAFETY: the mapping is owned by the value (unmapped on drop) and only reached through
-// raw-pointer copies (`write_at`), atomics (`word`) or borrows whose protocol is stated at
-// `slice`.
+// raw-pointer copies (`write_at`, `fill_at`), atomics (`word`) or borrows whose protocol is
+// stated at `slice`.
 unsafe impl Send for Blob {}
 // SAFETY: as above; `write_at` copies through a raw pointer and is only called by the creator
 // while no descriptor of the blob is queued.
 unsafe impl Sync for Blob {}
 
 impl Blob {
-    /// Creates the object `name` (exclusive, `mode`) of `len` bytes, reserved with
-    /// `fallocate` (a full `/dev/shm` is `ENOSPC` here, not `SIGBUS` later) and mapped with its
-    /// page tables filled. `name` is built by `crate::large` from a validated segment name.
-    pub(crate) fn create(name: &str, len: usize, mode: u32) -> std::io::Result<Blob> {
-        let fd = sys::shm_create(name, mode)?;
+    /// Creates the file `path` (exclusive, `mode`; `/dev/shm/NAME` or a side file beside a
+    /// file-backed queue) of `len` bytes, reserved with `fallocate` (a full `/dev/shm` is
+    /// `ENOSPC` here, not `SIGBUS` later) and mapped with its page tables filled. `path` is
+    /// built by `crate::large` from a validated segment name or path.
+    pub(crate) fn create_at(path: &Path, len: usize, mode: u32) -> std::io::Result<Blob> {
+        let fd = sys::create_at(path, mode)?;
         let made = (|| {
             sys::fchmod(fd.as_fd(), mode)?;
             sys::allocate(fd.as_fd(), len as u64)?;
@@ -1159,16 +1180,16 @@ impl Blob {
         match made {
             Ok(ptr) => Ok(Blob { ptr, len }),
             Err(e) => {
-                let _ = sys::shm_unlink(name);
+                let _ = std::fs::remove_file(path);
                 Err(e)
             }
         }
     }
 
-    /// Opens and maps the existing object `name` read-write, whole; anything but a regular
+    /// Opens and maps the existing file `path` read-write, whole; anything but a regular
     /// file of at least `min_len` bytes (and at most 64 GiB) is refused (`InvalidData`).
-    pub(crate) fn open(name: &str, min_len: usize) -> std::io::Result<Blob> {
-        let fd = sys::shm_open(name, true)?;
+    pub(crate) fn open_at(path: &Path, min_len: usize) -> std::io::Result<Blob> {
+        let fd = sys::open_at(path, true)?;
         let len = match sys::file_kind(fd.as_fd())? {
             Ok(size) if size >= min_len as u64 && size <= 1 << 36 => size as usize,
             Ok(size) => {
@@ -1186,11 +1207,6 @@ impl Blob {
         };
         let ptr = sys::mmap_populated(fd.as_fd(), len, true)?;
         Ok(Blob { ptr, len })
-    }
-
-    /// Removes the name `name` (the memory goes with the last mapping).
-    pub(crate) fn unlink(name: &str) -> std::io::Result<()> {
-        sys::shm_unlink(name)
     }
 
     /// Bytes of the mapping.
@@ -1214,6 +1230,28 @@ impl Blob {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len())
         };
+    }
+
+    /// Lends bytes `at..at + len` to `fill`, to be written in place (a zero-copy put of a
+    /// large message), and returns what it returns.
+    ///
+    /// # Panics
+    ///
+    /// If the range is beyond the mapping (a bug of the caller).
+    pub(crate) fn fill_at<R>(
+        &mut self,
+        at: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        assert!(at.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds (checked above) of a live read-write mapping of ours, borrowed
+        // mutably with `self` (no other slice of this mapping exists in this process while it
+        // lives); the caller (`crate::large`) fills only a blob it holds (new, or claimed from
+        // its pool) while no descriptor of it is queued, so no other process reads or writes
+        // these bytes, and never the range of the state word.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(at), len) };
+        fill(bytes)
     }
 
     /// The aligned u64 at offset `at`, as an atomic (the state word of the head).

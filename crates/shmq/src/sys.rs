@@ -82,6 +82,49 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
     retry(|| rustix::fs::unlink(shm_path(name).as_str()))
 }
 
+/// Creates the file at `path` exclusively with permission `mode` (as [`shm_create`], for a side
+/// file of a file-backed queue or a path under `/dev/shm`).
+pub(crate) fn create_at(path: &std::path::Path, mode: u32) -> io::Result<OwnedFd> {
+    retry(|| {
+        rustix::fs::open(
+            path,
+            open_flags() | OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+            Mode::from_raw_mode(mode),
+        )
+    })
+}
+
+/// Opens the existing file at `path` (as [`shm_open`]).
+pub(crate) fn open_at(path: &std::path::Path, write: bool) -> io::Result<OwnedFd> {
+    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    retry(|| rustix::fs::open(path, open_flags() | access, Mode::empty()))
+}
+
+/// `flock(2)`: takes a shared lock (`exclusive` false, waiting) or tries an exclusive one
+/// without waiting; returns whether it holds the lock. The lock belongs to the open file
+/// description, so a forked child shares it, and it goes with the last descriptor of it.
+pub(crate) fn flock(fd: BorrowedFd<'_>, exclusive: bool) -> io::Result<bool> {
+    use rustix::fs::FlockOperation;
+    let op = if exclusive {
+        FlockOperation::NonBlockingLockExclusive
+    } else {
+        FlockOperation::LockShared
+    };
+    match retry(|| rustix::fs::flock(fd, op)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::WOULDBLOCK.raw_os_error()) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The (device, inode) of an open file, to tell whether a path still names it.
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = retry(|| rustix::fs::fstat(fd))?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// `fchmod(2)`: sets the exact mode, which the open filtered through the umask.
 pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     retry(|| rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)))

@@ -4,7 +4,8 @@
 //!
 //! Roles whose name starts with `crash-` are only built with the `crash-points` feature.
 
-// The only unsafe code is the `fork` of the pipe's fork roles (`pipe::fork`).
+// The only unsafe code is the `fork` of the pipe's fork roles (`pipe::fork`) and of the
+// anonymous-queue roles (`paths::fork`).
 #![deny(unsafe_code)]
 
 mod chan;
@@ -12,6 +13,7 @@ mod dict;
 mod fuzz;
 mod kill;
 mod large;
+mod paths;
 mod pipe;
 mod queue;
 #[path = "../shared.rs"]
@@ -63,6 +65,9 @@ fn main() -> ExitCode {
         return code;
     }
     if let Some(code) = large::run(role, rest) {
+        return code;
+    }
+    if let Some(code) = paths::run(role, rest) {
         return code;
     }
     if let Some(code) = kill::run(role, rest) {
