@@ -537,18 +537,30 @@ impl Big {
         how: Waiting<'_>,
         msg: &[u8],
     ) -> Result<(), Fail> {
-        let (Some(place), true) = (&self.place, msg.len() <= self.max) else {
-            return Err(Fail::TooLarge {
-                len: msg.len(),
-                max: self.max,
-            });
+        self.put_in_side_segment(ring, wait, how, msg.len(), |b, _| {
+            b.write_at(BLOB_HEADER, msg)
+        })
+    }
+
+    /// The large put of a message of `len` bytes (over the slot size) that `write` writes into
+    /// its side segment ([`stage`](Self::stage)): `TooLarge` above the maximum, `WouldBlock`
+    /// for a `try_` put that finds no free slot (before anything is made), else staged, then
+    /// its descriptor put; a put that fails frees or removes the segment.
+    fn put_in_side_segment(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        how: Waiting<'_>,
+        len: usize,
+        write: impl FnOnce(&mut Blob, bool),
+    ) -> Result<(), Fail> {
+        let (Some(place), true) = (&self.place, len <= self.max) else {
+            return Err(Fail::TooLarge { len, max: self.max });
         };
         if wait == Wait::Never && !ring.core().has_free() {
             return Err(Fail::WouldBlock);
         }
-        let staged = self.stage(place, msg.len(), ring, wait, |b, _| {
-            b.write_at(BLOB_HEADER, msg)
-        })?;
+        let staged = self.stage(place, len, ring, wait, write)?;
         engine::put(ring, wait, how, |l| {
             l.push_descriptor(&staged.descriptor).map(|()| (1, ()))
         })?;
@@ -577,13 +589,7 @@ impl Big {
                 l.push_with(&mut fill).map(|()| (1, ()))
             });
         }
-        let (Some(place), true) = (&self.place, len <= self.max) else {
-            return Err(Fail::TooLarge { len, max: self.max });
-        };
-        if wait == Wait::Never && !ring.core().has_free() {
-            return Err(Fail::WouldBlock);
-        }
-        let staged = self.stage(place, len, ring, wait, |b, reused| {
+        self.put_in_side_segment(ring, wait, how, len, |b, reused| {
             b.fill_at(BLOB_HEADER, len, |buf| {
                 if reused {
                     // A reused segment holds an older message: lend zeroed bytes, as promised.
@@ -591,12 +597,7 @@ impl Big {
                 }
                 fill(buf)
             })
-        })?;
-        engine::put(ring, wait, how, |l| {
-            l.push_descriptor(&staged.descriptor).map(|()| (1, ()))
-        })?;
-        staged.keep();
-        Ok(())
+        })
     }
 
     /// Checks out a free pooled side segment of at least `need` bytes (the smallest), or makes
