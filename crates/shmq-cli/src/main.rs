@@ -78,7 +78,8 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove the shmq segments no live process uses (left behind by crashed programs).
+    /// Remove the shmq segments no live process uses, and the hidden files of anonymous
+    /// queues whose holders all died (left behind by crashed programs).
     Gc(cmd::admin::GcArgs),
     /// Internal: one side of a demo scenario, started by `shmq demo`.
     #[command(hide = true, name = "demo-child")]

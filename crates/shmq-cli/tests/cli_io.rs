@@ -380,3 +380,52 @@ fn put_and_get_carry_a_message_of_any_size() {
     let got = shmq(&["get", &q, "--raw"]);
     assert!(got.stdout == raw, "raw framing of a large message");
 }
+
+#[test]
+fn gc_removes_orphaned_anonymous_queues_and_keeps_held_ones() {
+    // What the holders of an anonymous queue killed with a large message inside leave: its
+    // hidden anchor (nobody locks it any more) and a side segment. A held queue's anchor is
+    // locked shared by its holders, as this test's lock does.
+    let shm = std::path::Path::new("/dev/shm");
+    let base = format!(".shmq-anon-7e57{:012x}", std::process::id());
+    let (orphan, held) = (format!("{base}0"), format!("{base}1"));
+    let files = |a: &str| [shm.join(a), shm.join(format!("{a}.big.1.2.3"))];
+    for a in [&orphan, &held] {
+        let [anchor, side] = files(a);
+        std::fs::write(anchor, b"").unwrap();
+        std::fs::write(side, vec![5u8; 3000]).unwrap();
+    }
+    let lock = std::fs::File::open(shm.join(&held)).unwrap();
+    lock.lock_shared().unwrap();
+    let _w = shmq_testkit::Watchdog::new("gc of anonymous queues", MINUTE);
+
+    let dry = shmq(&["gc", &base, "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        said.contains(&format!(
+            "would remove {orphan} (orphaned anonymous queue, 3000 bytes"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains(&held), "{said}");
+    assert!(
+        files(&orphan).iter().all(|f| f.exists()),
+        "a dry run removes nothing"
+    );
+
+    let gc = shmq(&["gc", &base]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let said = String::from_utf8_lossy(&gc.stdout).into_owned();
+    assert!(said.contains(&format!("removed {orphan}")), "{said}");
+    assert!(files(&orphan).iter().all(|f| !f.exists()));
+    assert!(
+        files(&held).iter().all(|f| f.exists()),
+        "a held queue stays"
+    );
+
+    drop(lock);
+    let gc = shmq(&["gc", &base]);
+    assert!(String::from_utf8_lossy(&gc.stdout).contains(&format!("removed {held}")));
+    assert!(files(&held).iter().all(|f| !f.exists()));
+}

@@ -30,7 +30,7 @@ use crate::ring::Ring;
 use std::path::{Path, PathBuf};
 
 use crate::segment::{Backing, Blob, Segment, process_alive, process_start_time};
-use crate::side::Place;
+use crate::side::{self, Place};
 
 /// The largest `max_message_size` accepted (64 GiB, the largest segment).
 pub const MAX_LARGE_MESSAGE: u64 = 1 << 36;
@@ -217,6 +217,44 @@ pub fn remove_side_segments(queue: &str) -> usize {
 /// ```
 pub fn remove_side_files(path: &Path) -> usize {
     Place::file(path).map_or(0, |p| remove_all(&p))
+}
+
+/// The anonymous queues (`Queue::anonymous`, `Pipe::anonymous`) whose every holder died
+/// without dropping them: their hidden anchors in `/dev/shm` (`.shmq-anon-<instance>`), each
+/// with the bytes its side segments take. Removes nothing; [`reap_anonymous_orphan`] does.
+/// The next anonymous queue made on the machine reaps them too.
+///
+/// # Examples
+///
+/// ```
+/// // A queue this process holds is not an orphan.
+/// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 64, ..Default::default() })?;
+/// q.put(&[7u8; 1000])?; // a large message: a side segment beside a hidden anchor
+/// let mine = format!("{:016x}", q.instance_id());
+/// assert!(shmq::large::anonymous_orphans().iter().all(|(anchor, _)| !anchor.ends_with(&mine)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn anonymous_orphans() -> Vec<(String, u64)> {
+    side::orphans()
+}
+
+/// Removes the side segments and then the anchor of the orphaned anonymous queue `anchor` (a
+/// name [`anonymous_orphans`] listed), if no process holds it now (a holder keeps a shared
+/// `flock` on the anchor). Returns whether it did; a name that is not an anchor is refused
+/// (`false`).
+///
+/// # Examples
+///
+/// ```
+/// for (anchor, bytes) in shmq::large::anonymous_orphans() {
+///     if shmq::large::reap_anonymous_orphan(&anchor) {
+///         eprintln!("removed the orphaned anonymous queue {anchor} ({bytes} bytes)");
+///     }
+/// }
+/// assert!(!shmq::large::reap_anonymous_orphan("../etc"));
+/// ```
+pub fn reap_anonymous_orphan(anchor: &str) -> bool {
+    side::reap_orphan(anchor)
 }
 
 fn remove_all(place: &Place) -> usize {

@@ -153,7 +153,12 @@ impl Drop for Anchor {
 /// If nobody holds the anonymous queue of anchor `prefix` (its lock is free), removes its side
 /// segments and then the anchor. Returns whether it did.
 fn reap(prefix: &str) -> bool {
-    let path = Path::new(sys::SHM_DIR).join(prefix);
+    reap_in(Path::new(sys::SHM_DIR), prefix)
+}
+
+/// [`reap`] in directory `dir` (tests use another than `/dev/shm`).
+fn reap_in(dir: &Path, prefix: &str) -> bool {
+    let path = dir.join(prefix);
     let Ok(fd) = sys::open_at(&path, false) else {
         return false;
     };
@@ -161,28 +166,79 @@ fn reap(prefix: &str) -> bool {
         return false;
     }
     let sides = format!("{prefix}.big.");
-    if let Ok(dir) = std::fs::read_dir(sys::SHM_DIR) {
-        for n in dir.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
-            if n.starts_with(&sides) {
-                let _ = std::fs::remove_file(Path::new(sys::SHM_DIR).join(n));
-            }
+    for n in names_in(dir) {
+        if n.starts_with(&sides) {
+            let _ = std::fs::remove_file(dir.join(n));
         }
     }
     // Last: an anchor left by a reaper killed before this line is reaped again.
     std::fs::remove_file(&path).is_ok()
 }
 
-/// Reaps every anchor in `/dev/shm` that no process locks: the anonymous queues of process
-/// trees that were killed (nobody dropped them). Returns how many.
-pub(crate) fn reap_orphans() -> usize {
-    let Ok(dir) = std::fs::read_dir(sys::SHM_DIR) else {
-        return 0;
-    };
-    let anchors: Vec<String> = dir
+/// The file names in `dir`.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
+}
+
+/// The anchors in `dir` (their file names).
+fn anchors_in(dir: &Path) -> Vec<String> {
+    names_in(dir)
+        .into_iter()
         .filter(|n| n.starts_with(ANON_PREFIX) && !n.contains(".big."))
-        .collect();
-    anchors.iter().filter(|a| reap(a)).count()
+        .collect()
+}
+
+/// Reaps every anchor in `/dev/shm` that no process locks: the anonymous queues of process
+/// trees that were killed (nobody dropped them). Returns the anchors reaped.
+pub(crate) fn reap_orphans() -> Vec<String> {
+    reap_orphans_in(Path::new(sys::SHM_DIR))
+}
+
+fn reap_orphans_in(dir: &Path) -> Vec<String> {
+    anchors_in(dir)
+        .into_iter()
+        .filter(|a| reap_in(dir, a))
+        .collect()
+}
+
+/// [`reap`] of `anchor` in `/dev/shm`, if it is an anchor's name (not a side segment's, no
+/// path).
+pub(crate) fn reap_orphan(anchor: &str) -> bool {
+    anchors_in(Path::new(sys::SHM_DIR))
+        .iter()
+        .any(|a| a == anchor)
+        && reap(anchor)
+}
+
+/// The anchors in `/dev/shm` that no process locks now (what [`reap_orphans`] would reap),
+/// with the bytes of their side segments; removes nothing.
+pub(crate) fn orphans() -> Vec<(String, u64)> {
+    orphans_in(Path::new(sys::SHM_DIR))
+}
+
+fn orphans_in(dir: &Path) -> Vec<(String, u64)> {
+    anchors_in(dir)
+        .into_iter()
+        .filter(|a| {
+            // The lock goes with the descriptor at the end of the closure.
+            sys::open_at(&dir.join(a), false)
+                .is_ok_and(|fd| sys::flock(fd.as_fd(), true).unwrap_or(false))
+        })
+        .map(|a| {
+            let sides = format!("{a}.big.");
+            let bytes = names_in(dir)
+                .iter()
+                .filter(|n| n.starts_with(&sides))
+                .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+                .map(|m| m.len())
+                .sum();
+            (a, bytes)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -220,5 +276,36 @@ mod tests {
         assert!(anchor.exists() && side.exists(), "b still holds it");
         drop(b);
         assert!(!anchor.exists() && !side.exists(), "the last drop reaps");
+    }
+
+    #[test]
+    fn unheld_anchors_are_listed_as_orphans_with_their_bytes_and_reaped() {
+        // In a directory of its own: anonymous queues made by other tests meanwhile reap the
+        // orphans of /dev/shm.
+        let dir = std::env::temp_dir().join(format!("shmq-test-orphans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let orphan = format!("{ANON_PREFIX}{:016x}", 1);
+        let (anchor, side) = (dir.join(&orphan), dir.join(format!("{orphan}.big.1.2.3")));
+        std::fs::write(&anchor, b"").unwrap();
+        std::fs::write(&side, vec![1u8; 5000]).unwrap();
+        // A held one: its anchor locked shared, as a live queue's holder does.
+        let held = format!("{ANON_PREFIX}{:016x}", 2);
+        let held_side = dir.join(format!("{held}.big.1.2.3"));
+        std::fs::write(dir.join(&held), b"").unwrap();
+        std::fs::write(&held_side, b"x").unwrap();
+        let lock = sys::open_at(&dir.join(&held), false).unwrap();
+        sys::flock(lock.as_fd(), false).unwrap();
+        assert_eq!(orphans_in(&dir), vec![(orphan.clone(), 5000)]);
+        assert!(anchor.exists() && side.exists(), "listing removes nothing");
+        assert_eq!(reap_orphans_in(&dir), vec![orphan]);
+        assert!(!anchor.exists() && !side.exists());
+        assert!(
+            dir.join(&held).exists() && held_side.exists(),
+            "a held one stays"
+        );
+        drop(lock);
+        assert_eq!(reap_orphans_in(&dir), vec![held]);
+        assert_eq!(names_in(&dir), Vec::<String>::new());
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -428,6 +428,21 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             }
         }
     }
+    // Anonymous queues whose every holder was killed: hidden anchors that no process locks
+    // (a live holder keeps a shared lock, so no age or user check is needed).
+    for (anchor, bytes) in shmq::large::anonymous_orphans()
+        .into_iter()
+        .filter(|(n, _)| a.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
+    {
+        let what = format!("{anchor} (orphaned anonymous queue, {bytes} bytes of large messages)");
+        if a.dry_run {
+            removed += 1;
+            outln!("would remove {what}");
+        } else if shmq::large::reap_anonymous_orphan(&anchor) {
+            removed += 1;
+            outln!("removed {what}");
+        }
+    }
     eprintln!(
         "{} {removed} unused segment(s), kept {kept}",
         if a.dry_run { "would remove" } else { "removed" }
