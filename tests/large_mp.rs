@@ -243,3 +243,35 @@ fn a_pooling_producer_killed_mid_stream_loses_and_leaks_nothing() {
     Queue::unlink(&name).unwrap();
     assert!(side_segments(&name).is_empty());
 }
+
+#[test]
+fn a_full_dev_shm_is_no_space_hands_the_message_back_and_leaks_nothing() {
+    // A real full tmpfs: the child runs in a mount namespace of its own (root, or
+    // CAP_SYS_ADMIN) whose /dev/shm is a fresh 1 MiB tmpfs, gone with the namespace.
+    let unshare = |args: &[&str]| std::process::Command::new("unshare").args(args).output();
+    if !unshare(&["-m", "true"]).is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: `unshare -m` is not available here (needs root or CAP_SYS_ADMIN)");
+        return;
+    }
+    let _w = Watchdog::new("no space", Duration::from_secs(60));
+    let name = Name::new("nospace");
+    let script = "mount -t tmpfs -o size=1m shmq-test-small /dev/shm && exec \"$0\" \"$@\"";
+    let out = unshare(&[
+        "-m",
+        "sh",
+        "-c",
+        script,
+        common::CHILD,
+        "big-no-space",
+        &name,
+    ])
+    .expect("run unshare");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.starts_with("no-space ok "),
+        "status {:?}, stdout {said}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(side_segments(&name).is_empty());
+}

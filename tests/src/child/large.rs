@@ -115,6 +115,54 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
                 }
             }
         }
+        // big-no-space NAME: run in a mount namespace of its own whose /dev/shm is a tmpfs of
+        // 1 MiB: makes queue NAME (4 KiB slots), checks that a 2 MiB message is `NoSpace`, handed
+        // back whole and leaves no side segment, that a 100 KiB one still fits, that the queue
+        // still works, then unlinks it; prints "no-space ok NEEDED"
+        "big-no-space" => {
+            let opts = shmq::Options {
+                capacity: 4,
+                message_size: 4096,
+                max_message_size: 64 << 20,
+                ..Default::default()
+            };
+            let q = Queue::create(name, &opts).expect("create in the small /dev/shm");
+            let m = big::message(4, 0, 2 << 20);
+            let needed = match q.put(&m) {
+                Err(shmq::PutError::NoSpace {
+                    msg,
+                    needed,
+                    reason,
+                }) => {
+                    assert!(msg == &m[..], "the message handed back is not the one put");
+                    assert!(needed > m.len(), "needed {needed} for {} bytes", m.len());
+                    assert!(!reason.is_empty());
+                    needed
+                }
+                other => {
+                    eprintln!("shmq-child: a 2 MiB put into a 1 MiB /dev/shm gave {other:?}");
+                    return Some(ExitCode::from(67));
+                }
+            };
+            assert!(matches!(
+                q.try_put(&m),
+                Err(shmq::TryPutError::NoSpace { .. })
+            ));
+            assert!(
+                big::side_segments(name).is_empty(),
+                "a failed put left a side segment"
+            );
+            assert!(q.is_empty(), "a failed put queued something");
+            let fits = big::message(4, 1, 100 << 10);
+            q.put(&fits).expect("a 100 KiB message fits");
+            q.put(b"small").expect("a small message");
+            assert_eq!(q.get().expect("get"), fits);
+            assert_eq!(q.get().expect("get"), b"small");
+            Queue::unlink(name).expect("unlink");
+            assert!(big::side_segments(name).is_empty());
+            say(format!("no-space ok {needed}"));
+            ExitCode::SUCCESS
+        }
         // big-put-one NAME BODY: puts one message of BODY bytes (the parent kills it while it
         // writes)
         "big-put-one" => {
