@@ -676,6 +676,10 @@ impl Big {
                 .compare_exchange(FREE, p.generation, Acquire, Relaxed)
                 .is_ok();
             if claimed {
+                // SYNC POINT: producer — the claim is ordered before the writes to come (a
+                // seqlock's writer): a peeker that copied any of them sees a state word other
+                // than its generation after its acquire fence, and discards the copy (`peek`).
+                std::sync::atomic::fence(Release);
                 pool.puts += 1;
                 p.used = puts;
                 return Choice::Reuse(p);
@@ -893,7 +897,12 @@ impl Big {
                 b
             }
         };
-        let head = blob.slice(0, 8 + DESCRIPTOR_LEN);
+        // Copied, not borrowed: a peeker holds no reservation, and a reused segment's head may
+        // be rewritten under it (its copy is validated after, `peek`).
+        let mut head = [0u8; 8 + DESCRIPTOR_LEN];
+        if blob.len() >= head.len() {
+            blob.read_at(0, &mut head);
+        }
         let magic = u64::from_ne_bytes(head[..8].try_into().unwrap_or([0; 8]));
         let state = blob.word(STATE_AT).load(Acquire);
         if blob.len() < need
@@ -915,6 +924,62 @@ impl Big {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(path);
+        }
+    }
+
+    /// Copies the large message of descriptor `d` (peeked at some position, validated there)
+    /// into `dst`, without taking it and without any lock: maps (or finds in the cache) its
+    /// side segment, checks it ([`open`](Self::open): magic, descriptor, state word = the
+    /// descriptor's generation), copies the message, then checks the state word again after an
+    /// acquire fence (a seqlock with the state word as the sequence).
+    ///
+    /// Why the second check suffices: the creator writes a pooled segment again only after its
+    /// CAS `FREE` → next generation (then a release fence, then the writes), and the segment
+    /// is `FREE` only after the consumer that took the message released it. If the copy read
+    /// any byte of a rewrite, the fence makes the load after it see that CAS or a later state
+    /// (never the generation again, short of 2^32 − 1 reuses in between). A one-shot segment is
+    /// never rewritten: it is unlinked by its taker (a mapping made before stays readable).
+    ///
+    /// # Errors
+    ///
+    /// `Fail::Corrupt` if the segment cannot be opened, does not match, or changed during the
+    /// copy. The caller tells a take from damage: everything here is ordered before its check
+    /// of `head` (`Core::passed`). The message was taken if
+    /// `head` passed its position; if not, no consumer took it, so none released its segment,
+    /// so its creator has not rewritten it and nobody unlinked it (the sweep spares segments
+    /// named by a slot of `[head, tail)`), and the state word held the generation throughout:
+    /// nothing is in flux that a retry could wait out, and the failure is damage (or an unlink
+    /// of the queue, which removes queued side segments too; a get then fails the same way).
+    pub(crate) fn peek(&self, d: &[u8], dst: &mut Vec<u8>) -> Result<(), Fail> {
+        let (blob, path, desc) = self.open(d)?;
+        dst.clear();
+        dst.resize(desc.len as usize, 0);
+        blob.read_at(BLOB_HEADER, dst);
+        // SYNC POINT: reader of the seqlock — pairs with the creator's release fence after its
+        // claim of the segment (`check_out`).
+        std::sync::atomic::fence(Acquire);
+        let state = blob.word(STATE_AT).load(Relaxed);
+        if state & !RETIRED != desc.generation() {
+            return Err(Fail::Corrupt(format!(
+                "side segment {} changed while it was peeked (state {state:#x}, generation {})",
+                path.display(),
+                desc.generation()
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a commit took messages: releases the side segments of the large ones among them
+    /// (their descriptors `taken`, read before the commit's CAS), each as a get does after its
+    /// take ([`taken`](Self::taken)): freed for its creator's reuse, or unlinked if retired
+    /// (one-shot), with the cached mapping dropped. A segment that cannot be opened or does not
+    /// match (the queue was unlinked meanwhile) is left alone: whatever is left of it is the
+    /// sweep's.
+    pub(crate) fn release_taken(&self, taken: &[Vec<u8>]) {
+        for d in taken {
+            if let Ok((blob, path, desc)) = self.open(d) {
+                self.taken(&blob, &path, &desc);
+            }
         }
     }
 

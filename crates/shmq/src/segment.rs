@@ -1267,6 +1267,27 @@ impl Blob {
         unsafe { std::sync::atomic::AtomicU64::from_ptr(self.ptr.as_ptr().add(at).cast::<u64>()) }
     }
 
+    /// Copies `dst.len()` bytes from offset `at` into `dst` without borrowing the mapping: for
+    /// a reader that holds no reservation (a peek, `crate::large`), whose copy may race the
+    /// creator's rewrite of a reused segment and is validated after it (the state word's
+    /// generation; `docs/protocol.md`, "Peek and commit of a large message").
+    ///
+    /// # Panics
+    ///
+    /// If the range is beyond the mapping (a bug of the caller).
+    pub(crate) fn read_at(&self, at: usize, dst: &mut [u8]) {
+        assert!(at.checked_add(dst.len()).is_some_and(|end| end <= self.len));
+        // SAFETY: the source is in bounds (checked above) of a live mapping owned by `self`,
+        // reached through the raw pointer only (no reference to bytes another process may be
+        // writing is made); `dst` cannot overlap it: the only mutable borrow of this mapping
+        // (`fill_at`) needs `&mut self`, and another mapping of the same file has other
+        // addresses. Bytes the creator rewrites meanwhile may end up in `dst`; the caller
+        // discards such a copy (it checks the state word after an acquire fence).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(at), dst.as_mut_ptr(), dst.len())
+        };
+    }
+
     /// `len` bytes from offset `at`.
     ///
     /// # Panics

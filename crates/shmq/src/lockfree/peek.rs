@@ -4,6 +4,12 @@
 //! module): a producer rewrites the slot of position `p` only after `head` has passed `p`, so a
 //! copy after which `head <= p` still holds was not torn. No lock is taken, so a peeker may
 //! hold a copy as long as it likes (a network round trip) without blocking anyone.
+//!
+//! A large message (the slot holds a descriptor, [`LARGE`]) is peeked in two steps: here the
+//! descriptor is copied and validated like any slot ([`Peek::Large`]); `crate::large` then
+//! copies the message from its side segment and validates that copy against the segment's
+//! state word. A commit reads the descriptors of the large messages it takes before its CAS,
+//! so that its caller can release their side segments after it.
 
 use super::{Core, LARGE, PopFail, RESERVED, Slot, acquire_fence, slot_state};
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
@@ -13,6 +19,9 @@ use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 pub(crate) enum Peek {
     /// The message was copied; its length.
     Copied(usize),
+    /// The slot holds the descriptor of a large message (its length word has [`LARGE`]): the
+    /// descriptor was copied (validated as a message is); the message is in a side segment.
+    Large,
     /// Nothing claimed it yet.
     NotYet,
     /// A tombstone: the put that claimed the position died unpublished; no message is there.
@@ -55,22 +64,30 @@ impl Core<'_> {
             let w = self.seq(pos).load(Acquire);
             match slot_state(w, pos, self.capacity) {
                 Slot::Full => {
-                    let len = self.raw_len(pos);
+                    let mut len = self.raw_len(pos);
+                    let mut large = false;
                     if len > self.message_size as u64 {
-                        if self.not_passed(pos) {
-                            if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
-                                // A descriptor: the message lives outside the slot.
-                                return Err(PopFail::Large);
+                        if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                            // A descriptor: copied and validated as a message is (a torn one
+                            // is refused below, with the copy).
+                            len &= !LARGE;
+                            large = true;
+                        } else {
+                            if self.not_passed(pos) {
+                                return Err(self.oversized(pos, len));
                             }
-                            return Err(self.oversized(pos, len));
+                            continue;
                         }
-                        continue;
                     }
                     dst.clear();
                     dst.resize(len as usize, 0);
                     self.copy_to(pos, dst);
                     if self.not_passed(pos) {
-                        return Ok(Peek::Copied(len as usize));
+                        return Ok(if large {
+                            Peek::Large
+                        } else {
+                            Peek::Copied(len as usize)
+                        });
                     }
                     // Taken (and maybe rewritten) while we copied: the next round reports it.
                 }
@@ -94,19 +111,70 @@ impl Core<'_> {
         self.head.load(Relaxed) & !RESERVED <= pos
     }
 
-    /// Takes the positions `from..from + n` if `head` is at `from` (the commit point: one CAS,
-    /// as a get's take). Tombstones between `head` and `from` are stepped over first (they hold
-    /// no message; a get would step over them too).
-    pub(crate) fn commit(&self, from: u64, n: u64) -> Commit {
+    /// `Some(head)` if `head` has passed `pos` (the message there was taken), with everything
+    /// read before ordered before the check (as [`not_passed`](Self::not_passed)): a peek of a
+    /// large message whose side segment changed under it asks this to tell a take (then the
+    /// change was the taker's release, or the creator's reuse after it) from damage.
+    pub(crate) fn passed(&self, pos: u64) -> Option<u64> {
+        acquire_fence();
+        let head = self.head.load(Relaxed) & !RESERVED;
+        (head > pos).then_some(head)
+    }
+
+    /// Takes the positions `from..from + n` if `head` is at `from` and each of them is
+    /// published (the commit point: one CAS, as a get's take). Tombstones between `head` and
+    /// `from` are stepped over first (they hold no message; a get would step over them too).
+    ///
+    /// `large` receives (cleared first) the descriptors of the large messages among them, read
+    /// in the same pass over the positions that checks they are published, before the CAS: a
+    /// slot of `p >= from` is rewritten only after `head` passed `p`, so after a successful CAS
+    /// from `from` they are the descriptors of the messages taken (the acquire fence before
+    /// the CAS orders the reads before it, as a get's copy). The caller releases their side
+    /// segments once this returned [`Commit::Done`].
+    pub(crate) fn commit(&self, from: u64, n: u64, large: &mut Vec<Vec<u8>>) -> Commit {
         loop {
             let tail = self.tail.load(SeqCst);
-            if from.checked_add(n).is_none_or(|end| end > tail) {
+            let Some(end) = from.checked_add(n).filter(|&end| end <= tail) else {
                 return Commit::NotThere(tail);
+            };
+            // One pass: the sequence word (published?) and the length word of each position,
+            // in one cache line; a descriptor is read only behind a LARGE length word.
+            large.clear();
+            let mut unpublished = None;
+            for p in from..end {
+                // SYNC POINT: pairs with `publish`: a FULL word makes the descriptor visible.
+                let w = self.seq(p).load(Acquire);
+                match slot_state(w, p, self.capacity) {
+                    Slot::Full => {
+                        let len = self.raw_len(p);
+                        if len & LARGE != 0 && len & !LARGE <= self.message_size as u64 {
+                            let mut d = vec![0; (len & !LARGE) as usize];
+                            self.copy_to(p, &mut d);
+                            large.push(d);
+                        }
+                    }
+                    Slot::Void => {}
+                    // A claim not published yet (or a slot of a later lap: then `head` moved
+                    // and the CAS below would fail anyway): nothing is taken.
+                    _ => {
+                        unpublished = Some(p);
+                        break;
+                    }
+                }
             }
-            // SYNC POINT: commit of a get; the Release half pairs with the producer's Acquire
-            // load of `head` before it reuses these slots.
-            match self.head.compare_exchange(from, from + n, SeqCst, SeqCst) {
+            if !large.is_empty() {
+                acquire_fence();
+            }
+            let cas = match unpublished {
+                // SYNC POINT: commit of a get; the Release half pairs with the producer's
+                // Acquire load of `head` before it reuses these slots.
+                None => self.head.compare_exchange(from, from + n, SeqCst, SeqCst),
+                Some(_) => Err(self.head.load(SeqCst)),
+            };
+            match cas {
                 Ok(_) => return Commit::Done,
+                // Only with `unpublished`: `head` is here, but a position is not published.
+                Err(h) if h == from => return Commit::NotThere(unpublished.unwrap_or(from)),
                 Err(h) if h == from | RESERVED => return Commit::Reserved,
                 Err(h) if h < from && h & RESERVED == 0 => {
                     let w = self.seq(h).load(SeqCst);
@@ -151,16 +219,20 @@ mod tests {
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(3)));
         assert_eq!(v, b"one");
         assert_eq!(c.len(), 2, "peeking takes nothing");
-        assert_eq!(c.commit(1, 1), Commit::Moved(0), "only from head");
         assert_eq!(
-            c.commit(0, 3),
+            c.commit(1, 1, &mut Vec::new()),
+            Commit::Moved(0),
+            "only from head"
+        );
+        assert_eq!(
+            c.commit(0, 3, &mut Vec::new()),
             Commit::NotThere(2),
             "only what is published"
         );
-        assert_eq!(c.commit(0, 1), Commit::Done);
+        assert_eq!(c.commit(0, 1, &mut Vec::new()), Commit::Done);
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Taken(1)));
         assert_eq!(
-            c.commit(0, 1),
+            c.commit(0, 1, &mut Vec::new()),
             Commit::Moved(1),
             "a second commit takes nothing"
         );
@@ -189,7 +261,7 @@ mod tests {
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(3)));
         assert_eq!(c.pop_vec(), Ok(Some(b"old".to_vec())));
         h.push(b"new").unwrap();
-        assert_eq!(c.commit(0, 1), Commit::Moved(1));
+        assert_eq!(c.commit(0, 1, &mut Vec::new()), Commit::Moved(1));
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Taken(1)));
         assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Copied(3)));
         assert_eq!(v, b"new");
@@ -203,9 +275,9 @@ mod tests {
         assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
         let mut v = Vec::new();
         assert_eq!(c.peek_at(0, &mut v), Ok(Peek::Copied(1)));
-        assert_eq!(c.commit(0, 1), Commit::Reserved);
+        assert_eq!(c.commit(0, 1, &mut Vec::new()), Commit::Reserved);
         c.release(0, 0);
-        assert_eq!(c.commit(0, 1), Commit::Done);
+        assert_eq!(c.commit(0, 1, &mut Vec::new()), Commit::Done);
     }
 
     #[test]
@@ -224,9 +296,9 @@ mod tests {
         let w = c.seq(dead).load(SeqCst);
         assert_eq!(c.void_claim(dead, w), 1);
         assert_eq!(c.peek_at(dead, &mut v), Ok(Peek::Void));
-        assert_eq!(c.commit(0, 1), Commit::Done);
+        assert_eq!(c.commit(0, 1, &mut Vec::new()), Commit::Done);
         // Position 1 is a tombstone: committing 2 steps over it.
-        assert_eq!(c.commit(2, 1), Commit::Done);
+        assert_eq!(c.commit(2, 1, &mut Vec::new()), Commit::Done);
         assert_eq!(c.pop_vec(), Ok(None));
     }
 
@@ -239,5 +311,54 @@ mod tests {
         c.slots[base].store(1000, SeqCst);
         let mut v = Vec::new();
         assert!(matches!(c.peek_at(0, &mut v), Err(PopFail::Corrupt(_))));
+    }
+
+    /// A put of descriptor `d` (a large message's, `crate::large`) by participant 1.
+    fn push_descriptor(h: &HeapCore, d: &[u8]) {
+        let c = h.core();
+        let (pos, _) = c.claim(1, 1).unwrap();
+        c.write_descriptor(pos, d);
+        c.publish(pos, 1);
+    }
+
+    #[test]
+    fn a_descriptor_is_peeked_as_large_and_a_commit_hands_back_the_descriptors_it_took() {
+        let h = HeapCore::new(4, 32);
+        let c = h.core();
+        h.push(b"small").unwrap();
+        push_descriptor(&h, &[7; 32]);
+        h.push(b"").unwrap();
+        push_descriptor(&h, &[9; 32]);
+        let mut v = Vec::new();
+        assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Large));
+        assert_eq!(v, [7; 32], "the descriptor, whole");
+        assert_eq!(c.peek_at(2, &mut v), Ok(Peek::Copied(0)));
+        let mut large = vec![b"stale".to_vec()];
+        assert_eq!(c.commit(0, 3, &mut large), Commit::Done);
+        assert_eq!(large, [vec![7; 32]], "cleared first; only the large ones");
+        assert_eq!(c.peek_at(3, &mut v), Ok(Peek::Large));
+        assert_eq!(c.commit(3, 1, &mut large), Commit::Done);
+        assert_eq!(large, [vec![9; 32]]);
+        assert_eq!(c.peek_at(1, &mut v), Ok(Peek::Taken(4)));
+        assert_eq!(c.passed(3), Some(4));
+        assert_eq!(c.passed(4), None);
+    }
+
+    #[test]
+    fn a_commit_over_a_claim_not_yet_published_takes_nothing() {
+        let h = HeapCore::new(4, 8);
+        let c = h.core();
+        h.push(b"a").unwrap();
+        let pending = c.claim_and_die(b"b", 2).unwrap();
+        h.push(b"c").unwrap();
+        let mut large = Vec::new();
+        assert_eq!(
+            c.commit(0, 3, &mut large),
+            Commit::NotThere(pending),
+            "a claim in flight is not taken (its put would be lost)"
+        );
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.commit(0, 1, &mut large), Commit::Done);
+        assert_eq!(c.commit(0, 1, &mut large), Commit::Moved(1));
     }
 }

@@ -3,6 +3,11 @@
 //! at a position without taking it — no lock is held, so producers and other consumers go on
 //! while it waits for a network round trip — and takes it later with one CAS of `head` from that
 //! position. A consumer killed in between took nothing: the message is still first.
+//!
+//! Messages of any size: a large message (in a side segment, `crate::large`) is peeked by
+//! copying its descriptor from the slot, then the message from its side segment, validated
+//! against the segment's state word; a commit releases the side segments of the large
+//! messages it took, as a get does (`docs/protocol.md`, "Peek and commit of a large message").
 
 use std::time::Instant;
 
@@ -29,10 +34,6 @@ pub enum PeekError {
     /// The queue is closed and no message will ever reach the position.
     #[error("the queue is closed")]
     Closed,
-    /// The message at the position is larger than a slot (it lives in a side segment,
-    /// `Options::max_message_size`): peeking such messages is not supported yet.
-    #[error("the message at that position is larger than a slot: it cannot be peeked")]
-    Large,
     /// The segment's shared state is impossible.
     #[error("corrupt queue: {0}")]
     Corrupt(String),
@@ -152,11 +153,18 @@ impl Queue {
     /// consumer that delivers messages elsewhere peeks `head, head + 1, …` ahead of its
     /// commits, to keep several in flight.
     ///
+    /// A message of any size is peeked whole: one larger than a slot (in a side segment,
+    /// [`Options::max_message_size`](crate::Options::max_message_size)) is copied from its
+    /// side segment, and the copy is checked afterwards against the segment's state word, so a
+    /// peek that loses a race with a consumer taking the message (and its producer reusing the
+    /// segment) reports [`PeekError::Taken`], never bytes of another message.
+    ///
     /// # Errors
     ///
     /// [`PeekError::Taken`] if the message was taken already, [`PeekError::Closed`] if the
     /// queue is closed and no message is at `position`, [`PeekError::Timeout`],
-    /// [`PeekError::Corrupt`].
+    /// [`PeekError::Corrupt`] (also for a large message whose side segment is gone while the
+    /// message is still queued: the queue was unlinked, or damaged).
     ///
     /// # Examples
     ///
@@ -164,13 +172,19 @@ impl Queue {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use shmq::{Options, PeekError, Queue};
     /// use std::time::{Duration, Instant};
-    /// let q = Queue::anonymous(&Options { capacity: 4, message_size: 8, ..Default::default() })?;
-    /// q.put_many(&[b"a", b"b"])?;
-    /// assert_eq!(q.peek_at(1, None)?, Some(b"b".to_vec()));
+    /// let q = Queue::anonymous(&Options {
+    ///     capacity: 4,
+    ///     message_size: 64,
+    ///     max_message_size: 1 << 20,
+    ///     ..Default::default()
+    /// })?;
+    /// let large = vec![7u8; 100_000]; // larger than a slot: in a side segment
+    /// q.put_many(&[&b"a"[..], &large[..]])?;
+    /// assert_eq!(q.peek_at(1, None)?, Some(large.clone()));
     /// let soon = Instant::now() + Duration::from_millis(10);
     /// assert_eq!(q.peek_at(2, Some(soon)), Err(PeekError::Timeout));
     /// q.commit_many(0, 2)?;
-    /// assert_eq!(q.peek_at(0, None), Err(PeekError::Taken { head: 2 }));
+    /// assert_eq!(q.peek_at(1, None), Err(PeekError::Taken { head: 2 }));
     /// q.close()?;
     /// assert_eq!(q.peek_at(2, None), Err(PeekError::Closed));
     /// # Ok(())
@@ -190,6 +204,8 @@ impl Queue {
         loop {
             match core.peek_at(position, &mut msg) {
                 Ok(Peek::Copied(_)) => return Ok(Some(msg)),
+                // `msg` holds the descriptor; the message is in its side segment.
+                Ok(Peek::Large) => return self.peek_large(position, &msg).map(Some),
                 Ok(Peek::Void) => return Ok(None),
                 Ok(Peek::Taken(head)) => return Err(PeekError::Taken { head }),
                 Ok(Peek::Sealed) => return Err(PeekError::Closed),
@@ -202,7 +218,6 @@ impl Queue {
                         Err(f) => return Err(PeekError::Corrupt(f.to_string())),
                     }
                 }
-                Err(PopFail::Large) => return Err(PeekError::Large),
                 Err(PopFail::Corrupt(s)) => return Err(PeekError::Corrupt(s)),
                 Err(e) => return Err(PeekError::Corrupt(format!("{e:?}"))),
             }
@@ -228,27 +243,106 @@ impl Queue {
         }
     }
 
+    /// The large message at `position`, whose descriptor `descriptor` was peeked there: copied
+    /// from its side segment and validated (`Big::peek`).
+    #[cold]
+    #[inline(never)]
+    fn peek_large(&self, position: u64, descriptor: &[u8]) -> Result<Vec<u8>, PeekError> {
+        let mut body = Vec::new();
+        match self.big.peek(descriptor, &mut body) {
+            Ok(()) => Ok(body),
+            // Freed, reused or unlinked under us: fine if it was taken meanwhile (the check of
+            // `head` is ordered after everything `peek` read); damage if not (`Big::peek`:
+            // nothing else changes the side segment of a message still queued).
+            Err(f) => match self.ring().core().passed(position) {
+                Some(head) => Err(PeekError::Taken { head }),
+                None => Err(PeekError::Corrupt(f.to_string())),
+            },
+        }
+    }
+
     /// Takes the message at `position` (peeked with [`peek_with_position`](Self::peek_with_position)
     /// or [`peek_at`](Self::peek_at)), if it is still the oldest: one CAS, as a get's claim.
+    /// A large message's side segment is then released as a get releases it (freed for its
+    /// producer's reuse, or removed).
     ///
     /// # Errors
     ///
     /// [`CommitError::Moved`] if the oldest message is at another position (nothing is taken:
-    /// another consumer took it, or the position is wrong), [`CommitError::NotThere`],
-    /// [`CommitError::Corrupt`].
+    /// another consumer took it, or the position is wrong), [`CommitError::NotThere`] (also
+    /// for a position whose put has not published its message yet), [`CommitError::Corrupt`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{CommitError, Options, Queue};
+    /// let q = Queue::anonymous(&Options {
+    ///     capacity: 2,
+    ///     message_size: 64,
+    ///     max_message_size: 1 << 20,
+    ///     ..Default::default()
+    /// })?;
+    /// q.put(vec![1u8; 200_000])?;
+    /// let (pos, msg) = q.peek_with_position(None)?;
+    /// assert_eq!(msg.len(), 200_000);
+    /// // ... deliver it elsewhere, then take it:
+    /// q.commit(pos)?;
+    /// assert!(q.is_empty());
+    /// assert_eq!(q.commit(pos), Err(CommitError::Moved { head: 1 }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn commit(&self, position: u64) -> Result<(), CommitError> {
         self.commit_many(position, 1)
     }
 
     /// Takes the `n` messages from `position` on with one CAS, if the oldest message is at
-    /// `position` and all `n` are there; else takes nothing.
+    /// `position` and all `n` are there (published); else takes nothing. The side segments of
+    /// the large messages among them are released afterwards, each as a get releases it.
     ///
     /// # Errors
     ///
     /// As [`commit`](Self::commit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{CommitError, Options, Queue};
+    /// let q = Queue::anonymous(&Options {
+    ///     capacity: 4,
+    ///     message_size: 64,
+    ///     max_message_size: 1 << 20,
+    ///     ..Default::default()
+    /// })?;
+    /// q.put_many(&[vec![1u8; 10], vec![2u8; 70_000], vec![3u8; 5]])?;
+    /// assert_eq!(q.commit_many(0, 4), Err(CommitError::NotThere { tail: 3 }));
+    /// assert_eq!(q.peek_at(1, None)?, Some(vec![2u8; 70_000]));
+    /// q.commit_many(0, 3)?;
+    /// assert!(q.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn commit_many(&self, position: u64, n: u64) -> Result<(), CommitError> {
-        engine::get(&self.ring(), Wait::Forever, Waiting::PLAIN, |r| {
-            match r.core().commit(position, n) {
+        self.commit_impl(position, n, true)
+    }
+
+    /// Test hook (feature `test-hooks`): [`commit_many`](Self::commit_many) that stops after its
+    /// CAS, before releasing the side segments of the large messages it took; the caller then
+    /// stops for good, as a committer killed there.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn commit_and_stop(&self, position: u64, n: u64) -> Result<(), CommitError> {
+        self.commit_impl(position, n, false)
+    }
+
+    fn commit_impl(&self, position: u64, n: u64, release: bool) -> Result<(), CommitError> {
+        // The descriptors of the large messages taken (read before the CAS; none for small
+        // messages, and no allocation then).
+        let mut large = Vec::new();
+        let r = engine::get(&self.ring(), Wait::Forever, Waiting::PLAIN, |r| {
+            match r.core().commit(position, n, &mut large) {
                 Commit::Done => Ok(Some((n as usize, Ok(())))),
                 Commit::Moved(head) => Ok(Some((0, Err(CommitError::Moved { head })))),
                 Commit::NotThere(tail) => Ok(Some((0, Err(CommitError::NotThere { tail })))),
@@ -256,7 +350,12 @@ impl Queue {
                 Commit::Reserved => Err(Fail::Reserved),
             }
         })
-        .map_err(|f| CommitError::Corrupt(f.to_string()))?
+        .map_err(|f| CommitError::Corrupt(f.to_string()))?;
+        if release && r.is_ok() && !large.is_empty() {
+            // Taken: free (or unlink) their side segments, as a get does after its take.
+            self.big.release_taken(&large);
+        }
+        r
     }
 }
 
@@ -344,5 +443,232 @@ mod tests {
         Queue::unlink(&name).unwrap();
         assert_ne!(a.instance_id(), 0);
         assert_ne!(a.instance_id(), b.instance_id());
+    }
+
+    /// A named queue with large messages (64-byte slots, up to 64 MiB), unlinked on drop with
+    /// its side segments.
+    struct Big(String);
+
+    impl Big {
+        fn new(tag: &str, capacity: usize) -> (Big, Queue) {
+            let name = format!("shmq-test-peek-{tag}-{}", std::process::id());
+            let _ = Queue::unlink(&name);
+            let q = Queue::create(
+                &name,
+                &Options {
+                    capacity,
+                    message_size: 64,
+                    max_message_size: 64 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            (Big(name), q)
+        }
+
+        /// The names of its side segments now, sorted.
+        fn sides(&self) -> Vec<String> {
+            let prefix = format!("{}.big.", self.0);
+            let mut v: Vec<String> = std::fs::read_dir(crate::sys::SHM_DIR)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+            v.sort();
+            v
+        }
+
+        fn open(&self) -> Queue {
+            Queue::open(&self.0).unwrap()
+        }
+    }
+
+    impl Drop for Big {
+        fn drop(&mut self) {
+            let _ = Queue::unlink(&self.0);
+        }
+    }
+
+    /// `n` bytes: the position `i` (8 bytes, little-endian), then `i % 251` repeated.
+    fn msg(i: u64, n: usize) -> Vec<u8> {
+        let mut m = vec![(i % 251) as u8; n];
+        m[..8].copy_from_slice(&i.to_le_bytes());
+        m
+    }
+
+    fn is_msg(m: &[u8], i: u64, n: usize) -> bool {
+        m.len() == n && m[..8] == i.to_le_bytes() && m[8..].iter().all(|&b| b == (i % 251) as u8)
+    }
+
+    #[test]
+    fn a_large_message_is_peeked_whole_without_being_taken() {
+        let (b, q) = Big::new("whole", 4);
+        q.put(b"small").unwrap();
+        q.put(msg(1, 300_000)).unwrap();
+        q.put(msg(2, 5000)).unwrap();
+        assert_eq!(b.sides().len(), 2);
+        for _ in 0..2 {
+            assert!(is_msg(&q.peek_at(1, None).unwrap().unwrap(), 1, 300_000));
+        }
+        assert_eq!(q.len(), 3, "peeking takes nothing");
+        assert_eq!(q.peek_with_position(None), Ok((0, b"small".to_vec())));
+        // Another handle (its own cache of mappings) peeks it too.
+        let other = b.open();
+        assert!(is_msg(&other.peek_at(2, None).unwrap().unwrap(), 2, 5000));
+        assert_eq!(q.get().unwrap(), b"small");
+        assert!(
+            is_msg(&q.get().unwrap(), 1, 300_000),
+            "a get takes it whole"
+        );
+        let (pos, m) = other.peek_with_position(None).unwrap();
+        assert!(pos == 2 && is_msg(&m, 2, 5000));
+        other.commit(pos).unwrap();
+        assert!(q.is_empty());
+        assert_eq!(b.sides().len(), 2, "both stay pooled, free");
+    }
+
+    #[test]
+    fn a_one_shot_message_over_32_mib_is_peeked_whole_and_its_commit_removes_it() {
+        let (b, q) = Big::new("oneshot", 2);
+        let n = 33 << 20;
+        q.put(msg(0, n)).unwrap();
+        assert_eq!(b.sides().len(), 1);
+        let (pos, m) = q.peek_with_position(None).unwrap();
+        assert!(pos == 0 && is_msg(&m, 0, n));
+        drop(m);
+        assert_eq!(q.len(), 1);
+        assert_eq!(b.sides().len(), 1, "a peek removes nothing");
+        q.commit(0).unwrap();
+        assert!(
+            b.sides().is_empty(),
+            "the one-shot segment goes with the commit"
+        );
+    }
+
+    #[test]
+    fn commit_many_frees_pooled_side_segments_for_reuse_and_removes_one_shot_ones() {
+        let (b, q) = Big::new("commit-mix", 8);
+        let sizes = [10, 100_000, 0, 200_000, 33 << 20, 64];
+        for (i, &n) in sizes.iter().enumerate() {
+            q.put(if n < 8 {
+                vec![i as u8; n]
+            } else {
+                msg(i as u64, n)
+            })
+            .unwrap();
+        }
+        assert_eq!(b.sides().len(), 3, "two pooled, one one-shot");
+        let consumer = b.open();
+        for (i, &n) in sizes.iter().enumerate() {
+            let m = consumer.peek_at(i as u64, None).unwrap().unwrap();
+            assert!(n < 8 || is_msg(&m, i as u64, n), "message {i}");
+        }
+        consumer.commit_many(0, 2).unwrap();
+        consumer.commit_many(2, 4).unwrap();
+        assert!(q.is_empty());
+        let pooled = b.sides();
+        assert_eq!(pooled.len(), 2, "the one-shot segment is gone: {pooled:?}");
+        // The pooled ones are free: the same sizes again reuse them, no new side segment.
+        q.put(msg(7, 100_000)).unwrap();
+        q.put(msg(8, 200_000)).unwrap();
+        assert_eq!(b.sides(), pooled, "reused");
+        assert!(is_msg(&consumer.get().unwrap(), 7, 100_000));
+        assert!(is_msg(&consumer.get().unwrap(), 8, 200_000));
+    }
+
+    #[test]
+    fn a_stale_peek_after_a_take_and_a_reuse_reports_taken_never_the_new_bytes() {
+        let (b, producer) = Big::new("stale", 1);
+        let (consumer, peeker) = (b.open(), b.open());
+        producer.put(msg(0, 100_000)).unwrap();
+        let mut descriptor = Vec::new();
+        assert_eq!(
+            peeker.ring().core().peek_at(0, &mut descriptor),
+            Ok(Peek::Large)
+        );
+        // Another consumer takes it (its side segment freed) before the peek copies it.
+        assert!(is_msg(&consumer.get().unwrap(), 0, 100_000));
+        assert_eq!(
+            peeker.peek_large(0, &descriptor),
+            Err(PeekError::Taken { head: 1 })
+        );
+        // The producer reuses the segment for the next message: still Taken, not its bytes.
+        let before = b.sides();
+        producer.put(msg(1, 100_000)).unwrap();
+        assert_eq!(b.sides(), before, "the same side segment, reused");
+        assert_eq!(
+            peeker.peek_large(0, &descriptor),
+            Err(PeekError::Taken { head: 1 })
+        );
+        assert_eq!(peeker.peek_at(0, None), Err(PeekError::Taken { head: 1 }));
+        assert!(is_msg(
+            &peeker.peek_at(1, None).unwrap().unwrap(),
+            1,
+            100_000
+        ));
+        peeker.commit(1).unwrap();
+        assert!(producer.is_empty());
+    }
+
+    #[test]
+    fn a_side_segment_changed_under_a_queued_message_is_corrupt_not_taken() {
+        let (b, q) = Big::new("damaged", 2);
+        q.put(msg(0, 100_000)).unwrap();
+        let side = b.sides().pop().unwrap();
+        // A bad state word (at offset 40 of the side segment's head), as damage would leave.
+        std::os::unix::fs::FileExt::write_at(
+            &std::fs::OpenOptions::new()
+                .write(true)
+                .open(std::path::Path::new(crate::sys::SHM_DIR).join(side))
+                .unwrap(),
+            &0x55u64.to_ne_bytes(),
+            40,
+        )
+        .unwrap();
+        assert!(matches!(q.peek_at(0, None), Err(PeekError::Corrupt(_))));
+        assert_eq!(q.len(), 1, "nothing taken");
+    }
+
+    #[test]
+    fn peeks_racing_takes_and_reuses_of_side_segments_never_see_torn_or_foreign_bytes() {
+        // Capacity 2 and one size: the producer's pool cycles through two or three segments,
+        // each rewritten as soon as the consumer frees it, while the peeker copies the
+        // messages at the front (often the ones being taken).
+        const N: u64 = 300;
+        const LEN: usize = 100_000;
+        let (b, producer) = Big::new("race", 2);
+        let (consumer, peeker) = (b.open(), b.open());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..N {
+                    producer.put(msg(i, LEN)).unwrap();
+                }
+            });
+            s.spawn(|| {
+                for i in 0..N {
+                    assert!(is_msg(&consumer.get().unwrap(), i, LEN), "get {i}");
+                }
+            });
+            let (mut copied, mut taken) = (0u64, 0u64);
+            while peeker.head_position() < N {
+                let pos = peeker.head_position() + (copied + taken) % 2;
+                let soon = Instant::now() + Duration::from_millis(5);
+                match peeker.peek_at(pos, Some(soon)) {
+                    Ok(Some(m)) => {
+                        assert!(is_msg(&m, pos, LEN), "peek of {pos}: torn or foreign");
+                        copied += 1;
+                    }
+                    Err(PeekError::Taken { head }) => {
+                        assert!(head > pos);
+                        taken += 1;
+                    }
+                    Err(PeekError::Timeout) => {}
+                    other => panic!("peek of {pos}: {other:?}"),
+                }
+            }
+            eprintln!("peeks: {copied} copied, {taken} taken meanwhile");
+        });
+        assert!(producer.is_empty());
+        assert!(b.sides().len() <= crate::large::POOL_SEGMENTS);
     }
 }
