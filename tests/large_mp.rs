@@ -1,6 +1,6 @@
 //! Large messages (over the slot size) across real processes: every put and get path, pipes,
-//! and SIGKILL in the middle of a large put and of a large get (no loss, no duplicate, no side
-//! segment left in `/dev/shm`).
+//! peek and commit, and SIGKILL in the middle of a large put, of a large get and of a peek and
+//! commit (no loss, no duplicate, no side segment left in `/dev/shm`).
 
 mod common;
 
@@ -273,5 +273,232 @@ fn a_full_dev_shm_is_no_space_hands_the_message_back_and_leaks_nothing() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(side_segments(&name).is_empty());
+}
+
+/// What a `big-peek-consumer` printed: the keys (`id:seq`) of the batches its commit took, and
+/// those of a last batch peeked and maybe committed when it was killed (no "done"/"moved").
+fn peek_consumer_output(out: &[u8]) -> (Vec<String>, Vec<String>) {
+    let (mut taken, mut pending) = (Vec::new(), Vec::new());
+    for line in String::from_utf8_lossy(out).lines() {
+        if let Some(rest) = line.strip_prefix("peek ") {
+            let mut words = rest.split(' ');
+            words.next(); // the position
+            pending = words
+                .map(|k| k.split_once(',').unwrap().0.to_owned())
+                .collect();
+        } else if line == "done" {
+            taken.append(&mut pending);
+        } else if line == "moved" {
+            pending.clear();
+        } else if !line.is_empty() {
+            panic!("unexpected line {line:?}");
+        }
+    }
+    (taken, pending)
+}
+
+/// `peekers` peek+commit consumers (batches of up to 4, a pause of up to 300 µs before each
+/// commit) and `getters` plain get consumers compete for the checksummed messages (0 B to
+/// 6 MiB, skewed small) of 2 producers through a queue with 4 KiB slots: every message
+/// arrives once, whole (each consumer checks what it peeks or gets), and no side segment is
+/// left once everything is taken, nor after the unlink.
+fn run_peek(tag: &str, peekers: usize, getters: usize) {
+    let _w = Watchdog::new("large peek and commit", Duration::from_secs(120));
+    let name = Name::new(tag);
+    let q = Queue::create(&name, &opts(8)).unwrap();
+    let (producers, count) = (2u32, 60u32);
+    let max = (6 << 20).to_string();
+    let mut cons: Vec<_> = (0..peekers)
+        .map(|_| spawn("big-peek-consumer", &[&name, "4", "300"]))
+        .collect();
+    cons.extend((0..getters).map(|_| spawn("big-consumer", &[&name, "get"])));
+    let prods: Vec<_> = (0..producers)
+        .map(|id| {
+            spawn(
+                "big-producer",
+                &[&name, &id.to_string(), &count.to_string(), &max, "put"],
+            )
+        })
+        .collect();
+    finish_all(prods);
+    q.close().unwrap();
+    let mut seen = HashSet::new();
+    let (mut by_peek, mut large) = (0, 0);
+    for (i, out) in finish_all(cons).into_iter().enumerate() {
+        let keys: Vec<(String, usize)> = if i < peekers {
+            let (taken, pending) = peek_consumer_output(&out);
+            assert!(pending.is_empty(), "a consumer that ran to the end");
+            by_peek += taken.len();
+            // The lengths are checked by the child; count the large ones from its output.
+            for line in String::from_utf8_lossy(&out).lines() {
+                large += line
+                    .split(' ')
+                    .filter_map(|k| k.split_once(',')?.1.parse::<usize>().ok())
+                    .filter(|&len| len > 4096)
+                    .count();
+            }
+            taken.into_iter().map(|k| (k, 0)).collect()
+        } else {
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let (k, len) = l.split_once(' ').unwrap();
+                    (k.to_owned(), len.parse().unwrap())
+                })
+                .collect()
+        };
+        for (k, len) in keys {
+            large += usize::from(len > 4096);
+            assert!(seen.insert(k.clone()), "{k} delivered twice");
+        }
+    }
+    assert_eq!(seen.len(), (producers * count) as usize, "messages lost");
+    assert!(large > 0, "the run carried large messages");
+    if getters == 0 {
+        assert_eq!(by_peek, seen.len(), "all taken by peek and commit");
+    }
+    eprintln!(
+        "{tag}: {by_peek} of {} taken by peek and commit",
+        seen.len()
+    );
+    assert!(q.is_empty());
+    assert!(
+        side_segments(&name).is_empty(),
+        "committed messages leave no side segment: {:?}",
+        side_segments(&name)
+    );
+    Queue::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}
+
+#[test]
+fn peek_and_commit_carry_large_messages_whole_and_leave_nothing() {
+    run_peek("big-peek", 2, 0);
+}
+
+#[test]
+fn peek_commit_and_get_consumers_compete_and_each_message_arrives_once() {
+    run_peek("big-peek-get", 1, 1);
+}
+
+/// SIGKILL of peek+commit consumers at random moments (the pause before each commit makes
+/// most kills land between a peek and its commit; others land in a peek's copy, in the
+/// commit, or between its CAS and the release of the side segments) while a producer streams
+/// checksummed messages of up to 2 MiB: no message is taken twice, each is taken by a
+/// consumer that reported it or is in the last batch of a killed one (the documented window),
+/// and once the producer is gone the next open sweeps whatever a killed committer left.
+#[test]
+fn peek_commit_consumers_killed_at_random_points_lose_and_leak_nothing() {
+    let _w = Watchdog::new("large peek kills", Duration::from_secs(150));
+    let name = Name::new("big-peek-kill");
+    let q = Queue::create(&name, &opts(8)).unwrap();
+    let count = 120u32;
+    let mut p = spawn(
+        "big-producer",
+        &[
+            &name,
+            "5",
+            &count.to_string(),
+            &(2 << 20).to_string(),
+            "put",
+        ],
+    );
+    let mut rng = big::Rng::new(u64::from(std::process::id()));
+    let mut taken = HashSet::new();
+    let (mut uncertain, mut kills) = (HashSet::new(), 0);
+    let record = |out: &[u8], taken: &mut HashSet<String>| {
+        let (done, pending) = peek_consumer_output(out);
+        for k in done {
+            assert!(taken.insert(k.clone()), "{k} taken twice");
+        }
+        pending.len()
+    };
+    for _ in 0..250 {
+        if p.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let mut c = spawn("big-peek-consumer", &[&name, "4", "2000"]);
+        std::thread::sleep(Duration::from_millis(2 + rng.word() % 25));
+        let _ = c.child.kill();
+        let (out, _) = c.try_finish().unwrap();
+        let (_, pending) = peek_consumer_output(&out);
+        uncertain.extend(pending);
+        record(&out, &mut taken);
+        kills += 1;
+    }
+    // The rest (and everything, if the producer is still going) by one consumer to the end.
+    let last = spawn("big-peek-consumer", &[&name, "4", "0"]);
+    finish_all(vec![p]);
+    q.close().unwrap();
+    let out = finish_all(vec![last]).remove(0);
+    assert_eq!(record(&out, &mut taken), 0);
+    let lost: Vec<u32> = (0..count)
+        .filter(|s| {
+            let k = format!("5:{s}");
+            !taken.contains(&k) && !uncertain.contains(&k)
+        })
+        .collect();
+    assert!(lost.is_empty(), "lost beyond the killed batches: {lost:?}");
+    assert!(uncertain.len() <= kills * 4);
+    eprintln!(
+        "{kills} kills, {} taken and reported, {} in killed consumers' last batches",
+        taken.len(),
+        uncertain.len()
+    );
+    assert!(q.is_empty());
+    // The producer is gone: the next open sweeps what a committer killed before its release
+    // left (no slot names it).
+    drop(Queue::open(&name).unwrap());
+    assert!(
+        side_segments(&name).is_empty(),
+        "{:?}",
+        side_segments(&name)
+    );
+    Queue::unlink(&name).unwrap();
+    assert!(side_segments(&name).is_empty());
+}
+
+/// A committer killed after its CAS, before releasing the side segments of the large messages
+/// it took (a pooled one and a one-shot one): both stay, named by no slot; the next open
+/// sweeps them once their producers are gone. With a live producer, its pool does not reuse
+/// a segment left so (a large put makes a new one), and the unlink removes it.
+#[test]
+fn a_committer_killed_before_its_release_leaks_nothing_once_the_producer_is_gone() {
+    let _w = Watchdog::new("large commit kill", Duration::from_secs(120));
+    let name = Name::new("big-commit-kill");
+    let q = Queue::create(&name, &opts(4)).unwrap();
+    for body in [1usize << 20, 40 << 20] {
+        finish_all(vec![spawn("big-put-one", &[&name, &body.to_string()])]);
+    }
+    assert_eq!(side_segments(&name).len(), 2, "one pooled, one one-shot");
+    let mut c = spawn("crash-commit-and-hang", &[&name, "2"]);
+    assert_eq!(
+        c.line(),
+        format!(
+            "committed 1:0,{} 1:0,{}",
+            big::HEAD + (1 << 20),
+            big::HEAD + (40 << 20)
+        )
+    );
+    c.kill9();
+    assert!(q.is_empty(), "taken");
+    assert_eq!(side_segments(&name).len(), 2, "not released");
+    drop(Queue::open(&name).unwrap());
+    assert!(side_segments(&name).is_empty(), "swept: producers dead");
+    // A live producer (this process).
+    q.put(big::message(2, 0, 1 << 20)).unwrap();
+    let first = side_segments(&name);
+    assert_eq!(first.len(), 1);
+    let mut c = spawn("crash-commit-and-hang", &[&name, "1"]);
+    assert!(c.line().starts_with("committed 2:0,"));
+    c.kill9();
+    drop(Queue::open(&name).unwrap());
+    assert_eq!(side_segments(&name), first, "its creator lives: kept");
+    q.put(big::message(2, 1, 1 << 20)).unwrap();
+    assert_eq!(side_segments(&name).len(), 2, "not reused: a new segment");
+    assert_eq!(big::check(&q.get().unwrap()), Some((2, 1)));
+    Queue::unlink(&name).unwrap();
     assert!(side_segments(&name).is_empty());
 }

@@ -2,9 +2,11 @@
 //! from `shmq_testkit::big`, sent through a queue or a pipe and checked on arrival.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use shmq::{End, GetError, GetTimeoutError, PipeEnd, Queue, RecvError, TryGetError};
+use shmq::{
+    CommitError, End, GetError, GetTimeoutError, PeekError, PipeEnd, Queue, RecvError, TryGetError,
+};
 use shmq_testkit::big;
 
 use crate::{arg, say};
@@ -20,6 +22,17 @@ fn open(name: &str) -> Queue {
 fn report(m: &[u8]) {
     match big::check(m) {
         Some((id, seq)) => say(format!("{id}:{seq} {}", m.len())),
+        None => {
+            eprintln!("shmq-child: a damaged message of {} bytes", m.len());
+            std::process::exit(66)
+        }
+    }
+}
+
+/// Checks a message and returns "id:seq,len", or exits with status 66 on a damaged one.
+fn key(m: &[u8]) -> String {
+    match big::check(m) {
+        Some((id, seq)) => format!("{id}:{seq},{}", m.len()),
         None => {
             eprintln!("shmq-child: a damaged message of {} bytes", m.len());
             std::process::exit(66)
@@ -162,6 +175,62 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             assert!(big::side_segments(name).is_empty());
             say(format!("no-space ok {needed}"));
             ExitCode::SUCCESS
+        }
+        // big-peek-consumer NAME AHEAD DELAY_US: peeks the front message and up to AHEAD - 1
+        // after it (checking each), prints "peek POS id:seq,len ..." before its commit_many of
+        // them (after a random pause of up to DELAY_US µs: the network round trip of a
+        // bridge), then "done" if the commit took them or "moved" if another consumer took
+        // the front first; until the queue is closed and empty
+        "big-peek-consumer" => {
+            let q = open(name);
+            let (ahead, delay): (u64, u64) = (arg(args, 1), arg(args, 2));
+            let mut rng = big::Rng::new(u64::from(std::process::id()));
+            loop {
+                let soon = Instant::now() + Duration::from_millis(100);
+                let (pos, m) = match q.peek_with_position(Some(soon)) {
+                    Ok(x) => x,
+                    Err(PeekError::Timeout) => continue,
+                    Err(PeekError::Closed) => break ExitCode::SUCCESS,
+                    Err(e) => panic!("peek: {e}"),
+                };
+                let mut keys = vec![key(&m)];
+                while (keys.len() as u64) < ahead {
+                    match q.peek_at(pos + keys.len() as u64, Some(Instant::now())) {
+                        Ok(Some(m)) => keys.push(key(&m)),
+                        Ok(None) | Err(PeekError::Timeout | PeekError::Taken { .. }) => break,
+                        Err(PeekError::Closed) => break,
+                        Err(e) => panic!("peek ahead: {e}"),
+                    }
+                }
+                say(format!("peek {pos} {}", keys.join(" ")));
+                if delay > 0 {
+                    std::thread::sleep(Duration::from_micros(rng.word() % delay));
+                }
+                match q.commit_many(pos, keys.len() as u64) {
+                    Ok(()) => say("done"),
+                    Err(CommitError::Moved { .. }) => say("moved"),
+                    Err(e) => panic!("commit: {e}"),
+                }
+            }
+        }
+        // crash-commit-and-hang NAME N: peeks the N messages at the front, takes them with a
+        // commit that stops before releasing their side segments, says "committed" and hangs
+        // (the parent kills it there)
+        #[cfg(feature = "crash-points")]
+        "crash-commit-and-hang" => {
+            let q = open(name);
+            let n: u64 = arg(args, 1);
+            let (pos, m) = q.peek_with_position(None).expect("peek");
+            let mut keys = vec![key(&m)];
+            for i in 1..n {
+                keys.push(key(&q
+                    .peek_at(pos + i, None)
+                    .expect("peek")
+                    .expect("a message")));
+            }
+            q.commit_and_stop(pos, n).expect("commit");
+            say(format!("committed {}", keys.join(" ")));
+            crate::hang()
         }
         // big-put-one NAME BODY: puts one message of BODY bytes (the parent kills it while it
         // writes)
