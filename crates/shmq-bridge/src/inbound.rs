@@ -84,8 +84,8 @@ pub struct InStats {
 /// # Errors
 ///
 /// [`BridgeError::Connect`], [`BridgeError::Queue`] (cannot open, no instance id),
-/// [`BridgeError::TooLarge`] for a message longer than the queue's message size (it stays in
-/// the stream, unacknowledged), [`BridgeError::State`], [`BridgeError::JetStream`].
+/// [`BridgeError::TooLarge`] for a message longer than the queue's maximum message size (it
+/// stays in the stream, unacknowledged), [`BridgeError::State`], [`BridgeError::JetStream`].
 pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     let qerr = |reason: String| BridgeError::Queue {
         queue: cfg.queue.clone(),
@@ -191,11 +191,12 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             if in_queue.contains(seq) || !seen.insert(seq) {
                 again.push((seq, m));
             } else {
-                if m.payload.len() > q.message_size() {
+                // Larger than a slot is fine (a side segment), up to the queue's maximum.
+                if m.payload.len() > q.max_message_size() {
                     return Err(BridgeError::TooLarge {
                         len: m.payload.len(),
-                        max: q.message_size(),
-                        what: "the local queue's message size",
+                        max: q.max_message_size(),
+                        what: "the local queue's maximum message size",
                     });
                 }
                 fresh.push((seq, m));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use shmq::{GetTimeoutError, Options, Queue};
 use shmq_testkit::nats::{self, NatsServer};
-use shmq_testkit::{Name, Proc, Watchdog};
+use shmq_testkit::{Name, Proc, Watchdog, big};
 
 const SHMQ: &str = env!("CARGO_BIN_EXE_shmq");
 
@@ -508,4 +508,88 @@ fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
     );
     assert_eq!(v["kills"], 2);
     assert_eq!(v["received"], v["sent"]);
+}
+
+/// Messages of 10 KiB to 900 KiB through queues with 1 KiB slots (so in side segments at both
+/// ends): out-bridge (peek from the side segment, publish, commit) → JetStream (the default
+/// maximum payload, 1 MiB) → in-bridge (put into a side segment); each arrives once, whole.
+/// A message over the server's maximum payload stops the out-bridge with an error naming both
+/// sizes, after the messages before it went out; it stays first in the queue.
+#[test]
+fn large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error() {
+    if !nats::required(
+        "large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error",
+    ) {
+        return;
+    }
+    let _w = Watchdog::new("large messages over the bridge", Duration::from_secs(180));
+    let s = server(&[]);
+    let f = Flow::new(&s, "large");
+    let large_queue = |tag: &str| {
+        let name = Name::with_prefix("shmq-test-bridge", tag);
+        let q = Queue::create(
+            &name,
+            &Options {
+                capacity: 16,
+                message_size: 1024,
+                max_message_size: 4 << 20,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (name, q)
+    };
+    let (a_name, a) = large_queue("large-a");
+    let (b_name, b) = large_queue("large-b");
+    let bodies: Vec<usize> = (0..40)
+        .map(|i| match i % 4 {
+            0 => 10 << 10,
+            1 => 100 + i * 997,
+            2 => (i * 23_011) % (900 << 10),
+            _ => 900 << 10,
+        })
+        .collect();
+    let sent = bodies.len() as u32;
+    let producer = {
+        let (q, bodies) = (Queue::open(&a_name).unwrap(), bodies.clone());
+        std::thread::spawn(move || {
+            for (i, &n) in bodies.iter().enumerate() {
+                q.put(big::message(0, i as u32, n)).unwrap();
+            }
+            // Over the server's maximum payload (1 MiB), under the queue's (4 MiB).
+            q.put(big::message(0, sent, 2 << 20)).unwrap();
+        })
+    };
+    let _in = f.inb(&s, &b_name, &[]);
+    let out = run(&["out", &a_name, "--to", &f.subject, "--server", &s.url()]);
+    producer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let too_large = big::HEAD + (2 << 20);
+    assert!(
+        err.contains(&format!(
+            "a message of {too_large} bytes exceeds the limit of"
+        )) && err.contains(&format!("{} bytes", (1 << 20) - 128)),
+        "{err}"
+    );
+    assert_eq!(a.len(), 1, "the messages before it went out");
+    assert_eq!(
+        big::check(&a.get().unwrap()),
+        Some((0, sent)),
+        "the oversized message stays, whole"
+    );
+    let mut seen = HashSet::new();
+    for _ in 0..sent {
+        let m = b
+            .get_timeout(Duration::from_secs(30))
+            .expect("a message through the bridges");
+        let (id, seq) = big::check(&m).expect("whole");
+        assert_eq!((id, m.len()), (0, big::HEAD + bodies[seq as usize]));
+        assert!(seen.insert(seq), "{seq} arrived twice");
+    }
+    assert!(
+        b.get_timeout(Duration::from_millis(1500)).is_err(),
+        "nothing more"
+    );
+    assert_eq!(seen.len(), sent as usize);
 }
