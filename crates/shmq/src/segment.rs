@@ -1150,16 +1150,17 @@ impl fmt::Debug for Segment {
 /// (`/dev/shm/NAME`, or a side file beside a file-backed queue), no shmq header, mapped whole
 /// and read-write on both sides (a consumer flips the state word of its head). Its message bytes
 /// are written only by its creator while no descriptor of it is queued, and only read while one
-/// is (`docs/protocol.md`, "Large messages"), so a reader may borrow them; the head's state word
-/// is only reached as an atomic.
+/// is (`docs/protocol.md`, "Large messages"), so a reader holding the front reserved may borrow
+/// them; a peeker, which holds nothing, copies them (`read_at`) and validates the copy after.
+/// The head's state word is only reached as an atomic.
 pub(crate) struct Blob {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 // SAFETY: the mapping is owned by the value (unmapped on drop) and only reached through
-// raw-pointer copies (`write_at`, `fill_at`), atomics (`word`) or borrows whose protocol is
-// stated at `slice`.
+// raw-pointer copies (`write_at`, `fill_at`, `read_at`), atomics (`word`) or borrows whose
+// protocol is stated at `slice`.
 unsafe impl Send for Blob {}
 // SAFETY: as above; `write_at` copies through a raw pointer and is only called by the creator
 // while no descriptor of the blob is queued.
