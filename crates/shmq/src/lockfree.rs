@@ -2005,4 +2005,52 @@ mod loom_tests {
     fn loom_a_reader_dead_inside_its_read_takes_nothing_and_is_repaired() {
         reader_vs_consumer_vs_producer(true);
     }
+
+    /// A committer (the out-bridge's take, `lockfree/peek.rs`) on a capacity-1 ring while a
+    /// producer puts two descriptors of large messages, the second into the slot the first
+    /// commit frees: a commit never takes a claim before its publication, and the descriptors
+    /// it hands back are the ones published at the positions it took, whole.
+    #[test]
+    fn loom_a_commit_takes_only_published_messages_and_hands_back_their_descriptors() {
+        use super::peek::Commit;
+        const D1: &[u8] = &[1; 16];
+        const D2: &[u8] = &[2; 16];
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 16));
+            let producer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    for d in [D1, D2] {
+                        let c = h.core();
+                        loop {
+                            match c.claim(1, 1) {
+                                Ok((pos, _)) => {
+                                    c.write_descriptor(pos, d);
+                                    c.publish(pos, 1);
+                                    break;
+                                }
+                                Err(PushFail::Full) => thread::yield_now(),
+                                Err(e) => panic!("{e:?}"),
+                            }
+                        }
+                    }
+                })
+            };
+            let c = h.core();
+            let mut large = Vec::new();
+            for (pos, d) in [(0, D1), (1, D2)] {
+                loop {
+                    match c.commit(pos, 1, &mut large) {
+                        Commit::Done => {
+                            assert_eq!(large, [d.to_vec()]);
+                            break;
+                        }
+                        Commit::NotThere(_) => thread::yield_now(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            producer.join().unwrap();
+        });
+    }
 }
