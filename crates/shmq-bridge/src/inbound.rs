@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use shmq::{PeekError, Queue, TryPutError};
 
 use crate::state::SeqSet;
@@ -139,38 +139,27 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
     let mut last_message = Instant::now();
-    let mut prefetched: Option<pull::Batch> = None;
+    // The one pull request out at a time (two would be served in turns by the server, their
+    // messages interleaved: the put order would not be the stream's).
+    let mut pull: Option<Pull> = None;
+    let batch = cfg.batch.max(1);
     loop {
         if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
             return Ok(stats);
         }
-        // Back-pressure: fetch no more than fits; wait while the queue is full.
         if q.is_closed() {
             return Ok(stats);
         }
+        // Back-pressure: a request never asks for more messages than the queue has free slots
+        // (everything received so far is put).
         let free = q.capacity().saturating_sub(q.len());
-        if free == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            continue;
+        if pull.is_none() && free > 0 {
+            pull = request(&consumer, free.min(batch)).await;
         }
-        // The batch requested while the previous one was put, if any; else what is there now
-        // (a request that does not wait), else what comes within 100 ms: a request that waited
-        // longer to be full would hold back the messages it already has.
-        let mut msgs = match prefetched.take() {
-            Some(batch) => drain(batch, true).await,
-            None => Vec::new(),
-        };
-        let want = free.min(cfg.batch.max(1));
-        for wait in [false, true] {
-            if !msgs.is_empty() {
-                break;
-            }
-            if let Some(batch) = request(&consumer, want, wait).await {
-                msgs = drain(batch, wait).await;
-            }
-        }
-        if msgs.is_empty() {
-            if !matches!(
+        if pull.is_none() {
+            if free == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await; // full: wait for a get
+            } else if !matches!(
                 tokio::time::timeout(ANSWER, consumer.info()).await,
                 Ok(Ok(_))
             ) {
@@ -178,8 +167,31 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             continue;
         }
+        let msgs = match receive(&mut pull, batch).await {
+            Received::Msgs(m) => m,
+            Received::Ended => continue,
+            Received::Silent => {
+                // A request the server never answered (sent while the connection was down).
+                if !matches!(
+                    tokio::time::timeout(ANSWER, consumer.info()).await,
+                    Ok(Ok(_))
+                ) {
+                    backoff.wait().await;
+                }
+                continue;
+            }
+        };
         last_message = Instant::now();
         backoff.reset();
+        // The request done, the next one now, so that the server delivers while these are put
+        // and acknowledged: no more than the slots still free once these are in.
+        let free_after = q
+            .capacity()
+            .saturating_sub(q.len())
+            .saturating_sub(msgs.len());
+        if pull.is_none() && free_after > 0 {
+            pull = request(&consumer, free_after.min(batch)).await;
+        }
         let mut fresh = Vec::new();
         let mut again = Vec::new();
         let mut seen = HashSet::new();
@@ -201,15 +213,6 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 }
                 fresh.push((seq, m));
             }
-        }
-        // Request the next batch now, so that the server delivers it while this one is put and
-        // acknowledged: no more than the slots still free once this batch is in.
-        let free_after = q
-            .capacity()
-            .saturating_sub(q.len())
-            .saturating_sub(fresh.len());
-        if free_after > 0 {
-            prefetched = request(&consumer, free_after.min(cfg.batch.max(1)), true).await;
         }
         if !fresh.is_empty() {
             in_queue.prune();
@@ -267,52 +270,129 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     }
 }
 
-/// Requests up to `want` messages: those there now (`wait` false), or those that come within
-/// 100 ms. `None` if the request could not be sent.
-async fn request(
-    consumer: &jetstream::consumer::PullConsumer,
-    want: usize,
-    wait: bool,
-) -> Option<pull::Batch> {
-    let batch = if wait {
-        consumer
-            .batch()
-            .max_messages(want)
-            .expires(Duration::from_millis(100))
-            .messages()
-            .await
-    } else {
-        consumer.fetch().max_messages(want).messages().await
-    };
-    match batch {
-        Ok(b) => Some(b),
+/// How long a pull request waits at the server for messages (it ends sooner once it got all
+/// it asked for); the bridge then sends another.
+const EXPIRES: Duration = Duration::from_millis(500);
+
+/// After the first message of a group, how long the bridge waits for more at most before it
+/// puts what it has: one state-file write, one put and one flush of acks serve the whole group,
+/// and the server reads the group's acks together.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// A group ends earlier when no message came for this long: messages that stopped coming are
+/// put at once.
+const GAP: Duration = Duration::from_millis(2);
+
+/// A pull request out at the server.
+struct Pull {
+    batch: pull::Batch,
+    /// Messages it may still bring.
+    left: usize,
+    /// Whether any came.
+    answered: bool,
+    /// When it is over for sure: its expiry at the server and a margin (a request sent while
+    /// the connection was down is never answered).
+    over: tokio::time::Instant,
+}
+
+/// Sends a pull request for up to `want` messages, which waits [`EXPIRES`] at most at the
+/// server. `None` if it could not be sent.
+async fn request(consumer: &jetstream::consumer::PullConsumer, want: usize) -> Option<Pull> {
+    let over = tokio::time::Instant::now() + EXPIRES + ANSWER / 5;
+    match consumer
+        .batch()
+        .max_messages(want)
+        .expires(EXPIRES)
+        .messages()
+        .await
+    {
+        Ok(batch) => Some(Pull {
+            batch,
+            left: want,
+            answered: false,
+            over,
+        }),
         Err(e) => {
             if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
-                eprintln!("in-bridge: fetch (wait {wait}): {e}");
+                eprintln!("in-bridge: pull request: {e}");
             }
             None
         }
     }
 }
 
-/// The messages of a requested batch, until it ends.
-async fn drain(mut batch: pull::Batch, wait: bool) -> Vec<jetstream::Message> {
+enum Received {
+    /// Messages, in the order the server delivered them.
+    Msgs(Vec<jetstream::Message>),
+    /// The request ended (it expired, or got all it asked for) with nothing more.
+    Ended,
+    /// The request got no answer at all.
+    Silent,
+}
+
+/// The messages of the request `pull` received so far, at least one and at most `max`: waits
+/// for the first one, then up to [`LINGER`] for more, and takes what has come, without waiting
+/// for the request to be complete. A request that ends is taken out of `pull`.
+async fn receive(pull: &mut Option<Pull>, max: usize) -> Received {
     let mut msgs = Vec::new();
-    // A request sent while the connection was down may never be answered: bound every wait
-    // (what was not received is redelivered after the ack wait).
-    let patience = Duration::from_millis(if wait { 700 } else { 1000 });
-    while let Ok(Some(m)) = tokio::time::timeout(patience, batch.next()).await {
-        match m {
-            Ok(m) => msgs.push(m),
-            Err(e) => {
-                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
-                    eprintln!("in-bridge: batch (wait {wait}): {e}");
+    let mut first: Option<Instant> = None;
+    while msgs.len() < max {
+        let Some(p) = pull.as_mut() else {
+            break;
+        };
+        let next = if let Some(t) = first {
+            // More of the group while they keep coming (a gap of GAP ends it), LINGER at most.
+            let left = LINGER.saturating_sub(t.elapsed()).min(GAP);
+            match p.batch.next().now_or_never() {
+                Some(m) => m,
+                None if left.is_zero() => break,
+                None => match tokio::time::timeout(left, p.batch.next()).await {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            }
+        } else {
+            match tokio::time::timeout_at(p.over, p.batch.next()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    // Over and no end seen: what was not received is redelivered after the
+                    // ack wait.
+                    let answered = p.answered;
+                    *pull = None;
+                    return if answered {
+                        Received::Ended
+                    } else {
+                        Received::Silent
+                    };
                 }
+            }
+        };
+        match next {
+            Some(Ok(m)) => {
+                p.left = p.left.saturating_sub(1);
+                p.answered = true;
+                if p.left == 0 {
+                    *pull = None; // all it asked for came
+                }
+                msgs.push(m);
+                first.get_or_insert_with(Instant::now);
+            }
+            ended => {
+                if let Some(Err(e)) = ended
+                    && std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some()
+                {
+                    eprintln!("in-bridge: pull: {e}");
+                }
+                *pull = None;
                 break;
             }
         }
     }
-    msgs
+    if msgs.is_empty() {
+        Received::Ended
+    } else {
+        Received::Msgs(msgs)
+    }
 }
 
 /// At a restart: settles every claim the dead bridge may have left among the positions of its

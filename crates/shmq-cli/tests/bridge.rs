@@ -359,6 +359,31 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn the_bridges_keep_the_producers_order_while_they_live() {
+    if !nats::required("the_bridges_keep_the_producers_order_while_they_live") {
+        return;
+    }
+    let _w = Watchdog::new("order", Duration::from_secs(120));
+    let s = server(&[]);
+    let f = Flow::new(&s, "order");
+    let (a_name, _a) = queue("order-a", 256, 64);
+    let (b_name, b) = queue("order-b", 1024, 64);
+    let n = 3000;
+    let _out = f.out(&s, &a_name);
+    let inb = f.inb(&s, &b_name, &[]);
+    // As fast as it goes: many pull requests of the in-bridge, full and partial, one after
+    // the other while messages keep coming.
+    let producer = produce(&a_name, n, Duration::ZERO);
+    let got = collect(&b, n);
+    producer.join().unwrap();
+    b.close().unwrap();
+    eprintln!("in-bridge: {:?}", inb.finish_lines());
+    assert_exactly_once(&got, n);
+    let first_out_of_order = got.windows(2).position(|w| w[0] > w[1]);
+    assert_eq!(first_out_of_order, None, "messages put out of order");
+}
+
+#[test]
 fn a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost() {
     if !nats::required("a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost") {
         return;

@@ -389,8 +389,9 @@ pub(crate) struct BenchArgs {
 }
 
 /// Publishes `n` messages of `size` bytes directly (same client, same window and message ids
-/// as the out-bridge) and returns messages/s.
-async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> {
+/// as the out-bridge) and returns messages/s, and the CPU per message of the server and of this
+/// process (the client).
+async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<(f64, Value)> {
     use futures_util::StreamExt;
     let c = Connection {
         server: url.to_owned(),
@@ -401,6 +402,7 @@ async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> 
     shmq_bridge::ensure_stream(&js, &stream, subject, Duration::from_secs(120)).await?;
     let payload = bytes::Bytes::from(vec![7u8; size]);
     let mut acks = futures_util::stream::FuturesOrdered::new();
+    let cpu = CpuClock::start(&procs(&[("client", "self".into())]));
     let t = Instant::now();
     for i in 0..n {
         if acks.len() >= 256 {
@@ -419,7 +421,65 @@ async fn direct(url: &str, subject: &str, size: usize, n: usize) -> Result<f64> 
     while let Some(a) = acks.next().await {
         a?;
     }
-    Ok(n as f64 / t.elapsed().as_secs_f64())
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    Ok((rate, cpu.per_message(n)))
+}
+
+/// `procs` and the server, for a [`CpuClock`].
+fn procs(procs: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut v: Vec<_> = server_pid().map(|p| ("server", p)).into_iter().collect();
+    v.extend_from_slice(procs);
+    v
+}
+
+/// CPU seconds (user + system, all threads) a process has used so far, from
+/// `/proc/PID/stat` (in clock ticks of `USER_HZ`, 100 on Linux); `None` if it cannot be read.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The pid of the `nats-server` this process started (a child named so), if any.
+fn server_pid() -> Option<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().into_string().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (comm, rest) = stat.split_once(") ")?;
+        let ppid = rest.split_ascii_whitespace().nth(1)?;
+        (comm.ends_with("(nats-server") && ppid == me).then_some(pid)
+    })
+}
+
+/// CPU time of a set of processes over one phase of the benchmark.
+struct CpuClock(Vec<(&'static str, String, f64)>);
+
+impl CpuClock {
+    /// Starts counting for `procs` (label, pid); those that cannot be read are left out.
+    fn start(procs: &[(&'static str, String)]) -> CpuClock {
+        CpuClock(
+            procs
+                .iter()
+                .filter_map(|(l, p)| Some((*l, p.clone(), cpu_seconds(p)?)))
+                .collect(),
+        )
+    }
+
+    /// Microseconds of CPU per message of each process since the start, for `n` messages.
+    fn per_message(&self, n: usize) -> Value {
+        let mut m = serde_json::Map::new();
+        for (label, pid, before) in &self.0 {
+            if let Some(now) = cpu_seconds(pid) {
+                let us = (now - before) * 1e6 / n as f64;
+                m.insert((*label).to_owned(), json!((us * 10.0).round() / 10.0));
+            }
+        }
+        Value::Object(m)
+    }
 }
 
 /// The two hosts' queues of a bridge benchmark row (1024 slots of `size` bytes): names and
@@ -441,8 +501,9 @@ fn bench_queues(a: &str, b: &str, size: usize) -> Result<(Name, Queue, Name, Que
 
 /// Puts `n` messages of `size` bytes into host A's queue and gets them from host B's, through
 /// an out-bridge and an in-bridge (real processes); returns messages/s end to end, and of the
-/// out-bridge's leg (until host A's queue has handed every message to JetStream).
-fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
+/// out-bridge's leg (until host A's queue has handed every message to JetStream), and the CPU
+/// per message of each process end to end.
+fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64, Value)> {
     let url = server.url();
     let (qa, a, qb, b) = bench_queues("bridge-a", "bridge-b", size)?;
     let subject = format!("shmq.bench.bridge.{size}");
@@ -451,13 +512,18 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f
         .join(format!("bench-{size}.json"))
         .display()
         .to_string();
-    let _out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
-    let _in = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
+    let out_bridge = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
+    let in_bridge = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
     // Warm-up: one message through, so that both bridges are connected before the clock runs.
     a.put(vec![1u8; size])?;
     b.get_timeout(Duration::from_secs(30))
         .context("warm-up message")?;
     let msg = vec![7u8; size];
+    let cpu = CpuClock::start(&procs(&[
+        ("out_bridge", out_bridge.pid().to_string()),
+        ("in_bridge", in_bridge.pid().to_string()),
+        ("producer_consumer", "self".into()),
+    ]));
     let t = Instant::now();
     let producer = std::thread::spawn({
         let a = Queue::open(&qa)?;
@@ -481,20 +547,26 @@ fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f
         }
     }
     let all = t.elapsed();
+    let cpu = cpu.per_message(n);
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("producer panicked"))??;
     let out = out_leg.unwrap_or(all);
-    Ok((n as f64 / all.as_secs_f64(), n as f64 / out.as_secs_f64()))
+    Ok((
+        n as f64 / all.as_secs_f64(),
+        n as f64 / out.as_secs_f64(),
+        cpu,
+    ))
 }
 
 /// Each leg alone: the out-bridge drains `n` messages from a queue into the stream (nothing
-/// consumes), then an in-bridge moves them from the stream into a queue; messages/s of each.
-fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> {
+/// consumes), then an in-bridge moves them from the stream into a queue; messages/s and CPU
+/// per message of each.
+fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64, Value, Value)> {
     let url = server.url();
     let (qa, a, qb, b) = bench_queues("leg-a", "leg-b", size)?;
     let subject = format!("shmq.bench.legs.{size}");
-    let _out = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
+    let out_bridge = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
     a.put(vec![1u8; size])?;
     let wait = |what: &str, done: &dyn Fn() -> bool| -> Result<()> {
         let t = Instant::now();
@@ -508,6 +580,10 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> 
     };
     wait("the warm-up", &|| a.is_empty())?;
     let msg = vec![7u8; size];
+    let cpu = CpuClock::start(&procs(&[
+        ("out_bridge", out_bridge.pid().to_string()),
+        ("producer", "self".into()),
+    ]));
     let t = Instant::now();
     for _ in 0..n {
         a.put(msg.as_slice())
@@ -515,13 +591,16 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> 
     }
     wait("the out-bridge", &|| a.head_position() > n as u64)?;
     let out = n as f64 / t.elapsed().as_secs_f64();
+    let out_cpu = cpu.per_message(n);
     let state = server
         .dir
         .join(format!("legs-{size}.json"))
         .display()
         .to_string();
     let t = Instant::now();
-    let _in = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
+    let cpu = CpuClock::start(&procs(&[("consumer", "self".into())]));
+    let in_bridge = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
+    let in_pid = in_bridge.pid().to_string();
     for i in 0..=n {
         if let Err(e) = b.get_timeout(Duration::from_secs(30)) {
             bail!("in-bridge leg: message {i}: {e}");
@@ -529,7 +608,12 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64)> 
     }
     // Includes the in-bridge's start and connection (a few ms).
     let inb = (n + 1) as f64 / t.elapsed().as_secs_f64();
-    Ok((out, inb))
+    let mut in_cpu = cpu.per_message(n + 1);
+    // The in-bridge started after the clock: all its CPU is this phase's.
+    if let Some(s) = cpu_seconds(&in_pid) {
+        in_cpu["in_bridge"] = json!((s * 1e7 / (n + 1) as f64).round() / 10.0);
+    }
+    Ok((out, inb, out_cpu, in_cpu))
 }
 
 fn bench(a: &BenchArgs) -> Result<()> {
@@ -556,14 +640,14 @@ fn bench(a: &BenchArgs) -> Result<()> {
     }
     for &size in &a.sizes {
         let n = a.count.unwrap_or(if size <= 1024 { 20_000 } else { 2_000 });
-        let d = rt.block_on(direct(
+        let (d, direct_cpu) = rt.block_on(direct(
             &server.url(),
             &format!("shmq.bench.direct.{size}"),
             size,
             n,
         ))?;
-        let (bridged, _) = through_bridges(&server, size, n)?;
-        let (out, inb) = legs_alone(&server, size, n)?;
+        let (bridged, _, bridged_cpu) = through_bridges(&server, size, n)?;
+        let (out, inb, out_cpu, in_cpu) = legs_alone(&server, size, n)?;
         let (ratio, out_ratio, in_ratio) = (bridged / d, out / d, inb / d);
         if a.json {
             outln!(
@@ -571,7 +655,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
                 json!({ "size": size, "count": n, "direct_msgs_per_s": d,
                         "bridged_msgs_per_s": bridged, "ratio": ratio,
                         "out_alone_msgs_per_s": out, "out_alone_ratio": out_ratio,
-                        "in_alone_msgs_per_s": inb, "in_alone_ratio": in_ratio })
+                        "in_alone_msgs_per_s": inb, "in_alone_ratio": in_ratio,
+                        "cpu_us_per_msg": { "direct": direct_cpu, "bridged": bridged_cpu,
+                                            "out_alone": out_cpu, "in_alone": in_cpu } })
             );
         } else {
             outln!(
