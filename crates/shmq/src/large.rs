@@ -321,8 +321,9 @@ fn retire(blob: &Blob, path: &Path) {
 enum Choice {
     /// This free pooled segment, claimed.
     Reuse(Pooled),
-    /// A new pooled segment (room is made in the pool's accounting).
-    New,
+    /// A new pooled segment (room is made in the pool's accounting); the pool's count of puts
+    /// at its check-out (its first use: a segment is idle only once that many more went by).
+    New(u64),
     /// A one-shot segment, unlinked by its consumer.
     OneShot,
     /// Nothing yet: a pooled segment in flight may be freed soon.
@@ -663,7 +664,9 @@ impl Big {
                 l >= need && l <= 2 * class
             })
             .filter(|&i| pool.idle[i].blob.word(STATE_AT).load(Relaxed) == FREE)
-            .min_by_key(|&i| pool.idle[i].blob.len());
+            // The smallest; of equal ones the least recently used, so that every segment a
+            // steady stream needs stays in turn (and none is retired as idle, then remade).
+            .min_by_key(|&i| (pool.idle[i].blob.len(), pool.idle[i].used));
         if let Some(b) = best {
             let mut p = pool.idle.swap_remove(b);
             p.generation = p.generation % 0xffff_ffff + 1;
@@ -708,10 +711,11 @@ impl Big {
             let p = pool.idle.swap_remove(i);
             pool.drop_segment(p);
         }
+        let used = pool.puts;
         pool.puts += 1;
         pool.count += 1;
         pool.bytes += class;
-        Choice::New
+        Choice::New(used)
     }
 
     /// [`check_out`](Self::check_out), waiting (polling, with a short sleep) at most
@@ -787,7 +791,10 @@ impl Big {
                 (Some((p, true)), None, g, start, n)
             }
             fresh => {
-                let pooled = matches!(fresh, Choice::New);
+                let (pooled, used) = match fresh {
+                    Choice::New(used) => (true, used),
+                    _ => (false, 0),
+                };
                 let start = process_start_time(pid as u32).unwrap_or(0);
                 let n = COUNTER.fetch_add(1, Relaxed);
                 let name = Descriptor {
@@ -822,7 +829,7 @@ impl Big {
                         start,
                         n,
                         generation: g,
-                        used: 0,
+                        used,
                     };
                     (Some((p, false)), None, g, start, n)
                 } else {
@@ -1197,6 +1204,54 @@ mod queue_tests {
 
     fn leftovers(name: &str) -> usize {
         super::side_segments(&crate::side::Place::named(name)).len()
+    }
+
+    #[test]
+    fn pooled_segments_made_late_are_not_retired_as_idle_and_all_stay_in_turn() {
+        let name = format!("shmq-test-large-idle-{}", std::process::id());
+        let _ = Queue::unlink(&name);
+        let opts = Options {
+            capacity: 8,
+            message_size: 64,
+            max_message_size: 1 << 20,
+            ..Default::default()
+        };
+        let q = Queue::create(&name, &opts).unwrap();
+        let files = || {
+            let mut v: Vec<String> = super::side_segments(&crate::side::Place::named(&name))
+                .into_iter()
+                .map(|(n, ..)| n)
+                .collect();
+            v.sort();
+            v
+        };
+        let m = vec![9u8; 100_000];
+        // Long after the pool's first put, one segment at a time...
+        for _ in 0..2 * super::POOL_IDLE_PUTS {
+            q.put(&m).unwrap();
+            assert_eq!(q.get().unwrap(), m);
+        }
+        assert_eq!(files().len(), 1);
+        // ...then a burst that needs a second one, made now.
+        q.put(&m).unwrap();
+        q.put(&m).unwrap();
+        q.get().unwrap();
+        q.get().unwrap();
+        let two = files();
+        assert_eq!(two.len(), 2);
+        // A steady stream that needs only one at a time takes both in turn: neither is idle,
+        // and a later burst of two finds them both (nothing retired, nothing made).
+        for _ in 0..2 * super::POOL_IDLE_PUTS {
+            q.put(&m).unwrap();
+            assert_eq!(q.get().unwrap(), m);
+            assert_eq!(files(), two, "a pooled segment was retired and remade");
+        }
+        q.put(&m).unwrap();
+        q.put(&m).unwrap();
+        assert_eq!(files(), two);
+        drop(q);
+        Queue::unlink(&name).unwrap();
+        assert!(files().is_empty());
     }
 
     #[test]
