@@ -137,6 +137,12 @@ fn bytes_baseline(mechanism: &str) -> Option<&'static str> {
     }
 }
 
+/// The row the interleaved row (`shmq-64+1MiB`) is paired with for `ratio_to_alone`: the same
+/// 64-byte stream without the large producer.
+fn alone_baseline(mechanism: &str) -> Option<&'static str> {
+    (mechanism == "shmq-64+1MiB").then_some("shmq-64")
+}
+
 /// One planned row.
 #[derive(Debug, Clone, Copy)]
 enum Plan {
@@ -373,11 +379,13 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
             runs[i].push(row);
         }
     }
-    let paired = paired_ratios(&runs);
+    let paired = paired_ratios(&runs, bytes_baseline);
+    let alone = paired_ratios(&runs, alone_baseline);
     let mut rows: Vec<Row> = runs.into_iter().map(median).collect();
-    for (row, (rate, p50)) in rows.iter_mut().zip(paired) {
+    for ((row, (rate, p50)), (with_large, _)) in rows.iter_mut().zip(paired).zip(alone) {
         row.ratio_to_bytes = rate;
         row.p50_ratio_to_bytes = p50;
+        row.ratio_to_alone = with_large;
     }
     add_ratios(&mut rows);
     Ok(rows)
@@ -406,10 +414,15 @@ fn same_count_as_baseline(keys: &[(String, String, usize)], counts: &mut [u64]) 
     }
 }
 
-/// For every row with a byte-API baseline ([`bytes_baseline`]): the median over the repeats of
-/// its rate over the baseline's rate in the same repeat (throughput rows), or of its p50 over
-/// the baseline's p50 (round trips). `runs[i][k]` is row `i`'s run in repeat `k`.
-fn paired_ratios(runs: &[Vec<Row>]) -> Vec<(Option<f64>, Option<f64>)> {
+/// For every row with a baseline (`baseline` of its mechanism: [`bytes_baseline`],
+/// [`alone_baseline`]): the median over the repeats of its rate over the baseline's rate in the
+/// same repeat (throughput rows), or of its p50 over the baseline's p50 (round trips). The two
+/// rows run one after the other in every repeat, so a drift of the machine's speed between
+/// repeats cancels out. `runs[i][k]` is row `i`'s run in repeat `k`.
+fn paired_ratios(
+    runs: &[Vec<Row>],
+    baseline: fn(&str) -> Option<&'static str>,
+) -> Vec<(Option<f64>, Option<f64>)> {
     let median_of = |mut v: Vec<f64>| -> Option<f64> {
         if v.is_empty() {
             return None;
@@ -427,7 +440,7 @@ fn paired_ratios(runs: &[Vec<Row>]) -> Vec<(Option<f64>, Option<f64>)> {
             let Some(first) = mine.first() else {
                 return (None, None);
             };
-            let Some(base) = bytes_baseline(&first.mechanism).and_then(|b| {
+            let Some(base) = baseline(&first.mechanism).and_then(|b| {
                 runs.iter().find(|o| {
                     o.first().is_some_and(|f| {
                         f.mechanism == b && f.workload == first.workload && f.size == first.size
@@ -521,7 +534,8 @@ pub fn add_ratios(rows: &mut [Row]) {
         .find(|r| r.mechanism == "shmq-64")
         .map(|r| r.msgs_per_sec);
     for r in rows.iter_mut() {
-        if let (true, Some(a)) = (r.mechanism == "shmq-64+1MiB", alone) {
+        // Rows measured by `run` have their paired ratio already.
+        if let (true, None, Some(a)) = (r.mechanism == "shmq-64+1MiB", r.ratio_to_alone, alone) {
             r.ratio_to_alone = Some(r.msgs_per_sec / a);
         }
     }
@@ -610,21 +624,11 @@ pub fn json_lines(rows: &[Row]) -> Result<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_default_plan_covers_the_issue_rows() {
-        let cfg = Config::default();
-        // spsc: 6 mechanisms (floor included) x 2 sizes, plus Pod and serde at 64 B;
-        // mpmc: 2 x 64 B; rtt: 5 x 64 B (async included).
-        assert_eq!(row_count(&cfg), 12 + 2 + 2 + 5);
-    }
-
-    /// The typed and async rows get the median of their per-repeat ratios to the byte row of
-    /// the same repeat (not the ratio of two medians), and no other row gets one.
-    #[test]
-    fn typed_rows_get_the_median_of_their_paired_ratios_to_bytes() {
-        let run = |m: &str, work: &str, rate: f64, p50: Option<f64>| Row {
-            mechanism: m.into(),
-            workload: work.into(),
+    /// A row of `mechanism` in `workload` at 64 bytes with the given rate and p50, no ratios.
+    fn test_row(mechanism: &str, workload: &str, rate: f64, p50: Option<f64>) -> Row {
+        Row {
+            mechanism: mechanism.into(),
+            workload: workload.into(),
             size: 64,
             processes: 1,
             messages: 1,
@@ -640,7 +644,22 @@ mod tests {
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
             ratio_to_alone: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_default_plan_covers_the_issue_rows() {
+        let cfg = Config::default();
+        // spsc: 6 mechanisms (floor included) x 2 sizes, plus Pod and serde at 64 B;
+        // mpmc: 2 x 64 B; rtt: 5 x 64 B (async included).
+        assert_eq!(row_count(&cfg), 12 + 2 + 2 + 5);
+    }
+
+    /// The typed and async rows get the median of their per-repeat ratios to the byte row of
+    /// the same repeat (not the ratio of two medians), and no other row gets one.
+    #[test]
+    fn typed_rows_get_the_median_of_their_paired_ratios_to_bytes() {
+        let run = |m: &str, work: &str, rate: f64, p50: Option<f64>| test_row(m, work, rate, p50);
         // Repeats: bytes 100, 400, 200; Pod 90, 100, 190 -> ratios 0.9, 0.25, 0.95 -> 0.9.
         // (The ratio of the medians would be 190 / 200 = 0.95.)
         let bytes = [100.0, 400.0, 200.0].map(|r| run("shmq", "spsc", r, None));
@@ -653,13 +672,29 @@ mod tests {
             blocking.to_vec(),
             asynch.to_vec(),
         ];
-        let r = paired_ratios(&runs);
+        let r = paired_ratios(&runs, bytes_baseline);
         assert_eq!(r[0], (None, None));
         assert_eq!(r[1].0, Some(0.9));
         assert_eq!(r[1].1, None);
         assert_eq!(r[2], (None, None));
         // p50 ratios 2.5 and 1.5: the median of two is their mean; no rate ratio.
         assert_eq!(r[3], (None, Some(2.0)));
+    }
+
+    /// The interleaved row gets the median of its per-repeat ratios to the 64-byte stream alone.
+    #[test]
+    fn the_interleaved_row_gets_the_median_of_its_paired_ratios_to_the_stream_alone() {
+        let run = |m: &str, rate: f64| test_row(m, "large", rate, None);
+        // Alone 100, 300, 200; with large 90, 150, 190 -> 0.9, 0.5, 0.95 -> 0.9 (the ratio of
+        // the medians would be 150 / 200 = 0.75).
+        let alone = [100.0, 300.0, 200.0].map(|r| run("shmq-64", r));
+        let mixed = [90.0, 150.0, 190.0].map(|r| run("shmq-64+1MiB", r));
+        let r = paired_ratios(&[alone.to_vec(), mixed.to_vec()], alone_baseline);
+        assert_eq!(r, vec![(None, None), (Some(0.9), None)]);
+        assert_eq!(
+            paired_ratios(&[mixed.to_vec()], bytes_baseline),
+            vec![(None, None)]
+        );
     }
 
     /// A typed row and its byte row get the larger of their counts; other rows keep theirs.
@@ -681,25 +716,7 @@ mod tests {
 
     #[test]
     fn ratios_are_relative_to_the_pipe_of_the_same_row() {
-        let row = |m: &str, rate: f64| Row {
-            mechanism: m.into(),
-            workload: "spsc".into(),
-            size: 64,
-            processes: 1,
-            messages: 1,
-            msgs_per_sec: rate,
-            mb_per_sec: 0.0,
-            ratio_to_pipe: None,
-            p50_us: None,
-            p99_us: None,
-            p50_ratio_to_pipe: None,
-            ratio_to_floor: None,
-            p50_ratio_to_floor: None,
-            ratio_to_memcpy: None,
-            ratio_to_bytes: None,
-            p50_ratio_to_bytes: None,
-            ratio_to_alone: None,
-        };
+        let row = |m: &str, rate: f64| test_row(m, "spsc", rate, None);
         let mut rows = vec![row("shmq", 300.0), row("pipe", 100.0), row("floor", 600.0)];
         add_ratios(&mut rows);
         assert_eq!(rows[0].ratio_to_pipe, Some(3.0));
