@@ -122,8 +122,9 @@ pub struct Row {
     /// over the blocking round trip's (`shmq`) in the same repeat (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_ratio_to_bytes: Option<f64>,
-    /// The interleaved row (`shmq-64+1MiB`): its 64-byte `msgs_per_sec` over the `shmq-64`
-    /// row's (the same 64-byte stream without the large producer, in the same run).
+    /// The interleaved row (`shmq-64+1MiB`): the median, over the repeats, of its 64-byte
+    /// `msgs_per_sec` over the `shmq-64` row's (the same 64-byte stream without the large
+    /// producer) in the same repeat.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_alone: Option<f64>,
 }

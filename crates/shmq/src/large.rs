@@ -1202,29 +1202,39 @@ mod no_space_tests {
 mod queue_tests {
     use crate::{GetError, Options, Pipe, Queue, TryGetError, TryPutError};
 
-    fn leftovers(name: &str) -> usize {
-        super::side_segments(&crate::side::Place::named(name)).len()
+    /// The side segments of queue `name`, sorted.
+    fn side_names(name: &str) -> Vec<String> {
+        let mut v: Vec<String> = super::side_segments(&crate::side::Place::named(name))
+            .into_iter()
+            .map(|(n, ..)| n)
+            .collect();
+        v.sort();
+        v
     }
 
-    #[test]
-    fn pooled_segments_made_late_are_not_retired_as_idle_and_all_stay_in_turn() {
-        let name = format!("shmq-test-large-idle-{}", std::process::id());
+    fn leftovers(name: &str) -> usize {
+        side_names(name).len()
+    }
+
+    /// A new queue `shmq-test-large-<tag>-<pid>` of 8 slots of 64 bytes and messages up to
+    /// `max` bytes, and its name.
+    fn fresh(tag: &str, max: usize) -> (String, Queue) {
+        let name = format!("shmq-test-large-{tag}-{}", std::process::id());
         let _ = Queue::unlink(&name);
         let opts = Options {
             capacity: 8,
             message_size: 64,
-            max_message_size: 1 << 20,
+            max_message_size: max,
             ..Default::default()
         };
         let q = Queue::create(&name, &opts).unwrap();
-        let files = || {
-            let mut v: Vec<String> = super::side_segments(&crate::side::Place::named(&name))
-                .into_iter()
-                .map(|(n, ..)| n)
-                .collect();
-            v.sort();
-            v
-        };
+        (name, q)
+    }
+
+    #[test]
+    fn pooled_segments_made_late_are_not_retired_as_idle_and_all_stay_in_turn() {
+        let (name, q) = fresh("idle", 1 << 20);
+        let files = || side_names(&name);
         let m = vec![9u8; 100_000];
         // Long after the pool's first put, one segment at a time...
         for _ in 0..2 * super::POOL_IDLE_PUTS {
@@ -1256,15 +1266,7 @@ mod queue_tests {
 
     #[test]
     fn large_messages_round_trip_on_every_get_path_and_leave_nothing() {
-        let name = format!("shmq-test-large-unit-{}", std::process::id());
-        let _ = Queue::unlink(&name);
-        let opts = Options {
-            capacity: 8,
-            message_size: 64,
-            max_message_size: 1 << 22,
-            ..Default::default()
-        };
-        let q = Queue::create(&name, &opts).unwrap();
+        let (name, q) = fresh("unit", 1 << 22);
         let big = |n: usize, seed: u8| {
             (0..n)
                 .map(|i| (i as u8).wrapping_mul(seed))
