@@ -159,88 +159,96 @@ enum Plan {
     },
 }
 
+impl Row {
+    /// A measured row: `messages` of `size` bytes at `rate` per second by `processes`, with
+    /// its round trip's p50/p99 if it is one; no ratios yet (`add_ratios` and the paired
+    /// ratios fill them).
+    #[allow(clippy::too_many_arguments)]
+    fn measured(
+        mechanism: &str,
+        workload: &str,
+        size: usize,
+        processes: usize,
+        messages: u64,
+        rate: f64,
+        p50_us: Option<f64>,
+        p99_us: Option<f64>,
+    ) -> Row {
+        Row {
+            mechanism: mechanism.into(),
+            workload: workload.into(),
+            size,
+            processes,
+            messages,
+            msgs_per_sec: rate,
+            mb_per_sec: rate * size as f64 / 1e6,
+            ratio_to_pipe: None,
+            p50_us,
+            p99_us,
+            p50_ratio_to_pipe: None,
+            ratio_to_floor: None,
+            p50_ratio_to_floor: None,
+            ratio_to_memcpy: None,
+            ratio_to_bytes: None,
+            p50_ratio_to_bytes: None,
+            ratio_to_alone: None,
+        }
+    }
+}
+
 impl Plan {
     fn run(self, launcher: &Launcher, count: u64) -> Result<Row> {
         match self {
             Plan::Transfer(mut t) => {
                 t.count = count;
                 let elapsed = t.run(launcher)?.as_secs_f64();
-                let rate = count as f64 / elapsed;
-                Ok(Row {
-                    mechanism: t.mechanism.name().into(),
-                    workload: if matches!(
-                        t.mechanism,
-                        Mechanism::Memcpy | Mechanism::Shmq(ShmqApi::Large)
-                    ) {
-                        Workload::Large.name().into()
-                    } else if t.producers > 1 {
-                        Workload::Mpmc.name().into()
-                    } else {
-                        Workload::Spsc.name().into()
-                    },
-                    size: t.size,
-                    processes: t.producers,
-                    messages: count,
-                    msgs_per_sec: rate,
-                    mb_per_sec: rate * t.size as f64 / 1e6,
-                    ratio_to_pipe: None,
-                    p50_us: None,
-                    p99_us: None,
-                    p50_ratio_to_pipe: None,
-                    ratio_to_floor: None,
-                    p50_ratio_to_floor: None,
-                    ratio_to_memcpy: None,
-                    ratio_to_bytes: None,
-                    p50_ratio_to_bytes: None,
-                    ratio_to_alone: None,
-                })
+                let workload = if matches!(
+                    t.mechanism,
+                    Mechanism::Memcpy | Mechanism::Shmq(ShmqApi::Large)
+                ) {
+                    Workload::Large
+                } else if t.producers > 1 {
+                    Workload::Mpmc
+                } else {
+                    Workload::Spsc
+                };
+                Ok(Row::measured(
+                    t.mechanism.name(),
+                    workload.name(),
+                    t.size,
+                    t.producers,
+                    count,
+                    count as f64 / elapsed,
+                    None,
+                    None,
+                ))
             }
             Plan::Interleaved { large } => {
                 let elapsed = interleaved(launcher, count, large)?.as_secs_f64();
-                let rate = count as f64 / elapsed;
-                Ok(Row {
-                    mechanism: if large { "shmq-64+1MiB" } else { "shmq-64" }.into(),
-                    workload: Workload::Large.name().into(),
-                    size: 64,
-                    processes: if large { 2 } else { 1 },
-                    messages: count,
-                    msgs_per_sec: rate,
-                    mb_per_sec: rate * 64.0 / 1e6,
-                    ratio_to_pipe: None,
-                    p50_us: None,
-                    p99_us: None,
-                    p50_ratio_to_pipe: None,
-                    ratio_to_floor: None,
-                    p50_ratio_to_floor: None,
-                    ratio_to_memcpy: None,
-                    ratio_to_bytes: None,
-                    p50_ratio_to_bytes: None,
-                    ratio_to_alone: None,
-                })
+                Ok(Row::measured(
+                    if large { "shmq-64+1MiB" } else { "shmq-64" },
+                    Workload::Large.name(),
+                    64,
+                    if large { 2 } else { 1 },
+                    count,
+                    count as f64 / elapsed,
+                    None,
+                    None,
+                ))
             }
             Plan::Ping { over, size } => {
                 let warmup = (count / 10).clamp(1, 1000);
                 let r = ping_pong(launcher, over, size, warmup, count)?;
-                let rate = r.count as f64 / (r.elapsed_ns as f64 / 1e9);
-                Ok(Row {
-                    mechanism: over.name().into(),
-                    workload: Workload::Rtt.name().into(),
+                Ok(Row::measured(
+                    over.name(),
+                    Workload::Rtt.name(),
                     size,
-                    processes: 1,
-                    messages: r.count,
-                    msgs_per_sec: rate,
-                    mb_per_sec: rate * size as f64 / 1e6,
-                    ratio_to_pipe: None,
-                    p50_us: Some(r.p50_ns as f64 / 1e3),
-                    p99_us: Some(r.p99_ns as f64 / 1e3),
-                    p50_ratio_to_pipe: None,
-                    ratio_to_floor: None,
-                    p50_ratio_to_floor: None,
-                    ratio_to_memcpy: None,
-                    ratio_to_bytes: None,
-                    p50_ratio_to_bytes: None,
-                    ratio_to_alone: None,
-                })
+                    1,
+                    r.count,
+                    r.count as f64 / (r.elapsed_ns as f64 / 1e9),
+                    Some(r.p50_ns as f64 / 1e3),
+                    Some(r.p99_ns as f64 / 1e3),
+                ))
             }
         }
     }
@@ -627,25 +635,7 @@ mod tests {
 
     /// A row of `mechanism` in `workload` at 64 bytes with the given rate and p50, no ratios.
     fn test_row(mechanism: &str, workload: &str, rate: f64, p50: Option<f64>) -> Row {
-        Row {
-            mechanism: mechanism.into(),
-            workload: workload.into(),
-            size: 64,
-            processes: 1,
-            messages: 1,
-            msgs_per_sec: rate,
-            mb_per_sec: 0.0,
-            ratio_to_pipe: None,
-            p50_us: p50,
-            p99_us: p50,
-            p50_ratio_to_pipe: None,
-            ratio_to_floor: None,
-            p50_ratio_to_floor: None,
-            ratio_to_memcpy: None,
-            ratio_to_bytes: None,
-            p50_ratio_to_bytes: None,
-            ratio_to_alone: None,
-        }
+        Row::measured(mechanism, workload, 64, 1, 1, rate, p50, p50)
     }
 
     #[test]
