@@ -1,11 +1,12 @@
-//! The lock-free half of the ring: consumers that copy a message out and then claim it with one
-//! compare-and-swap of `head`, the slot format written and read word by word through atomics,
-//! and the event counts that blocked callers sleep on.
+//! The lock-free protocol of the ring: producers that claim slots by CAS, consumers that copy a
+//! message out and then claim it with one compare-and-swap of `head`, the slot format written and
+//! read word by word through atomics, and the event counts that blocked callers sleep on.
 //!
-//! Producers are serialised by the ring's robust mutex (see `ring.rs`): the functions marked
-//! "producer" here may only be called by the holder of that lock. Consumers take no lock,
-//! except the zero-copy readers, which hold it while they read the front in place, reserved
-//! with the [`RESERVED`] bit of `head` (lock-free consumers wait for it on the lock).
+//! Producers claim a slot with one CAS of its sequence word that names them (a dead claimant's
+//! claim is voided under the ring's lock, see `ring.rs`), write it, and publish it with one
+//! store. Consumers take no lock, except the zero-copy readers, which hold it while they read
+//! the front in place, reserved with the [`RESERVED`] bit of `head` (lock-free consumers wait
+//! for it on the lock).
 //!
 //! Everything is made of atomics borrowed from the caller, so the same code runs over a shared
 //! segment, over heap memory in unit tests, and under loom (`--cfg loom`) with loom's atomics.
@@ -307,9 +308,10 @@ pub(crate) fn wait_for(
 pub(crate) struct Core<'a> {
     /// Messages ever taken (consumers CAS it).
     pub(crate) head: &'a AtomicU64,
-    /// Messages ever put (the lock holder stores it).
+    /// Positions ever claimed by producers (each claim CASes it, no lock; anyone who sees a
+    /// claim at `tail` helps it past).
     pub(crate) tail: &'a AtomicU64,
-    /// A value `head` had (the lock holder's cache, on the producer's line; `<= head`).
+    /// A value `head` had (the producers' cache, on `tail`'s line; `<= head`).
     pub(crate) head_seen: &'a AtomicU64,
     /// [`CLOSED`], [`SENDERS_GONE`], [`RECEIVERS_GONE`] (changed under the lock).
     pub(crate) flags: &'a AtomicU32,
@@ -364,6 +366,60 @@ impl<'a> Core<'a> {
         let tail = self.tail.load(SeqCst);
         let head = self.head.load(SeqCst) & !RESERVED;
         tail.wrapping_sub(head) < self.capacity
+    }
+
+    /// Checks the relations between the positions that hold at every instant — `done <= tail`,
+    /// `head <= tail <= head + capacity` — while other processes move them: producers move
+    /// `tail` and consumers `head` without any lock, so even a holder of the ring's lock reads
+    /// them at different instants. Each comparison is made between loads in the one order that
+    /// makes it hold for a healthy ring, whatever happens between the loads (all three words
+    /// only grow):
+    ///
+    /// - `done`, then `tail`: `done(t0) <= tail(t0) <= tail(t1)`;
+    /// - `head`, then `tail`: `head(t1) <= tail(t1) <= tail(t2)`;
+    /// - `tail`, then `head` again (only when the first `head` is more than a capacity behind):
+    ///   `tail(t2) <= head(t2) + capacity <= head(t3) + capacity`.
+    ///
+    /// So an error means the relation was false at some instant: damage, never a stale read.
+    /// `done` is the task counter (it lives outside the core). A head word with [`RESERVED`]
+    /// set is an error unless `reserved_ok` (a checker that holds the ring's lock knows that no
+    /// live reader holds a reservation, and a dead one's was cleared by its repair).
+    pub(crate) fn check_positions(
+        &self,
+        done: &AtomicU64,
+        reserved_ok: bool,
+    ) -> Result<(), String> {
+        let cap = self.capacity;
+        let done = done.load(SeqCst);
+        let head_word = self.head.load(SeqCst);
+        if head_word & RESERVED != 0 && !reserved_ok {
+            return Err(format!(
+                "head {} is reserved, but its reader does not hold the lock",
+                head_word & !RESERVED
+            ));
+        }
+        let head = head_word & !RESERVED;
+        let tail = self.tail.load(SeqCst);
+        if done > tail {
+            return Err(format!("impossible task count: done {done} > tail {tail}"));
+        }
+        if head > tail {
+            return Err(format!(
+                "impossible positions: head {head} passed tail {tail} (capacity {cap})"
+            ));
+        }
+        if tail - head > cap {
+            // `head` may have moved on since it was read: only a `head` read after `tail` bounds
+            // it (a later `head` may also be past this `tail`: then `tail` was within reach).
+            let now = self.head.load(SeqCst) & !RESERVED;
+            if now <= tail && tail - now > cap {
+                return Err(format!(
+                    "impossible positions: tail {tail} is more than the capacity {cap} ahead of \
+                     head {now}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The first word of position `pos`'s slot. A mask, not a division, when the capacity is a
@@ -840,9 +896,14 @@ impl<'a> Core<'a> {
     /// message present from the first load of `head` to the end of the scan is always among
     /// them).
     pub(crate) fn descriptors(&self) -> Vec<Vec<u8>> {
-        let head = self.head.load(SeqCst) & !RESERVED;
+        let mut head = self.head.load(SeqCst) & !RESERVED;
         let tail = self.tail.load(SeqCst);
         let mut out = Vec::new();
+        if tail.saturating_sub(head) > self.capacity {
+            // Gets moved `head` between the loads (see `check_positions`): a `head` read after
+            // `tail` is within a capacity of it.
+            head = head.max(self.head.load(SeqCst) & !RESERVED);
+        }
         if tail < head || tail - head > self.capacity {
             return out;
         }
@@ -2004,6 +2065,106 @@ mod loom_tests {
     #[test]
     fn loom_a_reader_dead_inside_its_read_takes_nothing_and_is_repaired() {
         reader_vs_consumer_vs_producer(true);
+    }
+
+    /// A lock holder that checks the positions ([`Core::check_positions`], as `task_done`,
+    /// `join`, `close` and the zero-copy gets do on taking the ring's lock), then takes the
+    /// front in place and marks it done, while a lock-free producer puts twice (taking what it
+    /// finds while the ring is full, as a consumer), on a capacity-1 ring where `head` catches up with `tail` after every
+    /// put. At every instant `head <= tail <= head + capacity` (a checker's adjacent loads see
+    /// no other state), the check never reports this healthy ring, the lock holder's
+    /// `tail - done` never goes below zero, and `len` never exceeds the capacity.
+    #[test]
+    fn loom_a_moving_tail_is_never_reported_corrupt_by_the_lock_holders_check() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let lock = Arc::new(ModelLock(loom::sync::Mutex::new(false)));
+            let done = Arc::new(AtomicU64::new(0));
+            let holder = {
+                let (h, lock, done) = (Arc::clone(&h), Arc::clone(&lock), Arc::clone(&done));
+                thread::spawn(move || {
+                    let c = h.core();
+                    let head = c.head.load(SeqCst) & !RESERVED;
+                    let tail = c.tail.load(SeqCst);
+                    assert!(head <= tail, "head {head} passed tail {tail}");
+                    assert_eq!(c.check_positions(&done, true), Ok(()));
+                    let mut got = None;
+                    {
+                        let _g = lock.lock(&c);
+                        assert_eq!(c.check_positions(&done, false), Ok(()));
+                        // A zero-copy get (`get_with`): reserve, read in place, take.
+                        if let Ok(Some((head, _))) = c.reserve_front() {
+                            let mut m = Vec::new();
+                            c.copy_reserved(head, &mut m, c.reserved_len(head).unwrap());
+                            c.release(head, 1);
+                            got = Some(m);
+                        }
+                        assert!(c.len() <= 1);
+                    }
+                    if got.is_some() {
+                        // Its `task_done`, as `Locked::task_done`: `done` holds still under
+                        // the lock, `tail` only grows.
+                        let _g = lock.lock(&c);
+                        assert_eq!(c.check_positions(&done, false), Ok(()));
+                        let d = done.load(SeqCst);
+                        let left = c.tail.load(SeqCst).checked_sub(d).expect("done <= tail");
+                        assert!(left >= 1, "a taken message is an unfinished task");
+                        done.store(d + 1, SeqCst);
+                    }
+                    got
+                })
+            };
+            put(&h, A);
+            let c = h.core();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            // The second put waits for room, taking what the others left.
+            loop {
+                match h.push(B) {
+                    Ok(()) => break,
+                    Err(PushFail::Full) => {
+                        match c.pop_vec() {
+                            Ok(m) => got.extend(m),
+                            Err(PopFail::Pending { .. } | PopFail::Reserved) => {}
+                            Err(e) => panic!("{e:?}"),
+                        }
+                        thread::yield_now();
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            got.extend(holder.join().unwrap());
+            while let Some(m) = pop(&c) {
+                got.push(m);
+            }
+            got.sort();
+            assert_eq!(got, vec![A.to_vec(), B.to_vec()]);
+            assert_eq!(c.check_positions(&done, false), Ok(()));
+        });
+    }
+
+    /// Why the check's order matters: loads of `tail`, then `head`, made while a put and a get
+    /// go on, can see `head` past `tail` although it never was (the model finds the
+    /// interleaving, and this test passes only if it does). The lock's check read them in that
+    /// order and reported a healthy ring corrupt.
+    #[test]
+    #[should_panic(expected = "stale read")]
+    fn loom_tail_read_before_head_can_see_head_past_tail() {
+        loom::model(|| {
+            let h = Arc::new(HeapCore::new(1, 8));
+            let checker = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || {
+                    let c = h.core();
+                    let tail = c.tail.load(SeqCst);
+                    let head = c.head.load(SeqCst) & !RESERVED;
+                    (head, tail)
+                })
+            };
+            put(&h, A);
+            assert!(pop(&h.core()).is_some());
+            let (head, tail) = checker.join().unwrap();
+            assert!(head <= tail, "stale read: head {head} past tail {tail}");
+        });
     }
 
     /// A committer (the out-bridge's take, `lockfree/peek.rs`) on a capacity-1 ring while a

@@ -1,16 +1,21 @@
-//! The bounded ring: an array of fixed-size slots with monotonic positions, whose consumers
-//! take no lock and whose producers are serialised by a robust mutex.
+//! The bounded ring: an array of fixed-size slots with monotonic positions, whose puts and gets
+//! take no lock (`lockfree.rs`), and a robust lock for what is rare: repair after a death,
+//! `task_done`, `join`, `close`, the zero-copy gets and the puts of a process that found the
+//! participant registry full.
 //!
 //! - `head`, `tail` and `done` are positions that only grow; slot `p % capacity` holds message `p`.
-//! - A put (under the lock) writes the length and payload into slot `tail`, then publishes it
-//!   with one store of `tail + 1`. A get (no lock) copies slot `head` out, then claims it with one
-//!   CAS of `head` to `head + 1`; a failed CAS discards the copy (see `lockfree.rs`).
-//!   `task_done` stores `done + 1` under the lock; `close` stores the `CLOSED` bit under it. A
-//!   death before the store (or CAS) leaves the operation undone; after it, done.
-//! - `len = tail - head`, `unfinished = tail - done`, `free = capacity - len`.
+//! - A put claims slot `tail` with one CAS of its sequence word that names the owner, moves
+//!   `tail`, writes, then publishes with one store of the word. A get copies slot `head` out,
+//!   then claims it with one CAS of `head` (a failed CAS discards the copy). `task_done` stores
+//!   `done + 1` under the lock; `close` stores the `CLOSED` bit under it. A death before the
+//!   commit store (or CAS) leaves the operation undone; after it, done. A claim whose owner
+//!   died is voided under the lock.
+//! - `len = tail - head`, `unfinished = tail - done`, `free = capacity - len`. Only `done`
+//!   holds still under the lock: positions are checked in an order that tells damage from a
+//!   ring that moved between two loads (`Core::check_positions`).
 //! - Sleepers wait on two event counts (`items`, `free`) and on the join generation; nothing
-//!   derived needs rebuilding after a death, so a repair only checks the positions, bumps the
-//!   join generation and wakes everyone.
+//!   derived needs rebuilding after a death, so a repair voids the dead holder's claims, bumps
+//!   the join generation and wakes everyone.
 //!
 //! This module also places a ring in a segment (`Segment::ring`, the open-time check and the
 //! creator's initialisation), so that `segment` knows nothing of rings. The state tables are in
@@ -28,7 +33,7 @@ use crate::lockfree::{Core, Event, LOCK_OWNER, RESERVED, claim_count};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
-use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
+use crate::sync::atomic::Ordering::SeqCst;
 use crate::sync::{LockError, LockState, MutexGuard};
 
 /// A ring over a validated layout. Cheap to make; borrows the segment it lives in.
@@ -131,28 +136,12 @@ impl<'a> Ring<'a> {
         self.core.pop_vec()
     }
 
-    /// Checks the positions without the lock: `head <= tail <= head + capacity`, `done <= tail`.
-    /// A peer moving them meanwhile is told from damage by reading again.
+    /// Checks the positions without the lock: `done <= tail`, `head <= tail <= head +
+    /// capacity`, read in an order that no peer's put or get can make fail
+    /// ([`Core::check_positions`]). A reserved front (a zero-copy reader, live or dead) is
+    /// still at its position.
     pub(crate) fn check_unlocked(&self) -> Result<(), String> {
-        for _ in 0..100 {
-            let done = self.ctrl.counters.0.done.load(SeqCst);
-            // A reserved front (a zero-copy reader, live or dead) is still at its position.
-            let head = self.ctrl.head.0.load(SeqCst) & !RESERVED;
-            let tail = self.ctrl.tail.0.tail.load(SeqCst);
-            if head <= tail && tail - head <= self.core.capacity && done <= tail {
-                return Ok(());
-            }
-            if self.ctrl.head.0.load(SeqCst) & !RESERVED == head
-                && self.ctrl.tail.0.tail.load(SeqCst) == tail
-                && self.ctrl.counters.0.done.load(SeqCst) == done
-            {
-                return Err(format!(
-                    "impossible positions: head {head} tail {tail} done {done} capacity {}",
-                    self.core.capacity
-                ));
-            }
-        }
-        Err("positions change faster than they can be checked".into())
+        self.core.check_positions(&self.ctrl.counters.0.done, true)
     }
 
     /// Takes the lock (until `deadline`, or without limit). If the previous owner died holding
@@ -174,7 +163,7 @@ impl<'a> Ring<'a> {
             guard,
             repaired,
         };
-        locked.check(repaired).map_err(RingError::Corrupt)?;
+        locked.check().map_err(RingError::Corrupt)?;
         if repaired {
             // A holder that died inside a void is finished; claims made under the lock by a
             // holder that died are voided (their puts never returned).
@@ -230,41 +219,14 @@ impl Locked<'_, '_> {
         &self.ring.core
     }
 
-    /// Checks the positions on taking the lock. `head` (on the consumers' line, written by
-    /// every get) is read only when the producers' cache `head_seen` (on `tail`'s line) does
-    /// not already bound `tail` (`head_seen <= tail <= head_seen + capacity`), or after a
-    /// repair: a put reads and checks `head` itself whenever the cache shows no room, and every
-    /// get checks it, so a sane cache spares each put one transfer of the consumers' line.
-    /// A `head` read here must not be reserved (only a lock holder reserves; a dead one's bit
-    /// was cleared by the repair).
-    fn check(&self, full: bool) -> Result<(), String> {
-        // Under the lock `tail` and `done` hold still; `head` only grows, up to `tail`.
-        let tail = self.tail();
-        let done = self.ring.ctrl.counters.0.done.load(SeqCst);
-        let seen = self.ring.ctrl.tail.0.head_seen.load(Relaxed);
-        let cached = seen <= tail && tail - seen <= self.core().capacity;
-        let head = if full || !cached {
-            let head = self.ring.ctrl.head.0.load(SeqCst);
-            if head & RESERVED != 0 {
-                return Err(format!(
-                    "head {} is reserved, but its reader does not hold the lock",
-                    head & !RESERVED
-                ));
-            }
-            head
-        } else {
-            seen
-        };
-        if head > tail || tail - head > self.core().capacity {
-            return Err(format!(
-                "impossible positions: head {head} tail {tail} capacity {}",
-                self.core().capacity
-            ));
-        }
-        if done > tail {
-            return Err(format!("impossible task count: done {done} > tail {tail}"));
-        }
-        Ok(())
+    /// Checks the positions on taking the lock ([`Core::check_positions`]). Only `done` holds
+    /// still under the lock: lock-free producers move `tail` and consumers `head` meanwhile,
+    /// so the check reads them in the order that tells damage from a moving ring. `head` must
+    /// not be reserved: only a lock holder reserves, and a dead one's bit was cleared by the
+    /// repair before this check.
+    fn check(&self) -> Result<(), String> {
+        self.core()
+            .check_positions(&self.ring.ctrl.counters.0.done, false)
     }
 
     fn tail(&self) -> u64 {
@@ -449,7 +411,8 @@ impl Locked<'_, '_> {
     /// anything if fewer than `n` are unfinished. Reaching zero bumps the join generation.
     pub(crate) fn task_done(&mut self, n: u64) -> Result<u64, u64> {
         let done = self.ring.ctrl.counters.0.done.load(SeqCst);
-        // `check` at lock time proved done <= tail, and both hold still under the lock.
+        // `done` holds still under the lock, and `tail` only grows: `check` at lock time
+        // proved done <= tail.
         let left = self.tail() - done;
         if n > left {
             return Err(left);
