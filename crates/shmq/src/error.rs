@@ -191,9 +191,10 @@ macro_rules! message_error {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self {
                     $(Self::$variant(_) => f.write_str($text),)*
-                    Self::TooLarge { len, max, .. } => {
-                        write!(f, "message of {len} bytes exceeds the slot size of {max} bytes")
-                    }
+                    Self::TooLarge { len, max, .. } => write!(
+                        f,
+                        "message of {len} bytes exceeds the maximum message size of {max} bytes"
+                    ),
                     Self::Corrupt { reason, .. } => write!(f, "corrupt segment: {reason}"),
                     Self::NoSpace { needed, reason, .. } => {
                         write!(f, "no room for a side segment of {needed} bytes: {reason}")
@@ -460,7 +461,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "message of 9 bytes exceeds the slot size of 8 bytes"
+            "message of 9 bytes exceeds the maximum message size of 8 bytes"
         );
         assert_eq!(e.into_inner().len(), 9);
         let e: TryPutError<&str> = PutError::Closed("x").into();

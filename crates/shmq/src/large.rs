@@ -1340,6 +1340,48 @@ mod queue_tests {
     }
 
     #[test]
+    fn a_batch_with_a_message_over_the_maximum_puts_nothing_even_after_large_ones() {
+        let max = 1 << 16;
+        let (name, q) = fresh("batch-over", max);
+        assert_eq!(q.max_message_size(), max);
+        let large = vec![5u8; 1000];
+        let over = vec![6u8; max + 1];
+        let check = |r: Result<(), crate::PutError<usize>>, what: &str| match r {
+            Err(crate::PutError::TooLarge { msg, len, max: m }) => {
+                assert_eq!((msg, len, m), (0, max + 1, max), "{what}")
+            }
+            other => panic!("{what}: {other:?}"),
+        };
+        check(
+            q.put_many(&[b"small".to_vec(), large.clone(), over.clone()]),
+            "small, large, over",
+        );
+        check(q.put_many(&[large.clone(), over.clone()]), "large, over");
+        check(
+            q.try_put_many(&[large.clone(), b"small".to_vec(), over.clone()])
+                .map(drop)
+                .map_err(|e| match e {
+                    TryPutError::TooLarge { msg, len, max } => {
+                        crate::PutError::TooLarge { msg, len, max }
+                    }
+                    other => panic!("try_put_many: {other:?}"),
+                }),
+            "try: large, small, over",
+        );
+        assert_eq!(q.len(), 0, "nothing was put");
+        assert_eq!(leftovers(&name), 0, "no side segment was made");
+        // A batch within the maximum goes whole, in order, its large messages in side segments.
+        q.put_many(&[b"small".to_vec(), large.clone(), vec![7u8; max]])
+            .unwrap();
+        assert_eq!(q.get().unwrap(), b"small");
+        assert_eq!(q.get().unwrap(), large);
+        assert_eq!(q.get().unwrap(), vec![7u8; max]);
+        drop(q);
+        Queue::unlink(&name).unwrap();
+        assert_eq!(leftovers(&name), 0);
+    }
+
+    #[test]
     fn pipes_carry_large_messages_both_ways() {
         let name = format!("shmq-test-large-pipe-{}", std::process::id());
         let _ = Pipe::unlink(&name);

@@ -627,25 +627,52 @@ impl Queue {
             .put_with_len(&self.ring(), wait, Waiting::PLAIN, len, fill)
     }
 
-    /// Puts every message of `msgs`, as many per claim as there are free slots, waiting
-    /// while the queue is full. An empty `msgs` returns `Ok(())` at once.
+    /// Puts every message of `msgs`, in order, waiting while the queue is full. An empty `msgs`
+    /// returns `Ok(())` at once.
+    ///
+    /// Every length is checked against [`max_message_size`](Self::max_message_size) first: a
+    /// batch holding a message over it is refused at once, before anything is put.
+    ///
+    /// The batch goes in claims, each all-or-nothing: a run of messages within the slot size
+    /// takes as many consecutive slots as are free (up to 8192) with one claim and one commit;
+    /// a large message (over the slot size) is a claim of its own, written into its side
+    /// segment first and committed by the put of its descriptor. So:
+    ///
+    /// - `Ok(())`: every message is queued, in order; another producer's messages may come
+    ///   between two claims, and consumers may take a claim's messages before the next one is
+    ///   put.
+    /// - An error after some claims (`Closed`, `NoSpace`, `Corrupt`) carries `n`, how many
+    ///   were put: exactly `msgs[..n]` were queued, none of the rest; the side segment of a
+    ///   large message not put is freed or removed.
+    /// - A process killed during the call leaves the claims it committed (a prefix of `msgs`
+    ///   ending at a claim's end) and none of the claim in progress (voided by the next
+    ///   process that meets it); a side segment it was writing, or whose descriptor it had
+    ///   not committed, is removed by a later open's sweep, as after a single large put.
     ///
     /// # Errors
     ///
-    /// As [`put`](Self::put); the error carries how many messages were put before it. A batch
-    /// holding a message over the slot size is refused at once, before anything is put.
+    /// [`PutError::TooLarge`]`{ msg: 0, len, .. }` before anything is put, `len` being the
+    /// length of the first message over the maximum; [`PutError::Closed`]`(n)`;
+    /// [`PutError::NoSpace`]`{ msg: n, .. }` if the side segment of a large message cannot be
+    /// made; [`PutError::Corrupt`]`{ msg: n, .. }`, each with `n` messages put before it.
     ///
     /// # Examples
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 8, message_size: 8, ..Default::default() })?;
+    /// use shmq::{Options, PutError, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 8, message_size: 8, ..Default::default() })?;
     /// q.put_many(&[b"a", b"b", b"c"])?;
     /// assert_eq!(q.get_many(10)?, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    /// // One message over the maximum (here the slot size): none of the batch is put.
+    /// let e = q.put_many(&[&b"ok"[..], b"9 bytes!!"]).unwrap_err();
+    /// assert!(matches!(e, PutError::TooLarge { msg: 0, len: 9, max: 8 }));
+    /// assert!(q.is_empty());
     /// # Ok(())
     /// # }
     /// ```
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), PutError<usize>> {
+        self.check_lengths(msgs).map_err(|f| put_error(f, 0))?;
         let mut sent = 0;
         while sent < msgs.len() {
             match self.put_many_impl(&msgs[sent..], Wait::Forever) {
@@ -656,25 +683,63 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts as many of `msgs` as there are free slots now (up to 8192), with one claim and one
-    /// commit: a producer killed meanwhile puts none of them. Returns how many.
-    /// An empty `msgs` returns `Ok(0)` at once, whatever the state of the queue.
+    /// Puts what one claim of [`put_many`](Self::put_many) holds, if a slot is free now, and
+    /// returns how many: as many of the messages within the slot size at the front of `msgs`
+    /// as there are free slots (up to 8192, and not past the first large message), with one
+    /// claim and one commit, or the large message at the front alone. A producer killed
+    /// meanwhile puts none of them. An empty `msgs` returns `Ok(0)` at once, whatever the
+    /// state of the queue.
+    ///
+    /// Every length of `msgs` (not only those put now) is checked against
+    /// [`max_message_size`](Self::max_message_size) first, so a caller that calls again with
+    /// the rest until all is put never puts part of a batch that holds a message over it.
     ///
     /// # Errors
     ///
-    /// [`TryPutError::Full`]`(0)` if no slot is free (and `msgs` is not empty), as for
-    /// [`try_put`](Self::try_put), and the errors of [`put_many`](Self::put_many).
+    /// [`TryPutError::TooLarge`]`{ msg: 0, len, .. }` before anything is put, `len` being the
+    /// length of the first message of `msgs` over the maximum; [`TryPutError::Full`]`(0)` if
+    /// no slot is free (and `msgs` is not empty), as for [`try_put`](Self::try_put);
+    /// [`TryPutError::Closed`]`(0)`, [`TryPutError::NoSpace`] and [`TryPutError::Corrupt`]
+    /// (carrying 0: an error puts nothing).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue, TryPutError};
+    /// let q = Queue::anonymous(&Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert_eq!(q.try_put_many(&[b"a", b"b", b"c"])?, 2);
+    /// assert!(matches!(q.try_put_many(&[b"c"]), Err(TryPutError::Full(0))));
+    /// q.get_many(2)?;
+    /// let e = q.try_put_many(&[&b"ok"[..], b"9 bytes!!"]).unwrap_err();
+    /// assert!(matches!(e, TryPutError::TooLarge { msg: 0, len: 9, max: 8 }));
+    /// assert!(q.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TryPutError<usize>> {
         if msgs.is_empty() {
             return Ok(0);
         }
-        self.put_many_impl(msgs, Wait::Never)
+        self.check_lengths(msgs)
+            .and_then(|()| self.put_many_impl(msgs, Wait::Never))
             .map_err(|f| try_put_error(f, 0))
     }
 
+    /// `TooLarge` for the first message of `msgs` over the maximum message size: a batch is
+    /// checked whole before any of it is put.
+    fn check_lengths<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), Fail> {
+        let max = self.max_message_size();
+        match msgs.iter().map(|m| m.as_ref().len()).find(|&len| len > max) {
+            Some(len) => Err(Fail::TooLarge { len, max }),
+            None => Ok(()),
+        }
+    }
+
+    /// One claim of a batch whose lengths [`check_lengths`](Self::check_lengths) accepted: the
+    /// messages within the slot size at the front of `msgs` (as many as fit now), or the large
+    /// message at the front alone. Returns how many it put.
     fn put_many_impl<M: AsRef<[u8]>>(&self, msgs: &[M], wait: Wait) -> Result<usize, Fail> {
-        // A large message goes on its own (after the small ones before it); so does a message
-        // over the maximum, whose error then carries how many were put.
         let small = msgs
             .iter()
             .take_while(|m| m.as_ref().len() <= self.message_size())
@@ -1428,6 +1493,47 @@ mod tests {
         assert!(matches!(q.try_put_many(&[b"4"]), Err(TryPutError::Full(0))));
         assert_eq!(q.try_put_many::<&[u8]>(&[]).unwrap(), 0);
         assert_eq!(q.try_get_many(1).unwrap(), vec![b"1".to_vec()]);
+    }
+
+    #[test]
+    fn a_batch_with_a_message_over_the_maximum_puts_nothing() {
+        // Slots of 8 bytes, too small for a large message's descriptor: the maximum is 8.
+        let q = Arc::new(q(2, 8));
+        assert_eq!(q.max_message_size(), 8);
+        let over = [0u8; 9];
+        let batch: [&[u8]; 2] = [b"ok", &over];
+        match q.put_many(&batch) {
+            Err(PutError::TooLarge { msg, len, max }) => assert_eq!((msg, len, max), (0, 9, 8)),
+            other => panic!("put_many: {other:?}"),
+        }
+        assert_eq!(q.len(), 0, "put_many put nothing");
+        match q.try_put_many(&batch) {
+            Err(TryPutError::TooLarge { msg, len, max }) => {
+                assert_eq!((msg, len, max), (0, 9, 8))
+            }
+            other => panic!("try_put_many: {other:?}"),
+        }
+        assert_eq!(q.len(), 0, "try_put_many put nothing");
+        // Longer than the queue: refused at once, not after filling it and waiting for room.
+        let q2 = Arc::clone(&q);
+        let r = within(
+            "put_many of more than fits, over the maximum last",
+            move || {
+                let long: [&[u8]; 4] = [b"a", b"b", b"c", &[7u8; 10]];
+                q2.put_many(&long).map_err(|e| match e {
+                    PutError::TooLarge { msg, len, .. } => (msg, len),
+                    other => panic!("{other:?}"),
+                })
+            },
+        );
+        assert_eq!(r, Err((0, 10)));
+        assert_eq!(q.len(), 0);
+        // Checked before Closed, as a single put is.
+        q.close().unwrap();
+        assert!(matches!(
+            q.try_put_many(&batch),
+            Err(TryPutError::TooLarge { msg: 0, .. })
+        ));
     }
 
     /// Runs `f` on a thread and waits at most 20 s for it (a hang fails instead of blocking).

@@ -166,6 +166,25 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
                 "a failed put left a side segment"
             );
             assert!(q.is_empty(), "a failed put queued something");
+            // A batch goes claim by claim: the claim before the message that finds no room
+            // stays put, and the error counts it; nothing after it is put.
+            let batch = [b"a".to_vec(), b"b".to_vec(), m.clone(), b"c".to_vec()];
+            match q.put_many(&batch) {
+                Err(shmq::PutError::NoSpace { msg: 2, .. }) => {}
+                other => {
+                    eprintln!("shmq-child: put_many with a 2 MiB message third gave {other:?}");
+                    return Some(ExitCode::from(67));
+                }
+            }
+            assert!(matches!(
+                q.try_put_many(&batch[2..]),
+                Err(shmq::TryPutError::NoSpace { msg: 0, .. })
+            ));
+            assert_eq!(q.get_many(10).expect("get_many"), [b"a", b"b"]);
+            assert!(
+                big::side_segments(name).is_empty(),
+                "a failed batch left a side segment"
+            );
             let fits = big::message(4, 1, 100 << 10);
             q.put(&fits).expect("a 100 KiB message fits");
             q.put(b"small").expect("a small message");
