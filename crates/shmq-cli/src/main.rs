@@ -78,8 +78,30 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Remove the shmq segments no live process uses, and the hidden files of anonymous
-    /// queues whose holders all died (left behind by crashed programs).
+    /// Remove the shmq segments no live process uses and that hold nothing, and the hidden
+    /// files of anonymous queues whose holders all died (left behind by crashed programs).
+    ///
+    /// A segment is kept while a process maps it (or its creator runs), while it is younger
+    /// than --older-than, and while other users' processes, which gc cannot see unless run as
+    /// root, may hold it. An unused segment is removed only if removing it loses nothing:
+    ///
+    /// - queue: no message waiting and no task unfinished (taken and not marked done with
+    ///   task-done; closed or not). A queue whose consumers never call task-done keeps every
+    ///   message it carried unfinished, so gc keeps it. Its large messages' side segments go
+    ///   with it, and stay with it when it is kept.
+    ///
+    /// - pipe: neither end can be attached again (every holder left or died, no hand-off
+    ///   pending); messages towards an end that is gone can never be received and go with it.
+    ///
+    /// - dict: no keys, and its lock free.
+    ///
+    /// - lock: free. A lock whose holder died is kept: its next locker is told the owner died.
+    ///
+    /// - anonymous queue: every process that held it is gone (nobody can reach it any more).
+    ///
+    /// A segment that holds data is kept and listed with what it holds (on stderr);
+    /// --discard-data removes it too and says what was discarded. --dry-run prints the same
+    /// and removes nothing.
     Gc(cmd::admin::GcArgs),
     /// Internal: one side of a demo scenario, started by `shmq demo`.
     #[command(hide = true, name = "demo-child")]

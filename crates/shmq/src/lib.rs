@@ -113,9 +113,9 @@ pub use options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
 #[cfg(not(loom))]
 pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
-pub use queue::Queue;
-#[cfg(not(loom))]
 pub use queue::{CommitError, PeekError};
+#[cfg(not(loom))]
+pub use queue::{Queue, QueueInfo};
 #[cfg(not(loom))]
 pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]

@@ -58,6 +58,23 @@ pub struct Queue {
     checked: CheckedRing,
 }
 
+/// A look at a named queue from outside: what [`Queue::inspect`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// How many messages fit.
+    pub capacity: usize,
+    /// The slot size: the largest message that travels in a slot, in bytes.
+    pub message_size: usize,
+    /// The largest message a put accepts (larger ones than a slot travel in side segments).
+    pub max_message_size: usize,
+    /// Messages waiting, a message a consumer is reading included.
+    pub len: usize,
+    /// Tasks put and not yet marked done (JoinableQueue's count), the waiting messages included.
+    pub unfinished: u64,
+    /// Whether the queue is closed.
+    pub closed: bool,
+}
+
 fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
     match f {
         Fail::Closed | Fail::Disconnected | Fail::WouldBlock => PutError::Closed(msg),
@@ -313,6 +330,53 @@ impl Queue {
             .map_err(OpenError::InvalidOptions)?;
         let fresh = Segment::anonymous(params.total_size)?;
         Self::init(fresh, ring, &params, opts)
+    }
+
+    /// Looks at a named queue without attaching to it: reads its geometry, its length, its
+    /// unfinished tasks and whether it is closed, without taking its lock (so it never waits for
+    /// a holder) and without changing anything (unlike [`open`](Self::open), it does not sweep
+    /// the side segments that dead processes left). For tools such as `shmq gc`.
+    ///
+    /// The counts are read at one instant each; while other processes put and get, they are
+    /// exact only when no operation is in flight.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let name = format!("shmq-doc-queue-inspect-{}", std::process::id());
+    /// let q = Queue::create(&name, &Options { capacity: 4, message_size: 16, ..Default::default() })?;
+    /// q.put(b"a")?;
+    /// q.put(b"b")?;
+    /// q.get()?;
+    /// let info = Queue::inspect(&name)?;
+    /// assert_eq!((info.capacity, info.len, info.unfinished, info.closed), (4, 1, 2, false));
+    /// Queue::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn inspect(name: &str) -> Result<QueueInfo, OpenError> {
+        let seg = Segment::open_raw(name)?;
+        let p = seg.read_header(Some(Kind::Queue))?;
+        let (layout, expected) =
+            layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
+        seg.check_opened(&p, &expected, [&layout])?;
+        // Validates the maximum message size; a named segment's side place is only computed.
+        let big = Big::new(&seg, p.message_size as usize)?;
+        let ring = seg.ring(&layout)?;
+        Ok(QueueInfo {
+            capacity: layout.capacity as usize,
+            message_size: layout.message_size,
+            max_message_size: big.max(),
+            len: ring.len() as usize,
+            unfinished: ring.unfinished(),
+            closed: ring.flags() & RING_CLOSED != 0,
+        })
     }
 
     fn from_segment(seg: Segment) -> Result<Queue, OpenError> {

@@ -367,23 +367,185 @@ fn in_use(r: &Value) -> String {
 pub(crate) struct GcArgs {
     /// Only segments whose name starts with this.
     prefix: Option<String>,
-    /// Say what would be removed, remove nothing.
+    /// Say what would be removed (and what it holds), remove nothing.
     #[arg(long, short = 'n')]
     dry_run: bool,
     /// Leave segments younger than this alone (a process may be about to map one it just
     /// created).
     #[arg(long, value_parser = super::parse_duration, default_value = "10s")]
     older_than: Duration,
+    /// Also remove the unused segments that hold data — messages waiting, tasks not marked
+    /// done, a dict's keys, a lock whose holder died — and say what was discarded. Without it
+    /// they are kept and listed with what they hold.
+    #[arg(long)]
+    discard_data: bool,
 }
 
-/// Removes the shmq segments that no live process holds.
+/// What an unused segment holds, read without its lock and without changing it: whether
+/// removing it would lose something.
+#[derive(Debug, PartialEq, Eq)]
+enum Contents {
+    /// Nothing anyone can still use: removing it loses nothing.
+    Nothing,
+    /// Data a user put there (or state a lock's next user needs), in words: kept unless
+    /// `--discard-data`.
+    Data(Vec<String>),
+    /// Something a live process is about to use (a pipe end being handed over): kept.
+    Pending(String),
+    /// Messages nobody can ever take (towards a pipe end that is gone for good), in words:
+    /// removed, and said.
+    Unreachable(String),
+}
+
+/// What `gc` does with one segment.
+enum Verdict {
+    /// Keep it, for this reason.
+    Keep(String),
+    /// Remove it; what is discarded with it, as ", discarding ..." (empty: nothing).
+    Remove(String),
+}
+
+/// "1 key", "3 keys".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A lock's state as what removing it would lose (`Data`), or `None` if it is free; a lock a
+/// live thread holds is `Pending` (its holder maps the segment, so `gc` sees it as in use
+/// first). `of_dict`: the lock of a dict (the words say so).
+fn lock_contents(state: &LockState, of_dict: bool) -> Option<Contents> {
+    let (the, after) = if of_dict {
+        (
+            "the dict's lock",
+            "an update may be unfinished; its next user repairs it",
+        )
+    } else {
+        ("a lock", "its next locker is told so")
+    };
+    match state {
+        LockState::Free => None,
+        LockState::Held {
+            owner_alive: true,
+            owner_tid,
+            ..
+        } => Some(Contents::Pending(format!(
+            "{the} is held by live thread {owner_tid}"
+        ))),
+        LockState::Held { owner_tid, .. } => Some(Contents::Data(vec![format!(
+            "{the}, held by thread {owner_tid}, which died ({after})"
+        )])),
+        LockState::NotRecoverable => Some(Contents::Data(vec![format!(
+            "{the}, not recoverable (a holder died and the repair was abandoned)"
+        )])),
+        other => Some(Contents::Data(vec![format!("{the}, {other}")])),
+    }
+}
+
+/// What removing the segment `name` (of kind `kind`) would lose. What "nothing" means for each
+/// kind is in `shmq gc --help`: a queue with no message waiting and no task unfinished; a pipe
+/// neither of whose ends can be attached any more (messages towards a gone end can never be
+/// received); a dict with no keys and a free lock; a free lock. A segment whose contents cannot
+/// be read is kept as if it held data.
+fn contents(name: &str, kind: Kind) -> Contents {
+    let read = || -> Result<Contents> {
+        Ok(match kind {
+            Kind::Queue => {
+                let q = Queue::inspect(name)?;
+                let mut held = Vec::new();
+                if q.len > 0 {
+                    held.push(count(q.len as u64, "message waiting", "messages waiting"));
+                }
+                let taken = q.unfinished.saturating_sub(q.len as u64);
+                if taken > 0 {
+                    held.push(count(
+                        taken,
+                        "task taken and not marked done",
+                        "tasks taken and not marked done",
+                    ));
+                }
+                if held.is_empty() {
+                    Contents::Nothing
+                } else {
+                    Contents::Data(held)
+                }
+            }
+            Kind::Pipe => {
+                let p = Pipe::inspect(name)?;
+                // An end can be attached again while a holder lives or a hand-off token or fork
+                // reservation is live; otherwise it is gone (the next open sweeps its dead
+                // holders out and marks it so), and what waits for it is never received.
+                let open = |e: usize| !p.gone[e] && p.holders[e] + p.handoffs[e] > 0;
+                if let Some(e) = (0..2).find(|&e| open(e)) {
+                    let end = ["A", "B"][e];
+                    return Ok(Contents::Pending(if p.holders[e] > 0 {
+                        format!("end {end} has a live holder")
+                    } else {
+                        format!("end {end} is being handed to a process that has not attached yet")
+                    }));
+                }
+                let stranded = p.queued.0.unwrap_or(0) + p.queued.1;
+                if stranded > 0 {
+                    Contents::Unreachable(count(
+                        stranded as u64,
+                        "message that no end can receive any more",
+                        "messages that no end can receive any more",
+                    ))
+                } else {
+                    Contents::Nothing
+                }
+            }
+            Kind::Dict => {
+                let d = SharedDict::inspect(name)?;
+                let mut held = Vec::new();
+                if d.len > 0 {
+                    held.push(count(d.len, "key", "keys"));
+                }
+                match lock_contents(&d.lock, true) {
+                    Some(Contents::Data(l)) => held.extend(l),
+                    Some(pending) => return Ok(pending),
+                    None => {}
+                }
+                if held.is_empty() {
+                    Contents::Nothing
+                } else {
+                    Contents::Data(held)
+                }
+            }
+            Kind::Lock => lock_contents(&Lock::inspect(name)?, false).unwrap_or(Contents::Nothing),
+        })
+    };
+    read().unwrap_or_else(|e| Contents::Data(vec![format!("contents gc cannot read ({e:#})")]))
+}
+
+/// The side segments of every queue and pipe in `/dev/shm` (their large messages and pooled
+/// buffers): how many and their bytes, by the name of the segment they belong to.
+fn side_segments() -> std::collections::HashMap<String, (usize, u64)> {
+    let mut out = std::collections::HashMap::<String, (usize, u64)>::new();
+    for e in std::fs::read_dir(SHM_DIR).into_iter().flatten().flatten() {
+        let Ok(file) = e.file_name().into_string() else {
+            continue;
+        };
+        if let Some((owner, _, _)) = shmq::large::side_segment_of(&file) {
+            let bytes = e.metadata().map_or(0, |m| m.len());
+            let entry = out.entry(owner.to_owned()).or_default();
+            entry.0 += 1;
+            entry.1 += bytes;
+        }
+    }
+    out
+}
+
+/// Removes the shmq segments that no live process holds and whose removal loses nothing (with
+/// `--discard-data`, also those that hold data, saying what is discarded).
 pub(crate) fn gc(a: &GcArgs) -> Result<()> {
     let names: Vec<String> = segment_names()?
         .into_iter()
         .filter(|n| a.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
         .collect();
     let users = users_of(&names);
-    let (mut removed, mut kept) = (0, 0);
+    let sides = side_segments();
+    let (mut removed, mut kept, mut kept_data) = (0, 0, 0);
+    let keep_word = if a.dry_run { "would keep" } else { "kept" };
     for name in &names {
         let Some(row) = ls_row(name, users.get(name)) else {
             continue; // not a shmq segment
@@ -398,38 +560,65 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             .is_some_and(|m| m & 0o077 != 0);
         let unsure = row["users_complete"] != Value::Bool(true) && shared;
         let why_kept = if busy {
-            Some("in use")
+            Some("in use".to_owned())
         } else if young {
-            Some("too young")
+            Some("too young".to_owned())
         } else if unsure {
-            Some("other users may hold it (run as root to see their processes)")
+            Some("other users may hold it (run as root to see their processes)".to_owned())
         } else {
             None
         };
-        let what = format!(
-            "{name} ({}, {} bytes)",
+        let mut what = format!(
+            "{name} ({}, {} bytes",
             row["kind"].as_str().unwrap_or("?"),
             row["size"]
         );
-        match why_kept {
-            Some(why) => {
-                kept += 1;
-                eprintln!("kept {what}: {why}");
-            }
-            None if a.dry_run => {
-                removed += 1;
-                outln!("would remove {what}");
-            }
-            None => {
-                Segment::unlink(name)?;
-                shmq::large::remove_side_segments(name);
-                removed += 1;
-                outln!("removed {what}");
-            }
+        if let Some((n, bytes)) = sides.get(name) {
+            what += &format!(
+                ", and {bytes} bytes in {}",
+                count(*n as u64, "side segment", "side segments")
+            );
         }
+        what += ")";
+        let verdict = match why_kept {
+            Some(why) => Verdict::Keep(why),
+            None => match kind_of(name).map(|k| contents(name, k)) {
+                Err(e) => Verdict::Keep(format!("not readable any more ({e:#})")),
+                Ok(Contents::Nothing) => Verdict::Remove(String::new()),
+                Ok(Contents::Unreachable(what)) => Verdict::Remove(format!(", with {what}")),
+                Ok(Contents::Pending(why)) => Verdict::Keep(why),
+                Ok(Contents::Data(held)) if a.discard_data => {
+                    Verdict::Remove(format!(", discarding {}", held.join(", ")))
+                }
+                Ok(Contents::Data(held)) => {
+                    kept_data += 1;
+                    Verdict::Keep(format!(
+                        "it holds {}; pass --discard-data to remove it",
+                        held.join(", ")
+                    ))
+                }
+            },
+        };
+        let lost = match verdict {
+            Verdict::Keep(why) => {
+                kept += 1;
+                eprintln!("{keep_word} {what}: {why}");
+                continue;
+            }
+            Verdict::Remove(lost) => lost,
+        };
+        if a.dry_run {
+            outln!("would remove {what}{lost}");
+        } else {
+            Segment::unlink(name)?;
+            shmq::large::remove_side_segments(name);
+            outln!("removed {what}{lost}");
+        }
+        removed += 1;
     }
     // Anonymous queues whose every holder was killed: hidden anchors that no process locks
-    // (a live holder keeps a shared lock, so no age or user check is needed).
+    // (a live holder keeps a shared lock, so no age or user check is needed). Nobody can reach
+    // their messages any more.
     for (anchor, bytes) in shmq::large::anonymous_orphans()
         .into_iter()
         .filter(|(n, _)| a.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
@@ -443,8 +632,16 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             outln!("removed {what}");
         }
     }
+    let holding = if kept_data > 0 {
+        format!(
+            " ({kept_data} holding data: pass --discard-data to remove {})",
+            if kept_data == 1 { "it" } else { "them" }
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{} {removed} unused segment(s), kept {kept}",
+        "{} {removed} unused segment(s), {keep_word} {kept}{holding}",
         if a.dry_run { "would remove" } else { "removed" }
     );
     Ok(())
