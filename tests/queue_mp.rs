@@ -239,6 +239,37 @@ fn stress_four_producer_and_four_consumer_processes() {
     eprintln!("stress: 1,000,000 messages through 4x4 processes in {elapsed:?}");
 }
 
+/// 4 producer and 4 consumer processes on a queue of 256 slots, the consumers taking with the
+/// reserving gets (two with `get_with`, two with `try_get_with`) and calling `task_done` after
+/// each message: both take the queue's lock while lock-free puts and gets move the positions,
+/// and none may report the healthy queue corrupt (a consumer that meets any error but Closed
+/// fails). Every message arrives once, in each producer's order, and every task is done.
+#[test]
+fn reserving_gets_and_task_done_beside_lock_free_traffic_never_report_corrupt() {
+    let _w = Watchdog::new("reserving gets", Duration::from_secs(300));
+    const PER_PRODUCER: u32 = 100_000;
+    let name = Name::new("reserving");
+    let q = Queue::create(&name, &opts(256, 128)).unwrap();
+    let consumers: Vec<_> = ["with", "try-with", "with", "try-with"]
+        .iter()
+        .map(|mode| spawn("q-stress-consumer", &[&name, mode]))
+        .collect();
+    let consumers = std::thread::spawn(move || finish_all(consumers));
+    let producers: Vec<_> = (0..4)
+        .map(|id| {
+            spawn(
+                "q-stress-producer",
+                &[&name, &id.to_string(), &PER_PRODUCER.to_string()],
+            )
+        })
+        .collect();
+    finish_all(producers);
+    q.close().unwrap();
+    let outs = consumers.join().unwrap();
+    common::check_stress_outputs(outs, 4, PER_PRODUCER as usize);
+    assert_eq!(q.unfinished(), 0, "every consumer marked each message done");
+}
+
 /// The same with threads sharing one handle (`Queue: Send + Sync`).
 #[test]
 fn stress_threads_sharing_one_handle() {

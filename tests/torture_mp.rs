@@ -1,7 +1,13 @@
 //! The torture run: producers, consumers (workers that call `task_done`) and joiners as real
 //! processes on one queue, while a killer SIGKILLs a random one every few milliseconds and
-//! starts a replacement. Bounded by default (`SHMQ_TORTURE_KILLS`, default 8000 kills); set it
-//! higher for a longer run.
+//! starts a replacement. Bounded by default (`SHMQ_TORTURE_KILLS`, default 8000 kills, on a
+//! queue of `SHMQ_TORTURE_CAPACITY` slots, default 32); set it higher for a longer run. A second
+//! test runs at capacities 1, 2 and 4 (`SHMQ_TORTURE_SMALL_KILLS` kills each, default 1500).
+//! Each run draws a new kill pattern and prints its `SHMQ_TORTURE_SEED`.
+//!
+//! A child that ends by itself while the killer runs (a worker that met an error, a false
+//! `Corrupt` among them, panics) fails the test when the killer reaps it, and so does a
+//! survivor that does not exit cleanly at the end.
 //!
 //! # Accounting
 //!
@@ -77,18 +83,45 @@ struct Figures {
 #[test]
 fn torture_random_sigkills_lose_duplicate_and_block_nothing() {
     let kills = env_or("SHMQ_TORTURE_KILLS", 8000) as usize;
+    let capacity = env_or("SHMQ_TORTURE_CAPACITY", 32) as usize;
+    torture(capacity, kills);
+}
+
+/// The same run on the smallest queues, where `head` catches up with `tail` after almost every
+/// put and every worker's `task_done` takes the lock while puts and gets go on: no healthy
+/// worker meets an error (a false `Corrupt` ends a worker by itself, which the killer's reaping
+/// reports), nothing is lost or duplicated. `SHMQ_TORTURE_SMALL_KILLS` kills at each capacity
+/// (default 1500).
+#[test]
+fn torture_at_capacities_1_2_and_4_reports_no_false_corruption() {
+    let kills = env_or("SHMQ_TORTURE_SMALL_KILLS", 1500) as usize;
+    for capacity in [1, 2, 4] {
+        torture(capacity, kills);
+    }
+}
+
+/// One torture run on a queue of `capacity` slots with `kills` SIGKILLs.
+fn torture(capacity: usize, kills: usize) {
     let _w = Watchdog::new("torture", Duration::from_secs(300 + kills as u64 / 10));
-    let name = Name::new("torture");
+    let name = Name::new(&format!("torture-{capacity}"));
     let q = Queue::create(
         &name,
         &Options {
-            capacity: 32,
+            capacity,
             message_size: 24,
             ..Default::default()
         },
     )
     .unwrap();
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ kills as u64);
+    // A new kill pattern each run (a race shows in some runs only), repeatable by its seed.
+    let seed = env_or(
+        "SHMQ_TORTURE_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    eprintln!("torture (capacity {capacity}): SHMQ_TORTURE_SEED={seed} repeats this kill pattern");
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ seed | 1);
     let start = Instant::now();
 
     // Every incarnation of each role, in order; the last `N` of each are the live ones.
@@ -211,8 +244,8 @@ fn torture_random_sigkills_lose_duplicate_and_block_nothing() {
     fig.joins_returned = joiners.iter().map(|j| j.len()).sum();
 
     eprintln!(
-        "torture: {kills} kills (producers {}, workers {}, joiners {}) in {killing_took:?}; \
-         {} producer, {} worker and {} joiner processes",
+        "torture (capacity {capacity}): {kills} kills (producers {}, workers {}, joiners {}) \
+         in {killing_took:?}; {} producer, {} worker and {} joiner processes",
         fig.kills[0],
         fig.kills[1],
         fig.kills[2],
@@ -220,7 +253,7 @@ fn torture_random_sigkills_lose_duplicate_and_block_nothing() {
         workers.len(),
         joiners.len()
     );
-    eprintln!("torture: {fig:?}");
+    eprintln!("torture (capacity {capacity}): {fig:?}");
     assert!(
         acc.duplicates.is_empty(),
         "messages delivered twice: {:?}",

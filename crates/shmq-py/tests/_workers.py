@@ -208,3 +208,24 @@ def interrupted_get(kind, ready_path):
 
 if __name__ == "__main__":
     interrupted_get(sys.argv[1], sys.argv[2])
+
+
+STRESS_STOP = b"\xff" * 8
+
+
+def stress_put_bytes(q, n):
+    """Puts `n` messages of 64 bytes, then the stop message."""
+    for _ in range(n):
+        q.put_bytes(b"x" * 64)
+    q.put_bytes(STRESS_STOP)
+
+
+def stress_get_bytes(q, out):
+    """Takes messages until the stop message; reports ("ok", count) or ("err", repr)."""
+    k = 0
+    try:
+        while q.get_bytes() != STRESS_STOP:
+            k += 1
+        out.put(("ok", k))
+    except Exception as e:  # noqa: BLE001 - the report is the assertion's subject
+        out.put(("err", repr(e)))

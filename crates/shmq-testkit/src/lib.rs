@@ -313,11 +313,17 @@ impl Proc {
     ///
     /// # Panics
     ///
-    /// If it had already exited by itself.
+    /// If it had already exited by itself (whatever its status: a child that failed before
+    /// the kill, on an error it should not have met, must not pass for one that was killed).
     pub fn kill9(&mut self) {
         self.child.kill().expect("SIGKILL the child"); // std sends SIGKILL on Unix
         let status = self.reap().expect("wait for child");
-        assert!(!status.success(), "child should have died of SIGKILL");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{} had already exited by itself before the SIGKILL ({status}; its stderr says why)",
+            self.what
+        );
     }
 
     /// Waits for the child to exit and returns its status.

@@ -73,15 +73,43 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-        // get until Closed; checks each message and each producer's order; writes (id, seq)
-        // pairs as little-endian u32s to stdout
+        // q-stress-consumer NAME [MODE]: gets until Closed with MODE `into` (get_into, the
+        // default), `with` (get_with) or `try-with` (try_get_with, yielding on Empty), each
+        // followed by task_done with `with` and `try-with`; checks each message and each
+        // producer's order; writes (id, seq) pairs as little-endian u32s to stdout. Any error
+        // but Closed (a false Corrupt among them) ends it with a panic.
         "q-stress-consumer" => {
             let q = open(name);
+            let mode = args.get(1).map_or("into", String::as_str).to_owned();
             let mut last: Vec<Option<u32>> = Vec::new();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut buf = [0u8; 64];
+            let copy = |buf: &mut [u8; 64], m: &[u8]| {
+                buf[..m.len()].copy_from_slice(m);
+                m.len()
+            };
             loop {
-                match q.get_into(&mut buf) {
+                let got = match mode.as_str() {
+                    "into" => q.get_into(&mut buf),
+                    "with" => q.get_with(|m| copy(&mut buf, m)),
+                    "try-with" => match q.try_get_with(|m| copy(&mut buf, m)) {
+                        Ok(n) => Ok(n),
+                        Err(e) if e.is_empty() => {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        Err(e) if e.is_closed() => Err(GetError::Closed),
+                        Err(e) => panic!("try_get_with: {e}"),
+                    },
+                    other => {
+                        eprintln!("shmq-child: unknown mode {other:?}");
+                        return Some(ExitCode::from(64));
+                    }
+                };
+                if got.is_ok() && mode != "into" {
+                    q.task_done().expect("task_done");
+                }
+                match got {
                     Ok(n) => {
                         let Some((id, seq)) = check_stress(&buf[..n]) else {
                             eprintln!("shmq-child: corrupt message {:?}", &buf[..n]);
