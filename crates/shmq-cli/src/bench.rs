@@ -127,6 +127,12 @@ pub struct Row {
     /// producer) in the same repeat.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_alone: Option<f64>,
+    /// Why the row was not run: its mechanism cannot carry its message size on this machine
+    /// (a Unix socket pair refuses a message larger than its send buffer). A skipped row
+    /// measured nothing: its counts and rates are zero, it has no ratios, no other row is
+    /// compared with it, and [`json_lines`] and [`table`] print only what it is and this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The byte-API row a typed or async row is paired with (its mechanism, in the same workload
@@ -192,17 +198,43 @@ impl Row {
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
             ratio_to_alone: None,
+            skipped: None,
+        }
+    }
+
+    /// A row that was not run, and why.
+    fn not_run(label: Label, why: String) -> Row {
+        Row {
+            skipped: Some(why),
+            ..Row::measured(
+                label.mechanism,
+                label.workload.name(),
+                label.size,
+                label.processes,
+                0,
+                0.0,
+                None,
+                None,
+            )
         }
     }
 }
 
+/// What a planned row is: its mechanism's name, workload, message size and processes per side.
+#[derive(Debug, Clone, Copy)]
+struct Label {
+    mechanism: &'static str,
+    workload: Workload,
+    size: usize,
+    processes: usize,
+}
+
 impl Plan {
-    fn run(self, launcher: &Launcher, count: u64) -> Result<Row> {
+    fn label(self) -> Label {
         match self {
-            Plan::Transfer(mut t) => {
-                t.count = count;
-                let elapsed = t.run(launcher)?.as_secs_f64();
-                let workload = if matches!(
+            Plan::Transfer(t) => Label {
+                mechanism: t.mechanism.name(),
+                workload: if matches!(
                     t.mechanism,
                     Mechanism::Memcpy | Mechanism::Shmq(ShmqApi::Large)
                 ) {
@@ -211,39 +243,63 @@ impl Plan {
                     Workload::Mpmc
                 } else {
                     Workload::Spsc
-                };
-                Ok(Row::measured(
-                    t.mechanism.name(),
-                    workload.name(),
-                    t.size,
-                    t.producers,
-                    count,
-                    count as f64 / elapsed,
-                    None,
-                    None,
-                ))
+                },
+                size: t.size,
+                processes: t.producers,
+            },
+            Plan::Interleaved { large } => Label {
+                mechanism: if large { "shmq-64+1MiB" } else { "shmq-64" },
+                workload: Workload::Large,
+                size: 64,
+                processes: if large { 2 } else { 1 },
+            },
+            Plan::Ping { over, size } => Label {
+                mechanism: over.name(),
+                workload: Workload::Rtt,
+                size,
+                processes: 1,
+            },
+        }
+    }
+
+    /// Why this row cannot run on this machine (its mechanism refuses its message size), or
+    /// `None`.
+    fn refused(self) -> Result<Option<String>> {
+        match self {
+            Plan::Transfer(t) => t.mechanism.refuses(t.size),
+            Plan::Ping { over, size } => over.refuses(size),
+            Plan::Interleaved { .. } => Ok(None),
+        }
+    }
+
+    fn run(self, launcher: &Launcher, count: u64) -> Result<Row> {
+        let l = self.label();
+        let row = |messages: u64, rate: f64, p50_us, p99_us| {
+            Row::measured(
+                l.mechanism,
+                l.workload.name(),
+                l.size,
+                l.processes,
+                messages,
+                rate,
+                p50_us,
+                p99_us,
+            )
+        };
+        match self {
+            Plan::Transfer(mut t) => {
+                t.count = count;
+                let elapsed = t.run(launcher)?.as_secs_f64();
+                Ok(row(count, count as f64 / elapsed, None, None))
             }
             Plan::Interleaved { large } => {
                 let elapsed = interleaved(launcher, count, large)?.as_secs_f64();
-                Ok(Row::measured(
-                    if large { "shmq-64+1MiB" } else { "shmq-64" },
-                    Workload::Large.name(),
-                    64,
-                    if large { 2 } else { 1 },
-                    count,
-                    count as f64 / elapsed,
-                    None,
-                    None,
-                ))
+                Ok(row(count, count as f64 / elapsed, None, None))
             }
             Plan::Ping { over, size } => {
                 let warmup = (count / 10).clamp(1, 1000);
                 let r = ping_pong(launcher, over, size, warmup, count)?;
-                Ok(Row::measured(
-                    over.name(),
-                    Workload::Rtt.name(),
-                    size,
-                    1,
+                Ok(row(
                     r.count,
                     r.count as f64 / (r.elapsed_ns as f64 / 1e9),
                     Some(r.p50_ns as f64 / 1e3),
@@ -339,16 +395,27 @@ pub fn run_count(cfg: &Config) -> usize {
 }
 
 /// Runs every row of `cfg`, calling `progress` with each finished row, and fills in the ratios
-/// to the pipe.
+/// to the pipe. A row whose mechanism cannot carry its message size on this machine is not run:
+/// it is returned with [`Row::skipped`] saying why, and the others run.
 ///
 /// # Errors
 ///
 /// The first workload that fails (a failed child or a wrong count or checksum).
 pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) -> Result<Vec<Row>> {
     let plans = plan(cfg);
+    let refused = plans
+        .iter()
+        .map(|p| p.refused())
+        .collect::<Result<Vec<_>>>()?;
     let mut counts = Vec::with_capacity(plans.len());
     let mut keys = Vec::with_capacity(plans.len());
-    for &p in &plans {
+    for (&p, refused) in plans.iter().zip(&refused) {
+        if refused.is_some() {
+            let l = p.label();
+            keys.push((l.mechanism.to_owned(), l.workload.name().to_owned(), l.size));
+            counts.push(0);
+            continue;
+        }
         counts.push(match cfg.messages {
             Some(n) => n.max(1),
             None => {
@@ -383,6 +450,10 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
             (0..plans.len()).rev().collect()
         };
         for i in order {
+            if let Some(why) = &refused[i] {
+                progress(&Row::not_run(plans[i].label(), why.clone()));
+                continue;
+            }
             let row = plans[i].run(launcher, counts[i])?;
             progress(&row);
             runs[i].push(row);
@@ -390,7 +461,15 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
     }
     let paired = paired_ratios(&runs, bytes_baseline);
     let alone = paired_ratios(&runs, alone_baseline);
-    let mut rows: Vec<Row> = runs.into_iter().map(median).collect();
+    let mut rows: Vec<Row> = runs
+        .into_iter()
+        .zip(refused)
+        .zip(&plans)
+        .map(|((runs, refused), p)| match refused {
+            Some(why) => Row::not_run(p.label(), why),
+            None => median(runs),
+        })
+        .collect();
     for ((row, (rate, p50)), (with_large, _)) in rows.iter_mut().zip(paired).zip(alone) {
         row.ratio_to_bytes = rate;
         row.p50_ratio_to_bytes = p50;
@@ -509,10 +588,10 @@ fn pilot_count(p: Plan) -> u64 {
 pub fn add_ratios(rows: &mut [Row]) {
     let floors: Vec<Row> = rows
         .iter()
-        .filter(|r| r.mechanism == "floor")
+        .filter(|r| r.mechanism == "floor" && r.skipped.is_none())
         .cloned()
         .collect();
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| r.skipped.is_none()) {
         let want = if r.workload == Workload::Rtt.name() {
             Workload::Rtt.name()
         } else {
@@ -530,19 +609,19 @@ pub fn add_ratios(rows: &mut [Row]) {
     }
     let copies: Vec<Row> = rows
         .iter()
-        .filter(|r| r.mechanism == "memcpy")
+        .filter(|r| r.mechanism == "memcpy" && r.skipped.is_none())
         .cloned()
         .collect();
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| r.skipped.is_none()) {
         if let Some(c) = copies.iter().find(|c| c.size == r.size) {
             r.ratio_to_memcpy = Some(r.mb_per_sec / c.mb_per_sec);
         }
     }
     let alone = rows
         .iter()
-        .find(|r| r.mechanism == "shmq-64")
+        .find(|r| r.mechanism == "shmq-64" && r.skipped.is_none())
         .map(|r| r.msgs_per_sec);
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| r.skipped.is_none()) {
         // Rows measured by `run` have their paired ratio already.
         if let (true, None, Some(a)) = (r.mechanism == "shmq-64+1MiB", r.ratio_to_alone, alone) {
             r.ratio_to_alone = Some(r.msgs_per_sec / a);
@@ -550,10 +629,10 @@ pub fn add_ratios(rows: &mut [Row]) {
     }
     let pipes: Vec<Row> = rows
         .iter()
-        .filter(|r| r.mechanism == "pipe")
+        .filter(|r| r.mechanism == "pipe" && r.skipped.is_none())
         .cloned()
         .collect();
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| r.skipped.is_none()) {
         if let Some(p) = pipes
             .iter()
             .find(|p| p.workload == r.workload && p.size == r.size)
@@ -591,6 +670,14 @@ pub fn table(rows: &[Row]) -> String {
     );
     let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
     for r in rows {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(
+                out,
+                "{:<6} {:<15} {:>8} {:>5} skipped: {why}",
+                r.workload, r.mechanism, r.size, r.processes
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
@@ -615,7 +702,8 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// The rows as JSON, one object per line.
+/// The rows as JSON, one object per line; a skipped row as `mechanism`, `workload`, `size`,
+/// `processes` and `skipped` (the reason) only.
 ///
 /// # Errors
 ///
@@ -623,7 +711,17 @@ pub fn table(rows: &[Row]) -> String {
 pub fn json_lines(rows: &[Row]) -> Result<String> {
     let mut out = String::new();
     for r in rows {
-        out.push_str(&serde_json::to_string(r)?);
+        let line = match &r.skipped {
+            Some(why) => serde_json::to_string(&serde_json::json!({
+                "mechanism": r.mechanism,
+                "workload": r.workload,
+                "size": r.size,
+                "processes": r.processes,
+                "skipped": why,
+            }))?,
+            None => serde_json::to_string(r)?,
+        };
+        out.push_str(&line);
         out.push('\n');
     }
     Ok(out)
@@ -703,6 +801,44 @@ mod tests {
         let mut counts = [300, 900, 100, 50, 70, 40];
         same_count_as_baseline(&keys, &mut counts);
         assert_eq!(counts, [900, 900, 900, 50, 70, 70]);
+    }
+
+    /// A skipped row gets no ratio and is no baseline for the others; its JSON and table line
+    /// say what it is and why, and no measurement.
+    #[test]
+    fn a_skipped_row_has_no_ratios_and_is_no_baseline() {
+        let label = Label {
+            mechanism: "pipe",
+            workload: Workload::Spsc,
+            size: 64,
+            processes: 1,
+        };
+        let mut rows = vec![
+            test_row("shmq", "spsc", 300.0, None),
+            Row::not_run(label, "too big".into()),
+            test_row("floor", "spsc", 600.0, None),
+        ];
+        add_ratios(&mut rows);
+        assert_eq!(rows[0].ratio_to_pipe, None);
+        assert_eq!(rows[0].ratio_to_floor, Some(0.5));
+        assert_eq!(
+            (rows[1].ratio_to_pipe, rows[1].ratio_to_floor),
+            (None, None)
+        );
+        let json = json_lines(&rows).unwrap();
+        let skipped: serde_json::Value =
+            serde_json::from_str(json.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(
+            skipped,
+            serde_json::json!({"mechanism": "pipe", "workload": "spsc", "size": 64,
+                "processes": 1, "skipped": "too big"})
+        );
+        let table = table(&rows);
+        let line = table.lines().nth(2).unwrap();
+        assert!(
+            line.starts_with("spsc   pipe") && line.ends_with("skipped: too big"),
+            "{line}"
+        );
     }
 
     #[test]

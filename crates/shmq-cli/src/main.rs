@@ -138,6 +138,10 @@ fn main() -> ExitCode {
         Command::DemoChild { role, args } => done(cmd::demo::child(&role, &args)),
         Command::Child => done(shmq_cli::workload::run_child()),
     };
+    if let Some(code) = cmd::interrupt::exit_code() {
+        // Ctrl-C or SIGTERM in a demo: its children are ended and its segments removed by now.
+        return ExitCode::from(code);
+    }
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(cmd::EXIT_PARTIAL),

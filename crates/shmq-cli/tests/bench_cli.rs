@@ -85,3 +85,69 @@ fn a_child_without_a_role_fails_cleanly() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("SHMQ_CLI_CHILD"), "{err}");
 }
+
+/// A mechanism that cannot carry a size is a skipped row with its reason; the other rows of the
+/// run still run. A Unix `SOCK_SEQPACKET` socket refuses a message larger than its send buffer
+/// (`net.core.wmem_default`, 208 KiB on a stock kernel), so at 1 MiB the socket row is skipped
+/// and every shmq row is measured.
+#[test]
+fn a_size_the_socket_cannot_carry_skips_its_row_and_the_rest_run() {
+    const SIZE: usize = 1 << 20;
+    let out = shmq_testkit::run_with_limit(
+        shmq().args([
+            "bench",
+            "--json",
+            "--workloads",
+            "spsc",
+            "--sizes",
+            &SIZE.to_string(),
+            "--messages",
+            "1",
+            "--repeat",
+            "1",
+        ]),
+        b"",
+        std::time::Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |m: &str| {
+        rows.iter()
+            .find(|r| r["mechanism"] == m)
+            .unwrap_or_else(|| panic!("no {m} row in {text}"))
+    };
+    for m in ["floor", "shmq", "shmq-batch", "shmq-zero-copy", "pipe"] {
+        let r = row(m);
+        assert!(r.get("skipped").is_none(), "{r}");
+        assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["size"], SIZE);
+    }
+    let socket = row("socket");
+    let send_buffer: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if send_buffer < SIZE {
+        let why = socket["skipped"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{socket}"));
+        assert!(
+            why.contains("SO_SNDBUF") && why.contains("os error 90"),
+            "{why}"
+        );
+        assert!(socket.get("msgs_per_sec").is_none(), "{socket}");
+        assert!(socket.get("ratio_to_pipe").is_none(), "{socket}");
+        assert_eq!(socket["size"], SIZE);
+    } else {
+        assert!(socket["msgs_per_sec"].as_f64().unwrap() > 0.0, "{socket}");
+    }
+}

@@ -4,8 +4,11 @@
 //! bad server address and oversized messages. The bridges are real processes; producers and
 //! consumers are threads of the test. Every test has a watchdog.
 //!
-//! `nats-server` must be on PATH (`.ci/run` installs Debian's package): without it the tests
-//! fail, saying how to get it.
+//! Every test that starts a server is `#[ignore]`d, so that a plain `cargo test` reports it as
+//! ignored (with the reason) rather than passed: run them with
+//! `cargo test -p shmq-cli --test bridge -- --ignored` (`.ci/run` does, after installing Debian's
+//! package). `nats-server` must then be on PATH: without it each of them fails, saying how to
+//! get it.
 
 use std::collections::HashSet;
 use std::process::{Command, Output};
@@ -167,10 +170,9 @@ fn produce(q: &str, n: usize, pace: Duration) -> std::thread::JoinHandle<()> {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn exactly_once_with_each_bridge_killed_at_random_points() {
-    if !nats::required("exactly_once_with_each_bridge_killed_at_random_points") {
-        return;
-    }
+    nats::require("exactly_once_with_each_bridge_killed_at_random_points");
     let _w = Watchdog::new("bridge kills", Duration::from_secs(120));
     let s = server(&[]);
     let f = Flow::new(&s, "kills");
@@ -262,10 +264,9 @@ fn exactly_once_with_each_bridge_killed_at_random_points() {
 /// batch from a taken one by the queue's count of voided positions, and puts it again: every
 /// message arrives exactly once.
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing() {
-    if !nats::required("an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing") {
-        return;
-    }
+    nats::require("an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing");
     let _w = Watchdog::new("in-bridge killed inside a put", Duration::from_secs(120));
     let s = server(&[]);
     for consumer_first in [true, false] {
@@ -327,10 +328,9 @@ fn an_in_bridge_killed_inside_a_put_loses_and_duplicates_nothing() {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
-    if !nats::required("a_server_restart_mid_stream_loses_and_duplicates_nothing") {
-        return;
-    }
+    nats::require("a_server_restart_mid_stream_loses_and_duplicates_nothing");
     let _w = Watchdog::new("server restart", Duration::from_secs(120));
     let mut s = server(&[]);
     let f = Flow::new(&s, "restart");
@@ -359,10 +359,9 @@ fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn the_bridges_keep_the_producers_order_while_they_live() {
-    if !nats::required("the_bridges_keep_the_producers_order_while_they_live") {
-        return;
-    }
+    nats::require("the_bridges_keep_the_producers_order_while_they_live");
     let _w = Watchdog::new("order", Duration::from_secs(120));
     let s = server(&[]);
     let f = Flow::new(&s, "order");
@@ -384,10 +383,9 @@ fn the_bridges_keep_the_producers_order_while_they_live() {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost() {
-    if !nats::required("a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost") {
-        return;
-    }
+    nats::require("a_full_local_queue_holds_back_the_in_bridge_and_nothing_is_lost");
     let _w = Watchdog::new("back-pressure", Duration::from_secs(120));
     let s = server(&[]);
     let f = Flow::new(&s, "pressure");
@@ -470,11 +468,9 @@ fn a_bad_server_address_is_a_clear_error_and_a_failure() {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were() {
-    if !nats::required("oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were")
-    {
-        return;
-    }
+    nats::require("oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were");
     let _w = Watchdog::new("oversized", Duration::from_secs(120));
     let conf = std::env::temp_dir().join(format!("shmq-test-nats-{}.conf", std::process::id()));
     std::fs::write(&conf, "max_payload: 4096\n").unwrap();
@@ -510,10 +506,9 @@ fn oversized_messages_stop_the_bridge_with_an_error_and_stay_where_they_were() {
 }
 
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
-    if !nats::required("the_demo_delivers_every_message_exactly_once_across_two_kills") {
-        return;
-    }
+    nats::require("the_demo_delivers_every_message_exactly_once_across_two_kills");
     let out = shmq_testkit::run_with_limit(
         Command::new(SHMQ).args(["demo", "bridge", "--json"]),
         b"",
@@ -541,12 +536,9 @@ fn the_demo_delivers_every_message_exactly_once_across_two_kills() {
 /// A message over the server's maximum payload stops the out-bridge with an error naming both
 /// sizes, after the messages before it went out; it stays first in the queue.
 #[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
 fn large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error() {
-    if !nats::required(
-        "large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error",
-    ) {
-        return;
-    }
+    nats::require("large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error");
     let _w = Watchdog::new("large messages over the bridge", Duration::from_secs(180));
     let s = server(&[]);
     let f = Flow::new(&s, "large");

@@ -98,12 +98,10 @@ impl Watchdog {
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
                 eprintln!("WATCHDOG: {what} still running after {limit:?}: deadlock? failing");
-                for pid in lock(&CHILDREN).iter() {
-                    kill(*pid, 9);
+                for pid in children() {
+                    kill(pid, 9);
                 }
-                for name in lock(&NAMES).iter() {
-                    unlink(name);
-                }
+                unlink_all_names();
                 std::process::exit(101);
             }
         });
@@ -116,6 +114,19 @@ impl Drop for Watchdog {
         if let Some(tx) = self.done.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The pids of the children started through [`Proc`] in this process and not reaped yet.
+pub fn children() -> Vec<u32> {
+    lock(&CHILDREN).clone()
+}
+
+/// Removes the segment of every [`Name`] alive in this process (with its side segments), for a
+/// process about to exit without running their destructors.
+pub fn unlink_all_names() {
+    for name in lock(&NAMES).iter() {
+        unlink(name);
     }
 }
 

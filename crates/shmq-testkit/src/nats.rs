@@ -27,20 +27,15 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// For a test that needs the server: `true` when it can be run. Without it, a test run under CI
-/// (`CI` set, as `.ci/run` is, which installs the package) fails with [`INSTALL_HINT`]; a run on
-/// a developer's machine without the package prints the hint and the test returns early, so
-/// that `cargo test --workspace` needs nothing but the Rust toolchain.
-pub fn required(test: &str) -> bool {
-    if available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: CI must have nats-server: {INSTALL_HINT}"
-    );
-    eprintln!("{test}: skipped: {INSTALL_HINT}");
-    false
+/// For a test that needs the server (marked `#[ignore = "…"]` so that a plain `cargo test`
+/// counts it as ignored, not passed): panics with [`INSTALL_HINT`] when it cannot be run, so
+/// that `cargo test -- --ignored` without the server fails instead of passing untested.
+///
+/// # Panics
+///
+/// If `nats-server` cannot be run.
+pub fn require(test: &str) {
+    assert!(available(), "{test}: {INSTALL_HINT}");
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

@@ -37,25 +37,44 @@ pub(crate) enum Scenario {
     All,
 }
 
+/// The most processes of one kind a demo starts (`--producers`, `--consumers`, `--processes`).
+const MAX_PROCESSES: u64 = 1024;
+/// The most items per producer (`--items`).
+const MAX_ITEMS: u64 = 100_000;
+/// The most runs of each race variant (`--runs`).
+const MAX_RUNS: u64 = 100;
+
+/// A count from 1 to `max`: zero producers or consumers would leave the others waiting for
+/// ever (producers on a full queue, a join that never returns), zero items or runs show nothing.
+fn count(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max)
+}
+
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every count is at least 1: --producers, --consumers and --processes at most \
+                  1024, --items at most 100000, --runs at most 100. Ctrl-C (or SIGTERM) ends \
+                  every child process, removes the segments the demo made and exits with 130 \
+                  (143)."
+)]
 pub(crate) struct Args {
     /// Which scenario to run.
     #[arg(value_enum, default_value = "all")]
     scenario: Scenario,
-    /// Producer processes (default: queue 3, joinable 10, pipe 1).
-    #[arg(long)]
+    /// Producer processes, 1 to 1024 (default: queue 3, joinable 10, pipe 1).
+    #[arg(long, value_parser = count(MAX_PROCESSES))]
     producers: Option<usize>,
-    /// Consumer processes (default: queue 2, joinable 5, pipe 3).
-    #[arg(long)]
+    /// Consumer processes, 1 to 1024 (default: queue 2, joinable 5, pipe 3).
+    #[arg(long, value_parser = count(MAX_PROCESSES))]
     consumers: Option<usize>,
-    /// Items per producer [default: 10].
-    #[arg(long)]
+    /// Items per producer, 1 to 100000 [default: 10].
+    #[arg(long, value_parser = count(MAX_ITEMS))]
     items: Option<usize>,
-    /// Processes in the race.
-    #[arg(long, default_value_t = 70)]
+    /// Processes in the race, 1 to 1024.
+    #[arg(long, default_value_t = 70, value_parser = count(MAX_PROCESSES))]
     processes: usize,
-    /// Runs of each race variant.
-    #[arg(long, default_value_t = 3)]
+    /// Runs of each race variant, 1 to 100.
+    #[arg(long, default_value_t = 3, value_parser = count(MAX_RUNS))]
     runs: usize,
     /// A pause per item in the queue, joinable and pipe scenarios [default: none], and between
     /// the read and the write in the race [default: 2ms, so that the processes' read-write
@@ -78,6 +97,8 @@ struct Kid(Proc);
 
 impl Kid {
     fn spawn(role: &str, args: &[String]) -> Result<Kid> {
+        // After Ctrl-C the signal thread is ending the children: start no more.
+        super::interrupt::check()?;
         let exe = std::env::current_exe().context("locating the shmq executable")?;
         let p = Proc::spawn(
             Command::new(exe)
@@ -106,10 +127,13 @@ impl Kid {
 }
 
 /// Finishes children in parallel, so that none blocks on a full pipe while we wait on another;
-/// returns each one's pid, remaining lines and whether it succeeded.
+/// returns each one's pid, remaining lines and whether it succeeded. After Ctrl-C (the children
+/// were killed) an error: the scenario stops there, dropping what it made.
 fn finish_all(kids: Vec<Kid>) -> Result<Vec<(u32, Vec<String>, bool)>> {
     let pids: Vec<u32> = kids.iter().map(Kid::pid).collect();
-    shmq_testkit::try_finish_all(kids.into_iter().map(|k| k.0).collect())
+    let finished = shmq_testkit::try_finish_all(kids.into_iter().map(|k| k.0).collect());
+    super::interrupt::check()?;
+    finished
         .into_iter()
         .zip(pids)
         .map(|(r, pid)| {
@@ -147,28 +171,35 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "FAILED" }
 }
 
+/// Runs the chosen scenarios; `Ok(false)` if a check failed. Ctrl-C or SIGTERM ends every
+/// child and removes the segments (see `interrupt`).
 pub(crate) fn run(args: &Args) -> Result<bool> {
+    super::interrupt::install()?;
     let r = Report { json: args.json };
     let all = args.scenario == Scenario::All;
     let mut results = Vec::new();
     let start = Instant::now();
+    let wanted = |s: Scenario| -> Result<bool> {
+        super::interrupt::check()?;
+        Ok(all || args.scenario == s)
+    };
     r.say("Python multiprocessing's classic examples, each across real child processes\n");
-    if all || args.scenario == Scenario::Queue {
+    if wanted(Scenario::Queue)? {
         results.push(("queue", queue(args, &r)?));
     }
-    if all || args.scenario == Scenario::Joinable {
+    if wanted(Scenario::Joinable)? {
         results.push(("joinable", joinable(args, &r)?));
     }
-    if all || args.scenario == Scenario::Pipe {
+    if wanted(Scenario::Pipe)? {
         results.push(("pipe", pipe(args, &r)?));
     }
-    if all || args.scenario == Scenario::Race {
+    if wanted(Scenario::Race)? {
         results.push(("race", race(args, &r)?));
     }
-    if all || args.scenario == Scenario::Big {
+    if wanted(Scenario::Big)? {
         results.push(("big", big(args, &r)?));
     }
-    if all || args.scenario == Scenario::Bridge {
+    if wanted(Scenario::Bridge)? {
         if shmq_testkit::nats::available() {
             r.say("");
             let v = super::bridge::demo(
@@ -191,6 +222,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
             bail!("{}", shmq_testkit::nats::INSTALL_HINT);
         }
     }
+    super::interrupt::check()?;
     let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
     if args.json {
         for (_, v) in &results {

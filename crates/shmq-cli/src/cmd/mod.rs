@@ -15,6 +15,7 @@ pub(crate) mod admin;
 pub(crate) mod bench;
 pub(crate) mod bridge;
 pub(crate) mod demo;
+pub(crate) mod interrupt;
 pub(crate) mod io;
 
 /// The exit status of a command that ended early without an error: `get --count N` that got

@@ -43,6 +43,19 @@ impl PingOver {
             PingOver::Floor => "floor",
         }
     }
+
+    /// Why this transport cannot carry a message of `size` bytes on this machine, or `None` if
+    /// it can (as [`Mechanism::refuses`](super::Mechanism::refuses)).
+    ///
+    /// # Errors
+    ///
+    /// If asking fails.
+    pub fn refuses(self, size: usize) -> Result<Option<String>> {
+        match self {
+            PingOver::Socket => super::transports::socket_refuses(size),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Runs `warmup + count` round trips of `size`-byte messages between two child processes.

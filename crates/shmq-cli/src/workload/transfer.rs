@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::launcher::{Launcher, Named};
 use super::roles::{Framing, Role, ShmqApi, Tally};
-use super::transports::{os_pipe, socket_pair};
+use super::transports::{os_pipe, socket_pair, socket_refuses};
 use super::{MIN_SIZE, PIPE_BUF};
 
 /// What carries a transfer.
@@ -44,6 +44,20 @@ impl Mechanism {
             Mechanism::Pipe => "pipe",
             Mechanism::Socket => "socket",
             Mechanism::Floor => "floor",
+        }
+    }
+
+    /// Why this mechanism cannot carry a message of `size` bytes on this machine, or `None` if
+    /// it can (the mechanism is asked: a Unix socket pair, for one, refuses a message larger than
+    /// its send buffer).
+    ///
+    /// # Errors
+    ///
+    /// If asking fails (the socket pair cannot be made).
+    pub fn refuses(self, size: usize) -> Result<Option<String>> {
+        match self {
+            Mechanism::Socket => socket_refuses(size),
+            _ => Ok(None),
         }
     }
 }

@@ -339,6 +339,34 @@ pub(super) fn os_pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok(pipe_with(PipeFlags::CLOEXEC)?)
 }
 
+/// Why the socket pair of the socket rows cannot carry one message of `size` bytes, or `None`
+/// if it can. The kernel is asked, not a table: one such message is sent on a fresh pair made
+/// as the rows make theirs. A Unix `SOCK_SEQPACKET` socket refuses a message larger than its
+/// send buffer (`SO_SNDBUF`, from `net.core.wmem_default`) with `EMSGSIZE`.
+///
+/// # Errors
+///
+/// If the pair cannot be made, or the send fails for another reason.
+pub(super) fn socket_refuses(size: usize) -> Result<Option<String>> {
+    use rustix::net::{SendFlags, send, sockopt};
+    let (a, _b) = socket_pair()?;
+    let msg = vec![0u8; size];
+    match send(&a, &msg, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+        Ok(_) => Ok(None),
+        Err(e @ rustix::io::Errno::MSGSIZE) => {
+            let buf = sockopt::socket_send_buffer_size(&a)?;
+            Ok(Some(format!(
+                "a Unix SOCK_SEQPACKET socket here carries no message of {size} bytes (its \
+                 send buffer, SO_SNDBUF, is {buf} bytes): {}",
+                std::io::Error::from(e)
+            )))
+        }
+        // A full buffer or a short allocation says nothing about the size: let the row run.
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::NOBUFS) => Ok(None),
+        Err(e) => Err(anyhow!("probing a socket pair with {size} bytes: {e}")),
+    }
+}
+
 pub(super) fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
     Ok(socketpair(
