@@ -171,11 +171,12 @@ fn stat_value(name: &str) -> Result<Value> {
     });
     let extra = match kind {
         Kind::Queue => {
-            let q = Queue::open(name)?;
+            // Inspected, not opened: an open would sweep a dead producer's side segments.
+            let q = Queue::inspect(name)?;
             json!({
-                "capacity": q.capacity(), "message_size": q.message_size(),
-                "slot_stride": p.slot_stride, "len": q.len(),
-                "unfinished": q.unfinished(), "closed": q.is_closed(),
+                "capacity": q.capacity, "message_size": q.message_size,
+                "max_message_size": q.max_message_size, "slot_stride": p.slot_stride,
+                "len": q.len, "unfinished": q.unfinished, "closed": q.closed,
             })
         }
         Kind::Pipe => {
