@@ -81,6 +81,8 @@ mod options;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
+mod port;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod ring;

@@ -13,6 +13,10 @@ use crate::error::{
 use crate::large::Big;
 use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
 use crate::options::Options;
+use crate::port::Port;
+pub(crate) use crate::port::queue_errors::{
+    get_error, get_timeout_error, put_error, put_timeout_error, try_get_error, try_put_error,
+};
 use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
@@ -73,65 +77,6 @@ pub struct QueueInfo {
     pub unfinished: u64,
     /// Whether the queue is closed.
     pub closed: bool,
-}
-
-fn put_error<M>(f: Fail, msg: M) -> PutError<M> {
-    match f {
-        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => PutError::Closed(msg),
-        Fail::TooLarge { len, max } => PutError::TooLarge { msg, len, max },
-        Fail::TooSmall { .. } => unreachable!("puts do not read into buffers"),
-        Fail::Corrupt(reason) => PutError::Corrupt { msg, reason },
-        Fail::NoSpace { needed, reason } => PutError::NoSpace {
-            msg,
-            needed,
-            reason,
-        },
-        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
-            unreachable!("gets wait out reservations and claims and read large messages")
-        }
-    }
-}
-
-fn try_put_error<M>(f: Fail, msg: M) -> TryPutError<M> {
-    match f {
-        Fail::WouldBlock => TryPutError::Full(msg),
-        other => put_error(other, msg).into(),
-    }
-}
-
-fn put_timeout_error<M>(f: Fail, msg: M) -> PutTimeoutError<M> {
-    match f {
-        Fail::WouldBlock => PutTimeoutError::Timeout(msg),
-        other => put_error(other, msg).into(),
-    }
-}
-
-pub(crate) fn get_error(f: Fail) -> GetError {
-    match f {
-        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => GetError::Closed,
-        Fail::TooLarge { .. } | Fail::NoSpace { .. } => {
-            unreachable!("gets do not write messages")
-        }
-        Fail::TooSmall { needed, available } => GetError::BufferTooSmall { needed, available },
-        Fail::Corrupt(s) => GetError::Corrupt(s),
-        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
-            unreachable!("gets wait out reservations and claims and read large messages")
-        }
-    }
-}
-
-pub(crate) fn try_get_error(f: Fail) -> TryGetError {
-    match f {
-        Fail::WouldBlock => TryGetError::Empty,
-        other => get_error(other).into(),
-    }
-}
-
-pub(crate) fn get_timeout_error(f: Fail) -> GetTimeoutError {
-    match f {
-        Fail::WouldBlock => GetTimeoutError::Timeout,
-        other => get_error(other).into(),
-    }
 }
 
 impl Queue {
@@ -435,23 +380,18 @@ impl Queue {
         buf: &mut [u8],
         wait: Wait,
     ) -> Result<(u64, usize), Fail> {
-        let ring = self.ring();
-        match engine::get(&ring, wait, Waiting::PLAIN, |r| {
-            Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
-        }) {
-            // A large message (put by the byte API) is longer than any typed one: it is taken
-            // and its length reported, over `buf.len()`, for the typed reader to refuse.
-            Err(Fail::Large) => self.big.read_front(&ring, wait, Waiting::PLAIN, |m| {
-                Ok((1, (ring.core().front_position(), m.len())))
-            }),
-            r => r,
-        }
+        self.port().get_into_with_position(buf, wait)
+    }
+
+    /// The queue's one direction of messages.
+    #[inline]
+    fn port(&self) -> Port<'_> {
+        Port::new(self.ring(), &self.big, Waiting::PLAIN)
     }
 
     #[inline]
     fn put_impl<M: AsRef<[u8]>>(&self, msg: &M, wait: Wait) -> Result<(), Fail> {
-        self.big
-            .put(&self.ring(), wait, Waiting::PLAIN, msg.as_ref())
+        self.port().put(msg.as_ref(), wait)
     }
 
     /// Puts a message, waiting while the queue is full.
@@ -561,13 +501,7 @@ impl Queue {
     }
 
     fn put_with_impl(&self, fill: impl FnOnce(&mut [u8]) -> usize, wait: Wait) -> Result<(), Fail> {
-        let mut fill = Some(fill);
-        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
-            // Taken only once a slot is claimed, so `fill` runs at most once: a full queue makes
-            // the engine wait and call again, and every other failure ends the operation. A
-            // closed queue is `Closed` even when it is also full.
-            l.push_with(&mut fill).map(|()| (1, ()))
-        })
+        self.port().put_with(fill, wait)
     }
 
     /// Zero-copy put of a message of exactly `len` bytes, of any size up to
@@ -687,8 +621,7 @@ impl Queue {
         fill: impl FnOnce(&mut [u8]),
         wait: Wait,
     ) -> Result<(), Fail> {
-        self.big
-            .put_with_len(&self.ring(), wait, Waiting::PLAIN, len, fill)
+        self.port().put_with_len(len, fill, wait)
     }
 
     /// Puts every message of `msgs`, in order, waiting while the queue is full. An empty `msgs`
@@ -736,15 +669,10 @@ impl Queue {
     /// # }
     /// ```
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), PutError<usize>> {
-        self.check_lengths(msgs).map_err(|f| put_error(f, 0))?;
-        let mut sent = 0;
-        while sent < msgs.len() {
-            match self.put_many_impl(&msgs[sent..], Wait::Forever) {
-                Ok(n) => sent += n,
-                Err(f) => return Err(put_error(f, sent)),
-            }
-        }
-        Ok(())
+        self.port()
+            .put_many(msgs, Wait::Forever)
+            .map(|_| ())
+            .map_err(|(n, f)| put_error(f, n))
     }
 
     /// Puts what one claim of [`put_many`](Self::put_many) holds, if a slot is free now, and
@@ -782,51 +710,13 @@ impl Queue {
     /// # }
     /// ```
     pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TryPutError<usize>> {
-        if msgs.is_empty() {
-            return Ok(0);
-        }
-        self.check_lengths(msgs)
-            .and_then(|()| self.put_many_impl(msgs, Wait::Never))
-            .map_err(|f| try_put_error(f, 0))
+        self.port()
+            .put_many(msgs, Wait::Never)
+            .map_err(|(n, f)| try_put_error(f, n))
     }
 
     /// `TooLarge` for the first message of `msgs` over the maximum message size: a batch is
     /// checked whole before any of it is put.
-    fn check_lengths<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), Fail> {
-        let max = self.max_message_size();
-        match msgs.iter().map(|m| m.as_ref().len()).find(|&len| len > max) {
-            Some(len) => Err(Fail::TooLarge { len, max }),
-            None => Ok(()),
-        }
-    }
-
-    /// One claim of a batch whose lengths [`check_lengths`](Self::check_lengths) accepted: the
-    /// messages within the slot size at the front of `msgs` (as many as fit now), or the large
-    /// message at the front alone. Returns how many it put.
-    fn put_many_impl<M: AsRef<[u8]>>(&self, msgs: &[M], wait: Wait) -> Result<usize, Fail> {
-        let small = msgs
-            .iter()
-            .take_while(|m| m.as_ref().len() <= self.message_size())
-            .count();
-        if small == 0 {
-            let first = msgs.first().map_or(&[][..], |m| m.as_ref());
-            return self
-                .big
-                .put(&self.ring(), wait, Waiting::PLAIN, first)
-                .map(|()| 1);
-        }
-        let msgs = &msgs[..small];
-        engine::put(&self.ring(), wait, Waiting::PLAIN, |l| {
-            l.push_many(msgs).and_then(|n| {
-                if n == 0 {
-                    Err(crate::ring::PushFail::Full)
-                } else {
-                    Ok((n, n))
-                }
-            })
-        })
-    }
-
     /// Test hook (feature `test-hooks`): claims and writes slots for `msgs` (one claim) and
     /// publishes all but the first, the commit; the caller then stops for good, as a producer
     /// killed before its commit. Returns whether it claimed.
@@ -846,13 +736,12 @@ impl Queue {
     }
 
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
-        self.big
-            .read_front(&self.ring(), wait, Waiting::PLAIN, |m| Ok((1, read(m))))
+        self.port().get_with(read, wait)
     }
 
     #[inline]
     fn get_vec_impl(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
-        self.big.get_vec(&self.ring(), wait, Waiting::PLAIN)
+        self.port().get_vec(wait)
     }
 
     /// Takes the oldest message, waiting while the queue is empty.
@@ -977,20 +866,14 @@ impl Queue {
         read: impl FnOnce(&[u8]) -> Result<R, E>,
     ) -> Result<Result<R, E>, GetTimeoutError> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        self.big
-            .read_front(&self.ring(), wait, Waiting::PLAIN, |m| {
-                // Refused: the reservation ends with nothing taken, the message stays first.
-                Ok(match read(m) {
-                    Ok(v) => (1, Ok(v)),
-                    Err(e) => (0, Err(e)),
-                })
-            })
+        self.port()
+            .get_with_or_keep(read, wait)
             .map_err(get_timeout_error)
     }
 
     #[inline]
     fn get_into_impl(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
-        self.big.get_into(&self.ring(), wait, Waiting::PLAIN, buf)
+        self.port().get_into(buf, wait)
     }
 
     /// Takes the oldest message into `buf` without allocating; returns its length.
@@ -1045,35 +928,10 @@ impl Queue {
     fn get_many_impl(
         &self,
         max: usize,
-        mut read: impl FnMut(&[u8]),
+        read: impl FnMut(&[u8]),
         wait: Wait,
     ) -> Result<usize, Fail> {
-        if max == 0 {
-            return Ok(0);
-        }
-        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
-        let got = engine::get(&self.ring(), wait, Waiting::PLAIN, |r| {
-            let n = r.core().pop_batch(max, &mut bytes, &mut lens)?;
-            Ok((n > 0).then_some((n, n)))
-        });
-        let n = match got {
-            // A large message at the front is a batch of its own, read in place.
-            Err(Fail::Large) => {
-                return self
-                    .big
-                    .read_front(&self.ring(), wait, Waiting::PLAIN, |m| {
-                        read(m);
-                        Ok((1, 1))
-                    });
-            }
-            r => r?,
-        };
-        let mut at = 0;
-        for &len in &lens {
-            read(&bytes[at..at + len]);
-            at += len;
-        }
-        Ok(n)
+        self.port().get_many(max, read, wait)
     }
 
     /// Waits for at least one message, then takes up to `max` with one claim (and no more
@@ -1143,43 +1001,9 @@ impl Queue {
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn get_many_with(
-        &self,
-        max: usize,
-        mut read: impl FnMut(&[u8]),
-    ) -> Result<usize, GetError> {
-        if max == 0 {
-            return Ok(0);
-        }
-        let mut scratch = Vec::new();
-        let n = engine::get_reserved_up_to(
-            &self.ring(),
-            Wait::Forever,
-            Waiting::PLAIN,
-            max as u64,
-            |l, head, avail| {
-                let n = avail.min(max as u64);
-                // A large message ends the batch; at the front, it is read on its own below.
-                let mut taken = 0;
-                for pos in head..head + n {
-                    if l.core().reserved_descriptor(pos)?.is_some() {
-                        break;
-                    }
-                    read(l.reserved_bytes(pos, &mut scratch)?);
-                    taken += 1;
-                }
-                Ok((taken, taken as usize))
-            },
-        )
-        .map_err(get_error)?;
-        if n > 0 {
-            return Ok(n);
-        }
-        self.big
-            .read_front(&self.ring(), Wait::Forever, Waiting::PLAIN, |m| {
-                read(m);
-                Ok((1, 1))
-            })
+    pub fn get_many_with(&self, max: usize, read: impl FnMut(&[u8])) -> Result<usize, GetError> {
+        self.port()
+            .get_many_with(max, read, Wait::Forever)
             .map_err(get_error)
     }
 

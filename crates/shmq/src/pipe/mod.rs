@@ -33,13 +33,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{self, Fail, Wait, Waiting};
+use crate::engine::{Fail, Wait, Waiting};
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::large::Big;
 use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
 use crate::options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
+use crate::port::Port;
+pub(crate) use crate::port::pipe_errors::{
+    recv_error, recv_timeout_error, send_error, send_timeout_error, try_recv_error, try_send_error,
+};
 use crate::ring::Ring;
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -447,65 +451,6 @@ pub struct PipeEnd {
     big: Big,
 }
 
-fn send_error<M>(f: Fail, msg: M) -> SendError<M> {
-    match f {
-        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => SendError::Disconnected(msg),
-        Fail::TooLarge { len, max } => SendError::TooLarge { msg, len, max },
-        Fail::TooSmall { .. } => unreachable!("sends do not read into buffers"),
-        Fail::Corrupt(reason) => SendError::Corrupt { msg, reason },
-        Fail::NoSpace { needed, reason } => SendError::NoSpace {
-            msg,
-            needed,
-            reason,
-        },
-        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
-            unreachable!("gets wait out reservations and claims and read large messages")
-        }
-    }
-}
-
-fn try_send_error<M>(f: Fail, msg: M) -> TrySendError<M> {
-    match f {
-        Fail::WouldBlock => TrySendError::Full(msg),
-        other => send_error(other, msg).into(),
-    }
-}
-
-fn send_timeout_error<M>(f: Fail, msg: M) -> SendTimeoutError<M> {
-    match f {
-        Fail::WouldBlock => SendTimeoutError::Timeout(msg),
-        other => send_error(other, msg).into(),
-    }
-}
-
-pub(crate) fn recv_error(f: Fail) -> RecvError {
-    match f {
-        Fail::Closed | Fail::Disconnected | Fail::WouldBlock => RecvError::Disconnected,
-        Fail::TooLarge { .. } | Fail::NoSpace { .. } => {
-            unreachable!("receives do not write messages")
-        }
-        Fail::TooSmall { needed, available } => RecvError::BufferTooSmall { needed, available },
-        Fail::Corrupt(s) => RecvError::Corrupt(s),
-        Fail::Reserved | Fail::Pending { .. } | Fail::Large => {
-            unreachable!("gets wait out reservations and claims and read large messages")
-        }
-    }
-}
-
-pub(crate) fn try_recv_error(f: Fail) -> TryRecvError {
-    match f {
-        Fail::WouldBlock => TryRecvError::Empty,
-        other => recv_error(other).into(),
-    }
-}
-
-pub(crate) fn recv_timeout_error(f: Fail) -> RecvTimeoutError {
-    match f {
-        Fail::WouldBlock => RecvTimeoutError::Timeout,
-        other => recv_error(other).into(),
-    }
-}
-
 /// The error of an open or hand-off whose holder-table update failed: the lock stayed held by a
 /// live process for [`OPEN_LOCK_WAIT`], or the table is damaged.
 fn open_error(f: Fail) -> OpenError {
@@ -684,22 +629,28 @@ impl PipeEnd {
         }
     }
 
-    /// Runs a blocking loop of the engine with the pipe's waiting policy: slices of
-    /// [`LIVENESS_SLICE`], sweeping the holder table after each (a failed sweep is retried after
-    /// the next slice; a broken ring reports itself through the operation).
-    fn with_waiting<R>(&self, run: impl FnOnce(Waiting<'_>) -> Result<R, Fail>) -> Result<R, Fail> {
+    /// Runs an operation of the port over `ring` (one direction) with the pipe's waiting
+    /// policy: slices of [`LIVENESS_SLICE`], sweeping the holder table after each (a failed
+    /// sweep is retried after the next slice; a broken ring reports itself through the
+    /// operation).
+    fn with_port<R>(
+        &self,
+        ring: Ring<'_>,
+        run: impl FnOnce(&Port<'_>) -> Result<R, Fail>,
+    ) -> Result<R, Fail> {
         self.maybe_sweep()?;
         let recheck = || {
             let _ = self.maybe_sweep();
         };
-        run(Waiting {
+        let how = Waiting {
             slice: LIVENESS_SLICE,
             recheck: Some(&recheck),
-        })
+        };
+        run(&Port::new(ring, &self.big, how))
     }
 
-    fn send_impl(&self, ring: &Ring<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
-        self.with_waiting(|how| self.big.put(ring, wait, how, msg))
+    fn send_impl(&self, ring: Ring<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
+        self.with_port(ring, |p| p.put(msg, wait))
     }
 
     /// Sends a message, waiting while the outgoing ring is full.
@@ -729,7 +680,7 @@ impl PipeEnd {
         let Ok(ring) = self.outgoing() else {
             return Err(SendError::WrongDirection(msg));
         };
-        self.send_impl(&ring, msg.as_ref(), Wait::Forever)
+        self.send_impl(ring, msg.as_ref(), Wait::Forever)
             .map_err(|f| send_error(f, msg))
     }
 
@@ -761,7 +712,7 @@ impl PipeEnd {
         let Ok(ring) = self.outgoing() else {
             return Err(TrySendError::WrongDirection(msg));
         };
-        self.send_impl(&ring, msg.as_ref(), Wait::Never)
+        self.send_impl(ring, msg.as_ref(), Wait::Never)
             .map_err(|f| try_send_error(f, msg))
     }
 
@@ -827,7 +778,7 @@ impl PipeEnd {
         let Ok(ring) = self.outgoing() else {
             return Err(SendTimeoutError::WrongDirection(msg));
         };
-        self.send_impl(&ring, msg.as_ref(), wait)
+        self.send_impl(ring, msg.as_ref(), wait)
             .map_err(|f| send_timeout_error(f, msg))
     }
 
@@ -840,21 +791,11 @@ impl PipeEnd {
         wait: Wait,
     ) -> Option<Result<(u64, usize), Fail>> {
         let ring = self.incoming().ok()?;
-        Some(self.with_waiting(|how| {
-            match engine::get(&ring, wait, how, |r| {
-                Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
-            }) {
-                // A large message: taken, its length (over `buf.len()`) reported.
-                Err(Fail::Large) => self.big.read_front(&ring, wait, how, |m| {
-                    Ok((1, (ring.core().front_position(), m.len())))
-                }),
-                r => r,
-            }
-        }))
+        Some(self.with_port(ring, |p| p.get_into_with_position(buf, wait)))
     }
 
-    fn recv_impl(&self, ring: &Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
-        self.with_waiting(|how| self.big.get_vec(ring, wait, how))
+    fn recv_impl(&self, ring: Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
+        self.with_port(ring, |p| p.get_vec(wait))
     }
 
     /// Receives the oldest message, waiting while none is there.
@@ -888,7 +829,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(RecvError::WrongDirection);
         };
-        self.recv_impl(&ring, Wait::Forever).map_err(recv_error)
+        self.recv_impl(ring, Wait::Forever).map_err(recv_error)
     }
 
     /// Receives the oldest message if there is one now.
@@ -915,7 +856,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(TryRecvError::WrongDirection);
         };
-        self.recv_impl(&ring, Wait::Never).map_err(try_recv_error)
+        self.recv_impl(ring, Wait::Never).map_err(try_recv_error)
     }
 
     /// Receives the oldest message, waiting at most `timeout`.
@@ -971,7 +912,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(RecvTimeoutError::WrongDirection);
         };
-        self.recv_impl(&ring, wait).map_err(recv_timeout_error)
+        self.recv_impl(ring, wait).map_err(recv_timeout_error)
     }
 
     /// Receives the oldest message into `buf` without allocating; returns its length.
@@ -1002,7 +943,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(RecvError::WrongDirection);
         };
-        self.with_waiting(|how| self.big.get_into(&ring, Wait::Forever, how, buf))
+        self.with_port(ring, |p| p.get_into(buf, Wait::Forever))
             .map_err(recv_error)
     }
 
@@ -1062,15 +1003,7 @@ impl PipeEnd {
         let Ok(ring) = self.incoming() else {
             return Err(RecvError::WrongDirection);
         };
-        // A "get" that takes nothing: it reports a waiting message (and frees no slot).
-        let ready = self.with_waiting(|how| {
-            engine::get(&ring, wait, how, |l| Ok((l.len() > 0).then_some((0, ()))))
-        });
-        match ready {
-            Ok(()) => Ok(true),
-            Err(Fail::WouldBlock) => Ok(false),
-            Err(f) => Err(recv_error(f)),
-        }
+        self.with_port(ring, |p| p.poll(wait)).map_err(recv_error)
     }
 
     /// Hands this end over to a process that will attach to it by name: leaves a hand-off token
