@@ -416,6 +416,15 @@ impl Pipe {
 /// # }
 /// ```
 ///
+/// A pipe end has every get and put variant of a [`Queue`](crate::Queue), named `send*` for
+/// `put*` and `recv*` for `get*`, on the same message port: waiting, `try_`, deadline, zero-copy
+/// (`send_with`, `send_with_len`, `recv_with`, `recv_many_with`), batch (`send_many`,
+/// `recv_many`) and large messages. What a queue has and a pipe end has not: the task counter
+/// (`task_done`, `join`: a pipe's work ends at end-of-file), a `close` of the whole object (an
+/// end closes itself; end-of-file follows when the other end's last holder leaves), peek and
+/// commit (the bridge's exactly-once take, on queues), and `len` (a direction's depth is in
+/// [`Pipe::inspect`]).
+///
 /// # Examples
 ///
 /// ```
@@ -947,6 +956,280 @@ impl PipeEnd {
             .map_err(recv_error)
     }
 
+    /// [`recv_into`](Self::recv_into) that does not wait: `Empty` if no message is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], and the errors of [`recv_into`](Self::recv_into).
+    pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(TryRecvError::WrongDirection);
+        };
+        self.with_port(ring, |p| p.get_into(buf, Wait::Never))
+            .map_err(try_recv_error)
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting until `deadline` at most.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], and the errors of [`recv_into`](Self::recv_into).
+    pub fn recv_into_deadline(
+        &self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, RecvTimeoutError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvTimeoutError::WrongDirection);
+        };
+        self.with_port(ring, |p| p.get_into(buf, Wait::Until(deadline)))
+            .map_err(recv_timeout_error)
+    }
+
+    /// Zero-copy receive: `read` sees the oldest message in place (a large one in its side
+    /// segment) and the message is taken once it returns; waits while none is there. As
+    /// [`Queue::get_with`](crate::Queue::get_with): a process that dies inside `read` takes
+    /// nothing, and other receivers of this direction wait for `read` to finish, so keep it
+    /// short.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe, TryRecvError};
+    /// let name = format!("shmq-doc-pipe-with-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 4, message_size: 8, ..Default::default() })?;
+    /// a.send_with(|buf| { buf[..3].copy_from_slice(b"abc"); 3 })?;
+    /// assert_eq!(b.recv_with(|m| m.len())?, 3);
+    /// assert_eq!(b.try_recv_with(|m| m.len()), Err(TryRecvError::Empty));
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        self.with_port(ring, |p| p.get_with(read, Wait::Forever))
+            .map_err(recv_error)
+    }
+
+    /// [`recv_with`](Self::recv_with) of a message that is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], and the errors of [`recv`](Self::recv).
+    pub fn try_recv_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(TryRecvError::WrongDirection);
+        };
+        self.with_port(ring, |p| p.get_with(read, Wait::Never))
+            .map_err(try_recv_error)
+    }
+
+    /// Waits for at least one message, then receives up to `max` with one claim, as
+    /// [`Queue::get_many`](crate::Queue::get_many) does (`recv_many(0)` returns at once with
+    /// nothing).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-many-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 4, message_size: 8, ..Default::default() })?;
+    /// a.send_many(&[b"x", b"y", b"z"])?;
+    /// assert_eq!(b.recv_many(2)?, vec![b"x".to_vec(), b"y".to_vec()]);
+    /// let mut rest = Vec::new();
+    /// b.recv_many_with(8, |m| rest.push(m.to_vec()))?;
+    /// assert_eq!(rest, [b"z".to_vec()]);
+    /// assert_eq!(b.try_recv_many(8)?.len(), 0);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_many(&self, max: usize) -> Result<Vec<Vec<u8>>, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        let mut out = Vec::new();
+        self.with_port(ring, |p| {
+            p.get_many(max, |m| out.push(m.to_vec()), Wait::Forever)
+        })
+        .map_err(recv_error)?;
+        Ok(out)
+    }
+
+    /// Receives up to `max` messages that are there now: an empty vector if none is (not
+    /// `Empty`, as [`Queue::try_get_many`](crate::Queue::try_get_many)).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), but end-of-file only once the pipe is drained.
+    pub fn try_recv_many(&self, max: usize) -> Result<Vec<Vec<u8>>, TryRecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(TryRecvError::WrongDirection);
+        };
+        let mut out = Vec::new();
+        match self.with_port(ring, |p| {
+            p.get_many(max, |m| out.push(m.to_vec()), Wait::Never)
+        }) {
+            Ok(_) | Err(Fail::WouldBlock) => Ok(out),
+            Err(f) => Err(try_recv_error(f)),
+        }
+    }
+
+    /// Zero-copy [`recv_many`](Self::recv_many): up to `max` messages read in place, each
+    /// passed to `read`; returns how many were taken.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_many_with(&self, max: usize, read: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        let Ok(ring) = self.incoming() else {
+            return Err(RecvError::WrongDirection);
+        };
+        self.with_port(ring, |p| p.get_many_with(max, read, Wait::Forever))
+            .map_err(recv_error)
+    }
+
+    /// Zero-copy send within the slot size: `fill` writes the message into the claimed slot
+    /// and returns its length (at most [`message_size`](Self::message_size)); it runs at most
+    /// once, once a slot is free. Waits while the outgoing ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), with `()` in place of the message.
+    pub fn send_with(&self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<(), SendError<()>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(SendError::WrongDirection(()));
+        };
+        self.with_port(ring, |p| p.put_with(fill, Wait::Forever))
+            .map_err(|f| send_error(f, ()))
+    }
+
+    /// [`send_with`](Self::send_with) if a slot is free now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], and the errors of [`send`](Self::send).
+    pub fn try_send_with(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), TrySendError<()>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(TrySendError::WrongDirection(()));
+        };
+        self.with_port(ring, |p| p.put_with(fill, Wait::Never))
+            .map_err(|f| try_send_error(f, ()))
+    }
+
+    /// Zero-copy send of exactly `len` bytes of any size up to
+    /// [`max_message_size`](Self::max_message_size), as
+    /// [`Queue::put_with_len`](crate::Queue::put_with_len): a large message is written straight
+    /// into its side segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), with `()` in place of the message; `TooLarge` without calling
+    /// `fill`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-len-{}", std::process::id());
+    /// let opts = Options { capacity: 2, message_size: 64, max_message_size: 1 << 20, ..Default::default() };
+    /// let (a, b) = Pipe::create(&name, &opts)?;
+    /// a.send_with_len(100_000, |buf| buf.fill(7))?;
+    /// assert_eq!(b.recv()?, vec![7u8; 100_000]);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_with_len(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), SendError<()>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(SendError::WrongDirection(()));
+        };
+        self.with_port(ring, |p| p.put_with_len(len, fill, Wait::Forever))
+            .map_err(|f| send_error(f, ()))
+    }
+
+    /// Sends every message of `msgs` in order, waiting while the outgoing ring is full; every
+    /// length is checked first, and the batch goes in claims, as
+    /// [`Queue::put_many`](crate::Queue::put_many) (whose documentation says what a batch
+    /// guarantees).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`]`{ msg: 0, .. }` before anything is sent; the others carry how
+    /// many messages were sent before them.
+    pub fn send_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), SendError<usize>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(SendError::WrongDirection(0));
+        };
+        let mut sent = 0;
+        self.with_port(ring, |p| {
+            p.put_many(msgs, Wait::Forever).map_err(|(n, f)| {
+                sent = n;
+                f
+            })
+        })
+        .map(|_| ())
+        .map_err(|f| send_error(f, sent))
+    }
+
+    /// Sends what fits now of `msgs` with one claim, as
+    /// [`Queue::try_put_many`](crate::Queue::try_put_many): returns how many were sent.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`]`(0)` when nothing fits, and the errors of
+    /// [`send_many`](Self::send_many).
+    pub fn try_send_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TrySendError<usize>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(TrySendError::WrongDirection(0));
+        };
+        let mut sent = 0;
+        self.with_port(ring, |p| {
+            p.put_many(msgs, Wait::Never).map_err(|(n, f)| {
+                sent = n;
+                f
+            })
+        })
+        .map_err(|f| try_send_error(f, sent))
+    }
+
+    /// [`send_with_len`](Self::send_with_len) if a slot is free now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], and the errors of [`send_with_len`](Self::send_with_len).
+    pub fn try_send_with_len(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), TrySendError<()>> {
+        let Ok(ring) = self.outgoing() else {
+            return Err(TrySendError::WrongDirection(()));
+        };
+        self.with_port(ring, |p| p.put_with_len(len, fill, Wait::Never))
+            .map_err(|f| try_send_error(f, ()))
+    }
+
     /// Whether a message is ready to be received, waiting at most `timeout` for one; the message
     /// stays in the pipe.
     ///
@@ -1445,10 +1728,81 @@ mod tests {
         );
         assert_eq!(tx.recv_into(&mut []), Err(RecvError::WrongDirection));
         assert_eq!(tx.poll(Duration::ZERO), Err(RecvError::WrongDirection));
+        assert_eq!(tx.try_recv_into(&mut []), Err(TryRecvError::WrongDirection));
+        assert_eq!(tx.recv_with(|_| ()), Err(RecvError::WrongDirection));
+        assert_eq!(tx.recv_many(1), Err(RecvError::WrongDirection));
+        assert_eq!(tx.recv_many_with(1, |_| ()), Err(RecvError::WrongDirection));
+        assert!(matches!(
+            rx.send_with(|_| 0),
+            Err(SendError::WrongDirection(()))
+        ));
+        assert!(matches!(
+            rx.send_many(&[b"x"]),
+            Err(SendError::WrongDirection(0))
+        ));
+        assert!(matches!(
+            rx.try_send_with_len(1, |_| ()),
+            Err(TrySendError::WrongDirection(()))
+        ));
         tx.send(b"fine").unwrap();
         assert_eq!(rx.recv().unwrap(), b"fine");
         drop(rx);
         assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(_))));
+    }
+
+    /// Every get and put variant a queue has, on a pipe end, through the same port: waits,
+    /// `try_` forms, batches (all-or-nothing on a length over the maximum), zero-copy reads and
+    /// large messages, and end-of-file for each receive once the other end is gone.
+    #[test]
+    fn a_pipe_end_has_the_queues_variants_and_they_end_on_end_of_file() {
+        let opts = Options {
+            capacity: 2,
+            message_size: 32,
+            max_message_size: 1 << 20,
+            ..Default::default()
+        };
+        let name = format!("shmq-test-pipe-variants-{}", std::process::id());
+        // Unlinked at the end, or when an assertion fails first (`Queue::unlink` removes any
+        // segment of that name, with its side segments).
+        let _unlink = crate::test_util::UnlinkOnDrop(name.clone());
+        let (a, b) = Pipe::create(&name, &opts).unwrap();
+        let mut buf = [0u8; 32];
+        assert_eq!(b.try_recv_into(&mut buf), Err(TryRecvError::Empty));
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            b.recv_into_deadline(&mut buf, soon),
+            Err(RecvTimeoutError::Timeout)
+        );
+        a.try_send_with(|w| {
+            w[..2].copy_from_slice(b"hi");
+            2
+        })
+        .unwrap();
+        a.try_send_with_len(70_000, |w| w.fill(3)).unwrap();
+        assert!(matches!(
+            a.try_send_with(|_| 0),
+            Err(TrySendError::Full(()))
+        ));
+        assert_eq!(b.try_recv_into(&mut buf), Ok(2));
+        assert_eq!(&buf[..2], b"hi");
+        // A large message is read in place, whole.
+        assert_eq!(b.recv_with(|m| (m.len(), m[69_999])), Ok((70_000, 3)));
+        assert!(matches!(
+            a.send_many(&[&b"ok"[..], &[0u8; (1 << 20) + 1][..]]),
+            Err(SendError::TooLarge { msg: 0, .. })
+        ));
+        assert_eq!(b.try_recv_many(4), Ok(vec![]), "the batch put nothing");
+        assert!(matches!(a.try_send_many(&[b"1", b"2", b"3"]), Ok(2)));
+        assert_eq!(b.recv_many(8).unwrap(), [b"1".to_vec(), b"2".to_vec()]);
+        a.send_with_len(9, |w| w.fill(9)).unwrap();
+        let mut seen = Vec::new();
+        assert_eq!(b.recv_many_with(8, |m| seen.push(m.to_vec())), Ok(1));
+        assert_eq!(seen, [vec![9u8; 9]]);
+        drop(a);
+        assert_eq!(b.recv_with(|_| ()), Err(RecvError::Disconnected));
+        assert_eq!(b.recv_many(1), Err(RecvError::Disconnected));
+        assert_eq!(b.try_recv_many(1), Err(TryRecvError::Disconnected));
+        assert_eq!(b.try_recv_into(&mut buf), Err(TryRecvError::Disconnected));
     }
 
     #[test]
