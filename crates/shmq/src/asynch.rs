@@ -34,8 +34,8 @@ use crate::error::{
     GetError, PutError, RecvError, SendError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
 use crate::pipe::PipeEnd;
+use crate::port::wait::{Dir, Watch};
 use crate::queue::Queue;
-use crate::select::{Dir, Watch};
 use crate::typed::{Codec, TypedError, TypedPipeEnd, TypedPutError, TypedQueue};
 
 /// How long a future spins on its condition before it registers with the notifier.
@@ -270,7 +270,7 @@ impl Port for Queue {
     type Item = Vec<u8>;
     type TakeError = TryGetError;
     fn watch(&self, dir: Dir) -> Watch<'_> {
-        Watch::queue(self, dir)
+        self.watch(dir)
     }
     fn try_take(&self) -> Result<Vec<u8>, TryGetError> {
         self.try_get()
@@ -288,7 +288,7 @@ impl Port for PipeEnd {
     type Item = Vec<u8>;
     type TakeError = TryRecvError;
     fn watch(&self, dir: Dir) -> Watch<'_> {
-        Watch::pipe(self, dir)
+        PipeEnd::watch(self, dir)
     }
     fn try_take(&self) -> Result<Vec<u8>, TryRecvError> {
         self.try_recv()
@@ -306,7 +306,7 @@ impl<T, C: Codec<T>> Port for TypedQueue<T, C> {
     type Item = T;
     type TakeError = TypedError<TryGetError>;
     fn watch(&self, dir: Dir) -> Watch<'_> {
-        Watch::queue(self.queue(), dir)
+        self.queue().watch(dir)
     }
     fn try_take(&self) -> Result<T, Self::TakeError> {
         self.try_get()
@@ -324,7 +324,7 @@ impl<T, C: Codec<T>> Port for TypedPipeEnd<T, C> {
     type Item = T;
     type TakeError = TypedError<TryRecvError>;
     fn watch(&self, dir: Dir) -> Watch<'_> {
-        Watch::pipe(self.pipe_end(), dir)
+        self.pipe_end().watch(dir)
     }
     fn try_take(&self) -> Result<T, Self::TakeError> {
         self.try_recv()

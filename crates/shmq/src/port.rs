@@ -13,7 +13,11 @@
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
 //!   sweeps its holder table between slices); the port passes it to every loop.
 
-use crate::engine::{self, Fail, Wait, Waiting};
+pub(crate) mod wait;
+
+pub(crate) use crate::engine::{Fail, Wait, Waiting};
+
+use crate::engine;
 use crate::large::Big;
 use crate::ring::{PushFail, Ring};
 

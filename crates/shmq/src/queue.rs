@@ -17,6 +17,7 @@ use crate::port::Port;
 pub(crate) use crate::port::queue_errors::{
     get_error, get_timeout_error, put_error, put_timeout_error, try_get_error, try_put_error,
 };
+use crate::port::wait::{Dir, Watch};
 use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
@@ -366,10 +367,10 @@ impl Queue {
             .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
     }
 
-    /// The ring, for the waiting layer (select, async): its `items` and `free` event words
-    /// and its state.
-    pub(crate) fn wait_ring(&self) -> Ring<'_> {
-        self.ring()
+    /// Readiness and the event word of a get (`Take`) or a put (`Give`), for the waiting
+    /// layer (select, async).
+    pub(crate) fn watch(&self, dir: Dir) -> Watch<'_> {
+        Watch::new(Some(self.ring()), dir, None)
     }
 
     /// A copying get (no lock, like [`get_into`](Self::get_into)) into `buf`, which must hold

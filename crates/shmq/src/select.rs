@@ -18,143 +18,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::engine::Wait;
-use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
-use crate::lockfree::Event;
-use crate::pipe::{LIVENESS_SLICE, PipeEnd};
+use crate::pipe::PipeEnd;
+use crate::port::Wait;
+use crate::port::wait::{Dir, Watch, wait_any};
 use crate::queue::Queue;
-use crate::ring::Ring;
-use crate::sync::futex;
-use crate::sync::semaphore::SLEEP_SLICE;
-
-/// Which way an operation moves messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dir {
-    /// get / recv: ready when a message waits, or the ring is closed or has no sender left.
-    Take,
-    /// put / send: ready when a slot is free, or the ring is closed or has no receiver left.
-    Give,
-}
-
-/// One watched ring: its event word and its readiness, plus the pipe end whose liveness is
-/// re-checked between sleeps.
-pub(crate) struct Watch<'a> {
-    /// `None`: the end cannot move messages this way (a one-way pipe); always "ready", so the
-    /// operation itself reports `WrongDirection`.
-    ring: Option<Ring<'a>>,
-    dir: Dir,
-    pipe: Option<&'a PipeEnd>,
-}
-
-impl<'a> Watch<'a> {
-    pub(crate) fn queue(q: &'a Queue, dir: Dir) -> Watch<'a> {
-        Watch {
-            ring: Some(q.wait_ring()),
-            dir,
-            pipe: None,
-        }
-    }
-
-    pub(crate) fn pipe(p: &'a PipeEnd, dir: Dir) -> Watch<'a> {
-        let ring = match dir {
-            Dir::Take => p.recv_ring(),
-            Dir::Give => p.send_ring(),
-        };
-        Watch {
-            ring,
-            dir,
-            pipe: Some(p),
-        }
-    }
-
-    /// Whether the operation would return now (with a message, a slot, or an error).
-    pub(crate) fn ready(&self) -> bool {
-        let Some(ring) = &self.ring else {
-            return true;
-        };
-        let core = ring.core();
-        match self.dir {
-            Dir::Take => core.has_items() || core.flags() & (RING_CLOSED | RING_SENDERS_GONE) != 0,
-            Dir::Give => core.has_free() || core.flags() & (RING_CLOSED | RING_RECEIVERS_GONE) != 0,
-        }
-    }
-
-    /// The event word to sleep on; `None` when [`ready`](Self::ready) is always true.
-    pub(crate) fn event(&self) -> Option<Event<'a>> {
-        let ring = self.ring.as_ref()?;
-        Some(match self.dir {
-            Dir::Take => ring.items(),
-            Dir::Give => ring.free(),
-        })
-    }
-
-    /// Whether a sleep must end after [`LIVENESS_SLICE`] to sweep a pipe's holder table.
-    pub(crate) fn needs_liveness(&self) -> bool {
-        self.pipe.is_some()
-    }
-
-    /// Sweeps the pipe's holder table when its slice is up (a dead peer becomes
-    /// `SENDERS_GONE`/`RECEIVERS_GONE` on the ring).
-    pub(crate) fn recheck(&self) {
-        if let Some(p) = self.pipe {
-            p.check_liveness();
-        }
-    }
-}
-
-/// Sleeps until one of `watches` is ready or `wait` ends; returns the index of a ready one
-/// (searching from `start`), or `None` at the deadline (or at once for `Wait::Never`).
-pub(crate) fn wait_any(watches: &[Watch<'_>], start: usize, wait: Wait) -> Option<usize> {
-    let n = watches.len();
-    let first_ready = || {
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| watches[i].ready())
-    };
-    let slice = if watches.iter().any(Watch::needs_liveness) {
-        LIVENESS_SLICE
-    } else {
-        SLEEP_SLICE
-    };
-    let deadline = match wait {
-        Wait::Never => return first_ready(),
-        Wait::Until(d) => Some(d),
-        Wait::Forever => None,
-    };
-    for w in watches {
-        w.recheck();
-    }
-    let mut words = Vec::with_capacity(n);
-    loop {
-        if let Some(i) = first_ready() {
-            return Some(i);
-        }
-        // Announce on every word, then re-check every condition: a change after the re-check
-        // is followed by a notify that sees WAITING and changes the word, so the sleep below
-        // returns at once.
-        words.clear();
-        words.extend(
-            watches
-                .iter()
-                .filter_map(|w| w.event().map(|e| (e.0, e.prepare()))),
-        );
-        if let Some(i) = first_ready() {
-            return Some(i);
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return None;
-        }
-        let wake_at = match deadline {
-            Some(d) => d.min(now + slice),
-            None => now + slice,
-        };
-        futex::wait_any(&words, Some(wake_at));
-        for w in watches {
-            w.recheck();
-        }
-    }
-}
 
 /// The deadline passed before any operation of a [`Select`] was ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -233,7 +100,10 @@ impl fmt::Debug for Select<'_> {
         let ops: Vec<_> = self
             .watches
             .iter()
-            .map(|w| (if w.pipe.is_some() { "pipe" } else { "queue" }, w.dir))
+            .map(|w| {
+                let what = if w.needs_liveness() { "pipe" } else { "queue" };
+                (what, w.dir())
+            })
             .collect();
         f.debug_struct("Select").field("operations", &ops).finish()
     }
@@ -281,7 +151,7 @@ impl<'a> Select<'a> {
     /// # }
     /// ```
     pub fn get(&mut self, q: &'a Queue) -> usize {
-        self.add(Watch::queue(q, Dir::Take))
+        self.add(q.watch(Dir::Take))
     }
 
     /// Adds "a put on `q` would not block"; returns its index.
@@ -300,7 +170,7 @@ impl<'a> Select<'a> {
     /// # }
     /// ```
     pub fn put(&mut self, q: &'a Queue) -> usize {
-        self.add(Watch::queue(q, Dir::Give))
+        self.add(q.watch(Dir::Give))
     }
 
     /// Adds "a recv on `end` would not block" (a message, end-of-file, or the wrong direction);
@@ -324,7 +194,7 @@ impl<'a> Select<'a> {
     /// # }
     /// ```
     pub fn recv(&mut self, end: &'a PipeEnd) -> usize {
-        self.add(Watch::pipe(end, Dir::Take))
+        self.add(end.watch(Dir::Take))
     }
 
     /// Adds "a send on `end` would not block"; returns its index.
@@ -346,7 +216,7 @@ impl<'a> Select<'a> {
     /// # }
     /// ```
     pub fn send(&mut self, end: &'a PipeEnd) -> usize {
-        self.add(Watch::pipe(end, Dir::Give))
+        self.add(end.watch(Dir::Give))
     }
 
     /// How many operations were added.

@@ -29,13 +29,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Fail, Wait};
 use crate::error::{
     GetError, GetTimeoutError, OpenError, PutError, PutTimeoutError, RecvError, RecvTimeoutError,
     SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
 use crate::options::Options;
 use crate::pipe::{End, Pipe, PipeEnd};
+use crate::port::{Fail, Wait};
 use crate::queue::{Queue, get_error, get_timeout_error, try_get_error};
 use crate::segment::{CreationMode, with_type_tag};
 

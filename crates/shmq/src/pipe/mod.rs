@@ -33,7 +33,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Fail, Wait, Waiting};
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -44,16 +43,15 @@ use crate::port::Port;
 pub(crate) use crate::port::pipe_errors::{
     recv_error, recv_timeout_error, send_error, send_timeout_error, try_recv_error, try_send_error,
 };
+use crate::port::wait::{Dir, Recheck, Watch};
+use crate::port::{Fail, Wait, Waiting};
 use crate::ring::Ring;
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use crate::sys;
 use holders::{Holding, Table, Tag, table_full};
 
-/// How often holders re-check that the other end still has a live holder: the sleep slice of
-/// a blocked call, and the longest a handle goes without sweeping the holder table when it is
-/// used. A blocked `recv` notices a peer killed without closing within about this long.
-pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+pub use crate::port::wait::LIVENESS_SLICE;
 
 /// One end of a pipe.
 ///
@@ -610,22 +608,16 @@ impl PipeEnd {
         }
     }
 
-    /// The ring this end receives from, for the waiting layer (select, async); `None` for the
-    /// sending end of a one-way pipe.
-    pub(crate) fn recv_ring(&self) -> Option<Ring<'_>> {
-        self.incoming().ok()
-    }
-
-    /// The ring this end sends on, for the waiting layer; `None` for the receiving end of a
-    /// one-way pipe.
-    pub(crate) fn send_ring(&self) -> Option<Ring<'_>> {
-        self.outgoing().ok()
-    }
-
-    /// For waiters outside the engine's loops (select, async): sweeps the holder table if the
-    /// last sweep is [`LIVENESS_SLICE`] old, so a peer killed without closing is noticed.
-    pub(crate) fn check_liveness(&self) {
-        let _ = self.maybe_sweep();
+    /// Readiness and the event word of a receive (`Take`) or a send (`Give`), for the waiting
+    /// layer (select, async), which sweeps the holder table between sleeps ([`Recheck`]) so
+    /// that a peer killed without closing is noticed. A direction this end does not have is
+    /// always ready (the operation reports `WrongDirection`).
+    pub(crate) fn watch(&self, dir: Dir) -> Watch<'_> {
+        let ring = match dir {
+            Dir::Take => self.incoming().ok(),
+            Dir::Give => self.outgoing().ok(),
+        };
+        Watch::new(ring, dir, Some(self))
     }
 
     /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
@@ -1508,6 +1500,13 @@ impl fmt::Debug for HandOff {
             .field("end", &self.end)
             .field("deadline", &self.deadline)
             .finish()
+    }
+}
+
+impl Recheck for PipeEnd {
+    /// Sweeps the holder table if the last sweep is [`LIVENESS_SLICE`] old.
+    fn recheck(&self) {
+        let _ = self.maybe_sweep();
     }
 }
 
