@@ -433,18 +433,9 @@ pub struct Counters {
 /// `docs/protocol.md`, "Crash repair").
 pub const VOIDED_PENDING: u64 = 1 << 63;
 
-/// `Counters::flags` bit: the ring was closed.
-pub const RING_CLOSED: u32 = 1;
-/// `Counters::flags` bit: no holder of the sending side is left (pipes).
-pub const RING_SENDERS_GONE: u32 = 2;
-/// `Counters::flags` bit: no holder of the receiving side is left (pipes).
-pub const RING_RECEIVERS_GONE: u32 = 4;
-
-const _: () = assert!(
-    RING_CLOSED == crate::lockfree::CLOSED
-        && RING_SENDERS_GONE == crate::lockfree::SENDERS_GONE
-        && RING_RECEIVERS_GONE == crate::lockfree::RECEIVERS_GONE
-);
+// The `Counters::flags` bits, defined once beside the protocol that reads them (which loom
+// compiles without this module).
+pub use crate::lockfree::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
 
 /// Size of [`RingControl`] in bytes.
 pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();

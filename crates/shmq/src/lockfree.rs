@@ -31,12 +31,16 @@ mod peek;
 #[cfg(not(loom))]
 pub(crate) use peek::{Commit, Peek};
 
-/// Flags-word bit: the ring was closed (mirrors `layout::RING_CLOSED`).
-pub(crate) const CLOSED: u32 = 1;
-/// Flags-word bit: no sender is left (pipes).
-pub(crate) const SENDERS_GONE: u32 = 2;
-/// Flags-word bit: no receiver is left (pipes).
-pub(crate) const RECEIVERS_GONE: u32 = 4;
+// Public through `layout` (not compiled under loom, where these are crate-visible only).
+/// `Counters::flags` bit: the ring was closed.
+#[cfg_attr(loom, allow(unreachable_pub))]
+pub const RING_CLOSED: u32 = 1;
+/// `Counters::flags` bit: no holder of the sending side is left (pipes).
+#[cfg_attr(loom, allow(unreachable_pub))]
+pub const RING_SENDERS_GONE: u32 = 2;
+/// `Counters::flags` bit: no holder of the receiving side is left (pipes).
+#[cfg_attr(loom, allow(unreachable_pub))]
+pub const RING_RECEIVERS_GONE: u32 = 4;
 
 /// Bytes of slots one batch get copies at most (a quarter of a typical L2 cache): a batch of
 /// large messages copied into a buffer larger than the cache would be read back from memory.
@@ -313,7 +317,7 @@ pub(crate) struct Core<'a> {
     pub(crate) tail: &'a AtomicU64,
     /// A value `head` had (the producers' cache, on `tail`'s line; `<= head`).
     pub(crate) head_seen: &'a AtomicU64,
-    /// [`CLOSED`], [`SENDERS_GONE`], [`RECEIVERS_GONE`] (changed under the lock).
+    /// [`RING_CLOSED`], [`RING_SENDERS_GONE`], [`RING_RECEIVERS_GONE`] (changed under the lock).
     pub(crate) flags: &'a AtomicU32,
     /// Event count of "a message was published".
     pub(crate) items: &'a AtomicU32,
@@ -447,10 +451,10 @@ impl<'a> Core<'a> {
     pub(crate) fn reserve(&self, wanted: usize) -> Result<(u64, usize), PushFail> {
         loop {
             let flags = self.flags.load(SeqCst);
-            if flags & CLOSED != 0 {
+            if flags & RING_CLOSED != 0 {
                 return Err(PushFail::Closed);
             }
-            if flags & RECEIVERS_GONE != 0 {
+            if flags & RING_RECEIVERS_GONE != 0 {
                 return Err(PushFail::ReceiversGone);
             }
             let tail = self.tail.load(Acquire);
@@ -539,7 +543,9 @@ impl<'a> Core<'a> {
 
     /// Why a put meets a sealed slot.
     fn sealed_fail(&self) -> PushFail {
-        if self.flags.load(SeqCst) & RECEIVERS_GONE != 0 && self.flags.load(SeqCst) & CLOSED == 0 {
+        if self.flags.load(SeqCst) & RING_RECEIVERS_GONE != 0
+            && self.flags.load(SeqCst) & RING_CLOSED == 0
+        {
             PushFail::ReceiversGone
         } else {
             PushFail::Closed
@@ -696,7 +702,9 @@ impl<'a> Core<'a> {
                         self.free_event().notify();
                     }
                 }
-                Slot::Sealed if self.flags.load(SeqCst) & (CLOSED | SENDERS_GONE) == 0 => {
+                Slot::Sealed
+                    if self.flags.load(SeqCst) & (RING_CLOSED | RING_SENDERS_GONE) == 0 =>
+                {
                     // Only a consumer after a close (or the last sender leaving) seals.
                     if self.still(head) {
                         return Err(self.impossible(head, w));
@@ -1188,7 +1196,7 @@ impl HeapCore {
     /// Closes the ring (the flag; consumers seal the front once drained) and wakes everyone.
     pub(crate) fn close(&self) {
         let c = self.core();
-        c.flags.fetch_or(CLOSED, SeqCst);
+        c.flags.fetch_or(RING_CLOSED, SeqCst);
         c.items_event().notify_all();
         c.free_event().notify_all();
     }
@@ -1399,7 +1407,7 @@ mod tests {
         assert_eq!(c.seal(), Ok(true));
         c.flags.store(0, SeqCst);
         assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
-        c.flags.store(CLOSED, SeqCst);
+        c.flags.store(RING_CLOSED, SeqCst);
         assert_eq!(c.pop_vec().unwrap(), None);
     }
 
@@ -1874,7 +1882,7 @@ mod loom_tests {
                         match c.pop_vec() {
                             Ok(Some(m)) => got.push(m),
                             Ok(None) => {
-                                if c.flags() & CLOSED != 0 && c.seal().unwrap() {
+                                if c.flags() & RING_CLOSED != 0 && c.seal().unwrap() {
                                     return got;
                                 }
                                 thread::yield_now();
@@ -1950,7 +1958,7 @@ mod loom_tests {
                 let h = Arc::clone(&h);
                 thread::spawn(move || {
                     let c = h.core();
-                    let ready = || c.has_items() || c.flags() & CLOSED != 0;
+                    let ready = || c.has_items() || c.flags() & RING_CLOSED != 0;
                     while !ready() {
                         wait_for(c.items_event(), ready, None, Duration::from_secs(60));
                     }

@@ -175,7 +175,7 @@ impl<'a> Select<'a> {
 
     /// Adds "a recv on `end` would not block" (a message, end-of-file, or the wrong direction);
     /// returns its index. A peer killed without closing is noticed within about
-    /// [`LIVENESS_SLICE`].
+    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE).
     ///
     /// # Examples
     ///
