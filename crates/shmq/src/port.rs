@@ -124,6 +124,30 @@ impl<'p> Port<'p> {
         })
     }
 
+    // ---- tasks and state ----
+
+    /// Marks `n` tasks done: the unfinished count left, or `Err(Ok(left))` without a change if
+    /// fewer than `n` are unfinished.
+    pub(crate) fn task_done(&self, n: u64) -> Result<u64, Result<u64, Fail>> {
+        engine::task_done(&self.ring, n)
+    }
+
+    /// Waits until no task is unfinished (`WouldBlock` when `wait` ends first).
+    pub(crate) fn join(&self, wait: Wait) -> Result<(), Fail> {
+        engine::join(&self.ring, wait)
+    }
+
+    /// Sets state bits (`RING_CLOSED`, …) under the ring's lock and wakes every sleeper.
+    pub(crate) fn set_flags(&self, bits: u32) -> Result<(), Fail> {
+        engine::set_flags(&self.ring, bits, true)
+    }
+
+    /// Test hook: claims and writes slots for `msgs` and publishes all but the first.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {
+        engine::claim_and_stop(&self.ring, msgs).is_ok()
+    }
+
     // ---- gets ----
 
     /// Takes the front message into a new vector.

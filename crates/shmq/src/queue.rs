@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::{self, Fail, Wait, Waiting};
 use crate::error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,
@@ -18,6 +17,7 @@ pub(crate) use crate::port::queue_errors::{
     get_error, get_timeout_error, put_error, put_timeout_error, try_get_error, try_put_error,
 };
 use crate::port::wait::{Dir, Watch};
+use crate::port::{Fail, Wait, Waiting};
 use crate::ring::{CheckedRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
@@ -724,7 +724,7 @@ impl Queue {
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {
-        engine::claim_and_stop(&self.ring(), msgs).is_ok()
+        self.port().claim_and_stop(msgs)
     }
 
     /// Test hook (feature `test-hooks`): copies the front message as a lock-free get does,
@@ -1031,7 +1031,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        match engine::task_done(&self.ring(), 1) {
+        match self.port().task_done(1) {
             Ok(_) => Ok(()),
             Err(Ok(_)) => Err(TaskDoneError::NoUnfinishedTasks),
             Err(Err(f)) => Err(TaskDoneError::Corrupt(f.to_string())),
@@ -1044,7 +1044,7 @@ impl Queue {
     }
 
     fn join_impl(&self, wait: Wait) -> Result<(), JoinError> {
-        engine::join(&self.ring(), wait).map_err(|f| match f {
+        self.port().join(wait).map_err(|f| match f {
             Fail::WouldBlock => JoinError::Timeout,
             other => JoinError::Corrupt(other.to_string()),
         })
@@ -1107,7 +1107,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn close(&self) -> Result<(), GetError> {
-        engine::set_flags(&self.ring(), RING_CLOSED, true).map_err(get_error)
+        self.port().set_flags(RING_CLOSED).map_err(get_error)
     }
 
     /// Whether [`close`](Self::close) was called.
