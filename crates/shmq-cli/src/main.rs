@@ -17,9 +17,14 @@ use cmd::Outcome;
     name = "shmq",
     version,
     about = "Shared-memory IPC queues for Linux processes",
-    after_help = "Exit status: 0 on success; 1 on an error (one line on stderr); 3 when `get` \
-                  took fewer messages than --count before its timeout or the queue's end, or \
-                  `join --timeout` timed out (what was taken is printed)."
+    after_help = "Output: data (messages, stat, ls, dict values, bench tables) goes to stdout; \
+                  status lines (created, closed, removed, kept, why a get stopped) and errors \
+                  go to stderr.\n\n\
+                  Exit status: 0 on success; 1 on an error (one line on stderr); 2 on a usage \
+                  error (an unknown option, a bad value: clap's message on stderr); 3 when `get` \
+                  took fewer messages than --count (its timeout, an empty queue with --nowait, \
+                  or the queue closed and drained) or `join --timeout` timed out: what was \
+                  taken is printed, and one line on stderr says what ended it."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,13 +56,20 @@ enum Command {
     TaskDone(cmd::io::TaskDoneArgs),
     /// Wait until every task put into a queue is done (JoinableQueue's join).
     Join(cmd::io::JoinArgs),
+    /// Read, set or add to the keys of a shared counter dict.
+    #[command(subcommand)]
+    Dict(cmd::dict::DictCmd),
+    /// Show a named lock's state without taking it.
+    #[command(subcommand)]
+    Lock(cmd::dict::LockCmd),
     /// Close a queue: later puts fail, gets drain what is left.
     Close {
         /// Queue name.
         name: String,
     },
-    /// Show everything about a segment: kind, layout version, geometry, length, tasks,
-    /// creator, pipe holders.
+    /// Show everything about a segment: kind, layout version, size, mode, creator; for a queue
+    /// its geometry, largest message, length, tasks and the side segments of its large
+    /// messages; for a pipe its holders; for a dict or lock the lock's state.
     Stat {
         /// Segment name.
         name: String,
@@ -130,6 +142,8 @@ fn main() -> ExitCode {
         Command::Get(a) => cmd::io::get(&a),
         Command::TaskDone(a) => cmd::io::task_done(&a),
         Command::Join(a) => cmd::io::join(&a),
+        Command::Dict(c) => done(cmd::dict::dict(&c)),
+        Command::Lock(c) => done(cmd::dict::lock(&c)),
         Command::Close { name } => done(cmd::admin::close(&name)),
         Command::Stat { name, json } => done(cmd::admin::stat(&name, json)),
         Command::Ls { json } => done(cmd::admin::ls(json)),
@@ -146,8 +160,26 @@ fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(cmd::EXIT_PARTIAL),
         Err(e) => {
-            eprintln!("shmq: error: {e:#}");
+            eprintln!("shmq: error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner`, leaving out a cause whose words the
+/// line already holds (an error that prints its source, such as `"q: Permission denied (os
+/// error 13)"` over the `io::Error` itself, would otherwise say it twice).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
