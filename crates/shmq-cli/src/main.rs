@@ -41,6 +41,7 @@ enum Command {
     #[command(subcommand)]
     Bridge(Box<cmd::bridge::BridgeCmd>),
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
+    #[command(after_help = shmq_cli::bench::LEGEND)]
     Bench(cmd::bench::Args),
     /// Create a named queue, dict or lock (a pipe is created by the program that holds its
     /// ends).
