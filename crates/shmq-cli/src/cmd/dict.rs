@@ -89,11 +89,11 @@ pub(crate) fn dict(cmd: &DictCmd) -> Result<()> {
         }
         DictCmd::Set { name, key, value } => {
             let d = open_dict(name)?;
-            d.insert(key, *value).map_err(|e| full_hint(e, &d, name))?;
+            d.insert(key, *value).map_err(|e| full_hint(e, name))?;
         }
         DictCmd::Add { name, key, delta } => {
             let d = open_dict(name)?;
-            let v = d.add(key, *delta).map_err(|e| full_hint(e, &d, name))?;
+            let v = d.add(key, *delta).map_err(|e| full_hint(e, name))?;
             outln!("{v}");
         }
     }
@@ -101,12 +101,12 @@ pub(crate) fn dict(cmd: &DictCmd) -> Result<()> {
 }
 
 /// A dict error, with, when the dict is full, how to make a larger one.
-fn full_hint(e: shmq_dict::DictError, d: &SharedDict, name: &str) -> anyhow::Error {
+fn full_hint(e: shmq_dict::DictError, name: &str) -> anyhow::Error {
     match e {
         shmq_dict::DictError::Full { capacity } => anyhow::anyhow!(
-            "{e}: {name} holds at most {capacity} keys; create a larger dict (shmq create dict \
-             NAME --capacity {}) and move the keys there",
-            (capacity * 2).max(d.capacity())
+            "{name}: {e}: create a larger dict (shmq create dict NEW-NAME --capacity {}) and \
+             move the keys there",
+            capacity.saturating_mul(2).max(1)
         ),
         e => e.into(),
     }
