@@ -248,17 +248,19 @@ fn a_plain_file_is_not_a_shmq_segment() {
 fn create_on_a_full_dev_shm_says_what_was_asked_and_what_is_free() {
     let _w = shmq_testkit::Watchdog::new("create on a full /dev/shm", MINUTE);
     let v = rustix::fs::statvfs("/dev/shm").expect("statvfs /dev/shm");
-    let free = v.f_bavail * v.f_frsize;
+    let size = v.f_blocks * v.f_frsize;
     let slot: u64 = 64 << 20;
-    let capacity = free / slot + 2;
-    // A queue segment is at most 64 GiB: a larger /dev/shm cannot be filled by one create.
+    // More than /dev/shm's whole size: tmpfs refuses it before reserving a page, so the test
+    // never fills /dev/shm under other processes' feet.
+    let capacity = size / slot + 2;
+    // A queue segment is at most 64 GiB: a larger /dev/shm cannot be overflowed by one create.
     if capacity * slot >= 1 << 36 {
-        eprintln!("/dev/shm has {free} bytes free: more than one queue can take, not tested");
+        eprintln!("/dev/shm holds {size} bytes: more than one queue can take, not tested");
         return;
     }
     let q = name("enospc");
     let cap = capacity.to_string();
-    let size = slot.to_string();
+    let slot_size = slot.to_string();
     let out = shmq(&[
         "create",
         "queue",
@@ -266,7 +268,7 @@ fn create_on_a_full_dev_shm_says_what_was_asked_and_what_is_free() {
         "--capacity",
         &cap,
         "--message-size",
-        &size,
+        &slot_size,
     ]);
     assert_eq!(out.status.code(), Some(1));
     let line = one_line(&out);
