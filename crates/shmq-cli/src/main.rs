@@ -112,9 +112,9 @@ enum Command {
     ///
     /// - anonymous queue: every process that held it is gone (nobody can reach it any more).
     ///
-    /// A segment that holds data is kept and listed with what it holds (on stderr);
-    /// --discard-data removes it too and says what was discarded. --dry-run prints the same
-    /// and removes nothing.
+    /// A segment that holds data is kept and listed with what it holds; --discard-data
+    /// removes it too and says what was discarded. --dry-run prints the same and removes
+    /// nothing. Every line (removed, kept, the summary) goes to stderr, as all status lines.
     Gc(cmd::admin::GcArgs),
     /// Internal: one side of a demo scenario, started by `shmq demo`.
     #[command(hide = true, name = "demo-child")]
