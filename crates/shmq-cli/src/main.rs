@@ -69,8 +69,9 @@ enum Command {
         name: String,
     },
     /// Show everything about a segment: kind, layout version, size, mode, creator; for a queue
-    /// its geometry, largest message, length, tasks and the side segments of its large
-    /// messages; for a pipe its holders; for a dict or lock the lock's state.
+    /// its geometry, largest message, length, tasks and its side segments (large messages and
+    /// the buffers kept for the next ones: side_segments, side_bytes); for a pipe its holders,
+    /// what waits each way and its side segments; for a dict or lock the lock's state.
     Stat {
         /// Segment name.
         name: String,

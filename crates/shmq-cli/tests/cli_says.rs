@@ -529,3 +529,21 @@ fn lock_status_says_free_or_held() {
         format!("{}: free\n", &*d)
     );
 }
+
+#[test]
+fn stat_shows_a_pipes_side_segments() {
+    let p = name("stat-pipe");
+    let opts = shmq::Options {
+        capacity: 4,
+        message_size: 64,
+        ..Default::default()
+    };
+    let (a, b) = shmq::Pipe::create(&p, &opts).expect("create a pipe");
+    // Waiting for end B: a large message in a side segment of the pipe.
+    a.send(vec![7u8; 100_000]).expect("send");
+    let v: Value = serde_json::from_slice(&ok(&["stat", &p, "--json"]).stdout).unwrap();
+    assert_eq!(v["kind"], "pipe");
+    assert_eq!(v["side_segments"], 1, "{v}");
+    assert!(v["side_bytes"].as_u64().unwrap() >= 100_000, "{v}");
+    assert_eq!(b.recv().expect("recv").len(), 100_000);
+}

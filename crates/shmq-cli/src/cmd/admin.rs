@@ -296,11 +296,14 @@ fn stat_value(name: &str) -> Result<Value> {
         }
         Kind::Pipe => {
             let i = Pipe::inspect(name)?;
+            let (side_segments, side_bytes) =
+                side_segments().get(name).copied().unwrap_or_default();
             json!({
                 "capacity": i.capacity, "message_size": i.message_size, "duplex": i.duplex,
                 "holders_a": i.holders[0], "holders_b": i.holders[1],
                 "gone_a": i.gone[0], "gone_b": i.gone[1],
                 "queued_a_to_b": i.queued.0, "queued_b_to_a": i.queued.1,
+                "side_segments": side_segments, "side_bytes": side_bytes,
             })
         }
         Kind::Dict => {
