@@ -43,6 +43,8 @@ pub struct InConfig {
     pub duplicate_window: Duration,
     /// Return after this long without a message (default: never).
     pub idle_exit: Option<Duration>,
+    /// Where the bridge says it connected and counts what it put (for a status line).
+    pub progress: std::sync::Arc<crate::Progress>,
 }
 
 impl InConfig {
@@ -62,6 +64,7 @@ impl InConfig {
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
             idle_exit: None,
+            progress: std::sync::Arc::default(),
         }
     }
 }
@@ -136,6 +139,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
+    cfg.progress.set_connected();
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
     let mut last_message = Instant::now();
@@ -246,6 +250,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 }
             }
             stats.put += done as u64;
+            cfg.progress.add(done as u64);
             for (seq, _) in &fresh[..done] {
                 in_queue.insert(*seq);
             }

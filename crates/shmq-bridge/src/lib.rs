@@ -49,6 +49,37 @@ pub use inbound::{InConfig, InStats, run_in};
 pub use outbound::{OutConfig, OutStats, message_id, run_out};
 pub use state::{InState, REMEMBERED, StateFile};
 
+/// What a running bridge has done so far, shared with its caller (a status line, a progress
+/// count): set by [`run_out`] and [`run_in`] through [`OutConfig::progress`] and
+/// [`InConfig::progress`], read at any time from another thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    connected: std::sync::atomic::AtomicBool,
+    messages: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    /// Whether the bridge has connected and found (or made) its stream (and, in, its consumer).
+    pub fn connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Messages carried so far: published and acknowledged (out), put into the queue (in).
+    pub fn messages(&self) -> u64 {
+        self.messages.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self) {
+        self.connected
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.messages
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Back-off between retries: doubles from 50 ms up to 2 s.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff(std::time::Duration);

@@ -11,7 +11,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use shmq::{CommitError, PeekError, Queue};
 
-use crate::{Backoff, BridgeError, Connection, connect, ensure_stream, stream_name_for};
+use crate::{Backoff, BridgeError, Connection, Progress, connect, ensure_stream, stream_name_for};
 
 /// What [`run_out`] needs.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct OutConfig {
     /// Call `task_done` on the local queue for each message JetStream acknowledged (default
     /// true), so that a producer's `join` returns once everything is in the stream.
     pub task_done: bool,
+    /// Where the bridge says it connected and counts what it published (for a status line).
+    pub progress: Arc<Progress>,
 }
 
 impl OutConfig {
@@ -45,6 +47,7 @@ impl OutConfig {
             window: 256,
             duplicate_window: Duration::from_secs(120),
             task_done: true,
+            progress: Arc::default(),
         }
     }
 }
@@ -190,6 +193,7 @@ pub async fn run_out(cfg: &OutConfig) -> Result<OutStats, BridgeError> {
         .timeout(Duration::from_secs(5))
         .build(client);
     ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
+    cfg.progress.set_connected();
 
     let window = cfg.window.max(1);
     let (tx, mut rx) = tokio::sync::mpsc::channel(window.div_ceil(READ_BATCH));
@@ -300,6 +304,7 @@ async fn pump(
                                 unreachable!("one pending message per ack");
                             };
                             stats.published += 1;
+                            cfg.progress.add(1);
                             stats.duplicates += u64::from(ack.duplicate);
                             acked.push(pos);
                         }

@@ -284,6 +284,11 @@ fn state_err(path: &Path, reason: String) -> BridgeError {
 }
 
 /// FNV-1a, 64 bits: enough to tell a torn copy from a whole one.
+///
+/// Not CRC-32 (crc32fast), the usual check, on purpose: a copy is a few hundred bytes written
+/// once per commit, so speed does not matter; 64 bits let a torn copy pass one time in 2^64
+/// instead of 2^32; and the checksum is part of the file's format, so changing it would make
+/// every state file already on disk look torn (refused, or a whole copy ignored) for no gain.
 fn checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -645,59 +645,172 @@ pub fn add_ratios(rows: &mut [Row]) {
     }
 }
 
-/// The rows as an aligned text table.
+/// `v` with an SI prefix and `unit`: `8.9 M/s`, `512 k/s`, `2.3 GB/s`.
+pub fn human(v: f64, unit: &str) -> String {
+    let (scaled, prefix) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if scaled >= 100.0 || prefix.is_empty() {
+        format!("{scaled:.0} {prefix}{unit}")
+    } else {
+        format!("{scaled:.1} {prefix}{unit}")
+    }
+}
+
+/// What the columns of [`table`] mean, for `shmq bench --help`.
+pub const LEGEND: &str = "Columns (a column appears only when a row shown has a value in it):
+  work       spsc: 1 producer process -> 1 consumer; mpmc: N -> N on one queue; rtt: round trips;
+             large: 1 MiB and more, 1 -> 1
+  mechanism  shmq (one message per call), shmq-batch, shmq-zero-copy, shmq-pod and
+             shmq-serde (typed), shmq-async, shmq-large, shmq-64 and shmq-64+1MiB; pipe (an
+             OS pipe), socket (a Unix SOCK_SEQPACKET pair); floor: a minimal lock-free ring
+             between two processes, the fastest a shared-memory queue could be; memcpy: one
+             process copying the same sizes
+  procs      processes per side;  messages: messages (round trips) measured
+  rate       messages (round trips) per second;  bytes/s: payload bytes per second
+  x pipe     rate over the OS pipe's in the same row (higher is better)
+  x floor    rate over the floor's of the same size (how close to the floor; 1.00 is the floor)
+  p50, p99   median and 99th-percentile round trip;  p50/pipe, p50/floor: over the pipe's,
+             the floor's (lower is better)
+  x memcpy   large rows: bytes/s over memcpy's
+  x bytes    typed rows: rate over the byte API's (shmq) in the same repeat;  p50/bytes: the
+             async round trip's p50 over the blocking one's
+  x alone    the interleaved row (64 B messages sharing the queue with 1 MiB ones): its 64 B
+             rate over the same stream's alone
+
+Progress: a bar on stderr when it is a terminal, otherwise one line on stderr per run.";
+
+/// One column of [`table`]: its header, its width and its cell of a row (`None`: none).
+struct Column {
+    header: &'static str,
+    width: usize,
+    cell: fn(&Row) -> Option<String>,
+}
+
+/// A ratio with two decimals.
+fn ratio(v: Option<f64>) -> Option<String> {
+    v.map(|v| format!("{v:.2}"))
+}
+
+/// A latency in microseconds.
+fn micros(v: Option<f64>) -> Option<String> {
+    v.map(|v| {
+        if v >= 1000.0 {
+            format!("{:.2} ms", v / 1000.0)
+        } else {
+            format!("{v:.1} us")
+        }
+    })
+}
+
+/// The columns after work, mechanism, size and procs, each shown only if a row has it.
+const COLUMNS: [Column; 13] = [
+    Column {
+        header: "messages",
+        width: 10,
+        cell: |r| Some(r.messages.to_string()),
+    },
+    Column {
+        header: "rate",
+        width: 10,
+        cell: |r| Some(human(r.msgs_per_sec, "/s")),
+    },
+    Column {
+        header: "bytes/s",
+        width: 10,
+        cell: |r| Some(human(r.mb_per_sec * 1e6, "B/s")),
+    },
+    Column {
+        header: "x pipe",
+        width: 7,
+        cell: |r| ratio(r.ratio_to_pipe),
+    },
+    Column {
+        header: "x floor",
+        width: 7,
+        cell: |r| ratio(r.ratio_to_floor),
+    },
+    Column {
+        header: "p50",
+        width: 9,
+        cell: |r| micros(r.p50_us),
+    },
+    Column {
+        header: "p99",
+        width: 9,
+        cell: |r| micros(r.p99_us),
+    },
+    Column {
+        header: "p50/pipe",
+        width: 8,
+        cell: |r| ratio(r.p50_ratio_to_pipe),
+    },
+    Column {
+        header: "p50/floor",
+        width: 9,
+        cell: |r| ratio(r.p50_ratio_to_floor),
+    },
+    Column {
+        header: "x memcpy",
+        width: 8,
+        cell: |r| ratio(r.ratio_to_memcpy),
+    },
+    Column {
+        header: "x bytes",
+        width: 7,
+        cell: |r| ratio(r.ratio_to_bytes),
+    },
+    Column {
+        header: "p50/bytes",
+        width: 9,
+        cell: |r| ratio(r.p50_ratio_to_bytes),
+    },
+    Column {
+        header: "x alone",
+        width: 7,
+        cell: |r| ratio(r.ratio_to_alone),
+    },
+];
+
+/// The rows as an aligned text table in human units (`8.9 M/s`), with only the columns that
+/// some row shown has a value in ([`LEGEND`] says what each means).
 pub fn table(rows: &[Row]) -> String {
+    let measured: Vec<&Row> = rows.iter().filter(|r| r.skipped.is_none()).collect();
+    let cols: Vec<&Column> = COLUMNS
+        .iter()
+        .filter(|c| measured.iter().any(|r| (c.cell)(r).is_some()))
+        .collect();
     let mut out = String::new();
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
-        "work",
-        "mechanism",
-        "size",
-        "procs",
-        "messages",
-        "msgs/s",
-        "MB/s",
-        "x pipe",
-        "x floor",
-        "p50 us",
-        "p99 us",
-        "p50/pipe",
-        "x memcpy",
-        "x bytes",
-        "p50/bytes",
-        "x alone"
+        "{:<6} {:<15} {:>8} {:>5}",
+        "work", "mechanism", "size", "procs"
     );
-    let opt = |v: Option<f64>, prec: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.prec$}"));
+    for c in &cols {
+        let _ = write!(out, " {:>w$}", c.header, w = c.width);
+    }
+    out.push('\n');
     for r in rows {
+        let _ = write!(
+            out,
+            "{:<6} {:<15} {:>8} {:>5}",
+            r.workload, r.mechanism, r.size, r.processes
+        );
         if let Some(why) = &r.skipped {
-            let _ = writeln!(
-                out,
-                "{:<6} {:<15} {:>8} {:>5} skipped: {why}",
-                r.workload, r.mechanism, r.size, r.processes
-            );
+            let _ = writeln!(out, " skipped: {why}");
             continue;
         }
-        let _ = writeln!(
-            out,
-            "{:<6} {:<15} {:>8} {:>5} {:>10} {:>14.0} {:>10.1} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
-            r.workload,
-            r.mechanism,
-            r.size,
-            r.processes,
-            r.messages,
-            r.msgs_per_sec,
-            r.mb_per_sec,
-            opt(r.ratio_to_pipe, 2),
-            opt(r.ratio_to_floor, 2),
-            opt(r.p50_us, 1),
-            opt(r.p99_us, 1),
-            opt(r.p50_ratio_to_pipe, 2),
-            opt(r.ratio_to_memcpy, 2),
-            opt(r.ratio_to_bytes, 2),
-            opt(r.p50_ratio_to_bytes, 2),
-            opt(r.ratio_to_alone, 2),
-        );
+        for c in &cols {
+            let cell = (c.cell)(r).unwrap_or_else(|| "-".into());
+            let _ = write!(out, " {cell:>w$}", w = c.width);
+        }
+        out.push('\n');
     }
     out
 }

@@ -17,9 +17,14 @@ use cmd::Outcome;
     name = "shmq",
     version,
     about = "Shared-memory IPC queues for Linux processes",
-    after_help = "Exit status: 0 on success; 1 on an error (one line on stderr); 3 when `get` \
-                  took fewer messages than --count before its timeout or the queue's end, or \
-                  `join --timeout` timed out (what was taken is printed)."
+    after_help = "Output: data (messages, stat, ls, dict values, bench tables) goes to stdout; \
+                  status lines (created, closed, removed, kept, why a get stopped) and errors \
+                  go to stderr.\n\n\
+                  Exit status: 0 on success; 1 on an error (one line on stderr); 2 on a usage \
+                  error (an unknown option, a bad value: clap's message on stderr); 3 when `get` \
+                  took fewer messages than --count (its timeout, an empty queue with --nowait, \
+                  or the queue closed and drained) or `join --timeout` timed out: what was \
+                  taken is printed, and one line on stderr says what ended it."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +41,7 @@ enum Command {
     #[command(subcommand)]
     Bridge(Box<cmd::bridge::BridgeCmd>),
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
+    #[command(after_help = shmq_cli::bench::LEGEND)]
     Bench(cmd::bench::Args),
     /// Create a named queue, dict or lock (a pipe is created by the program that holds its
     /// ends).
@@ -51,13 +57,21 @@ enum Command {
     TaskDone(cmd::io::TaskDoneArgs),
     /// Wait until every task put into a queue is done (JoinableQueue's join).
     Join(cmd::io::JoinArgs),
+    /// Read, set or add to the keys of a shared counter dict.
+    #[command(subcommand)]
+    Dict(cmd::dict::DictCmd),
+    /// Show a named lock's state without taking it.
+    #[command(subcommand)]
+    Lock(cmd::dict::LockCmd),
     /// Close a queue: later puts fail, gets drain what is left.
     Close {
         /// Queue name.
         name: String,
     },
-    /// Show everything about a segment: kind, layout version, geometry, length, tasks,
-    /// creator, pipe holders.
+    /// Show everything about a segment: kind, layout version, size, mode, creator; for a queue
+    /// its geometry, largest message, length, tasks and its side segments (large messages and
+    /// the buffers kept for the next ones: side_segments, side_bytes); for a pipe its holders,
+    /// what waits each way and its side segments; for a dict or lock the lock's state.
     Stat {
         /// Segment name.
         name: String,
@@ -99,9 +113,9 @@ enum Command {
     ///
     /// - anonymous queue: every process that held it is gone (nobody can reach it any more).
     ///
-    /// A segment that holds data is kept and listed with what it holds (on stderr);
-    /// --discard-data removes it too and says what was discarded. --dry-run prints the same
-    /// and removes nothing.
+    /// A segment that holds data is kept and listed with what it holds; --discard-data
+    /// removes it too and says what was discarded. --dry-run prints the same and removes
+    /// nothing. Every line (removed, kept, the summary) goes to stderr, as all status lines.
     Gc(cmd::admin::GcArgs),
     /// Internal: one side of a demo scenario, started by `shmq demo`.
     #[command(hide = true, name = "demo-child")]
@@ -130,6 +144,8 @@ fn main() -> ExitCode {
         Command::Get(a) => cmd::io::get(&a),
         Command::TaskDone(a) => cmd::io::task_done(&a),
         Command::Join(a) => cmd::io::join(&a),
+        Command::Dict(c) => done(cmd::dict::dict(&c)),
+        Command::Lock(c) => done(cmd::dict::lock(&c)),
         Command::Close { name } => done(cmd::admin::close(&name)),
         Command::Stat { name, json } => done(cmd::admin::stat(&name, json)),
         Command::Ls { json } => done(cmd::admin::ls(json)),
@@ -146,8 +162,26 @@ fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(cmd::EXIT_PARTIAL),
         Err(e) => {
-            eprintln!("shmq: error: {e:#}");
+            eprintln!("shmq: error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner`, leaving out a cause whose words the
+/// line already holds (an error that prints its source, such as `"q: Permission denied (os
+/// error 13)"` over the `io::Error` itself, would otherwise say it twice).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -151,3 +151,71 @@ fn a_size_the_socket_cannot_carry_skips_its_row_and_the_rest_run() {
         assert!(socket["msgs_per_sec"].as_f64().unwrap() > 0.0, "{socket}");
     }
 }
+
+#[test]
+fn bench_table_has_human_units_only_the_columns_that_apply_and_a_progress_line() {
+    let out = shmq()
+        .args([
+            "bench",
+            "--workloads",
+            "spsc",
+            "--messages",
+            "300",
+            "--repeat",
+            "1",
+            "--sizes",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    // spsc rows: rates and ratios to the pipe and the floor; no round-trip, memcpy or
+    // interleaved columns.
+    for shown in ["rate", "bytes/s", "x pipe", "x floor", "x bytes"] {
+        assert!(header.contains(shown), "{shown:?} in {header}");
+    }
+    for hidden in ["p50", "p99", "x memcpy", "x alone", "msgs/s", "MB/s"] {
+        assert!(!header.contains(hidden), "{hidden:?} in {header}");
+    }
+    let shmq_row = table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("shmq"))
+        .unwrap_or_else(|| panic!("no shmq row: {table}"));
+    assert!(
+        [" k/s", " M/s", " G/s"]
+            .iter()
+            .any(|u| shmq_row.contains(u)),
+        "a rate in human units: {shmq_row}"
+    );
+    assert!(
+        [" kB/s", " MB/s", " GB/s"]
+            .iter()
+            .any(|u| shmq_row.contains(u)),
+        "bytes/s in human units: {shmq_row}"
+    );
+    // stderr is not a terminal here: one progress line per run.
+    let rows = table.lines().count() - 1;
+    let progress: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("shmq bench: "))
+        .collect();
+    assert_eq!(progress.len(), rows, "{err}");
+    assert!(
+        progress[0].starts_with(&format!("shmq bench: 1/{rows} spsc ")),
+        "{err}"
+    );
+
+    let help = shmq().args(["bench", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for term in ["floor", "x floor", "x alone", "x bytes", "x pipe"] {
+        assert!(
+            help.contains(&format!("\n  {term} "))
+                || help.contains(&format!("{term}: "))
+                || help.contains(&format!("  {term}  ")),
+            "{term:?} in {help}"
+        );
+    }
+}

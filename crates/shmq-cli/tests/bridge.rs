@@ -610,3 +610,104 @@ fn large_messages_travel_whole_and_one_over_the_servers_maximum_is_a_clear_error
     );
     assert_eq!(seen.len(), sent as usize);
 }
+
+/// Reads `p`'s stderr lines until one starting with `prefix` whose count (the first word after
+/// it) is at least `n`; returns the lines read.
+fn count_lines_until(p: &mut Proc, prefix: &str, n: u64) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = p
+            .try_line()
+            .unwrap()
+            .unwrap_or_else(|| panic!("the bridge ended before counting {n}: {seen:?}"));
+        seen.push(line.clone());
+        let count = line
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+        if count.is_some_and(|c| c >= n) {
+            return seen;
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
+fn running_bridges_say_when_connected_and_count_with_progress() {
+    nats::require("running_bridges_say_when_connected_and_count_with_progress");
+    let _w = Watchdog::new("bridge progress", Duration::from_secs(120));
+    let s = server(&[]);
+    let f = Flow::new(&s, "progress");
+    let (a_name, a) = queue("progress-a", 16, 64);
+    let (b_name, b) = queue("progress-b", 16, 64);
+    let url = s.url();
+    let spawn = |args: &[&str]| {
+        Proc::spawn_reading(
+            Command::new(SHMQ).arg("bridge").args(args),
+            "bridge",
+            shmq_testkit::Stream::Stderr,
+        )
+        .unwrap()
+    };
+    let mut out = spawn(&[
+        "out",
+        &a_name,
+        "--to",
+        &f.subject,
+        "--server",
+        &url,
+        "--progress",
+        "100ms",
+    ]);
+    let stream = format!("SHMQ_{}", f.subject.replace('.', "_"));
+    assert_eq!(
+        out.line(),
+        format!(
+            "bridge out: connected to {url}: queue {} -> stream {stream} (subject {})",
+            &*a_name, f.subject
+        )
+    );
+    let mut inb = spawn(&[
+        "in",
+        &f.subject,
+        "--to",
+        &b_name,
+        "--server",
+        &url,
+        "--state",
+        &f.state,
+        "--consumer",
+        "progress",
+        "--progress",
+        "100ms",
+    ]);
+    assert_eq!(
+        inb.line(),
+        format!(
+            "bridge in: connected to {url}: stream {stream} (subject {}), consumer progress -> \
+             queue {}",
+            f.subject, &*b_name
+        )
+    );
+    for i in 0..5 {
+        a.put(msg(i)).unwrap();
+    }
+    let said = count_lines_until(&mut out, "bridge out: ", 5);
+    assert!(
+        said.last()
+            .unwrap()
+            .starts_with("bridge out: 5 messages published ("),
+        "{said:?}"
+    );
+    let said = count_lines_until(&mut inb, "bridge in: ", 5);
+    assert!(
+        said.last()
+            .unwrap()
+            .starts_with("bridge in: 5 messages put ("),
+        "{said:?}"
+    );
+    assert_eq!(collect(&b, 5).len(), 5);
+    a.close().unwrap();
+    b.close().unwrap();
+    assert!(out.wait_status().success());
+    assert!(inb.wait_status().success());
+}

@@ -37,6 +37,23 @@ fn ok(args: &[&str]) -> (String, String) {
     (o, e)
 }
 
+/// Runs `shmq gc ARGS`, which must succeed and, like every status line, say everything on
+/// stderr (stdout stays empty); returns (the lines about what it removes, the other lines:
+/// what it keeps and the summary).
+fn gc(args: &[&str]) -> (String, String) {
+    let (out, err) = ok(args);
+    assert!(out.is_empty(), "gc wrote to stdout: {out}");
+    let (mut removes, mut rest) = (String::new(), String::new());
+    for line in err.lines() {
+        let removal = (line.starts_with("removed ") || line.starts_with("would remove "))
+            && !line.contains(" unused segment(s),");
+        let to = if removal { &mut removes } else { &mut rest };
+        to.push_str(line);
+        to.push('\n');
+    }
+    (removes, rest)
+}
+
 /// The prefix of one test's segments: `shmq-test-cli-gcdata-<tag>-<pid>-`.
 fn prefix(tag: &str) -> String {
     format!("shmq-test-cli-gcdata-{tag}-{}-", std::process::id())
@@ -87,7 +104,7 @@ fn gc_keeps_a_queue_holding_a_message_until_told_to_discard_it() {
 
     // A plain gc, the segments an hour old: the empty queue goes, the one with a message stays,
     // saying why and how to remove it.
-    let (out, err) = ok(&["gc", &p]);
+    let (out, err) = gc(&["gc", &p]);
     assert!(out.contains(&format!("removed {}", &*empty)), "{out}");
     assert!(!out.contains(&*jobs), "{out}");
     assert!(!exists(&empty), "an empty unused queue is removed");
@@ -100,19 +117,19 @@ fn gc_keeps_a_queue_holding_a_message_until_told_to_discard_it() {
     assert!(err.contains("1 holding data"), "{err}");
 
     // So does gc with no grace period.
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(!out.contains(&*jobs), "{out}");
     assert!(exists(&jobs));
     assert!(err.contains("1 message waiting"), "{err}");
 
     // A dry run says what is kept and, with the flag, what would be lost; it removes nothing.
-    let (out, err) = ok(&["gc", &p, "--dry-run"]);
+    let (out, err) = gc(&["gc", &p, "--dry-run"]);
     assert!(out.is_empty(), "{out}");
     assert!(
         err.contains(&format!("would keep {} (queue", &*jobs)) && err.contains("1 message"),
         "{err}"
     );
-    let (out, _) = ok(&["gc", &p, "--dry-run", "--discard-data"]);
+    let (out, _) = gc(&["gc", &p, "--dry-run", "--discard-data"]);
     assert!(
         out.contains(&format!("would remove {} (queue", &*jobs))
             && out.contains("discarding 1 message waiting")
@@ -128,7 +145,7 @@ fn gc_keeps_a_queue_holding_a_message_until_told_to_discard_it() {
     // Named with the flag, a queue with a message goes, and gc says what it discarded (the
     // message taken above, never marked done, is an unfinished task).
     ok(&["put", &jobs, "second"]);
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s", "--discard-data"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s", "--discard-data"]);
     assert!(
         out.contains(&format!("removed {} (queue", &*jobs))
             && out.contains("discarding 1 message waiting, 1 task taken and not marked done"),
@@ -154,7 +171,7 @@ fn gc_keeps_a_queue_with_unfinished_tasks_and_removes_a_closed_drained_one() {
     ok(&["get", &drained, "--task-done", "--timeout", "5s"]);
     ok(&["close", &drained]);
 
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(out.contains(&format!("removed {}", &*drained)), "{out}");
     assert!(!exists(&drained));
     assert!(exists(&tasks), "a queue with an unfinished task is kept");
@@ -167,7 +184,7 @@ fn gc_keeps_a_queue_with_unfinished_tasks_and_removes_a_closed_drained_one() {
     // Its task can still be marked done, and its join returns; then nothing is left in it.
     ok(&["task-done", &tasks]);
     ok(&["join", &tasks, "--timeout", "5s"]);
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(out.contains(&format!("removed {}", &*tasks)), "{out}");
     assert!(!exists(&tasks));
 }
@@ -185,7 +202,7 @@ fn gc_keeps_a_dict_with_keys_and_removes_an_empty_one() {
         let d = shmq_dict::SharedDict::open(&full).expect("open the dict");
         d.insert("counter", 41).expect("insert");
     }
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(out.contains(&format!("removed {}", &*empty)), "{out}");
     assert!(!exists(&empty));
     assert!(exists(&full), "a dict with a key is kept");
@@ -197,7 +214,7 @@ fn gc_keeps_a_dict_with_keys_and_removes_an_empty_one() {
     assert_eq!(d.get("counter").expect("get"), Some(41));
     drop(d);
 
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s", "--discard-data"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s", "--discard-data"]);
     assert!(
         out.contains(&format!("removed {} (dict", &*full)) && out.contains("discarding 1 key"),
         "{out}"
@@ -222,7 +239,7 @@ fn gc_keeps_a_large_message_with_its_queue_and_removes_them_together() {
     let sides = shmq_testkit::big::side_segments(&q);
     assert_eq!(sides.len(), 1, "{sides:?}");
 
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(!out.contains(&*q), "{out}");
     assert!(exists(&q), "the queue is kept");
     assert!(
@@ -235,7 +252,7 @@ fn gc_keeps_a_large_message_with_its_queue_and_removes_them_together() {
             && err.contains("it holds 1 message waiting"),
         "{err}"
     );
-    let (out, _) = ok(&[
+    let (out, _) = gc(&[
         "gc",
         &p,
         "--older-than",
@@ -258,7 +275,7 @@ fn gc_keeps_a_large_message_with_its_queue_and_removes_them_together() {
     let put = shmq_in(&["put", &q], &big);
     assert!(put.status.success());
     assert!(!shmq_testkit::big::side_segments(&q).is_empty());
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s", "--discard-data"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s", "--discard-data"]);
     assert!(
         out.contains(&format!("removed {} (queue", &*q)) && out.contains("discarding 1 message"),
         "{out}"
@@ -327,7 +344,7 @@ fn gc_keeps_a_lock_whose_holder_died_and_removes_a_free_one() {
         shmq_dict::Lock::inspect(&orphaned)
     );
 
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(out.contains(&format!("removed {}", &*free)), "{out}");
     assert!(!exists(&free), "a free lock holds nothing");
     assert!(exists(&orphaned), "a lock whose holder died is kept");
@@ -347,7 +364,7 @@ fn gc_keeps_a_lock_whose_holder_died_and_removes_a_free_one() {
         ),
         "gc changed the lock"
     );
-    let (out, _) = ok(&[
+    let (out, _) = gc(&[
         "gc",
         &p,
         "--older-than",
@@ -360,7 +377,7 @@ fn gc_keeps_a_lock_whose_holder_died_and_removes_a_free_one() {
             && out.contains("discarding a lock, held by thread"),
         "{out}"
     );
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s", "--discard-data"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s", "--discard-data"]);
     assert!(
         out.contains(&format!("removed {} (lock", &*orphaned)),
         "{out}"
@@ -410,7 +427,7 @@ fn gc_keeps_a_pipe_end_being_handed_over_and_removes_a_pipe_both_ends_left() {
     let said = maker.finish_lines();
     assert!(said.iter().any(|l| l == "made"), "{said:?}");
 
-    let (out, err) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, err) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(
         out.contains(&format!("removed {} (pipe, ", &*left))
             && out.contains("), with 1 message that no end can receive any more"),
@@ -427,7 +444,7 @@ fn gc_keeps_a_pipe_end_being_handed_over_and_removes_a_pipe_both_ends_left() {
         "{err}"
     );
     // Even with --discard-data: a process is about to attach.
-    let (out, err) = ok(&[
+    let (out, err) = gc(&[
         "gc",
         &p,
         "--older-than",
@@ -445,7 +462,7 @@ fn gc_keeps_a_pipe_end_being_handed_over_and_removes_a_pipe_both_ends_left() {
     assert_eq!(b.recv().expect("recv"), b"for the child");
     drop(b);
     // Every end gone now: nothing anyone can use is left.
-    let (out, _) = ok(&["gc", &p, "--older-than", "0s"]);
+    let (out, _) = gc(&["gc", &p, "--older-than", "0s"]);
     assert!(
         out.contains(&format!("removed {} (pipe", &*handed)),
         "{out}"

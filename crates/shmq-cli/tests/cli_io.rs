@@ -267,8 +267,13 @@ fn ls_shows_who_uses_a_segment_and_gc_removes_only_unused_ones() {
 
     let dry = shmq(&["gc", &prefix, "--dry-run", "--older-than", "0s"]);
     assert!(dry.status.success(), "{}", stderr(&dry));
-    let said = String::from_utf8_lossy(&dry.stdout);
-    assert!(said.contains(&*unused) && !said.contains(&*used), "{said}");
+    assert!(dry.stdout.is_empty(), "status lines go to stderr");
+    let said = stderr(&dry);
+    assert!(
+        said.contains(&format!("would remove {}", &*unused))
+            && !said.contains(&format!("would remove {}", &*used)),
+        "{said}"
+    );
     assert!(std::path::Path::new("/dev/shm").join(&*unused).exists());
 
     let young = shmq(&["gc", &prefix]);
@@ -401,7 +406,8 @@ fn gc_removes_orphaned_anonymous_queues_and_keeps_held_ones() {
 
     let dry = shmq(&["gc", &base, "--dry-run"]);
     assert!(dry.status.success(), "{}", stderr(&dry));
-    let said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(dry.stdout.is_empty(), "status lines go to stderr");
+    let said = stderr(&dry);
     assert!(
         said.contains(&format!(
             "would remove {orphan} (orphaned anonymous queue, 3000 bytes"
@@ -416,7 +422,8 @@ fn gc_removes_orphaned_anonymous_queues_and_keeps_held_ones() {
 
     let gc = shmq(&["gc", &base]);
     assert!(gc.status.success(), "{}", stderr(&gc));
-    let said = String::from_utf8_lossy(&gc.stdout).into_owned();
+    assert!(gc.stdout.is_empty(), "status lines go to stderr");
+    let said = stderr(&gc);
     assert!(said.contains(&format!("removed {orphan}")), "{said}");
     assert!(files(&orphan).iter().all(|f| !f.exists()));
     assert!(
@@ -426,6 +433,6 @@ fn gc_removes_orphaned_anonymous_queues_and_keeps_held_ones() {
 
     drop(lock);
     let gc = shmq(&["gc", &base]);
-    assert!(String::from_utf8_lossy(&gc.stdout).contains(&format!("removed {held}")));
+    assert!(stderr(&gc).contains(&format!("removed {held}")));
     assert!(files(&held).iter().all(|f| !f.exists()));
 }

@@ -722,9 +722,11 @@ impl RawLock {
 fn dict_failure(e: DictError) -> Failure {
     match e {
         DictError::Overflow { .. } => Failure::Overflow(e.to_string()),
-        DictError::EmptyKey | DictError::KeyTooLong { .. } | DictError::Full { .. } => {
-            Failure::Value(e.to_string())
-        }
+        DictError::Full { capacity } => Failure::Value(format!(
+            "{e}: make a larger one, e.g. SharedDict(capacity={}), and copy the keys into it",
+            capacity.saturating_mul(2).max(1)
+        )),
+        DictError::EmptyKey | DictError::KeyTooLong { .. } => Failure::Value(e.to_string()),
         other => Failure::Other(other.to_string()),
     }
 }

@@ -89,3 +89,29 @@ def test_dict_full_update_changes_nothing():
     with pytest.raises(ValueError):
         d.update({"b": 2, "c": 3})
     assert d.copy() == {"a": 1}
+
+
+def test_dict_takes_bools_as_ints():
+    """A bool is an int in Python: True and False are stored as 1 and 0 and read back as ints."""
+    d = shmq.SharedDict()
+    d["yes"] = True
+    d["no"] = False
+    assert d["yes"] == 1 and type(d["yes"]) is int
+    assert d["no"] == 0 and type(d["no"]) is int
+    assert d.add("yes", True) == 2
+    d.update({"u": True})
+    assert d.setdefault("s", True) == 1
+    assert d.copy() == {"yes": 2, "no": 0, "u": 1, "s": 1}
+
+
+def test_full_dict_says_how_to_make_a_larger_one():
+    """A new key in a full dict raises ValueError naming the capacity to create instead."""
+    d = shmq.SharedDict(capacity=2)
+    d["a"] = 1
+    d["b"] = 2
+    with pytest.raises(ValueError) as e:
+        d["c"] = 3
+    assert "the dict is full: all 2 entries hold a key" in str(e.value)
+    assert "SharedDict(capacity=4)" in str(e.value)
+    with pytest.raises(ValueError, match=r"SharedDict\(capacity=4\)"):
+        d.update({"c": 3})

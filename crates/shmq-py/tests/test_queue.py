@@ -2,6 +2,7 @@
 _TestSimpleQueue (Lib/test/_test_multiprocessing.py), ported to shmq with real processes
 under each start method, plus shmq's additions (put_bytes, shutdown, out-of-band pickles)."""
 
+import os
 import pickle
 import queue
 import time
@@ -274,3 +275,29 @@ def test_three_mib_object_through_queue_of_two(ctx):
     join_all([p])
     assert p.exitcode == 0
     assert got == b"\x07" * size
+
+
+def test_unbounded_queue_reserves_little_shm():
+    """Queue() reserves its slots in /dev/shm up front: small slots keep that about 1 MB, not
+    the 16.8 MB of 4096 slots of 4 KiB; a message larger than a slot still passes whole."""
+    name = f"shmq-test-py-reserve-{os.getpid()}"
+    q = shmq.Queue(name=name)
+    try:
+        size = os.stat(f"/dev/shm/{name}").st_size
+        assert size < 2 << 20, f"Queue() reserves {size} bytes"
+        assert q.slot_size == shmq.DEFAULT_SLOT_SIZE <= 1024
+        big = {"blob": b"z" * 100_000, "n": list(range(1000))}
+        q.put(big)
+        assert q.get(timeout=10) == big
+    finally:
+        shmq.unlink(name)
+
+
+def test_help_says_slot_size_is_the_fast_path_unit():
+    """help(shmq.Queue) no longer calls slot_size the largest pickled message."""
+    import pydoc
+
+    text = pydoc.render_doc(shmq.Queue, renderer=pydoc.plaintext)
+    assert "largest pickled message" not in text
+    assert "largest message in bytes" not in text
+    assert "fast-path unit" in text and "side segment" in text

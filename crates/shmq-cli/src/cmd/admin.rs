@@ -22,12 +22,15 @@ pub(crate) enum CreateKind {
         /// How many messages fit.
         #[arg(long, default_value_t = 128)]
         capacity: usize,
-        /// The slot size: the largest message that travels in a slot, in bytes.
+        /// The slot size: the largest message that travels in a slot, in bytes. A larger
+        /// message travels in a side segment of its own, which needs slots of at least 32
+        /// bytes.
         #[arg(long, default_value_t = 4096)]
         message_size: usize,
-        /// The largest message in bytes (larger than a slot: in a side segment of its own).
-        #[arg(long, default_value_t = 1 << 30)]
-        max_message_size: usize,
+        /// The largest message in bytes, from the slot size up to 64 GiB [default: 1 GiB, or
+        /// the slot size for slots under 32 bytes].
+        #[arg(long)]
+        max_message_size: Option<usize>,
         /// Permission bits, octal.
         #[arg(long, default_value = "0600", value_parser = parse_mode)]
         mode: u32,
@@ -73,16 +76,18 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
             max_message_size,
             mode,
         } => {
+            let max_message_size = max_message_size_of(*message_size, *max_message_size)?;
             let q = Queue::create(
                 name,
                 &Options {
                     capacity: *capacity,
                     message_size: *message_size,
-                    max_message_size: *max_message_size,
+                    max_message_size,
                     mode: *mode,
                 },
-            )?;
-            outln!(
+            )
+            .map_err(|e| no_space(e, queue_bytes(*capacity, *message_size)))?;
+            eprintln!(
                 "created queue {name}: capacity {}, message size {}, max message size {}, {} bytes",
                 q.capacity(),
                 q.message_size(),
@@ -103,8 +108,9 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
                     max_key_len: *max_key_len,
                     mode: *mode,
                 },
-            )?;
-            outln!(
+            )
+            .map_err(|e| no_space(e, None))?;
+            eprintln!(
                 "created dict {name}: {} keys of up to {} bytes, {} bytes",
                 d.capacity(),
                 d.max_key_len(),
@@ -112,21 +118,123 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
             );
         }
         CreateKind::Lock { name, mode } => {
-            let l = Lock::create_with(name, shmq::CreationMode::CreateExclusive, *mode)?;
-            outln!("created lock {name}: {} bytes", l.segment().len());
+            let l = Lock::create_with(name, shmq::CreationMode::CreateExclusive, *mode)
+                .map_err(|e| no_space(e, None))?;
+            eprintln!("created lock {name}: {} bytes", l.segment().len());
         }
     }
     Ok(())
 }
 
+/// The largest message of a queue with slots of `message_size` bytes: `asked`, checked against
+/// each of its bounds by name, or the default. Slots under [`shmq::large::DESCRIPTOR_LEN`] bytes
+/// cannot point to a side segment, so their queue carries no larger message: an error if one
+/// was asked for, a line on stderr if not.
+fn max_message_size_of(message_size: usize, asked: Option<usize>) -> Result<usize> {
+    let min_slot = shmq::large::DESCRIPTOR_LEN;
+    let most = shmq::large::MAX_LARGE_MESSAGE;
+    match asked {
+        Some(m) if m < message_size => bail!(
+            "--max-message-size {m} is below the slot size (--message-size {message_size}): \
+             it must be at least that"
+        ),
+        Some(m) if m as u64 > most => bail!(
+            "--max-message-size {m} is above the largest message a queue carries ({most} bytes)"
+        ),
+        Some(m) if m > message_size && message_size < min_slot => bail!(
+            "--max-message-size {m} needs large messages, which need slots of {min_slot} bytes \
+             or more (--message-size {message_size} is smaller): raise --message-size or \
+             drop --max-message-size"
+        ),
+        Some(m) => Ok(m),
+        None if message_size < min_slot => {
+            eprintln!(
+                "shmq: slots of {message_size} bytes cannot carry large messages (they need \
+                 slots of {min_slot} bytes or more): the largest message is {message_size} bytes"
+            );
+            Ok(message_size)
+        }
+        None => Ok(shmq::large::DEFAULT_MAX_MESSAGE.max(message_size)),
+    }
+}
+
+/// The bytes a queue of this geometry reserves in /dev/shm, if the geometry is valid.
+fn queue_bytes(capacity: usize, message_size: usize) -> Option<u64> {
+    let (_, params) = shmq::layout::queue_layout(capacity as u64, message_size as u64).ok()?;
+    Some(params.total_size)
+}
+
+/// An error of `create`, with, when /dev/shm is full (`ENOSPC`), how much was asked and how
+/// much /dev/shm has.
+fn no_space(e: shmq::OpenError, asked: Option<u64>) -> anyhow::Error {
+    if e.raw_os_error() != Some(28) {
+        return e.into();
+    }
+    let asked = asked.map_or_else(String::new, |b| format!("{} asked, ", bytes(b)));
+    match rustix::fs::statvfs(SHM_DIR) {
+        Ok(v) => anyhow::anyhow!(
+            "{e}: {asked}{SHM_DIR} has {} free of {}",
+            bytes(v.f_bavail * v.f_frsize),
+            bytes(v.f_blocks * v.f_frsize)
+        ),
+        Err(_) => anyhow::anyhow!("{e}: {asked}{SHM_DIR} is full"),
+    }
+}
+
+/// Bytes in words: `528384 bytes (516.0 KiB)`.
+fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut unit = None;
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = Some(u);
+    }
+    match unit {
+        Some(u) => format!("{b} bytes ({v:.1} {u})"),
+        None => format!("{b} bytes"),
+    }
+}
+
+/// Inspects a named segment (without blocking on a FIFO or any other non-regular file and
+/// without taking a lock). A regular file that does not start with shmq's header is "not a
+/// shmq segment", not a corrupt one.
+pub(crate) fn inspect(name: &str) -> Result<shmq::segment::Inspection> {
+    match shmq::segment::inspect(name) {
+        Ok(i) => Ok(i),
+        Err(e @ shmq::OpenError::Corrupt(_)) => Err(not_shmq(name, e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `e` (a corrupt-segment error about `name`), or, if `name` does not start with shmq's magic
+/// number, an error saying it is not a shmq segment at all.
+fn not_shmq(name: &str, e: shmq::OpenError) -> anyhow::Error {
+    use std::io::Read as _;
+    let mut magic = [0u8; 8];
+    // Only reached for a regular file (the checks before `Corrupt` refuse any other), so the
+    // read does not block.
+    let ours = std::fs::File::open(Path::new(SHM_DIR).join(name))
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| u64::from_le_bytes(magic) == shmq::layout::MAGIC);
+    if ours {
+        e.into()
+    } else {
+        anyhow::anyhow!("{name:?} is not a shmq segment (its first bytes are not a shmq header)")
+    }
+}
+
 /// Reads the kind of a named segment from its header, without blocking on a FIFO or any other
 /// non-regular file and without taking a lock, or says why it is not a shmq segment.
-fn kind_of(name: &str) -> Result<Kind> {
-    Ok(shmq::segment::inspect(name)?.kind())
+pub(crate) fn kind_of(name: &str) -> Result<Kind> {
+    Ok(inspect(name)?.kind())
 }
 
 /// A lock's state for `stat`, as words.
-fn lock_json(state: &LockState) -> Value {
+pub(crate) fn lock_json(state: &LockState) -> Value {
     match state {
         LockState::Held {
             owner_tid,
@@ -157,7 +265,10 @@ pub(crate) fn close(name: &str) -> Result<()> {
 /// Everything `stat` knows about a segment, read without taking any lock (so it never waits for
 /// a holder, and an owner-died report stays for the next locker).
 fn stat_value(name: &str) -> Result<Value> {
-    let info = shmq::segment::inspect(name)?;
+    let info = inspect(name)?;
+    let meta = std::fs::symlink_metadata(Path::new(SHM_DIR).join(name))
+        .with_context(|| format!("reading {SHM_DIR}/{name}"))?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
     let kind = info.kind();
     let p = *info.params();
     let (pid, alive) = info.creator();
@@ -166,6 +277,7 @@ fn stat_value(name: &str) -> Result<Value> {
         "kind": kind.name(),
         "layout_version": info.layout_version(),
         "size": info.size(),
+        "mode": format!("{mode:04o}"),
         "creator_pid": pid,
         "creator_alive": alive,
     });
@@ -173,19 +285,25 @@ fn stat_value(name: &str) -> Result<Value> {
         Kind::Queue => {
             // Inspected, not opened: an open would sweep a dead producer's side segments.
             let q = Queue::inspect(name)?;
+            let (side_segments, side_bytes) =
+                side_segments().get(name).copied().unwrap_or_default();
             json!({
                 "capacity": q.capacity, "message_size": q.message_size,
                 "max_message_size": q.max_message_size, "slot_stride": p.slot_stride,
                 "len": q.len, "unfinished": q.unfinished, "closed": q.closed,
+                "side_segments": side_segments, "side_bytes": side_bytes,
             })
         }
         Kind::Pipe => {
             let i = Pipe::inspect(name)?;
+            let (side_segments, side_bytes) =
+                side_segments().get(name).copied().unwrap_or_default();
             json!({
                 "capacity": i.capacity, "message_size": i.message_size, "duplex": i.duplex,
                 "holders_a": i.holders[0], "holders_b": i.holders[1],
                 "gone_a": i.gone[0], "gone_b": i.gone[1],
                 "queued_a_to_b": i.queued.0, "queued_b_to_a": i.queued.1,
+                "side_segments": side_segments, "side_bytes": side_bytes,
             })
         }
         Kind::Dict => {
@@ -218,7 +336,7 @@ pub(crate) fn stat(name: &str, as_json: bool) -> Result<()> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            outln!("{k:<16} {shown}");
+            outln!("{k:<17} {shown}");
         }
     }
     Ok(())
@@ -298,7 +416,7 @@ fn segment_names() -> Result<Vec<String>> {
 /// One row of `ls`.
 /// Read from the header only: no lock, no blocking on a non-regular file.
 fn ls_row(name: &str, users: Option<&Users>) -> Option<Value> {
-    let info = shmq::segment::inspect(name).ok()?;
+    let info = inspect(name).ok()?;
     let kind = info.kind();
     let meta = std::fs::symlink_metadata(Path::new(SHM_DIR).join(name)).ok()?;
     let (pid, alive) = info.creator();
@@ -319,6 +437,19 @@ pub(crate) fn ls(as_json: bool) -> Result<()> {
         .iter()
         .filter_map(|n| ls_row(n, users.get(n)))
         .collect();
+    // Side segments of large messages are listed with their queue (`stat`), not here.
+    let unread = names
+        .iter()
+        .filter(|n| shmq::large::side_segment_of(n).is_none())
+        .count()
+        .saturating_sub(rows.len());
+    if unread > 0 {
+        eprintln!(
+            "shmq: {} in {SHM_DIR} could not be read as shmq segments (not shmq's, or not \
+             readable by this user): not listed",
+            count(unread as u64, "file", "files")
+        );
+    }
     if as_json {
         for r in &rows {
             outln!("{r}");
@@ -564,6 +695,8 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             Some("in use".to_owned())
         } else if young {
             Some("too young".to_owned())
+        } else if unsure && rustix::process::geteuid().is_root() {
+            Some("some processes' memory maps could not be read, so one may hold it".to_owned())
         } else if unsure {
             Some("other users may hold it (run as root to see their processes)".to_owned())
         } else {
@@ -609,11 +742,11 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             Verdict::Remove(lost) => lost,
         };
         if a.dry_run {
-            outln!("would remove {what}{lost}");
+            eprintln!("would remove {what}{lost}");
         } else {
             Segment::unlink(name)?;
             shmq::large::remove_side_segments(name);
-            outln!("removed {what}{lost}");
+            eprintln!("removed {what}{lost}");
         }
         removed += 1;
     }
@@ -627,10 +760,10 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
         let what = format!("{anchor} (orphaned anonymous queue, {bytes} bytes of large messages)");
         if a.dry_run {
             removed += 1;
-            outln!("would remove {what}");
+            eprintln!("would remove {what}");
         } else if shmq::large::reap_anonymous_orphan(&anchor) {
             removed += 1;
-            outln!("removed {what}");
+            eprintln!("removed {what}");
         }
     }
     let holding = if kept_data > 0 {
@@ -651,7 +784,11 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
 pub(crate) fn rm(names: &[String]) -> Result<()> {
     // Check every name first, so that a typo removes nothing.
     for name in names {
-        shmq::segment::check_is_segment(name)?;
+        match shmq::segment::check_is_segment(name) {
+            Ok(()) => {}
+            Err(e @ shmq::OpenError::Corrupt(_)) => return Err(not_shmq(name, e)),
+            Err(e) => return Err(e.into()),
+        }
     }
     for name in names {
         Segment::unlink(name)?;

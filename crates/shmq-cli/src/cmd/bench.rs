@@ -93,10 +93,20 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         );
         bar
     });
+    // Without a terminal for the bar (output to files, CI logs), one line per run on stderr,
+    // so that a long benchmark does not look hung.
+    let runs = bench::run_count(&cfg);
+    let mut done = 0usize;
     let rows = bench::run(&cfg, &launcher, |r| {
+        done += 1;
         if let Some(b) = &bar {
             b.set_message(format!("{} {} {} B", r.workload, r.mechanism, r.size));
             b.inc(1);
+        } else {
+            eprintln!(
+                "shmq bench: {done}/{runs} {} {} {} B",
+                r.workload, r.mechanism, r.size
+            );
         }
     });
     if let Some(b) = &bar {

@@ -94,7 +94,70 @@ pub(crate) struct OutArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    progress: ProgressArgs,
+    #[command(flatten)]
     conn: ConnArgs,
+}
+
+/// How a running bridge reports on stderr: always one line once connected; a count of the
+/// messages carried every interval with --progress, or when stderr is a terminal.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct ProgressArgs {
+    /// Print the count of messages carried so far on stderr every EVERY (default 5s; the
+    /// default when stderr is a terminal).
+    #[arg(long, value_name = "EVERY", num_args = 0..=1, default_missing_value = "5s",
+          value_parser = parse_duration)]
+    progress: Option<Duration>,
+}
+
+/// Runs `bridge` while a thread says on stderr, once, `connected` (when the bridge has its
+/// stream, and consumer) and then, if asked or on a terminal, `counted(n)` every interval.
+fn reporting<T>(
+    progress: &std::sync::Arc<shmq_bridge::Progress>,
+    args: ProgressArgs,
+    connected: String,
+    counted: impl Fn(u64, u64) -> String + Send + 'static,
+    bridge: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    use std::io::IsTerminal;
+    let every = args.progress.or_else(|| {
+        std::io::stderr()
+            .is_terminal()
+            .then_some(Duration::from_secs(5))
+    });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = {
+        let (p, done) = (
+            std::sync::Arc::clone(progress),
+            std::sync::Arc::clone(&done),
+        );
+        std::thread::spawn(move || {
+            let stop = || done.load(std::sync::atomic::Ordering::Acquire);
+            let tick = Duration::from_millis(20);
+            while !p.connected() {
+                if stop() {
+                    return;
+                }
+                std::thread::sleep(tick);
+            }
+            eprintln!("{connected}");
+            let Some(every) = every else { return };
+            let (mut last, mut next) = (0, Instant::now() + every);
+            while !stop() {
+                if Instant::now() >= next {
+                    let n = p.messages();
+                    eprintln!("{}", counted(n, n - last));
+                    last = n;
+                    next += every;
+                }
+                std::thread::sleep(tick.min(every));
+            }
+        })
+    };
+    let result = bridge();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let _ = reporter.join();
+    result
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +194,8 @@ pub(crate) struct InArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    progress: ProgressArgs,
+    #[command(flatten)]
     conn: ConnArgs,
 }
 
@@ -151,7 +216,16 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
             cfg.window = a.window;
             cfg.duplicate_window = a.duplicate_window;
             cfg.task_done = !a.no_task_done;
-            let stats = runtime()?.block_on(shmq_bridge::run_out(&cfg))?;
+            let connected = format!(
+                "bridge out: connected to {}: queue {} -> stream {} (subject {})",
+                a.conn.server, cfg.queue, cfg.stream, cfg.subject
+            );
+            let counted = |n: u64, new: u64| {
+                format!("bridge out: {n} messages published ({new} since the last line)")
+            };
+            let stats = reporting(&cfg.progress, a.progress, connected, counted, || {
+                Ok(runtime()?.block_on(shmq_bridge::run_out(&cfg))?)
+            })?;
             if a.json {
                 outln!("{}", json!({ "bridge": "out", "ok": true, "stats": stats }));
             } else {
@@ -186,7 +260,16 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
             cfg.ack_wait = a.ack_wait;
             cfg.duplicate_window = a.duplicate_window;
             cfg.idle_exit = a.idle_exit;
-            let stats = runtime()?.block_on(shmq_bridge::run_in(&cfg))?;
+            let connected = format!(
+                "bridge in: connected to {}: stream {} (subject {}), consumer {} -> queue {}",
+                a.conn.server, cfg.stream, cfg.subject, cfg.consumer, cfg.queue
+            );
+            let counted = |n: u64, new: u64| {
+                format!("bridge in: {n} messages put ({new} since the last line)")
+            };
+            let stats = reporting(&cfg.progress, a.progress, connected, counted, || {
+                Ok(runtime()?.block_on(shmq_bridge::run_in(&cfg))?)
+            })?;
             if a.json {
                 outln!("{}", json!({ "bridge": "in", "ok": true, "stats": stats }));
             } else {

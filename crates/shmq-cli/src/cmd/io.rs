@@ -165,13 +165,19 @@ fn put_one(q: &Queue, name: &str, msg: Vec<u8>, wait: PutWait, told: &mut bool) 
 pub(crate) struct GetArgs {
     /// Queue name.
     name: String,
-    /// Wait at most this long for each message (e.g. 1s, 250ms); without it, wait as long as
-    /// it takes.
-    #[arg(long, value_parser = parse_duration)]
+    /// Wait at most this long for each message (e.g. 250ms, 2s, 1m30s); without it, wait as
+    /// long as it takes.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "nowait")]
     timeout: Option<Duration>,
-    /// How many messages to take.
-    #[arg(long, default_value_t = 1)]
-    count: usize,
+    /// Take only what is there now: stop at once when the queue is empty (Python's get_nowait).
+    #[arg(long)]
+    nowait: bool,
+    /// How many messages to take (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = parse_count, conflicts_with = "until_closed")]
+    count: u64,
+    /// Take every message until the queue is closed and drained (exit 0 then), however many.
+    #[arg(long)]
+    until_closed: bool,
     /// Mark each message's task done once it is written (JoinableQueue's task_done).
     #[arg(long)]
     task_done: bool,
@@ -179,17 +185,48 @@ pub(crate) struct GetArgs {
     framing: Framing,
 }
 
-/// Takes up to `count` messages and writes each to stdout. A message is removed from the queue
-/// only once it is delivered: written and flushed, and, when stdout is a pipe, read by the
-/// reader. If stdout fails or the reader goes away first (`shmq get q --count 16 | head -1`),
-/// that message stays at the front of the queue and the command fails.
+/// `--count`: a positive number.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err(
+            "must be at least 1 (--until-closed takes every message until the queue is \
+                      closed)"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// Takes up to `count` messages (or, with `--until-closed`, all until the queue is closed and
+/// drained) and writes each to stdout. A message is removed from the queue only once it is
+/// delivered: written and flushed, and, when stdout is a pipe, read by the reader. If stdout
+/// fails or the reader goes away first (`shmq get q --count 16 | head -1`), that message stays
+/// at the front of the queue and the command fails. When it stops short of `count`, one line on
+/// stderr says why (timeout, empty with `--nowait`, closed and drained).
 pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
     let q = open_queue(&a.name)?;
     let stdout = std::io::stdout();
     let pipe = stdout_is_pipe();
-    for got in 0..a.count {
-        wait_writable(&stdout);
-        let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
+    let want = if a.until_closed { u64::MAX } else { a.count };
+    // "took 2 of 5" or, until the queue closes, "took 2".
+    let took = |got: u64| {
+        if a.until_closed {
+            format!("took {got}")
+        } else {
+            format!("took {got} of {want}")
+        }
+    };
+    let mut got = 0u64;
+    while got < want {
+        if !a.nowait {
+            wait_writable(&stdout);
+        }
+        let deadline = if a.nowait {
+            Some(Instant::now())
+        } else {
+            a.timeout.and_then(|t| Instant::now().checked_add(t))
+        };
         let written = q.get_with_or_keep(deadline, |msg| {
             let mut out = stdout.lock();
             a.framing.write(&mut out, msg)?;
@@ -203,17 +240,37 @@ pub(crate) fn get(a: &GetArgs) -> Result<Outcome> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(anyhow!(e).context(format!(
-                    "delivering message {} of {} to stdout (it stays in {}; {got} taken)",
+                    "delivering message {}{} to stdout (it stays in {}; {})",
                     got + 1,
-                    a.count,
-                    a.name
+                    if a.until_closed {
+                        String::new()
+                    } else {
+                        format!(" of {want}")
+                    },
+                    a.name,
+                    took(got)
                 )));
             }
-            Err(GetTimeoutError::Timeout | GetTimeoutError::Closed) => {
+            Err(GetTimeoutError::Closed) => {
+                eprintln!("shmq: {} is closed and drained: {}", a.name, took(got));
+                return Ok(if a.until_closed {
+                    Outcome::Done
+                } else {
+                    Outcome::Partial
+                });
+            }
+            Err(GetTimeoutError::Timeout) if a.nowait => {
+                eprintln!("shmq: {} is empty: {}", a.name, took(got));
+                return Ok(Outcome::Partial);
+            }
+            Err(GetTimeoutError::Timeout) => {
+                let t = a.timeout.map_or_else(String::new, super::show_duration);
+                eprintln!("shmq: {}: no message within {t}: {}", a.name, took(got));
                 return Ok(Outcome::Partial);
             }
             Err(e) => return Err(e.into()),
         }
+        got += 1;
         if a.task_done {
             q.task_done()?;
         }
@@ -304,7 +361,7 @@ pub(crate) fn task_done(a: &TaskDoneArgs) -> Result<Outcome> {
 pub(crate) struct JoinArgs {
     /// Queue name.
     name: String,
-    /// Wait at most this long (e.g. 10s); without it, wait as long as it takes.
+    /// Wait at most this long (e.g. 10s, 1m30s); without it, wait as long as it takes.
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
 }
@@ -315,7 +372,15 @@ pub(crate) fn join(a: &JoinArgs) -> Result<Outcome> {
         None => q.join()?,
         Some(t) => match q.join_timeout(t) {
             Ok(()) => {}
-            Err(JoinError::Timeout) => return Ok(Outcome::Partial),
+            Err(JoinError::Timeout) => {
+                eprintln!(
+                    "shmq: {}: timed out after {} with {} task(s) not done",
+                    a.name,
+                    super::show_duration(t),
+                    q.unfinished()
+                );
+                return Ok(Outcome::Partial);
+            }
             Err(e) => return Err(e.into()),
         },
     }

@@ -15,6 +15,7 @@ pub(crate) mod admin;
 pub(crate) mod bench;
 pub(crate) mod bridge;
 pub(crate) mod demo;
+pub(crate) mod dict;
 pub(crate) mod interrupt;
 pub(crate) mod io;
 
@@ -32,20 +33,36 @@ pub(crate) enum Outcome {
     Partial,
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `20us` (a bare number is seconds).
+/// Parses a duration: `500ms`, `2s`, `1.5s`, `20us`, `1m30s`, `2h`, `1h 5m` (a bare number is
+/// seconds). One number with a unit may have a fraction; combinations are humantime's.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if let Some(d) = parse_simple(s) {
+        return d;
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 250ms, 1.5s, 1m30s, 2h)"))
+}
+
+/// One number (perhaps with a fraction) and one unit of s, ms, us, m or h; `None` if `s` is not
+/// of that shape.
+fn parse_simple(s: &str) -> Option<Result<Duration, String>> {
     let (num, unit) = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (try 500ms or 2s)"))?;
+    let v: f64 = num.parse().ok()?;
     let secs = match unit {
         "s" => v,
         "ms" => v / 1e3,
         "us" => v / 1e6,
-        _ => return Err(format!("invalid duration unit {unit:?} (use s, ms or us)")),
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return None,
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    Some(Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}")))
+}
+
+/// A duration as a user wrote it: `100ms`, `1m 30s`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }

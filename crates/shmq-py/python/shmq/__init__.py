@@ -54,11 +54,15 @@ else:
 
 _init(Full, Empty, ShutDown)
 
-#: Bytes per slot: the largest message (pickled object or ``put_bytes`` payload) a queue or
-#: pipe created with the defaults carries.
-DEFAULT_SLOT_SIZE = 4096
-#: The capacity of ``Queue(0)`` ("unbounded" in ``multiprocessing``): the slots are reserved
-#: in ``/dev/shm`` up front, so it is large but finite.
+#: Bytes per slot of a queue or pipe created with the defaults: the fast-path unit. A message
+#: (pickled object or ``put_bytes`` payload) up to this size is copied through its slot; a
+#: larger one, up to 1 GiB, travels in a side segment of its own (slower per message, no limit
+#: from the slot). Every slot is reserved in ``/dev/shm`` up front, so small slots keep an
+#: idle queue small.
+DEFAULT_SLOT_SIZE = 256
+#: The capacity of ``Queue(0)`` ("unbounded" in ``multiprocessing``): how many messages may
+#: wait before ``put`` blocks. Its slots are reserved in ``/dev/shm`` up front (about 1.1 MB
+#: with the default slot size), so it is large but finite.
 UNBOUNDED_CAPACITY = 4096
 #: Messages per direction of a pipe.
 PIPE_CAPACITY = 128
@@ -186,7 +190,11 @@ class Queue(_Named):
     ``maxsize`` bounds the number of messages (``0`` or less: ``UNBOUNDED_CAPACITY``).
     ``name`` creates a named queue that other programs can ``Queue.attach`` and that lives
     until ``shmq.unlink(name)``; without a name the queue is removed when the last process
-    that knows it is gone. ``slot_size`` is the largest pickled message in bytes.
+    that knows it is gone. ``slot_size`` is the fast-path unit in bytes: a pickled message up
+    to that size is copied through a slot, a larger one (up to 1 GiB) travels in a side segment
+    of its own. All ``maxsize`` slots are reserved in ``/dev/shm`` up front: raise
+    ``slot_size`` for a queue of many messages of a few KiB, keep it small to keep the queue
+    small.
 
     Differences from ``multiprocessing.Queue``: ``put`` is done when it returns (no feeder
     thread, so ``join_thread`` and ``cancel_join_thread`` do nothing and ``qsize``/``empty``/
@@ -283,7 +291,8 @@ class Queue(_Named):
 
     @property
     def slot_size(self) -> int:
-        """The largest message in bytes."""
+        """The slot size in bytes: messages up to this size are copied through a slot, larger
+        ones travel in a side segment."""
         return self._raw.slot_size()
 
     def close(self) -> None:
@@ -556,7 +565,8 @@ class SharedDict(_Named):
     delta)``, one atomic read-modify-write.
 
     Keys are ``str`` (at most ``max_key_len`` bytes of UTF-8), values ``int`` in the range of
-    a signed 64-bit integer: other values raise ``TypeError`` (keep objects in a ``Queue``,
+    a signed 64-bit integer (``True`` and ``False``, being ints, are stored as 1 and 0 and read
+    back as ints): other values raise ``TypeError`` (keep objects in a ``Queue``,
     or in ``multiprocessing.Manager().dict()``). Each call is atomic on its own; a
     read-modify-write of two calls races, exactly as with a Manager dict: use ``add`` or a
     ``shmq.Lock``.
@@ -592,8 +602,9 @@ class SharedDict(_Named):
 
     @staticmethod
     def _value(value):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not isinstance(value, int):
             raise TypeError(f"SharedDict values are int, not {type(value).__name__}")
+        value = int(value)  # a bool, or another int subclass, as a plain int
         if not -(2**63) <= value < 2**63:
             raise OverflowError("SharedDict values are signed 64-bit integers")
         return value
