@@ -262,3 +262,18 @@ fn c_producer_killed_mid_put_loses_and_duplicates_nothing() {
     Queue::unlink(&name).expect("unlink");
     assert_clean(&p);
 }
+
+/// examples/cpp/jobs.cpp (shmq.hpp, g++ -std=c++20 with the sanitizers): jobs through an
+/// anonymous queue to forked workers, join, a counter dict, the lock as a std::lock_guard,
+/// reports through a pipe read to end-of-file.
+#[test]
+fn cpp_example_runs_under_the_sanitizers() {
+    let bin = compile("cpp", "jobs", &["examples/cpp/jobs.cpp"], &[]);
+    let p = prefix("cpp");
+    let out = run_ok(&bin, &[&p], LIMIT);
+    assert!(
+        out.contains("500 jobs done, 500 reports through the pipe"),
+        "{out}"
+    );
+    assert_clean(&p);
+}

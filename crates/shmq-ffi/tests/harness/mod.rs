@@ -106,31 +106,67 @@ pub fn sanitized(cmd: &mut Command) -> &mut Command {
     .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
 }
 
-/// Waits for `child` at most `limit`; kills it and panics if it is still running (a
-/// deadlock fails the test instead of hanging it).
+/// Waits for `child` at most `limit`, reading its piped output meanwhile; if it still runs
+/// then, kills its whole process group (it and the children it forked: start it with
+/// [`own_group`]) and panics (a deadlock fails the test instead of hanging it).
 pub fn wait_with_watchdog(mut child: Child, limit: Duration, what: &str) -> Output {
+    let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = read(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = read(child.stderr.take().map(|s| Box::new(s) as _));
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("waitpid") {
-            Some(_) => return child.wait_with_output().expect("output"),
+            Some(status) => break status,
             None if start.elapsed() > limit => {
-                let _ = child.kill();
-                let o = child.wait_with_output().expect("output");
+                // SAFETY: kill(2) of the group the child leads (see `own_group`), and of it.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                    libc::kill(child.id() as i32, libc::SIGKILL);
+                }
+                let _ = child.wait();
+                let (o, e) = (
+                    out.join().unwrap_or_default(),
+                    err.join().unwrap_or_default(),
+                );
                 panic!(
                     "{what} still ran after {limit:?} (watchdog):\nstdout: {}\nstderr: {}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
+                    String::from_utf8_lossy(&o),
+                    String::from_utf8_lossy(&e)
                 );
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
+    };
+    // A forked grandchild left running would hold the pipes open: the group is killed once
+    // the child has exited, so that reading them ends.
+    // SAFETY: kill(2) of the group the child led.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
     }
+}
+
+/// Makes the command's process the leader of a new process group, so that the watchdog can
+/// kill it with every process it forked.
+pub fn own_group(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
 }
 
 /// Runs `bin args` under the sanitizers with a watchdog and asserts it succeeded; returns its
 /// standard output.
 pub fn run_ok(bin: &Path, args: &[&str], limit: Duration) -> String {
-    let child = sanitized(&mut Command::new(bin))
+    let child = own_group(sanitized(&mut Command::new(bin)))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
