@@ -277,3 +277,82 @@ fn cpp_example_runs_under_the_sanitizers() {
     );
     assert_clean(&p);
 }
+
+/// install.sh puts the library, the headers and shmq.pc under a prefix; a program built with
+/// `cc app.c $(pkg-config --cflags --libs shmq)` against it runs (the README's install line),
+/// with the shared and with the static library.
+#[test]
+fn installed_library_builds_with_pkg_config() {
+    let dir = harness::crate_dir();
+    let prefix_dir = harness::out_dir("install").join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix_dir);
+    let o = Command::new(dir.join("install.sh"))
+        .args(["--prefix", prefix_dir.to_str().expect("UTF-8 path")])
+        .args([
+            "--lib-dir",
+            harness::lib_dir().to_str().expect("UTF-8 path"),
+        ])
+        .output()
+        .expect("install.sh runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pc = std::fs::read_to_string(prefix_dir.join("lib/pkgconfig/shmq.pc")).expect("shmq.pc");
+    assert!(
+        pc.contains(&format!("prefix={}", prefix_dir.display())),
+        "{pc}"
+    );
+    let flags = |args: &[&str]| {
+        let o = Command::new("pkg-config")
+            .env("PKG_CONFIG_PATH", prefix_dir.join("lib/pkgconfig"))
+            .args(args)
+            .arg("shmq")
+            .output()
+            .expect("pkg-config runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .expect("UTF-8")
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let p = prefix("install");
+    let shared = flags(&["--cflags", "--libs"]);
+    // Static: the archive itself, with the system libraries shmq.pc lists for it.
+    let mut static_ = flags(&["--cflags"]);
+    static_.push(prefix_dir.join("lib/libshmq.a").display().to_string());
+    static_.extend(
+        flags(&["--libs-only-l", "--static"])
+            .into_iter()
+            .filter(|f| f != "-lshmq"),
+    );
+    for (name, link) in [("shared", shared), ("static", static_)] {
+        let bin = harness::out_dir("install").join(name);
+        let o = Command::new("cc")
+            .arg(dir.join("examples/c/joinable.c"))
+            .arg("-o")
+            .arg(&bin)
+            .args(&link)
+            .output()
+            .expect("cc runs");
+        assert!(
+            o.status.success(),
+            "{name} {link:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let child = harness::own_group(
+            Command::new(&bin)
+                .env("LD_LIBRARY_PATH", prefix_dir.join("lib"))
+                .arg(format!("{p}-{name}")),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+        let o = wait_with_watchdog(child, LIMIT, name);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_clean(&p);
+}
