@@ -17,13 +17,10 @@ use shmq_core::{Options, Queue};
 const SIZES: [usize; 2] = [64, 4096];
 const CAPACITY: usize = 1024;
 
-/// The profile directory (libshmq.so) above this bench's `deps/`.
+/// This bench's own directory (`target/PROFILE/deps`), where cargo built libshmq.so for it.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench's path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target/PROFILE")
-        .to_path_buf()
+    exe.parent().expect("target/PROFILE/deps").to_path_buf()
 }
 
 fn build_c() -> PathBuf {

@@ -420,4 +420,28 @@ mod tests {
         let names: std::collections::HashSet<_> = ALL.iter().map(|s| describe(*s)).collect();
         assert_eq!(names.len(), ALL.len());
     }
+
+    /// The codes no C test can provoke through the public API (a holder table held for a
+    /// second by a live process, an unrecoverable mutex, a panic) still map as documented.
+    #[test]
+    fn unreachable_from_c_codes_map_as_documented() {
+        let busy = Failure::from(OpenError::Busy("held".into()));
+        assert_eq!(busy.status, ShmqStatus::SHMQ_BUSY);
+        let failed = Failure::from(AcquireError::Failed("unrecoverable".into()));
+        assert_eq!(failed.status, ShmqStatus::SHMQ_LOCK_FAILED);
+        let via_dict = Failure::from(DictError::Lock(AcquireError::Timeout));
+        assert_eq!(via_dict.status, ShmqStatus::SHMQ_TIMEOUT);
+        let status = boundary(|| panic!("a bug"));
+        assert_eq!(status, ShmqStatus::SHMQ_INTERNAL);
+        // SAFETY: the message is a valid C string until the next failure on this thread.
+        let msg = unsafe { std::ffi::CStr::from_ptr(shmq_last_error()) };
+        assert_eq!(msg.to_str(), Ok("libshmq panicked: a bug"));
+        let io = Failure::from(OpenError::Io(std::io::Error::from_raw_os_error(
+            libc::EMFILE,
+        )));
+        assert_eq!(
+            (io.status, io.errno),
+            (ShmqStatus::SHMQ_SYSTEM, Some(libc::EMFILE))
+        );
+    }
 }

@@ -46,3 +46,15 @@ fn every_declared_function_is_exercised() {
         .collect();
     assert!(missing.is_empty(), "never called from C: {missing:?}");
 }
+
+/// tests/c/no_space.c: SHMQ_NO_SPACE when /dev/shm (a small tmpfs in a mount namespace of the
+/// program's own) has no room for a large message's side segment. Needs root; .ci/run runs it.
+#[test]
+#[ignore = "needs root (a mount namespace with a small /dev/shm); .ci/run runs it"]
+fn no_space_when_dev_shm_is_full() {
+    let bin = compile("no_space", "no_space", &["tests/c/no_space.c"], &[]);
+    let p = prefix("no-space");
+    let out = run_ok(&bin, &[&p], Duration::from_secs(60));
+    assert!(out.contains("no_space: ok"), "{out}");
+    assert_clean(&p);
+}

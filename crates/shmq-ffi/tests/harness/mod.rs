@@ -12,13 +12,15 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put libshmq.so: the profile directory above this test's `deps/`.
+/// Where cargo put the libshmq.so and libshmq.a of this build: this test's own directory
+/// (`target/PROFILE/deps`), where it builds the library for the tests (the crate's `rlib`
+/// type makes it a dependency of every test, so that the library is always current).
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/PROFILE");
+    let dir = exe.parent().expect("target/PROFILE/deps");
     assert!(
-        dir.join("libshmq.so").exists(),
-        "no libshmq.so in {} (cargo builds it with the tests)",
+        dir.join("libshmq.so").exists() && dir.join("libshmq.a").exists(),
+        "no libshmq.so and libshmq.a in {}",
         dir.display()
     );
     dir.to_path_buf()
