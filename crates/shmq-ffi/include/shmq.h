@@ -462,6 +462,25 @@ shmq_status shmq_pipe_send_timeout(const shmq_pipe_end *e,
 // `e` is NULL or a live handle; `buf` NULL or `cap` writable bytes; `len` NULL or writable.
 shmq_status shmq_pipe_recv(const shmq_pipe_end *e, uint8_t *buf, size_t cap, size_t *len);
 
+// `shmq_pipe_recv` if a message is there now; `SHMQ_EMPTY` otherwise (and
+// `SHMQ_DISCONNECTED` at end-of-file).
+//
+// # Safety
+//
+// As `shmq_pipe_recv`.
+shmq_status shmq_pipe_try_recv(const shmq_pipe_end *e, uint8_t *buf, size_t cap, size_t *len);
+
+// `shmq_pipe_recv`, waiting at most `timeout_ms` milliseconds; `SHMQ_TIMEOUT` then.
+//
+// # Safety
+//
+// As `shmq_pipe_recv`.
+shmq_status shmq_pipe_recv_timeout(const shmq_pipe_end *e,
+                                   uint8_t *buf,
+                                   size_t cap,
+                                   size_t *len,
+                                   uint64_t timeout_ms);
+
 // Receives the oldest incoming message, of any length, into a new buffer from `malloc`:
 // `*data` (free it with `free`) and `*len`. Waits while there is none. Errors as
 // `shmq_pipe_recv`, without `SHMQ_BUFFER_TOO_SMALL`.
@@ -477,17 +496,17 @@ shmq_status shmq_pipe_recv_alloc(const shmq_pipe_end *e, uint8_t **data, size_t 
 // # Safety
 //
 // As `shmq_pipe_recv_alloc`.
-shmq_status shmq_pipe_try_recv(const shmq_pipe_end *e, uint8_t **data, size_t *len);
+shmq_status shmq_pipe_try_recv_alloc(const shmq_pipe_end *e, uint8_t **data, size_t *len);
 
 // `shmq_pipe_recv_alloc`, waiting at most `timeout_ms` milliseconds; `SHMQ_TIMEOUT` then.
 //
 // # Safety
 //
 // As `shmq_pipe_recv_alloc`.
-shmq_status shmq_pipe_recv_timeout(const shmq_pipe_end *e,
-                                   uint8_t **data,
-                                   size_t *len,
-                                   uint64_t timeout_ms);
+shmq_status shmq_pipe_recv_alloc_timeout(const shmq_pipe_end *e,
+                                         uint8_t **data,
+                                         size_t *len,
+                                         uint64_t timeout_ms);
 
 // Stores in `*ready` whether a message is ready to be received, waiting at most
 // `timeout_ms` milliseconds for one; the message stays in the pipe. `SHMQ_DISCONNECTED` if

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <span>
@@ -263,12 +262,15 @@ class pipe_end {
   }
   /// The next message if one is there now (throws SHMQ_DISCONNECTED at end-of-file).
   std::optional<std::string> try_recv() {
-    uint8_t *data = nullptr;
-    size_t len = 0;
-    if (!detail::check_soft(shmq_pipe_try_recv(e_, &data, &len), SHMQ_EMPTY)) return std::nullopt;
-    std::string s(reinterpret_cast<const char *>(data), len);
-    std::free(data);
-    return s;
+    return detail::get_string(64, SHMQ_EMPTY, [&](uint8_t *b, size_t c, size_t *l) {
+      return shmq_pipe_try_recv(e_, b, c, l);
+    });
+  }
+  /// The next message, waiting at most `t` (throws SHMQ_DISCONNECTED at end-of-file).
+  std::optional<std::string> recv_for(std::chrono::milliseconds t) {
+    return detail::get_string(64, SHMQ_TIMEOUT, [&](uint8_t *b, size_t c, size_t *l) {
+      return shmq_pipe_recv_timeout(e_, b, c, l, detail::millis(t));
+    });
   }
   /// A token another process passes to open_token to take over this end.
   std::string hand_off(std::chrono::milliseconds within) {

@@ -349,6 +349,50 @@ pub unsafe extern "C" fn shmq_pipe_send_timeout(
     })
 }
 
+/// How a receive waits.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    Never,
+    Ms(u64),
+}
+
+unsafe fn recv_common(
+    e: *const ShmqPipeEnd,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    wait: Wait,
+) -> ShmqStatus {
+    let mut needed = None;
+    let status = boundary(|| {
+        // SAFETY: the caller's contract.
+        let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
+        if len.is_null() {
+            return Err(Failure::null("len"));
+        }
+        // SAFETY: the caller's contract.
+        let n = unsafe {
+            with_end(e, |p| match wait {
+                Wait::Forever => p.recv_into(buf).map_err(Failure::from),
+                Wait::Never => p.try_recv_into(buf).map_err(Failure::from),
+                Wait::Ms(ms) => match deadline(ms) {
+                    Some(d) => p.recv_into_deadline(buf, d).map_err(Failure::from),
+                    None => p.recv_into(buf).map_err(Failure::from),
+                },
+            })
+        }
+        .inspect_err(|f| needed = f.needed)?;
+        // SAFETY: checked non-NULL; the caller's contract.
+        unsafe { write(len, "len", n) }
+    });
+    if let Some(n) = needed {
+        // SAFETY: checked non-NULL before the receive.
+        unsafe { len.write(n) };
+    }
+    status
+}
+
 /// Receives the oldest incoming message into `buf` (`cap` bytes) and stores its length in
 /// `*len`, waiting while there is none. If it is longer than `cap`: `SHMQ_BUFFER_TOO_SMALL`,
 /// the length needed in `*len`, and the message stays in the pipe. `SHMQ_DISCONNECTED`
@@ -365,31 +409,42 @@ pub unsafe extern "C" fn shmq_pipe_recv(
     cap: usize,
     len: *mut usize,
 ) -> ShmqStatus {
-    let mut needed = None;
-    let status = boundary(|| {
-        // SAFETY: the caller's contract.
-        let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
-        if len.is_null() {
-            return Err(Failure::null("len"));
-        }
-        // SAFETY: the caller's contract.
-        let n = unsafe {
-            with_end(e, |p| {
-                p.recv_into(buf).map_err(|err| {
-                    let f = Failure::from(err);
-                    needed = f.needed;
-                    f
-                })
-            })
-        }?;
-        // SAFETY: checked non-NULL; the caller's contract.
-        unsafe { write(len, "len", n) }
-    });
-    if let Some(n) = needed {
-        // SAFETY: checked non-NULL before the receive.
-        unsafe { len.write(n) };
-    }
-    status
+    // SAFETY: the caller's contract.
+    unsafe { recv_common(e, buf, cap, len, Wait::Forever) }
+}
+
+/// `shmq_pipe_recv` if a message is there now; `SHMQ_EMPTY` otherwise (and
+/// `SHMQ_DISCONNECTED` at end-of-file).
+///
+/// # Safety
+///
+/// As `shmq_pipe_recv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_pipe_try_recv(
+    e: *const ShmqPipeEnd,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> ShmqStatus {
+    // SAFETY: the caller's contract.
+    unsafe { recv_common(e, buf, cap, len, Wait::Never) }
+}
+
+/// `shmq_pipe_recv`, waiting at most `timeout_ms` milliseconds; `SHMQ_TIMEOUT` then.
+///
+/// # Safety
+///
+/// As `shmq_pipe_recv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmq_pipe_recv_timeout(
+    e: *const ShmqPipeEnd,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    timeout_ms: u64,
+) -> ShmqStatus {
+    // SAFETY: the caller's contract.
+    unsafe { recv_common(e, buf, cap, len, Wait::Ms(timeout_ms)) }
 }
 
 /// Hands `msg` to C as a `malloc`ed buffer in `*data`, its length in `*len`.
@@ -416,13 +471,6 @@ unsafe fn hand_out(msg: &[u8], data: *mut *mut u8, len: *mut usize) -> Res {
         len.write(msg.len());
     }
     Ok(())
-}
-
-/// How a receive into a new buffer waits.
-enum Wait {
-    Forever,
-    Never,
-    Ms(u64),
 }
 
 unsafe fn recv_alloc(
@@ -475,7 +523,7 @@ pub unsafe extern "C" fn shmq_pipe_recv_alloc(
 ///
 /// As `shmq_pipe_recv_alloc`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn shmq_pipe_try_recv(
+pub unsafe extern "C" fn shmq_pipe_try_recv_alloc(
     e: *const ShmqPipeEnd,
     data: *mut *mut u8,
     len: *mut usize,
@@ -490,7 +538,7 @@ pub unsafe extern "C" fn shmq_pipe_try_recv(
 ///
 /// As `shmq_pipe_recv_alloc`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn shmq_pipe_recv_timeout(
+pub unsafe extern "C" fn shmq_pipe_recv_alloc_timeout(
     e: *const ShmqPipeEnd,
     data: *mut *mut u8,
     len: *mut usize,

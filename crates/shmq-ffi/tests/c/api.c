@@ -375,8 +375,10 @@ static void test_pipe(void) {
   bool ready = true;
   OK(shmq_pipe_poll(b, 0, &ready));
   CHECK(!ready);
-  EXPECT(shmq_pipe_try_recv(b, &got, &len), SHMQ_EMPTY);
-  EXPECT(shmq_pipe_recv_timeout(b, &got, &len, 20), SHMQ_TIMEOUT);
+  EXPECT(shmq_pipe_try_recv(b, buf, sizeof buf, &len), SHMQ_EMPTY);
+  EXPECT(shmq_pipe_recv_timeout(b, buf, sizeof buf, &len, 20), SHMQ_TIMEOUT);
+  EXPECT(shmq_pipe_try_recv_alloc(b, &got, &len), SHMQ_EMPTY);
+  EXPECT(shmq_pipe_recv_alloc_timeout(b, &got, &len, 20), SHMQ_TIMEOUT);
   OK(shmq_pipe_send(a, (const uint8_t *)"ping", 4));
   EXPECT(shmq_pipe_try_send(a, (const uint8_t *)"x", 1), SHMQ_FULL);
   EXPECT(shmq_pipe_send_timeout(a, (const uint8_t *)"x", 1, 20), SHMQ_TIMEOUT);
@@ -384,16 +386,26 @@ static void test_pipe(void) {
   CHECK(ready);
   EXPECT(shmq_pipe_recv(b, buf, 3, &len), SHMQ_BUFFER_TOO_SMALL);
   CHECK(len == 4); /* and the message stays */
+  EXPECT(shmq_pipe_try_recv(b, buf, 2, &len), SHMQ_BUFFER_TOO_SMALL);
+  CHECK(len == 4);
+  EXPECT(shmq_pipe_recv_timeout(b, buf, 1, &len, 1000), SHMQ_BUFFER_TOO_SMALL);
+  CHECK(len == 4);
   OK(shmq_pipe_recv(b2, buf, sizeof buf, &len));
   CHECK(len == 4 && memcmp(buf, "ping", 4) == 0);
   OK(shmq_pipe_try_send(b, (const uint8_t *)"pong", 4));
-  OK(shmq_pipe_try_recv(a, &got, &len));
+  OK(shmq_pipe_try_recv_alloc(a, &got, &len));
   CHECK(len == 4 && memcmp(got, "pong", 4) == 0);
   free(got);
   OK(shmq_pipe_send_timeout(b, (const uint8_t *)"t", 1, 1000));
-  OK(shmq_pipe_recv_timeout(a, &got, &len, 1000));
+  OK(shmq_pipe_recv_alloc_timeout(a, &got, &len, 1000));
   CHECK(len == 1 && got[0] == 't');
   free(got);
+  OK(shmq_pipe_send(b, (const uint8_t *)"tr", 2));
+  OK(shmq_pipe_try_recv(a, buf, sizeof buf, &len));
+  CHECK(len == 2 && memcmp(buf, "tr", 2) == 0);
+  OK(shmq_pipe_send(b, (const uint8_t *)"rt", 2));
+  OK(shmq_pipe_recv_timeout(a, buf, sizeof buf, &len, 1000));
+  CHECK(len == 2 && memcmp(buf, "rt", 2) == 0);
   /* Any size: 50000 bytes through 32-byte slots. */
   size_t big_len = 50000;
   uint8_t *big = calloc(1, big_len);
