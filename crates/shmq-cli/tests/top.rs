@@ -341,7 +341,8 @@ fn metrics_parse_as_prometheus_text_printed_scraped_and_written() {
     server.child.wait().unwrap();
 }
 
-/// A tmux session running `shmq top`, killed on drop.
+/// A tmux server of its own (`-L`: the user's sessions and other tests' are untouched)
+/// running `shmq top` in one session; killed on drop.
 struct Tmux(String);
 
 impl Tmux {
@@ -352,7 +353,8 @@ impl Tmux {
         let mut cmd = vec![SHMQ.to_owned(), "top".to_owned()];
         cmd.extend(args.iter().map(|a| (*a).to_owned()));
         let st = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &session, "-x", "220", "-y", "40"])
+            .args(["-L", &session, "new-session", "-d", "-s", &session])
+            .args(["-x", "220", "-y", "40"])
             .arg(cmd.join(" "))
             .status()
             .expect("tmux is installed (.ci/run installs it)");
@@ -362,7 +364,7 @@ impl Tmux {
 
     fn keys(&self, keys: &[&str]) {
         let st = Command::new("tmux")
-            .args(["send-keys", "-t", &self.0])
+            .args(["-L", &self.0, "send-keys", "-t", &self.0])
             .args(keys)
             .status()
             .unwrap();
@@ -371,7 +373,7 @@ impl Tmux {
 
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
+            .args(["-L", &self.0, "capture-pane", "-p", "-t", &self.0])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -397,7 +399,8 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
+            .args(["-L", &self.0, "kill-server"])
+            .stderr(Stdio::null())
             .status();
     }
 }
@@ -480,7 +483,7 @@ fn top_under_tmux_shows_depth_rates_a_waiting_consumer_and_a_closed_queue() {
     top.keys(&["q"]);
     wait_until("top to quit", Duration::from_secs(10), || {
         !Command::new("tmux")
-            .args(["has-session", "-t", &top.0])
+            .args(["-L", &top.0, "has-session", "-t", &top.0])
             .stderr(Stdio::null())
             .status()
             .unwrap()

@@ -508,10 +508,25 @@ fn read_segment(
     )
 }
 
+/// Whether the header's geometry is the one its kind, capacity and message size make (as an
+/// open checks it).
+fn same_geometry(found: &layout::Params, expected: &layout::Params) -> Result<(), OpenError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(OpenError::Corrupt(format!(
+            "header geometry ({found}) does not match its own layout ({expected})"
+        )))
+    }
+}
+
 /// The state of a segment whose contents could not be read: damaged, or unreadable.
 fn damage(e: OpenError) -> SegmentState {
     match e {
-        OpenError::Corrupt(r) | OpenError::Incompatible(r) => SegmentState::Damaged(r),
+        // A part of the layout beyond the file's end is damage too.
+        OpenError::Corrupt(r) | OpenError::Incompatible(r) | OpenError::InvalidOptions(r) => {
+            SegmentState::Damaged(r)
+        }
         other => SegmentState::Unreadable(other.to_string()),
     }
 }
@@ -549,8 +564,9 @@ fn read_contents(
     let previous_rings = previous.map(SegmentSnapshot::rings).unwrap_or_default();
     let detail = match p.kind {
         Kind::Queue => {
-            let (ring, _) =
+            let (ring, expected) =
                 layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
+            same_geometry(&p, &expected)?;
             Detail::Queue(read_ring(
                 info,
                 &ring,
@@ -570,8 +586,9 @@ fn read_contents(
                     )));
                 }
             };
-            let (pl, _) = layout::pipe_layout(p.capacity, p.message_size, duplex)
+            let (pl, expected) = layout::pipe_layout(p.capacity, p.message_size, duplex)
                 .map_err(OpenError::Corrupt)?;
+            same_geometry(&p, &expected)?;
             let mut table = vec![0u8; pl.holders + PIPE_HOLDERS * PIPE_HOLDER_SIZE - pl.lock];
             info.read(pl.lock, &mut table)?;
             let lock = lock_at(&table, 0);
