@@ -564,3 +564,43 @@ fn kill_accounting_tells_the_outcomes_apart() {
     // An unacknowledged message that vanished before a later one of its producer arrived.
     assert!(check(false, &[None], &[(false, vec![0, 1])]).is_err());
 }
+
+/// `shmq::Snapshot` (what `shmq top` shows) reports a producer SIGKILLed between its claim and
+/// its commit: its claim at the front, its registry entry naming a dead process; once a
+/// consumer has voided the claim, the claim is gone from the snapshot and counted as voided.
+#[test]
+fn a_snapshot_shows_a_killed_producers_claim_until_a_consumer_voids_it() {
+    use shmq::snapshot::{Role, SegmentState, Snapshot};
+    let _w = Watchdog::new("snapshot of a dead claim", Duration::from_secs(60));
+    let name = Name::new("kill-snapshot-claim");
+    let q = Queue::create(&name, &opts(8, 24)).unwrap();
+    let look = || {
+        let s = Snapshot::take_matching(None, |n| n == &*name).unwrap();
+        assert_eq!(s.segments.len(), 1);
+        s.segments.into_iter().next().unwrap()
+    };
+    let mut crasher = spawn("crash-after-claim", &[&name, "6", "0", "1"]);
+    assert_eq!(crasher.line(), "holding");
+    let pid = crasher.pid();
+    let before = look();
+    assert_eq!(before.rings()[0].dead_claims, 0, "its producer still runs");
+    crasher.kill9();
+    let after = look();
+    assert_eq!(after.state, SegmentState::Open);
+    let ring = after.rings()[0];
+    assert_eq!((ring.dead_claims, ring.voided, ring.puts), (1, 0, 1));
+    assert!(
+        after
+            .processes
+            .iter()
+            .any(|p| p.pid == pid && !p.alive && p.role == Role::Producer { end: None }),
+        "{:?}",
+        after.processes
+    );
+    assert_eq!(q.try_get(), Err(shmq::TryGetError::Empty));
+    let voided = look();
+    assert_eq!(
+        (voided.rings()[0].dead_claims, voided.rings()[0].voided),
+        (0, 1)
+    );
+}

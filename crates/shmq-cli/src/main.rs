@@ -86,6 +86,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Watch every shmq segment live: depth, rates, waiting processes, holders, damage (read
+    /// without taking any lock; `?` in the view lists the keys).
+    Top(cmd::top::Args),
+    /// Print the figures of `top` in the Prometheus text format, serve them over HTTP
+    /// (--listen) or write them atomically for node_exporter's textfile collector (--textfile).
+    Metrics(cmd::metrics::Args),
     /// Remove segments (all names are checked first; nothing is removed if one is not shmq's).
     Rm {
         /// Segment names.
@@ -149,6 +155,8 @@ fn main() -> ExitCode {
         Command::Close { name } => done(cmd::admin::close(&name)),
         Command::Stat { name, json } => done(cmd::admin::stat(&name, json)),
         Command::Ls { json } => done(cmd::admin::ls(json)),
+        Command::Top(a) => done(cmd::top::run(&a)),
+        Command::Metrics(a) => done(cmd::metrics::run(&a)),
         Command::Rm { names } => done(cmd::admin::rm(&names)),
         Command::Gc(a) => done(cmd::admin::gc(&a)),
         Command::DemoChild { role, args } => done(cmd::demo::child(&role, &args)),

@@ -23,7 +23,7 @@ use pyo3::exceptions::{
     PyOverflowError, PyRuntimeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use shmq::{End, OpenError, Options, Pipe, PipeEnd, Queue};
 use shmq_dict::{AcquireError, DictError, Lock, LockGuard, SharedDict};
@@ -868,6 +868,62 @@ fn _init(full: Bound<'_, PyType>, empty: Bound<'_, PyType>, shutdown: Bound<'_, 
     });
 }
 
+/// A look at every shmq segment in /dev/shm whose name starts with `prefix`, read without
+/// taking any lock (as `shmq top --once --json`): a list of dicts, one per segment.
+#[pyfunction]
+#[pyo3(signature = (prefix = None))]
+fn snapshot<'py>(py: Python<'py>, prefix: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+    use shmq::snapshot::{Detail, Snapshot};
+    let prefix = prefix.unwrap_or("");
+    let snap = py
+        .detach(|| Snapshot::take_matching(None, |n| n.starts_with(prefix)))
+        .map_err(|e| PyOSError::new_err(format!("reading /dev/shm: {e}")))?;
+    let rows = PyList::empty(py);
+    for s in &snap.segments {
+        let d = PyDict::new(py);
+        d.set_item("name", &s.name)?;
+        d.set_item("kind", s.kind.map(|k| k.name()))?;
+        d.set_item("state", s.state.word())?;
+        d.set_item("reason", s.state.reason())?;
+        d.set_item("size", s.size)?;
+        d.set_item("side_segments", s.side_segments)?;
+        d.set_item("side_bytes", s.side_bytes)?;
+        let procs = PyList::empty(py);
+        for p in &s.processes {
+            let pd = PyDict::new(py);
+            pd.set_item("pid", p.pid)?;
+            pd.set_item("alive", p.alive)?;
+            pd.set_item("role", p.role.to_string())?;
+            procs.append(pd)?;
+        }
+        d.set_item("processes", procs)?;
+        let rings = PyList::empty(py);
+        for r in s.rings() {
+            let rd = PyDict::new(py);
+            rd.set_item("len", r.len)?;
+            rd.set_item("capacity", r.capacity)?;
+            rd.set_item("message_size", r.message_size)?;
+            rd.set_item("puts_total", r.puts)?;
+            rd.set_item("gets_total", r.gets)?;
+            rd.set_item("voided_total", r.voided)?;
+            rd.set_item("unfinished", r.unfinished)?;
+            rd.set_item("closed", r.closed)?;
+            rd.set_item("producers_waiting", r.producers_waiting)?;
+            rd.set_item("consumers_waiting", r.consumers_waiting)?;
+            rd.set_item("joiners", r.joiners)?;
+            rd.set_item("dead_claims", r.dead_claims)?;
+            rings.append(rd)?;
+        }
+        d.set_item("rings", rings)?;
+        d.set_item("lock", s.lock().map(|l| l.to_string()))?;
+        if let Detail::Dict { len, .. } = &s.detail {
+            d.set_item("keys", len)?;
+        }
+        rows.append(d)?;
+    }
+    Ok(rows)
+}
+
 /// Native part of the `shmq` package.
 #[pymodule]
 fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -876,5 +932,6 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawLock>()?;
     m.add_class::<RawDict>()?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot, m)?)?;
     Ok(())
 }

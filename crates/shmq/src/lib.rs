@@ -92,6 +92,8 @@ pub mod segment;
 mod select;
 #[cfg(not(loom))]
 mod side;
+#[cfg(not(loom))]
+pub mod snapshot;
 pub mod sync;
 #[cfg(not(loom))]
 mod sys;
@@ -122,6 +124,8 @@ pub use queue::{Queue, QueueInfo};
 pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
 #[cfg(not(loom))]
 pub use select::{Select, SelectTimeoutError};
+#[cfg(not(loom))]
+pub use snapshot::Snapshot;
 #[cfg(not(loom))]
 pub use sync::{LockError, LockState, MutexGuard, RawMutex};
 #[cfg(not(loom))]

@@ -646,6 +646,17 @@ pub struct Inspection {
 /// # }
 /// ```
 pub fn inspect(name: &str) -> Result<Inspection, OpenError> {
+    inspect_within(name, READY_WAIT)
+}
+
+/// As [`inspect`], waiting at most `wait` (instead of [`READY_WAIT`]) for a creator still
+/// writing the header: `Duration::ZERO` never waits, for a watcher that looks at many segments
+/// (a segment not ready yet is then [`OpenError::Corrupt`], as after the wait).
+///
+/// # Errors
+///
+/// As [`inspect`].
+pub fn inspect_within(name: &str, wait: Duration) -> Result<Inspection, OpenError> {
     validate_name(name)?;
     let fd = sys::shm_open(name, false).map_err(|e| map_io(e, name))?;
     let started = Instant::now();
@@ -675,13 +686,13 @@ pub fn inspect(name: &str) -> Result<Inspection, OpenError> {
                     creator: header.creator(),
                 });
             }
-            Err(HeaderError::NotReady) if started.elapsed() < READY_WAIT => {
+            Err(HeaderError::NotReady) if started.elapsed() < wait => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(HeaderError::NotReady) if size == 0 => {
                 return Err(OpenError::Corrupt(format!(
                     "{name} stayed empty for {} ms: its creator never finished it",
-                    READY_WAIT.as_millis()
+                    wait.as_millis()
                 )));
             }
             Err(e) => return Err(header_error(e)),
@@ -741,7 +752,13 @@ impl Inspection {
         (pid, process_alive(pid, start))
     }
 
-    fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OpenError> {
+    /// The bytes from `offset` (a multiple of 8) on, as stored now, into `buf`: one read for
+    /// many words (each aligned word is whole; two words may come from different moments).
+    ///
+    /// # Errors
+    ///
+    /// As [`word`](Self::word), for any byte past the end.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OpenError> {
         let end = offset.checked_add(buf.len());
         if end.is_none_or(|e| e as u64 > self.params.total_size) || !offset.is_multiple_of(8) {
             return Err(OpenError::InvalidOptions(format!(

@@ -18,6 +18,8 @@ pub(crate) mod demo;
 pub(crate) mod dict;
 pub(crate) mod interrupt;
 pub(crate) mod io;
+pub(crate) mod metrics;
+pub(crate) mod top;
 
 /// The exit status of a command that ended early without an error: `get --count N` that got
 /// fewer than N before its timeout (or before the queue was closed and drained), `join

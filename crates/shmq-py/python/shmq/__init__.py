@@ -20,7 +20,7 @@ import struct
 from multiprocessing import BufferTooShort
 
 from . import _lifetime
-from ._shmq import RawDict, RawLock, RawPipeEnd, RawQueue, _init
+from ._shmq import RawDict, RawLock, RawPipeEnd, RawQueue, _init, snapshot
 
 __all__ = [
     "Queue",
@@ -36,6 +36,7 @@ __all__ = [
     "BufferTooShort",
     "unlink",
     "sweep",
+    "snapshot",
     "DEFAULT_SLOT_SIZE",
     "UNBOUNDED_CAPACITY",
 ]
