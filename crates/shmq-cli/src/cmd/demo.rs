@@ -230,7 +230,6 @@ fn bridge_scenario(
     if !shmq_testkit::nats::available() {
         return skip_bridge(args, all, r, shmq_testkit::nats::INSTALL_HINT);
     }
-    r.say("");
     let v = super::bridge::demo(
         args.json,
         args.producers.unwrap_or(3),
@@ -264,7 +263,7 @@ fn skip_bridge(args: &Args, all: bool, r: &Report, why: &str) -> Result<()> {
     if args.json {
         eprintln!("{hint}");
     } else {
-        r.say(format!("\n{hint}"));
+        r.say(format!("{hint}\n")); // each scenario's account ends with an empty line
     }
     Ok(())
 }
