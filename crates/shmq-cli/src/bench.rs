@@ -331,7 +331,7 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                 for &size in &cfg.sizes {
                     plans.push(transfer(Mechanism::Floor, size, 1));
                     plans.push(transfer(Mechanism::Shmq(ShmqApi::Single), size, 1));
-                    // The typed paths (issue 13) at the small size, right after the byte row
+                    // The typed paths at the small size, right after the byte row
                     // they are compared with (`ratio_to_bytes`).
                     if size == 64 {
                         for api in [ShmqApi::Pod, ShmqApi::Serde] {

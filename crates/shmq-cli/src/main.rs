@@ -34,12 +34,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run Python multiprocessing's classic examples (producers and consumers on a queue,
-    /// JoinableQueue, a pipe, a shared counter race) across real processes.
+    /// JoinableQueue, a pipe, a shared counter race), large messages and the NATS bridge
+    /// across real processes.
     Demo(cmd::demo::Args),
     /// Bridge a local queue to a NATS JetStream stream and back (exactly once across a
     /// bridge's death; docs/bridge.md).
+    #[cfg(feature = "bridge")]
     #[command(subcommand)]
     Bridge(Box<cmd::bridge::BridgeCmd>),
+    /// Bridge a local queue to a NATS JetStream stream and back: not built into this shmq
+    /// (build it with `--features bridge`; docs/bridge.md).
+    #[cfg(not(feature = "bridge"))]
+    Bridge {
+        /// The bridge's arguments (`out`, `in`, `bench`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// Compare shmq with an OS pipe and a Unix socket pair across real processes.
     #[command(after_help = shmq_cli::bench::LEGEND)]
     Bench(cmd::bench::Args),
@@ -144,7 +154,10 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench(args) => done(cmd::bench::run(&args)),
+        #[cfg(feature = "bridge")]
         Command::Bridge(cmd) => done(cmd::bridge::run(&cmd)),
+        #[cfg(not(feature = "bridge"))]
+        Command::Bridge { .. } => Err(anyhow::anyhow!("{}", cmd::BRIDGE_NOT_BUILT)),
         Command::Create(kind) => done(cmd::admin::create(&kind)),
         Command::Put(a) => cmd::io::put(&a),
         Command::Get(a) => cmd::io::get(&a),

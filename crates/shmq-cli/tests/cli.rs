@@ -101,11 +101,13 @@ fn demo_race_json_locked_finals_are_all_30() {
 
 #[test]
 fn demo_all_prints_one_object_per_scenario() {
-    // With nats-server on PATH the bridge scenario runs too; without it, one line on stderr
-    // says it was skipped and why. CI installs the server: there the bridge must run.
-    let nats = shmq_testkit::nats::available();
+    // In a shmq built with the bridge (feature `bridge`) and nats-server on PATH the bridge
+    // scenario runs too; otherwise one line on stderr says it was skipped and why. CI installs
+    // the server: there a build with the bridge must run it.
+    let built_in = cfg!(feature = "bridge");
+    let nats = built_in && shmq_testkit::nats::available();
     assert!(
-        nats || std::env::var_os("CI").is_none(),
+        nats || !built_in || std::env::var_os("CI").is_none(),
         "CI must have nats-server: {}",
         shmq_testkit::nats::INSTALL_HINT
     );
@@ -122,11 +124,13 @@ fn demo_all_prints_one_object_per_scenario() {
     if nats {
         expected.push("bridge");
     } else {
-        assert!(
-            stderr(&out).contains("bridge: skipped: the bridge needs nats-server"),
-            "{}",
-            stderr(&out)
-        );
+        let why = if built_in {
+            "bridge: skipped: the bridge needs nats-server"
+        } else {
+            "bridge: skipped: this shmq was built without the NATS bridge: build it with \
+             `--features bridge`"
+        };
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
     }
     assert_eq!(scenarios, expected);
 }
@@ -146,6 +150,9 @@ fn demo_big_delivers_every_message_whole_and_leaves_nothing() {
     assert_eq!(v[0]["side_segments_left"], 0);
 }
 
+/// Without nats-server on PATH (or, in a shmq built without the bridge, in any case) `shmq demo`
+/// runs the other scenarios and one line says how to get the bridge's; `shmq demo bridge` fails
+/// saying the same.
 #[test]
 fn demo_without_nats_server_runs_the_rest_and_says_how_to_get_it() {
     let empty = std::env::temp_dir().join(format!("shmq-test-empty-path-{}", std::process::id()));
@@ -164,9 +171,48 @@ fn demo_without_nats_server_runs_the_rest_and_says_how_to_get_it() {
     assert_eq!(json_lines(&out).len(), 5);
     let hint: Vec<String> = stderr(&out).lines().map(str::to_owned).collect();
     assert_eq!(hint.len(), 1, "{hint:?}");
-    assert!(hint[0].contains("apt-get install nats-server"), "{hint:?}");
+    let how = if cfg!(feature = "bridge") {
+        "apt-get install nats-server"
+    } else {
+        "cargo install --locked --path crates/shmq-cli --features bridge"
+    };
+    assert!(hint[0].contains(how), "{hint:?}");
     assert!(!bridge.status.success());
-    assert!(stderr(&bridge).contains("apt-get install nats-server"));
+    assert!(stderr(&bridge).contains(how), "{}", stderr(&bridge));
+}
+
+/// A shmq built without the bridge still lists `bridge` in its help, and `shmq bridge ...`
+/// fails at once with one line saying how to build it in (instead of an unknown command).
+#[cfg(not(feature = "bridge"))]
+#[test]
+fn bridge_not_built_in_says_how_to_build_it() {
+    let help = shmq(&["--help"], MINUTE);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.lines()
+            .any(|l| l.trim_start().starts_with("bridge") && l.contains("--features bridge")),
+        "{help}"
+    );
+    let out = shmq(
+        &[
+            "bridge",
+            "out",
+            "q",
+            "--to",
+            "s",
+            "--server",
+            "nats://127.0.0.1:1",
+        ],
+        MINUTE,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("built without the NATS bridge")
+            && err.contains("cargo install --locked --path crates/shmq-cli --features bridge"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The queue commands of `shmq` run as a user would, in real processes: `put --timeout` and
 //! `--nowait`, `get`'s exit status when it gets fewer than `--count`, a `get` whose stdout
-//! closes early (issue 9, bug 2), `task-done` and `join`, the `--null` and `--raw` framings, `ls`
-//! showing who uses a segment, `gc`, and the help text.
+//! closes early (the message stays in the queue), `task-done` and `join`, the `--null` and
+//! `--raw` framings, `ls` showing who uses a segment, `gc`, and the help text.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};

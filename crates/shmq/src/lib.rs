@@ -7,9 +7,14 @@
 //! — through one mapped shared-memory segment per object, with no feeder thread and no server
 //! process.
 //!
+//! - Puts and gets take no lock: a producer claims its slot with one compare-and-swap that names
+//!   it as the owner, a consumer takes the front message with one compare-and-swap. Sleepers wait
+//!   on futex words and are woken only when someone sleeps.
 //! - When `put` returns, the message is in shared memory; `len`, `is_empty` and `is_full` agree.
-//! - A process killed with SIGKILL at any point, even holding the lock, leaves the queue usable:
-//!   the next process to lock it repairs the derived state and goes on.
+//! - A process killed with SIGKILL at any instruction leaves the queue usable: a slot claimed by
+//!   a dead producer is skipped, never delivered half-written, and a message whose put returned
+//!   is never lost. What is rare (that repair, `task_done`, `join`, `close`) goes through shmq's
+//!   own robust lock, which a waiter takes over from a dead owner.
 //! - Every blocking call has a `_timeout` (relative) and a `_deadline` (monotonic `Instant`)
 //!   variant; a failed put hands the message back; bad input is a typed error.
 //! - A pipe end whose peers are all gone — closed, dropped or killed — reads as end-of-file
@@ -44,19 +49,54 @@
 //! # }
 //! ```
 //!
-//! ## Layers
+//! ## Where things are
 //!
-//! `sys` (private) is the only module that calls the operating system; [`segment`] maps memory
-//! and inspects segments; [`layout`] is the byte
-//! format (`docs/layout.md`); [`sync`] holds the robust mutex and futex semaphores; `ring` is the
-//! algorithm; [`Queue`], [`Pipe`] and [`PipeEnd`] are the public API. The protocol is in
-//! `docs/protocol.md`.
+//! - **Queues**: [`Queue`] moves byte messages. Named in `/dev/shm` ([`Queue::create`],
+//!   [`Queue::open`], [`Queue::open_or_create`], [`Queue::unlink`]), in a file
+//!   ([`Queue::create_file`]) or anonymous for forked children ([`Queue::anonymous`]); sized by
+//!   [`Options`] (capacity, slot size, largest message, file mode). Besides `put`/`get`: batches
+//!   (`put_many`, `get_many`, `get_many_with`), zero-copy `put_with`/`get_with`, `get_into` a
+//!   buffer, iterators (`for msg in &queue`, [`Queue::iter`], [`Queue::try_iter`]), and
+//!   [`Queue::inspect`] to look at a queue without attaching.
+//! - **Pipes**: [`Pipe::create`] (duplex) and [`Pipe::create_one_way`] give both ends;
+//!   [`PipeEnd::open`] attaches to one ([`End::A`] or [`End::B`]) from another process;
+//!   [`PipeEnd::hand_off`] keeps an end open until a spawned child has opened it.
+//! - **Typed messages**: [`TypedQueue`] and [`TypedPipe`] with a [`Codec`]: [`PodQueue`] and
+//!   [`PodPipeEnd`] for `#[repr(C)]` structs (`bytemuck`'s [`Pod`], no serialisation), and with
+//!   the `serde` feature `SerdeQueue` / `SerdePipeEnd` (postcard). The element type is recorded
+//!   in the segment: opening it as another type is [`OpenError::Incompatible`].
+//! - **Waiting on several objects**: [`Select`] waits until one of several queues or pipe ends
+//!   can be read or written, with a timeout, in one system call.
+//! - **Async** (feature `tokio`): `put_async`/`get_async` on queues, `send_async`/`recv_async`
+//!   on pipe ends, and `Stream`/`Sink` adapters (`QueueStream`, `QueueSink`, `PipeStream`,
+//!   `PipeSink`); cancel-safe, woken by one notifier thread per process. The futures use only
+//!   `std::task` (any executor); they are tested on tokio's.
+//! - **Large messages**: a message larger than a slot (up to [`Options::max_message_size`],
+//!   1 GiB by default) travels in a side segment of its own, on every put and get path; [`large`]
+//!   lists and removes side segments.
+//! - **Errors**: one type per call family ([`PutError`], [`GetError`], [`TryPutError`],
+//!   [`OpenError`], …): a put that fails hands the message back.
+//! - **Lower levels**: [`segment`] maps and inspects segments, [`layout`] is their byte format,
+//!   [`sync`] holds the robust lock ([`RawMutex`]) that the dict and lock build on.
+//! - **A shared dict and a named lock** are in the companion crate `shmq-dict` (`SharedDict`, a
+//!   `String -> i64` map with Python's Manager-dict semantics, and `Lock`).
+//!
+//! Feature flags (all off by default):
+//!
+//! | feature | gives |
+//! |---|---|
+//! | `serde` | `SerdeQueue`, `SerdePipeEnd` and the `Postcard` codec (serde + postcard) |
+//! | `tokio` | the async methods and the `Stream`/`Sink` adapters (futures-core, futures-sink) |
+//!
+//! The repository's `docs/` has the protocol (what each operation does in shared memory and why
+//! a killed process leaves everything usable), the segment layout, the benchmarks and a
+//! getting-started page for Rust, Python and the shell.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("shmq runs on Linux only (futexes, /dev/shm, glibc robust mutexes): see the README");
+compile_error!("shmq runs on Linux only (futexes, /dev/shm and /proc): see the README");
 
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:

@@ -30,10 +30,11 @@ pub(crate) enum Scenario {
     /// Checksummed messages from 0 B to 64 MiB (skewed small) through 4 KiB slots, several
     /// producers and consumers.
     Big,
-    /// Two hosts' queues bridged through NATS JetStream (needs nats-server), a bridge killed
-    /// and restarted mid-stream; every message exactly once.
+    /// Two hosts' queues bridged through NATS JetStream, a bridge killed and restarted
+    /// mid-stream; every message exactly once (needs a shmq built with `--features bridge`
+    /// and nats-server on PATH).
     Bridge,
-    /// All of the above (the bridge only when nats-server is on PATH).
+    /// All of the above (the bridge only when built in and nats-server is on PATH).
     All,
 }
 
@@ -200,27 +201,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
         results.push(("big", big(args, &r)?));
     }
     if wanted(Scenario::Bridge)? {
-        if shmq_testkit::nats::available() {
-            r.say("");
-            let v = super::bridge::demo(
-                args.json,
-                args.producers.unwrap_or(3),
-                args.consumers.unwrap_or(2),
-                args.items.unwrap_or(200),
-            )?;
-            results.push(("bridge", v));
-        } else if all {
-            // `shmq demo` on a fresh machine: everything else runs; one line says how to get
-            // the server (on stderr with --json, which prints only objects on stdout).
-            let hint = format!("bridge: skipped: {}", shmq_testkit::nats::INSTALL_HINT);
-            if args.json {
-                eprintln!("{hint}");
-            } else {
-                r.say(format!("\n{hint}"));
-            }
-        } else {
-            bail!("{}", shmq_testkit::nats::INSTALL_HINT);
-        }
+        bridge_scenario(args, all, &r, &mut results)?;
     }
     super::interrupt::check()?;
     let ok = results.iter().all(|(_, v)| v["ok"] == Value::Bool(true));
@@ -235,6 +216,56 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
         }
     }
     Ok(ok)
+}
+
+/// The bridge scenario, when this shmq has the bridge (feature `bridge`) and `nats-server` is on
+/// PATH; otherwise [`skip_bridge`].
+#[cfg(feature = "bridge")]
+fn bridge_scenario(
+    args: &Args,
+    all: bool,
+    r: &Report,
+    results: &mut Vec<(&'static str, Value)>,
+) -> Result<()> {
+    if !shmq_testkit::nats::available() {
+        return skip_bridge(args, all, r, shmq_testkit::nats::INSTALL_HINT);
+    }
+    let v = super::bridge::demo(
+        args.json,
+        args.producers.unwrap_or(3),
+        args.consumers.unwrap_or(2),
+        args.items.unwrap_or(200),
+    )?;
+    results.push(("bridge", v));
+    Ok(())
+}
+
+/// The bridge scenario of a shmq built without the bridge: [`skip_bridge`], saying how to
+/// build it in.
+#[cfg(not(feature = "bridge"))]
+fn bridge_scenario(
+    args: &Args,
+    all: bool,
+    r: &Report,
+    _results: &mut Vec<(&'static str, Value)>,
+) -> Result<()> {
+    skip_bridge(args, all, r, super::BRIDGE_NOT_BUILT)
+}
+
+/// The bridge scenario cannot run, for the reason `why`: within `shmq demo` (all scenarios) the
+/// others run and one line says so (on stderr with --json, which prints only objects on
+/// stdout); `shmq demo bridge` fails with it.
+fn skip_bridge(args: &Args, all: bool, r: &Report, why: &str) -> Result<()> {
+    if !all {
+        bail!("{why}");
+    }
+    let hint = format!("bridge: skipped: {why}");
+    if args.json {
+        eprintln!("{hint}");
+    } else {
+        r.say(format!("{hint}\n")); // each scenario's account ends with an empty line
+    }
+    Ok(())
 }
 
 fn pace_arg(args: &Args) -> String {

@@ -13,6 +13,7 @@ macro_rules! outln {
 
 pub(crate) mod admin;
 pub(crate) mod bench;
+#[cfg(feature = "bridge")]
 pub(crate) mod bridge;
 pub(crate) mod demo;
 pub(crate) mod dict;
@@ -20,6 +21,13 @@ pub(crate) mod interrupt;
 pub(crate) mod io;
 pub(crate) mod metrics;
 pub(crate) mod top;
+
+/// Why `shmq bridge` and the demo's bridge scenario are missing from a build without the
+/// `bridge` feature, and how to get them.
+#[cfg(not(feature = "bridge"))]
+pub(crate) const BRIDGE_NOT_BUILT: &str = "this shmq was built without the NATS bridge: \
+     build it with `--features bridge` (`cargo install --locked --path crates/shmq-cli \
+     --features bridge`, or `cargo run --release -p shmq-cli --features bridge -- ...`)";
 
 /// The exit status of a command that ended early without an error: `get --count N` that got
 /// fewer than N before its timeout (or before the queue was closed and drained), `join

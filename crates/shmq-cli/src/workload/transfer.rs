@@ -260,7 +260,7 @@ impl Transfer {
 /// microseconds (about 500 MB/s of large messages beside the small ones).
 pub const INTERLEAVED_EVERY_US: u64 = 2000;
 
-/// The interleaved row (issue 11): one producer puts `count` 64-byte messages at full speed
+/// The interleaved row: one producer puts `count` 64-byte messages at full speed
 /// into a queue of 4 KiB slots and one consumer takes them; with `large`, a second producer
 /// puts a 1 MiB message every [`INTERLEAVED_EVERY_US`] µs into the same queue meanwhile (the
 /// consumer takes and checks those too). Returns the time until the consumer's report, after
