@@ -1,7 +1,8 @@
 //! `shmq top` and `shmq metrics`, run as a user would: the full-screen view driven through
 //! tmux (keys in, screen out), `--once --json` against segments in known states, and the
 //! metrics parsed as a Prometheus server parses them, printed, scraped over HTTP and written
-//! as a textfile.
+//! as a textfile. The tmux tests are ignored by a plain `cargo test` (tmux may be missing);
+//! `.ci/run` installs tmux and runs them with `--ignored`.
 
 use std::io::{Read as _, Write as _};
 use std::process::{Command, Output, Stdio};
@@ -419,6 +420,7 @@ fn depth(line: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "needs tmux (apt-get install tmux); .ci/run runs it"]
 fn top_under_tmux_shows_depth_rates_a_waiting_consumer_and_a_closed_queue() {
     let _dog = Watchdog::new("top under tmux", Duration::from_secs(120));
     let q = Name::with_prefix("shmq-test-top", "tmux");
@@ -492,6 +494,7 @@ fn top_under_tmux_shows_depth_rates_a_waiting_consumer_and_a_closed_queue() {
 }
 
 #[test]
+#[ignore = "needs tmux (apt-get install tmux); .ci/run runs it"]
 fn top_under_tmux_sorts_filters_and_shows_a_detail_pane() {
     let _dog = Watchdog::new("top keys", Duration::from_secs(120));
     let base = Name::with_prefix("shmq-test-top", "keys");
