@@ -21,7 +21,9 @@ def build():
     """libshmq.so, the Rust consumer and the C producer; returns the two programs."""
     env = dict(os.environ)
     subprocess.run(
-        ["cargo", "build", "-q", "-p", "shmq-ffi", "--example", "interop_consumer"],
+        # `--lib` as well: building an example alone makes only the rlib of the library, and
+        # the C producer links libshmq.so.
+        ["cargo", "build", "-q", "-p", "shmq-ffi", "--lib", "--example", "interop_consumer"],
         cwd=REPO, check=True, env=env,
     )
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
