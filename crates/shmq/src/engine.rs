@@ -1,8 +1,11 @@
-//! The blocking loops shared by [`Queue`](crate::Queue) and the pipe.
+//! The blocking loops under the message port (`port.rs`), shared by [`Queue`](crate::Queue)
+//! and the pipe.
 //!
-//! A put locks (producers are serialised), tries, and if the ring is full unlocks and waits on
-//! the `free` event count; a get takes no lock at all and waits on the `items` event count,
-//! except the zero-copy gets ([`get_reserved`]), which read the front in place under the lock. A
+//! A put claims a slot without the lock (as its registered participant; under the lock only
+//! when the registry is full) and, if the ring is full, waits on the `free` event count; a get
+//! takes no lock and waits on the `items` event count, voiding a dead producer's claim under
+//! the lock, except the zero-copy gets ([`get_reserved`]), which read the front in place under
+//! the lock. A
 //! wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
 //! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
 //! wake-up that arrives together with the deadline is never lost.
