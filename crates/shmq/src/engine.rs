@@ -14,8 +14,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
+use crate::limits::TRY_LOCK_WAIT;
 use crate::lockfree::{Core, LOCK_OWNER, PopFail, claim_owner, wait_for};
-use crate::options::TRY_LOCK_WAIT;
 use crate::ring::{Locked, Producer, PushFail, Ring, RingError};
 use crate::sync::semaphore::SLEEP_SLICE;
 

@@ -32,11 +32,7 @@ use std::path::{Path, PathBuf};
 use crate::segment::{Backing, Blob, Segment, process_alive, process_start_time};
 use crate::side::{self, Place};
 
-/// The largest `max_message_size` accepted (64 GiB, the largest segment).
-pub const MAX_LARGE_MESSAGE: u64 = 1 << 36;
-
-/// The default maximum message size of a new queue or pipe (1 GiB).
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+pub use crate::limits::{DEFAULT_MAX_MESSAGE, MAX_LARGE_MESSAGE};
 
 /// Bytes of a descriptor in a slot: length, pid, start time, counter (u64 each, native order).
 pub const DESCRIPTOR_LEN: usize = 32;

@@ -31,14 +31,7 @@ pub const SLOT_HEADER: usize = 16;
 /// Entries of a ring's participant registry: processes that put without the lock.
 pub const PARTICIPANTS: usize = 64;
 
-/// The largest capacity (slots per ring) accepted.
-pub const MAX_CAPACITY: u64 = 1 << 24;
-
-/// The largest message size accepted (64 MiB).
-pub const MAX_MESSAGE_SIZE: u64 = 1 << 26;
-
-/// The largest segment accepted (64 GiB).
-pub const MAX_SEGMENT_SIZE: u64 = 1 << 36;
+pub use crate::limits::{MAX_CAPACITY, MAX_MESSAGE_SIZE, MAX_SEGMENT_SIZE};
 
 /// `Header::state` while the creator is still writing the segment.
 pub const STATE_INIT: u32 = 0;

@@ -113,6 +113,8 @@ mod iter;
 pub mod large;
 #[cfg(not(loom))]
 pub mod layout;
+#[cfg(not(loom))]
+mod limits;
 mod lockfree;
 #[cfg(all(not(loom), feature = "tokio"))]
 mod notifier;
@@ -153,7 +155,9 @@ pub use error::{
 #[cfg(not(loom))]
 pub use iter::{Iter, PipeIter, PipeTryIter, TryIter, TypedIter, TypedPipeIter};
 #[cfg(not(loom))]
-pub use options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
+pub use limits::{OPEN_LOCK_WAIT, TRY_LOCK_WAIT};
+#[cfg(not(loom))]
+pub use options::Options;
 #[cfg(not(loom))]
 pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]

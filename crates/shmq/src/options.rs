@@ -1,37 +1,9 @@
 //! The geometry and permissions of a new queue or pipe, and their validation: shared by
 //! [`Queue`](crate::Queue) and [`Pipe`](crate::Pipe), above the layout and below both.
 
-use std::time::Duration;
-
 use crate::error::OpenError;
 use crate::layout;
-use crate::segment::DEFAULT_MODE;
-
-/// How long a `try_*` call that must lock (`try_put`, `try_put_with`, `try_put_many`,
-/// `try_send`) waits for a lock held by another live process before it gives up with
-/// `Full` (it would block). A holder that lives but never lets go (a stuck or hostile peer,
-/// or a forged owner word naming a live thread) is indistinguishable from a slow one, so a
-/// non-blocking call bounds its wait instead of trusting the holder. See the trust model in
-/// `docs/protocol.md`.
-///
-/// # Examples
-///
-/// ```
-/// assert!(shmq::TRY_LOCK_WAIT < shmq::OPEN_LOCK_WAIT);
-/// ```
-pub const TRY_LOCK_WAIT: Duration = Duration::from_millis(100);
-
-/// How long opening a pipe end ([`PipeEnd::open`](crate::PipeEnd::open),
-/// [`PipeEnd::hand_off`](crate::PipeEnd::hand_off)) waits for the holder table's lock while
-/// another live process holds it, before it returns [`OpenError::Busy`]. Opening never
-/// blocks on a peer without bound.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(shmq::OPEN_LOCK_WAIT.as_secs(), 1);
-/// ```
-pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(1);
+use crate::limits::{DEFAULT_MAX_MESSAGE, DEFAULT_MODE, MAX_LARGE_MESSAGE};
 
 /// The geometry and permissions of a new queue or pipe.
 ///
@@ -64,7 +36,7 @@ impl Default for Options {
         Options {
             capacity: 128,
             message_size: 4096,
-            max_message_size: crate::large::DEFAULT_MAX_MESSAGE,
+            max_message_size: DEFAULT_MAX_MESSAGE,
             mode: DEFAULT_MODE,
         }
     }
@@ -77,13 +49,11 @@ impl Options {
     pub(crate) fn check(&self) -> Result<(), OpenError> {
         crate::segment::check_mode(self.mode)?;
         if self.max_message_size < self.message_size
-            || self.max_message_size as u64 > crate::large::MAX_LARGE_MESSAGE
+            || self.max_message_size as u64 > MAX_LARGE_MESSAGE
         {
             return Err(OpenError::InvalidOptions(format!(
                 "maximum message size {} is below the slot size {} or above {}",
-                self.max_message_size,
-                self.message_size,
-                crate::large::MAX_LARGE_MESSAGE
+                self.max_message_size, self.message_size, MAX_LARGE_MESSAGE
             )));
         }
         layout::check_ring_options(self.capacity as u64, self.message_size as u64)

@@ -27,15 +27,11 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::{FutexWord, LockState, RawMutex, Semaphore};
 use crate::sys;
 
-/// The longest segment name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 200;
+pub use crate::limits::{DEFAULT_MODE, MAX_NAME_LEN};
 
 /// How long an opener waits for a segment's creator to finish writing it before reporting it as
 /// corrupt (a creator that died half-way leaves such a segment behind).
 pub const READY_WAIT: Duration = Duration::from_secs(1);
-
-/// The default permission mode of new segments: read and write for the owner only.
-pub const DEFAULT_MODE: u32 = 0o600;
 
 /// What to do when creating a named object whose name may already exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

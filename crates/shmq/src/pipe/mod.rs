@@ -38,7 +38,8 @@ use crate::error::{
 };
 use crate::large::Big;
 use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
-use crate::options::{OPEN_LOCK_WAIT, Options, TRY_LOCK_WAIT};
+use crate::limits::{OPEN_LOCK_WAIT, TRY_LOCK_WAIT};
+use crate::options::Options;
 use crate::port::Port;
 pub(crate) use crate::port::pipe_errors::{
     recv_error, recv_timeout_error, send_error, send_timeout_error, try_recv_error, try_send_error,
