@@ -441,6 +441,50 @@ pub enum JoinError {
     Corrupt(String),
 }
 
+/// Why [`Queue::peek_at`](crate::Queue::peek_at) returned no message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeekError {
+    /// The message at the position was taken already; `head` is the position of the oldest
+    /// message now.
+    #[error("the message at that position was taken already (the oldest is at {head})")]
+    Taken {
+        /// The position of the oldest message in the queue.
+        head: u64,
+    },
+    /// No message reached the position before the deadline.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// The queue is closed and no message will ever reach the position.
+    #[error("the queue is closed")]
+    Closed,
+    /// The segment's shared state is impossible.
+    #[error("corrupt queue: {0}")]
+    Corrupt(String),
+}
+
+/// Why [`Queue::commit`](crate::Queue::commit) took nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The oldest message is not at the position (another consumer took it, or the position
+    /// is wrong): nothing was taken.
+    #[error("the oldest message is at {head}, not at the committed position")]
+    Moved {
+        /// The position of the oldest message in the queue.
+        head: u64,
+    },
+    /// Fewer messages are in the queue than the commit names: nothing was taken.
+    #[error("only messages below position {tail} exist")]
+    NotThere {
+        /// One past the newest message's position.
+        tail: u64,
+    },
+    /// The segment's shared state is impossible.
+    #[error("corrupt queue: {0}")]
+    Corrupt(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,13 +13,20 @@
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
 //!   sweeps its holder table between slices); the port passes it to every loop.
 
+mod peek;
+mod queue_segment;
 pub(crate) mod wait;
+
+pub use queue_segment::QueueInfo;
+pub(crate) use queue_segment::QueueSegment;
 
 pub(crate) use crate::engine::{Fail, Wait, Waiting};
 
 use crate::engine;
 use crate::large::Big;
+use crate::layout::RING_CLOSED;
 use crate::ring::{PushFail, Ring};
+use wait::{Dir, Recheck, Watch};
 
 /// One direction of messages: a ring, its large-message layer and the face's way of waiting.
 pub(crate) struct Port<'p> {
@@ -126,6 +133,33 @@ impl<'p> Port<'p> {
 
     // ---- tasks and state ----
 
+    /// Messages waiting, read without the lock.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len() as usize
+    }
+
+    /// Unfinished tasks, read without the lock.
+    pub(crate) fn unfinished(&self) -> u64 {
+        self.ring.unfinished()
+    }
+
+    /// Closes the ring (no put succeeds, gets drain what is left) and wakes every sleeper.
+    pub(crate) fn close(&self) -> Result<(), Fail> {
+        self.set_flags(RING_CLOSED)
+    }
+
+    /// Whether the ring is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ring.flags() & RING_CLOSED != 0
+    }
+
+    /// Readiness and the event word of `dir` on this port's ring, for the waiting layer;
+    /// `peer` is re-checked between sleeps.
+    pub(crate) fn into_watch(self, dir: Dir, peer: Option<&'p dyn Recheck>) -> Watch<'p> {
+        Watch::new(Some(self.ring), dir, peer)
+    }
+
     /// Marks `n` tasks done: the unfinished count left, or `Err(Ok(left))` without a change if
     /// fewer than `n` are unfinished.
     pub(crate) fn task_done(&self, n: u64) -> Result<u64, Result<u64, Fail>> {
@@ -140,6 +174,13 @@ impl<'p> Port<'p> {
     /// Sets state bits (`RING_CLOSED`, …) under the ring's lock and wakes every sleeper.
     pub(crate) fn set_flags(&self, bits: u32) -> Result<(), Fail> {
         engine::set_flags(&self.ring, bits, true)
+    }
+
+    /// Test hook: copies the front message, then stops for good (as a consumer killed after
+    /// its copy, before its take).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn copy_and_stop(&self) -> Option<Vec<u8>> {
+        self.ring.core().copy_and_die()
     }
 
     /// Test hook: claims and writes slots for `msgs` and publishes all but the first.

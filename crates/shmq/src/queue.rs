@@ -9,17 +9,15 @@ use crate::error::{
     GetError, GetTimeoutError, JoinError, OpenError, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,
 };
-use crate::large::Big;
-use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
 use crate::options::Options;
-use crate::port::Port;
+pub use crate::port::QueueInfo;
 pub(crate) use crate::port::queue_errors::{
     get_error, get_timeout_error, put_error, put_timeout_error, try_get_error, try_put_error,
 };
 use crate::port::wait::{Dir, Watch};
-use crate::port::{Fail, Wait, Waiting};
-use crate::ring::{CheckedRing, Ring};
-use crate::segment::{CreationMode, Fresh, Segment};
+use crate::port::{Fail, Wait};
+use crate::port::{Port, QueueSegment};
+use crate::segment::{CreationMode, Segment};
 
 mod peek;
 mod voided;
@@ -56,28 +54,7 @@ pub use peek::{CommitError, PeekError};
 /// # }
 /// ```
 pub struct Queue {
-    seg: Segment,
-    layout: RingLayout,
-    big: Big,
-    /// `layout`, checked against `seg` once.
-    checked: CheckedRing,
-}
-
-/// A look at a named queue from outside: what [`Queue::inspect`] returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueInfo {
-    /// How many messages fit.
-    pub capacity: usize,
-    /// The slot size: the largest message that travels in a slot, in bytes.
-    pub message_size: usize,
-    /// The largest message a put accepts (larger ones than a slot travel in side segments).
-    pub max_message_size: usize,
-    /// Messages waiting, a message a consumer is reading included.
-    pub len: usize,
-    /// Tasks put and not yet marked done (JoinableQueue's count), the waiting messages included.
-    pub unfinished: u64,
-    /// Whether the queue is closed.
-    pub closed: bool,
+    shm: QueueSegment,
 }
 
 impl Queue {
@@ -119,23 +96,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn create_with(name: &str, opts: &Options, mode: CreationMode) -> Result<Queue, OpenError> {
-        opts.check()?;
-        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
-            .map_err(OpenError::InvalidOptions)?;
-        let q = crate::segment::create_named(
-            name,
-            mode,
-            || {
-                Self::init(
-                    Segment::create(name, params.total_size, opts.mode)?,
-                    ring,
-                    &params,
-                    opts,
-                )
-            },
-            Self::open,
-        )?;
-        q.matching(opts)
+        QueueSegment::create_named(name, opts, mode).map(|shm| Queue { shm })
     }
 
     /// [`create_with`](Self::create_with) with [`CreationMode::OpenOrCreate`].
@@ -147,36 +108,6 @@ impl Queue {
         Self::create_with(name, opts, CreationMode::OpenOrCreate)
     }
 
-    fn matching(self, opts: &Options) -> Result<Queue, OpenError> {
-        let (cap, size) = (self.capacity(), self.message_size());
-        if cap != opts.capacity || size != opts.message_size {
-            return Err(OpenError::Incompatible(format!(
-                "the existing queue has capacity {cap} and message size {size}, not {} and {}",
-                opts.capacity, opts.message_size
-            )));
-        }
-        Ok(self)
-    }
-
-    fn init(
-        fresh: Fresh,
-        ring: RingLayout,
-        params: &layout::Params,
-        opts: &Options,
-    ) -> Result<Queue, OpenError> {
-        fresh.init_ring(&ring)?;
-        fresh.set_max_message(opts.max_message_size as u64);
-        let seg = fresh.publish(params);
-        let checked = seg.check_ring(&ring)?;
-        let big = Big::new(&seg, opts.message_size)?;
-        Ok(Queue {
-            seg,
-            layout: ring,
-            big,
-            checked,
-        })
-    }
-
     /// Opens an existing named queue, waiting briefly for a creator that is still writing it.
     ///
     /// # Errors
@@ -185,7 +116,7 @@ impl Queue {
     /// kind of object or layout version), [`OpenError::Corrupt`] (not a shmq segment, truncated,
     /// impossible header or positions), [`OpenError::Io`].
     pub fn open(name: &str) -> Result<Queue, OpenError> {
-        Self::from_segment(Segment::open_raw(name)?)
+        QueueSegment::open(name).map(|shm| Queue { shm })
     }
 
     /// Creates a queue in a new file at `path` (a file-backed segment; `/dev/shm` is not needed).
@@ -196,11 +127,7 @@ impl Queue {
     ///
     /// As [`create`](Self::create).
     pub fn create_file(path: &Path, opts: &Options) -> Result<Queue, OpenError> {
-        opts.check()?;
-        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
-            .map_err(OpenError::InvalidOptions)?;
-        let fresh = Segment::create_file(path, params.total_size, opts.mode)?;
-        Self::init(fresh, ring, &params, opts)
+        QueueSegment::create_file(path, opts).map(|shm| Queue { shm })
     }
 
     /// Opens a queue made by [`create_file`](Self::create_file).
@@ -209,7 +136,7 @@ impl Queue {
     ///
     /// As [`open`](Self::open).
     pub fn open_file(path: &Path) -> Result<Queue, OpenError> {
-        Self::from_segment(Segment::open_file_raw(path)?)
+        QueueSegment::open_file(path).map(|shm| Queue { shm })
     }
 
     /// Removes the file of a queue made by [`create_file`](Self::create_file), then the side
@@ -237,15 +164,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn unlink_file(path: &Path) -> Result<(), OpenError> {
-        std::fs::remove_file(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                OpenError::NotFound(path.display().to_string())
-            } else {
-                OpenError::Io(e)
-            }
-        })?;
-        crate::large::remove_side_files(path);
-        Ok(())
+        QueueSegment::unlink_file(path)
     }
 
     /// A queue in an anonymous shared mapping: share it with children by forking after this call.
@@ -271,11 +190,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn anonymous(opts: &Options) -> Result<Queue, OpenError> {
-        opts.check()?;
-        let (ring, params) = layout::queue_layout(opts.capacity as u64, opts.message_size as u64)
-            .map_err(OpenError::InvalidOptions)?;
-        let fresh = Segment::anonymous(params.total_size)?;
-        Self::init(fresh, ring, &params, opts)
+        QueueSegment::anonymous(opts).map(|shm| Queue { shm })
     }
 
     /// Looks at a named queue without attaching to it: reads its geometry, its length, its
@@ -307,39 +222,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn inspect(name: &str) -> Result<QueueInfo, OpenError> {
-        let seg = Segment::open_raw(name)?;
-        let p = seg.read_header(Some(Kind::Queue))?;
-        let (layout, expected) =
-            layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
-        seg.check_opened(&p, &expected, [&layout])?;
-        // Validates the maximum message size; a named segment's side place is only computed.
-        let big = Big::new(&seg, p.message_size as usize)?;
-        let ring = seg.ring(&layout)?;
-        Ok(QueueInfo {
-            capacity: layout.capacity as usize,
-            message_size: layout.message_size,
-            max_message_size: big.max(),
-            len: ring.len() as usize,
-            unfinished: ring.unfinished(),
-            closed: ring.flags() & RING_CLOSED != 0,
-        })
-    }
-
-    fn from_segment(seg: Segment) -> Result<Queue, OpenError> {
-        let p = seg.read_header(Some(Kind::Queue))?;
-        let (ring, expected) =
-            layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
-        seg.check_opened(&p, &expected, [&ring])?;
-        let checked = seg.check_ring(&ring)?;
-        let big = Big::new(&seg, p.message_size as usize)?;
-        let q = Queue {
-            seg,
-            layout: ring,
-            big,
-            checked,
-        };
-        q.big.sweep(&[&q.ring()]);
-        Ok(q)
+        QueueSegment::inspect(name)
     }
 
     /// Removes the name. Handles that are open keep working; the memory goes when the last one
@@ -349,28 +232,18 @@ impl Queue {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)?;
-        crate::large::remove_side_segments(name);
-        Ok(())
+        QueueSegment::unlink(name)
     }
 
     /// The segment behind this queue.
     pub fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
-    #[inline]
-    pub(crate) fn ring(&self) -> Ring<'_> {
-        // Checked in `from_segment`/`init`; the layout is immutable, so this cannot fail.
-        self.seg
-            .ring_checked(&self.checked)
-            .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+        self.shm.segment()
     }
 
     /// Readiness and the event word of a get (`Take`) or a put (`Give`), for the waiting
     /// layer (select, async).
     pub(crate) fn watch(&self, dir: Dir) -> Watch<'_> {
-        Watch::new(Some(self.ring()), dir, None)
+        self.shm.watch(dir)
     }
 
     /// A copying get (no lock, like [`get_into`](Self::get_into)) into `buf`, which must hold
@@ -384,10 +257,16 @@ impl Queue {
         self.port().get_into_with_position(buf, wait)
     }
 
+    /// The ring, for tests that look inside.
+    #[cfg(test)]
+    pub(crate) fn ring(&self) -> crate::ring::Ring<'_> {
+        self.shm.ring()
+    }
+
     /// The queue's one direction of messages.
     #[inline]
-    fn port(&self) -> Port<'_> {
-        Port::new(self.ring(), &self.big, Waiting::PLAIN)
+    pub(crate) fn port(&self) -> Port<'_> {
+        self.shm.port()
     }
 
     #[inline]
@@ -733,7 +612,7 @@ impl Queue {
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn copy_and_stop(&self) -> Option<Vec<u8>> {
-        self.ring().core().copy_and_die()
+        self.port().copy_and_stop()
     }
 
     fn get_with_impl<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
@@ -1040,7 +919,7 @@ impl Queue {
 
     /// Puts minus tasks done: how many tasks are unfinished.
     pub fn unfinished(&self) -> u64 {
-        self.ring().unfinished()
+        self.port().unfinished()
     }
 
     fn join_impl(&self, wait: Wait) -> Result<(), JoinError> {
@@ -1107,17 +986,17 @@ impl Queue {
     /// # }
     /// ```
     pub fn close(&self) -> Result<(), GetError> {
-        self.port().set_flags(RING_CLOSED).map_err(get_error)
+        self.port().close().map_err(get_error)
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.ring().flags() & RING_CLOSED != 0
+        self.port().is_closed()
     }
 
     /// Messages in the queue now.
     pub fn len(&self) -> usize {
-        self.ring().len() as usize
+        self.port().len()
     }
 
     /// Whether no message is in the queue.
@@ -1132,12 +1011,12 @@ impl Queue {
 
     /// How many messages fit.
     pub fn capacity(&self) -> usize {
-        self.layout.capacity as usize
+        self.shm.capacity()
     }
 
     /// The slot size: the largest message that travels in a slot, in bytes.
     pub fn message_size(&self) -> usize {
-        self.layout.message_size
+        self.shm.message_size()
     }
 
     /// The largest message a put accepts ([`Options::max_message_size`]); larger than
@@ -1162,14 +1041,14 @@ impl Queue {
     /// # }
     /// ```
     pub fn max_message_size(&self) -> usize {
-        self.big.max()
+        self.shm.max_message_size()
     }
 }
 
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
-            .field("backing", self.seg.backing())
+            .field("backing", self.shm.segment().backing())
             .field("capacity", &self.capacity())
             .field("message_size", &self.message_size())
             .field("len", &self.len())
@@ -1236,7 +1115,7 @@ mod tests {
         .join()
         .unwrap();
         let ring = q.ring();
-        let mine = |ring: &Ring<'_>| {
+        let mine = |ring: &crate::ring::Ring<'_>| {
             ring.participants()
                 .iter()
                 .filter(|p| p.id.load(SeqCst) as u32 == me)

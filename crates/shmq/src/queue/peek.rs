@@ -12,54 +12,7 @@
 use std::time::Instant;
 
 use super::Queue;
-use crate::engine::{self, Fail, Wait, Waiting};
-use crate::layout::RING_CLOSED;
-use crate::lockfree::{Commit, Peek, PopFail, RESERVED, wait_for};
-use crate::sync::atomic::Ordering::SeqCst;
-
-/// Why [`Queue::peek_at`] returned no message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeekError {
-    /// The message at the position was taken already; `head` is the position of the oldest
-    /// message now.
-    #[error("the message at that position was taken already (the oldest is at {head})")]
-    Taken {
-        /// The position of the oldest message in the queue.
-        head: u64,
-    },
-    /// No message reached the position before the deadline.
-    #[error("timed out waiting for a message")]
-    Timeout,
-    /// The queue is closed and no message will ever reach the position.
-    #[error("the queue is closed")]
-    Closed,
-    /// The segment's shared state is impossible.
-    #[error("corrupt queue: {0}")]
-    Corrupt(String),
-}
-
-/// Why [`Queue::commit`] took nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CommitError {
-    /// The oldest message is not at the position (another consumer took it, or the position
-    /// is wrong): nothing was taken.
-    #[error("the oldest message is at {head}, not at the committed position")]
-    Moved {
-        /// The position of the oldest message in the queue.
-        head: u64,
-    },
-    /// Fewer messages are in the queue than the commit names: nothing was taken.
-    #[error("only messages below position {tail} exist")]
-    NotThere {
-        /// One past the newest message's position.
-        tail: u64,
-    },
-    /// The segment's shared state is impossible.
-    #[error("corrupt queue: {0}")]
-    Corrupt(String),
-}
+pub use crate::error::{CommitError, PeekError};
 
 impl Queue {
     /// A random non-zero id of this queue's segment, written when it was created: two queues
@@ -80,7 +33,7 @@ impl Queue {
     /// # }
     /// ```
     pub fn instance_id(&self) -> u64 {
-        self.seg.header().instance_id()
+        self.shm.instance_id()
     }
 
     /// The position of the oldest message: how many messages were ever taken. Message
@@ -99,12 +52,12 @@ impl Queue {
     /// # }
     /// ```
     pub fn head_position(&self) -> u64 {
-        self.ring().core().head.load(SeqCst) & !RESERVED
+        self.shm.port().head_position()
     }
 
     /// One past the newest message's position: how many messages were ever put.
     pub fn tail_position(&self) -> u64 {
-        self.ring().core().tail.load(SeqCst)
+        self.shm.port().tail_position()
     }
 
     /// Copies the oldest message without taking it and returns its position with it, waiting
@@ -195,70 +148,7 @@ impl Queue {
         position: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<Vec<u8>>, PeekError> {
-        let ring = self.ring();
-        let core = ring.core();
-        let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let mut msg = Vec::new();
-        let mut last_try = false;
-        let mut closed_seen = false;
-        loop {
-            match core.peek_at(position, &mut msg) {
-                Ok(Peek::Copied(_)) => return Ok(Some(msg)),
-                // `msg` holds the descriptor; the message is in its side segment.
-                Ok(Peek::Large) => return self.peek_large(position, &msg).map(Some),
-                Ok(Peek::Void) => return Ok(None),
-                Ok(Peek::Taken(head)) => return Err(PeekError::Taken { head }),
-                Ok(Peek::Sealed) => return Err(PeekError::Closed),
-                Ok(Peek::NotYet) => {}
-                Err(PopFail::Pending { pos, word }) => {
-                    // An unpublished put: wait for it, voiding it if its owner died.
-                    match engine::wait_out_claim(&ring, wait, pos, word) {
-                        Ok(()) => continue,
-                        Err(Fail::WouldBlock) => return Err(PeekError::Timeout),
-                        Err(f) => return Err(PeekError::Corrupt(f.to_string())),
-                    }
-                }
-                Err(PopFail::Corrupt(s)) => return Err(PeekError::Corrupt(s)),
-                Err(e) => return Err(PeekError::Corrupt(format!("{e:?}"))),
-            }
-            if ring.flags() & RING_CLOSED != 0 {
-                // A put that passed its check of the flags before the close may still claim
-                // a position (microseconds): look once more after a moment.
-                if core.tail.load(SeqCst) <= position {
-                    if closed_seen {
-                        return Err(PeekError::Closed);
-                    }
-                    closed_seen = true;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                continue;
-            }
-            if last_try {
-                return Err(PeekError::Timeout);
-            }
-            let ready = || core.tail.load(SeqCst) > position || core.flags() & RING_CLOSED != 0;
-            if !wait_for(ring.items(), ready, deadline, Waiting::PLAIN.slice) {
-                last_try = true;
-            }
-        }
-    }
-
-    /// The large message at `position`, whose descriptor `descriptor` was peeked there: copied
-    /// from its side segment and validated (`Big::peek`).
-    #[cold]
-    #[inline(never)]
-    fn peek_large(&self, position: u64, descriptor: &[u8]) -> Result<Vec<u8>, PeekError> {
-        let mut body = Vec::new();
-        match self.big.peek(descriptor, &mut body) {
-            Ok(()) => Ok(body),
-            // Freed, reused or unlinked under us: fine if it was taken meanwhile (the check of
-            // `head` is ordered after everything `peek` read); damage if not (`Big::peek`:
-            // nothing else changes the side segment of a message still queued).
-            Err(f) => match self.ring().core().passed(position) {
-                Some(head) => Err(PeekError::Taken { head }),
-                None => Err(PeekError::Corrupt(f.to_string())),
-            },
-        }
+        self.shm.port().peek_at(position, deadline)
     }
 
     /// Takes the message at `position` (peeked with [`peek_with_position`](Self::peek_with_position)
@@ -338,24 +228,7 @@ impl Queue {
     }
 
     fn commit_impl(&self, position: u64, n: u64, release: bool) -> Result<(), CommitError> {
-        // The descriptors of the large messages taken (read before the CAS; none for small
-        // messages, and no allocation then).
-        let mut large = Vec::new();
-        let r = engine::get(&self.ring(), Wait::Forever, Waiting::PLAIN, |r| {
-            match r.core().commit(position, n, &mut large) {
-                Commit::Done => Ok(Some((n as usize, Ok(())))),
-                Commit::Moved(head) => Ok(Some((0, Err(CommitError::Moved { head })))),
-                Commit::NotThere(tail) => Ok(Some((0, Err(CommitError::NotThere { tail })))),
-                // A zero-copy reader holds the front: `engine::get` waits on the lock, retries.
-                Commit::Reserved => Err(Fail::Reserved),
-            }
-        })
-        .map_err(|f| CommitError::Corrupt(f.to_string()))?;
-        if release && r.is_ok() && !large.is_empty() {
-            // Taken: free (or unlink) their side segments, as a get does after its take.
-            self.big.release_taken(&large);
-        }
-        r
+        self.shm.port().commit(position, n, release)
     }
 }
 
@@ -584,12 +457,12 @@ mod tests {
         let mut descriptor = Vec::new();
         assert_eq!(
             peeker.ring().core().peek_at(0, &mut descriptor),
-            Ok(Peek::Large)
+            Ok(crate::lockfree::Peek::Large)
         );
         // Another consumer takes it (its side segment freed) before the peek copies it.
         assert!(is_msg(&consumer.get().unwrap(), 0, 100_000));
         assert_eq!(
-            peeker.peek_large(0, &descriptor),
+            peeker.port().peek_large(0, &descriptor),
             Err(PeekError::Taken { head: 1 })
         );
         // The producer reuses the segment for the next message: still Taken, not its bytes.
@@ -597,7 +470,7 @@ mod tests {
         producer.put(msg(1, 100_000)).unwrap();
         assert_eq!(b.sides(), before, "the same side segment, reused");
         assert_eq!(
-            peeker.peek_large(0, &descriptor),
+            peeker.port().peek_large(0, &descriptor),
             Err(PeekError::Taken { head: 1 })
         );
         assert_eq!(peeker.peek_at(0, None), Err(PeekError::Taken { head: 1 }));

@@ -4,7 +4,6 @@
 //! `crates/shmq-bridge`) compares this count with the one it recorded before the put.
 
 use super::Queue;
-use crate::sync::atomic::Ordering::SeqCst;
 
 impl Queue {
     /// How many positions of this queue were ever voided: claimed by a put whose process died
@@ -34,25 +33,6 @@ impl Queue {
     /// # }
     /// ```
     pub fn voided(&self) -> u64 {
-        let ring = self.ring();
-        let c = &ring.control().counters.0;
-        if c.void_done.load(SeqCst) == 0 {
-            // No void in progress: the count is whole (a void sets the journal before it
-            // changes anything).
-            let n = c.voided.load(SeqCst) & !crate::layout::VOIDED_PENDING;
-            if c.void_done.load(SeqCst) == 0 {
-                return n;
-            }
-        }
-        // A void is in progress, or was cut short by its holder's death: the lock waits for
-        // the first and repairs the second.
-        match ring.lock(None) {
-            Ok(l) => {
-                let n = l.voided();
-                drop(l);
-                n
-            }
-            Err(_) => c.voided.load(SeqCst) & !crate::layout::VOIDED_PENDING,
-        }
+        self.shm.port().voided()
     }
 }
