@@ -82,7 +82,7 @@ impl Waiter {
             self.cancel();
             return Poll::Ready(r);
         }
-        self.id = Some(crate::notifier::register(
+        self.id = Some(crate::port::notifier::register(
             self.id,
             ev.0,
             v,
@@ -94,7 +94,7 @@ impl Waiter {
 
     fn cancel(&mut self) {
         if let Some(id) = self.id.take() {
-            crate::notifier::deregister(id);
+            crate::port::notifier::deregister(id);
         }
     }
 }

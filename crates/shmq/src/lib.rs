@@ -116,8 +116,6 @@ pub mod layout;
 #[cfg(not(loom))]
 mod limits;
 mod lockfree;
-#[cfg(all(not(loom), feature = "tokio"))]
-mod notifier;
 #[cfg(not(loom))]
 mod options;
 #[cfg(not(loom))]

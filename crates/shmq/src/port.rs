@@ -13,7 +13,10 @@
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
 //!   sweeps its holder table between slices); the port passes it to every loop.
 
+#[cfg(feature = "tokio")]
+pub(crate) mod notifier;
 mod peek;
+pub(crate) mod pipe_handle;
 mod queue_segment;
 pub(crate) mod wait;
 
@@ -21,12 +24,13 @@ pub use queue_segment::QueueInfo;
 pub(crate) use queue_segment::QueueSegment;
 
 pub(crate) use crate::engine::{Fail, Wait, Waiting};
+/// Makes the segments created inside `create` carry a type tag (the typed faces' element type).
+pub(crate) use crate::segment::with_type_tag;
 
 use crate::engine;
 use crate::large::Big;
 use crate::layout::RING_CLOSED;
 use crate::ring::{PushFail, Ring};
-use wait::{Dir, Recheck, Watch};
 
 /// One direction of messages: a ring, its large-message layer and the face's way of waiting.
 pub(crate) struct Port<'p> {
@@ -152,12 +156,6 @@ impl<'p> Port<'p> {
     /// Whether the ring is closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.ring.flags() & RING_CLOSED != 0
-    }
-
-    /// Readiness and the event word of `dir` on this port's ring, for the waiting layer;
-    /// `peer` is re-checked between sleeps.
-    pub(crate) fn into_watch(self, dir: Dir, peer: Option<&'p dyn Recheck>) -> Watch<'p> {
-        Watch::new(Some(self.ring), dir, peer)
     }
 
     /// Marks `n` tasks done: the unfinished count left, or `Err(Ok(left))` without a change if

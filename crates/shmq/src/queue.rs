@@ -257,12 +257,6 @@ impl Queue {
         self.port().get_into_with_position(buf, wait)
     }
 
-    /// The ring, for tests that look inside.
-    #[cfg(test)]
-    pub(crate) fn ring(&self) -> crate::ring::Ring<'_> {
-        self.shm.ring()
-    }
-
     /// The queue's one direction of messages.
     #[inline]
     pub(crate) fn port(&self) -> Port<'_> {
@@ -1061,6 +1055,13 @@ impl fmt::Debug for Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Queue {
+        /// The ring, for tests that look inside.
+        pub(crate) fn ring(&self) -> crate::ring::Ring<'_> {
+            self.shm.ring()
+        }
+    }
     use std::sync::Arc;
 
     fn q(capacity: usize, message_size: usize) -> Queue {

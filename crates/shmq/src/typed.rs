@@ -35,9 +35,10 @@ use crate::error::{
 };
 use crate::options::Options;
 use crate::pipe::{End, Pipe, PipeEnd};
+use crate::port::with_type_tag;
 use crate::port::{Fail, Wait};
 use crate::queue::{Queue, get_error, get_timeout_error, try_get_error};
-use crate::segment::{CreationMode, with_type_tag};
+use crate::segment::CreationMode;
 
 /// How values of `T` become the bytes of a message and back.
 ///

@@ -27,93 +27,24 @@
 //! [`OpenError::Disconnected`]. The protocol is in `docs/protocol.md`, the bytes in
 //! `docs/layout.md`.
 
-mod holders;
-
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{
     OpenError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::large::Big;
-use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
-use crate::limits::{OPEN_LOCK_WAIT, TRY_LOCK_WAIT};
 use crate::options::Options;
 use crate::port::Port;
 pub(crate) use crate::port::pipe_errors::{
     recv_error, recv_timeout_error, send_error, send_timeout_error, try_recv_error, try_send_error,
 };
-use crate::port::wait::{Dir, Recheck, Watch};
-use crate::port::{Fail, Wait, Waiting};
-use crate::ring::Ring;
-use crate::segment::{Fresh, Segment};
-use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use crate::sys;
-use holders::{Holding, Table, Tag, table_full};
+use crate::port::pipe_handle::{Direction, HandOffToken, PipeHandle, WrongDirection};
+use crate::port::wait::{Dir, Watch};
+use crate::port::{Fail, Wait};
+use crate::segment::Segment;
 
+pub use crate::port::pipe_handle::{End, PipeInfo};
 pub use crate::port::wait::LIVENESS_SLICE;
-
-/// One end of a pipe.
-///
-/// In a duplex pipe both ends send and receive. In a one-way pipe (Python's
-/// `Pipe(duplex=False)`), end `A` only receives and end `B` only sends, in the order of Python's
-/// `(receiver, sender)` pair.
-///
-/// # Examples
-///
-/// ```
-/// use shmq::End;
-/// assert_eq!(End::A.other(), End::B);
-/// assert_eq!(End::B.to_string(), "B");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum End {
-    /// The first end (the receiving end of a one-way pipe).
-    A,
-    /// The second end (the sending end of a one-way pipe).
-    B,
-}
-
-impl End {
-    /// The end connected to this one.
-    pub fn other(self) -> End {
-        match self {
-            End::A => End::B,
-            End::B => End::A,
-        }
-    }
-
-    /// The end's code in a holder entry's tag.
-    fn code(self) -> u64 {
-        match self {
-            End::A => 1,
-            End::B => 2,
-        }
-    }
-
-    fn from_code(code: u64) -> Option<End> {
-        match code {
-            1 => Some(End::A),
-            2 => Some(End::B),
-            _ => None,
-        }
-    }
-
-    /// The end's bit in the `gone` word (and in the set of ends with a live holder).
-    fn bit(self) -> u64 {
-        self.code()
-    }
-}
-
-impl fmt::Display for End {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            End::A => "A",
-            End::B => "B",
-        })
-    }
-}
 
 /// Creates pipes: a namespace for [`create`](Self::create),
 /// [`create_one_way`](Self::create_one_way) and [`unlink`](Self::unlink); the ends are
@@ -206,9 +137,7 @@ impl Pipe {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)?;
-        crate::large::remove_side_segments(name);
-        Ok(())
+        PipeHandle::unlink(name)
     }
 
     fn create_named(
@@ -216,96 +145,15 @@ impl Pipe {
         opts: &Options,
         duplex: bool,
     ) -> Result<(PipeEnd, PipeEnd), OpenError> {
-        opts.check()?;
-        crate::segment::validate_name(name)?;
-        let (layout, params) =
-            layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
-                .map_err(OpenError::InvalidOptions)?;
-        let fresh = Segment::create(name, params.total_size, opts.mode)?;
-        fresh.set_max_message(opts.max_message_size as u64);
-        Self::init(fresh, layout, &params)
-    }
-
-    /// Initialises a fresh segment, registers both ends for this process and publishes it.
-    fn init(
-        fresh: Fresh,
-        layout: PipeLayout,
-        params: &layout::Params,
-    ) -> Result<(PipeEnd, PipeEnd), OpenError> {
-        fresh.init_mutex(layout.lock)?;
-        for ring in layout.a_to_b.iter().chain([&layout.b_to_a]) {
-            fresh.init_ring(ring)?;
-        }
-        // Register both ends before publishing, so that no opener ever sees a pipe with an end
-        // that has no holder (it would take that end for gone).
-        let table = Table::new(&fresh, &layout)?;
-        let tag_a = Tag::mine(End::A, holders::Kind::Holder)?;
-        let tag_b = Tag::mine(End::B, holders::Kind::Holder)?;
-        let entry_a = table.insert(tag_a, 0).ok_or_else(table_full)?;
-        let entry_b = table.insert(tag_b, 0).ok_or_else(table_full)?;
-        let seg = Arc::new(fresh.publish(params));
-        Ok((
-            PipeEnd::new(Holding::register(
-                Arc::clone(&seg),
-                layout,
-                End::A,
-                entry_a,
-                tag_a,
-            )),
-            PipeEnd::new(Holding::register(seg, layout, End::B, entry_b, tag_b)),
-        ))
+        PipeHandle::create_named(name, opts, duplex)
+            .map(|(a, b)| (PipeEnd { h: a }, PipeEnd { h: b }))
     }
 
     /// A pipe in an anonymous mapping, for the unit tests.
     #[cfg(test)]
-    fn anonymous(opts: &Options, duplex: bool) -> Result<(PipeEnd, PipeEnd), OpenError> {
-        opts.check()?;
-        let (layout, params) =
-            layout::pipe_layout(opts.capacity as u64, opts.message_size as u64, duplex)
-                .map_err(OpenError::InvalidOptions)?;
-        Self::init(Segment::anonymous(params.total_size)?, layout, &params)
+    pub(crate) fn anonymous(opts: &Options, duplex: bool) -> Result<(PipeEnd, PipeEnd), OpenError> {
+        PipeHandle::anonymous(opts, duplex).map(|(a, b)| (PipeEnd { h: a }, PipeEnd { h: b }))
     }
-}
-
-/// Opens a pipe segment and checks its header, geometry and rings (repairing a ring whose lock
-/// owner died), without registering a holder.
-fn validated(name: &str) -> Result<(Segment, PipeLayout), OpenError> {
-    let seg = Segment::open_raw(name)?;
-    let p = seg.read_header(Some(Kind::Pipe))?;
-    let duplex = match p.aux {
-        PIPE_DUPLEX => true,
-        PIPE_ONE_WAY => false,
-        other => {
-            return Err(OpenError::Corrupt(format!(
-                "pipe direction word is {other}, not {PIPE_DUPLEX} or {PIPE_ONE_WAY}"
-            )));
-        }
-    };
-    let (layout, expected) =
-        layout::pipe_layout(p.capacity, p.message_size, duplex).map_err(OpenError::Corrupt)?;
-    seg.check_opened(&p, &expected, layout.a_to_b.iter().chain([&layout.b_to_a]))?;
-    Big::new(&seg, p.message_size as usize)?;
-    Ok((seg, layout))
-}
-
-/// A look at a pipe from outside: what [`Pipe::inspect`] returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipeInfo {
-    /// Whether both ends send and receive.
-    pub duplex: bool,
-    /// Messages each direction holds.
-    pub capacity: usize,
-    /// The largest message in bytes.
-    pub message_size: usize,
-    /// Live holders of end A and of end B (entries whose process still runs).
-    pub holders: [usize; 2],
-    /// Hand-off tokens ([`PipeEnd::hand_off`]) and fork reservations of end A and of end B that
-    /// are still live: each keeps its end open although no process holds it yet.
-    pub handoffs: [usize; 2],
-    /// Whether end A and end B are gone for good (every holder left: end-of-file).
-    pub gone: [bool; 2],
-    /// Messages waiting from A to B (`None` for a one-way pipe) and from B to A.
-    pub queued: (Option<usize>, usize),
 }
 
 impl Pipe {
@@ -333,23 +181,7 @@ impl Pipe {
     /// # }
     /// ```
     pub fn inspect(name: &str) -> Result<PipeInfo, OpenError> {
-        let (seg, layout) = validated(name)?;
-        let table = Table::new(&seg, &layout)?;
-        let (holders, handoffs) = table.census(sys::monotonic_ns());
-        let gone = table.gone.load(SeqCst);
-        let len = |r: &RingLayout| seg.ring(r).map(|r| r.len() as usize);
-        Ok(PipeInfo {
-            duplex: layout.a_to_b.is_some(),
-            capacity: layout.b_to_a.capacity as usize,
-            message_size: layout.b_to_a.message_size,
-            holders,
-            handoffs,
-            gone: [gone & End::A.bit() != 0, gone & End::B.bit() != 0],
-            queued: (
-                layout.a_to_b.as_ref().map(len).transpose()?,
-                len(&layout.b_to_a)?,
-            ),
-        })
+        PipeHandle::inspect(name)
     }
 }
 
@@ -446,67 +278,10 @@ impl Pipe {
 /// # }
 /// ```
 pub struct PipeEnd {
-    /// This handle's entry in the holder table (with the segment and the layout).
-    holding: Arc<Holding>,
-    seg: Arc<Segment>,
-    layout: PipeLayout,
-    end: End,
-    /// When this handle was made; `last_sweep` counts from it.
-    epoch: Instant,
-    /// Nanoseconds from `epoch` to this handle's last sweep of the holder table.
-    last_sweep: AtomicU64,
-    /// Messages larger than a slot.
-    big: Big,
+    h: PipeHandle,
 }
-
-/// The error of an open or hand-off whose holder-table update failed: the lock stayed held by a
-/// live process for [`OPEN_LOCK_WAIT`], or the table is damaged.
-fn open_error(f: Fail) -> OpenError {
-    match f {
-        Fail::WouldBlock => OpenError::Busy(format!(
-            "the pipe's holder table stayed locked by another live process for {} ms",
-            OPEN_LOCK_WAIT.as_millis()
-        )),
-        Fail::Corrupt(s) => OpenError::Corrupt(s),
-        Fail::Closed | Fail::Disconnected => {
-            OpenError::Disconnected("the pipe's ends are gone".into())
-        }
-        Fail::TooLarge { .. }
-        | Fail::NoSpace { .. }
-        | Fail::TooSmall { .. }
-        | Fail::Reserved
-        | Fail::Pending { .. }
-        | Fail::Large => {
-            unreachable!("a holder-table update moves no message")
-        }
-    }
-}
-
-/// The instant [`OPEN_LOCK_WAIT`] from now, if representable.
-fn open_deadline() -> Option<Instant> {
-    Instant::now().checked_add(OPEN_LOCK_WAIT)
-}
-
-/// Marks that an operation needs a direction this end of a one-way pipe lacks.
-struct WrongDirection;
 
 impl PipeEnd {
-    fn new(holding: Arc<Holding>) -> PipeEnd {
-        let size = holding.layout.b_to_a.message_size;
-        // Checked by `validated` (or just written by the creator); a header that changed since
-        // is a damaged segment, which then carries no large messages.
-        let big = Big::new(&holding.seg, size).unwrap_or_else(|_| Big::slots_only(size));
-        PipeEnd {
-            big,
-            seg: Arc::clone(&holding.seg),
-            layout: holding.layout,
-            end: holding.end,
-            holding,
-            epoch: Instant::now(),
-            last_sweep: AtomicU64::new(0),
-        }
-    }
-
     /// Attaches to end `end` of an existing named pipe and registers this handle as one of its
     /// holders.
     ///
@@ -536,77 +311,17 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn open(name: &str, end: End) -> Result<PipeEnd, OpenError> {
-        let (seg, layout) = validated(name)?;
-        let tag = Tag::mine(end, holders::Kind::Holder)?;
-        let entry = {
-            let table = Table::new(&seg, &layout)?;
-            table
-                .update_until(open_deadline(), |t, gone| {
-                    if gone & end.bit() != 0 {
-                        return Err(OpenError::Disconnected(format!(
-                            "pipe {name:?}: every holder of end {end} has left, and end-of-file is final"
-                        )));
-                    }
-                    // A hand-off token of this end becomes this handle's entry; otherwise a
-                    // free one does.
-                    t.take_hand_off(tag)
-                        .or_else(|| t.insert(tag, 0))
-                        .ok_or_else(table_full)
-                })
-                .map_err(open_error)??
-        };
-        let pe = PipeEnd::new(Holding::register(Arc::new(seg), layout, end, entry, tag));
-        // Side segments that dead processes left (docs/protocol.md, "Large messages").
-        let rings: Vec<Ring<'_>> = [pe.incoming().ok(), pe.outgoing().ok()]
-            .into_iter()
-            .flatten()
-            .collect();
-        pe.big.sweep(&rings.iter().collect::<Vec<_>>());
-        drop(rings);
-        Ok(pe)
-    }
-
-    fn table(&self) -> Table<'_> {
-        self.holding.table()
-    }
-
-    fn ring(&self, layout: Option<RingLayout>) -> Result<Ring<'_>, WrongDirection> {
-        let layout = layout.ok_or(WrongDirection)?;
-        // Checked when the handle was made, as above.
-        Ok(self
-            .seg
-            .ring(&layout)
-            .unwrap_or_else(|e| unreachable!("validated ring: {e}")))
+        PipeHandle::open(name, end).map(|h| PipeEnd { h })
     }
 
     /// The ring this end sends on.
-    fn outgoing(&self) -> Result<Ring<'_>, WrongDirection> {
-        self.ring(match self.end {
-            End::A => self.layout.a_to_b,
-            End::B => Some(self.layout.b_to_a),
-        })
+    fn outgoing(&self) -> Result<Direction<'_>, WrongDirection> {
+        self.h.outgoing()
     }
 
     /// The ring this end receives from.
-    fn incoming(&self) -> Result<Ring<'_>, WrongDirection> {
-        self.ring(match self.end {
-            End::A => Some(self.layout.b_to_a),
-            End::B => self.layout.a_to_b,
-        })
-    }
-
-    /// Sweeps the holder table now. The sweep waits [`TRY_LOCK_WAIT`] at most for the table's
-    /// lock: a live holder of that lock is updating the table itself, and a holder that never
-    /// lets go must not make a `try_*` or `_timeout` call wait without bound; the sweep is
-    /// skipped then, and retried after the next slice.
-    fn sweep(&self) -> Result<(), Fail> {
-        self.last_sweep
-            .store(self.epoch.elapsed().as_nanos() as u64, SeqCst);
-        let deadline = Instant::now().checked_add(TRY_LOCK_WAIT);
-        match self.table().update_until(deadline, |_, _| ()) {
-            Err(Fail::WouldBlock) => Ok(()),
-            r => r,
-        }
+    fn incoming(&self) -> Result<Direction<'_>, WrongDirection> {
+        self.h.incoming()
     }
 
     /// Readiness and the event word of a receive (`Take`) or a send (`Give`), for the waiting
@@ -614,21 +329,7 @@ impl PipeEnd {
     /// that a peer killed without closing is noticed. A direction this end does not have is
     /// always ready (the operation reports `WrongDirection`).
     pub(crate) fn watch(&self, dir: Dir) -> Watch<'_> {
-        let ring = match dir {
-            Dir::Take => self.incoming().ok(),
-            Dir::Give => self.outgoing().ok(),
-        };
-        Watch::new(ring, dir, Some(self))
-    }
-
-    /// Sweeps the holder table if this handle's last sweep is [`LIVENESS_SLICE`] old.
-    fn maybe_sweep(&self) -> Result<(), Fail> {
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        if now.saturating_sub(self.last_sweep.load(SeqCst)) >= LIVENESS_SLICE.as_nanos() as u64 {
-            self.sweep()
-        } else {
-            Ok(())
-        }
+        self.h.watch(dir)
     }
 
     /// Runs an operation of the port over `ring` (one direction) with the pipe's waiting
@@ -637,21 +338,13 @@ impl PipeEnd {
     /// operation).
     fn with_port<R>(
         &self,
-        ring: Ring<'_>,
+        dir: Direction<'_>,
         run: impl FnOnce(&Port<'_>) -> Result<R, Fail>,
     ) -> Result<R, Fail> {
-        self.maybe_sweep()?;
-        let recheck = || {
-            let _ = self.maybe_sweep();
-        };
-        let how = Waiting {
-            slice: LIVENESS_SLICE,
-            recheck: Some(&recheck),
-        };
-        run(&Port::new(ring, &self.big, how))
+        self.h.with_port(dir, run)
     }
 
-    fn send_impl(&self, ring: Ring<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
+    fn send_impl(&self, ring: Direction<'_>, msg: &[u8], wait: Wait) -> Result<(), Fail> {
         self.with_port(ring, |p| p.put(msg, wait))
     }
 
@@ -796,7 +489,7 @@ impl PipeEnd {
         Some(self.with_port(ring, |p| p.get_into_with_position(buf, wait)))
     }
 
-    fn recv_impl(&self, ring: Ring<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
+    fn recv_impl(&self, ring: Direction<'_>, wait: Wait) -> Result<Vec<u8>, Fail> {
         self.with_port(ring, |p| p.get_vec(wait))
     }
 
@@ -1327,30 +1020,7 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn hand_off(&self, within: Duration) -> Result<HandOff, OpenError> {
-        let tag = Tag::mine(self.end, holders::Kind::HandOff)?;
-        let now = Instant::now();
-        let until =
-            sys::monotonic_ns().saturating_add(within.as_nanos().min(u64::MAX.into()) as u64);
-        let end = self.end;
-        let entry = self
-            .table()
-            .update_until(open_deadline(), |t, gone| {
-                if gone & end.bit() != 0 {
-                    return Err(OpenError::Disconnected(format!(
-                        "every holder of end {end} has left; it cannot be handed off"
-                    )));
-                }
-                t.insert(tag, until).ok_or_else(table_full)
-            })
-            .map_err(open_error)??;
-        Ok(HandOff {
-            seg: Arc::clone(&self.seg),
-            layout: self.layout,
-            end,
-            entry,
-            tag: tag.encode(),
-            deadline: now.checked_add(within),
-        })
+        self.h.hand_off(within).map(|token| HandOff { token })
     }
 
     /// Releases this holder of the end (as dropping the handle does). If it was the last live
@@ -1375,17 +1045,17 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn close(self) -> Result<(), RecvError> {
-        self.holding.release().map_err(recv_error)
+        self.h.release().map_err(recv_error)
     }
 
     /// Which end this handle holds.
     pub fn end(&self) -> End {
-        self.end
+        self.h.end()
     }
 
     /// Whether the pipe is duplex (both ends send and receive).
     pub fn is_duplex(&self) -> bool {
-        self.layout.a_to_b.is_some()
+        self.h.is_duplex()
     }
 
     /// Whether this end can send (false only for end A of a one-way pipe).
@@ -1400,12 +1070,12 @@ impl PipeEnd {
 
     /// How many messages each direction holds.
     pub fn capacity(&self) -> usize {
-        self.layout.b_to_a.capacity as usize
+        self.h.capacity()
     }
 
     /// The slot size: the largest message that travels in a slot, in bytes.
     pub fn message_size(&self) -> usize {
-        self.layout.b_to_a.message_size
+        self.h.message_size()
     }
 
     /// The largest message a send accepts ([`Options::max_message_size`]); larger messages
@@ -1428,12 +1098,12 @@ impl PipeEnd {
     /// # }
     /// ```
     pub fn max_message_size(&self) -> usize {
-        self.big.max()
+        self.h.max_message_size()
     }
 
     /// The segment behind this pipe.
     pub fn segment(&self) -> &Segment {
-        &self.seg
+        self.h.segment()
     }
 }
 
@@ -1441,24 +1111,18 @@ impl PipeEnd {
 /// will attach to it by name, until one does or its deadline passes. Dropping this value leaves
 /// the token in place (that is the point: the handle that made it is usually closed next).
 pub struct HandOff {
-    seg: Arc<Segment>,
-    layout: PipeLayout,
-    end: End,
-    entry: usize,
-    tag: u64,
-    /// `None` if the deadline is beyond what `Instant` can hold.
-    deadline: Option<Instant>,
+    token: HandOffToken,
 }
 
 impl HandOff {
     /// The end that was handed off.
     pub fn end(&self) -> End {
-        self.end
+        self.token.end()
     }
 
     /// When the token expires if no process has taken it (`None`: too far to represent).
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.token.deadline()
     }
 
     /// Withdraws the token if no process has taken it yet; returns whether it was still there.
@@ -1487,43 +1151,25 @@ impl HandOff {
     /// # }
     /// ```
     pub fn cancel(self) -> Result<bool, OpenError> {
-        let table = Table::new(&self.seg, &self.layout)?;
-        table
-            .update(|t, _| t.release(self.entry, self.tag))
-            .map_err(open_error)
+        self.token.cancel()
     }
 }
 
 impl fmt::Debug for HandOff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandOff")
-            .field("backing", self.seg.backing())
-            .field("end", &self.end)
-            .field("deadline", &self.deadline)
+            .field("backing", self.token.segment().backing())
+            .field("end", &self.end())
+            .field("deadline", &self.deadline())
             .finish()
-    }
-}
-
-impl Recheck for PipeEnd {
-    /// Sweeps the holder table if the last sweep is [`LIVENESS_SLICE`] old.
-    fn recheck(&self) {
-        let _ = self.maybe_sweep();
-    }
-}
-
-impl Drop for PipeEnd {
-    fn drop(&mut self) {
-        // A corrupt segment cannot be reported from here; the entry is then freed by the next
-        // sweep after this process exits.
-        let _ = self.holding.release();
     }
 }
 
 impl fmt::Debug for PipeEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipeEnd")
-            .field("backing", self.seg.backing())
-            .field("end", &self.end)
+            .field("backing", self.h.segment().backing())
+            .field("end", &self.end())
             .field("duplex", &self.is_duplex())
             .field("capacity", &self.capacity())
             .field("message_size", &self.message_size())
@@ -1534,8 +1180,23 @@ impl fmt::Debug for PipeEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout;
+    use crate::port::pipe_handle::holders::{Kind as EntryKind, Table, Tag};
     use crate::segment;
-    use holders::Kind as EntryKind;
+    use crate::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+
+    impl PipeEnd {
+        /// The holder table, for tests that look inside.
+        pub(crate) fn table(&self) -> Table<'_> {
+            self.h.table()
+        }
+
+        /// The holder table's lock, for tests that look inside.
+        fn table_lock(&self) -> &crate::sync::RawMutex {
+            self.h.table_lock()
+        }
+    }
 
     fn pipe(duplex: bool) -> (PipeEnd, PipeEnd) {
         let opts = Options {
@@ -1573,7 +1234,7 @@ mod tests {
             },
         )
         .unwrap();
-        let lock = a.seg.mutex_at(a.layout.lock).unwrap();
+        let lock = a.table_lock();
         crate::sync::scribble(lock, live_forged_owner(), 0);
         let name_again = name.clone();
         let (a, open, hand_off) = within_watchdog(move || {
@@ -1583,7 +1244,7 @@ mod tests {
             (a, open, hand_off)
         });
         // Freed before the assertions: a failed one must not hang in the ends' drops.
-        crate::sync::scribble(a.seg.mutex_at(a.layout.lock).unwrap(), 0, 0);
+        crate::sync::scribble(a.table_lock(), 0, 0);
         drop((a, b));
         // Removed again at the end: the name must not outlive the test whatever ran meanwhile.
         let _ = Pipe::unlink(&name_again);
@@ -1595,14 +1256,14 @@ mod tests {
     fn a_send_takes_no_ring_lock_even_one_held_by_a_live_owner() {
         let (a, b) = pipe(true);
         let ring = a.outgoing().ok().unwrap();
-        crate::sync::scribble(&ring.control().lock.0, live_forged_owner(), 0);
+        crate::sync::scribble(&ring.0.control().lock.0, live_forged_owner(), 0);
         let (a, sent, timed) = within_watchdog(move || {
             let sent = a.try_send(b"x");
             let timed = a.send_timeout(b"t", Duration::from_millis(20));
             (a, sent, timed)
         });
         let ring = a.outgoing().ok().unwrap();
-        crate::sync::scribble(&ring.control().lock.0, 0, 0);
+        crate::sync::scribble(&ring.0.control().lock.0, 0, 0);
         assert!(sent.is_ok(), "{sent:?}");
         assert!(timed.is_ok(), "{timed:?}");
         assert_eq!(b.recv().unwrap(), b"x");
@@ -1655,7 +1316,7 @@ mod tests {
         fake_holder(&a, End::B, dead_pid, 0);
         // Release b's entry without waking anyone through its own drop: the only holder of B
         // left is the dead one, which only a sweep can find.
-        b.table().tag(b.holding.entry().unwrap()).store(0, SeqCst);
+        b.table().tag(b.h.entry().unwrap()).store(0, SeqCst);
         // Not a Timeout: the blocked receiver found the dead holder by itself.
         assert_eq!(
             a.recv_timeout(Duration::from_secs(10)),

@@ -37,7 +37,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::pipe::LIVENESS_SLICE;
+use super::wait::LIVENESS_SLICE;
 use crate::sync::per_process::PerProcess;
 use crate::sys::{WaitvResult, futex_waitv};
 

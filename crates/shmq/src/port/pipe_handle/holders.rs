@@ -4,14 +4,14 @@
 //! table's robust mutex together with the `gone` word (`docs/layout.md`, "Pipe segment"). An
 //! entry is one of three kinds:
 //!
-//! - a **holder**: a process that holds the end through a handle ([`PipeEnd`](super::PipeEnd));
+//! - a **holder**: a process that holds the end through a handle ([`PipeEnd`](crate::PipeEnd));
 //!   live while that process runs (pid and start time, [`segment::process_alive`]);
 //! - a **fork reservation**: made in the parent just before a `fork` for every handle the process
 //!   holds, and turned into the child's holder entry by the child before `fork` returns there;
 //!   live until [`FORK_CLAIM_WINDOW`] after the fork (it only outlives the fork when the fork
 //!   failed or the child died before running);
-//! - a **hand-off token** ([`PipeEnd::hand_off`](super::PipeEnd::hand_off)): keeps the end held
-//!   for a process that will attach by name; [`PipeEnd::open`](super::PipeEnd::open) of that end
+//! - a **hand-off token** ([`PipeEnd::hand_off`](crate::PipeEnd::hand_off)): keeps the end held
+//!   for a process that will attach by name; [`PipeEnd::open`](crate::PipeEnd::open) of that end
 //!   takes it over as its holder entry; live until its deadline, whatever happens to the process
 //!   that made it.
 //!
@@ -49,12 +49,12 @@ const FORK_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// What an entry stands for (bits 2–3 of its tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     /// A process holding the end through a handle.
     Holder = 0,
     /// Reserved by a parent at `fork` for its child.
     Fork = 1,
-    /// Left by [`PipeEnd::hand_off`](super::PipeEnd::hand_off) for a process that will open the end.
+    /// Left by [`PipeEnd::hand_off`](crate::PipeEnd::hand_off) for a process that will open the end.
     HandOff = 2,
 }
 
@@ -68,18 +68,18 @@ const START_MAX: u64 = (1 << (64 - START_SHIFT)) - 1;
 
 /// A decoded entry tag: `end | kind << 2 | pid << 4 | start << 26`; 0 is a free entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Tag {
-    pub(super) end: End,
-    pub(super) kind: Kind,
+pub(crate) struct Tag {
+    pub(crate) end: End,
+    pub(crate) kind: Kind,
     /// The holder's pid (for tokens and reservations: the process that made them).
-    pub(super) pid: u32,
+    pub(crate) pid: u32,
     /// That process's start time in clock ticks since boot, 0 if unknown.
-    pub(super) start: u64,
+    pub(crate) start: u64,
 }
 
 impl Tag {
     /// A tag, or `None` if `pid` does not fit (it always does on Linux).
-    pub(super) fn new(end: End, kind: Kind, pid: u32, start: u64) -> Option<Tag> {
+    pub(crate) fn new(end: End, kind: Kind, pid: u32, start: u64) -> Option<Tag> {
         (pid != 0 && pid < 1 << PID_BITS).then_some(Tag {
             end,
             kind,
@@ -89,14 +89,14 @@ impl Tag {
     }
 
     /// A tag for this process (its pid and start time).
-    pub(super) fn mine(end: End, kind: Kind) -> Result<Tag, OpenError> {
+    pub(crate) fn mine(end: End, kind: Kind) -> Result<Tag, OpenError> {
         let pid = std::process::id();
         let start = segment::process_start_time(pid).unwrap_or(0);
         Tag::new(end, kind, pid, start)
             .ok_or_else(|| OpenError::Corrupt(format!("pid {pid} does not fit a holder entry")))
     }
 
-    pub(super) fn encode(self) -> u64 {
+    pub(crate) fn encode(self) -> u64 {
         self.end.code()
             | (self.kind as u64) << 2
             | u64::from(self.pid) << 4
@@ -104,7 +104,7 @@ impl Tag {
     }
 
     /// The tag in `word`, or `None` for a free entry or an impossible one.
-    pub(super) fn decode(word: u64) -> Option<Tag> {
+    pub(crate) fn decode(word: u64) -> Option<Tag> {
         let end = End::from_code(word & 3)?;
         let kind = match (word >> 2) & 3 {
             0 => Kind::Holder,
@@ -122,22 +122,22 @@ impl Tag {
     }
 }
 
-pub(super) fn table_full() -> OpenError {
+pub(crate) fn table_full() -> OpenError {
     OpenError::TooManyHolders(format!(
         "the pipe's holder table is full ({PIPE_HOLDERS} handles, hand-offs and forks in progress hold its ends)"
     ))
 }
 
 /// The holder table, the `gone` word and the lock that guards them, over a segment.
-pub(super) struct Table<'a> {
+pub(crate) struct Table<'a> {
     seg: &'a Segment,
     layout: &'a PipeLayout,
     words: &'a [AtomicU64],
-    pub(super) gone: &'a AtomicU64,
+    pub(crate) gone: &'a AtomicU64,
 }
 
 impl<'a> Table<'a> {
-    pub(super) fn new(seg: &'a Segment, layout: &'a PipeLayout) -> Result<Table<'a>, OpenError> {
+    pub(crate) fn new(seg: &'a Segment, layout: &'a PipeLayout) -> Result<Table<'a>, OpenError> {
         seg.mutex_at(layout.lock)?;
         Ok(Table {
             seg,
@@ -151,7 +151,7 @@ impl<'a> Table<'a> {
     /// previous owner that died left every entry whole or free (see the module), so the lock is
     /// marked consistent at once; the sweep every caller runs next removes the dead owner's
     /// entries and re-applies the ring flags it may not have set.
-    pub(super) fn lock(&self, deadline: Option<Instant>) -> Result<MutexGuard<'a>, Fail> {
+    pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<MutexGuard<'a>, Fail> {
         let m = self
             .seg
             .mutex_at(self.layout.lock)
@@ -170,19 +170,19 @@ impl<'a> Table<'a> {
         Ok(g)
     }
 
-    pub(super) fn tag(&self, i: usize) -> &AtomicU64 {
+    pub(crate) fn tag(&self, i: usize) -> &AtomicU64 {
         &self.words[2 * i]
     }
 
     /// The `deadline` word of entry `i`: `CLOCK_MONOTONIC` nanoseconds until which a token or a
     /// reservation is live (unused by holders).
-    pub(super) fn deadline(&self, i: usize) -> &AtomicU64 {
+    pub(crate) fn deadline(&self, i: usize) -> &AtomicU64 {
         &self.words[2 * i + 1]
     }
 
     /// Writes an entry into a free slot; `None` if the table is full. Under the lock, or before
     /// publishing.
-    pub(super) fn insert(&self, tag: Tag, deadline: u64) -> Option<usize> {
+    pub(crate) fn insert(&self, tag: Tag, deadline: u64) -> Option<usize> {
         let i = (0..PIPE_HOLDERS).find(|&i| self.tag(i).load(SeqCst) == 0)?;
         self.deadline(i).store(deadline, SeqCst);
         // Commit point: the entry exists from this store on.
@@ -192,7 +192,7 @@ impl<'a> Table<'a> {
 
     /// Turns a live hand-off token of `tag.end` into the entry `tag`; returns its index, or
     /// `None` if there is no token. Under the lock, after a sweep (so the token is live).
-    pub(super) fn take_hand_off(&self, tag: Tag) -> Option<usize> {
+    pub(crate) fn take_hand_off(&self, tag: Tag) -> Option<usize> {
         (0..PIPE_HOLDERS).find(|&i| {
             let word = self.tag(i).load(SeqCst);
             Tag::decode(word).is_some_and(|t| t.kind == Kind::HandOff && t.end == tag.end)
@@ -202,7 +202,7 @@ impl<'a> Table<'a> {
     }
 
     /// Frees entry `i` if it still holds `word`; whether it did. Under the lock.
-    pub(super) fn release(&self, i: usize, word: u64) -> bool {
+    pub(crate) fn release(&self, i: usize, word: u64) -> bool {
         // Commit point: the entry is gone from here on.
         self.tag(i)
             .compare_exchange(word, 0, SeqCst, SeqCst)
@@ -219,7 +219,7 @@ impl<'a> Table<'a> {
     }
 
     /// Which ends have an entry of any kind (bits as in `gone`), without checking liveness.
-    pub(super) fn held(&self) -> u64 {
+    pub(crate) fn held(&self) -> u64 {
         (0..PIPE_HOLDERS)
             .filter_map(|i| Tag::decode(self.tag(i).load(SeqCst)))
             .fold(0, |bits, t| bits | t.end.bit())
@@ -236,8 +236,8 @@ impl<'a> Table<'a> {
     }
 
     /// Live holders, and live tokens and reservations, of end A and of end B, as seen at `now`;
-    /// changes nothing (for [`Pipe::inspect`](super::Pipe::inspect)).
-    pub(super) fn census(&self, now: u64) -> ([usize; 2], [usize; 2]) {
+    /// changes nothing (for [`Pipe::inspect`](crate::Pipe::inspect)).
+    pub(crate) fn census(&self, now: u64) -> ([usize; 2], [usize; 2]) {
         let (mut holders, mut pending) = ([0; 2], [0; 2]);
         for i in 0..PIPE_HOLDERS {
             if let Some(t) = self.live(i, self.tag(i).load(SeqCst), now) {
@@ -254,7 +254,7 @@ impl<'a> Table<'a> {
     /// Frees every entry that is not live at `now` (a holder whose process no longer runs, an
     /// expired token or reservation, an impossible tag), then marks every end without an entry
     /// as gone. Returns the `gone` word. Under the lock.
-    pub(super) fn sweep(&self, now: u64) -> u64 {
+    pub(crate) fn sweep(&self, now: u64) -> u64 {
         for i in 0..PIPE_HOLDERS {
             let word = self.tag(i).load(SeqCst);
             if word != 0 && self.live(i, word, now).is_none() {
@@ -267,7 +267,7 @@ impl<'a> Table<'a> {
     }
 
     /// Sets the `gone` bit of every end without an entry; returns the `gone` word.
-    pub(super) fn mark_unheld(&self) -> u64 {
+    pub(crate) fn mark_unheld(&self) -> u64 {
         let unheld = !self.held() & (End::A.bit() | End::B.bit());
         if unheld != 0 {
             // Commit point: an end is gone for good from this store on.
@@ -279,7 +279,7 @@ impl<'a> Table<'a> {
     /// Mirrors `gone` into the rings' flags (idempotent): each ring learns whether its sender
     /// and its receiver are gone, which wakes every caller blocked on it. Under the lock (lock
     /// order: table, then ring).
-    pub(super) fn apply(&self, gone: u64) -> Result<(), Fail> {
+    pub(crate) fn apply(&self, gone: u64) -> Result<(), Fail> {
         let rings = [
             (self.layout.a_to_b, End::A, End::B),
             (Some(self.layout.b_to_a), End::B, End::A),
@@ -306,13 +306,13 @@ impl<'a> Table<'a> {
 
     /// Under the lock: sweeps, runs `f` with the swept `gone` word, marks ends left without an
     /// entry as gone and applies the flags.
-    pub(super) fn update<R>(&self, f: impl FnOnce(&Self, u64) -> R) -> Result<R, Fail> {
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&Self, u64) -> R) -> Result<R, Fail> {
         self.update_until(None, f)
     }
 
     /// [`update`](Self::update), waiting for the lock until `deadline` at most
     /// ([`Fail::WouldBlock`] when it passes).
-    pub(super) fn update_until<R>(
+    pub(crate) fn update_until<R>(
         &self,
         deadline: Option<Instant>,
         f: impl FnOnce(&Self, u64) -> R,
@@ -332,10 +332,10 @@ const NONE: u64 = u64::MAX;
 
 /// One handle's entry in a holder table, shared by the handle and this process's list of live
 /// handles, which the fork handlers walk.
-pub(super) struct Holding {
-    pub(super) seg: Arc<Segment>,
-    pub(super) layout: PipeLayout,
-    pub(super) end: End,
+pub(crate) struct Holding {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) layout: PipeLayout,
+    pub(crate) end: End,
     /// The entry this handle holds, or [`NONE`].
     entry: AtomicU64,
     /// The tag it holds the entry with (what a release compares against).
@@ -364,7 +364,7 @@ fn live() -> StdGuard<'static, Vec<Arc<Holding>>> {
 
 impl Holding {
     /// Records a handle that holds entry `entry` with `tag`, so that a `fork` passes it on.
-    pub(super) fn register(
+    pub(crate) fn register(
         seg: Arc<Segment>,
         layout: PipeLayout,
         end: End,
@@ -389,7 +389,7 @@ impl Holding {
         h
     }
 
-    pub(super) fn table(&self) -> Table<'_> {
+    pub(crate) fn table(&self) -> Table<'_> {
         // Checked when the handle was made; the layout is immutable, so this cannot fail.
         Table::new(&self.seg, &self.layout)
             .unwrap_or_else(|e| unreachable!("validated holder table: {e}"))
@@ -397,13 +397,13 @@ impl Holding {
 
     /// This handle's entry, if it holds one (for the tests).
     #[cfg(test)]
-    pub(super) fn entry(&self) -> Option<usize> {
+    pub(crate) fn entry(&self) -> Option<usize> {
         let i = self.entry.load(SeqCst);
         (i != NONE).then_some(i as usize)
     }
 
     /// Leaves the table (idempotent). If this was the end's last entry, the end is gone.
-    pub(super) fn release(self: &Arc<Self>) -> Result<(), Fail> {
+    pub(crate) fn release(self: &Arc<Self>) -> Result<(), Fail> {
         live().retain(|h| !Arc::ptr_eq(h, self));
         let i = self.entry.swap(NONE, SeqCst);
         let word = self.tag.load(SeqCst);
@@ -489,9 +489,9 @@ extern "C" fn child_after_fork() {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Pipe, PipeEnd, TryRecvError};
     use super::*;
     use crate::options::Options;
+    use crate::{Pipe, PipeEnd, TryRecvError};
 
     fn pipe() -> (PipeEnd, PipeEnd) {
         let opts = Options {
