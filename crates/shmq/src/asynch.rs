@@ -757,7 +757,7 @@ impl<T: Send, C: Codec<T>> TypedPipeEnd<T, C> {
     /// ```
     /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use shmq::{Options, Pod, TypedPipe};
+    /// use shmq::{Options, TypedPipe, codec::Pod};
     /// let name = format!("shmq-doc-typedpipe-async-{}", std::process::id());
     /// let (a, b) = TypedPipe::<u32, Pod>::create(&name, &Options { capacity: 2, message_size: 4, ..Default::default() })?;
     /// a.send_async(7).await?;

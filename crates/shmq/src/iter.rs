@@ -306,7 +306,7 @@ impl<T, C: Codec<T>> TypedPipeEnd<T, C> {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use shmq::{Options, Pod, TypedPipe};
+    /// use shmq::{Options, TypedPipe, codec::Pod};
     /// let name = format!("shmq-doc-typedpipe-iter-{}", std::process::id());
     /// let (a, b) = TypedPipe::<u32, Pod>::create(&name, &Options { capacity: 4, message_size: 4, ..Default::default() })?;
     /// a.send(1)?;
@@ -331,7 +331,7 @@ impl<T, C: Codec<T>> TypedPipeEnd<T, C> {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use shmq::{Options, Pod, TypedPipe};
+    /// use shmq::{Options, TypedPipe, codec::Pod};
     /// let name = format!("shmq-doc-typedpipe-tryiter-{}", std::process::id());
     /// let (a, b) = TypedPipe::<u32, Pod>::create(&name, &Options { capacity: 4, message_size: 4, ..Default::default() })?;
     /// a.send(5)?;

@@ -62,9 +62,10 @@
 //!   [`PipeEnd::open`] attaches to one ([`End::A`] or [`End::B`]) from another process;
 //!   [`PipeEnd::hand_off`] keeps an end open until a spawned child has opened it.
 //! - **Typed messages**: [`TypedQueue`] and [`TypedPipe`] with a [`Codec`]: [`PodQueue`] and
-//!   [`PodPipeEnd`] for `#[repr(C)]` structs (`bytemuck`'s [`Pod`], no serialisation), and with
-//!   the `serde` feature `SerdeQueue` / `SerdePipeEnd` (postcard). The element type is recorded
-//!   in the segment: opening it as another type is [`OpenError::Incompatible`].
+//!   [`PodPipeEnd`] for `#[repr(C)]` structs ([`codec::Pod`]: `bytemuck::Pod` types as their
+//!   bytes, no serialisation), and with the `serde` feature `SerdeQueue` / `SerdePipeEnd`
+//!   ([`codec`]'s `Postcard`). The element type is recorded in the segment: opening it as
+//!   another type is [`OpenError::Incompatible`].
 //! - **Waiting on several objects**: [`Select`] waits until one of several queues or pipe ends
 //!   can be read or written, with a timeout, in one system call.
 //! - **Async** (feature `tokio`): `put_async`/`get_async` on queues, `send_async`/`recv_async`
@@ -103,6 +104,8 @@ compile_error!("shmq runs on Linux only (futexes, /dev/shm and /proc): see the R
 // `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.
 #[cfg(all(not(loom), feature = "tokio"))]
 mod asynch;
+#[cfg(not(loom))]
+pub mod codec;
 #[cfg(not(loom))]
 mod engine;
 #[cfg(not(loom))]
@@ -172,11 +175,11 @@ pub use snapshot::Snapshot;
 pub use sync::{LockError, LockState, MutexGuard, RawMutex};
 #[cfg(not(loom))]
 pub use typed::{
-    Codec, DecodeError, Pod, PodPipeEnd, PodQueue, TypeTag, TypedEnds, TypedError, TypedPipe,
+    Codec, DecodeError, PodPipeEnd, PodQueue, TypeTag, TypedEnds, TypedError, TypedPipe,
     TypedPipeEnd, TypedPutError, TypedQueue,
 };
 #[cfg(all(not(loom), feature = "serde"))]
-pub use typed::{Postcard, SerdePipeEnd, SerdeQueue};
+pub use typed::{SerdePipeEnd, SerdeQueue};
 
 /// The README's examples, compiled and run as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

@@ -8,7 +8,10 @@ use shmq::{GetError, Queue};
 
 use super::TAIL_MAGIC;
 use super::roles::{Framing, PodMsg, SerdeMsg, ShmqApi, Tally, check, stamp, template};
-use shmq::{Codec, Pod, Postcard, TypedError, TypedQueue};
+use shmq::{
+    Codec, TypedError, TypedQueue,
+    codec::{Pod, Postcard},
+};
 
 /// A typed handle on the queue behind `q` (opened again by name; the bench's queues are
 /// untyped, so any type opens them).
