@@ -42,7 +42,7 @@ fn process() -> (u64, u32, u64) {
         Some(p) if p.0 == generation => p,
         _ => {
             let pid = crate::sys::getpid();
-            let start = crate::sys::process_start_time(pid).unwrap_or(0);
+            let start = crate::liveness::process_start_time(pid).unwrap_or(0);
             let p = (generation, pid, start);
             PROCESS.set(Some(p));
             p
@@ -104,7 +104,7 @@ fn register(ring: &Ring<'_>, addr: usize) -> u8 {
         // Full: free the entries of dead processes (under the lock, waited for no longer
         // than a `try_*` call waits), then look again.
         if let Ok(mut l) = ring.lock(Instant::now().checked_add(TRY_LOCK_WAIT)) {
-            l.reclaim(crate::segment::process_alive);
+            l.reclaim(crate::liveness::process_alive);
             drop(l);
             ring.wake_everyone();
         }
@@ -132,7 +132,7 @@ fn owner_alive(ring: &Ring<'_>, owner: u8) -> bool {
         return false;
     }
     let (_, me, _) = process();
-    pid == me || crate::segment::process_alive(pid, p.start.load(SeqCst))
+    pid == me || crate::liveness::process_alive(pid, p.start.load(SeqCst))
 }
 
 /// How long an operation may wait.

@@ -29,7 +29,8 @@ use crate::error::OpenError;
 use crate::ring::Ring;
 use std::path::{Path, PathBuf};
 
-use crate::segment::{Backing, Blob, Segment, process_alive, process_start_time};
+use crate::liveness::{process_alive, process_start_time};
+use crate::segment::{Backing, Blob, Segment};
 use crate::side::{self, Place};
 
 pub use crate::limits::{DEFAULT_MAX_MESSAGE, MAX_LARGE_MESSAGE};

@@ -118,6 +118,8 @@ pub mod large;
 pub mod layout;
 #[cfg(not(loom))]
 mod limits;
+#[cfg(not(loom))]
+pub mod liveness;
 mod lockfree;
 #[cfg(not(loom))]
 mod options;

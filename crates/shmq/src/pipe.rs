@@ -651,7 +651,7 @@ mod tests {
     #[test]
     fn a_recycled_pid_does_not_keep_a_dead_holder_alive() {
         let me = std::process::id();
-        let start = segment::process_start_time(me).unwrap();
+        let start = crate::liveness::process_start_time(me).unwrap();
 
         // Control: a holder of B with this process's real start time keeps B alive.
         let (a, b) = pipe(true);
@@ -866,7 +866,7 @@ mod tests {
     fn the_holder_table_has_a_limit_and_entries_are_reused() {
         let (a, _b) = pipe(true);
         let me = std::process::id();
-        let start = segment::process_start_time(me).unwrap();
+        let start = crate::liveness::process_start_time(me).unwrap();
         let t = a.table();
         let tag = Tag::new(End::A, EntryKind::Holder, me, start).unwrap();
         let taken: Vec<usize> = (2..layout::PIPE_HOLDERS)

@@ -583,23 +583,7 @@ impl Segment {
     }
 }
 
-/// Whether the process `pid` that started at `start` (clock ticks since boot, as recorded by
-/// [`process_start_time`]) still runs. A start time of 0 means unknown: the pid alone decides.
-/// A zombie (exited, not yet reaped by its parent) does not run. The robust lock asks the same
-/// question about threads (`sys::alive`).
-pub fn process_alive(pid: u32, start: u64) -> bool {
-    sys::alive(pid, start, u64::MAX)
-}
-
-/// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat`, field 22):
-/// with the pid, it names one process for the life of the system.
-///
-/// # Errors
-///
-/// The process does not exist, or `/proc` is unreadable.
-pub fn process_start_time(pid: u32) -> std::io::Result<u64> {
-    sys::process_start_time(pid)
-}
+pub use crate::liveness::{process_alive, process_start_time};
 
 /// What a named segment holds, read from its file (`pread`) without mapping it and without
 /// taking any lock: inspecting never waits on a peer and never changes anything (an owner-died
@@ -795,7 +779,7 @@ impl Inspection {
         let mut b = [0u8; 64];
         self.read(offset, &mut b)?;
         Ok(LockState::from_bytes(&b, |w| {
-            sys::alive(w as u32, w >> 32, 0xffff_ffff)
+            crate::liveness::owner_word_alive(w)
         }))
     }
 }
@@ -1061,7 +1045,7 @@ impl Fresh {
             .take()
             .unwrap_or_else(|| unreachable!("Fresh published twice"));
         let pid = sys::getpid();
-        let start = sys::process_start_time(pid).unwrap_or(0);
+        let start = crate::liveness::process_start_time(pid).unwrap_or(0);
         seg.header().write(params, pid, start);
         let tag = PENDING_TYPE_TAG.get();
         for (word, value) in seg.header().type_tag.iter().zip(tag) {

@@ -230,76 +230,6 @@ pub(crate) fn getpid() -> u32 {
     std::process::id()
 }
 
-/// Whether a process or thread with this id exists (`kill(id, 0)`: `EPERM` counts as existing).
-fn id_exists(id: u32) -> bool {
-    let Some(pid) = i32::try_from(id)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
-}
-
-/// Fields 3 (`state`) and 22 (`starttime`) of `/proc/ID/stat`.
-struct ProcStat {
-    state: char,
-    start: u64,
-}
-
-fn proc_stat(path: &str) -> io::Result<ProcStat> {
-    let stat = std::fs::read_to_string(path)?;
-    match (parse_state(&stat), parse_start_time(&stat)) {
-        (Some(state), Some(start)) => Ok(ProcStat { state, start }),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "unparsable /proc/ID/stat",
-        )),
-    }
-}
-
-/// The start time of process (or thread) `id` in clock ticks since boot (field 22 of
-/// `/proc/ID/stat`). Together with the id it names one process or thread for the life of the
-/// system: a recycled id has a later start time.
-pub(crate) fn process_start_time(id: u32) -> io::Result<u64> {
-    proc_stat(&format!("/proc/{id}/stat")).map(|s| s.start)
-}
-
-/// Whether the process or thread `id` that started at `start` (clock ticks since boot, as
-/// [`process_start_time`] reads it, compared under `start_mask`) still runs. This is the one
-/// liveness test of the crate: the pipe's holder table and the robust lock both use it.
-///
-/// - A zombie (`Z` or `X`: exited, not reaped yet): dead; it will never run again.
-/// - Another start time: dead; the id was recycled by a newer process or thread.
-/// - A start time of 0 means unknown: the id alone decides.
-/// - No readable `/proc/ID` (gone, or hidden by `hidepid`): `kill(id, 0)` decides; only `ESRCH`
-///   (no such id) is dead, so a hidden but live owner is waited for rather than robbed.
-pub(crate) fn alive(id: u32, start: u64, start_mask: u64) -> bool {
-    if id == 0 || i32::try_from(id).is_err() {
-        return false;
-    }
-    match proc_stat(&format!("/proc/{id}/stat")) {
-        Ok(s) => !matches!(s.state, 'Z' | 'X') && (start == 0 || s.start & start_mask == start),
-        Err(_) => id_exists(id),
-    }
-}
-
-/// Parses field 3 (`state`) of a `/proc/PID/stat` line.
-pub(crate) fn parse_state(stat: &str) -> Option<char> {
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
-}
-
-/// Parses field 22 (`starttime`) of a `/proc/PID/stat` line. The command name (field 2) may hold
-/// spaces and parentheses, so fields are counted from the last `)`.
-pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After ")" come field 3 (state) onwards; starttime is field 22, the 20th of these.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
-}
-
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock of [`Instant`]): one clock for every process of
 /// the machine, so a deadline written into a segment by one process means the same to another.
 pub(crate) fn monotonic_ns() -> u64 {
@@ -378,9 +308,7 @@ pub(crate) fn thread_identity() -> (u32, u64) {
 #[inline(never)]
 fn read_identity(generation: u64) -> (u32, u64) {
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-    let start = proc_stat("/proc/thread-self/stat")
-        .or_else(|_| proc_stat(&format!("/proc/{tid}/stat")))
-        .map_or(0, |s| s.start);
+    let start = crate::liveness::thread_start_time(tid);
     IDENTITY.set(Some((generation, tid, start)));
     (tid, start)
 }
@@ -500,33 +428,6 @@ mod tests {
             b.store(8, Relaxed);
             assert_eq!(futex_waitv(&words, None), WaitvResult::Changed);
         }
-    }
-
-    #[test]
-    fn start_time_parses_names_with_spaces_and_parens() {
-        let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(line), Some(987654));
-        assert_eq!(parse_start_time("garbage"), None);
-        assert_eq!(parse_state(line), Some('S'));
-        assert_eq!(parse_state("1 (x) Z 0"), Some('Z'));
-        assert_eq!(parse_state("garbage"), None);
-    }
-
-    #[test]
-    fn own_process_and_thread_are_alive_with_their_start_times() {
-        let me = getpid();
-        let start = process_start_time(me).unwrap();
-        assert!(start > 0);
-        assert!(alive(me, start, u64::MAX));
-        assert!(alive(me, 0, u64::MAX));
-        assert!(!alive(me, start + 1, u64::MAX));
-        assert!(!alive(0, 0, u64::MAX));
-        let (tid, tstart) = std::thread::spawn(thread_identity).join().unwrap();
-        // The thread has ended: its id names nothing now (or a newer thread).
-        assert!(!alive(tid, tstart, u64::MAX));
-        let (tid, tstart) = thread_identity();
-        assert!(tstart > 0);
-        assert!(alive(tid, tstart & 0xffff_ffff, 0xffff_ffff));
     }
 
     #[test]

@@ -127,7 +127,7 @@ mod os {
 
         fn alive(&self, owner: u64) -> bool {
             WATCH.with(|w| w.set(Some((owner, Instant::now() + CHECK_EVERY))));
-            crate::sys::alive(owner as u32, owner >> 32, 0xffff_ffff)
+            crate::liveness::owner_word_alive(owner)
         }
 
         #[inline]
@@ -312,7 +312,7 @@ impl RawMutex {
     #[cfg(not(loom))]
     pub fn inspect(&self) -> LockState {
         LockState::decode(self.owner.load(SeqCst), self.state.load(SeqCst), |w| {
-            crate::sys::alive(w as u32, w >> 32, 0xffff_ffff)
+            crate::liveness::owner_word_alive(w)
         })
     }
 

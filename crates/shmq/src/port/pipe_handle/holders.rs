@@ -5,7 +5,7 @@
 //! entry is one of three kinds:
 //!
 //! - a **holder**: a process that holds the end through a handle ([`PipeEnd`](crate::PipeEnd));
-//!   live while that process runs (pid and start time, [`segment::process_alive`]);
+//!   live while that process runs (pid and start time, [`process_alive`](crate::liveness::process_alive));
 //! - a **fork reservation**: made in the parent just before a `fork` for every handle the process
 //!   holds, and turned into the child's holder entry by the child before `fork` returns there;
 //!   live until [`FORK_CLAIM_WINDOW`] after the fork (it only outlives the fork when the fork
@@ -33,7 +33,7 @@ use super::End;
 use crate::engine::{self, Fail};
 use crate::error::OpenError;
 use crate::layout::{PIPE_HOLDERS, PipeLayout, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
-use crate::segment::{self, Segment};
+use crate::segment::Segment;
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use crate::sync::{LockError, MutexGuard};
 use crate::sys;
@@ -91,7 +91,7 @@ impl Tag {
     /// A tag for this process (its pid and start time).
     pub(crate) fn mine(end: End, kind: Kind) -> Result<Tag, OpenError> {
         let pid = std::process::id();
-        let start = segment::process_start_time(pid).unwrap_or(0);
+        let start = crate::liveness::process_start_time(pid).unwrap_or(0);
         Tag::new(end, kind, pid, start)
             .ok_or_else(|| OpenError::Corrupt(format!("pid {pid} does not fit a holder entry")))
     }
@@ -229,7 +229,7 @@ impl<'a> Table<'a> {
     fn live(&self, i: usize, word: u64, now: u64) -> Option<Tag> {
         let t = Tag::decode(word)?;
         let live = match t.kind {
-            Kind::Holder => segment::process_alive(t.pid, t.start),
+            Kind::Holder => crate::liveness::process_alive(t.pid, t.start),
             Kind::Fork | Kind::HandOff => now < self.deadline(i).load(SeqCst),
         };
         live.then_some(t)
@@ -424,7 +424,7 @@ impl Holding {
 extern "C" fn prepare_fork() {
     let live = live();
     let pid = std::process::id();
-    let start = segment::process_start_time(pid).unwrap_or(0);
+    let start = crate::liveness::process_start_time(pid).unwrap_or(0);
     let until = sys::monotonic_ns().saturating_add(FORK_CLAIM_WINDOW.as_nanos() as u64);
     for h in live.iter() {
         h.reserved.store(NONE, SeqCst);
@@ -466,7 +466,7 @@ extern "C" fn child_after_fork() {
     let _ = FORKING.try_with(|f| {
         let Some(live) = f.take() else { return };
         let pid = std::process::id();
-        let start = segment::process_start_time(pid).unwrap_or(0);
+        let start = crate::liveness::process_start_time(pid).unwrap_or(0);
         for h in live.iter() {
             let i = h.reserved.swap(NONE, SeqCst);
             let mine = Tag::new(h.end, Kind::Holder, pid, start);
