@@ -1,8 +1,13 @@
-//! Every public error type.
+//! The error types of opening and of every queue and pipe operation.
 //!
 //! Setup (create/open) has its own type, [`OpenError`]. Each hot-path operation family has its
 //! own, in crossbeam's shape: a failed put hands the message back (`TryPutError::Full(msg)`), so
-//! nothing is lost silently, and `Debug` does not require the message to be `Debug`.
+//! nothing is lost silently, and `Debug` does not require the message to be `Debug`. Peek and
+//! commit have [`PeekError`] and [`CommitError`].
+//!
+//! Three faces wrap these in types of their own, defined beside them: the typed views
+//! (`TypedError`, `TypedPutError`, `DecodeError` in `typed`) and `Select`
+//! (`SelectTimeoutError`). The substrate's robust lock reports `LockError`.
 
 use std::fmt;
 use std::io;

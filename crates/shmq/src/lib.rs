@@ -97,7 +97,9 @@
 #![warn(missing_docs)]
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("shmq runs on Linux only (futexes, /dev/shm and /proc): see the README");
+compile_error!(
+    "shmq runs on Linux only: its lock-free ring and robust lock sleep on futexes, its segments live in /dev/shm, and it tells live owners from dead ones through /proc (see the README)"
+);
 
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:
