@@ -30,6 +30,7 @@ use crate::sync::futex;
 mod claim;
 mod peek;
 mod pop;
+mod repair;
 mod reserve;
 #[cfg(not(loom))]
 pub(crate) use peek::{Commit, Peek};
@@ -439,67 +440,12 @@ impl<'a> Core<'a> {
         &self.slots[self.base(pos) + 1]
     }
 
-    /// Under the ring's lock, with the claim's owner dead (or the claim made under the lock by
-    /// a holder that died): turns the claim `w` at `pos` into tombstones, the later slots
-    /// first and `pos` last (the commit point). Returns how many positions it voided (0 if the
-    /// claim is no longer there).
-    pub(crate) fn void_claim(&self, pos: u64, w: u64) -> u64 {
-        let seq = self.seq(pos);
-        if seq.load(SeqCst) != w || state(w) != CLAIMED || !at(w, pos) {
-            return 0;
-        }
-        let k = claim_count(w);
-        self.help_tail(pos, k);
-        for p in (pos + 1..pos + k).rev() {
-            self.seq(p).store(word(p, VOID), SeqCst);
-        }
-        if seq
-            .compare_exchange(w, word(pos, VOID), SeqCst, Relaxed)
-            .is_ok()
-        {
-            k
-        } else {
-            0
-        }
-    }
-
-    /// The claims (position, word) standing in the ring whose owner is `owner` (a scan of
-    /// every slot; for repairs).
-    pub(crate) fn claims_of(&self, owner: u8) -> Vec<(u64, u64)> {
-        let head = self.head.load(SeqCst) & !RESERVED;
-        let tail = self.tail.load(SeqCst);
-        let mut found = Vec::new();
-        // A claim whose `tail` move is not done yet sits at `tail` itself.
-        let end = tail
-            .saturating_add(1)
-            .min(head.saturating_add(self.capacity));
-        for pos in head..end {
-            let w = self.seq(pos).load(SeqCst);
-            if let Slot::Claimed(o, _) = slot_state(w, pos, self.capacity)
-                && o == owner
-            {
-                found.push((pos, w));
-            }
-        }
-        found
-    }
-
     #[cold]
     fn impossible(&self, pos: u64, w: u64) -> PopFail {
         PopFail::Corrupt(format!(
             "slot {} holds sequence word {w:#x}, impossible for the head {pos}",
             pos % self.capacity
         ))
-    }
-
-    /// The word of a tombstone at `pos`.
-    pub(crate) fn void_word(pos: u64) -> u64 {
-        word(pos, VOID)
-    }
-
-    /// Whether the slot of `pos` still holds `w`.
-    pub(crate) fn holds(&self, pos: u64, w: u64) -> bool {
-        self.seq(pos).load(SeqCst) == w
     }
 
     /// Whether `head` is still `pos`, with everything read before ordered before the check.
@@ -574,17 +520,6 @@ impl<'a> Core<'a> {
     pub(crate) fn payload(&self, pos: u64) -> &'a [AtomicU64] {
         let base = self.base(pos) + 2;
         &self.slots[base..base + self.words - 2]
-    }
-
-    /// Repair by a locker whose predecessor died: a reservation it left took nothing.
-    /// Returns whether there was one.
-    pub(crate) fn clear_reservation(&self) -> bool {
-        let head = self.head.load(SeqCst);
-        if head & RESERVED == 0 {
-            return false;
-        }
-        self.head.store(head & !RESERVED, SeqCst);
-        true
     }
 }
 
