@@ -1,12 +1,29 @@
-//! The lock-free protocol of the ring: producers that claim slots by CAS, consumers that copy a
-//! message out and then claim it with one compare-and-swap of `head`, the slot format written and
-//! read word by word through atomics, and the event counts that blocked callers sleep on.
+//! The lock-free protocol of the ring: puts and gets that take no lock, over slots whose
+//! sequence words say what each position holds (free, claimed by a named owner, full, void,
+//! sealed); the slot format, written and read word by word through atomics; and the event
+//! counts that blocked callers sleep on. One file per protocol step:
 //!
-//! Producers claim a slot with one CAS of its sequence word that names them (a dead claimant's
-//! claim is voided under the ring's lock, see `ring.rs`), write it, and publish it with one
-//! store. Consumers take no lock, except the zero-copy readers, which hold it while they read
-//! the front in place, reserved with the [`RESERVED`] bit of `head` (lock-free consumers wait
-//! for it on the lock).
+//! - `claim.rs`, claim and publish (producers): one CAS of the first slot's sequence word claims
+//!   slots at `tail` and names the claim's owner (its participant number in the ring's
+//!   registry) and count; the producer writes the slots and publishes them with one store. (A
+//!   process that finds the registry full claims as [`LOCK_OWNER`], holding the ring's lock.)
+//! - `pop.rs`, pop and commit (consumers): copy the front message out, then take it with one
+//!   CAS of `head`; a copy that loses the race is discarded. A consumer that finds the ring
+//!   closed and empty seals the front.
+//! - `reserve.rs`, the zero-copy readers, the only consumers that take the ring's lock: they
+//!   reserve the front with the [`RESERVED`] bit of `head` and read it in place (lock-free
+//!   consumers wait for them on the lock), then release it with one store.
+//! - `repair.rs`, void and repair (under the ring's lock, decided by `ring.rs` and
+//!   `engine.rs`): a dead owner's claim becomes tombstones that consumers step over; a dead
+//!   reader's reservation is cleared.
+//! - `peek.rs`, peek and commit: a copy at a known position, taken later with one CAS of `head`.
+//!
+//! A message longer than a slot travels as a descriptor ([`LARGE`] in the slot's length word),
+//! its bytes in a side segment (`crate::large`). This file holds what the steps share: the
+//! sequence word's encoding ([`Slot`]), the flag bits, the failures ([`PushFail`],
+//! [`PopFail`]), the event counts ([`Event`], [`wait_for`]), the borrowed words of one ring
+//! ([`Core`]) with its lock-free queries and position checks, and `HeapCore`, heap memory for
+//! the unit tests (`tests.rs`) and the loom models (`loom_tests.rs`).
 //!
 //! Everything is made of atomics borrowed from the caller, so the same code runs over a shared
 //! segment, over heap memory in unit tests, and under loom (`--cfg loom`) with loom's atomics.
