@@ -30,8 +30,12 @@ use crate::ring::Ring;
 use std::path::{Path, PathBuf};
 
 use crate::liveness::{process_alive, process_start_time};
-use crate::segment::{Backing, Blob, Segment};
+use crate::segment::{Backing, Segment};
 use crate::side::{self, Place};
+use blob::Blob;
+
+mod blob;
+mod stream;
 
 pub use crate::limits::{DEFAULT_MAX_MESSAGE, MAX_LARGE_MESSAGE};
 
