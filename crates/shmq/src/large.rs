@@ -31,10 +31,11 @@ use std::path::{Path, PathBuf};
 
 use crate::liveness::{process_alive, process_start_time};
 use crate::segment::{Backing, Segment};
-use crate::side::{self, Place};
 use blob::Blob;
+use side::Place;
 
 mod blob;
+mod side;
 mod stream;
 
 pub use crate::limits::{DEFAULT_MAX_MESSAGE, MAX_LARGE_MESSAGE};
@@ -173,7 +174,7 @@ fn side_segments(place: &Place) -> Vec<(String, u32, u64)> {
 
 /// Where the side segments of the queue (or pipe) in `seg` live, and their mode (that of the
 /// segment): beside a named segment in `/dev/shm`, beside a file-backed one in its directory,
-/// under a hidden name derived from an anonymous one's instance id (`crate::side`). `None`:
+/// under a hidden name derived from an anonymous one's instance id (`side.rs`). `None`:
 /// no large messages (an anonymous segment whose anchor cannot be made).
 fn side_location(seg: &Segment) -> Option<(Place, u32)> {
     let mode_of = |path: &Path| {
@@ -1141,7 +1142,7 @@ mod queue_tests {
 
     /// The side segments of queue `name`, sorted.
     fn side_names(name: &str) -> Vec<String> {
-        let mut v: Vec<String> = super::side_segments(&crate::side::Place::named(name))
+        let mut v: Vec<String> = super::side_segments(&super::side::Place::named(name))
             .into_iter()
             .map(|(n, ..)| n)
             .collect();
