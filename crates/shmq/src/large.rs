@@ -1,12 +1,20 @@
-//! Messages larger than a slot: each travels in a side segment of its own, referenced from a
-//! slot by a small descriptor (bit 63 of the slot's length word, `lockfree::LARGE`).
+//! Messages larger than a slot: each travels in a side segment, referenced from a slot by a
+//! small descriptor (bit 63 of the slot's length word, `lockfree::LARGE`).
 //!
-//! A producer creates `<queue>.big.<pid>.<start>.<n>` (hexadecimal: its pid, its start time
-//! and a per-process counter), writes a 64-byte header and the message into it, and only then
-//! puts the descriptor (length, pid, start, n) through the ordinary put path: its publication
-//! is the commit. A consumer reads a descriptor only through the reserved front (the zero-copy
-//! get machinery: ring lock + `RESERVED` bit, repaired after a reader's death), so it copies
-//! (or lends) the whole message before it takes the slot, and unlinks the side segment after.
+//! A producer writes the message and a 64-byte head into a side segment
+//! `<queue>.big.<pid>.<start>.<n>` (hexadecimal: its pid, its start time and a per-process
+//! counter), one of its pool reused or a new one, and only then puts the descriptor (length,
+//! pid and generation, start, n) through the ordinary put path: its publication is the commit
+//! (`put.rs`). A consumer reads a descriptor through the reserved front (the zero-copy get
+//! machinery: ring lock + `RESERVED` bit, repaired after a reader's death), so it copies (or
+//! lends) the whole message before it takes the slot, and after the take frees the side segment
+//! for its creator's reuse, or unlinks a one-shot or retired one; a peeker copies the message
+//! without a reservation and validates the copy against the segment's state word.
+//!
+//! This file holds the descriptor, the pool and cache of mapped side segments, the get side
+//! and the sweep; `put.rs` the put side, `blob.rs` the mapping of one side segment,
+//! `stream.rs` the streaming copy of very large messages, and `side.rs` where a queue's side
+//! segments live (named, file-backed, anonymous).
 //!
 //! What a death leaves and who removes it (`docs/protocol.md`, "Large messages"):
 //! - a producer killed before its descriptor is published leaves a side segment that no slot
