@@ -138,8 +138,6 @@ pub mod segment;
 #[cfg(not(loom))]
 mod select;
 #[cfg(not(loom))]
-mod side;
-#[cfg(not(loom))]
 pub mod snapshot;
 pub mod sync;
 #[cfg(not(loom))]

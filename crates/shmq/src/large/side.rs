@@ -1,6 +1,6 @@
-//! Where the side segments of a queue's (or pipe's) large messages live (`crate::large` makes,
-//! reads and sweeps them; this module only says where, and keeps an anonymous queue's
-//! anchor). A side segment is the file `<dir>/<prefix>.big.<pid>.<start>.<n>`:
+//! Where the side segments of a queue's (or pipe's) large messages live (the parent module,
+//! `large`, makes, reads and sweeps them; this module only says where, and keeps an anonymous
+//! queue's anchor). A side segment is the file `<dir>/<prefix>.big.<pid>.<start>.<n>`:
 //!
 //! | backing | dir | prefix |
 //! |---|---|---|

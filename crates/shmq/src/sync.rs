@@ -12,6 +12,9 @@
 //!   as by a count change.
 //! - `PerProcess` (feature `tokio`): a process-local value that a forked child makes afresh
 //!   (the async notifier), found without a lock.
+//! - `atomic` and `futex`: the atomics and futex calls every shared word uses, in one place
+//!   each so that loom can replace them (`--cfg loom`; the loom models are `loom_tests.rs` and
+//!   `loom_lock_tests.rs`).
 //!
 //! The state tables are in `docs/protocol.md`.
 

@@ -1,0 +1,173 @@
+//! Claim and publish: the producer side of the ring, which takes no lock. A producer reads its
+//! room from `tail` and the cached `head_seen` ([`Core::reserve`]: a closed ring or a pipe with
+//! no receiver left refuses first), claims up to [`MAX_CLAIM`] slots at `tail` with one CAS of
+//! the first slot's sequence word, which names the claim's owner and count ([`Core::claim`]),
+//! moves `tail` past the claim (anyone who sees a claim at `tail` helps it past), writes the
+//! slots word by word with `Release` stores ([`Core::write`]; a large message's descriptor with
+//! [`Core::write_descriptor`]), and commits with one store of `FULL` into the first slot's
+//! sequence word ([`Core::publish`]). A claim whose owner dies before that store is voided
+//! (`repair.rs`); consumers never see half of it.
+
+use super::{
+    Core, FULL, LARGE, MAX_CLAIM, PushFail, RESERVED, RING_CLOSED, RING_RECEIVERS_GONE, Slot,
+    claimed, slot_state, word,
+};
+use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+impl Core<'_> {
+    /// Producer: the ring's room from `tail`, refusing a closed ring first (Closed wins over
+    /// Full): returns `(tail, n)` with `1 <= n <= wanted` free slots. Claims nothing.
+    #[inline]
+    pub(crate) fn reserve(&self, wanted: usize) -> Result<(u64, usize), PushFail> {
+        loop {
+            let flags = self.flags.load(SeqCst);
+            if flags & RING_CLOSED != 0 {
+                return Err(PushFail::Closed);
+            }
+            if flags & RING_RECEIVERS_GONE != 0 {
+                return Err(PushFail::ReceiversGone);
+            }
+            let tail = self.tail.load(Acquire);
+            // SYNC POINT: pairs with the Release store of `head_seen` by the producer that read
+            // it from `head` (Acquire): the consumers' copies of the slots we reuse happen
+            // before our writes.
+            let seen = self.head_seen.load(Acquire);
+            let mut used = tail.wrapping_sub(seen);
+            if seen > tail || used > self.capacity || self.capacity - used < wanted as u64 {
+                // SYNC POINT: pairs with the consumers' CAS of `head`. A reserved front is not
+                // free.
+                let head = self.head.load(Acquire) & !RESERVED;
+                if head > tail || tail - head > self.capacity {
+                    if self.tail.load(SeqCst) != tail {
+                        continue;
+                    }
+                    return Err(PushFail::Corrupt(format!(
+                        "impossible positions: head {head} tail {tail} capacity {}",
+                        self.capacity
+                    )));
+                }
+                self.head_seen.store(head, Release);
+                used = tail - head;
+            }
+            let free = self.capacity - used;
+            if free == 0 {
+                return Err(PushFail::Full);
+            }
+            let n = (wanted as u64).min(free);
+            // Positions live below the head word's `RESERVED` bit.
+            if tail.checked_add(n).is_none_or(|t| t >= RESERVED) {
+                return Err(PushFail::Corrupt(format!(
+                    "impossible positions: tail {tail} cannot grow by {n}"
+                )));
+            }
+            return Ok((tail, n as usize));
+        }
+    }
+
+    /// Producer: claims up to `wanted` (at most [`MAX_CLAIM`]) consecutive free slots at the
+    /// tail for `owner`, with one CAS of the first slot's sequence word that names the owner and
+    /// the count; then moves `tail` past them (anyone who sees the claim does that too).
+    /// Returns `(pos, n)`. The slots are the caller's to [`write`](Self::write) and
+    /// [`publish`](Self::publish); until then consumers wait at `pos` (and void the claim if
+    /// `owner` dies).
+    pub(crate) fn claim(&self, wanted: usize, owner: u8) -> Result<(u64, usize), PushFail> {
+        let wanted = wanted.clamp(1, MAX_CLAIM);
+        loop {
+            let (tail, n) = self.reserve(wanted)?;
+            let seq = self.seq(tail);
+            let w = seq.load(Acquire);
+            match slot_state(w, tail, self.capacity) {
+                Slot::Free => {
+                    // SYNC POINT: the claim; names its owner in the same step. A consumer that
+                    // loads this word (Acquire) sees the registry entry it names.
+                    if seq
+                        .compare_exchange(w, claimed(tail, owner, n as u64), SeqCst, Relaxed)
+                        .is_ok()
+                    {
+                        let _ = self
+                            .tail
+                            .compare_exchange(tail, tail + n as u64, SeqCst, Relaxed);
+                        return Ok((tail, n));
+                    }
+                }
+                Slot::Claimed(_, k) => self.help_tail(tail, k),
+                Slot::Sealed => return Err(self.sealed_fail()),
+                Slot::Full | Slot::Void | Slot::Other => {
+                    // A claim of `tail` moves `tail` before it is published or voided, so
+                    // `tail` has moved since we read it; if not, the segment is damaged.
+                    if self.tail.load(SeqCst) == tail {
+                        return Err(PushFail::Corrupt(format!(
+                            "slot {} holds sequence word {w:#x}, impossible for the tail {tail}",
+                            tail % self.capacity
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves `tail` from `pos` past a claim of `k` slots there (if nobody did yet).
+    pub(super) fn help_tail(&self, pos: u64, k: u64) {
+        let _ = self.tail.compare_exchange(pos, pos + k, SeqCst, Relaxed);
+    }
+
+    /// Why a put meets a sealed slot.
+    fn sealed_fail(&self) -> PushFail {
+        if self.flags.load(SeqCst) & RING_RECEIVERS_GONE != 0
+            && self.flags.load(SeqCst) & RING_CLOSED == 0
+        {
+            PushFail::ReceiversGone
+        } else {
+            PushFail::Closed
+        }
+    }
+
+    /// Producer: writes `msg` (at most `message_size` bytes) into the slot of position `pos`,
+    /// which this producer claimed. Visible to nobody until published.
+    pub(crate) fn write(&self, pos: u64, msg: &[u8]) {
+        debug_assert!(msg.len() <= self.message_size);
+        let base = self.base(pos);
+        self.slots[base].store(msg.len() as u64, Release);
+        let payload = &self.slots[base + 2..base + 2 + msg.len().div_ceil(8)];
+        let mut chunks = msg.chunks_exact(8);
+        let (full, last) = payload.split_at(msg.len() / 8);
+        for (w, c) in full.iter().zip(&mut chunks) {
+            let b: [u8; 8] = c.try_into().unwrap_or_default();
+            w.store(u64::from_le_bytes(b), Release);
+        }
+        let rest = chunks.remainder();
+        if let Some(w) = last.first() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            w.store(u64::from_le_bytes(b), Release);
+        }
+    }
+
+    /// Producer: publishes the `n` messages claimed (and written) from position `pos`, the
+    /// later ones first and `pos` last: the store of `FULL(pos)` is the commit point of the
+    /// whole claim. Call [`Event::notify`](super::Event::notify) on the items event afterwards.
+    pub(crate) fn publish(&self, pos: u64, n: usize) {
+        for p in (pos + 1..pos + n as u64).rev() {
+            // Nobody reads these before `pos` is published (consumers go in order).
+            self.seq(p).store(word(p, FULL), Release);
+        }
+        // SYNC POINT: commit of a put; pairs with the consumers' Acquire loads of the word
+        // (the payload is visible with it) and, SeqCst, with a sleeper's re-check.
+        self.seq(pos).store(word(pos, FULL), SeqCst);
+    }
+
+    /// Producer: writes descriptor `d` into the slot of position `pos` as [`write`](Self::write)
+    /// does, with [`LARGE`] set in the length word.
+    pub(crate) fn write_descriptor(&self, pos: u64, d: &[u8]) {
+        self.write(pos, d);
+        self.slots[self.base(pos)].store(d.len() as u64 | LARGE, Release);
+    }
+
+    /// Test hook: a producer that claims and writes a slot and dies before publishing it.
+    #[cfg(any(test, loom))]
+    pub(crate) fn claim_and_die(&self, msg: &[u8], owner: u8) -> Option<u64> {
+        let (pos, _) = self.claim(1, owner).ok()?;
+        self.write(pos, msg);
+        Some(pos)
+    }
+}

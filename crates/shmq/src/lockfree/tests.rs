@@ -1,0 +1,399 @@
+//! Unit tests of the lock-free protocol, driven through [`HeapCore`](super::HeapCore).
+
+use super::*;
+
+fn msg(i: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|k| i.wrapping_add(k as u8)).collect()
+}
+
+#[test]
+fn messages_of_every_length_round_trip_in_order_across_wraps() {
+    let h = HeapCore::new(3, 20);
+    let c = h.core();
+    for len in 0..=20 {
+        h.push(&msg(len as u8, len)).unwrap();
+        let mut buf = [0u8; 20];
+        let n = c.pop_into(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..n], &msg(len as u8, len)[..]);
+    }
+    assert_eq!(c.pop_vec().unwrap(), None);
+}
+
+#[test]
+fn closed_wins_over_full_and_impossible_positions_are_corrupt() {
+    let h = HeapCore::new(1, 8);
+    let c = h.core();
+    h.push(b"x").unwrap();
+    assert_eq!(c.reserve(1), Err(PushFail::Full));
+    h.close();
+    assert_eq!(c.reserve(1), Err(PushFail::Closed));
+
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    c.head.store(u64::MAX, SeqCst);
+    c.tail.store(u64::MAX, SeqCst);
+    assert!(matches!(c.reserve(1), Err(PushFail::Corrupt(_))));
+    c.head.store(5, SeqCst);
+    c.tail.store(9, SeqCst);
+    assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+    assert!(matches!(c.reserve(1), Err(PushFail::Corrupt(_))));
+}
+
+#[test]
+fn a_consumer_dead_after_its_copy_loses_nothing() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    c.copy_and_die();
+    assert_eq!(c.pop_vec().unwrap(), Some(b"one".to_vec()));
+}
+
+/// The claim word at `pos`, and that a get waits at it.
+fn pending(c: &Core<'_>, pos: u64) -> u64 {
+    let w = c.seq(pos).load(SeqCst);
+    assert_eq!(c.pop_vec(), Err(PopFail::Pending { pos, word: w }));
+    assert!(!c.has_items());
+    w
+}
+
+#[test]
+fn a_producer_dead_before_its_claim_leaves_nothing() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    let (tail, _) = c.reserve(1).unwrap();
+    // Died here, having claimed nothing.
+    assert_eq!(c.pop_vec().unwrap(), None);
+    h.push(b"next").unwrap();
+    assert_eq!(c.tail.load(SeqCst), tail + 1);
+    assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+}
+
+#[test]
+fn a_producer_dead_after_its_claim_before_moving_tail_is_helped_and_voided() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    // The claim CAS alone (the tail move not done): as `claim` does, without its last step.
+    let w = claimed(0, 2, 1);
+    c.seq(0).store(w, SeqCst);
+    assert_eq!(c.tail.load(SeqCst), 0);
+    // Another producer helps `tail` past the claim and puts behind it.
+    h.push_as(b"later", 3).unwrap();
+    assert_eq!(c.tail.load(SeqCst), 2);
+    assert_eq!(pending(&c, 0), w);
+    // A consumer finds owner 2 dead: the claim becomes a tombstone, stepped over.
+    assert_eq!(c.void_claim(0, w), 1);
+    assert_eq!(c.void_claim(0, w), 0, "a void happens once");
+    assert_eq!(c.pop_vec().unwrap(), Some(b"later".to_vec()));
+    assert_eq!(c.len(), 0);
+}
+
+#[test]
+fn a_producer_dead_mid_write_or_before_publishing_never_half_appears() {
+    for written in [0usize, 3, 8] {
+        let h = HeapCore::new(2, 8);
+        let c = h.core();
+        let pos = c.claim_and_die(&b"halfhalf"[..written], 2).unwrap();
+        assert_eq!(c.tail.load(SeqCst), 1);
+        let w = pending(&c, pos);
+        let mut buf = [0u8; 8];
+        assert_eq!(c.pop_into(&mut buf), Err(PopFail::Pending { pos, word: w }));
+        let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+        assert_eq!(
+            c.pop_batch(4, &mut bytes, &mut lens),
+            Err(PopFail::Pending { pos, word: w })
+        );
+        assert_eq!(c.void_claim(pos, w), 1);
+        assert!(
+            c.has_items(),
+            "a tombstone wakes a sleeper, which steps over it"
+        );
+        assert_eq!(c.pop_vec().unwrap(), None);
+        // The slot is reused on the next lap.
+        for m in [&b"a"[..], b"b", b"c"] {
+            h.push(m).unwrap();
+            assert_eq!(c.pop_vec().unwrap(), Some(m.to_vec()));
+        }
+    }
+}
+
+#[test]
+fn a_producer_dead_after_publishing_delivers_its_message() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    let (pos, _) = c.claim(1, 2).unwrap();
+    c.write(pos, b"whole");
+    c.publish(pos, 1);
+    // Died before notifying: a sleeper re-checks after its slice; the message is there.
+    assert!(c.has_items());
+    assert_eq!(c.pop_vec().unwrap(), Some(b"whole".to_vec()));
+}
+
+#[test]
+fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    let (tail, n) = c.claim(3, 2).unwrap();
+    assert_eq!((tail, n), (0, 3));
+    assert_eq!(c.tail.load(SeqCst), 3);
+    for (i, m) in [&b"x1"[..], b"x2", b"x3"].iter().enumerate() {
+        c.write(tail + i as u64, m);
+    }
+    // Publishes the later two (back to front) and dies before the first, the commit.
+    for p in [2, 1] {
+        c.seq(p).store(word(p, FULL), SeqCst);
+    }
+    let w = pending(&c, 0);
+    assert_eq!(claim_count(w), 3);
+    assert_eq!(c.void_claim(0, w), 3);
+    assert_eq!(c.pop_vec().unwrap(), None, "none of the batch is delivered");
+    assert_eq!(c.len(), 0);
+    h.push(b"next").unwrap();
+    assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
+}
+
+#[test]
+fn a_batch_is_claimed_once_and_published_whole() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    h.push(b"a").unwrap();
+    assert_eq!(h.push_many(&[b"b", b"c", b"d", b"e"]), Ok(3));
+    assert_eq!(h.push_many(&[b"e"]), Err(PushFail::Full));
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(4));
+    assert_eq!(bytes, b"abcd");
+}
+
+#[test]
+fn two_producers_interleave_claims_and_each_keeps_its_order() {
+    let h = HeapCore::new(8, 8);
+    let c = h.core();
+    let (p1, _) = c.claim(1, 1).unwrap();
+    let (p2, _) = c.claim(1, 2).unwrap();
+    let (p3, _) = c.claim(1, 1).unwrap();
+    assert_eq!((p1, p2, p3), (0, 1, 2));
+    // Publishing out of order: consumers wait at the front claim.
+    c.write(p3, b"1b");
+    c.publish(p3, 1);
+    c.write(p2, b"2a");
+    c.publish(p2, 1);
+    pending(&c, p1);
+    c.write(p1, b"1a");
+    c.publish(p1, 1);
+    for m in [&b"1a"[..], b"2a", b"1b"] {
+        assert_eq!(c.pop_vec().unwrap(), Some(m.to_vec()));
+    }
+}
+
+#[test]
+fn a_close_never_loses_a_put_in_flight() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    // A producer passed its check of the flags and claimed; then the ring is closed.
+    let (pos, _) = c.claim(1, 2).unwrap();
+    h.close();
+    assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+    // A consumer must not report Closed while the claim stands: the front is not sealable.
+    assert_eq!(c.seal(), Ok(false));
+    pending(&c, pos);
+    c.write(pos, b"late");
+    c.publish(pos, 1);
+    assert_eq!(c.pop_vec().unwrap(), Some(b"late".to_vec()));
+    // Now the front is sealed, and no claim gets past it, whatever flags it read.
+    assert_eq!(c.seal(), Ok(true));
+    assert_eq!(c.seal(), Ok(true));
+    c.flags.store(0, SeqCst);
+    assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+    c.flags.store(RING_CLOSED, SeqCst);
+    assert_eq!(c.pop_vec().unwrap(), None);
+}
+
+#[test]
+fn a_damaged_sequence_word_is_corrupt_not_a_hang() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    c.seq(0).store(word(7, FULL), SeqCst);
+    assert!(matches!(c.claim(1, 1), Err(PushFail::Corrupt(_))));
+    assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+    assert!(matches!(c.seal(), Err(PopFail::Corrupt(_))));
+
+    // A seal with no close, and a published word at `tail` (found by fuzz_segments: a
+    // sleeper spun on them past its deadline).
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    c.seq(0).store(word(0, SEALED), SeqCst);
+    assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
+    c.seq(0).store(word(0, FULL), SeqCst);
+    assert!(!c.has_items(), "nothing below tail 0");
+}
+
+#[test]
+fn a_batch_get_of_large_messages_claims_only_what_fills_the_batch_bytes() {
+    let size = BATCH_BYTES / 2;
+    let h = HeapCore::new(4, size);
+    let c = h.core();
+    for i in 0..3 {
+        h.push(&msg(i, size)).unwrap();
+    }
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(2));
+    assert_eq!(lens, [size, size]);
+    assert_eq!(bytes, [msg(0, size), msg(1, size)].concat());
+    assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(1));
+    assert_eq!(bytes, msg(2, size));
+
+    let h = HeapCore::new(2, BATCH_BYTES * 2);
+    h.push(&msg(7, 3)).unwrap();
+    h.push(&msg(8, 3)).unwrap();
+    let c = h.core();
+    assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(1));
+    assert_eq!(bytes, msg(7, 3));
+}
+
+#[test]
+fn a_batch_consumer_dead_mid_copy_takes_nothing() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    for m in [&b"a"[..], b"bb", b"ccc"] {
+        h.push(m).unwrap();
+    }
+    // A batch consumer copies the first two messages and dies before its claim.
+    let head = c.head.load(SeqCst);
+    let mut scratch = [0u8; 8];
+    for pos in head..head + 2 {
+        let len = c.len_at(head, pos).unwrap().unwrap();
+        c.copy_to(pos, &mut scratch[..len]);
+    }
+    // (no claim)
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(3));
+    assert_eq!((&bytes[..], &lens[..]), (&b"abbccc"[..], &[1, 2, 3][..]));
+}
+
+#[test]
+fn a_reserved_front_is_neither_taken_nor_overwritten_and_still_counted() {
+    let h = HeapCore::new(1, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+    assert_eq!(c.head.load(SeqCst), RESERVED);
+    assert_eq!(c.pop_vec(), Err(PopFail::Reserved));
+    let mut buf = [0u8; 8];
+    assert_eq!(c.pop_into(&mut buf), Err(PopFail::Reserved));
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(
+        c.pop_batch(4, &mut bytes, &mut lens),
+        Err(PopFail::Reserved)
+    );
+    assert_eq!(h.push(b"two"), Err(PushFail::Full));
+    assert_eq!((c.len(), c.has_items(), c.has_free()), (1, true, false));
+    let mut v = Vec::new();
+    c.copy_reserved(0, &mut v, c.reserved_len(0).unwrap());
+    assert_eq!(v, b"one");
+    c.release(0, 1);
+    assert_eq!(c.pop_vec(), Ok(None));
+    h.push(b"two").unwrap();
+    assert_eq!(c.pop_vec(), Ok(Some(b"two".to_vec())));
+}
+
+#[test]
+fn a_reader_dead_inside_its_read_takes_nothing_once_repaired() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+    // Died inside its read: the next locker (owner died) clears the reservation.
+    assert!(c.clear_reservation());
+    assert!(!c.clear_reservation());
+    assert_eq!(c.pop_vec(), Ok(Some(b"one".to_vec())));
+}
+
+#[test]
+fn a_batch_reader_dead_inside_its_read_takes_none_of_the_batch() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    for m in [&b"a"[..], b"bb", b"ccc"] {
+        h.push(m).unwrap();
+    }
+    assert_eq!(c.reserve_front(), Ok(Some((0, 3))));
+    let mut v = Vec::new();
+    for pos in 0..2 {
+        c.copy_reserved(pos, &mut v, c.reserved_len(pos).unwrap());
+    }
+    assert!(c.clear_reservation());
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(c.pop_batch(8, &mut bytes, &mut lens), Ok(3));
+    assert_eq!((&bytes[..], &lens[..]), (&b"abbccc"[..], &[1, 2, 3][..]));
+}
+
+#[test]
+fn a_reservation_released_with_nothing_taken_leaves_the_front_first() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    h.push(b"two").unwrap();
+    let (head, n) = c.reserve_front().unwrap().unwrap();
+    assert_eq!(n, 2);
+    c.release(head, 0);
+    assert_eq!(c.pop_vec(), Ok(Some(b"one".to_vec())));
+}
+
+#[test]
+fn a_consumer_claim_from_before_a_reservation_fails() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    // A lock-free consumer read head 0 and copied; then a reader reserved the front.
+    assert_eq!(c.reserve_front(), Ok(Some((0, 1))));
+    assert!(!c.take(0, 1));
+    assert_eq!(c.head.load(SeqCst), RESERVED);
+    c.release(0, 1);
+    assert_eq!(c.len(), 0);
+}
+
+#[test]
+fn a_reserved_bit_under_the_lock_with_no_death_is_corrupt() {
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"one").unwrap();
+    c.head.store(RESERVED, SeqCst);
+    assert!(matches!(c.reserve_front(), Err(PopFail::Corrupt(_))));
+}
+
+#[test]
+fn a_copy_that_loses_the_race_is_discarded() {
+    // Consumer X reads position 0, then consumer Y takes it and a producer reuses the slot
+    // for position 1 (capacity 1): X's claim from 0 must fail.
+    let h = HeapCore::new(1, 8);
+    let c = h.core();
+    h.push(b"old").unwrap();
+    let head = c.head.load(SeqCst);
+    let mut x = [0u8; 3];
+    c.copy_to(head, &mut x);
+    assert_eq!(c.pop_vec().unwrap(), Some(b"old".to_vec()));
+    h.push(b"new").unwrap();
+    assert!(!c.take(head, 1));
+    assert_eq!(c.pop_vec().unwrap(), Some(b"new".to_vec()));
+}
+
+#[test]
+fn batches_take_what_is_there_and_too_small_buffers_leave_the_message() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    for m in [&b"a"[..], b"bb", b"ccc"] {
+        h.push(m).unwrap();
+    }
+    let mut small = [0u8; 1];
+    assert_eq!(c.pop_into(&mut small), Ok(Some(1)));
+    assert_eq!(
+        c.pop_into(&mut small),
+        Err(PopFail::TooSmall {
+            needed: 2,
+            available: 1
+        })
+    );
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    assert_eq!(c.pop_batch(0, &mut bytes, &mut lens), Ok(0));
+    assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(2));
+    assert_eq!((&bytes[..], &lens[..]), (&b"bbccc"[..], &[2, 3][..]));
+    assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(0));
+}
