@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Name, Proc, Watchdog, eventually, finish_all, spawn};
-use shmq::layout::{Kind, Params};
-use shmq::{AtomicRegion, OpenError, Options as QueueOptions, Queue};
+use shmq::substrate::layout::{Kind, Params};
+use shmq::{OpenError, Options as QueueOptions, Queue, substrate::segment::AtomicRegion};
 use shmq_dict::{AcquireError, DictError, Lock, Options, SharedDict};
 
 /// Processes per run, as in the seed.
@@ -259,7 +259,7 @@ fn inspecting_a_lock_whose_holder_was_killed_leaves_the_report_for_the_next_lock
     assert_eq!(holder.line(), "holding");
     assert!(matches!(
         Lock::inspect(&name).unwrap(),
-        shmq::LockState::Held {
+        shmq::substrate::sync::LockState::Held {
             owner_alive: true,
             ..
         }
@@ -267,7 +267,7 @@ fn inspecting_a_lock_whose_holder_was_killed_leaves_the_report_for_the_next_lock
     holder.kill9();
     for _ in 0..3 {
         match Lock::inspect(&name).unwrap() {
-            shmq::LockState::Held {
+            shmq::substrate::sync::LockState::Held {
                 owner_alive: false,
                 repair_pending: false,
                 ..
@@ -282,7 +282,10 @@ fn inspecting_a_lock_whose_holder_was_killed_leaves_the_report_for_the_next_lock
     eprintln!("killed holder's lock taken over after {:?}", t.elapsed());
     assert!(g.previous_owner_died());
     drop(g);
-    assert_eq!(Lock::inspect(&name).unwrap(), shmq::LockState::Free);
+    assert_eq!(
+        Lock::inspect(&name).unwrap(),
+        shmq::substrate::sync::LockState::Free
+    );
     assert!(!lock.lock().unwrap().previous_owner_died());
 }
 
@@ -321,7 +324,7 @@ fn a_damaged_dict_lock_is_repaired_or_corrupt_never_a_hang_or_an_abort() {
     scribble_lock(&name, 128, absent_tid(), 0);
     assert!(matches!(
         SharedDict::inspect(&name).unwrap().lock,
-        shmq::LockState::Held {
+        shmq::substrate::sync::LockState::Held {
             owner_alive: false,
             ..
         }
@@ -347,7 +350,7 @@ fn a_damaged_dict_lock_is_repaired_or_corrupt_never_a_hang_or_an_abort() {
         let info = SharedDict::inspect(&name).unwrap();
         if owner != 0 {
             assert!(
-                matches!(info.lock, shmq::LockState::Corrupt(_)),
+                matches!(info.lock, shmq::substrate::sync::LockState::Corrupt(_)),
                 "{owner:#x}"
             );
         }

@@ -66,7 +66,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{CHILD, Name, Watchdog, spawn};
-use shmq::layout::{self, RingControl, RingLayout};
+use shmq::substrate::layout::{self, RingControl, RingLayout};
 use shmq::{Options, Pipe, Queue};
 use shmq_dict::{Lock, SharedDict};
 
@@ -589,7 +589,7 @@ impl Gen<'_> {
                 }
             }
         }
-        let lock_len = std::mem::size_of::<shmq::RawMutex>().min(64);
+        let lock_len = std::mem::size_of::<shmq::substrate::sync::RawMutex>().min(64);
         self.flips(c + fields[0].1, lock_len, 48, &format!("{tag}.lock"));
     }
 
@@ -628,7 +628,7 @@ impl Gen<'_> {
         }
         self.flips(
             l.lock,
-            std::mem::size_of::<shmq::RawMutex>().min(64),
+            std::mem::size_of::<shmq::substrate::sync::RawMutex>().min(64),
             48,
             "pipe.lock",
         );

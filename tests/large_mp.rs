@@ -229,7 +229,7 @@ fn a_pooling_producer_killed_mid_stream_loses_and_leaks_nothing() {
             take(&q, &mut next);
         }
         assert!(
-            side_segments(&name).len() <= shmq::large::POOL_SEGMENTS + 1,
+            side_segments(&name).len() <= shmq::substrate::large::POOL_SEGMENTS + 1,
             "at most the dead producer's pool and one being written"
         );
         // The next open sweeps what the dead producer left: no slot names any of it.

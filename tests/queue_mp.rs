@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::shared::{check_stress, stress_message};
 use common::{Name, Watchdog, finish_all, spawn};
-use shmq::layout::{Kind, Params};
+use shmq::substrate::layout::{Kind, Params};
 use shmq::{
-    AtomicRegion, GetError, GetTimeoutError, OpenError, Options, PutTimeoutError, Queue,
-    TryGetError, TryPutError,
+    GetError, GetTimeoutError, OpenError, Options, PutTimeoutError, Queue, TryGetError,
+    TryPutError, substrate::segment::AtomicRegion,
 };
 
 fn opts(capacity: usize, message_size: usize) -> Options {

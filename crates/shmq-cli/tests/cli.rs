@@ -245,7 +245,7 @@ fn admin_round_trip_create_put_get_stat_ls_rm() {
     assert_eq!(v["kind"], "queue");
     assert_eq!(
         v["layout_version"].as_u64(),
-        Some(u64::from(shmq::layout::LAYOUT_VERSION))
+        Some(u64::from(shmq::substrate::layout::LAYOUT_VERSION))
     );
     assert_eq!(
         (v["capacity"].as_u64(), v["message_size"].as_u64()),
@@ -476,7 +476,7 @@ fn stat_of_a_lock_whose_holder_was_killed_leaves_the_owner_died_report() {
     let held = std::time::Instant::now();
     while !matches!(
         shmq_dict::SharedDict::inspect(&dict).unwrap().lock,
-        shmq::LockState::Held { .. }
+        shmq::substrate::sync::LockState::Held { .. }
     ) {
         assert!(held.elapsed() < MINUTE, "the child never took the lock");
         std::thread::sleep(Duration::from_millis(5));

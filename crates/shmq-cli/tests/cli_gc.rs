@@ -335,7 +335,7 @@ fn gc_keeps_a_lock_whose_holder_died_and_removes_a_free_one() {
     assert!(
         matches!(
             shmq_dict::Lock::inspect(&orphaned),
-            Ok(shmq::LockState::Held {
+            Ok(shmq::substrate::sync::LockState::Held {
                 owner_alive: false,
                 ..
             })
@@ -357,7 +357,7 @@ fn gc_keeps_a_lock_whose_holder_died_and_removes_a_free_one() {
     assert!(
         matches!(
             shmq_dict::Lock::inspect(&orphaned),
-            Ok(shmq::LockState::Held {
+            Ok(shmq::substrate::sync::LockState::Held {
                 owner_alive: false,
                 ..
             })

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use shmq::layout::Kind;
-use shmq::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
-use shmq::{CreationMode, LockState, MutexGuard, OpenError, Segment};
+use shmq::substrate::layout::Kind;
+use shmq::substrate::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
+use shmq::{
+    CreationMode, OpenError,
+    substrate::segment::Segment,
+    substrate::sync::{LockState, MutexGuard},
+};
 
 use crate::error::{AcquireError, DictError};
 use crate::table::{COUNT_OFFSET, Geometry, LOCK_OFFSET, Table};
@@ -254,7 +258,7 @@ impl SharedDict {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use shmq::LockState;
+    /// use shmq::substrate::sync::LockState;
     /// use shmq_dict::{Options, SharedDict};
     /// let name = format!("shmq-doc-dict-inspect-{}", std::process::id());
     /// let d = SharedDict::create(&name, &Options { capacity: 8, max_key_len: 8, ..Default::default() })?;
@@ -270,7 +274,7 @@ impl SharedDict {
     /// # }
     /// ```
     pub fn inspect(name: &str) -> Result<DictInfo, OpenError> {
-        let info = shmq::segment::inspect(name)?;
+        let info = shmq::substrate::segment::inspect(name)?;
         if info.kind() != Kind::Dict {
             return Err(OpenError::Incompatible(format!(
                 "the segment holds a {}, not a dict",
@@ -334,7 +338,7 @@ impl SharedDict {
     fn guard<'a>(
         &'a self,
         table: Table<'a>,
-        locked: Result<MutexGuard<'a>, shmq::LockError>,
+        locked: Result<MutexGuard<'a>, shmq::substrate::sync::LockError>,
         timed: bool,
     ) -> Result<DictGuard<'a>, AcquireError> {
         let mut inner = locked.map_err(|e| AcquireError::from_raw(e, timed))?;

@@ -30,11 +30,11 @@ pub enum AcquireError {
 
 impl AcquireError {
     /// Maps shmq's raw lock error; `timed` says whether a `WouldBlock` means a deadline passed.
-    pub(crate) fn from_raw(e: shmq::LockError, timed: bool) -> AcquireError {
+    pub(crate) fn from_raw(e: shmq::substrate::sync::LockError, timed: bool) -> AcquireError {
         match e {
-            shmq::LockError::WouldBlock if timed => AcquireError::Timeout,
-            shmq::LockError::WouldBlock => AcquireError::WouldBlock,
-            shmq::LockError::Deadlock => AcquireError::Deadlock,
+            shmq::substrate::sync::LockError::WouldBlock if timed => AcquireError::Timeout,
+            shmq::substrate::sync::LockError::WouldBlock => AcquireError::WouldBlock,
+            shmq::substrate::sync::LockError::Deadlock => AcquireError::Deadlock,
             other => AcquireError::Failed(other.to_string()),
         }
     }

@@ -4,9 +4,13 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use shmq::layout::{Kind, Params};
-use shmq::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
-use shmq::{CreationMode, LockState, MutexGuard, OpenError, RawMutex, Segment};
+use shmq::substrate::layout::{Kind, Params};
+use shmq::substrate::segment::{AtomicRegion, DEFAULT_MODE, check_mode, create_named};
+use shmq::{
+    CreationMode, OpenError,
+    substrate::segment::Segment,
+    substrate::sync::{LockState, MutexGuard, RawMutex},
+};
 
 use crate::error::AcquireError;
 use crate::table::{LOCK_OFFSET, LOCK_SEGMENT_SIZE};
@@ -177,7 +181,7 @@ impl Lock {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use shmq::LockState;
+    /// use shmq::substrate::sync::LockState;
     /// use shmq_dict::Lock;
     /// let name = format!("shmq-doc-lock-inspect-{}", std::process::id());
     /// let lock = Lock::create(&name)?;
@@ -190,7 +194,7 @@ impl Lock {
     /// # }
     /// ```
     pub fn inspect(name: &str) -> Result<LockState, OpenError> {
-        let info = shmq::segment::inspect(name)?;
+        let info = shmq::substrate::segment::inspect(name)?;
         if info.kind() != Kind::Lock {
             return Err(OpenError::Incompatible(format!(
                 "the segment holds a {}, not a lock",
@@ -220,7 +224,7 @@ impl Lock {
     }
 
     fn guard<'a>(
-        locked: Result<MutexGuard<'a>, shmq::LockError>,
+        locked: Result<MutexGuard<'a>, shmq::substrate::sync::LockError>,
         timed: bool,
     ) -> Result<LockGuard<'a>, AcquireError> {
         let inner = locked.map_err(|e| AcquireError::from_raw(e, timed))?;

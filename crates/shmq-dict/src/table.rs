@@ -1,6 +1,6 @@
 //! The dict's bytes and its algorithm: an open-addressing hash table (FNV-1a, linear probing,
 //! tombstones) made only of `AtomicU64` words, the words of shmq's
-//! [`AtomicRegion`](shmq::segment::AtomicRegion) (the only memory this crate reaches, and only
+//! [`AtomicRegion`](shmq::substrate::segment::AtomicRegion) (the only memory this crate reaches, and only
 //! atomically). No names, no system calls; every function here runs under the dict's lock. `docs/dict.md` gives the format as tables.
 //!
 //! # Crash consistency
@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use shmq::layout::{self, HEADER_SIZE, Kind, LINE, Params};
-use shmq::segment::AtomicRegion;
-use shmq::{OpenError, RawMutex};
+use shmq::substrate::layout::{self, HEADER_SIZE, Kind, LINE, Params};
+use shmq::substrate::segment::AtomicRegion;
+use shmq::{OpenError, substrate::sync::RawMutex};
 
 use crate::error::DictError;
 

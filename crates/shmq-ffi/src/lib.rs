@@ -46,7 +46,7 @@ pub const SHMQ_ABI_VERSION: u32 = 1;
 /// programs linked against mismatched libraries never misread each other's segments.
 pub const SHMQ_LAYOUT_VERSION: u32 = 3;
 
-const _: () = assert!(SHMQ_LAYOUT_VERSION == shmq_core::layout::LAYOUT_VERSION);
+const _: () = assert!(SHMQ_LAYOUT_VERSION == shmq_core::substrate::layout::LAYOUT_VERSION);
 
 /// The version of the C interface this library implements; compare it with `SHMQ_ABI_VERSION`
 /// from the header the program was compiled with.
@@ -59,7 +59,7 @@ pub extern "C" fn shmq_abi_version() -> u32 {
 /// `SHMQ_LAYOUT_VERSION`.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmq_layout_version() -> u32 {
-    shmq_core::layout::LAYOUT_VERSION
+    shmq_core::substrate::layout::LAYOUT_VERSION
 }
 
 /// The library's version, such as `"0.1.0"`: a static string, never freed.

@@ -4,7 +4,8 @@ use std::ffi::c_char;
 use std::sync::{RwLock, TryLockError};
 use std::time::Duration;
 
-use shmq_core::{Backing, End, Pipe, PipeEnd};
+use shmq_core::substrate::segment::Backing;
+use shmq_core::{End, Pipe, PipeEnd};
 
 use crate::error::{Failure, Res, ShmqStatus, boundary};
 use crate::{

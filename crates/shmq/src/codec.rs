@@ -1,6 +1,6 @@
 //! How typed values become the bytes of a message and back: the [`Codec`] trait, its two
 //! implementations — [`Pod`] (plain-old-data types as their bytes, no serialisation) and, with
-//! the feature `serde`, [`Postcard`] — and the [`TypeTag`] that a typed segment records so
+//! the feature `serde`, `Postcard` — and the [`TypeTag`] that a typed segment records so
 //! that opening it as another type is refused. The typed faces that use them are
 //! [`TypedQueue`](crate::TypedQueue) and [`TypedPipeEnd`](crate::TypedPipeEnd).
 //!
@@ -11,7 +11,7 @@ use std::fmt;
 
 /// How values of `T` become the bytes of a message and back.
 ///
-/// Implemented by [`Pod`] and (feature `serde`) [`Postcard`]; implement it for another format.
+/// Implemented by [`Pod`] and (feature `serde`) `Postcard`; implement it for another format.
 ///
 /// # Examples
 ///
@@ -82,7 +82,7 @@ pub trait Codec<T>: 'static {
     /// memory ([`Pod`]): calls `read` with the bytes of a fresh (zeroed) value, which `read`
     /// fills with one message, and returns the value and what `read` returned. A typed get
     /// takes a message of exactly that many bytes this way (no buffer, no decoding); a message
-    /// of another length is a [`DecodeError`]. `None` (the default): the get copies the
+    /// of another length is a [`DecodeError`](crate::DecodeError). `None` (the default): the get copies the
     /// message into a per-thread buffer and calls [`decode`](Self::decode).
     ///
     /// # Examples

@@ -37,14 +37,11 @@ use crate::ring::Ring;
 use std::path::{Path, PathBuf};
 
 use crate::liveness::process_alive;
-use crate::segment::{Backing, Segment};
-use blob::Blob;
+use crate::segment::{Backing, Blob, Segment};
 use side::Place;
 
-mod blob;
 mod put;
 mod side;
-mod stream;
 
 pub use crate::limits::{DEFAULT_MAX_MESSAGE, MAX_LARGE_MESSAGE};
 
@@ -151,8 +148,8 @@ impl Descriptor {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(shmq::large::side_segment_of("jobs.big.1f.2a.0"), Some(("jobs", 0x1f, 0x2a)));
-/// assert_eq!(shmq::large::side_segment_of("jobs"), None);
+/// assert_eq!(shmq::substrate::large::side_segment_of("jobs.big.1f.2a.0"), Some(("jobs", 0x1f, 0x2a)));
+/// assert_eq!(shmq::substrate::large::side_segment_of("jobs"), None);
 /// ```
 pub fn side_segment_of(name: &str) -> Option<(&str, u32, u64)> {
     let at = name.rfind(INFIX)?;
@@ -211,7 +208,7 @@ fn side_location(seg: &Segment) -> Option<(Place, u32)> {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(shmq::large::remove_side_segments("shmq-doc-no-such-queue"), 0);
+/// assert_eq!(shmq::substrate::large::remove_side_segments("shmq-doc-no-such-queue"), 0);
 /// ```
 pub fn remove_side_segments(queue: &str) -> usize {
     remove_all(&Place::named(queue))
@@ -223,7 +220,7 @@ pub fn remove_side_segments(queue: &str) -> usize {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(shmq::large::remove_side_files(std::path::Path::new("/tmp/shmq-doc-no-such-file")), 0);
+/// assert_eq!(shmq::substrate::large::remove_side_files(std::path::Path::new("/tmp/shmq-doc-no-such-file")), 0);
 /// ```
 pub fn remove_side_files(path: &Path) -> usize {
     Place::file(path).map_or(0, |p| remove_all(&p))
@@ -241,7 +238,7 @@ pub fn remove_side_files(path: &Path) -> usize {
 /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 64, ..Default::default() })?;
 /// q.put(&[7u8; 1000])?; // a large message: a side segment beside a hidden anchor
 /// let mine = format!("{:016x}", q.instance_id());
-/// assert!(shmq::large::anonymous_orphans().iter().all(|(anchor, _)| !anchor.ends_with(&mine)));
+/// assert!(shmq::substrate::large::anonymous_orphans().iter().all(|(anchor, _)| !anchor.ends_with(&mine)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn anonymous_orphans() -> Vec<(String, u64)> {
@@ -256,12 +253,12 @@ pub fn anonymous_orphans() -> Vec<(String, u64)> {
 /// # Examples
 ///
 /// ```
-/// for (anchor, bytes) in shmq::large::anonymous_orphans() {
-///     if shmq::large::reap_anonymous_orphan(&anchor) {
+/// for (anchor, bytes) in shmq::substrate::large::anonymous_orphans() {
+///     if shmq::substrate::large::reap_anonymous_orphan(&anchor) {
 ///         eprintln!("removed the orphaned anonymous queue {anchor} ({bytes} bytes)");
 ///     }
 /// }
-/// assert!(!shmq::large::reap_anonymous_orphan("../etc"));
+/// assert!(!shmq::substrate::large::reap_anonymous_orphan("../etc"));
 /// ```
 pub fn reap_anonymous_orphan(anchor: &str) -> bool {
     side::reap_orphan(anchor)

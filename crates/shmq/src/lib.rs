@@ -73,12 +73,14 @@
 //!   `PipeSink`); cancel-safe, woken by one notifier thread per process. The futures use only
 //!   `std::task` (any executor); they are tested on tokio's.
 //! - **Large messages**: a message larger than a slot (up to [`Options::max_message_size`],
-//!   1 GiB by default) travels in a side segment of its own, on every put and get path; [`large`]
-//!   lists and removes side segments.
+//!   1 GiB by default) travels in a side segment of its own, on every put and get path.
 //! - **Errors**: one type per call family ([`PutError`], [`GetError`], [`TryPutError`],
 //!   [`OpenError`], …): a put that fails hands the message back.
-//! - **Lower levels**: [`segment`] maps and inspects segments, [`layout`] is their byte format,
-//!   [`sync`] holds the robust lock ([`RawMutex`]) that the dict and lock build on.
+//! - **Watching**: [`Snapshot`] looks at every shmq segment of the machine without attaching
+//!   (what `shmq top` and `shmq metrics` show).
+//! - **Below the queue**: [`substrate`] holds what the companion crates build on — segments
+//!   and their inspection, the byte layout, the robust lock, liveness of processes, side
+//!   segments. A program that moves messages does not need it.
 //! - **A shared dict and a named lock** are in the companion crate `shmq-dict` (`SharedDict`, a
 //!   `String -> i64` map with Python's Manager-dict semantics, and `Lock`).
 //!
@@ -115,13 +117,13 @@ mod error;
 #[cfg(not(loom))]
 mod iter;
 #[cfg(not(loom))]
-pub mod large;
+mod large;
 #[cfg(not(loom))]
-pub mod layout;
+mod layout;
 #[cfg(not(loom))]
 mod limits;
 #[cfg(not(loom))]
-pub mod liveness;
+mod liveness;
 mod lockfree;
 #[cfg(not(loom))]
 mod options;
@@ -134,12 +136,14 @@ mod queue;
 #[cfg(not(loom))]
 mod ring;
 #[cfg(not(loom))]
-pub mod segment;
+mod segment;
 #[cfg(not(loom))]
 mod select;
 #[cfg(not(loom))]
 pub mod snapshot;
-pub mod sync;
+#[cfg(not(loom))]
+pub mod substrate;
+mod sync;
 #[cfg(not(loom))]
 mod sys;
 #[cfg(all(test, not(loom)))]
@@ -168,13 +172,11 @@ pub use queue::{CommitError, PeekError};
 #[cfg(not(loom))]
 pub use queue::{Queue, QueueInfo};
 #[cfg(not(loom))]
-pub use segment::{AtomicRegion, Backing, CreationMode, Segment};
+pub use segment::CreationMode;
 #[cfg(not(loom))]
 pub use select::{Select, SelectTimeoutError};
 #[cfg(not(loom))]
 pub use snapshot::Snapshot;
-#[cfg(not(loom))]
-pub use sync::{LockError, LockState, MutexGuard, RawMutex};
 #[cfg(not(loom))]
 pub use typed::{
     Codec, DecodeError, PodPipeEnd, PodQueue, TypeTag, TypedEnds, TypedError, TypedPipe,

@@ -41,7 +41,7 @@ pub const TRY_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// How long opening a pipe end ([`PipeEnd::open`](crate::PipeEnd::open),
 /// [`PipeEnd::hand_off`](crate::PipeEnd::hand_off)) waits for the holder table's lock while
-/// another live process holds it, before it returns [`OpenError::Busy`]. Opening never
+/// another live process holds it, before it returns [`OpenError::Busy`](crate::OpenError::Busy). Opening never
 /// blocks on a peer without bound.
 ///
 /// # Examples

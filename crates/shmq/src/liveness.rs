@@ -94,7 +94,7 @@ pub(crate) fn thread_start_time(tid: u32) -> u64 {
 /// # Examples
 ///
 /// ```
-/// use shmq::liveness::{process_alive, process_start_time};
+/// use shmq::substrate::liveness::{process_alive, process_start_time};
 /// let me = std::process::id();
 /// assert!(process_alive(me, process_start_time(me).unwrap()));
 /// assert!(!process_alive(me, 1)); // another start time: a recycled pid

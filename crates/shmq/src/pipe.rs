@@ -554,7 +554,6 @@ mod tests {
     use super::*;
     use crate::layout;
     use crate::port::pipe_handle::holders::{Kind as EntryKind, Table, Tag};
-    use crate::segment;
     use crate::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
 

@@ -28,11 +28,14 @@ use crate::sync::{FutexWord, RawMutex, Semaphore};
 use crate::sys;
 
 pub use crate::limits::{DEFAULT_MODE, MAX_NAME_LEN};
+pub(crate) use blob::Blob;
 pub use inspection::{Inspection, check_is_segment, inspect, inspect_within};
 pub use region::AtomicRegion;
 
+mod blob;
 mod inspection;
 mod region;
+mod stream;
 
 /// How long an opener waits for a segment's creator to finish writing it before reporting it as
 /// corrupt (a creator that died half-way leaves such a segment behind).
@@ -185,7 +188,7 @@ enum Map {
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::{Options, Queue, Segment, segment::Backing};
+/// use shmq::{Options, Queue, segment::Backing, substrate::segment::Segment};
 ///
 /// let name = format!("shmq-doc-segment-{}", std::process::id());
 /// let q = Queue::create(&name, &Options { capacity: 4, message_size: 8, ..Default::default() })?;
@@ -219,9 +222,9 @@ unsafe impl Sync for Segment {}
 /// # Examples
 ///
 /// ```
-/// assert!(shmq::segment::validate_name("jobs-1.q").is_ok());
-/// assert!(shmq::segment::validate_name("a/b").is_err());
-/// assert!(shmq::segment::validate_name("..").is_err());
+/// assert!(shmq::substrate::segment::validate_name("jobs-1.q").is_ok());
+/// assert!(shmq::substrate::segment::validate_name("a/b").is_err());
+/// assert!(shmq::substrate::segment::validate_name("..").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<(), OpenError> {
     let bad = |reason: &'static str| {

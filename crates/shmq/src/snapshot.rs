@@ -544,7 +544,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// The lock whose 64 bytes start at `at` in `b`.
 fn lock_at(b: &[u8], at: usize) -> LockState {
     let bytes: &[u8; 64] = b[at..at + 64].try_into().expect("64 bytes");
-    LockState::from_bytes(bytes, |w| crate::liveness::owner_word_alive(w))
+    LockState::from_bytes(bytes, crate::liveness::owner_word_alive)
 }
 
 fn read_contents(

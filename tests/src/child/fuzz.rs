@@ -213,12 +213,12 @@ fn fuzz_queue(name: &str) -> String {
     // lives (the trust model in docs/protocol.md), and a lock word naming a live thread is such
     // a holder. They run unless inspection (which takes no lock) shows one.
     let held = op("segment::inspect", || {
-        shmq::segment::inspect(name)
-            .and_then(|i| i.lock_state(shmq::layout::HEADER_SIZE))
+        shmq::substrate::segment::inspect(name)
+            .and_then(|i| i.lock_state(shmq::substrate::layout::HEADER_SIZE))
             .is_ok_and(|s| {
                 matches!(
                     s,
-                    shmq::LockState::Held {
+                    shmq::substrate::sync::LockState::Held {
                         owner_alive: true,
                         ..
                     }
@@ -289,7 +289,7 @@ fn fuzz_dict(name: &str) -> String {
         SharedDict::inspect(name).is_ok_and(|i| {
             matches!(
                 i.lock,
-                shmq::LockState::Held {
+                shmq::substrate::sync::LockState::Held {
                     owner_alive: true,
                     ..
                 }

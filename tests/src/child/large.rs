@@ -1,4 +1,4 @@
-//! Roles over large messages (messages over the slot size, `shmq::large`): checksummed messages
+//! Roles over large messages (messages over the slot size, `shmq::substrate::large`): checksummed messages
 //! from `shmq_testkit::big`, sent through a queue or a pipe and checked on arrival.
 
 use std::process::ExitCode;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use shmq::layout::Kind;
-use shmq::{LockState, Options, Pipe, Queue, Segment};
+use shmq::substrate::layout::Kind;
+use shmq::{Options, Pipe, Queue, substrate::segment::Segment, substrate::sync::LockState};
 use shmq_dict::{Lock, Options as DictOptions, SharedDict};
 
 /// Where named segments live on Linux.
@@ -127,12 +127,12 @@ pub(crate) fn create(kind: &CreateKind) -> Result<()> {
 }
 
 /// The largest message of a queue with slots of `message_size` bytes: `asked`, checked against
-/// each of its bounds by name, or the default. Slots under [`shmq::large::DESCRIPTOR_LEN`] bytes
+/// each of its bounds by name, or the default. Slots under [`shmq::substrate::large::DESCRIPTOR_LEN`] bytes
 /// cannot point to a side segment, so their queue carries no larger message: an error if one
 /// was asked for, a line on stderr if not.
 fn max_message_size_of(message_size: usize, asked: Option<usize>) -> Result<usize> {
-    let min_slot = shmq::large::DESCRIPTOR_LEN;
-    let most = shmq::large::MAX_LARGE_MESSAGE;
+    let min_slot = shmq::substrate::large::DESCRIPTOR_LEN;
+    let most = shmq::substrate::large::MAX_LARGE_MESSAGE;
     match asked {
         Some(m) if m < message_size => bail!(
             "--max-message-size {m} is below the slot size (--message-size {message_size}): \
@@ -154,13 +154,14 @@ fn max_message_size_of(message_size: usize, asked: Option<usize>) -> Result<usiz
             );
             Ok(message_size)
         }
-        None => Ok(shmq::large::DEFAULT_MAX_MESSAGE.max(message_size)),
+        None => Ok(shmq::substrate::large::DEFAULT_MAX_MESSAGE.max(message_size)),
     }
 }
 
 /// The bytes a queue of this geometry reserves in /dev/shm, if the geometry is valid.
 fn queue_bytes(capacity: usize, message_size: usize) -> Option<u64> {
-    let (_, params) = shmq::layout::queue_layout(capacity as u64, message_size as u64).ok()?;
+    let (_, params) =
+        shmq::substrate::layout::queue_layout(capacity as u64, message_size as u64).ok()?;
     Some(params.total_size)
 }
 
@@ -202,8 +203,8 @@ fn bytes(b: u64) -> String {
 /// Inspects a named segment (without blocking on a FIFO or any other non-regular file and
 /// without taking a lock). A regular file that does not start with shmq's header is "not a
 /// shmq segment", not a corrupt one.
-pub(crate) fn inspect(name: &str) -> Result<shmq::segment::Inspection> {
-    match shmq::segment::inspect(name) {
+pub(crate) fn inspect(name: &str) -> Result<shmq::substrate::segment::Inspection> {
+    match shmq::substrate::segment::inspect(name) {
         Ok(i) => Ok(i),
         Err(e @ shmq::OpenError::Corrupt(_)) => Err(not_shmq(name, e)),
         Err(e) => Err(e.into()),
@@ -219,7 +220,7 @@ fn not_shmq(name: &str, e: shmq::OpenError) -> anyhow::Error {
     // read does not block.
     let ours = std::fs::File::open(Path::new(SHM_DIR).join(name))
         .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| u64::from_le_bytes(magic) == shmq::layout::MAGIC);
+        .is_ok_and(|()| u64::from_le_bytes(magic) == shmq::substrate::layout::MAGIC);
     if ours {
         e.into()
     } else {
@@ -407,7 +408,7 @@ fn segment_names() -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(SHM_DIR)
         .with_context(|| format!("reading {SHM_DIR}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| shmq::segment::validate_name(n).is_ok())
+        .filter(|n| shmq::substrate::segment::validate_name(n).is_ok())
         .collect();
     names.sort();
     Ok(names)
@@ -440,7 +441,7 @@ pub(crate) fn ls(as_json: bool) -> Result<()> {
     // Side segments of large messages are listed with their queue (`stat`), not here.
     let unread = names
         .iter()
-        .filter(|n| shmq::large::side_segment_of(n).is_none())
+        .filter(|n| shmq::substrate::large::side_segment_of(n).is_none())
         .count()
         .saturating_sub(rows.len());
     if unread > 0 {
@@ -657,7 +658,7 @@ fn side_segments() -> std::collections::HashMap<String, (usize, u64)> {
         let Ok(file) = e.file_name().into_string() else {
             continue;
         };
-        if let Some((owner, _, _)) = shmq::large::side_segment_of(&file) {
+        if let Some((owner, _, _)) = shmq::substrate::large::side_segment_of(&file) {
             let bytes = e.metadata().map_or(0, |m| m.len());
             let entry = out.entry(owner.to_owned()).or_default();
             entry.0 += 1;
@@ -745,7 +746,7 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
             eprintln!("would remove {what}{lost}");
         } else {
             Segment::unlink(name)?;
-            shmq::large::remove_side_segments(name);
+            shmq::substrate::large::remove_side_segments(name);
             eprintln!("removed {what}{lost}");
         }
         removed += 1;
@@ -753,7 +754,7 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
     // Anonymous queues whose every holder was killed: hidden anchors that no process locks
     // (a live holder keeps a shared lock, so no age or user check is needed). Nobody can reach
     // their messages any more.
-    for (anchor, bytes) in shmq::large::anonymous_orphans()
+    for (anchor, bytes) in shmq::substrate::large::anonymous_orphans()
         .into_iter()
         .filter(|(n, _)| a.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
     {
@@ -761,7 +762,7 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
         if a.dry_run {
             removed += 1;
             eprintln!("would remove {what}");
-        } else if shmq::large::reap_anonymous_orphan(&anchor) {
+        } else if shmq::substrate::large::reap_anonymous_orphan(&anchor) {
             removed += 1;
             eprintln!("removed {what}");
         }
@@ -784,7 +785,7 @@ pub(crate) fn gc(a: &GcArgs) -> Result<()> {
 pub(crate) fn rm(names: &[String]) -> Result<()> {
     // Check every name first, so that a typo removes nothing.
     for name in names {
-        match shmq::segment::check_is_segment(name) {
+        match shmq::substrate::segment::check_is_segment(name) {
             Ok(()) => {}
             Err(e @ shmq::OpenError::Corrupt(_)) => return Err(not_shmq(name, e)),
             Err(e) => return Err(e.into()),
@@ -792,7 +793,7 @@ pub(crate) fn rm(names: &[String]) -> Result<()> {
     }
     for name in names {
         Segment::unlink(name)?;
-        let side = shmq::large::remove_side_segments(name);
+        let side = shmq::substrate::large::remove_side_segments(name);
         if side > 0 {
             eprintln!("removed {name} and the side segments of its {side} large message(s)");
         } else {

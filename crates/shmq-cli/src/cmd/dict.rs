@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 use serde_json::Value;
-use shmq::layout::Kind;
+use shmq::substrate::layout::Kind;
 use shmq_dict::{Lock, SharedDict};
 
 use super::admin::{kind_of, lock_json};

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use shmq::LockState;
 use shmq::snapshot::{Detail, SegmentSnapshot, Snapshot};
+use shmq::substrate::sync::LockState;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

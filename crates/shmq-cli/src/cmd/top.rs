@@ -12,8 +12,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table};
 use serde_json::{Value, json};
-use shmq::LockState;
 use shmq::snapshot::{Detail, Rates, RingSnapshot, SegmentSnapshot, Snapshot};
+use shmq::substrate::sync::LockState;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

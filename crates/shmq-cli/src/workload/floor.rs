@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use shmq::AtomicRegion;
-use shmq::layout::{Kind, Params};
+use shmq::substrate::layout::{Kind, Params};
+use shmq::substrate::segment::AtomicRegion;
 
 use super::launcher::{Launcher, Named};
 use super::roles::{PingReport, Role, Tally, check, ready, report, stamp, template, wait_gate};

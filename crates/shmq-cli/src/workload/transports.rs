@@ -16,7 +16,7 @@ use shmq::{
 /// A typed handle on the queue behind `q` (opened again by name; the bench's queues are
 /// untyped, so any type opens them).
 fn typed<T, C: Codec<T>>(q: &Queue) -> Result<TypedQueue<T, C>> {
-    let shmq::Backing::Named(name) = q.segment().backing() else {
+    let shmq::substrate::segment::Backing::Named(name) = q.segment().backing() else {
         return Err(anyhow!("the bench queue has no name"));
     };
     TypedQueue::open(name).map_err(|e| anyhow!("open typed {name}: {e}"))

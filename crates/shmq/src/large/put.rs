@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
-use super::blob::Blob;
 use super::side::Place;
 use super::{
     BLOB_HEADER, BLOB_MAGIC, Big, COUNTER, DESCRIPTOR_LEN, Descriptor, FREE, POOL_BYTES,
@@ -18,6 +17,7 @@ use super::{
 use crate::engine::{self, Fail, Wait, Waiting};
 use crate::liveness::process_start_time;
 use crate::ring::Ring;
+use crate::segment::Blob;
 
 /// What a put does for a side segment ([`Big::check_out`]).
 enum Choice {

@@ -20,8 +20,8 @@ use crate::sync::atomic::AtomicU64;
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::layout::{Kind, Params};
-/// use shmq::segment::AtomicRegion;
+/// use shmq::substrate::layout::{Kind, Params};
+/// use shmq::substrate::segment::AtomicRegion;
 /// use std::sync::atomic::Ordering::SeqCst;
 ///
 /// let name = format!("shmq-doc-region-{}", std::process::id());

@@ -160,7 +160,7 @@ mod os {
 /// # Examples
 ///
 /// ```
-/// use shmq::sync::{LockError, RawMutex};
+/// use shmq::substrate::sync::{LockError, RawMutex};
 ///
 /// let m = RawMutex::new(); // in a segment: reached through a reference, never moved
 /// let guard = m.lock()?;

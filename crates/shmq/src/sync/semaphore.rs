@@ -113,7 +113,7 @@ pub enum WaitError {
 /// # Examples
 ///
 /// ```
-/// use shmq::sync::{Semaphore, WaitError};
+/// use shmq::substrate::sync::{Semaphore, WaitError};
 /// use std::time::{Duration, Instant};
 ///
 /// let sem = Semaphore::new(1);

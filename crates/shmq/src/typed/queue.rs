@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 
 /// A typed view of a [`Queue`]: values of `T`, encoded by the codec `C` ([`Pod`](crate::codec::Pod) or, with the
-/// feature `serde`, [`Postcard`](crate::codec::Postcard)). Aliases: [`PodQueue`], [`SerdeQueue`].
+/// feature `serde`, `Postcard`). Aliases: [`PodQueue`], `SerdeQueue`.
 ///
 /// Every operation of the byte queue has its typed twin, with the byte API's errors wrapped in
 /// [`TypedError`] (gets) and [`TypedPutError`] (puts); [`queue`](Self::queue) gives the byte
