@@ -36,6 +36,38 @@ fn backoff(spins: &mut u32) {
     }
 }
 
+/// Copies `msg` into the words `dst` (at least `msg.len()` rounded up to 8 bytes), 8 bytes a
+/// word, little-endian, through relaxed atomic stores: as shmq copies a message into its slot.
+pub(super) fn copy_in(dst: &[AtomicU64], msg: &[u8]) {
+    let mut chunks = msg.chunks_exact(8);
+    let (full, last) = dst.split_at(msg.len() / 8);
+    for (w, c) in full.iter().zip(&mut chunks) {
+        let b: [u8; 8] = c.try_into().unwrap_or_default();
+        w.store(u64::from_le_bytes(b), Relaxed);
+    }
+    let rest = chunks.remainder();
+    if let (Some(w), false) = (last.first(), rest.is_empty()) {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        w.store(u64::from_le_bytes(b), Relaxed);
+    }
+}
+
+/// Copies the first `buf.len()` bytes of the words `src` into `buf`, through relaxed atomic
+/// loads: as shmq copies a message out of its slot.
+pub(super) fn copy_out(src: &[AtomicU64], buf: &mut [u8]) {
+    let (full, last) = src.split_at(buf.len() / 8);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for (c, w) in (&mut chunks).zip(full) {
+        c.copy_from_slice(&w.load(Relaxed).to_le_bytes());
+    }
+    let rest = chunks.into_remainder();
+    if let (Some(w), false) = (last.first(), rest.is_empty()) {
+        let n = rest.len();
+        rest.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
+    }
+}
+
 /// One ring of a floor segment.
 struct Ring<'a> {
     head: &'a AtomicU64,
@@ -100,11 +132,7 @@ impl Sender<'_> {
         }
         let words = self.ring.slot(self.tail);
         words[0].store(msg.len() as u64, Relaxed);
-        for (w, c) in words[1..].iter().zip(msg.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            w.store(u64::from_le_bytes(b), Relaxed);
-        }
+        copy_in(&words[1..], msg);
         self.tail += 1;
         self.ring.tail.store(self.tail, Release);
     }
@@ -135,10 +163,7 @@ impl Receiver<'_> {
         }
         let words = self.ring.slot(self.head);
         let len = (words[0].load(Relaxed) as usize).min(buf.len());
-        for (c, w) in buf[..len].chunks_mut(8).zip(&words[1..]) {
-            let n = c.len();
-            c.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
-        }
+        copy_out(&words[1..], &mut buf[..len]);
         self.head += 1;
         self.ring.head.store(self.head, Release);
         Some(len)
