@@ -19,8 +19,9 @@
 //!
 //! The modules follow the seams: [`roles`] (what a child does, the message format and the
 //! child's side of the protocol), `transports` (shmq, OS pipe and socket I/O), [`launcher`]
-//! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips) and
-//! [`mutex`] (the lock benchmarks' shared mutex).
+//! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips),
+//! [`mutex`] (the lock benchmarks' shared mutex), and the two baselines written here: `floor`
+//! (a minimal SPSC ring) and [`vyukov`] (Vyukov's bounded MPMC ring).
 
 mod floor;
 pub mod launcher;
@@ -29,6 +30,7 @@ pub mod ping;
 pub mod roles;
 pub mod transfer;
 mod transports;
+pub mod vyukov;
 
 pub use launcher::Launcher;
 pub use mutex::SharedMutex;
