@@ -115,14 +115,14 @@ impl<'a> Ring<'a> {
 }
 
 /// The producer's end: its own `tail` and a cached `head`.
-struct Sender<'a> {
+pub(super) struct Sender<'a> {
     ring: Ring<'a>,
     tail: u64,
     head: u64,
 }
 
 impl Sender<'_> {
-    fn send(&mut self, msg: &[u8]) {
+    pub(super) fn send(&mut self, msg: &[u8]) {
         let mut spins = 0;
         while self.tail - self.head == self.ring.capacity {
             self.head = self.ring.head.load(Acquire);
@@ -139,7 +139,7 @@ impl Sender<'_> {
 }
 
 /// The consumer's end: its own `head` and a cached `tail`.
-struct Receiver<'a> {
+pub(super) struct Receiver<'a> {
     ring: Ring<'a>,
     head: u64,
     tail: u64,
@@ -147,7 +147,7 @@ struct Receiver<'a> {
 
 impl Receiver<'_> {
     /// The next message into `buf` (its length), or `None` once the ring is closed and empty.
-    fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+    pub(super) fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         let mut spins = 0;
         while self.head == self.tail {
             self.tail = self.ring.tail.load(Acquire);
@@ -205,6 +205,24 @@ impl FloorSegment {
             capacity,
             size,
         })
+    }
+
+    /// The sending and the receiving end of ring `index`, for one process that does both (the
+    /// single-thread instruction counts of `calls`).
+    pub(super) fn ends(&self, index: usize) -> Result<(Sender<'_>, Receiver<'_>)> {
+        let ring = || Ring::at(&self.region, index, self.capacity, self.size);
+        Ok((
+            Sender {
+                ring: ring()?,
+                tail: 0,
+                head: 0,
+            },
+            Receiver {
+                ring: ring()?,
+                head: 0,
+                tail: 0,
+            },
+        ))
     }
 
     fn close(&self, index: usize) -> Result<()> {
