@@ -1,6 +1,7 @@
 //! 64-byte ping-pong between two processes: one round trip per iteration, over two shmq
-//! queues, two OS pipes and a Unix `SOCK_SEQPACKET` socket pair. Criterion reports the mean;
-//! `shmq bench --workloads rtt` reports p50 and p99 of the same workload.
+//! queues, two floor rings, two Vyukov rings, two OS pipes and a Unix `SOCK_SEQPACKET` socket
+//! pair. Criterion reports the mean; `shmq bench --workloads rtt` reports p50 and p99 of the
+//! same workload.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ fn latency(c: &mut Criterion, launcher: &Launcher) {
         .measurement_time(Duration::from_secs(2));
     for over in [
         PingOver::Floor,
+        PingOver::Vyukov,
         PingOver::Shmq,
         PingOver::Pipe,
         PingOver::Socket,

@@ -1,4 +1,5 @@
-//! 4 producer processes → 4 consumer processes on one shmq queue, against one OS pipe shared
+//! 4 producer processes → 4 consumer processes on one shmq queue, against the Vyukov ring of
+//! the bench code (a bounded lock-free MPMC ring without crash safety) and one OS pipe shared
 //! by all eight with fixed-size (atomic, ≤ `PIPE_BUF`) writes and reads.
 
 use std::time::Duration;
@@ -15,7 +16,11 @@ fn mpmc(c: &mut Criterion, launcher: &Launcher) {
         .measurement_time(Duration::from_secs(3));
     for size in [8usize, 64] {
         g.throughput(Throughput::Bytes(size as u64));
-        for m in [Mechanism::Shmq(ShmqApi::Single), Mechanism::Pipe] {
+        for m in [
+            Mechanism::Vyukov,
+            Mechanism::Shmq(ShmqApi::Single),
+            Mechanism::Pipe,
+        ] {
             g.bench_function(BenchmarkId::new(m.name(), size), |b| {
                 b.iter_custom(|iters| {
                     let t = Transfer {

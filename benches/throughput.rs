@@ -1,5 +1,7 @@
 //! 1 producer process → 1 consumer process: shmq single, batch and zero-copy against an OS
-//! pipe (length-prefixed) and a Unix `SOCK_SEQPACKET` socket pair, for 8 B to 64 KiB.
+//! pipe (length-prefixed), a Unix `SOCK_SEQPACKET` socket pair and the two lock-free rings of
+//! the bench code (the floor, a minimal SPSC ring, and the Vyukov ring, a bounded MPMC ring
+//! without crash safety), for 8 B to 64 KiB.
 //!
 //! Each sample runs `iters` messages through [`Transfer::run`], the same code as `shmq bench`:
 //! the children are this binary started again (see `run_child_if_requested`), and the time is
@@ -21,6 +23,7 @@ fn throughput(c: &mut Criterion, launcher: &Launcher) {
         g.throughput(Throughput::Bytes(size as u64));
         for m in [
             Mechanism::Floor,
+            Mechanism::Vyukov,
             Mechanism::Shmq(ShmqApi::Single),
             Mechanism::Shmq(ShmqApi::Batch(64)),
             Mechanism::Shmq(ShmqApi::ZeroCopy),

@@ -1,5 +1,6 @@
 //! `shmq bench`: runs a chosen set of [`workload`](crate::workload)s and turns them into rows
-//! with messages/s, MB/s and the ratio to the OS pipe measured in the same run.
+//! with messages/s, MB/s and the ratios to the OS pipe, the floor and the Vyukov ring measured in
+//! the same run.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -75,7 +76,7 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     /// `shmq`, `shmq-batch`, `shmq-zero-copy`, `shmq-pod`, `shmq-serde`, `shmq-async`
-    /// (round trips), `floor`, `pipe` or `socket`.
+    /// (round trips), `floor`, `vyukov`, `pipe` or `socket`.
     pub mechanism: String,
     /// `spsc`, `mpmc` or `rtt`.
     pub workload: String,
@@ -109,6 +110,19 @@ pub struct Row {
     /// `p50_us` over the floor's round trip (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_ratio_to_floor: Option<f64>,
+    /// shmq rows (every mechanism named `shmq*`) of the 1→1 and N→N workloads: the median,
+    /// over the repeats, of this row's `msgs_per_sec` over the `vyukov` row's (Vyukov's bounded
+    /// MPMC ring, no crash safety) of the same workload and size in the same repeat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_vyukov: Option<f64>,
+    /// shmq round trips: the median, over the repeats, of this row's `p50_us` over the
+    /// `vyukov` round trip's of the same size in the same repeat (lower is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ratio_to_vyukov: Option<f64>,
+    /// The ratios behind `ratio_to_vyukov` or `p50_ratio_to_vyukov`, one per repeat in the
+    /// order run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeat_ratios_to_vyukov: Vec<f64>,
     /// Large rows: `mb_per_sec` over the memcpy row's of the same size (one process copying
     /// within its own memory, in the same run).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,6 +156,13 @@ fn bytes_baseline(mechanism: &str) -> Option<&'static str> {
         "shmq-pod" | "shmq-serde" | "shmq-async" => Some("shmq"),
         _ => None,
     }
+}
+
+/// The row every shmq row is paired with for `ratio_to_vyukov` and `p50_ratio_to_vyukov`: the
+/// Vyukov ring of the same workload and size (there is one in the 1→1, N→N and round-trip
+/// workloads, none among the large messages).
+fn vyukov_baseline(mechanism: &str) -> Option<&'static str> {
+    mechanism.starts_with("shmq").then_some("vyukov")
 }
 
 /// The row the interleaved row (`shmq-64+1MiB`) is paired with for `ratio_to_alone`: the same
@@ -194,6 +215,9 @@ impl Row {
             p50_ratio_to_pipe: None,
             ratio_to_floor: None,
             p50_ratio_to_floor: None,
+            ratio_to_vyukov: None,
+            p50_ratio_to_vyukov: None,
+            repeat_ratios_to_vyukov: Vec::new(),
             ratio_to_memcpy: None,
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
@@ -330,6 +354,8 @@ fn plan(cfg: &Config) -> Vec<Plan> {
             Workload::Spsc => {
                 for &size in &cfg.sizes {
                     plans.push(transfer(Mechanism::Floor, size, 1));
+                    // Right before the shmq rows it is paired with (`ratio_to_vyukov`).
+                    plans.push(transfer(Mechanism::Vyukov, size, 1));
                     plans.push(transfer(Mechanism::Shmq(ShmqApi::Single), size, 1));
                     // The typed paths at the small size, right after the byte row
                     // they are compared with (`ratio_to_bytes`).
@@ -350,7 +376,11 @@ fn plan(cfg: &Config) -> Vec<Plan> {
             }
             Workload::Mpmc => {
                 for size in small.clone() {
-                    for m in [Mechanism::Shmq(ShmqApi::Single), Mechanism::Pipe] {
+                    for m in [
+                        Mechanism::Vyukov,
+                        Mechanism::Shmq(ShmqApi::Single),
+                        Mechanism::Pipe,
+                    ] {
                         plans.push(transfer(m, size, cfg.processes));
                     }
                 }
@@ -370,6 +400,7 @@ fn plan(cfg: &Config) -> Vec<Plan> {
                 for size in small.clone() {
                     for over in [
                         PingOver::Floor,
+                        PingOver::Vyukov,
                         PingOver::Shmq,
                         PingOver::ShmqAsync,
                         PingOver::Pipe,
@@ -461,6 +492,7 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
     }
     let paired = paired_ratios(&runs, bytes_baseline);
     let alone = paired_ratios(&runs, alone_baseline);
+    let vyukov = paired_repeats(&runs, vyukov_baseline);
     let mut rows: Vec<Row> = runs
         .into_iter()
         .zip(refused)
@@ -474,6 +506,9 @@ pub fn run(cfg: &Config, launcher: &Launcher, mut progress: impl FnMut(&Row)) ->
         row.ratio_to_bytes = rate;
         row.p50_ratio_to_bytes = p50;
         row.ratio_to_alone = with_large;
+    }
+    for (row, ratios) in rows.iter_mut().zip(vyukov) {
+        set_vyukov_ratios(row, ratios);
     }
     add_ratios(&mut rows);
     Ok(rows)
@@ -502,31 +537,34 @@ fn same_count_as_baseline(keys: &[(String, String, usize)], counts: &mut [u64]) 
     }
 }
 
+/// The median of `v` (the mean of the middle two for an even count), `None` if it is empty.
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
 /// For every row with a baseline (`baseline` of its mechanism: [`bytes_baseline`],
-/// [`alone_baseline`]): the median over the repeats of its rate over the baseline's rate in the
-/// same repeat (throughput rows), or of its p50 over the baseline's p50 (round trips). The two
-/// rows run one after the other in every repeat, so a drift of the machine's speed between
-/// repeats cancels out. `runs[i][k]` is row `i`'s run in repeat `k`.
-fn paired_ratios(
+/// [`alone_baseline`], [`vyukov_baseline`]): its rate over the baseline's rate in each repeat
+/// (throughput rows), and its p50 over the baseline's p50 in each repeat (round trips), in the
+/// order run. The two rows run close together in every repeat (every other repeat in reverse
+/// order, so each goes first as often), so a drift of the machine's speed between repeats
+/// cancels out. `runs[i][k]` is row `i`'s run in repeat `k`.
+fn paired_repeats(
     runs: &[Vec<Row>],
     baseline: fn(&str) -> Option<&'static str>,
-) -> Vec<(Option<f64>, Option<f64>)> {
-    let median_of = |mut v: Vec<f64>| -> Option<f64> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        Some(if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        })
-    };
+) -> Vec<(Vec<f64>, Vec<f64>)> {
     runs.iter()
         .map(|mine| {
             let Some(first) = mine.first() else {
-                return (None, None);
+                return (Vec::new(), Vec::new());
             };
             let Some(base) = baseline(&first.mechanism).and_then(|b| {
                 runs.iter().find(|o| {
@@ -535,7 +573,7 @@ fn paired_ratios(
                     })
                 })
             }) else {
-                return (None, None);
+                return (Vec::new(), Vec::new());
             };
             let pairs = mine.iter().zip(base);
             // Throughput rows compare rates; round trips compare their p50 only.
@@ -547,8 +585,27 @@ fn paired_ratios(
             let p50 = pairs
                 .filter_map(|(a, b)| Some(a.p50_us? / b.p50_us?))
                 .collect();
-            (median_of(rate), median_of(p50))
+            (rate, p50)
         })
+        .collect()
+}
+
+/// Sets a row's ratios to the Vyukov ring from its per-repeat rate and p50 ratios (one of the
+/// two is empty: a row is a throughput row or a round trip).
+fn set_vyukov_ratios(row: &mut Row, (rate, p50): (Vec<f64>, Vec<f64>)) {
+    row.ratio_to_vyukov = median_of(rate.clone());
+    row.p50_ratio_to_vyukov = median_of(p50.clone());
+    row.repeat_ratios_to_vyukov = if rate.is_empty() { p50 } else { rate };
+}
+
+/// [`paired_repeats`], each row's ratios reduced to their median.
+fn paired_ratios(
+    runs: &[Vec<Row>],
+    baseline: fn(&str) -> Option<&'static str>,
+) -> Vec<(Option<f64>, Option<f64>)> {
+    paired_repeats(runs, baseline)
+        .into_iter()
+        .map(|(rate, p50)| (median_of(rate), median_of(p50)))
         .collect()
 }
 
@@ -669,15 +726,20 @@ pub const LEGEND: &str = "Columns (a column appears only when a row shown has a 
              large: 1 MiB and more, 1 -> 1
   mechanism  shmq (one message per call), shmq-batch, shmq-zero-copy, shmq-pod and
              shmq-serde (typed), shmq-async, shmq-large, shmq-64 and shmq-64+1MiB; pipe (an
-             OS pipe), socket (a Unix SOCK_SEQPACKET pair); floor: a minimal lock-free ring
-             between two processes, the fastest a shared-memory queue could be; memcpy: one
-             process copying the same sizes
+             OS pipe), socket (a Unix SOCK_SEQPACKET pair); floor: a minimal lock-free SPSC
+             ring between two processes, the fastest a shared-memory queue could be; vyukov:
+             Dmitry Vyukov's bounded lock-free MPMC ring in the same kind of segment, with
+             shmq's slot size and capacity, spinning, not crash-safe; memcpy: one process
+             copying the same sizes
   procs      processes per side;  messages: messages (round trips) measured
   rate       messages (round trips) per second;  bytes/s: payload bytes per second
   x pipe     rate over the OS pipe's in the same row (higher is better)
   x floor    rate over the floor's of the same size (how close to the floor; 1.00 is the floor)
+  x vyukov   shmq rows: the median over the repeats of the rate over the vyukov row's of the
+             same workload and size in the same repeat (what crash safety costs)
   p50, p99   median and 99th-percentile round trip;  p50/pipe, p50/floor: over the pipe's,
-             the floor's (lower is better)
+             the floor's (lower is better);  p50/vyukov: shmq round trips, the median over
+             the repeats of the p50 over the vyukov round trip's in the same repeat
   x memcpy   large rows: bytes/s over memcpy's
   x bytes    typed rows: rate over the byte API's (shmq) in the same repeat;  p50/bytes: the
              async round trip's p50 over the blocking one's
@@ -710,7 +772,7 @@ fn micros(v: Option<f64>) -> Option<String> {
 }
 
 /// The columns after work, mechanism, size and procs, each shown only if a row has it.
-const COLUMNS: [Column; 13] = [
+const COLUMNS: [Column; 15] = [
     Column {
         header: "messages",
         width: 10,
@@ -737,6 +799,11 @@ const COLUMNS: [Column; 13] = [
         cell: |r| ratio(r.ratio_to_floor),
     },
     Column {
+        header: "x vyukov",
+        width: 8,
+        cell: |r| ratio(r.ratio_to_vyukov),
+    },
+    Column {
         header: "p50",
         width: 9,
         cell: |r| micros(r.p50_us),
@@ -755,6 +822,11 @@ const COLUMNS: [Column; 13] = [
         header: "p50/floor",
         width: 9,
         cell: |r| ratio(r.p50_ratio_to_floor),
+    },
+    Column {
+        header: "p50/vyukov",
+        width: 10,
+        cell: |r| ratio(r.p50_ratio_to_vyukov),
     },
     Column {
         header: "x memcpy",
@@ -852,9 +924,9 @@ mod tests {
     #[test]
     fn the_default_plan_covers_the_issue_rows() {
         let cfg = Config::default();
-        // spsc: 6 mechanisms (floor included) x 2 sizes, plus Pod and serde at 64 B;
-        // mpmc: 2 x 64 B; rtt: 5 x 64 B (async included).
-        assert_eq!(row_count(&cfg), 12 + 2 + 2 + 5);
+        // spsc: 7 mechanisms (floor and vyukov included) x 2 sizes, plus Pod and serde at
+        // 64 B; mpmc: 3 x 64 B (vyukov included); rtt: 6 x 64 B (vyukov and async included).
+        assert_eq!(row_count(&cfg), 14 + 2 + 3 + 6);
     }
 
     /// The typed and async rows get the median of their per-repeat ratios to the byte row of
@@ -881,6 +953,111 @@ mod tests {
         assert_eq!(r[2], (None, None));
         // p50 ratios 2.5 and 1.5: the median of two is their mean; no rate ratio.
         assert_eq!(r[3], (None, Some(2.0)));
+    }
+
+    /// Every shmq row with a vyukov row of its workload and size gets the median of its
+    /// per-repeat ratios to it (rates, or p50 for round trips) and those ratios in run order;
+    /// the vyukov row itself, other mechanisms, and shmq rows without a vyukov row (other
+    /// sizes, the large workload) get none.
+    #[test]
+    fn shmq_rows_get_the_median_of_their_per_repeat_ratios_to_vyukov() {
+        let run = |m: &str, work: &str, rate: f64, p50: Option<f64>| test_row(m, work, rate, p50);
+        // Vyukov 100, 400, 200; shmq 60, 100, 190 -> 0.6, 0.25, 0.95 -> 0.6 (the ratio of the
+        // medians would be 100 / 200 = 0.5).
+        let vyukov = [100.0, 400.0, 200.0].map(|r| run("vyukov", "spsc", r, None));
+        let shmq = [60.0, 100.0, 190.0].map(|r| run("shmq", "spsc", r, None));
+        let batch = [300.0, 800.0, 500.0].map(|r| run("shmq-batch", "spsc", r, None));
+        let pipe = [50.0, 50.0, 50.0].map(|r| run("pipe", "spsc", r, None));
+        let mut other_size = shmq.clone();
+        for r in &mut other_size {
+            r.size = 65536;
+        }
+        let large = [10.0, 10.0, 10.0].map(|r| run("shmq-large", "large", r, None));
+        // Round trips: p50 4/1, 2/2, 9/3 -> 4, 1, 3 -> 3.
+        let rtt_v = [1.0, 2.0, 3.0].map(|p| run("vyukov", "rtt", 1.0, Some(p)));
+        let rtt_s = [4.0, 2.0, 9.0].map(|p| run("shmq", "rtt", 1.0, Some(p)));
+        let runs = vec![
+            vyukov.to_vec(),
+            shmq.to_vec(),
+            batch.to_vec(),
+            pipe.to_vec(),
+            other_size.to_vec(),
+            large.to_vec(),
+            rtt_v.to_vec(),
+            rtt_s.to_vec(),
+        ];
+        let mut rows: Vec<Row> = runs.iter().map(|r| r[0].clone()).collect();
+        for (row, ratios) in rows.iter_mut().zip(paired_repeats(&runs, vyukov_baseline)) {
+            set_vyukov_ratios(row, ratios);
+        }
+        let got = |i: usize| {
+            (
+                rows[i].ratio_to_vyukov,
+                rows[i].p50_ratio_to_vyukov,
+                rows[i].repeat_ratios_to_vyukov.clone(),
+            )
+        };
+        assert_eq!(got(0), (None, None, vec![]));
+        assert_eq!(got(1), (Some(0.6), None, vec![0.6, 0.25, 0.95]));
+        assert_eq!(got(2), (Some(2.5), None, vec![3.0, 2.0, 2.5]));
+        for i in [3, 4, 5, 6] {
+            assert_eq!(got(i), (None, None, vec![]), "row {i}");
+        }
+        assert_eq!(got(7), (None, Some(3.0), vec![4.0, 1.0, 3.0]));
+        let json = json_lines(&rows).unwrap();
+        let line: serde_json::Value = serde_json::from_str(json.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(line["ratio_to_vyukov"], 0.6);
+        assert_eq!(
+            line["repeat_ratios_to_vyukov"],
+            serde_json::json!([0.6, 0.25, 0.95])
+        );
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert!(first.get("repeat_ratios_to_vyukov").is_none(), "{first}");
+        let table = table(&rows);
+        let header = table.lines().next().unwrap();
+        assert!(
+            header.contains("x vyukov") && header.contains("p50/vyukov"),
+            "{header}"
+        );
+    }
+
+    /// Every workload that has shmq rows has a vyukov row of each size, run right before the
+    /// byte-API shmq row it is paired with.
+    #[test]
+    fn the_plan_puts_a_vyukov_row_right_before_each_shmq_row() {
+        let cfg = Config {
+            sizes: vec![8, 64, 65536],
+            workloads: vec![Workload::Spsc, Workload::Mpmc, Workload::Rtt],
+            ..Config::default()
+        };
+        let labels: Vec<Label> = plan(&cfg).into_iter().map(Plan::label).collect();
+        let mut seen = 0;
+        for (i, l) in labels.iter().enumerate() {
+            if l.mechanism == "shmq" {
+                let before = &labels[i - 1];
+                assert_eq!(
+                    (
+                        before.mechanism,
+                        before.workload,
+                        before.size,
+                        before.processes
+                    ),
+                    ("vyukov", l.workload, l.size, l.processes)
+                );
+                seen += 1;
+            }
+        }
+        // spsc at 3 sizes, mpmc and rtt at the 2 sizes up to 4 KiB.
+        assert_eq!(seen, 3 + 2 + 2);
+        assert_eq!(
+            labels.iter().filter(|l| l.mechanism == "vyukov").count(),
+            seen
+        );
+        assert!(
+            labels.iter().any(|l| l.mechanism == "vyukov"
+                && l.workload == Workload::Mpmc
+                && l.processes == 4)
+        );
     }
 
     /// The interleaved row gets the median of its per-repeat ratios to the 64-byte stream alone.

@@ -2,6 +2,9 @@
 //! asserted.
 
 use std::process::Command;
+use std::time::Duration;
+
+use shmq_cli::workload::{Launcher, vyukov};
 
 fn shmq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shmq"))
@@ -34,9 +37,10 @@ fn bench_json_prints_one_checked_object_per_row() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // spsc: 6 mechanisms (the floor included) and the typed shmq-pod and shmq-serde; mpmc:
-    // shmq and pipe; rtt: floor, shmq, shmq-async, pipe, socket.
-    assert_eq!(rows.len(), 15, "{text}");
+    // spsc: 7 mechanisms (the floor and the Vyukov ring included) and the typed shmq-pod and
+    // shmq-serde; mpmc: vyukov, shmq and pipe; rtt: floor, vyukov, shmq, shmq-async, pipe,
+    // socket.
+    assert_eq!(rows.len(), 18, "{text}");
     for r in &rows {
         assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["mb_per_sec"].as_f64().unwrap() > 0.0, "{r}");
@@ -60,6 +64,133 @@ fn bench_json_prints_one_checked_object_per_row() {
         .unwrap();
     assert!(rtt["p50_us"].as_f64().unwrap() > 0.0);
     assert!(rtt["p99_us"].as_f64().unwrap() >= rtt["p50_us"].as_f64().unwrap());
+}
+
+/// Every workload has a vyukov row; every shmq row of it has its ratio to the Vyukov ring (the
+/// p50 ratio for round trips) and one ratio per repeat behind it; the table shows both columns.
+#[test]
+fn every_shmq_row_has_its_ratio_to_the_vyukov_row_of_its_workload() {
+    let args = [
+        "bench",
+        "--messages",
+        "300",
+        "--sizes",
+        "8",
+        "--processes",
+        "2",
+    ];
+    let out = shmq()
+        .args(args)
+        .args(["--repeat", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for work in ["spsc", "mpmc", "rtt"] {
+        let v = rows
+            .iter()
+            .find(|r| r["mechanism"] == "vyukov" && r["workload"] == work)
+            .unwrap_or_else(|| panic!("no vyukov {work} row in {text}"));
+        assert!(v["msgs_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+        assert_eq!(v["processes"], if work == "mpmc" { 2 } else { 1 }, "{v}");
+        assert!(v.get("ratio_to_vyukov").is_none(), "{v}");
+        let shmq_rows: Vec<_> = rows
+            .iter()
+            .filter(|r| {
+                r["workload"] == work && r["mechanism"].as_str().unwrap().starts_with("shmq")
+            })
+            .collect();
+        assert!(!shmq_rows.is_empty(), "{text}");
+        for r in shmq_rows {
+            let field = if work == "rtt" {
+                "p50_ratio_to_vyukov"
+            } else {
+                "ratio_to_vyukov"
+            };
+            let median = r[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{field} in {r}"));
+            let repeats: Vec<f64> = r["repeat_ratios_to_vyukov"]
+                .as_array()
+                .unwrap_or_else(|| panic!("repeat_ratios_to_vyukov in {r}"))
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(repeats.len(), 3, "{r}");
+            assert!(repeats.iter().all(|&x| x > 0.0), "{r}");
+            let mut sorted = repeats.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(median, sorted[1], "the median of the repeats: {r}");
+        }
+        for r in rows.iter().filter(|r| {
+            r["workload"] == work && (r["mechanism"] == "pipe" || r["mechanism"] == "floor")
+        }) {
+            assert!(r.get("ratio_to_vyukov").is_none(), "{r}");
+        }
+    }
+
+    let out = shmq()
+        .args(args)
+        .args(["--workloads", "spsc,rtt", "--repeat", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("x vyukov") && header.contains("p50/vyukov"),
+        "{header}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("vyukov")),
+        "{table}"
+    );
+    let help = shmq().args(["bench", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("  x vyukov ") && help.contains("vyukov:"),
+        "{help}"
+    );
+}
+
+/// The Vyukov baseline between real processes moves every message exactly once (each
+/// consumer checks every message's check words and that each producer's messages reach it in
+/// order; the consumers' counts and checksums add up to what the producers sent), with one and
+/// several processes per side, rings of 2, 3 (not a power of two) and 1024 slots (so producers
+/// find it full and consumers empty, lap after lap), and messages of one word, of a part word
+/// and of 64 bytes. The long run at 4 slots is where a lost claim race would show: on two
+/// CPUs a ring whose claims are a load and a store instead of a compare-and-swap passes the
+/// short runs but hangs (the enqueue counter moves back) or loses messages in this one.
+#[test]
+fn the_vyukov_ring_moves_every_message_exactly_once_in_order_per_producer() {
+    let _dog = shmq_testkit::Watchdog::new("vyukov transfers", Duration::from_secs(300));
+    let launcher = Launcher::new(env!("CARGO_BIN_EXE_shmq").into(), vec!["child".into()]);
+    for (producers, consumers, capacity, size, count) in [
+        (1, 1, 2, 8, 20_000),
+        (1, 1, 1024, 64, 200_000),
+        (4, 4, 3, 20, 20_000),
+        (4, 4, 4, 8, 2_000_000),
+        (4, 4, 1024, 8, 200_000),
+        (3, 2, 2, 64, 20_000),
+    ] {
+        vyukov::transfer(&launcher, size, count, producers, consumers, capacity).unwrap_or_else(
+            |e| panic!("{producers}x{consumers}, {capacity} slots, {size} B: {e:#}"),
+        );
+    }
 }
 
 #[test]

@@ -44,8 +44,9 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 4)]
     processes: usize,
     /// Runs of every row (interleaved, every other repeat in reverse order); each row reports
-    /// its median run, and the typed and async rows the median of their ratios to the byte
-    /// row of the same repeat (`x bytes`, `p50/bytes`).
+    /// its median run, the typed and async rows the median of their ratios to the byte row of
+    /// the same repeat (`x bytes`, `p50/bytes`), and the shmq rows the median of their ratios
+    /// to the vyukov row of the same repeat (`x vyukov`, `p50/vyukov`).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Pin senders to CPU 0 and receivers to CPU 1 (measure the cross-CPU case).

@@ -36,6 +36,38 @@ fn backoff(spins: &mut u32) {
     }
 }
 
+/// Copies `msg` into the words `dst` (at least `msg.len()` rounded up to 8 bytes), 8 bytes a
+/// word, little-endian, through relaxed atomic stores: as shmq copies a message into its slot.
+pub(super) fn copy_in(dst: &[AtomicU64], msg: &[u8]) {
+    let mut chunks = msg.chunks_exact(8);
+    let (full, last) = dst.split_at(msg.len() / 8);
+    for (w, c) in full.iter().zip(&mut chunks) {
+        let b: [u8; 8] = c.try_into().unwrap_or_default();
+        w.store(u64::from_le_bytes(b), Relaxed);
+    }
+    let rest = chunks.remainder();
+    if let (Some(w), false) = (last.first(), rest.is_empty()) {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        w.store(u64::from_le_bytes(b), Relaxed);
+    }
+}
+
+/// Copies the first `buf.len()` bytes of the words `src` into `buf`, through relaxed atomic
+/// loads: as shmq copies a message out of its slot.
+pub(super) fn copy_out(src: &[AtomicU64], buf: &mut [u8]) {
+    let (full, last) = src.split_at(buf.len() / 8);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for (c, w) in (&mut chunks).zip(full) {
+        c.copy_from_slice(&w.load(Relaxed).to_le_bytes());
+    }
+    let rest = chunks.into_remainder();
+    if let (Some(w), false) = (last.first(), rest.is_empty()) {
+        let n = rest.len();
+        rest.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
+    }
+}
+
 /// One ring of a floor segment.
 struct Ring<'a> {
     head: &'a AtomicU64,
@@ -83,14 +115,14 @@ impl<'a> Ring<'a> {
 }
 
 /// The producer's end: its own `tail` and a cached `head`.
-struct Sender<'a> {
+pub(super) struct Sender<'a> {
     ring: Ring<'a>,
     tail: u64,
     head: u64,
 }
 
 impl Sender<'_> {
-    fn send(&mut self, msg: &[u8]) {
+    pub(super) fn send(&mut self, msg: &[u8]) {
         let mut spins = 0;
         while self.tail - self.head == self.ring.capacity {
             self.head = self.ring.head.load(Acquire);
@@ -100,18 +132,14 @@ impl Sender<'_> {
         }
         let words = self.ring.slot(self.tail);
         words[0].store(msg.len() as u64, Relaxed);
-        for (w, c) in words[1..].iter().zip(msg.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            w.store(u64::from_le_bytes(b), Relaxed);
-        }
+        copy_in(&words[1..], msg);
         self.tail += 1;
         self.ring.tail.store(self.tail, Release);
     }
 }
 
 /// The consumer's end: its own `head` and a cached `tail`.
-struct Receiver<'a> {
+pub(super) struct Receiver<'a> {
     ring: Ring<'a>,
     head: u64,
     tail: u64,
@@ -119,7 +147,7 @@ struct Receiver<'a> {
 
 impl Receiver<'_> {
     /// The next message into `buf` (its length), or `None` once the ring is closed and empty.
-    fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+    pub(super) fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         let mut spins = 0;
         while self.head == self.tail {
             self.tail = self.ring.tail.load(Acquire);
@@ -135,10 +163,7 @@ impl Receiver<'_> {
         }
         let words = self.ring.slot(self.head);
         let len = (words[0].load(Relaxed) as usize).min(buf.len());
-        for (c, w) in buf[..len].chunks_mut(8).zip(&words[1..]) {
-            let n = c.len();
-            c.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
-        }
+        copy_out(&words[1..], &mut buf[..len]);
         self.head += 1;
         self.ring.head.store(self.head, Release);
         Some(len)
@@ -180,6 +205,24 @@ impl FloorSegment {
             capacity,
             size,
         })
+    }
+
+    /// The sending and the receiving end of ring `index`, for one process that does both (the
+    /// single-thread instruction counts of `calls`).
+    pub(super) fn ends(&self, index: usize) -> Result<(Sender<'_>, Receiver<'_>)> {
+        let ring = || Ring::at(&self.region, index, self.capacity, self.size);
+        Ok((
+            Sender {
+                ring: ring()?,
+                tail: 0,
+                head: 0,
+            },
+            Receiver {
+                ring: ring()?,
+                head: 0,
+                tail: 0,
+            },
+        ))
     }
 
     fn close(&self, index: usize) -> Result<()> {

@@ -47,7 +47,9 @@ impl Launcher {
             | Role::SocketProducer { .. }
             | Role::PingClient { .. }
             | Role::FloorProducer { .. }
-            | Role::FloorPing { .. } => 0,
+            | Role::FloorPing { .. }
+            | Role::VyukovProducer { .. }
+            | Role::VyukovPing { .. } => 0,
             _ => 1,
         }
     }

@@ -19,9 +19,12 @@
 //!
 //! The modules follow the seams: [`roles`] (what a child does, the message format and the
 //! child's side of the protocol), `transports` (shmq, OS pipe and socket I/O), [`launcher`]
-//! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips) and
-//! [`mutex`] (the lock benchmarks' shared mutex).
+//! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips),
+//! [`mutex`] (the lock benchmarks' shared mutex), the two baselines written here: `floor` (a
+//! minimal SPSC ring) and [`vyukov`] (Vyukov's bounded MPMC ring), and [`calls`] (one thread
+//! putting and getting, for instruction counts).
 
+pub mod calls;
 mod floor;
 pub mod launcher;
 pub mod mutex;
@@ -29,6 +32,7 @@ pub mod ping;
 pub mod roles;
 pub mod transfer;
 mod transports;
+pub mod vyukov;
 
 pub use launcher::Launcher;
 pub use mutex::SharedMutex;

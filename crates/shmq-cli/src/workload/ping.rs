@@ -30,6 +30,8 @@ pub enum PingOver {
     Socket,
     /// Two floor rings (bench code only).
     Floor,
+    /// Two Vyukov rings (bench code only).
+    Vyukov,
 }
 
 impl PingOver {
@@ -41,6 +43,7 @@ impl PingOver {
             PingOver::Pipe => "pipe",
             PingOver::Socket => "socket",
             PingOver::Floor => "floor",
+            PingOver::Vyukov => "vyukov",
         }
     }
 
@@ -73,6 +76,7 @@ pub fn ping_pong(
     ensure!(size >= MIN_SIZE, "messages need at least {MIN_SIZE} bytes");
     let (client, echo) = match over {
         PingOver::Floor => return super::floor::ping_pong(launcher, size, warmup, count),
+        PingOver::Vyukov => return super::vyukov::ping_pong(launcher, size, warmup, count),
         PingOver::Shmq | PingOver::ShmqAsync => {
             let ping = Named::create("ping", 4, size)?;
             let pong = Named::create("pong", 4, size)?;

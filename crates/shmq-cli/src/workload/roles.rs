@@ -5,12 +5,12 @@ use anyhow::{Context, Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 use shmq::Queue;
 
-use super::floor;
 use super::ping::{Link, echo, ping};
 use super::transports::{
     pipe_consume, pipe_produce, shmq_consume, shmq_produce, socket_consume, socket_produce,
 };
 use super::{CHILD_ENV, CPU_ENV, READY, REPORT, TAIL_MAGIC};
+use super::{floor, vyukov};
 
 /// How a shmq producer and consumer move messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +171,32 @@ pub enum Role {
     },
     /// Echo over two floor rings.
     FloorEcho { segment: String, size: usize },
+    /// Pushes `count` messages into ring 0 of the Vyukov segment `segment` (bench code only).
+    VyukovProducer {
+        segment: String,
+        gate: String,
+        capacity: usize,
+        size: usize,
+        first: u64,
+        count: u64,
+    },
+    /// Pops from ring 0 of the Vyukov segment until it is closed and empty, checking that the
+    /// messages of each producer (whose ranges start at `firsts`) come in order.
+    VyukovConsumer {
+        segment: String,
+        capacity: usize,
+        size: usize,
+        firsts: Vec<u64>,
+    },
+    /// Ping client over two Vyukov rings.
+    VyukovPing {
+        segment: String,
+        size: usize,
+        warmup: u64,
+        count: u64,
+    },
+    /// Echo over two Vyukov rings.
+    VyukovEcho { segment: String, size: usize },
     /// Locks and unlocks the named lock `segment` `count` times.
     LockHammer { segment: String, count: u64 },
 }
@@ -429,6 +455,27 @@ pub(super) fn run_role(role: Role) -> Result<()> {
             count,
         } => floor::ping(&segment, size, warmup, count),
         Role::FloorEcho { segment, size } => floor::echo(&segment, size),
+        Role::VyukovProducer {
+            segment,
+            gate,
+            capacity,
+            size,
+            first,
+            count,
+        } => vyukov::produce(&segment, &gate, capacity, size, first, count),
+        Role::VyukovConsumer {
+            segment,
+            capacity,
+            size,
+            firsts,
+        } => vyukov::consume(&segment, capacity, size, firsts),
+        Role::VyukovPing {
+            segment,
+            size,
+            warmup,
+            count,
+        } => vyukov::ping(&segment, size, warmup, count),
+        Role::VyukovEcho { segment, size } => vyukov::echo(&segment, size),
         Role::LockHammer { segment, count } => {
             let m =
                 shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;

@@ -24,6 +24,9 @@ pub enum Mechanism {
     /// The floor: a minimal lock-free SPSC ring, busy-spinning, no crash safety (bench code
     /// only; one producer, one consumer).
     Floor,
+    /// The Vyukov baseline: a bounded lock-free MPMC ring (Dmitry Vyukov's, as crossbeam's
+    /// `ArrayQueue`), spinning then yielding, no crash safety (bench code only).
+    Vyukov,
     /// One process copying each message within its own memory (`copy_from_slice` between two
     /// buffers): the baseline of the large-message rows.
     Memcpy,
@@ -44,6 +47,7 @@ impl Mechanism {
             Mechanism::Pipe => "pipe",
             Mechanism::Socket => "socket",
             Mechanism::Floor => "floor",
+            Mechanism::Vyukov => "vyukov",
         }
     }
 
@@ -122,6 +126,16 @@ impl Transfer {
         if self.mechanism == Mechanism::Floor {
             return super::floor::transfer(launcher, self.size, self.count);
         }
+        if self.mechanism == Mechanism::Vyukov {
+            return super::vyukov::transfer(
+                launcher,
+                self.size,
+                self.count,
+                self.producers,
+                self.consumers,
+                queue_capacity(self.size),
+            );
+        }
         if self.mechanism == Mechanism::Memcpy {
             let src = super::roles::template(self.size);
             let mut dst = vec![0u8; self.size];
@@ -194,7 +208,9 @@ impl Transfer {
                 // Only the children hold the pipe now: end-of-file comes when producers exit.
                 drop((r, w));
             }
-            Mechanism::Floor | Mechanism::Memcpy => unreachable!("handled above"),
+            Mechanism::Floor | Mechanism::Vyukov | Mechanism::Memcpy => {
+                unreachable!("handled above")
+            }
             Mechanism::Socket => {
                 let (a, b) = socket_pair()?;
                 consumers.push(launcher.spawn(
@@ -339,7 +355,7 @@ pub fn interleaved(launcher: &Launcher, count: u64, large: bool) -> Result<Durat
 }
 
 /// `(first, count)` for each of `n` producers, covering `0..total`.
-fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
+pub(super) fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
     let n = n.max(1) as u64;
     (0..n)
         .map(|i| {
