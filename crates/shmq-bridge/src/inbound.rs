@@ -1,13 +1,15 @@
 //! The in-bridge: JetStream → local queue.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use shmq::{PeekError, Queue, TryPutError};
 
+use crate::chunk::{self, Kind};
 use crate::state::SeqSet;
 use crate::{
     Backoff, BridgeError, Connection, InState, StateFile, connect, ensure_stream, stream_name_for,
@@ -76,6 +78,9 @@ pub struct InStats {
     pub put: u64,
     /// Redeliveries of messages already in the local queue: acknowledged, not put again.
     pub skipped: u64,
+    /// Parts of messages in parts received (and acknowledged; the message is put when its
+    /// manifest comes, and counted in `put`).
+    pub parts: u64,
     /// Acks that could not be sent (the connection was down): the messages are redelivered,
     /// recognised and acknowledged then.
     pub failed_acks: u64,
@@ -104,7 +109,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     let client = connect(&cfg.conn).await?;
     let js = jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(5))
-        .build(client);
+        .build(client.clone());
     let stream = ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
     let stream_created = stream.cached_info().created.unix_timestamp_nanos();
     let consumer_cfg = pull::Config {
@@ -147,6 +152,8 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     // messages interleaved: the put order would not be the stream's).
     let mut pull: Option<Pull> = None;
     let batch = cfg.batch.max(1);
+    // Parts received, for their manifests.
+    let mut parts_seen = PartCache::default();
     loop {
         if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
             return Ok(stats);
@@ -196,7 +203,8 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         if pull.is_none() && free_after > 0 {
             pull = request(&consumer, free_after.min(batch)).await;
         }
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(u64, jetstream::Message, Kind)> = Vec::new();
+        let mut fatal = None;
         let mut again = Vec::new();
         let mut seen = HashSet::new();
         for m in msgs {
@@ -204,31 +212,76 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 Ok(i) => i.stream_sequence,
                 Err(e) => return Err(BridgeError::JetStream(format!("message info: {e}"))),
             };
-            if in_queue.contains(seq) || !seen.insert(seq) {
+            let kind = chunk::kind(m.headers.as_ref()).map_err(|reason| BridgeError::BadParts {
+                id: String::new(),
+                sequence: seq,
+                reason,
+            })?;
+            if let Kind::Part { id, part, parts } = &kind {
+                // A part: kept for its manifest, acknowledged (it stays in the stream).
+                stats.parts += 1;
+                parts_seen.insert(seq, (id.clone(), *part, *parts), m.payload.clone());
                 again.push((seq, m));
-            } else {
-                // Larger than a slot is fine (a side segment), up to the queue's maximum.
-                if m.payload.len() > q.max_message_size() {
-                    return Err(BridgeError::TooLarge {
-                        len: m.payload.len(),
-                        max: q.max_message_size(),
-                        what: "the local queue's maximum message size",
-                    });
-                }
-                fresh.push((seq, m));
+                continue;
             }
+            if in_queue.contains(seq) || !seen.insert(seq) {
+                stats.skipped += 1;
+                again.push((seq, m));
+                continue;
+            }
+            // Larger than a slot is fine (a side segment), up to the queue's maximum.
+            let len = match &kind {
+                Kind::Manifest { length, .. } => *length,
+                _ => m.payload.len(),
+            };
+            if len > q.max_message_size() {
+                // The messages before it are put and acknowledged, then the bridge stops; it
+                // and those after it stay unacknowledged in the stream.
+                fatal = Some(BridgeError::TooLarge {
+                    len,
+                    max: q.max_message_size(),
+                    what: "the local queue's maximum message size",
+                });
+                break;
+            }
+            fresh.push((seq, m, kind));
         }
-        if !fresh.is_empty() {
+        // Put in groups of at most GROUP_BYTES (messages in parts are put together in memory
+        // first), each with its own state-file write, put and acks.
+        let mut from = 0;
+        while from < fresh.len() {
+            let mut to = from;
+            let mut bytes = 0;
+            while to < fresh.len() && (to == from || bytes < GROUP_BYTES) {
+                bytes += match &fresh[to].2 {
+                    Kind::Manifest { length, .. } => *length,
+                    _ => fresh[to].1.payload.len(),
+                };
+                to += 1;
+            }
+            let group = &fresh[from..to];
+            from = to;
+            let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
+            for (seq, m, kind) in group {
+                bodies.push(match kind {
+                    Kind::Manifest {
+                        id,
+                        length,
+                        sequences,
+                    } => gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?,
+                    _ => m.payload.clone(),
+                });
+            }
             in_queue.prune();
             state_file.store(&InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 voided: Some(q.voided()),
-                batch: fresh.iter().map(|(s, _)| *s).collect(),
+                batch: group.iter().map(|(s, _, _)| *s).collect(),
                 put: in_queue.0.clone(),
             })?;
-            let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
+            let payloads: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
             let mut done = 0;
@@ -251,12 +304,19 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             stats.put += done as u64;
             cfg.progress.add(done as u64);
-            for (seq, _) in &fresh[..done] {
+            for (seq, _, _) in &group[..done] {
                 in_queue.insert(*seq);
             }
+            // The ack, only after the put returned. No confirmation is awaited: a lost ack
+            // means a redelivery, which `in_queue` recognises and acknowledges again without
+            // a put.
+            for (_, m, _) in &group[..done] {
+                if m.ack_with(AckKind::Ack).await.is_err() {
+                    stats.failed_acks += 1;
+                }
+            }
             if closed {
-                fresh.truncate(done);
-                for (_, m) in fresh.iter().chain(&again) {
+                for (_, m) in &again {
                     if m.ack_with(AckKind::Ack).await.is_err() {
                         stats.failed_acks += 1;
                     }
@@ -264,12 +324,127 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 return Ok(stats);
             }
         }
-        stats.skipped += again.len() as u64;
-        // The ack, only after the put returned. No confirmation is awaited: a lost ack means a
-        // redelivery, which `in_queue` recognises and acknowledges again without a put.
-        for (_, m) in fresh.iter().chain(&again) {
+        for (_, m) in &again {
             if m.ack_with(AckKind::Ack).await.is_err() {
                 stats.failed_acks += 1;
+            }
+        }
+        if let Some(e) = fatal {
+            // Let the acks reach the server before the process ends.
+            let _ = tokio::time::timeout(ANSWER, client.flush()).await;
+            return Err(e);
+        }
+    }
+}
+
+/// The bytes of messages a group put at once holds at most (its first message aside): messages
+/// in parts are put together in memory before their put.
+const GROUP_BYTES: usize = 64 << 20;
+
+/// The bytes of parts kept for their manifests at most (the oldest are dropped first; a part
+/// not kept is fetched from the stream).
+const CACHE_BYTES: usize = 128 << 20;
+
+/// Parts received through the consumer, by stream sequence, until their manifest comes.
+#[derive(Default)]
+struct PartCache {
+    parts: HashMap<u64, (String, usize, usize, Bytes)>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl PartCache {
+    fn insert(&mut self, seq: u64, (id, part, parts): (String, usize, usize), payload: Bytes) {
+        self.bytes += payload.len();
+        if self.parts.insert(seq, (id, part, parts, payload)).is_none() {
+            self.order.push_back(seq);
+        }
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(p) = self.parts.remove(&old) {
+                self.bytes -= p.3.len();
+            }
+        }
+    }
+
+    fn take(&mut self, seq: u64) -> Option<(String, usize, usize, Bytes)> {
+        let p = self.parts.remove(&seq)?;
+        self.bytes -= p.3.len();
+        self.order.retain(|&s| s != seq);
+        Some(p)
+    }
+}
+
+/// Puts the message `id` (manifest at `seq`) together from its parts at `sequences`: those
+/// received, or fetched from the stream. Each part must say it is part `i` of this message,
+/// and the whole must be `length` bytes.
+async fn gather(
+    stream: &jetstream::stream::Stream,
+    cache: &mut PartCache,
+    seq: u64,
+    id: &str,
+    length: usize,
+    sequences: &[u64],
+) -> Result<Bytes, BridgeError> {
+    let bad = |reason: String| BridgeError::BadParts {
+        id: id.to_owned(),
+        sequence: seq,
+        reason,
+    };
+    let mut body = Vec::with_capacity(length);
+    for (i, &s) in sequences.iter().enumerate() {
+        let (pid, part, parts, payload) = match cache.take(s) {
+            Some(p) => p,
+            None => {
+                let m = fetch(stream, s).await.map_err(&bad)?;
+                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                    eprintln!("in-bridge: fetched part {i} of {id} from the stream");
+                }
+                match chunk::kind(Some(&m.headers)).map_err(&bad)? {
+                    Kind::Part { id, part, parts } => (id, part, parts, m.payload),
+                    _ => return Err(bad(format!("stream sequence {s} is not a part"))),
+                }
+            }
+        };
+        if pid != id || part != i || parts != sequences.len() {
+            return Err(bad(format!(
+                "stream sequence {s} is part {part} of {parts} of {pid}, not part {i} of {} of {id}",
+                sequences.len()
+            )));
+        }
+        body.extend_from_slice(&payload);
+    }
+    if body.len() != length {
+        return Err(bad(format!(
+            "its parts hold {} bytes, not {length}",
+            body.len()
+        )));
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The stream's message at `seq`, waiting out a server that does not answer.
+async fn fetch(
+    stream: &jetstream::stream::Stream,
+    seq: u64,
+) -> Result<jetstream::message::StreamMessage, String> {
+    use jetstream::stream::RawMessageErrorKind;
+    let mut backoff = Backoff::new();
+    loop {
+        match stream.get_raw_message(seq).await {
+            Ok(m) => return Ok(m),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                return Err(format!(
+                    "its part at stream sequence {seq} is not in the stream any more"
+                ));
+            }
+            Err(e) => {
+                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                    eprintln!("in-bridge: fetching part {seq}: {e}");
+                }
+                backoff.wait().await;
             }
         }
     }
