@@ -908,3 +908,58 @@ fn a_stream_that_could_lose_a_part_refuses_a_long_message_before_taking_it() {
         "it stays, whole"
     );
 }
+
+/// `shmq bridge bench --json` measures the NATS-only pipeline next to the bridged one, in the
+/// same run, interleaved: each row has its per-repeat rates, `ratio_to_nats` is the median of
+/// the per-repeat ratios, and every process's CPU per message is there (the server's for both).
+#[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
+fn the_bench_compares_the_bridges_with_nats_alone_doing_the_same_job() {
+    nats::require("the_bench_compares_the_bridges_with_nats_alone_doing_the_same_job");
+    let out = shmq_testkit::run_with_limit(
+        Command::new(SHMQ).args([
+            "bridge",
+            "bench",
+            "--sizes",
+            "64",
+            "--count",
+            "300",
+            "--repeats",
+            "3",
+            "--json",
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (nats, bridged) = (&v["nats_only"], &v["bridged"]);
+    let rates = |row: &serde_json::Value| -> Vec<f64> {
+        row["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (n, b) = (rates(nats), rates(bridged));
+    assert_eq!((n.len(), b.len()), (3, 3), "{v}");
+    let mut ratios: Vec<f64> = b.iter().zip(&n).map(|(b, n)| b / n).collect();
+    ratios.sort_by(f64::total_cmp);
+    let r = bridged["ratio_to_nats"].as_f64().unwrap();
+    assert!((r - ratios[1]).abs() < 1e-9, "the median ratio: {v}");
+    for row in [nats, bridged, &v["publish_only"]] {
+        assert!(row["msgs_per_s"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(row["cpu_us_per_msg"]["server"].is_number(), "{v}");
+    }
+    for p in ["publisher", "consumer"] {
+        assert!(nats["cpu_us_per_msg"][p].is_number(), "{v}");
+    }
+    for p in ["out_bridge", "in_bridge"] {
+        assert!(bridged["cpu_us_per_msg"][p].is_number(), "{v}");
+    }
+}
