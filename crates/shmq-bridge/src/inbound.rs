@@ -45,6 +45,11 @@ pub struct InConfig {
     pub duplicate_window: Duration,
     /// Return after this long without a message (default: never).
     pub idle_exit: Option<Duration>,
+    /// Several in-bridges (one per host, each into its own queue) share the durable consumer
+    /// (default false): each records what it is putting and what it put in a key-value bucket
+    /// on the server, and reads the others' records before putting a redelivered message (see
+    /// docs/bridge.md, "Several hosts").
+    pub shared: bool,
     /// Where the bridge says it connected and counts what it put (for a status line).
     pub progress: std::sync::Arc<crate::Progress>,
 }
@@ -66,6 +71,7 @@ impl InConfig {
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
             idle_exit: None,
+            shared: false,
             progress: std::sync::Arc::default(),
         }
     }
@@ -81,6 +87,9 @@ pub struct InStats {
     /// Parts of messages in parts received (and acknowledged; the message is put when its
     /// manifest comes, and counted in `put`).
     pub parts: u64,
+    /// Redeliveries sent back for later because another in-bridge on the shared consumer was
+    /// putting them (or died putting them); see [`InConfig::shared`].
+    pub held: u64,
     /// Acks that could not be sent (the connection was down): the messages are redelivered,
     /// recognised and acknowledged then.
     pub failed_acks: u64,
@@ -144,6 +153,22 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
+    let shared = if cfg.shared {
+        let sh = Shared::open(&js, &cfg.stream, &cfg.consumer, instance).await?;
+        // What the dead bridge was putting is settled now: say so to the others.
+        sh.record(&InState {
+            instance,
+            stream_created,
+            tail: q.tail_position(),
+            voided: Some(q.voided()),
+            batch: Vec::new(),
+            put: in_queue.0.clone(),
+        })
+        .await?;
+        Some(sh)
+    } else {
+        None
+    };
     cfg.progress.set_connected();
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
@@ -205,6 +230,9 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         }
         let mut fresh: Vec<(u64, jetstream::Message, Kind)> = Vec::new();
         let mut fatal = None;
+        // Redeliveries another in-bridge may be putting (shared consumer): back later.
+        let mut held = Vec::new();
+        let mut others: Option<Vec<InState>> = None;
         let mut again = Vec::new();
         let mut seen = HashSet::new();
         for m in msgs {
@@ -228,6 +256,26 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 stats.skipped += 1;
                 again.push((seq, m));
                 continue;
+            }
+            // A redelivery on a shared consumer: another in-bridge may have put it (and died
+            // before its ack), or be putting it.
+            if let Some(sh) = &shared
+                && m.info().is_ok_and(|i| i.delivered > 1)
+            {
+                if others.is_none() {
+                    others = Some(sh.others().await?);
+                }
+                let others = others.as_deref().unwrap_or_default();
+                if others.iter().any(|o| SeqSet(o.put.clone()).contains(seq)) {
+                    stats.skipped += 1;
+                    again.push((seq, m));
+                    continue;
+                }
+                if others.iter().any(|o| o.batch.contains(&seq)) {
+                    stats.held += 1;
+                    held.push(m);
+                    continue;
+                }
             }
             // Larger than a slot is fine (a side segment), up to the queue's maximum.
             let len = match &kind {
@@ -273,14 +321,18 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 });
             }
             in_queue.prune();
-            state_file.store(&InState {
+            let intent = InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 voided: Some(q.voided()),
                 batch: group.iter().map(|(s, _, _)| *s).collect(),
                 put: in_queue.0.clone(),
-            })?;
+            };
+            if let Some(sh) = &shared {
+                sh.record(&intent).await?;
+            }
+            state_file.store(&intent)?;
             let payloads: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
@@ -307,6 +359,19 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             for (seq, _, _) in &group[..done] {
                 in_queue.insert(*seq);
             }
+            #[cfg(feature = "test-hooks")]
+            stop_after_put(stats.put);
+            if let Some(sh) = &shared {
+                sh.record(&InState {
+                    instance,
+                    stream_created,
+                    tail: q.tail_position(),
+                    voided: Some(q.voided()),
+                    batch: Vec::new(),
+                    put: in_queue.0.clone(),
+                })
+                .await?;
+            }
             // The ack, only after the put returned. No confirmation is awaited: a lost ack
             // means a redelivery, which `in_queue` recognises and acknowledges again without
             // a put.
@@ -329,11 +394,124 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 stats.failed_acks += 1;
             }
         }
+        for m in &held {
+            let _ = m.ack_with(AckKind::Nak(Some(HELD))).await;
+        }
         if let Some(e) = fatal {
             // Let the acks reach the server before the process ends.
             let _ = tokio::time::timeout(ANSWER, client.flush()).await;
             return Err(e);
         }
+    }
+}
+
+/// How long a redelivery another in-bridge may be putting is sent back for.
+const HELD: Duration = Duration::from_secs(1);
+
+/// The record of a shared consumer's in-bridges: a stream on the server keeping the last
+/// message of each subject `shmq-in.<NAME>.<KEY>`, one subject per in-bridge (its queue's
+/// instance id), holding the [`InState`] it last wrote.
+struct Shared {
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    prefix: String,
+    subject: String,
+}
+
+impl Shared {
+    async fn open(
+        js: &jetstream::Context,
+        stream: &str,
+        consumer: &str,
+        instance: u64,
+    ) -> Result<Shared, BridgeError> {
+        let name: String = format!("{stream}-{consumer}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let prefix = format!("shmq-in.{name}");
+        let cfg = jetstream::stream::Config {
+            name: format!("SHMQ_IN_{name}"),
+            subjects: vec![format!("{prefix}.>")],
+            storage: jetstream::stream::StorageType::File,
+            max_messages_per_subject: 1,
+            ..Default::default()
+        };
+        let mut backoff = Backoff::new();
+        let record = loop {
+            match js.get_or_create_stream(cfg.clone()).await {
+                Ok(s) => break s,
+                Err(e) if backoff.0 >= Duration::from_secs(2) => {
+                    return Err(BridgeError::JetStream(format!(
+                        "the in-bridges' record {}: {e}",
+                        cfg.name
+                    )));
+                }
+                Err(_) => backoff.wait().await,
+            }
+        };
+        Ok(Shared {
+            js: js.clone(),
+            stream: record,
+            subject: format!("{prefix}.q{instance:016x}"),
+            prefix,
+        })
+    }
+
+    /// Writes this bridge's state, waiting out a server that does not answer: nothing is put
+    /// before the others can see it is being put.
+    async fn record(&self, s: &InState) -> Result<(), BridgeError> {
+        let body =
+            Bytes::from(serde_json::to_vec(s).map_err(|e| BridgeError::JetStream(e.to_string()))?);
+        let mut backoff = Backoff::new();
+        loop {
+            let sent = match self.js.publish(self.subject.clone(), body.clone()).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                        eprintln!("in-bridge: recording the state for the others: {e}");
+                    }
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    /// The other in-bridges' states.
+    async fn others(&self) -> Result<Vec<InState>, BridgeError> {
+        let err = |e: String| BridgeError::JetStream(format!("the other in-bridges' states: {e}"));
+        let mut subjects = self
+            .stream
+            .info_with_subjects(format!("{}.>", self.prefix))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut names = Vec::new();
+        while let Some(s) = subjects.next().await {
+            let (subject, _) = s.map_err(|e| err(e.to_string()))?;
+            if subject != self.subject {
+                names.push(subject);
+            }
+        }
+        let mut out = Vec::new();
+        for subject in names {
+            let m = self
+                .stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            out.push(serde_json::from_slice(&m.payload).map_err(|e| err(e.to_string()))?);
+        }
+        Ok(out)
     }
 }
 
@@ -628,6 +806,26 @@ fn recover(q: &Queue, s: &InState, instance: u64, stream_created: i128) -> Resul
             Err(_) => false,
         },
     )))
+}
+
+/// Test hook (feature `test-hooks`, never in a release build): with
+/// `SHMQ_BRIDGE_TEST_STOP_AFTER_PUT=N` in its environment, the in-bridge stops for good after
+/// the first put that brings what it put to `N` messages or more, before acknowledging them,
+/// printing `in-bridge: holding after a put` on stdout: a bridge killed between put and ack.
+#[cfg(feature = "test-hooks")]
+fn stop_after_put(put_so_far: u64) {
+    let Some(n) = std::env::var("SHMQ_BRIDGE_TEST_STOP_AFTER_PUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if put_so_far >= n {
+        println!("in-bridge: holding after a put of {put_so_far} messages");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Test hook (feature `test-hooks`, never in a release build): with

@@ -963,3 +963,180 @@ fn the_bench_compares_the_bridges_with_nats_alone_doing_the_same_job() {
         assert!(bridged["cpu_us_per_msg"][p].is_number(), "{v}");
     }
 }
+
+/// Three hosts' in-bridges, each into its own queue, share one durable consumer (`--shared`),
+/// fed by two out-bridges from two queues into one stream. One in-bridge is killed between a
+/// put and its acks (held there by a hidden hook) and stays dead past the ack wait, so that its
+/// batch is redelivered to the others; then bridges of both kinds are SIGKILLed at random
+/// moments and restarted. Every message reaches exactly one host's queue, once, and the work
+/// is split: each host got some.
+#[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
+fn several_hosts_share_the_stream_exactly_once_across_kills() {
+    nats::require("several_hosts_share_the_stream_exactly_once_across_kills");
+    let _w = Watchdog::new("several hosts", Duration::from_secs(150));
+    let s = server(&[]);
+    let subject = "shmq.test.hosts";
+    let url = s.url();
+    let n: usize = std::env::var("SHMQ_BRIDGE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1200);
+    let sources: Vec<(Name, Queue)> = (0..2).map(|i| queue(&format!("src{i}"), 32, 64)).collect();
+    let hosts: Vec<(Name, Queue)> = (0..3).map(|i| queue(&format!("host{i}"), 32, 64)).collect();
+    let out = |q: &str| bridge(&["out", q, "--to", subject, "--server", &url, "--json"]);
+    // `hold`: the hidden hook that stops the bridge between a put and its acks.
+    let inb_hold = |i: usize, hold: Option<&str>| {
+        let state = s.dir.join(format!("host{i}.json")).display().to_string();
+        let mut cmd = Command::new(SHMQ);
+        cmd.args([
+            "bridge",
+            "in",
+            subject,
+            "--to",
+            &hosts[i].0,
+            "--server",
+            &url,
+        ])
+        .args(["--state", &state, "--consumer", "hosts", "--shared"])
+        .args(["--ack-wait", "1s", "--batch", "16", "--json"]);
+        if let Some(h) = hold {
+            cmd.env("SHMQ_BRIDGE_TEST_STOP_AFTER_PUT", h);
+        }
+        Proc::spawn(&mut cmd, "in-bridge").unwrap()
+    };
+    let inb = |i: usize| inb_hold(i, None);
+    let mut outs: Vec<Proc> = sources.iter().map(|(name, _)| out(name)).collect();
+    let mut ins: Vec<Proc> = vec![inb_hold(0, Some("40")), inb(1), inb(2)];
+    let producers: Vec<_> = sources
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let q = Queue::open(name).unwrap();
+            std::thread::spawn(move || {
+                for i in (k..n).step_by(2) {
+                    q.put(msg(i)).unwrap();
+                    std::thread::sleep(Duration::from_micros(400));
+                }
+            })
+        })
+        .collect();
+    // (host, message)
+    type Got = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+    let got: Got = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let consumers: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(h, (name, _))| {
+            let (q, got, done) = (
+                Queue::open(name).unwrap(),
+                Arc::clone(&got),
+                Arc::clone(&done),
+            );
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    match q.get_timeout(Duration::from_millis(50)) {
+                        Ok(m) => got.lock().unwrap().push((h, m)),
+                        Err(GetTimeoutError::Timeout) => {}
+                        Err(e) => panic!("host {h}'s queue: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Host 0's in-bridge stops between a put and its acks (a hidden hook) and is killed; its
+    // batch is redelivered to the others after the ack wait, while it is dead: they must not
+    // put it again. It restarts 1.5 s later.
+    let line = ins[0].line();
+    assert!(
+        line.starts_with("in-bridge: holding after a put"),
+        "host 0's in-bridge stops between a put and its acks: {line:?}"
+    );
+    ins[0].kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    ins[0] = inb(0);
+    let mut rng = Rng::new();
+    let mut kills = [0, 0, 1, 0, 0];
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(250)));
+        let who = rng.below(5) as usize;
+        kills[who] += 1;
+        if who < 2 {
+            outs[who].kill9();
+            outs[who] = out(&sources[who].0);
+        } else {
+            ins[who - 2].kill9();
+            ins[who - 2] = inb(who - 2);
+        }
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    for ((_, q), mut o) in sources.iter().zip(outs) {
+        q.close().unwrap();
+        let status = o.wait_status();
+        assert!(
+            status.success(),
+            "an out-bridge drains its closed queue: {status}"
+        );
+    }
+    let start = Instant::now();
+    while got.lock().unwrap().len() < n && start.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(3000)); // more than the ack wait: late duplicates
+    done.store(true, Ordering::Relaxed);
+    for c in consumers {
+        c.join().unwrap();
+    }
+    drop(ins);
+    let got = got.lock().unwrap();
+    let per_host: Vec<usize> = (0..3)
+        .map(|h| got.iter().filter(|(g, _)| *g == h).count())
+        .collect();
+    eprintln!(
+        "kills (out 0, out 1, in 0, in 1, in 2): {kills:?}; received per host {per_host:?}, {} in all",
+        got.len()
+    );
+    let all: Vec<Vec<u8>> = got.iter().map(|(_, m)| m.clone()).collect();
+    assert_exactly_once(&all, n);
+    assert!(
+        per_host.iter().all(|&c| c > 0),
+        "each host got some: {per_host:?}"
+    );
+}
+
+/// `shmq demo bridge --hosts 3`: three hosts' out-bridges into one stream and in-bridges on one
+/// shared consumer, one of each kind killed and restarted: every message exactly once, and each
+/// host received some.
+#[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
+fn the_demo_splits_the_stream_across_three_hosts_exactly_once() {
+    nats::require("the_demo_splits_the_stream_across_three_hosts_exactly_once");
+    let out = shmq_testkit::run_with_limit(
+        Command::new(SHMQ).args(["demo", "bridge", "--hosts", "3", "--json"]),
+        b"",
+        Duration::from_secs(90),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["duplicates"].as_u64(), v["missing"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (v["hosts"].as_u64(), v["kills"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(v["received"], v["sent"]);
+    let per_host = v["per_host"].as_array().unwrap();
+    assert_eq!(per_host.len(), 3);
+    assert!(per_host.iter().all(|c| c.as_u64() > Some(0)), "{v}");
+}

@@ -228,6 +228,11 @@ pub(crate) struct InArgs {
     /// Exit (status 0) after this long without a message [default: run for ever].
     #[arg(long, value_parser = parse_duration)]
     idle_exit: Option<Duration>,
+    /// Several in-bridges (one per host, each into its own queue) share the durable consumer
+    /// (give each the same --consumer): each records what it puts on the server, so that a
+    /// message redelivered after one's death goes into exactly one queue.
+    #[arg(long)]
+    shared: bool,
     /// Print the final counts as one JSON object.
     #[arg(long)]
     json: bool,
@@ -298,6 +303,7 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
             cfg.ack_wait = a.ack_wait;
             cfg.duplicate_window = a.duplicate_window;
             cfg.idle_exit = a.idle_exit;
+            cfg.shared = a.shared;
             let connected = format!(
                 "bridge in: connected to {}: stream {} (subject {}), consumer {} -> queue {}",
                 a.conn.server, cfg.stream, cfg.subject, cfg.consumer, cfg.queue
@@ -494,6 +500,185 @@ pub(crate) fn demo(
         "kills": kills,
         "out_bridge": parse(&out_json)["stats"],
         "in_bridge": parse(&in_json)["stats"],
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// The `bridge` demo scenario with `hosts` hosts (3 or more) on one machine: each host has a
+/// queue its producers put into, drained by its out-bridge into one stream, and a queue its
+/// consumers get from, fed by its in-bridge; the in-bridges share one durable consumer
+/// (`--shared`), so the stream's messages are split between the hosts. One host's out-bridge
+/// is SIGKILLed and restarted after a third of the messages, another host's in-bridge after two
+/// thirds; every message must reach exactly one host, once.
+pub(crate) fn demo_hosts(
+    json_out: bool,
+    hosts: usize,
+    producers: usize,
+    consumers: usize,
+    items: usize,
+) -> Result<Value> {
+    let say = |s: String| {
+        if !json_out {
+            outln!("{s}");
+        }
+    };
+    let started = Instant::now();
+    let mut server = NatsServer::start(&[]).context("starting nats-server")?;
+    let url = server.url();
+    let opts = Options {
+        capacity: 64,
+        message_size: 64,
+        ..Default::default()
+    };
+    let subject = format!("shmq.demo.hosts.{}", std::process::id());
+    let mut src = Vec::new();
+    let mut dst = Vec::new();
+    for h in 0..hosts {
+        let a = Name::with_prefix("shmq-demo", &format!("host{h}-out"));
+        let b = Name::with_prefix("shmq-demo", &format!("host{h}-in"));
+        let qa = Queue::create(&a, &opts)?;
+        let qb = Queue::create(&b, &opts)?;
+        src.push((a, qa));
+        dst.push((b, qb));
+    }
+    let in_cmd = |h: usize| {
+        let state = server
+            .dir
+            .join(format!("host{h}.json"))
+            .display()
+            .to_string();
+        in_args(
+            &subject,
+            &dst[h].0,
+            &url,
+            &state,
+            &["--consumer", "hosts", "--shared", "--ack-wait", "1s"],
+        )
+    };
+    say(format!(
+        "bridge: {hosts} hosts, each with a queue drained by its out-bridge into one JetStream \
+         stream on {url}, and a queue fed by its in-bridge; the in-bridges share one durable \
+         consumer"
+    ));
+    let mut outs = Vec::new();
+    let mut ins = Vec::new();
+    for (h, (a, _)) in src.iter().enumerate() {
+        outs.push(spawn_bridge(&out_args(a, &subject, &url), "out-bridge")?);
+        ins.push(spawn_bridge(&in_cmd(h), "in-bridge")?);
+    }
+    let exe = std::env::current_exe()?;
+    let mut prods = Vec::new();
+    let mut cons = Vec::new();
+    for (h, ((a, _), (b, _))) in src.iter().zip(&dst).enumerate() {
+        for p in 0..producers {
+            prods.push(Proc::spawn(
+                Command::new(&exe).args([
+                    "demo-child",
+                    "queue-producer",
+                    a,
+                    &(h * producers + p).to_string(),
+                    &items.to_string(),
+                    "1000",
+                ]),
+                "producer",
+            )?);
+        }
+        for _ in 0..consumers {
+            cons.push((
+                h,
+                Proc::spawn(
+                    Command::new(&exe).args(["demo-child", "queue-consumer", b, "0", "0"]),
+                    "consumer",
+                )?,
+            ));
+        }
+    }
+    let total = hosts * producers * items;
+    say(format!(
+        "  {producers} producer(s) and {consumers} consumer(s) per host: {total} messages in all"
+    ));
+    let arrived = || dst.iter().map(|(_, q)| q.tail_position()).sum::<u64>();
+    let wait_put = |n: u64| -> Result<()> {
+        let t = Instant::now();
+        while arrived() < n {
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "the hosts received only {} of {n} messages in 60 s",
+                    arrived()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    };
+    let mut kills = 0;
+    wait_put(total as u64 / 3)?;
+    outs[1].kill9();
+    kills += 1;
+    say(format!(
+        "  SIGKILLed host 1's out-bridge after {} messages arrived; restarting it",
+        arrived()
+    ));
+    outs[1] = spawn_bridge(&out_args(&src[1].0, &subject, &url), "out-bridge")?;
+    wait_put(2 * total as u64 / 3)?;
+    ins[2].kill9();
+    kills += 1;
+    say(format!(
+        "  SIGKILLed host 2's in-bridge after {} messages arrived; restarting it",
+        arrived()
+    ));
+    ins[2] = spawn_bridge(&in_cmd(2), "in-bridge")?;
+    for p in prods {
+        p.try_finish()?;
+    }
+    for ((_, q), o) in src.iter().zip(outs) {
+        q.close()?; // its producers are done: the out-bridge drains it and exits
+        o.try_finish()?;
+    }
+    wait_put(total as u64)?;
+    // Longer than the ack wait: a duplicate would have arrived by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    for (_, q) in &dst {
+        q.close()?;
+    }
+    for i in ins {
+        i.try_finish()?;
+    }
+    let mut received = Vec::new();
+    let mut per_host = vec![0usize; hosts];
+    for (h, c) in cons {
+        let lines = c.finish_lines();
+        per_host[h] += lines.len();
+        received.extend(lines);
+    }
+    let sent: HashSet<String> = (0..hosts * producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    let unique: HashSet<&String> = received.iter().collect();
+    let duplicates = received.len() - unique.len();
+    let missing = sent.iter().filter(|s| !unique.contains(s)).count();
+    let ok = duplicates == 0 && missing == 0 && received.len() == total;
+    server.stop();
+    say(format!(
+        "  received {} messages, per host {per_host:?}: {duplicates} duplicates, {missing} \
+         missing, {kills} bridge kills -> {}",
+        received.len(),
+        if ok {
+            "every message exactly once, on exactly one host"
+        } else {
+            "FAILED"
+        }
+    ));
+    Ok(json!({
+        "scenario": "bridge",
+        "hosts": hosts,
+        "ok": ok,
+        "sent": total,
+        "received": received.len(),
+        "per_host": per_host,
+        "duplicates": duplicates,
+        "missing": missing,
+        "kills": kills,
         "seconds": started.elapsed().as_secs_f64(),
     }))
 }
