@@ -309,17 +309,9 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             let group = &fresh[from..to];
             from = to;
-            let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
-            for (seq, m, kind) in group {
-                bodies.push(match kind {
-                    Kind::Manifest {
-                        id,
-                        length,
-                        sequences,
-                    } => gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?,
-                    _ => m.payload.clone(),
-                });
-            }
+            // The state (and, shared, the others' view) says what is about to be put before
+            // the parts of a long message are gathered, which may take a while: a redelivery
+            // meanwhile is recognised. Nothing is put before the state is written.
             in_queue.prune();
             let intent = InState {
                 instance,
@@ -333,6 +325,21 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 sh.record(&intent).await?;
             }
             state_file.store(&intent)?;
+            let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
+            for (seq, m, kind) in group {
+                bodies.push(match kind {
+                    Kind::Manifest {
+                        id,
+                        length,
+                        sequences,
+                    } => {
+                        // Restarts the server's ack wait for it while its parts are gathered.
+                        let _ = m.ack_with(AckKind::Progress).await;
+                        gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?
+                    }
+                    _ => m.payload.clone(),
+                });
+            }
             let payloads: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
