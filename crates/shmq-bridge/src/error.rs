@@ -35,6 +35,32 @@ pub enum BridgeError {
         /// Whose limit.
         what: &'static str,
     },
+    /// A message over the NATS server's maximum payload cannot travel in parts through this
+    /// stream (its retention or limits could delete a part before the message is read).
+    /// Nothing was taken: the message stays first in the local queue.
+    #[error(
+        "a message of {len} bytes is over the NATS server's maximum payload of {max_payload} \
+         bytes and cannot travel in parts: {reason}"
+    )]
+    Unchunkable {
+        /// The message's length.
+        len: usize,
+        /// The server's maximum payload.
+        max_payload: usize,
+        /// Why not.
+        reason: String,
+    },
+    /// A message in parts cannot be put together: a part is missing from the stream or does
+    /// not match its manifest. The manifest stays in the stream, unacknowledged.
+    #[error("message {id} (manifest at stream sequence {sequence}): {reason}")]
+    BadParts {
+        /// The message's id.
+        id: String,
+        /// The manifest's stream sequence.
+        sequence: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The in-bridge's state file could not be read or written.
     #[error("state file {path}: {reason}")]
     State {

@@ -1,13 +1,15 @@
 //! The in-bridge: JetStream → local queue.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use shmq::{PeekError, Queue, TryPutError};
 
+use crate::chunk::{self, Kind};
 use crate::state::SeqSet;
 use crate::{
     Backoff, BridgeError, Connection, InState, StateFile, connect, ensure_stream, stream_name_for,
@@ -43,6 +45,11 @@ pub struct InConfig {
     pub duplicate_window: Duration,
     /// Return after this long without a message (default: never).
     pub idle_exit: Option<Duration>,
+    /// Several in-bridges (one per host, each into its own queue) share the durable consumer
+    /// (default false): each records what it is putting and what it put in a key-value bucket
+    /// on the server, and reads the others' records before putting a redelivered message (see
+    /// docs/bridge.md, "Several hosts").
+    pub shared: bool,
     /// Where the bridge says it connected and counts what it put (for a status line).
     pub progress: std::sync::Arc<crate::Progress>,
 }
@@ -64,6 +71,7 @@ impl InConfig {
             ack_wait: Duration::from_secs(30),
             duplicate_window: Duration::from_secs(120),
             idle_exit: None,
+            shared: false,
             progress: std::sync::Arc::default(),
         }
     }
@@ -76,6 +84,12 @@ pub struct InStats {
     pub put: u64,
     /// Redeliveries of messages already in the local queue: acknowledged, not put again.
     pub skipped: u64,
+    /// Parts of messages in parts received (and acknowledged; the message is put when its
+    /// manifest comes, and counted in `put`).
+    pub parts: u64,
+    /// Redeliveries sent back for later because another in-bridge on the shared consumer was
+    /// putting them (or died putting them); see [`InConfig::shared`].
+    pub held: u64,
     /// Acks that could not be sent (the connection was down): the messages are redelivered,
     /// recognised and acknowledged then.
     pub failed_acks: u64,
@@ -104,7 +118,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     let client = connect(&cfg.conn).await?;
     let js = jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(5))
-        .build(client);
+        .build(client.clone());
     let stream = ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
     let stream_created = stream.cached_info().created.unix_timestamp_nanos();
     let consumer_cfg = pull::Config {
@@ -139,6 +153,22 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         Some(s) => recover(&q, &s, instance, stream_created).map_err(qerr)?,
         None => SeqSet::default(),
     };
+    let shared = if cfg.shared {
+        let sh = Shared::open(&js, &cfg.stream, &cfg.consumer, instance).await?;
+        // What the dead bridge was putting is settled now: say so to the others.
+        sh.record(&InState {
+            instance,
+            stream_created,
+            tail: q.tail_position(),
+            voided: Some(q.voided()),
+            batch: Vec::new(),
+            put: in_queue.0.clone(),
+        })
+        .await?;
+        Some(sh)
+    } else {
+        None
+    };
     cfg.progress.set_connected();
     let mut stats = InStats::default();
     let mut backoff = Backoff::new();
@@ -147,6 +177,8 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     // messages interleaved: the put order would not be the stream's).
     let mut pull: Option<Pull> = None;
     let batch = cfg.batch.max(1);
+    // Parts received, for their manifests.
+    let mut parts_seen = PartCache::default();
     loop {
         if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
             return Ok(stats);
@@ -196,7 +228,11 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         if pull.is_none() && free_after > 0 {
             pull = request(&consumer, free_after.min(batch)).await;
         }
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(u64, jetstream::Message, Kind)> = Vec::new();
+        let mut fatal = None;
+        // Redeliveries another in-bridge may be putting (shared consumer): back later.
+        let mut held = Vec::new();
+        let mut others: Option<Vec<InState>> = None;
         let mut again = Vec::new();
         let mut seen = HashSet::new();
         for m in msgs {
@@ -204,31 +240,107 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 Ok(i) => i.stream_sequence,
                 Err(e) => return Err(BridgeError::JetStream(format!("message info: {e}"))),
             };
-            if in_queue.contains(seq) || !seen.insert(seq) {
+            let kind = chunk::kind(m.headers.as_ref()).map_err(|reason| BridgeError::BadParts {
+                id: String::new(),
+                sequence: seq,
+                reason,
+            })?;
+            if let Kind::Part { id, part, parts } = &kind {
+                // A part: kept for its manifest, acknowledged (it stays in the stream).
+                stats.parts += 1;
+                parts_seen.insert(seq, (id.clone(), *part, *parts), m.payload.clone());
                 again.push((seq, m));
-            } else {
-                // Larger than a slot is fine (a side segment), up to the queue's maximum.
-                if m.payload.len() > q.max_message_size() {
-                    return Err(BridgeError::TooLarge {
-                        len: m.payload.len(),
-                        max: q.max_message_size(),
-                        what: "the local queue's maximum message size",
-                    });
-                }
-                fresh.push((seq, m));
+                continue;
             }
+            if in_queue.contains(seq) || !seen.insert(seq) {
+                stats.skipped += 1;
+                again.push((seq, m));
+                continue;
+            }
+            // A redelivery on a shared consumer: another in-bridge may have put it (and died
+            // before its ack), or be putting it.
+            if let Some(sh) = &shared
+                && m.info().is_ok_and(|i| i.delivered > 1)
+            {
+                if others.is_none() {
+                    others = Some(sh.others().await?);
+                }
+                let others = others.as_deref().unwrap_or_default();
+                if others.iter().any(|o| SeqSet(o.put.clone()).contains(seq)) {
+                    stats.skipped += 1;
+                    again.push((seq, m));
+                    continue;
+                }
+                if others.iter().any(|o| o.batch.contains(&seq)) {
+                    stats.held += 1;
+                    held.push(m);
+                    continue;
+                }
+            }
+            // Larger than a slot is fine (a side segment), up to the queue's maximum.
+            let len = match &kind {
+                Kind::Manifest { length, .. } => *length,
+                _ => m.payload.len(),
+            };
+            if len > q.max_message_size() {
+                // The messages before it are put and acknowledged, then the bridge stops; it
+                // and those after it stay unacknowledged in the stream.
+                fatal = Some(BridgeError::TooLarge {
+                    len,
+                    max: q.max_message_size(),
+                    what: "the local queue's maximum message size",
+                });
+                break;
+            }
+            fresh.push((seq, m, kind));
         }
-        if !fresh.is_empty() {
+        // Put in groups of at most GROUP_BYTES (messages in parts are put together in memory
+        // first), each with its own state-file write, put and acks.
+        let mut from = 0;
+        while from < fresh.len() {
+            let mut to = from;
+            let mut bytes = 0;
+            while to < fresh.len() && (to == from || bytes < GROUP_BYTES) {
+                bytes += match &fresh[to].2 {
+                    Kind::Manifest { length, .. } => *length,
+                    _ => fresh[to].1.payload.len(),
+                };
+                to += 1;
+            }
+            let group = &fresh[from..to];
+            from = to;
+            // The state (and, shared, the others' view) says what is about to be put before
+            // the parts of a long message are gathered, which may take a while: a redelivery
+            // meanwhile is recognised. Nothing is put before the state is written.
             in_queue.prune();
-            state_file.store(&InState {
+            let intent = InState {
                 instance,
                 stream_created,
                 tail: q.tail_position(),
                 voided: Some(q.voided()),
-                batch: fresh.iter().map(|(s, _)| *s).collect(),
+                batch: group.iter().map(|(s, _, _)| *s).collect(),
                 put: in_queue.0.clone(),
-            })?;
-            let payloads: Vec<&[u8]> = fresh.iter().map(|(_, m)| &m.payload[..]).collect();
+            };
+            if let Some(sh) = &shared {
+                sh.record(&intent).await?;
+            }
+            state_file.store(&intent)?;
+            let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
+            for (seq, m, kind) in group {
+                bodies.push(match kind {
+                    Kind::Manifest {
+                        id,
+                        length,
+                        sequences,
+                    } => {
+                        // Restarts the server's ack wait for it while its parts are gathered.
+                        let _ = m.ack_with(AckKind::Progress).await;
+                        gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?
+                    }
+                    _ => m.payload.clone(),
+                });
+            }
+            let payloads: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
             let mut done = 0;
@@ -251,12 +363,32 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             stats.put += done as u64;
             cfg.progress.add(done as u64);
-            for (seq, _) in &fresh[..done] {
+            for (seq, _, _) in &group[..done] {
                 in_queue.insert(*seq);
             }
+            #[cfg(feature = "test-hooks")]
+            stop_after_put(stats.put);
+            if let Some(sh) = &shared {
+                sh.record(&InState {
+                    instance,
+                    stream_created,
+                    tail: q.tail_position(),
+                    voided: Some(q.voided()),
+                    batch: Vec::new(),
+                    put: in_queue.0.clone(),
+                })
+                .await?;
+            }
+            // The ack, only after the put returned. No confirmation is awaited: a lost ack
+            // means a redelivery, which `in_queue` recognises and acknowledges again without
+            // a put.
+            for (_, m, _) in &group[..done] {
+                if m.ack_with(AckKind::Ack).await.is_err() {
+                    stats.failed_acks += 1;
+                }
+            }
             if closed {
-                fresh.truncate(done);
-                for (_, m) in fresh.iter().chain(&again) {
+                for (_, m) in &again {
                     if m.ack_with(AckKind::Ack).await.is_err() {
                         stats.failed_acks += 1;
                     }
@@ -264,12 +396,240 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 return Ok(stats);
             }
         }
-        stats.skipped += again.len() as u64;
-        // The ack, only after the put returned. No confirmation is awaited: a lost ack means a
-        // redelivery, which `in_queue` recognises and acknowledges again without a put.
-        for (_, m) in fresh.iter().chain(&again) {
+        for (_, m) in &again {
             if m.ack_with(AckKind::Ack).await.is_err() {
                 stats.failed_acks += 1;
+            }
+        }
+        for m in &held {
+            let _ = m.ack_with(AckKind::Nak(Some(HELD))).await;
+        }
+        if let Some(e) = fatal {
+            // Let the acks reach the server before the process ends.
+            let _ = tokio::time::timeout(ANSWER, client.flush()).await;
+            return Err(e);
+        }
+    }
+}
+
+/// How long a redelivery another in-bridge may be putting is sent back for.
+const HELD: Duration = Duration::from_secs(1);
+
+/// The record of a shared consumer's in-bridges: a stream on the server keeping the last
+/// message of each subject `shmq-in.<NAME>.<KEY>`, one subject per in-bridge (its queue's
+/// instance id), holding the [`InState`] it last wrote.
+struct Shared {
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    prefix: String,
+    subject: String,
+}
+
+impl Shared {
+    async fn open(
+        js: &jetstream::Context,
+        stream: &str,
+        consumer: &str,
+        instance: u64,
+    ) -> Result<Shared, BridgeError> {
+        let name: String = format!("{stream}-{consumer}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let prefix = format!("shmq-in.{name}");
+        let cfg = jetstream::stream::Config {
+            name: format!("SHMQ_IN_{name}"),
+            subjects: vec![format!("{prefix}.>")],
+            storage: jetstream::stream::StorageType::File,
+            max_messages_per_subject: 1,
+            ..Default::default()
+        };
+        let mut backoff = Backoff::new();
+        let record = loop {
+            match js.get_or_create_stream(cfg.clone()).await {
+                Ok(s) => break s,
+                Err(e) if backoff.0 >= Duration::from_secs(2) => {
+                    return Err(BridgeError::JetStream(format!(
+                        "the in-bridges' record {}: {e}",
+                        cfg.name
+                    )));
+                }
+                Err(_) => backoff.wait().await,
+            }
+        };
+        Ok(Shared {
+            js: js.clone(),
+            stream: record,
+            subject: format!("{prefix}.q{instance:016x}"),
+            prefix,
+        })
+    }
+
+    /// Writes this bridge's state, waiting out a server that does not answer: nothing is put
+    /// before the others can see it is being put.
+    async fn record(&self, s: &InState) -> Result<(), BridgeError> {
+        let body =
+            Bytes::from(serde_json::to_vec(s).map_err(|e| BridgeError::JetStream(e.to_string()))?);
+        let mut backoff = Backoff::new();
+        loop {
+            let sent = match self.js.publish(self.subject.clone(), body.clone()).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                        eprintln!("in-bridge: recording the state for the others: {e}");
+                    }
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    /// The other in-bridges' states.
+    async fn others(&self) -> Result<Vec<InState>, BridgeError> {
+        let err = |e: String| BridgeError::JetStream(format!("the other in-bridges' states: {e}"));
+        let mut subjects = self
+            .stream
+            .info_with_subjects(format!("{}.>", self.prefix))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut names = Vec::new();
+        while let Some(s) = subjects.next().await {
+            let (subject, _) = s.map_err(|e| err(e.to_string()))?;
+            if subject != self.subject {
+                names.push(subject);
+            }
+        }
+        let mut out = Vec::new();
+        for subject in names {
+            let m = self
+                .stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            out.push(serde_json::from_slice(&m.payload).map_err(|e| err(e.to_string()))?);
+        }
+        Ok(out)
+    }
+}
+
+/// The bytes of messages a group put at once holds at most (its first message aside): messages
+/// in parts are put together in memory before their put.
+const GROUP_BYTES: usize = 64 << 20;
+
+/// The bytes of parts kept for their manifests at most (the oldest are dropped first; a part
+/// not kept is fetched from the stream).
+const CACHE_BYTES: usize = 128 << 20;
+
+/// Parts received through the consumer, by stream sequence, until their manifest comes.
+#[derive(Default)]
+struct PartCache {
+    parts: HashMap<u64, (String, usize, usize, Bytes)>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl PartCache {
+    fn insert(&mut self, seq: u64, (id, part, parts): (String, usize, usize), payload: Bytes) {
+        self.bytes += payload.len();
+        if self.parts.insert(seq, (id, part, parts, payload)).is_none() {
+            self.order.push_back(seq);
+        }
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(p) = self.parts.remove(&old) {
+                self.bytes -= p.3.len();
+            }
+        }
+    }
+
+    fn take(&mut self, seq: u64) -> Option<(String, usize, usize, Bytes)> {
+        let p = self.parts.remove(&seq)?;
+        self.bytes -= p.3.len();
+        self.order.retain(|&s| s != seq);
+        Some(p)
+    }
+}
+
+/// Puts the message `id` (manifest at `seq`) together from its parts at `sequences`: those
+/// received, or fetched from the stream. Each part must say it is part `i` of this message,
+/// and the whole must be `length` bytes.
+async fn gather(
+    stream: &jetstream::stream::Stream,
+    cache: &mut PartCache,
+    seq: u64,
+    id: &str,
+    length: usize,
+    sequences: &[u64],
+) -> Result<Bytes, BridgeError> {
+    let bad = |reason: String| BridgeError::BadParts {
+        id: id.to_owned(),
+        sequence: seq,
+        reason,
+    };
+    let mut body = Vec::with_capacity(length);
+    for (i, &s) in sequences.iter().enumerate() {
+        let (pid, part, parts, payload) = match cache.take(s) {
+            Some(p) => p,
+            None => {
+                let m = fetch(stream, s).await.map_err(&bad)?;
+                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                    eprintln!("in-bridge: fetched part {i} of {id} from the stream");
+                }
+                match chunk::kind(Some(&m.headers)).map_err(&bad)? {
+                    Kind::Part { id, part, parts } => (id, part, parts, m.payload),
+                    _ => return Err(bad(format!("stream sequence {s} is not a part"))),
+                }
+            }
+        };
+        if pid != id || part != i || parts != sequences.len() {
+            return Err(bad(format!(
+                "stream sequence {s} is part {part} of {parts} of {pid}, not part {i} of {} of {id}",
+                sequences.len()
+            )));
+        }
+        body.extend_from_slice(&payload);
+    }
+    if body.len() != length {
+        return Err(bad(format!(
+            "its parts hold {} bytes, not {length}",
+            body.len()
+        )));
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The stream's message at `seq`, waiting out a server that does not answer.
+async fn fetch(
+    stream: &jetstream::stream::Stream,
+    seq: u64,
+) -> Result<jetstream::message::StreamMessage, String> {
+    use jetstream::stream::RawMessageErrorKind;
+    let mut backoff = Backoff::new();
+    loop {
+        match stream.get_raw_message(seq).await {
+            Ok(m) => return Ok(m),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                return Err(format!(
+                    "its part at stream sequence {seq} is not in the stream any more"
+                ));
+            }
+            Err(e) => {
+                if std::env::var_os("SHMQ_BRIDGE_DEBUG").is_some() {
+                    eprintln!("in-bridge: fetching part {seq}: {e}");
+                }
+                backoff.wait().await;
             }
         }
     }
@@ -453,6 +813,26 @@ fn recover(q: &Queue, s: &InState, instance: u64, stream_created: i128) -> Resul
             Err(_) => false,
         },
     )))
+}
+
+/// Test hook (feature `test-hooks`, never in a release build): with
+/// `SHMQ_BRIDGE_TEST_STOP_AFTER_PUT=N` in its environment, the in-bridge stops for good after
+/// the first put that brings what it put to `N` messages or more, before acknowledging them,
+/// printing `in-bridge: holding after a put` on stdout: a bridge killed between put and ack.
+#[cfg(feature = "test-hooks")]
+fn stop_after_put(put_so_far: u64) {
+    let Some(n) = std::env::var("SHMQ_BRIDGE_TEST_STOP_AFTER_PUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if put_so_far >= n {
+        println!("in-bridge: holding after a put of {put_so_far} messages");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Test hook (feature `test-hooks`, never in a release build): with

@@ -11,7 +11,9 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use shmq::{CommitError, PeekError, Queue};
 
-use crate::{Backoff, BridgeError, Connection, Progress, connect, ensure_stream, stream_name_for};
+use crate::{
+    Backoff, BridgeError, Connection, Progress, chunk, connect, ensure_stream, stream_name_for,
+};
 
 /// What [`run_out`] needs.
 #[derive(Debug, Clone)]
@@ -60,8 +62,12 @@ pub struct OutStats {
     /// Of these, how many JetStream reported as duplicates (republished after a bridge's death
     /// or a lost ack, and dropped by the stream).
     pub duplicates: u64,
-    /// Times the bridge republished its window after an error or a timeout.
+    /// Times the bridge republished its window (or a message's parts) after an error or a
+    /// timeout.
     pub retries: u64,
+    /// Of the messages published, how many went in parts (longer than the server's maximum
+    /// payload; see [`chunk`](crate::chunk)).
+    pub in_parts: u64,
 }
 
 /// The JetStream message id of the message at `position` of the queue with instance id
@@ -232,6 +238,8 @@ async fn pump(
     // Whether the acks in `acks` are for the whole of `pending` (false after an error: the
     // window is republished, in order, before anything else).
     let mut healthy = true;
+    // Payload bytes per part, once the stream was found able to carry parts.
+    let mut part_size: Option<usize> = None;
     loop {
         if !healthy {
             backoff.wait().await;
@@ -255,16 +263,43 @@ async fn pump(
             let Some((pos, m)) = copied.pop_front() else {
                 break;
             };
-            // The headers (the message id) count towards the server's limit.
+            // The headers (the message id) count towards the server's limit: a message that
+            // does not fit in one NATS message goes in parts, alone (the window empty first).
             if m.len() + 128 > max_payload {
-                fatal = Some(BridgeError::TooLarge {
-                    len: m.len(),
-                    max: max_payload.saturating_sub(128),
-                    what: "the NATS server's maximum payload (less 128 bytes of headers)",
-                });
-                closed = true;
-                copied.clear();
-                break;
+                if !pending.is_empty() {
+                    copied.push_front((pos, m));
+                    break;
+                }
+                let part = match part_size {
+                    Some(p) => p,
+                    None => match stream_part_size(js, cfg, max_payload).await {
+                        Ok(p) => *part_size.insert(p),
+                        Err(reason) => {
+                            fatal = Some(BridgeError::Unchunkable {
+                                len: m.len(),
+                                max_payload,
+                                reason,
+                            });
+                            closed = true;
+                            copied.clear();
+                            break;
+                        }
+                    },
+                };
+                #[cfg(feature = "test-hooks")]
+                let hold = hold_after_parts();
+                #[cfg(not(feature = "test-hooks"))]
+                let hold = None;
+                let m = Bytes::from(m);
+                let duplicate =
+                    send_in_parts(cfg, js, instance, pos, &m, part, &mut stats, hold).await;
+                stats.published += 1;
+                stats.in_parts += 1;
+                stats.duplicates += u64::from(duplicate);
+                cfg.progress.add(1);
+                backoff.reset();
+                commit(cfg, q, &[pos])?;
+                continue;
             }
             let payload = Bytes::from(m);
             pending.push_back((pos, payload.clone()));
@@ -327,6 +362,117 @@ async fn pump(
                     return Err(BridgeError::Queue { queue: cfg.queue.clone(), reason: e });
                 }
             },
+        }
+    }
+}
+
+/// Parts published and not yet acknowledged, at most, while a message goes in parts.
+const PARTS_IN_FLIGHT: usize = 8;
+
+/// The payload bytes per part the stream `cfg.stream` can carry, or why it cannot.
+async fn stream_part_size(
+    js: &jetstream::Context,
+    cfg: &OutConfig,
+    max_payload: usize,
+) -> Result<usize, String> {
+    let mut backoff = Backoff::new();
+    let info = loop {
+        match js.get_stream(&cfg.stream).await {
+            Ok(s) => break s.cached_info().clone(),
+            Err(e) if backoff.0 >= Duration::from_secs(2) => {
+                return Err(format!("stream {}: {e}", cfg.stream));
+            }
+            Err(_) => backoff.wait().await,
+        }
+    };
+    chunk::part_size(max_payload, &info.config)
+}
+
+/// Publishes the message `m` at `pos` as parts of `part` bytes, then its manifest (see
+/// [`chunk`]), retrying with backoff under the same ids (the stream drops the copies, and
+/// their acks give the first copies' sequences) until the manifest is acknowledged; returns
+/// whether the manifest was a duplicate (published before a death).
+#[allow(clippy::too_many_arguments)]
+async fn send_in_parts(
+    cfg: &OutConfig,
+    js: &jetstream::Context,
+    instance: u64,
+    pos: u64,
+    m: &Bytes,
+    part: usize,
+    stats: &mut OutStats,
+    hold: Option<u64>,
+) -> bool {
+    let id = message_id(instance, pos);
+    let parts = m.len().div_ceil(part);
+    let mut backoff = Backoff::new();
+    let mut first = true;
+    'attempt: loop {
+        if !first {
+            backoff.wait().await;
+            stats.retries += 1;
+            let _ = ensure_stream(js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await;
+        }
+        first = false;
+        let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+        let mut sequences = Vec::with_capacity(parts);
+        for i in 0..parts {
+            while acks.len() >= PARTS_IN_FLIGHT {
+                match acks.next().await {
+                    Some(Ok(a)) => sequences.push(a.sequence),
+                    _ => continue 'attempt,
+                }
+            }
+            #[cfg(feature = "test-hooks")]
+            hold_here(hold, sequences.len());
+            let _ = hold;
+            let payload = m.slice(i * part..((i + 1) * part).min(m.len()));
+            let msg = PublishMessage::build()
+                .payload(payload)
+                .headers(chunk::part_headers(&id, i, parts, m.len()))
+                .message_id(format!("{id}.{i}"));
+            match js.send_publish(cfg.subject.clone(), msg).await {
+                Ok(f) => acks.push_back(std::future::IntoFuture::into_future(f)),
+                Err(_) => continue 'attempt,
+            }
+        }
+        while let Some(a) = acks.next().await {
+            match a {
+                Ok(a) => sequences.push(a.sequence),
+                Err(_) => continue 'attempt,
+            }
+        }
+        let manifest = PublishMessage::build()
+            .headers(chunk::manifest_headers(&id, m.len(), &sequences))
+            .message_id(&id);
+        let ack = match js.send_publish(cfg.subject.clone(), manifest).await {
+            Ok(f) => f.await,
+            Err(_) => continue 'attempt,
+        };
+        match ack {
+            Ok(a) => return a.duplicate,
+            Err(_) => continue 'attempt,
+        }
+    }
+}
+
+/// Test hook (feature `test-hooks`, never in a release build): with
+/// `SHMQ_BRIDGE_TEST_HOLD_AFTER_PARTS=N` in its environment, the out-bridge stops for good
+/// once `N` parts of a message in parts are acknowledged, printing `out-bridge: holding` on
+/// stdout: a bridge to be killed between parts.
+#[cfg(feature = "test-hooks")]
+fn hold_after_parts() -> Option<u64> {
+    std::env::var("SHMQ_BRIDGE_TEST_HOLD_AFTER_PARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(feature = "test-hooks")]
+fn hold_here(hold: Option<u64>, acked: usize) {
+    if hold == Some(acked as u64) {
+        println!("out-bridge: holding after {acked} parts");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
         }
     }
 }

@@ -67,8 +67,46 @@ pub(crate) enum BridgeCmd {
     /// of which this bridge must be the only producer, until the queue is closed. The ack
     /// follows the put; redeliveries of messages already put are acknowledged, not put again.
     In(InArgs),
-    /// Messages/s through out-bridge → JetStream → in-bridge against publishing directly.
+    /// Messages/s through out-bridge → JetStream → in-bridge against NATS alone doing the same
+    /// job (a publisher with message ids, a durable pull consumer acknowledging each message),
+    /// interleaved over repeats, and against publishing only.
     Bench(BenchArgs),
+    /// The benchmark's NATS-only publisher (internal).
+    #[command(hide = true)]
+    NatsPub(NatsPubArgs),
+    /// The benchmark's NATS-only consumer (internal).
+    #[command(hide = true)]
+    NatsSub(NatsSubArgs),
+}
+
+/// The NATS-only pipeline's publisher: connects, makes the stream as a bridge would, says
+/// `ready`, waits for a line on stdin, publishes `count` messages of `size` bytes with message
+/// ids and a window of 256 unacknowledged publishes, and says `published`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct NatsPubArgs {
+    #[arg(long)]
+    server: String,
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    size: usize,
+    #[arg(long)]
+    count: usize,
+}
+
+/// The NATS-only pipeline's consumer: connects, makes the stream and a durable pull consumer
+/// with explicit acks as the in-bridge would, says `ready`, fetches in batches of `batch` and
+/// acknowledges each message, and says `done` after `count`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct NatsSubArgs {
+    #[arg(long)]
+    server: String,
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    count: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,6 +228,11 @@ pub(crate) struct InArgs {
     /// Exit (status 0) after this long without a message [default: run for ever].
     #[arg(long, value_parser = parse_duration)]
     idle_exit: Option<Duration>,
+    /// Several in-bridges (one per host, each into its own queue) share the durable consumer
+    /// (give each the same --consumer): each records what it puts on the server, so that a
+    /// message redelivered after one's death goes into exactly one queue.
+    #[arg(long)]
+    shared: bool,
     /// Print the final counts as one JSON object.
     #[arg(long)]
     json: bool,
@@ -260,6 +303,7 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
             cfg.ack_wait = a.ack_wait;
             cfg.duplicate_window = a.duplicate_window;
             cfg.idle_exit = a.idle_exit;
+            cfg.shared = a.shared;
             let connected = format!(
                 "bridge in: connected to {}: stream {} (subject {}), consumer {} -> queue {}",
                 a.conn.server, cfg.stream, cfg.subject, cfg.consumer, cfg.queue
@@ -283,6 +327,8 @@ pub(crate) fn run(cmd: &BridgeCmd) -> Result<()> {
             Ok(())
         }
         BridgeCmd::Bench(a) => bench(a),
+        BridgeCmd::NatsPub(a) => runtime()?.block_on(nats_pub(a)),
+        BridgeCmd::NatsSub(a) => runtime()?.block_on(nats_sub(a)),
     }
 }
 
@@ -458,6 +504,185 @@ pub(crate) fn demo(
     }))
 }
 
+/// The `bridge` demo scenario with `hosts` hosts (3 or more) on one machine: each host has a
+/// queue its producers put into, drained by its out-bridge into one stream, and a queue its
+/// consumers get from, fed by its in-bridge; the in-bridges share one durable consumer
+/// (`--shared`), so the stream's messages are split between the hosts. One host's out-bridge
+/// is SIGKILLed and restarted after a third of the messages, another host's in-bridge after two
+/// thirds; every message must reach exactly one host, once.
+pub(crate) fn demo_hosts(
+    json_out: bool,
+    hosts: usize,
+    producers: usize,
+    consumers: usize,
+    items: usize,
+) -> Result<Value> {
+    let say = |s: String| {
+        if !json_out {
+            outln!("{s}");
+        }
+    };
+    let started = Instant::now();
+    let mut server = NatsServer::start(&[]).context("starting nats-server")?;
+    let url = server.url();
+    let opts = Options {
+        capacity: 64,
+        message_size: 64,
+        ..Default::default()
+    };
+    let subject = format!("shmq.demo.hosts.{}", std::process::id());
+    let mut src = Vec::new();
+    let mut dst = Vec::new();
+    for h in 0..hosts {
+        let a = Name::with_prefix("shmq-demo", &format!("host{h}-out"));
+        let b = Name::with_prefix("shmq-demo", &format!("host{h}-in"));
+        let qa = Queue::create(&a, &opts)?;
+        let qb = Queue::create(&b, &opts)?;
+        src.push((a, qa));
+        dst.push((b, qb));
+    }
+    let in_cmd = |h: usize| {
+        let state = server
+            .dir
+            .join(format!("host{h}.json"))
+            .display()
+            .to_string();
+        in_args(
+            &subject,
+            &dst[h].0,
+            &url,
+            &state,
+            &["--consumer", "hosts", "--shared", "--ack-wait", "1s"],
+        )
+    };
+    say(format!(
+        "bridge: {hosts} hosts, each with a queue drained by its out-bridge into one JetStream \
+         stream on {url}, and a queue fed by its in-bridge; the in-bridges share one durable \
+         consumer"
+    ));
+    let mut outs = Vec::new();
+    let mut ins = Vec::new();
+    for (h, (a, _)) in src.iter().enumerate() {
+        outs.push(spawn_bridge(&out_args(a, &subject, &url), "out-bridge")?);
+        ins.push(spawn_bridge(&in_cmd(h), "in-bridge")?);
+    }
+    let exe = std::env::current_exe()?;
+    let mut prods = Vec::new();
+    let mut cons = Vec::new();
+    for (h, ((a, _), (b, _))) in src.iter().zip(&dst).enumerate() {
+        for p in 0..producers {
+            prods.push(Proc::spawn(
+                Command::new(&exe).args([
+                    "demo-child",
+                    "queue-producer",
+                    a,
+                    &(h * producers + p).to_string(),
+                    &items.to_string(),
+                    "1000",
+                ]),
+                "producer",
+            )?);
+        }
+        for _ in 0..consumers {
+            cons.push((
+                h,
+                Proc::spawn(
+                    Command::new(&exe).args(["demo-child", "queue-consumer", b, "0", "0"]),
+                    "consumer",
+                )?,
+            ));
+        }
+    }
+    let total = hosts * producers * items;
+    say(format!(
+        "  {producers} producer(s) and {consumers} consumer(s) per host: {total} messages in all"
+    ));
+    let arrived = || dst.iter().map(|(_, q)| q.tail_position()).sum::<u64>();
+    let wait_put = |n: u64| -> Result<()> {
+        let t = Instant::now();
+        while arrived() < n {
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "the hosts received only {} of {n} messages in 60 s",
+                    arrived()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    };
+    let mut kills = 0;
+    wait_put(total as u64 / 3)?;
+    outs[1].kill9();
+    kills += 1;
+    say(format!(
+        "  SIGKILLed host 1's out-bridge after {} messages arrived; restarting it",
+        arrived()
+    ));
+    outs[1] = spawn_bridge(&out_args(&src[1].0, &subject, &url), "out-bridge")?;
+    wait_put(2 * total as u64 / 3)?;
+    ins[2].kill9();
+    kills += 1;
+    say(format!(
+        "  SIGKILLed host 2's in-bridge after {} messages arrived; restarting it",
+        arrived()
+    ));
+    ins[2] = spawn_bridge(&in_cmd(2), "in-bridge")?;
+    for p in prods {
+        p.try_finish()?;
+    }
+    for ((_, q), o) in src.iter().zip(outs) {
+        q.close()?; // its producers are done: the out-bridge drains it and exits
+        o.try_finish()?;
+    }
+    wait_put(total as u64)?;
+    // Longer than the ack wait: a duplicate would have arrived by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    for (_, q) in &dst {
+        q.close()?;
+    }
+    for i in ins {
+        i.try_finish()?;
+    }
+    let mut received = Vec::new();
+    let mut per_host = vec![0usize; hosts];
+    for (h, c) in cons {
+        let lines = c.finish_lines();
+        per_host[h] += lines.len();
+        received.extend(lines);
+    }
+    let sent: HashSet<String> = (0..hosts * producers)
+        .flat_map(|p| (0..items).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    let unique: HashSet<&String> = received.iter().collect();
+    let duplicates = received.len() - unique.len();
+    let missing = sent.iter().filter(|s| !unique.contains(s)).count();
+    let ok = duplicates == 0 && missing == 0 && received.len() == total;
+    server.stop();
+    say(format!(
+        "  received {} messages, per host {per_host:?}: {duplicates} duplicates, {missing} \
+         missing, {kills} bridge kills -> {}",
+        received.len(),
+        if ok {
+            "every message exactly once, on exactly one host"
+        } else {
+            "FAILED"
+        }
+    ));
+    Ok(json!({
+        "scenario": "bridge",
+        "hosts": hosts,
+        "ok": ok,
+        "sent": total,
+        "received": received.len(),
+        "per_host": per_host,
+        "duplicates": duplicates,
+        "missing": missing,
+        "kills": kills,
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Message sizes in bytes.
@@ -466,9 +691,94 @@ pub(crate) struct BenchArgs {
     /// Messages per size [default: 20000 for sizes up to 1 KiB, else 2000].
     #[arg(long)]
     count: Option<usize>,
+    /// Repeats of the bridged and the NATS-only pipelines per size, interleaved (A B, then
+    /// B A, ...); figures are medians over them.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Also measure each bridge alone (the out-bridge draining a queue into the stream, then
+    /// the in-bridge moving the stored messages into a queue).
+    #[arg(long)]
+    legs: bool,
     /// One JSON object per size.
     #[arg(long)]
     json: bool,
+}
+
+/// `nats://…` connection for the benchmark's own clients.
+fn bench_conn(url: &str) -> Connection {
+    Connection {
+        server: url.to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn nats_pub(a: &NatsPubArgs) -> Result<()> {
+    use futures_util::StreamExt;
+    let js = async_nats::jetstream::new(shmq_bridge::connect(&bench_conn(&a.server)).await?);
+    let stream = shmq_bridge::stream_name_for(&a.subject);
+    shmq_bridge::ensure_stream(&js, &stream, &a.subject, Duration::from_secs(120)).await?;
+    println!("ready");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
+    let payload = bytes::Bytes::from(vec![7u8; a.size]);
+    let mut acks = futures_util::stream::FuturesOrdered::new();
+    for i in 0..a.count {
+        if acks.len() >= 256 {
+            acks.next().await.context("ack")??;
+        }
+        let f = js
+            .send_publish(
+                a.subject.clone(),
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(shmq_bridge::message_id(1, i as u64)),
+            )
+            .await?;
+        acks.push_back(std::future::IntoFuture::into_future(f));
+    }
+    while let Some(ack) = acks.next().await {
+        ack?;
+    }
+    println!("published");
+    Ok(())
+}
+
+async fn nats_sub(a: &NatsSubArgs) -> Result<()> {
+    use async_nats::jetstream::{AckKind, consumer};
+    use futures_util::StreamExt;
+    let client = shmq_bridge::connect(&bench_conn(&a.server)).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let name = shmq_bridge::stream_name_for(&a.subject);
+    let stream =
+        shmq_bridge::ensure_stream(&js, &name, &a.subject, Duration::from_secs(120)).await?;
+    let batch = a.batch.max(1);
+    // As the in-bridge makes its consumer.
+    let c = stream
+        .get_or_create_consumer(
+            "nats-only",
+            consumer::pull::Config {
+                durable_name: Some("nats-only".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                filter_subject: a.subject.clone(),
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: (batch * 4) as i64,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut msgs = c.stream().max_messages_per_batch(batch).messages().await?;
+    println!("ready");
+    let mut n = 0;
+    while n < a.count {
+        let m = msgs.next().await.context("the consumer's stream ended")??;
+        m.ack_with(AckKind::Ack)
+            .await
+            .map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        n += 1;
+    }
+    client.flush().await?;
+    println!("done");
+    Ok(())
 }
 
 /// Publishes `n` messages of `size` bytes directly (same client, same window and message ids
@@ -586,13 +896,18 @@ fn bench_queues(a: &str, b: &str, size: usize) -> Result<(Name, Queue, Name, Que
 /// an out-bridge and an in-bridge (real processes); returns messages/s end to end, and of the
 /// out-bridge's leg (until host A's queue has handed every message to JetStream), and the CPU
 /// per message of each process end to end.
-fn through_bridges(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64, Value)> {
+fn through_bridges(
+    server: &NatsServer,
+    size: usize,
+    n: usize,
+    subject: &str,
+) -> Result<(f64, f64, Value)> {
     let url = server.url();
     let (qa, a, qb, b) = bench_queues("bridge-a", "bridge-b", size)?;
-    let subject = format!("shmq.bench.bridge.{size}");
+    let subject = subject.to_owned();
     let state = server
         .dir
-        .join(format!("bench-{size}.json"))
+        .join(format!("bench-{subject}.json"))
         .display()
         .to_string();
     let out_bridge = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
@@ -699,53 +1014,200 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64, V
     Ok((out, inb, out_cpu, in_cpu))
 }
 
+/// The NATS-only pipeline: a publisher process (message ids, a window of 256) and a consumer
+/// process (durable pull consumer, explicit acks, batches of 256), as the out- and the
+/// in-bridge would; returns messages/s from the publisher's first message to the consumer's
+/// last ack, and the CPU per message of the server and of both processes.
+fn nats_only(server: &NatsServer, size: usize, n: usize, subject: &str) -> Result<(f64, Value)> {
+    use std::io::Write;
+    let url = server.url();
+    let exe = std::env::current_exe().context("locating the shmq executable")?;
+    let (count, size) = (n.to_string(), size.to_string());
+    let common = ["--server", url.as_str(), "--subject", subject];
+    let mut sub = Proc::spawn(
+        Command::new(&exe)
+            .args(["bridge", "nats-sub", "--count", &count])
+            .args(common),
+        "NATS-only consumer",
+    )?;
+    sub.expect("ready")?;
+    let mut publisher = Proc::spawn(
+        Command::new(&exe)
+            .args(["bridge", "nats-pub", "--count", &count, "--size", &size])
+            .args(common)
+            .stdin(std::process::Stdio::piped()),
+        "NATS-only publisher",
+    )?;
+    publisher.expect("ready")?;
+    let mut go = publisher.child.stdin.take().context("publisher's stdin")?;
+    let cpu = CpuClock::start(&procs(&[
+        ("publisher", publisher.pid().to_string()),
+        ("consumer", sub.pid().to_string()),
+    ]));
+    let t = Instant::now();
+    go.write_all(b"go\n")?;
+    go.flush()?;
+    sub.expect("done")?;
+    let elapsed = t.elapsed();
+    let cpu = cpu.per_message(n);
+    publisher.expect("published")?;
+    publisher.try_finish()?;
+    sub.try_finish()?;
+    Ok((n as f64 / elapsed.as_secs_f64(), cpu))
+}
+
+/// Deletes the stream made for `subject` (the benchmark's runs would fill the disk otherwise).
+async fn drop_stream(url: &str, subject: &str) -> Result<()> {
+    let js = async_nats::jetstream::new(shmq_bridge::connect(&bench_conn(url)).await?);
+    let _ = js
+        .delete_stream(shmq_bridge::stream_name_for(subject))
+        .await;
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The median, process by process, of per-run CPU objects (`{"server": µs, ...}`).
+fn median_cpu(runs: &[Value]) -> Value {
+    let mut keys: Vec<String> = runs
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        let vals: Vec<f64> = runs.iter().filter_map(|r| r[&k].as_f64()).collect();
+        out.insert(k, json!((median(&vals) * 10.0).round() / 10.0));
+    }
+    Value::Object(out)
+}
+
 fn bench(a: &BenchArgs) -> Result<()> {
     if !nats::available() {
         bail!("{}", nats::INSTALL_HINT);
     }
     let server = NatsServer::start(&[]).context("starting nats-server")?;
+    let url = server.url();
     let rt = runtime()?;
+    let repeats = a.repeats.max(1);
     if !a.json {
-        outln!("bridge throughput on localhost (nats-server -js, file store): messages/s");
         outln!(
-            "{:>7} {:>6} {:>9} {:>9} {:>6} {:>9} {:>6} {:>9} {:>6}",
-            "size",
-            "count",
-            "direct",
-            "bridged",
-            "ratio",
-            "out",
-            "ratio",
-            "in",
-            "ratio"
+            "bridge throughput on localhost (nats-server -js, file store), messages/s: medians \
+             of {repeats} interleaved repeats"
         );
-        outln!("(out, in: each bridge alone; bridged: both at once, end to end)");
+        outln!(
+            "(nats-only: a publisher with message ids and a durable pull consumer acknowledging \
+             each message; bridged: queue -> out-bridge -> JetStream -> in-bridge -> queue; \
+             publish-only: the publisher alone)"
+        );
     }
     for &size in &a.sizes {
         let n = a.count.unwrap_or(if size <= 1024 { 20_000 } else { 2_000 });
-        let (d, direct_cpu) = rt.block_on(direct(
-            &server.url(),
-            &format!("shmq.bench.direct.{size}"),
-            size,
-            n,
-        ))?;
-        let (bridged, _, bridged_cpu) = through_bridges(&server, size, n)?;
-        let (out, inb, out_cpu, in_cpu) = legs_alone(&server, size, n)?;
-        let (ratio, out_ratio, in_ratio) = (bridged / d, out / d, inb / d);
-        if a.json {
-            outln!(
-                "{}",
-                json!({ "size": size, "count": n, "direct_msgs_per_s": d,
-                        "bridged_msgs_per_s": bridged, "ratio": ratio,
-                        "out_alone_msgs_per_s": out, "out_alone_ratio": out_ratio,
-                        "in_alone_msgs_per_s": inb, "in_alone_ratio": in_ratio,
-                        "cpu_us_per_msg": { "direct": direct_cpu, "bridged": bridged_cpu,
-                                            "out_alone": out_cpu, "in_alone": in_cpu } })
-            );
+        let (mut bridged, mut nats_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut bridged_cpu, mut nats_cpu) = (Vec::new(), Vec::new());
+        for r in 0..repeats {
+            // A B, then B A: neither pipeline always runs first.
+            let mut pair = [0.0; 2];
+            for which in if r % 2 == 0 { [0, 1] } else { [1, 0] } {
+                if which == 0 {
+                    let subject = format!("shmq.bench.bridge.{size}.{r}");
+                    let (rate, _, cpu) = through_bridges(&server, size, n, &subject)?;
+                    rt.block_on(drop_stream(&url, &subject))?;
+                    bridged.push(rate);
+                    bridged_cpu.push(cpu);
+                    pair[0] = rate;
+                } else {
+                    let subject = format!("shmq.bench.nats.{size}.{r}");
+                    let (rate, cpu) = nats_only(&server, size, n, &subject)?;
+                    rt.block_on(drop_stream(&url, &subject))?;
+                    nats_rates.push(rate);
+                    nats_cpu.push(cpu);
+                    pair[1] = rate;
+                }
+            }
+            ratios.push(pair[0] / pair[1]);
+        }
+        let direct_subject = format!("shmq.bench.direct.{size}");
+        let (d, direct_cpu) = rt.block_on(direct(&url, &direct_subject, size, n))?;
+        rt.block_on(drop_stream(&url, &direct_subject))?;
+        let nats_median = median(&nats_rates);
+        let ratio_to_nats = median(&ratios);
+        let legs = if a.legs {
+            let (out, inb, out_cpu, in_cpu) = legs_alone(&server, size, n)?;
+            json!({ "out_alone_msgs_per_s": out, "in_alone_msgs_per_s": inb,
+                    "cpu_us_per_msg": { "out_alone": out_cpu, "in_alone": in_cpu } })
         } else {
+            Value::Null
+        };
+        let row = json!({
+            "size": size, "count": n, "repeats": repeats,
+            "nats_only": { "msgs_per_s": nats_median, "runs": nats_rates,
+                           "cpu_us_per_msg": median_cpu(&nats_cpu), "cpu_runs": nats_cpu },
+            "bridged": { "msgs_per_s": median(&bridged), "runs": bridged,
+                         "ratio_to_nats": ratio_to_nats, "ratios": ratios,
+                         "cpu_us_per_msg": median_cpu(&bridged_cpu), "cpu_runs": bridged_cpu },
+            "publish_only": { "msgs_per_s": d, "ratio_to_nats": d / nats_median,
+                              "cpu_us_per_msg": direct_cpu },
+            "legs": legs,
+        });
+        if a.json {
+            outln!("{row}");
+        } else {
+            let cpu = |v: &Value| {
+                v.as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            let runs = |v: &Value| {
+                v.as_array()
+                    .map(|r| {
+                        r.iter()
+                            .map(|x| format!("{:.0}", x.as_f64().unwrap_or(0.0)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default()
+            };
+            outln!("{size} B x {n}:");
             outln!(
-                "{size:>7} {n:>6} {d:>9.0} {bridged:>9.0} {ratio:>6.2} {out:>9.0} {out_ratio:>6.2} {inb:>9.0} {in_ratio:>6.2}"
+                "  nats-only     {:>9.0}            runs {}; CPU us/msg: {}",
+                nats_median,
+                runs(&row["nats_only"]["runs"]),
+                cpu(&row["nats_only"]["cpu_us_per_msg"])
             );
+            outln!(
+                "  bridged       {:>9.0}  x{ratio_to_nats:.2} nats  runs {}; CPU us/msg: {}",
+                row["bridged"]["msgs_per_s"].as_f64().unwrap_or(0.0),
+                runs(&row["bridged"]["runs"]),
+                cpu(&row["bridged"]["cpu_us_per_msg"])
+            );
+            outln!(
+                "  publish-only  {d:>9.0}  x{:.2} nats  (one run); CPU us/msg: {}",
+                d / nats_median,
+                cpu(&direct_cpu)
+            );
+            if !legs.is_null() {
+                outln!(
+                    "  out-bridge alone {:.0}, in-bridge alone {:.0}",
+                    legs["out_alone_msgs_per_s"].as_f64().unwrap_or(0.0),
+                    legs["in_alone_msgs_per_s"].as_f64().unwrap_or(0.0)
+                );
+            }
         }
     }
     Ok(())

@@ -83,6 +83,11 @@ pub(crate) struct Args {
     /// unpaced race loses one].
     #[arg(long, value_parser = parse_duration)]
     pace: Option<Duration>,
+    /// Hosts in the bridge scenario, 2 to 16: with 3 or more, each host has a queue drained by
+    /// its out-bridge into one stream and a queue fed by its in-bridge, the in-bridges sharing
+    /// one durable consumer (producers and consumers per host: default 1 each).
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=16))]
+    hosts: usize,
     /// One JSON object per scenario instead of prose.
     #[arg(long)]
     json: bool,
@@ -230,12 +235,22 @@ fn bridge_scenario(
     if !shmq_testkit::nats::available() {
         return skip_bridge(args, all, r, shmq_testkit::nats::INSTALL_HINT);
     }
-    let v = super::bridge::demo(
-        args.json,
-        args.producers.unwrap_or(3),
-        args.consumers.unwrap_or(2),
-        args.items.unwrap_or(200),
-    )?;
+    let v = if args.hosts > 2 {
+        super::bridge::demo_hosts(
+            args.json,
+            args.hosts,
+            args.producers.unwrap_or(1),
+            args.consumers.unwrap_or(1),
+            args.items.unwrap_or(200),
+        )?
+    } else {
+        super::bridge::demo(
+            args.json,
+            args.producers.unwrap_or(3),
+            args.consumers.unwrap_or(2),
+            args.items.unwrap_or(200),
+        )?
+    };
     results.push(("bridge", v));
     Ok(())
 }
@@ -249,6 +264,7 @@ fn bridge_scenario(
     r: &Report,
     _results: &mut Vec<(&'static str, Value)>,
 ) -> Result<()> {
+    let _ = args.hosts; // read by the bridge scenario only
     skip_bridge(args, all, r, super::BRIDGE_NOT_BUILT)
 }
 
