@@ -31,6 +31,7 @@ __all__ = [
     "Connection",
     "Lock",
     "RobustMutex",
+    "LockNotHeldError",
     "SharedDict",
     "ShutDown",
     "Full",
@@ -356,6 +357,12 @@ class SimpleQueue(Queue):
         """Takes the oldest object, waiting while the queue is empty."""
         return super().get()
 
+    def empty(self) -> bool:
+        """Whether the queue is empty; ``OSError`` on a closed handle, as in
+        ``multiprocessing``."""
+        self._check_closed()
+        return super().empty()
+
 
 class Connection(_Named):
     """One end of a ``Pipe``: ``multiprocessing.connection.Connection``'s API.
@@ -513,6 +520,12 @@ def Pipe(duplex: bool = True, *, name: str | None = None, capacity: int = PIPE_C
     return Connection._wrap(a, name, anonymous), Connection._wrap(b, name, anonymous)
 
 
+class LockNotHeldError(ValueError, RuntimeError):
+    """Raised by ``Lock.release`` of a lock that is not held: a ``ValueError`` as
+    ``multiprocessing.Lock`` raises, and a ``RuntimeError`` as a ``Manager().Lock()`` (a
+    ``threading.Lock`` proxy) raises, so code written for either catches it."""
+
+
 class Lock(_Named):
     """A process-shared lock: ``multiprocessing.Lock``. ``acquire(block, timeout)`` and
     ``release`` and the context manager behave as there: any thread of any process may release
@@ -552,9 +565,12 @@ class Lock(_Named):
         return self._raw.acquire(block, _check_timeout(timeout))
 
     def release(self) -> None:
-        """Releases the lock, whichever thread or process acquired it; ``ValueError`` if it
-        is not held."""
-        self._raw.release()
+        """Releases the lock, whichever thread or process acquired it;
+        ``LockNotHeldError`` (a ``ValueError`` and a ``RuntimeError``) if it is not held."""
+        try:
+            self._raw.release()
+        except ValueError as e:
+            raise LockNotHeldError(str(e)) from None
 
     def __enter__(self):
         return self.acquire()
