@@ -73,16 +73,42 @@ PIPE_CAPACITY = 128
 #: How long a pickled ``Connection`` keeps its end open for the process that unpickles it.
 HAND_OFF_SECONDS = 60.0
 
-# Message framing. A plain pickle starts with the PROTO opcode (0x80). A pickle with
-# out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and their
-# lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
-# memoryviews of the one received ``bytes`` object, without copying.
+# Message framing, by the first byte. A plain pickle starts with the PROTO opcode (0x80). A
+# pickle with out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and
+# their lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
+# memoryviews of the one received ``bytes`` object, without copying. The common builtins travel
+# without pickle, behind a type tag: ``bytes`` (the bytes), ``str`` (UTF-8, lone surrogates
+# kept), ``int`` in the signed 64-bit range (8 bytes little-endian), ``float`` (8 bytes) and
+# ``None``. Their subclasses (``bool`` among them) and everything else are pickled.
 _OOB = 0x01
+_T_BYTES = 0x02
+_T_STR = 0x03
+_T_INT = 0x04
+_T_FLOAT = 0x05
+_T_NONE = 0x06
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
+_pack_int = struct.Struct("<Bq").pack
+_pack_float = struct.Struct("<Bd").pack
+_unpack_int = struct.Struct("<q").unpack_from
+_unpack_float = struct.Struct("<d").unpack_from
+_NONE_MSG = bytes([_T_NONE])
+_BYTES_TAG = bytes([_T_BYTES])
+_STR_TAG = bytes([_T_STR])
 
 
 def _dumps(obj) -> bytes:
+    t = type(obj)
+    if t is bytes:
+        return _BYTES_TAG + obj
+    if t is str:
+        return _STR_TAG + obj.encode("utf-8", "surrogatepass")
+    if t is int and -0x8000000000000000 <= obj <= 0x7FFFFFFFFFFFFFFF:
+        return _pack_int(_T_INT, obj)
+    if t is float:
+        return _pack_float(_T_FLOAT, obj)
+    if obj is None:
+        return _NONE_MSG
     bufs = []
     data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
     if not bufs:
@@ -93,8 +119,21 @@ def _dumps(obj) -> bytes:
 
 
 def _loads(data: bytes):
-    if data[:1] != b"\x01":
+    tag = data[0] if data else 0
+    if tag == 0x80:
         return _pickle_loads(data)
+    if tag == _T_BYTES:
+        return data[1:]
+    if tag == _T_STR:
+        return data[1:].decode("utf-8", "surrogatepass")
+    if tag == _T_INT:
+        return _unpack_int(data, 1)[0]
+    if tag == _T_FLOAT:
+        return _unpack_float(data, 1)[0]
+    if tag == _T_NONE:
+        return None
+    if tag != _OOB:
+        return _pickle_loads(data)  # not a shmq object message: pickle says what is wrong
     (n,) = struct.unpack_from("<I", data, 1)
     lens = struct.unpack_from(f"<{n}Q", data, 5)
     view = memoryview(data)
