@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Name, Proc, Watchdog, eventually, finish_all, spawn};
 use shmq::substrate::layout::{Kind, Params};
 use shmq::{OpenError, Options as QueueOptions, Queue, substrate::segment::AtomicRegion};
-use shmq_dict::{AcquireError, DictError, Lock, Options, SharedDict};
+use shmq_dict::{AcquireError, DictError, Lock, Options, ProcessLock, SharedDict};
 
 /// Processes per run, as in the seed.
 const PROCS: i64 = 70;
@@ -206,6 +206,15 @@ fn holder_killed_mid_operation_leaves_no_torn_entry() {
                 "torn or foreign value {k} = {v}"
             );
         }
+        // One insertion order, which pop_last drains backwards.
+        let order = g.entries().unwrap();
+        assert_eq!(order.len(), snap.len());
+        let mut popped = Vec::new();
+        while let Some(e) = g.pop_last().unwrap() {
+            popped.push(e);
+        }
+        popped.reverse();
+        assert_eq!(popped, order, "pop_last walks the insertion order back");
         // Every key can be written, read and removed again.
         for i in 0..KEYS {
             let k = format!("k{i}");
@@ -245,6 +254,66 @@ fn named_lock_holder_killed_is_reported_and_the_lock_keeps_working() {
     drop(g);
     let other = Lock::open_or_create(&name).unwrap();
     assert!(!other.lock().unwrap().previous_owner_died());
+}
+
+/// The process lock: held by a live process, a second process releases it and the parent takes
+/// it; held by a process that is then SIGKILLed, the next acquirer takes it over and is told.
+#[test]
+fn process_lock_is_released_by_another_process_and_taken_over_from_a_killed_one() {
+    let _w = Watchdog::new("process lock", Duration::from_secs(60));
+    let name = Name::new("plock");
+    let lock = ProcessLock::create(&name).unwrap();
+    let mut holder = spawn("crash-plock-hold", &[&name]);
+    assert_eq!(holder.line(), "holding");
+    assert_eq!(lock.try_acquire().unwrap_err(), AcquireError::WouldBlock);
+    assert_eq!(lock.holder_pid(), Some(holder.pid()));
+    assert!(matches!(
+        Lock::inspect(&name).unwrap(),
+        shmq::substrate::sync::LockState::Held { owner_tid, owner_alive: true, .. } if owner_tid == holder.pid()
+    ));
+    let mut releaser = spawn("plock-release", &[&name]);
+    assert_eq!(releaser.line(), "released");
+    finish_all(vec![releaser]);
+    let a = lock.acquire_for(Duration::from_secs(10)).unwrap();
+    assert!(!a.previous_owner_died, "released, not taken over");
+    lock.release().unwrap();
+    holder.kill9();
+
+    let mut holder = spawn("crash-plock-hold", &[&name]);
+    assert_eq!(holder.line(), "holding");
+    holder.kill9();
+    let a = lock.acquire_for(Duration::from_secs(10)).unwrap();
+    assert!(a.previous_owner_died, "taken over from the killed holder");
+    lock.release().unwrap();
+    assert_eq!(
+        Lock::inspect(&name).unwrap(),
+        shmq::substrate::sync::LockState::Free
+    );
+    assert!(matches!(Lock::open(&name), Err(OpenError::Incompatible(_))));
+}
+
+/// A dict segment of table format 1 (no insertion numbers) is refused with a clear error.
+#[test]
+fn a_dict_of_the_previous_table_format_is_incompatible() {
+    let name = Name::new("dict-format1");
+    // Format 1: 16 entries, keys of 8 bytes, stride 8 × (2 + 1).
+    let params = Params {
+        kind: Kind::Dict,
+        capacity: 16,
+        message_size: 8,
+        slot_stride: 24,
+        aux: 1,
+        total_size: 384 + 16 * 24,
+    };
+    let _r = AtomicRegion::create(&name, &params, 0o600, |w| {
+        w[0].store(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    match SharedDict::open(&name) {
+        Err(OpenError::Incompatible(m)) => assert!(m.contains("table format 1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Bug 5 at the library level: inspecting a named lock whose holder was SIGKILLed (what
@@ -541,8 +610,8 @@ fn bad_input_is_a_typed_error() {
             kind: Kind::Dict,
             capacity: 8,
             message_size: 16,
-            slot_stride: 32,
-            aux: 1,
+            slot_stride: 40,
+            aux: 2,
             total_size: 4096,
         },
         0o600,

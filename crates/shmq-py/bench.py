@@ -1,15 +1,27 @@
-"""Benchmark of shmq's Python package against multiprocessing and faster-fifo.
+"""Benchmark of shmq's Python package against multiprocessing and faster-fifo, like for like.
 
-Measures, in one run and on this machine:
+Every row runs the same workload under the ``fork`` start method: producer processes put
+messages of 64 bytes, consumer processes take them, and each consumer checks what it got (a
+sequence number in the first 8 bytes of each payload, or the object itself, summed into a
+checksum that the parent compares with the expected one). Each peer is used the way its users
+use it, and the row says how:
 
-* throughput, 1 producer process -> 1 consumer process, of 64-byte messages: shmq with
-  ``put_bytes``/``get_bytes`` and with small pickled objects, ``multiprocessing.Queue``,
-  ``multiprocessing.SimpleQueue`` and ``faster_fifo.Queue`` (if installed);
-* the 64-byte round trip (ping-pong between two processes over two queues): p50 and p99.
+* ``shmq put_bytes/get_bytes``: raw bytes, no pickling;
+* ``shmq put/get <type>``: objects (pickled, protocol 5), for ``bytes``, ``str``, ``int``, a
+  small tuple and a small dict;
+* ``mp.Queue() put/get <type>``: the default, unbounded ``multiprocessing.Queue()`` (a feeder
+  thread, pickling every object), the same objects;
+* ``faster-fifo raw get_many``: ``faster_fifo.Queue`` with identity ``dumps`` and ``loads`` that
+  copies the bytes out (its raw-bytes mode), consumers taking batches with ``get_many``
+  (only if faster-fifo is installed: ``pip install faster-fifo``);
+* ``faster-fifo get``: the same queue, one message per ``get``.
 
-Usage: ``python bench.py [--messages N] [--rounds N]``. faster-fifo is optional
-(``pip install faster-fifo`` into the same venv); it is not needed by the package or CI.
-Prints a Markdown table with ratios against multiprocessing.Queue and faster-fifo.
+Then one row per peer of 4 producers -> 4 consumers (raw bytes), and the round trip (ping-pong
+of one message between two processes over two queues): p50 and p99.
+
+Usage: ``python bench.py [--messages N] [--rounds N]``. Prints Markdown tables; ratios are
+against ``mp.Queue()`` with the same payload and against faster-fifo raw ``get_many``. On a busy
+machine, compare the ratios of one run, not figures of different runs.
 """
 
 import argparse
@@ -25,80 +37,154 @@ except ImportError:  # optional baseline
     faster_fifo = None
 
 CTX = mp.get_context("fork")
-PAYLOAD = b"x" * 64
-OBJ = (12345, "a small object", 3.5)  # about 64 bytes pickled
+PAD = b"x" * 56
+STOP = b"\xff" * 64
 
 
-def _consume(kind, q, n, done):
-    get = _getter(kind, q)
-    for _ in range(n):
-        get()
-    done.put(time.perf_counter())
+def payload(i):
+    """64 bytes: the sequence number, then padding."""
+    return i.to_bytes(8, "little") + PAD
 
 
-def _getter(kind, q):
-    if kind == "shmq-bytes":
-        return q.get_bytes
-    if kind == "faster-fifo":
-        return lambda: q.get(timeout=60)
-    return q.get
+#: Objects per type: a maker from the sequence number and the checksum of one received object.
+OBJECTS = {
+    "bytes": (payload, lambda o: int.from_bytes(o[:8], "little")),
+    "str": (lambda i: f"{i:08d}" + "s" * 56, lambda o: int(o[:8])),
+    "int": (lambda i: i, lambda o: o),
+    "tuple": (lambda i: (i, "task", 2.5), lambda o: o[0]),
+    "dict": (lambda i: {"id": i, "op": "put", "w": 1.5}, lambda o: o["id"]),
+}
 
 
-def _putter(kind, q):
-    if kind == "shmq-bytes":
-        return lambda: q.put_bytes(PAYLOAD)
-    if kind == "shmq-object":
-        return lambda: q.put(OBJ)
-    if kind == "mp.Queue-object":
-        return lambda: q.put(OBJ)
-    if kind == "faster-fifo":
-        return lambda: q.put(PAYLOAD, timeout=60)
-    return lambda: q.put(PAYLOAD)
+class Peer:
+    """How one queue is made, fed and drained."""
+
+    def __init__(self, label, make, put, get_batch, stop):
+        self.label, self.make, self.put, self.get_batch, self.stop = label, make, put, get_batch, stop
 
 
-def make(kind, maxsize=1024):
-    if kind.startswith("shmq"):
-        return shmq.Queue(maxsize, slot_size=256)
-    if kind.startswith("mp.Queue"):
-        return CTX.Queue(maxsize)
-    if kind == "mp.SimpleQueue":
-        return CTX.SimpleQueue()
-    if kind == "faster-fifo":
-        return faster_fifo.Queue(max_size_bytes=1 << 20)
-    raise ValueError(kind)
+def _shmq_bytes():
+    return Peer(
+        "shmq put_bytes/get_bytes",
+        lambda: shmq.Queue(),
+        lambda q: q.put_bytes,
+        lambda q: lambda: (q.get_bytes(),),
+        STOP,
+    )
 
 
-def throughput(kind, n):
-    q = make(kind)
+def _shmq_obj(t):
+    return Peer(
+        f"shmq put/get {t}", lambda: shmq.Queue(), lambda q: q.put, lambda q: lambda: (q.get(),), None
+    )
+
+
+def _mp_obj(t):
+    return Peer(
+        f"mp.Queue() put/get {t}", lambda: CTX.Queue(), lambda q: q.put, lambda q: lambda: (q.get(),), None
+    )
+
+
+def _ff_queue():
+    return faster_fifo.Queue(max_size_bytes=1 << 20, loads=bytes, dumps=lambda b: b)
+
+
+def _ff_many():
+    return Peer(
+        "faster-fifo raw get_many",
+        _ff_queue,
+        lambda q: lambda m: q.put(m, timeout=60),
+        lambda q: lambda: q.get_many(timeout=60),
+        STOP,
+    )
+
+
+def _ff_get():
+    return Peer(
+        "faster-fifo raw get",
+        _ff_queue,
+        lambda q: lambda m: q.put(m, timeout=60),
+        lambda q: lambda: (q.get(timeout=60),),
+        STOP,
+    )
+
+
+def _produce(peer, q, start, n, make):
+    put = peer.put(q)
+    for i in range(start, start + n):
+        put(make(i))
+
+
+def _consume(peer, q, check, done):
+    """Takes messages until the stop message; reports (count, checksum, end time)."""
+    get = peer.get_batch(q)
+    stop = peer.stop
+    k = s = 0
+    while True:
+        batch = get()
+        for j, m in enumerate(batch):
+            if m is stop or m == stop:
+                # A batch may hold other consumers' stop messages (stops come after all data):
+                # hand them back.
+                put = peer.put(q)
+                for _ in batch[j + 1 :]:
+                    put(stop)
+                done.put((k, s, time.perf_counter()))
+                return
+            k += 1
+            s += check(m)
+
+
+def throughput(peer, n, t="bytes", producers=1, consumers=1):
+    make, check = OBJECTS[t]
+    q = peer.make()
     done = CTX.SimpleQueue()
-    p = CTX.Process(target=_consume, args=(kind, q, n, done))
-    p.start()
-    put = _putter(kind, q)
-    put()  # warm-up message: the consumer is running when the clock starts
+    cons = [CTX.Process(target=_consume, args=(peer, q, check, done)) for _ in range(consumers)]
+    for p in cons:
+        p.start()
+    per = n // producers
+    put = peer.put(q)
+    put(make(0))  # warm-up: consumers are running when the clock starts
     t0 = time.perf_counter()
-    for _ in range(n - 1):
-        put()
-    t1 = done.get()
-    p.join()
-    return (n - 1) / (t1 - t0)
+    prods = [
+        CTX.Process(target=_produce, args=(peer, q, 1 + j * per, per, make)) for j in range(producers)
+    ]
+    for p in prods:
+        p.start()
+    for p in prods:
+        p.join()
+    for _ in cons:
+        put(peer.stop)
+    reports = [done.get() for _ in cons]
+    for p in cons:
+        p.join()
+    count = sum(r[0] for r in reports)
+    total = sum(r[1] for r in reports)
+    expected = 1 + producers * per
+    want = sum(range(0, expected))
+    if count != expected or total != want:
+        raise AssertionError(f"{peer.label}: got {count} messages, checksum {total}; want {expected}, {want}")
+    return (count - 1) / (max(r[2] for r in reports) - t0)
 
 
-def _echo(kind, a, b, rounds):
-    get, put = _getter(kind, a), _putter(kind, b)
+def _echo(peer, a, b, rounds):
+    get, put = peer.get_batch(a), peer.put(b)
     for _ in range(rounds):
-        get()
-        put()
+        for m in get():
+            put(m)
 
 
-def roundtrip(kind, rounds):
-    a, b = make(kind, 2), make(kind, 2)
-    p = CTX.Process(target=_echo, args=(kind, a, b, rounds))
+def roundtrip(peer, rounds, t="bytes"):
+    make, _ = OBJECTS[t]
+    a, b = peer.make(), peer.make()
+    p = CTX.Process(target=_echo, args=(peer, a, b, rounds))
     p.start()
-    put, get = _putter(kind, a), _getter(kind, b)
+    put, get = peer.put(a), peer.get_batch(b)
     times = []
-    for _ in range(rounds):
+    for i in range(rounds):
+        m = make(i)
         t0 = time.perf_counter()
-        put()
+        put(m)
         get()
         times.append(time.perf_counter() - t0)
     p.join()
@@ -112,30 +198,51 @@ def main():
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=20_000)
     args = ap.parse_args()
-    kinds = ["shmq-bytes", "shmq-object", "mp.Queue", "mp.Queue-object", "mp.SimpleQueue"]
-    if faster_fifo is not None:
-        kinds.append("faster-fifo")
+    n = args.messages
+    rows = []  # (label, type, rate)
     rate = {}
+    # Interleaved: every peer of one type, then the next type.
+    for t in OBJECTS:
+        peers = [_shmq_obj(t), _mp_obj(t)]
+        if t == "bytes":
+            peers.insert(0, _shmq_bytes())
+            if faster_fifo is not None:
+                peers += [_ff_many(), _ff_get()]
+        for peer in peers:
+            rate[peer.label] = throughput(peer, n if "shmq" in peer.label else max(n // 2, 1000), t)
+            rows.append((peer.label, t))
+    ff = rate.get("faster-fifo raw get_many")
+    print("| 1 producer -> 1 consumer, 64 B | msgs/s | x mp.Queue() (same payload) | x faster-fifo raw get_many |")
+    print("|---|---:|---:|---:|")
+    for label, t in rows:
+        base = rate[f"mp.Queue() put/get {t}"]
+        r = rate[label]
+        print(f"| {label} | {r:,.0f} | {r / base:.1f} | {f'{r / ff:.1f}' if ff else 'n/a'} |")
+
+    print()
+    print("| 4 producers -> 4 consumers, 64 B | msgs/s | x mp.Queue() | x faster-fifo raw get_many |")
+    print("|---|---:|---:|---:|")
+    four = [_shmq_bytes(), _mp_obj("bytes")] + ([_ff_many()] if faster_fifo else [])
+    r4 = {p.label: throughput(p, n, "bytes", 4, 4) for p in four}
+    for p in four:
+        r = r4[p.label]
+        ffr = r4.get("faster-fifo raw get_many")
+        print(f"| {p.label} | {r:,.0f} | {r / r4['mp.Queue() put/get bytes']:.1f} | {f'{r / ffr:.1f}' if ffr else 'n/a'} |")
+
+    print()
+    print("| round trip, 64 B | p50 | p99 | p50 / mp.Queue()'s |")
+    print("|---|---:|---:|---:|")
+    trips = [(_shmq_bytes(), "bytes"), (_shmq_obj("bytes"), "bytes"), (_mp_obj("bytes"), "bytes"),
+             (_shmq_obj("tuple"), "tuple"), (_mp_obj("tuple"), "tuple")]
+    if faster_fifo is not None:
+        trips.append((_ff_get(), "bytes"))
     rtt = {}
-    for k in kinds:
-        n = args.messages if k.startswith("shmq") else max(args.messages // 4, 1000)
-        rate[k] = throughput(k, n)
-        rtt[k] = roundtrip(k, args.rounds if k.startswith("shmq") else args.rounds // 2)
-    ff = rate.get("faster-fifo")
-    print(
-        "| queue, 64 B | 1 -> 1 msgs/s | x mp.Queue (same payload) | x faster-fifo "
-        "| round trip p50 | p99 | p50 / mp.Queue's (same payload) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for k in kinds:
-        # Objects are compared with objects, bytes with bytes.
-        base = "mp.Queue-object" if k.endswith("object") else "mp.Queue"
-        ratio_ff = f"{rate[k] / ff:.1f}" if ff else "n/a"
-        p50, p99 = rtt[k]
-        print(
-            f"| {k} | {rate[k]:,.0f} | {rate[k] / rate[base]:.1f} | {ratio_ff} | "
-            f"{p50 * 1e6:.1f} µs | {p99 * 1e6:.1f} µs | {p50 / rtt[base][0]:.2f} |"
-        )
+    for peer, t in trips:
+        rtt[peer.label] = roundtrip(peer, args.rounds if "shmq" in peer.label else args.rounds // 2, t)
+    for peer, t in trips:
+        p50, p99 = rtt[peer.label]
+        base = rtt[f"mp.Queue() put/get {t}"][0]
+        print(f"| {peer.label} | {p50 * 1e6:.1f} µs | {p99 * 1e6:.1f} µs | {p50 / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -668,7 +668,8 @@ impl SharedDict {
         self.with(None, |g| g.is_empty())
     }
 
-    /// Every key, in table order (not sorted).
+    /// Every key, in insertion order (Python's dict order: updating a key keeps its place;
+    /// removing it and inserting it again puts it last).
     ///
     /// # Errors
     ///
@@ -683,15 +684,66 @@ impl SharedDict {
     /// let d = SharedDict::create(&name, &Options::default())?;
     /// d.insert("b", 2)?;
     /// d.insert("a", 1)?;
-    /// let mut keys = d.keys()?;
-    /// keys.sort();
-    /// assert_eq!(keys, ["a", "b"]);
+    /// d.insert("b", 3)?;
+    /// assert_eq!(d.keys()?, ["b", "a"]);
     /// SharedDict::unlink(&name)?;
     /// # Ok(())
     /// # }
     /// ```
     pub fn keys(&self) -> Result<Vec<String>, DictError> {
         self.with(None, |g| g.keys())
+    }
+
+    /// A copy of every entry in insertion order (as [`keys`](Self::keys)), taken in one
+    /// critical section.
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::{Options, SharedDict};
+    /// let name = format!("shmq-doc-dict-entries-{}", std::process::id());
+    /// let d = SharedDict::create(&name, &Options::default())?;
+    /// d.insert("y", 2)?;
+    /// d.insert("x", 1)?;
+    /// assert_eq!(d.entries()?, [("y".to_string(), 2), ("x".to_string(), 1)]);
+    /// SharedDict::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn entries(&self) -> Result<Vec<(String, i64)>, DictError> {
+        self.with(None, |g| g.entries())
+    }
+
+    /// Removes and returns the most recently inserted entry, `None` if the dict is empty
+    /// (Python's `dict.popitem()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`len`](Self::len).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq_dict::{Options, SharedDict};
+    /// let name = format!("shmq-doc-dict-pop-{}", std::process::id());
+    /// let d = SharedDict::create(&name, &Options::default())?;
+    /// d.insert("a", 1)?;
+    /// d.insert("b", 2)?;
+    /// assert_eq!(d.pop_last()?, Some(("b".to_string(), 2)));
+    /// assert_eq!(d.pop_last()?, Some(("a".to_string(), 1)));
+    /// assert_eq!(d.pop_last()?, None);
+    /// SharedDict::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pop_last(&self) -> Result<Option<(String, i64)>, DictError> {
+        self.with(None, |g| g.pop_last())
     }
 
     /// A copy of every entry, taken in one critical section.
@@ -890,6 +942,24 @@ impl DictGuard<'_> {
     /// [`DictError::Corrupt`].
     pub fn keys(&self) -> Result<Vec<String>, DictError> {
         self.table.keys()
+    }
+
+    /// As [`SharedDict::entries`].
+    ///
+    /// # Errors
+    ///
+    /// [`DictError::Corrupt`].
+    pub fn entries(&self) -> Result<Vec<(String, i64)>, DictError> {
+        self.table.entries()
+    }
+
+    /// As [`SharedDict::pop_last`].
+    ///
+    /// # Errors
+    ///
+    /// [`DictError::Corrupt`].
+    pub fn pop_last(&mut self) -> Result<Option<(String, i64)>, DictError> {
+        self.table.pop_last()
     }
 
     /// As [`SharedDict::snapshot`].

@@ -4,7 +4,9 @@
 //! shared-memory segment instead of a server process: a fixed-capacity open-addressing table
 //! behind a robust process-shared lock. Every call is atomic on its own; [`SharedDict::add`] is
 //! one atomic read-modify-write; [`SharedDict::lock`] gives a guard with the same operations in
-//! one critical section. [`Lock`] is a named lock on its own (Python's `multiprocessing.Lock`).
+//! one critical section. [`ProcessLock`] is a named lock on its own that any process may release
+//! (Python's `multiprocessing.Lock`); [`Lock`] is a robust mutex owned by the thread that locked
+//! it.
 //!
 //! A process killed with SIGKILL while holding either lock does not wedge it: the next locker
 //! gets the lock and is told, through `previous_owner_died()` on its guard, and the dict is
@@ -43,11 +45,13 @@
 mod dict;
 mod error;
 mod lock;
+mod process_lock;
 mod table;
 
 pub use dict::{DictGuard, DictInfo, Options, SharedDict};
 pub use error::{AcquireError, DictError};
 pub use lock::{Lock, LockGuard};
+pub use process_lock::{Acquired, ProcessLock, ReleaseError};
 pub use table::{MAX_ENTRIES, MAX_KEY_LEN};
 
 #[cfg(test)]
@@ -58,5 +62,6 @@ mod tests {
     fn handles_are_send_and_sync() {
         send_sync::<super::SharedDict>();
         send_sync::<super::Lock>();
+        send_sync::<super::ProcessLock>();
     }
 }

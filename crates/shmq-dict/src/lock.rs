@@ -1,4 +1,4 @@
-//! [`Lock`]: a named cross-process lock on its own, Python's `multiprocessing.Lock` with an owner
+//! [`Lock`]: a named cross-process robust mutex owned by the thread that locked it
 //! (a robust process-shared mutex in a segment of kind `Lock`).
 
 use std::fmt;
@@ -13,11 +13,19 @@ use shmq::{
 };
 
 use crate::error::AcquireError;
+use crate::process_lock::PROCESS_LOCK_FORMAT;
 use crate::table::{LOCK_OFFSET, LOCK_SEGMENT_SIZE};
 
 const _: () = assert!(LOCK_OFFSET == AtomicRegion::LOCK_OFFSET);
 
 fn check_params(p: &Params) -> Result<(), OpenError> {
+    if p.aux == PROCESS_LOCK_FORMAT {
+        return Err(OpenError::Incompatible(
+            "the segment holds a lock any process may release (shmq_dict::ProcessLock, \
+             Python's shmq.Lock), not a lock owned by a thread"
+                .into(),
+        ));
+    }
     if *p != params() {
         return Err(OpenError::Corrupt(format!(
             "lock header ({p}) does not match the lock layout ({})",
@@ -38,7 +46,9 @@ fn params() -> Params {
     }
 }
 
-/// A named lock shared by processes: Python's `multiprocessing.Lock`, with an owner.
+/// A named lock shared by processes, owned by the thread that locked it (a robust mutex). For
+/// Python's `multiprocessing.Lock`, which any process may release, see
+/// [`ProcessLock`](crate::ProcessLock).
 ///
 /// Only the thread that took it can release it (by dropping the [`LockGuard`]); taking it twice
 /// from one thread is [`AcquireError::Deadlock`], not a hang. If its holder dies (a process
@@ -171,7 +181,9 @@ impl Lock {
 
     /// The state of the named lock, read from its file without taking it: it never waits for
     /// the holder, and a holder's death stays reported to the next locker (what `shmq stat`
-    /// shows).
+    /// shows). A [`ProcessLock`](crate::ProcessLock)'s segment is read too (as
+    /// [`ProcessLock::inspect`](crate::ProcessLock::inspect)): its holder is a process, and
+    /// `owner_tid` is that process's pid.
     ///
     /// # Errors
     ///
@@ -200,6 +212,9 @@ impl Lock {
                 "the segment holds a {}, not a lock",
                 info.kind()
             )));
+        }
+        if info.params().aux == PROCESS_LOCK_FORMAT {
+            return crate::ProcessLock::inspect(name);
         }
         check_params(info.params())?;
         info.lock_state(LOCK_OFFSET)

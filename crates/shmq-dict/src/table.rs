@@ -10,13 +10,17 @@
 //!
 //! | operation        | writes first                      | commit store |
 //! |------------------|-----------------------------------|--------------|
-//! | insert a new key | value and key bytes of a vacant entry (invisible while vacant) | the entry's state word: `FULL`, key length, current generation |
+//! | insert a new key | the table's next insertion number (`+1`, reserving one), then value, insertion number and key bytes of a vacant entry (invisible while vacant) | the entry's state word: `FULL`, key length, current generation |
 //! | update a key     | nothing                           | the entry's value word |
 //! | remove           | nothing                           | the entry's state word: `TOMBSTONE` |
 //! | clear            | nothing                           | the table's generation word, `+1` (every entry of an older generation is empty) |
 //!
 //! A process that dies anywhere leaves each operation done or not begun. The live-entry count
 //! is derived (updated after the commit) and rebuilt by the next locker after an owner death.
+//! The next insertion number is reserved before the entry is written, so a death only skips a
+//! number: insertion numbers of live entries stay distinct and increasing, which is the
+//! iteration order (Python's dict order: an update keeps a key's place, a remove and a new
+//! insert moves it to the end).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -42,12 +46,16 @@ const _: () = assert!(CONTROL_OFFSET == AtomicRegion::WORDS_OFFSET);
 pub(crate) const CONTROL_OFFSET: usize = HEADER_SIZE + LINE;
 /// Offset of the live-entry count (u64).
 pub(crate) const COUNT_OFFSET: usize = CONTROL_OFFSET + 8;
+/// Offset of the next insertion number (u64, starts at 1).
+pub(crate) const NEXT_SEQ_OFFSET: usize = CONTROL_OFFSET + 16;
+const _: () = assert!(NEXT_SEQ_OFFSET + 8 <= ENTRIES_OFFSET);
 /// Offset of entry 0.
 pub(crate) const ENTRIES_OFFSET: usize = HEADER_SIZE + 2 * LINE;
 /// Length of a lock segment: the header and one line for the mutex.
 pub(crate) const LOCK_SEGMENT_SIZE: u64 = (HEADER_SIZE + LINE) as u64;
-/// `Header::aux` of a dict: the table format (1 = FNV-1a 64, linear probing, this state word).
-pub(crate) const TABLE_FORMAT: u64 = 1;
+/// `Header::aux` of a dict: the table format. 2 = FNV-1a 64, linear probing, this state word,
+/// an insertion number per entry (format 1 had none, and is refused at open).
+pub(crate) const TABLE_FORMAT: u64 = 2;
 
 /// State word: bits 0–15 hold the key length.
 const LEN_MASK: u64 = 0xffff;
@@ -67,15 +75,16 @@ pub(crate) const MAX_GEN: u64 = u64::MAX >> GEN_SHIFT;
 
 const _: () = assert!(MAX_KEY_LEN as u64 <= LEN_MASK);
 
-/// Words before an entry's key: the state word and the value word.
-const ENTRY_HEAD_WORDS: usize = 2;
+/// Words before an entry's key: the state word, the value word and the insertion number.
+const ENTRY_HEAD_WORDS: usize = 3;
 
 /// Where a dict's parts are, computed from its capacity and longest key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) capacity: usize,
     pub(crate) max_key_len: usize,
-    /// Words per entry: state, value, then the key bytes in `ceil(max_key_len / 8)` words.
+    /// Words per entry: state, value, insertion number, then the key bytes in
+    /// `ceil(max_key_len / 8)` words.
     pub(crate) entry_words: usize,
 }
 
@@ -136,8 +145,16 @@ impl Geometry {
     ///
     /// # Errors
     ///
-    /// [`OpenError::Corrupt`] when the fields disagree or are out of range.
+    /// [`OpenError::Incompatible`] for another table format, [`OpenError::Corrupt`] when the
+    /// fields disagree or are out of range.
     pub(crate) fn from_params(p: &Params) -> Result<Geometry, OpenError> {
+        if p.aux != TABLE_FORMAT {
+            return Err(OpenError::Incompatible(format!(
+                "the dict has table format {}, this library reads format {TABLE_FORMAT}: \
+                 recreate it (copy its keys into a new dict)",
+                p.aux
+            )));
+        }
         let g = Geometry::new(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
         if g.params() != *p {
             return Err(OpenError::Corrupt(format!(
@@ -179,6 +196,7 @@ pub(crate) struct Table<'a> {
     pub(crate) lock: &'a RawMutex,
     generation: &'a AtomicU64,
     count: &'a AtomicU64,
+    next_seq: &'a AtomicU64,
     words: &'a [AtomicU64],
     geo: Geometry,
 }
@@ -208,6 +226,7 @@ impl<'a> Table<'a> {
             lock: region.lock(),
             generation: &all[0],
             count: &all[1],
+            next_seq: &all[2],
             words,
             geo,
         })
@@ -217,9 +236,10 @@ impl<'a> Table<'a> {
     /// publishing).
     pub(crate) fn init(words: &[AtomicU64]) -> Result<(), OpenError> {
         match words {
-            [generation, count, ..] => {
+            [generation, count, next_seq, ..] => {
                 generation.store(1, Relaxed);
                 count.store(0, Relaxed);
+                next_seq.store(1, Relaxed);
                 Ok(())
             }
             _ => Err(OpenError::Corrupt("a dict without control words".into())),
@@ -261,6 +281,10 @@ impl<'a> Table<'a> {
 
     fn value(&self, i: usize) -> &AtomicU64 {
         &self.words[i * self.geo.entry_words + 1]
+    }
+
+    fn seq(&self, i: usize) -> &AtomicU64 {
+        &self.words[i * self.geo.entry_words + 2]
     }
 
     fn key_words(&self, i: usize) -> &[AtomicU64] {
@@ -362,8 +386,11 @@ impl<'a> Table<'a> {
             }),
             Probe::Vacant(Some(i)) => {
                 let new = f(None)?;
+                // Reserve the insertion number first: a death after this skips a number.
+                let seq = self.next_seq.fetch_add(1, Relaxed);
                 // The entry is vacant, so nobody reads these words until the commit below.
                 self.value(i).store(new as u64, Relaxed);
+                self.seq(i).store(seq, Relaxed);
                 for (chunk, w) in key.as_bytes().chunks(8).zip(self.key_words(i)) {
                     w.store(pack(chunk), Relaxed);
                 }
@@ -418,13 +445,23 @@ impl<'a> Table<'a> {
             .ok_or_else(|| DictError::Corrupt(format!("entry count {n}")))
     }
 
-    /// Calls `f` on every live entry, in table order.
-    fn each(&self, mut f: impl FnMut(String, i64)) -> Result<(), DictError> {
+    /// The indices of the live entries with their key lengths, in insertion order.
+    fn ordered(&self) -> Result<Vec<(usize, usize)>, DictError> {
         let generation = self.current_gen()?;
+        let mut live = Vec::with_capacity(self.len()?);
         for i in 0..self.geo.capacity {
             if let Slot::Full { len } = self.slot(i, generation)? {
-                f(self.read_key(i, len)?, self.value(i).load(Acquire) as i64);
+                live.push((self.seq(i).load(Relaxed), i, len));
             }
+        }
+        live.sort_unstable_by_key(|&(seq, i, _)| (seq, i));
+        Ok(live.into_iter().map(|(_, i, len)| (i, len)).collect())
+    }
+
+    /// Calls `f` on every live entry, in insertion order.
+    fn each(&self, mut f: impl FnMut(String, i64)) -> Result<(), DictError> {
+        for (i, len) in self.ordered()? {
+            f(self.read_key(i, len)?, self.value(i).load(Acquire) as i64);
         }
         Ok(())
     }
@@ -433,6 +470,40 @@ impl<'a> Table<'a> {
         let mut keys = Vec::with_capacity(self.len()?);
         self.each(|k, _| keys.push(k))?;
         Ok(keys)
+    }
+
+    /// Every entry, in insertion order.
+    pub(crate) fn entries(&self) -> Result<Vec<(String, i64)>, DictError> {
+        let mut entries = Vec::with_capacity(self.len()?);
+        self.each(|k, v| entries.push((k, v)))?;
+        Ok(entries)
+    }
+
+    /// Removes and returns the most recently inserted entry (`None` if the table is empty):
+    /// one commit store, as [`remove`](Self::remove).
+    pub(crate) fn pop_last(&self) -> Result<Option<(String, i64)>, DictError> {
+        let generation = self.current_gen()?;
+        let mut last: Option<(u64, usize, usize)> = None;
+        for i in 0..self.geo.capacity {
+            if let Slot::Full { len } = self.slot(i, generation)? {
+                let seq = self.seq(i).load(Relaxed);
+                if last.is_none_or(|(s, j, _)| (seq, i) > (s, j)) {
+                    last = Some((seq, i, len));
+                }
+            }
+        }
+        let Some((_, i, len)) = last else {
+            return Ok(None);
+        };
+        let key = self.read_key(i, len)?;
+        let old = self.value(i).load(Acquire) as i64;
+        // COMMIT: the state word becomes a tombstone.
+        self.state(i).store(
+            (generation << GEN_SHIFT) | (TAG_TOMBSTONE << TAG_SHIFT),
+            Release,
+        );
+        self.count.fetch_sub(1, Relaxed);
+        Ok(Some((key, old)))
     }
 
     pub(crate) fn snapshot(&self) -> Result<BTreeMap<String, i64>, DictError> {
@@ -461,16 +532,21 @@ impl<'a> Table<'a> {
         Ok(())
     }
 
-    /// Rebuilds the derived count from the state words (after an owner death).
+    /// Rebuilds the derived count from the state words (after an owner death), and makes the
+    /// next insertion number larger than every live entry's (it only grows; this guards
+    /// against a foreign writer, a crash cannot lower it).
     pub(crate) fn repair(&self) -> Result<(), DictError> {
         let generation = self.current_gen()?;
         let mut n = 0u64;
+        let mut max_seq = 0u64;
         for i in 0..self.geo.capacity {
             if let Slot::Full { .. } = self.slot(i, generation)? {
                 n += 1;
+                max_seq = max_seq.max(self.seq(i).load(Relaxed));
             }
         }
         self.count.store(n, Relaxed);
+        self.next_seq.fetch_max(max_seq.saturating_add(1), Relaxed);
         Ok(())
     }
 
@@ -507,12 +583,12 @@ mod tests {
     #[test]
     fn geometry_arithmetic() {
         let g = Geometry::new(8, 13).unwrap();
-        assert_eq!(g.entry_words, 4);
-        assert_eq!(g.stride(), 32);
-        assert_eq!(g.total_size(), 384 + 8 * 32);
+        assert_eq!(g.entry_words, 5);
+        assert_eq!(g.stride(), 40);
+        assert_eq!(g.total_size(), 384 + 8 * 40);
         assert_eq!(Geometry::from_params(&g.params()).unwrap(), g);
         let mut p = g.params();
-        p.slot_stride = 40;
+        p.slot_stride = 32;
         assert!(Geometry::from_params(&p).is_err());
         assert!(Geometry::new(0, 8).is_err());
         assert!(Geometry::new(8, 0).is_err());
@@ -554,6 +630,63 @@ mod tests {
             })
         );
         assert_eq!(t.get("d").unwrap(), Some(-2));
+    }
+
+    #[test]
+    fn another_table_format_is_incompatible() {
+        let mut p = Geometry::new(8, 13).unwrap().params();
+        p.aux = 1;
+        p.slot_stride = 32; // format 1: no insertion number
+        p.total_size = 384 + 8 * 32;
+        match Geometry::from_params(&p) {
+            Err(OpenError::Incompatible(m)) => assert!(m.contains("table format 1"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn iteration_is_insertion_order_and_pop_last_takes_the_newest() {
+        let seg = anon(8, 8);
+        let t = table(&seg, 8, 8);
+        for (i, k) in ["h", "b", "zz", "a", "m"].iter().enumerate() {
+            t.insert(k, i as i64).unwrap();
+        }
+        t.insert("b", 10).unwrap(); // an update keeps its place
+        t.add("zz", 1).unwrap();
+        t.remove("h").unwrap();
+        t.insert("h", 7).unwrap(); // removed and inserted again: last
+        assert_eq!(t.keys().unwrap(), ["b", "zz", "a", "m", "h"]);
+        assert_eq!(
+            t.entries().unwrap(),
+            [
+                ("b".into(), 10),
+                ("zz".into(), 3),
+                ("a".into(), 3),
+                ("m".into(), 4),
+                ("h".into(), 7)
+            ]
+        );
+        assert_eq!(t.pop_last().unwrap(), Some(("h".into(), 7)));
+        assert_eq!(t.pop_last().unwrap(), Some(("m".into(), 4)));
+        assert_eq!(t.len().unwrap(), 3);
+        assert_eq!(t.get("m").unwrap(), None);
+        t.clear().unwrap();
+        assert_eq!(t.pop_last().unwrap(), None);
+        t.insert("q", 1).unwrap();
+        t.insert("p", 2).unwrap();
+        assert_eq!(t.keys().unwrap(), ["q", "p"]);
+    }
+
+    #[test]
+    fn repair_keeps_the_next_insertion_number_above_every_entry() {
+        let seg = anon(4, 8);
+        let t = table(&seg, 4, 8);
+        t.insert("a", 1).unwrap();
+        t.insert("b", 2).unwrap();
+        t.next_seq.store(1, Relaxed); // as a foreign writer might
+        t.repair().unwrap();
+        t.insert("c", 3).unwrap();
+        assert_eq!(t.keys().unwrap(), ["a", "b", "c"]);
     }
 
     #[test]

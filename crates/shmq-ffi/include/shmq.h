@@ -113,7 +113,10 @@ typedef struct shmq_dict shmq_dict;
 
 // A handle on a named lock shared by processes (a robust mutex with an owner): an opaque
 // pointer, made by `shmq_lock_create`, `shmq_lock_open` or `shmq_lock_open_or_create`, freed
-// by `shmq_lock_free`. The thread that acquires it must release it.
+// by `shmq_lock_free`. The thread that acquires it must release it. It is Rust's
+// `shmq_dict::Lock` and Python's `shmq.RobustMutex` by name; Python's `shmq.Lock` (which any
+// process may release) is another format, which `shmq_lock_open` refuses with
+// `SHMQ_INCOMPATIBLE`.
 typedef struct shmq_lock shmq_lock;
 
 // A handle on one end of a pipe: an opaque pointer, made by `shmq_pipe_create`,

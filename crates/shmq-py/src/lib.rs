@@ -1,5 +1,5 @@
 //! The native half of the Python package `shmq` (module `shmq._shmq`): thin PyO3 wrappers over
-//! shmq's [`Queue`], [`PipeEnd`], and shmq-dict's [`SharedDict`] and [`Lock`].
+//! shmq's [`Queue`], [`PipeEnd`], and shmq-dict's [`SharedDict`], [`ProcessLock`] and [`Lock`].
 //!
 //! The Python half (`python/shmq/`) gives them `multiprocessing`'s API: pickling, names,
 //! exceptions and the lifetime of anonymous objects. This half does what needs native code:
@@ -26,7 +26,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use shmq::{End, OpenError, Options, Pipe, PipeEnd, Queue};
-use shmq_dict::{AcquireError, DictError, Lock, LockGuard, SharedDict};
+use shmq_dict::{AcquireError, DictError, Lock, LockGuard, ProcessLock, SharedDict};
 
 /// The longest a blocked call waits with the GIL released before it runs Python's signal
 /// handlers (and so the bound on how late Ctrl-C is noticed, plus the handler's own time).
@@ -617,7 +617,8 @@ fn attempt(lock: &Arc<Lock>, wait: Option<Duration>) -> Attempt {
     }
 }
 
-/// A named cross-process lock (shmq-dict's [`Lock`]).
+/// A named cross-process robust mutex owned by the thread that locked it (shmq-dict's
+/// [`Lock`]; Python's `shmq.RobustMutex`).
 #[pyclass(frozen, module = "shmq._shmq")]
 struct RawLock {
     lock: Arc<Lock>,
@@ -719,6 +720,75 @@ impl RawLock {
     }
 }
 
+/// A named lock that any process or thread may release (shmq-dict's [`ProcessLock`];
+/// Python's `shmq.Lock`).
+#[pyclass(frozen, module = "shmq._shmq")]
+struct RawProcessLock {
+    lock: ProcessLock,
+    name: String,
+}
+
+#[pymethods]
+impl RawProcessLock {
+    #[staticmethod]
+    fn create(name: &str) -> PyResult<RawProcessLock> {
+        Ok(RawProcessLock {
+            lock: ProcessLock::create(name).map_err(open_error)?,
+            name: name.to_string(),
+        })
+    }
+
+    #[staticmethod]
+    fn open(name: &str) -> PyResult<RawProcessLock> {
+        Ok(RawProcessLock {
+            lock: ProcessLock::open(name).map_err(open_error)?,
+            name: name.to_string(),
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes the lock; `False` if it stayed held for `timeout` seconds (or at once if not
+    /// `block`). A holder process that ended without releasing is taken over.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let lock = &self.lock;
+        match py.detach(|| lock.try_acquire()) {
+            Ok(_) => return Ok(true),
+            Err(AcquireError::WouldBlock) if block => {}
+            Err(AcquireError::WouldBlock) => return Ok(false),
+            Err(e) => return Err(PyRuntimeError::new_err(e.to_string())),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match lock.acquire_for(slice) {
+                Ok(_) => Some(Ok(())),
+                Err(AcquireError::Timeout | AcquireError::WouldBlock) => None,
+                Err(e) => Some(Err(e.to_string())),
+            }
+        })?;
+        match got {
+            Some(Ok(())) => Ok(true),
+            Some(Err(s)) => Err(PyRuntimeError::new_err(s)),
+            None => Ok(false),
+        }
+    }
+
+    /// Releases the lock, whoever took it; `ValueError` if it is not held.
+    fn release(&self) -> PyResult<()> {
+        self.lock
+            .release()
+            .map_err(|_| PyValueError::new_err("semaphore or lock released too many times"))
+    }
+
+    /// The pid of the holder process, `None` if the lock is free.
+    fn holder_pid(&self) -> Option<u32> {
+        self.lock.holder_pid()
+    }
+}
+
 fn dict_failure(e: DictError) -> Failure {
     match e {
         DictError::Overflow { .. } => Failure::Overflow(e.to_string()),
@@ -806,8 +876,14 @@ impl RawDict {
         self.run(py, |d| d.keys())
     }
 
+    /// Every entry in insertion order, in one critical section.
     fn items(&self, py: Python<'_>) -> PyResult<Vec<(String, i64)>> {
-        self.run(py, |d| Ok(d.snapshot()?.into_iter().collect()))
+        self.run(py, |d| d.entries())
+    }
+
+    /// Removes and returns the most recently inserted entry; `None` if the dict is empty.
+    fn popitem(&self, py: Python<'_>) -> PyResult<Option<(String, i64)>> {
+        self.run(py, |d| d.pop_last())
     }
 
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
@@ -930,6 +1006,7 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawQueue>()?;
     m.add_class::<RawPipeEnd>()?;
     m.add_class::<RawLock>()?;
+    m.add_class::<RawProcessLock>()?;
     m.add_class::<RawDict>()?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;

@@ -12,7 +12,11 @@ import pytest
 
 import shmq
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# The repository: SHMQ_REPO when the tests run from a copy outside it (.ci/run does that to
+# test the installed wheel), else three levels above this file.
+REPO = os.environ.get("SHMQ_REPO") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "..")
+)
 FFI = os.path.join(REPO, "crates", "shmq-ffi")
 COUNT = 20000
 

@@ -1,6 +1,8 @@
 """SharedDict: the semantics of CPython's _TestContainers.test_dict / test_dict_iter for the
 Manager dict, ported to shmq's str -> int model, with real processes."""
 
+import time
+
 import pytest
 
 import shmq
@@ -115,3 +117,193 @@ def test_full_dict_says_how_to_make_a_larger_one():
     assert "SharedDict(capacity=4)" in str(e.value)
     with pytest.raises(ValueError, match=r"SharedDict\(capacity=4\)"):
         d.update({"c": 3})
+
+
+# -- dict behaviour: order, views, popitem, size changes during iteration, MutableMapping --
+
+
+def _insert_keys(d, keys):
+    for k in keys:
+        d[k] = len(k)
+
+
+def test_iteration_is_insertion_order():
+    """Keys, values and items come in insertion order, as a dict's: an update keeps a key's
+    place, a key removed and inserted again goes last; reversed() walks it backwards."""
+    d = shmq.SharedDict()
+    plain = {}
+    for k, v in [("m", 1), ("b", 2), ("zz", 3), ("a", 4), ("q", 5)]:
+        d[k] = v
+        plain[k] = v
+    for target in (d, plain):
+        target["b"] = 20
+        del target["m"]
+        target["m"] = 10
+    assert list(d) == list(plain) == ["b", "zz", "a", "q", "m"]
+    assert list(d.keys()) == list(plain.keys())
+    assert list(d.values()) == list(plain.values())
+    assert list(d.items()) == list(plain.items())
+    assert list(reversed(d)) == list(reversed(plain))
+    assert list(d.copy()) == list(plain)
+
+
+def test_order_is_shared_by_every_process(ctx):
+    """Keys inserted by a child come after the parent's, in the child's order."""
+    d = shmq.SharedDict()
+    d["first"] = 0
+    keys = ["k9", "k1", "k5", "k3"]
+    p = ctx.Process(target=_insert_keys, args=(d, keys))
+    p.start()
+    join_all([p])
+    assert p.exitcode == 0
+    assert list(d) == ["first"] + keys
+
+
+def test_popitem_takes_the_last_inserted_and_raises_when_empty(ctx):
+    """popitem() returns the most recently inserted pair (another process's insert
+    included) and raises KeyError on an empty dict."""
+    d = shmq.SharedDict()
+    d["a"] = 1
+    d["b"] = 2
+    p = ctx.Process(target=_insert_keys, args=(d, ["from-child"]))
+    p.start()
+    join_all([p])
+    assert d.popitem() == ("from-child", 10)
+    d["b"] = 3  # an update does not move it
+    assert d.popitem() == ("b", 3)
+    assert d.popitem() == ("a", 1)
+    with pytest.raises(KeyError):
+        d.popitem()
+
+
+def test_size_change_in_another_process_during_iteration_raises(ctx):
+    """A dict iterator raises RuntimeError("dictionary changed size during iteration") once
+    any process has changed the size, and keeps raising; an exhausted one stays exhausted."""
+    d = shmq.SharedDict()
+    _fill(d)
+    it = iter(d)
+    assert next(it) == "A"
+    p = ctx.Process(target=_insert_keys, args=(d, ["new"]))
+    p.start()
+    join_all([p])
+    with pytest.raises(RuntimeError, match="dictionary changed size during iteration"):
+        next(it)
+    with pytest.raises(RuntimeError):
+        next(it)
+    it = iter(d.items())
+    assert list(it) == [(chr(i), i) for i in range(65, 70)] + [("new", 3)]
+    d["other"] = 1
+    assert list(it) == []
+    it = iter(d.values())
+    del d["other"]
+    with pytest.raises(RuntimeError):
+        next(it)
+
+
+def test_shared_dict_is_a_mutable_mapping():
+    """isinstance(d, MutableMapping) holds and the protocol works: == and != with a dict in
+    both directions, views with len/in/set operations, |, |=, the mixins."""
+    from collections.abc import Mapping, MutableMapping
+
+    d = shmq.SharedDict(a=1, b=2)
+    assert isinstance(d, MutableMapping) and isinstance(d, Mapping)
+    assert d == {"a": 1, "b": 2} and {"b": 2, "a": 1} == d
+    assert d != {"a": 1} and not (d == {"a": 1, "b": 3})
+    assert d != [("a", 1), ("b", 2)]
+    other = shmq.SharedDict(b=2, a=1)
+    assert d == other
+    assert len(d.keys()) == 2 and "a" in d.keys() and "zz" not in d.keys()
+    assert d.keys() & {"a", "x"} == {"a"} and d.keys() == {"a", "b"}
+    assert ("a", 1) in d.items() and ("a", 2) not in d.items() and 2 in d.values()
+    assert d | {"c": 3} == {"a": 1, "b": 2, "c": 3}
+    assert {"z": 0} | d == {"z": 0, "a": 1, "b": 2}
+    d |= {"c": 3}
+    assert d["c"] == 3
+    assert MutableMapping.pop(d, "c") == 3
+    assert dict(d) == {"a": 1, "b": 2}
+    with pytest.raises(TypeError):
+        hash(d)
+    with pytest.raises(KeyError):
+        d[1]
+
+
+def _churn(d, wid, ready):
+    """Inserts, updates, pops and deletes without end; every value written for key
+    ``w{wid}-{j}`` is ``1000 * j + wid``, so a torn entry would show."""
+    ready.put(wid)
+    i = 0
+    while True:
+        j = i % 40
+        key = f"w{wid}-{j}"
+        op = i % 7
+        if op < 3:
+            d[key] = 1000 * j + wid
+        elif op == 3:
+            d.pop(key, None)
+        elif op == 4:
+            try:
+                d.popitem()
+            except KeyError:
+                pass
+        elif op == 5:
+            d.update({f"w{wid}-{(j + k) % 40}": 1000 * ((j + k) % 40) + wid for k in range(3)})
+        else:
+            d.add("ops", 1)
+        i += 1
+
+
+def _check_consistent(d):
+    items = d.copy()
+    assert len(d) == len(items) == len(list(d)) == len(d.items())
+    assert list(d) == list(items)
+    for k, v in items.items():
+        if k == "ops":
+            continue
+        wid, j = k[1:].split("-")
+        assert v == 1000 * int(j) + int(wid), (k, v)
+    order = list(d)
+    popped = []
+    while True:
+        try:
+            popped.append(d.popitem()[0])
+        except KeyError:
+            break
+    assert popped == order[::-1]
+    d["after"] = 1
+    d["later"] = 2
+    assert list(d) == ["after", "later"]
+
+
+def test_processes_killed_mid_update_leave_the_dict_consistent():
+    """Workers churn the dict while the parent SIGKILLs them at random instants (some inside
+    the dict's lock); afterwards len agrees with the entries, every value is one that was
+    written whole, the order is one order (popitem drains it backwards) and the dict works."""
+    import multiprocessing as mp
+    import random
+
+    ctx = mp.get_context("fork")
+    d = shmq.SharedDict(capacity=256, max_key_len=16)
+    ready = shmq.Queue()
+    rng = random.Random(25)
+    procs = {}
+    for wid in range(3):
+        procs[wid] = ctx.Process(target=_churn, args=(d, wid, ready))
+        procs[wid].start()
+    for _ in range(3):
+        ready.get(timeout=60)
+    kills = 0
+    for _ in range(15):
+        time.sleep(rng.uniform(0.005, 0.08))
+        wid = rng.randrange(3)
+        procs[wid].kill()
+        procs[wid].join(30)
+        kills += 1
+        procs[wid] = ctx.Process(target=_churn, args=(d, wid, ready))
+        procs[wid].start()
+        ready.get(timeout=60)
+    time.sleep(0.05)
+    for p in procs.values():
+        p.kill()
+    join_all(list(procs.values()))
+    assert kills == 15 and d["ops"] > 0
+    _check_consistent(d)

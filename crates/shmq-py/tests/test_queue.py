@@ -5,6 +5,7 @@ under each start method, plus shmq's additions (put_bytes, shutdown, out-of-band
 import os
 import pickle
 import queue
+import struct
 import time
 
 import pytest
@@ -301,3 +302,44 @@ def test_help_says_slot_size_is_the_fast_path_unit():
     assert "largest pickled message" not in text
     assert "largest message in bytes" not in text
     assert "fast-path unit" in text and "side segment" in text
+
+
+def _echo_objects(q, out, n):
+    for _ in range(n):
+        out.put(q.get())
+
+
+FAST_OBJECTS = [b"", b"\x80pickle-looking", b"x" * 1000, "", "text", "\udc80 lone surrogate",
+                "é" * 300, 0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**40, 1.5,
+                float("inf"), -0.0, None, True, False, (1, "a"), {"k": 1}]
+
+
+def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
+    """bytes, str, int (64-bit), float and None travel behind a one-byte type tag, not
+    pickled; every object (ints beyond 64 bits, bools, tuples: pickled) comes back equal and
+    of the same type, through a child and back."""
+    q, out = shmq.Queue(), shmq.Queue()
+    q.put(b"abc")
+    q.put("abc")
+    q.put(-2)
+    q.put(0.5)
+    q.put(None)
+    q.put(True)
+    assert q.get_bytes() == b"\x02abc"
+    assert q.get_bytes() == b"\x03abc"
+    assert q.get_bytes() == b"\x04" + (-2).to_bytes(8, "little", signed=True)
+    assert q.get_bytes() == b"\x05" + struct.pack("<d", 0.5)
+    assert q.get_bytes() == b"\x06"
+    assert q.get_bytes()[:1] == b"\x80"  # a bool is pickled: it stays a bool
+    p = ctx.Process(target=_echo_objects, args=(q, out, len(FAST_OBJECTS)))
+    p.start()
+    for o in FAST_OBJECTS:
+        q.put(o)
+    got = [out.get(timeout=60) for _ in FAST_OBJECTS]
+    join_all([p])
+    assert got == FAST_OBJECTS
+    assert [type(g) for g in got] == [type(o) for o in FAST_OBJECTS]
+    a, b = shmq.Pipe()
+    for o in FAST_OBJECTS:
+        a.send(o)
+    assert [b.recv() for _ in FAST_OBJECTS] == FAST_OBJECTS

@@ -1,10 +1,11 @@
-//! Roles over a [`shmq_dict::SharedDict`] and a [`shmq_dict::Lock`]: the seed's `count -= 1`
-//! race in its locked, unlocked and `add` forms, and holders that die inside a critical section.
+//! Roles over a [`shmq_dict::SharedDict`], a [`shmq_dict::Lock`] and a
+//! [`shmq_dict::ProcessLock`]: the seed's `count -= 1` race in its locked, unlocked and `add`
+//! forms, holders that die inside a critical section, and a lock released by another process.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shmq_dict::{Lock, SharedDict};
+use shmq_dict::{Lock, ProcessLock, SharedDict};
 
 use crate::{arg, say};
 
@@ -150,6 +151,34 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             let _g = lock.lock().expect("lock");
             say("holding");
             crate::hang()
+        }
+        // Takes the ProcessLock LOCKNAME, prints "holding", then waits for SIGKILL.
+        #[cfg(feature = "crash-points")]
+        "crash-plock-hold" => {
+            let lock = ProcessLock::open(name).unwrap_or_else(|e| {
+                eprintln!("shmq-child: open process lock {name}: {e}");
+                std::process::exit(65)
+            });
+            let a = lock.acquire().expect("acquire");
+            say(if a.previous_owner_died {
+                "holding after a dead owner"
+            } else {
+                "holding"
+            });
+            crate::hang()
+        }
+        // plock-release LOCKNAME: releases the ProcessLock that another process holds, prints
+        // "released" (or the error) and exits.
+        "plock-release" => {
+            let lock = ProcessLock::open(name).unwrap_or_else(|e| {
+                eprintln!("shmq-child: open process lock {name}: {e}");
+                std::process::exit(65)
+            });
+            match lock.release() {
+                Ok(()) => say("released"),
+                Err(e) => say(format!("error: {e}")),
+            }
+            ExitCode::SUCCESS
         }
         _ => return None,
     })

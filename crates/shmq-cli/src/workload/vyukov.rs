@@ -23,8 +23,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use shmq::AtomicRegion;
-use shmq::layout::{Kind, Params};
+use shmq::substrate::layout::{Kind, Params};
+use shmq::substrate::segment::AtomicRegion;
 use shmq_testkit::Name;
 
 use super::floor::{copy_in, copy_out};

@@ -17,10 +17,11 @@ import io
 import pickle
 import queue as _queue
 import struct
+from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from multiprocessing import BufferTooShort
 
 from . import _lifetime
-from ._shmq import RawDict, RawLock, RawPipeEnd, RawQueue, _init, snapshot
+from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, _init, snapshot
 
 __all__ = [
     "Queue",
@@ -29,6 +30,8 @@ __all__ = [
     "Pipe",
     "Connection",
     "Lock",
+    "RobustMutex",
+    "LockNotHeldError",
     "SharedDict",
     "ShutDown",
     "Full",
@@ -70,16 +73,42 @@ PIPE_CAPACITY = 128
 #: How long a pickled ``Connection`` keeps its end open for the process that unpickles it.
 HAND_OFF_SECONDS = 60.0
 
-# Message framing. A plain pickle starts with the PROTO opcode (0x80). A pickle with
-# out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and their
-# lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
-# memoryviews of the one received ``bytes`` object, without copying.
+# Message framing, by the first byte. A plain pickle starts with the PROTO opcode (0x80). A
+# pickle with out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and
+# their lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
+# memoryviews of the one received ``bytes`` object, without copying. The common builtins travel
+# without pickle, behind a type tag: ``bytes`` (the bytes), ``str`` (UTF-8, lone surrogates
+# kept), ``int`` in the signed 64-bit range (8 bytes little-endian), ``float`` (8 bytes) and
+# ``None``. Their subclasses (``bool`` among them) and everything else are pickled.
 _OOB = 0x01
+_T_BYTES = 0x02
+_T_STR = 0x03
+_T_INT = 0x04
+_T_FLOAT = 0x05
+_T_NONE = 0x06
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
+_pack_int = struct.Struct("<Bq").pack
+_pack_float = struct.Struct("<Bd").pack
+_unpack_int = struct.Struct("<q").unpack_from
+_unpack_float = struct.Struct("<d").unpack_from
+_NONE_MSG = bytes([_T_NONE])
+_BYTES_TAG = bytes([_T_BYTES])
+_STR_TAG = bytes([_T_STR])
 
 
 def _dumps(obj) -> bytes:
+    t = type(obj)
+    if t is bytes:
+        return _BYTES_TAG + obj
+    if t is str:
+        return _STR_TAG + obj.encode("utf-8", "surrogatepass")
+    if t is int and -0x8000000000000000 <= obj <= 0x7FFFFFFFFFFFFFFF:
+        return _pack_int(_T_INT, obj)
+    if t is float:
+        return _pack_float(_T_FLOAT, obj)
+    if obj is None:
+        return _NONE_MSG
     bufs = []
     data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
     if not bufs:
@@ -90,8 +119,21 @@ def _dumps(obj) -> bytes:
 
 
 def _loads(data: bytes):
-    if data[:1] != b"\x01":
+    tag = data[0] if data else 0
+    if tag == 0x80:
         return _pickle_loads(data)
+    if tag == _T_BYTES:
+        return data[1:]
+    if tag == _T_STR:
+        return data[1:].decode("utf-8", "surrogatepass")
+    if tag == _T_INT:
+        return _unpack_int(data, 1)[0]
+    if tag == _T_FLOAT:
+        return _unpack_float(data, 1)[0]
+    if tag == _T_NONE:
+        return None
+    if tag != _OOB:
+        return _pickle_loads(data)  # not a shmq object message: pickle says what is wrong
     (n,) = struct.unpack_from("<I", data, 1)
     lens = struct.unpack_from(f"<{n}Q", data, 5)
     view = memoryview(data)
@@ -354,6 +396,12 @@ class SimpleQueue(Queue):
         """Takes the oldest object, waiting while the queue is empty."""
         return super().get()
 
+    def empty(self) -> bool:
+        """Whether the queue is empty; ``OSError`` on a closed handle, as in
+        ``multiprocessing``."""
+        self._check_closed()
+        return super().empty()
+
 
 class Connection(_Named):
     """One end of a ``Pipe``: ``multiprocessing.connection.Connection``'s API.
@@ -511,26 +559,40 @@ def Pipe(duplex: bool = True, *, name: str | None = None, capacity: int = PIPE_C
     return Connection._wrap(a, name, anonymous), Connection._wrap(b, name, anonymous)
 
 
+class LockNotHeldError(ValueError, RuntimeError):
+    """Raised by ``Lock.release`` of a lock that is not held: a ``ValueError`` as
+    ``multiprocessing.Lock`` raises, and a ``RuntimeError`` as a ``Manager().Lock()`` (a
+    ``threading.Lock`` proxy) raises, so code written for either catches it."""
+
+
 class Lock(_Named):
-    """A process-shared lock: ``multiprocessing.Lock``'s ``acquire(block, timeout)``,
-    ``release`` and context manager. A holder killed while holding it releases it (the next
-    ``acquire`` succeeds). Unlike ``multiprocessing.Lock``, the thread that acquired must
-    release (``ValueError`` otherwise), and re-acquiring without a timeout from the holding
-    thread raises ``RuntimeError`` instead of hanging."""
+    """A process-shared lock: ``multiprocessing.Lock``. ``acquire(block, timeout)`` and
+    ``release`` and the context manager behave as there: any thread of any process may release
+    a lock that another acquired, a second ``acquire`` from the holder waits (for someone to
+    release), and ``release`` of a free lock raises ``ValueError``.
+
+    Beyond ``multiprocessing``: if the process that acquired it ends without releasing
+    (killed with SIGKILL, or exited), the next ``acquire`` takes it over (a waiter notices
+    within 20 ms), so a killed worker never wedges the others. A lock meant to be released
+    by another process after the acquiring process has ended is therefore released by that
+    end. For a lock owned by the acquiring thread, see ``RobustMutex``."""
+
+    _raw_class = RawProcessLock
 
     def __init__(self, *, name: str | None = None, ctx=None):
         self._raw = None
-        name, anonymous, raw = _create_claimed(name, RawLock.create)
+        name, anonymous, raw = _create_claimed(name, self._raw_class.create)
         self._raw = raw
         self._adopt(name, anonymous)
 
     @classmethod
     def attach(cls, name: str):
+        """Attaches to the existing named lock ``name``."""
         return _rebuild(cls, name, False, None)
 
     def _attach(self, name, anonymous, _state):
         self._raw = None
-        self._raw = _open_claimed(name, anonymous, RawLock.open)
+        self._raw = _open_claimed(name, anonymous, self._raw_class.open)
         self._adopt(name, anonymous)
 
     def __reduce__(self):
@@ -542,35 +604,122 @@ class Lock(_Named):
         return self._raw.acquire(block, _check_timeout(timeout))
 
     def release(self) -> None:
-        """Releases the lock; ``ValueError`` if this thread does not hold it."""
-        self._raw.release()
+        """Releases the lock, whichever thread or process acquired it;
+        ``LockNotHeldError`` (a ``ValueError`` and a ``RuntimeError``) if it is not held."""
+        try:
+            self._raw.release()
+        except ValueError as e:
+            raise LockNotHeldError(str(e)) from None
 
     def __enter__(self):
-        self.acquire()
-        return True
+        return self.acquire()
 
     def __exit__(self, *exc):
         self.release()
 
     def __repr__(self):
-        return f"<shmq.Lock name={self._name!r}>"
+        holder = self._raw.holder_pid() if self._raw is not None else None
+        state = "unlocked" if holder is None else f"locked by pid {holder}"
+        return f"<shmq.Lock name={self._name!r} {state}>"
+
+
+class RobustMutex(Lock):
+    """A process-shared mutex owned by the thread that acquired it: only that thread may
+    release it (``ValueError`` otherwise), and acquiring it again without a timeout from that
+    thread raises ``RuntimeError`` instead of hanging. A holder killed while holding it
+    releases it (the next ``acquire`` succeeds). It is the lock of C's ``shmq_lock_*`` and of
+    Rust's ``shmq_dict::Lock``: they share it by name."""
+
+    _raw_class = RawLock
+
+    def release(self) -> None:
+        """Releases the mutex; ``ValueError`` if this thread does not hold it."""
+        self._raw.release()
+
+    def __repr__(self):
+        return f"<shmq.RobustMutex name={self._name!r}>"
 
 
 _MISSING = object()
 
 
-class SharedDict(_Named):
-    """A process-shared ``str -> int`` dict with the ``Manager().dict()`` interface where it
-    fits: ``d[k]``, ``d[k] = v``, ``del d[k]``, ``get``, ``setdefault``, ``pop``, ``keys``,
-    ``values``, ``items``, ``update``, ``len``, ``in``, ``clear``, ``copy``, plus ``add(k,
-    delta)``, one atomic read-modify-write.
+class _DictIterator:
+    """An iterator over a snapshot of a ``SharedDict`` taken when iteration began, that
+    raises ``RuntimeError`` once any process has changed the dict's size, as a ``dict``'s
+    iterator does (and keeps raising, as a ``dict``'s does)."""
+
+    __slots__ = ("_dict", "_it", "_len")
+
+    def __init__(self, d, items):
+        self._dict = d
+        self._len = len(items)
+        self._it = iter(items)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        d = self._dict
+        if d is None:
+            raise StopIteration
+        if d._raw.len() != self._len:
+            self._len = -1
+            raise RuntimeError("dictionary changed size during iteration")
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._dict = None
+            raise
+
+    def __length_hint__(self):
+        return 0 if self._dict is None else self._it.__length_hint__()
+
+
+class _KeysView(KeysView):
+    __slots__ = ()
+
+    def __iter__(self):
+        return self._mapping._iterate(lambda k, v: k)
+
+    def __reversed__(self):
+        return reversed([k for k, _ in self._mapping._raw.items()])
+
+
+class _ValuesView(ValuesView):
+    __slots__ = ()
+
+    def __iter__(self):
+        return self._mapping._iterate(lambda k, v: v)
+
+    def __reversed__(self):
+        return reversed([v for _, v in self._mapping._raw.items()])
+
+
+class _ItemsView(ItemsView):
+    __slots__ = ()
+
+    def __iter__(self):
+        return self._mapping._iterate(lambda k, v: (k, v))
+
+    def __reversed__(self):
+        return reversed(self._mapping._raw.items())
+
+
+class SharedDict(_Named, MutableMapping):
+    """A process-shared ``str -> int`` dict that behaves as Python's ``dict`` (and is a
+    ``collections.abc.MutableMapping``): insertion order for iteration, ``keys``/``values``/
+    ``items`` views, ``popitem()`` (last inserted first), ``copy()``, ``==`` with a
+    ``dict``, ``RuntimeError`` when its size changes (in any process) while this process
+    iterates, plus ``add(k, delta)``, one atomic read-modify-write.
 
     Keys are ``str`` (at most ``max_key_len`` bytes of UTF-8), values ``int`` in the range of
     a signed 64-bit integer (``True`` and ``False``, being ints, are stored as 1 and 0 and read
     back as ints): other values raise ``TypeError`` (keep objects in a ``Queue``,
     or in ``multiprocessing.Manager().dict()``). Each call is atomic on its own; a
     read-modify-write of two calls races, exactly as with a Manager dict: use ``add`` or a
-    ``shmq.Lock``.
+    ``shmq.Lock``. Iteration walks a snapshot taken in one critical section when it begins
+    (values as of then), checking the size at every step. A process killed in the middle of
+    any call leaves every entry with its old or its new value.
     """
 
     def __init__(self, *args, name: str | None = None, capacity: int = 256, max_key_len: int = 64, **kwargs):
@@ -610,8 +759,11 @@ class SharedDict(_Named):
             raise OverflowError("SharedDict values are signed 64-bit integers")
         return value
 
+    def _iterate(self, pick):
+        return map(lambda kv: pick(*kv), _DictIterator(self, self._raw.items()))
+
     def __getitem__(self, key):
-        v = self._raw.get(self._key(key))
+        v = self._raw.get(self._key(key)) if isinstance(key, str) else None
         if v is None:
             raise KeyError(key)
         return v
@@ -620,7 +772,7 @@ class SharedDict(_Named):
         self._raw.insert(self._key(key), self._value(value))
 
     def __delitem__(self, key):
-        if self._raw.remove(self._key(key)) is None:
+        if not isinstance(key, str) or self._raw.remove(key) is None:
             raise KeyError(key)
 
     def __contains__(self, key):
@@ -630,14 +782,37 @@ class SharedDict(_Named):
         return self._raw.len()
 
     def __iter__(self):
-        return iter(self._raw.keys())
+        return _DictIterator(self, self._raw.keys())
+
+    def __reversed__(self):
+        return reversed(self._raw.keys())
 
     def __eq__(self, other):
         if isinstance(other, SharedDict):
-            other = other.copy()
-        return self.copy() == other
+            return self.copy() == other.copy()
+        if isinstance(other, Mapping):
+            return self.copy() == dict(other.items())
+        return NotImplemented
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
+
+    def __or__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        d = self.copy()
+        d.update(other)
+        return d
+
+    def __ror__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        d = dict(other)
+        d.update(self.copy())
+        return d
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def get(self, key, default=None):
         if not isinstance(key, str):
@@ -646,26 +821,41 @@ class SharedDict(_Named):
         return default if v is None else v
 
     def setdefault(self, key, default=0):
+        """The value of ``key``, inserting ``default`` (an int, 0 if not given) first if it is
+        absent, in one critical section."""
         return self._raw.setdefault(self._key(key), self._value(default))
 
     def pop(self, key, default=_MISSING):
-        v = self._raw.remove(self._key(key)) if isinstance(key, str) or default is _MISSING else None
+        v = self._raw.remove(key) if isinstance(key, str) else None
         if v is None:
             if default is _MISSING:
                 raise KeyError(key)
             return default
         return v
 
+    def popitem(self):
+        """Removes and returns the last inserted ``(key, value)`` pair, in one critical
+        section; ``KeyError`` if the dict is empty."""
+        item = self._raw.popitem()
+        if item is None:
+            raise KeyError("popitem(): dictionary is empty")
+        return item
+
     def keys(self):
-        return self._raw.keys()
+        """A view of the keys in insertion order (``len``, ``in``, iteration, set operations)."""
+        return _KeysView(self)
 
     def values(self):
-        return [v for _, v in self._raw.items()]
+        """A view of the values in insertion order."""
+        return _ValuesView(self)
 
     def items(self):
-        return self._raw.items()
+        """A view of the ``(key, value)`` pairs in insertion order."""
+        return _ItemsView(self)
 
-    def update(self, other=(), **kwargs):
+    def update(self, other=(), /, **kwargs):
+        """Inserts every pair of ``other`` (a mapping or pairs) and ``kwargs`` in one critical
+        section; nothing is written if one does not fit."""
         pairs = other.items() if hasattr(other, "items") else other
         checked = [(self._key(k), self._value(v)) for k, v in pairs]
         checked += [(k, self._value(v)) for k, v in kwargs.items()]
@@ -675,7 +865,7 @@ class SharedDict(_Named):
         self._raw.clear()
 
     def copy(self) -> dict:
-        """A plain ``dict`` snapshot, taken in one critical section."""
+        """A plain ``dict`` in insertion order, taken in one critical section."""
         return dict(self._raw.items())
 
     def add(self, key, delta: int = 1) -> int:

@@ -4,8 +4,8 @@
 use super::{Fresh, Segment, check_mode};
 use crate::error::OpenError;
 use crate::layout::{HEADER_SIZE, Kind, LINE, Params};
-use crate::sync::RawMutex;
 use crate::sync::atomic::AtomicU64;
+use crate::sync::{FutexWord, RawMutex};
 
 /// A mapped segment whose memory every user accesses only atomically: the segments of kind
 /// [`Kind::Dict`] and [`Kind::Lock`] (crate `shmq-dict`). It holds the header, a robust lock at
@@ -162,6 +162,39 @@ impl AtomicRegion {
         self.seg
             .mutex_at(Self::LOCK_OFFSET)
             .unwrap_or_else(|_| unreachable!("checked at open"))
+    }
+
+    /// Word `index` of [`words`](Self::words) as a [`FutexWord`] (a 32-bit value and its
+    /// sleeper count) that processes sleep on. The caller dedicates that word to it: it never
+    /// reaches the same word through [`words`](Self::words), so every access to those bytes
+    /// stays atomic of one size.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Corrupt`] if the word lies outside the region.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmq::OpenError> {
+    /// use shmq::substrate::layout::{Kind, Params};
+    /// use shmq::substrate::segment::AtomicRegion;
+    /// let params = Params { kind: Kind::Lock, capacity: 0, message_size: 0, slot_stride: 0, aux: 1, total_size: 384 };
+    /// let r = AtomicRegion::anonymous(&params, |_| Ok(()))?;
+    /// let f = r.futex(1)?;
+    /// f.fetch_add(1);
+    /// f.wake_all(); // nobody sleeps: no system call
+    /// assert_eq!(f.load(), 1);
+    /// assert!(r.futex(16).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn futex(&self, index: usize) -> Result<&FutexWord, OpenError> {
+        let offset = index
+            .checked_mul(8)
+            .and_then(|o| o.checked_add(Self::WORDS_OFFSET))
+            .ok_or_else(|| OpenError::Corrupt(format!("futex word {index} is out of range")))?;
+        self.seg.at::<FutexWord>(offset)
     }
 
     /// Every word from [`WORDS_OFFSET`](Self::WORDS_OFFSET) to the end.
