@@ -13,8 +13,8 @@ use shmq::Queue;
 
 use super::floor::{self, FloorSegment};
 use super::launcher::Named;
+use super::roles::queue_capacity;
 use super::roles::{check, stamp, template};
-use super::transfer::queue_capacity;
 use super::vyukov::{self, VyukovSegment};
 
 /// What [`put_get`] puts and gets on.

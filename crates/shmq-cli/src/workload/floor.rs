@@ -17,8 +17,8 @@ use shmq::substrate::layout::{Kind, Params};
 use shmq::substrate::segment::AtomicRegion;
 
 use super::launcher::{Launcher, Named};
+use super::roles::queue_capacity;
 use super::roles::{PingReport, Role, Tally, check, ready, report, stamp, template, wait_gate};
-use super::transfer::queue_capacity;
 
 /// Words of a ring's control block: `head` (word 0), `tail` (word 16), `closed` (word 32), each
 /// on its own 128 bytes.

@@ -18,13 +18,15 @@
 //! what the producers sent, so a fast wrong answer fails the run.
 //!
 //! The modules follow the seams: [`roles`] (what a child does, the message format and the
-//! child's side of the protocol), `transports` (shmq, OS pipe and socket I/O), [`launcher`]
+//! child's side of the protocol), `child` (a child's entry point: from its role to the function
+//! that plays it), `transports` (shmq, OS pipe and socket I/O), [`launcher`]
 //! (the parent's side), [`transfer`] (timed many-message runs), [`ping`] (round trips),
 //! [`mutex`] (the lock benchmarks' shared mutex), the two baselines written here: `floor` (a
 //! minimal SPSC ring) and [`vyukov`] (Vyukov's bounded MPMC ring), and [`calls`] (one thread
 //! putting and getting, for instruction counts).
 
 pub mod calls;
+mod child;
 mod floor;
 pub mod launcher;
 pub mod mutex;
@@ -34,14 +36,13 @@ pub mod transfer;
 mod transports;
 pub mod vyukov;
 
+pub use child::{run_child, run_child_if_requested};
 pub use launcher::Launcher;
 pub use mutex::SharedMutex;
 pub use ping::{PingOver, ping_pong};
-pub use roles::{
-    Framing, PingReport, Role, ShmqApi, Tally, Transport, check, mix, run_child,
-    run_child_if_requested, stamp,
-};
-pub use transfer::{Mechanism, Transfer, queue_capacity};
+pub use roles::queue_capacity;
+pub use roles::{Framing, PingReport, Role, ShmqApi, Tally, Transport, check, mix, stamp};
+pub use transfer::{Mechanism, Transfer};
 
 /// The environment variable that holds a child's [`Role`] as JSON.
 pub const CHILD_ENV: &str = "SHMQ_CLI_CHILD";

@@ -1,16 +1,12 @@
 //! The roles a child process plays, the message format every role checks, and the child's side
-//! of the protocol ([`run_child`]).
+//! of the protocol (ready, report, the gate). The dispatch from a role to the function that
+//! plays it is in [`child`](super::child).
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 use shmq::Queue;
 
-use super::ping::{Link, echo, ping};
-use super::transports::{
-    pipe_consume, pipe_produce, shmq_consume, shmq_produce, socket_consume, socket_produce,
-};
-use super::{CHILD_ENV, CPU_ENV, READY, REPORT, TAIL_MAGIC};
-use super::{floor, vyukov};
+use super::{READY, REPORT, TAIL_MAGIC};
 
 /// How a shmq producer and consumer move messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,44 +281,31 @@ pub fn check(msg: &[u8], size: usize) -> Result<u64> {
 /// The size of the large messages of the interleaved row ([`Role::LargePacer`]).
 pub const INTERLEAVED_LARGE: usize = 1 << 20;
 
+/// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots; the
+/// environment variable `SHMQ_BENCH_CAPACITY`, when it holds a number from 1 to 2^24, sets it
+/// instead (for the working-set comparison of `docs/benchmarks.md`).
+pub fn queue_capacity(size: usize) -> usize {
+    std::env::var("SHMQ_BENCH_CAPACITY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|c| (1..=1 << 24).contains(c))
+        .unwrap_or_else(|| ((1 << 20) / size.max(1)).clamp(16, 1024))
+}
+
+/// `(first, count)` for each of `n` producers, covering `0..total`.
+pub(super) fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
+    let n = n.max(1) as u64;
+    (0..n)
+        .map(|i| {
+            let first = total * i / n;
+            (first, total * (i + 1) / n - first)
+        })
+        .collect()
+}
+
 /// A message template of `size` bytes with a recognisable filler.
 pub(super) fn template(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
-}
-
-/// Runs the role in [`CHILD_ENV`] if the variable is set, and exits the process; returns if it
-/// is not set. Call it first thing in `main` of a binary that serves as its own child.
-pub fn run_child_if_requested() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        let code = match run_child() {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("shmq child: {e:#}");
-                1
-            }
-        };
-        std::process::exit(code);
-    }
-}
-
-/// Runs the role described by [`CHILD_ENV`].
-///
-/// # Errors
-///
-/// A missing or malformed role, or whatever the role fails with (a failed check included).
-pub fn run_child() -> Result<()> {
-    let spec = std::env::var(CHILD_ENV).with_context(|| format!("{CHILD_ENV} is not set"))?;
-    let role: Role = serde_json::from_str(&spec).context("malformed child role")?;
-    if let Ok(cpu) = std::env::var(CPU_ENV) {
-        let cpu: usize = cpu
-            .parse()
-            .with_context(|| format!("bad {CPU_ENV} {cpu:?}"))?;
-        let mut set = rustix::thread::CpuSet::new();
-        set.set(cpu);
-        rustix::thread::sched_setaffinity(None, &set)
-            .with_context(|| format!("pinning to CPU {cpu}"))?;
-    }
-    run_role(role)
 }
 
 pub(super) fn ready() {
@@ -339,153 +322,6 @@ pub(super) fn wait_gate(gate: &str) -> Result<()> {
     ready();
     g.get().context("waiting at the gate")?;
     Ok(())
-}
-
-pub(super) fn run_role(role: Role) -> Result<()> {
-    match role {
-        Role::ShmqProducer {
-            queue,
-            gate,
-            api,
-            size,
-            first,
-            count,
-        } => {
-            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
-            wait_gate(&gate)?;
-            shmq_produce(&q, api, size, first, count)
-        }
-        Role::ShmqConsumer { queue, api, size } => {
-            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
-            ready();
-            let tally = shmq_consume(&q, api, size);
-            if tally.is_err() {
-                // Producers would otherwise wait on a full queue forever: closing it makes
-                // their puts fail, so the whole run ends with this error.
-                let _ = q.close();
-            }
-            report(&tally?)
-        }
-        Role::LargePacer {
-            queue,
-            gate,
-            every_us,
-        } => {
-            let q = Queue::open(&queue).with_context(|| format!("opening {queue}"))?;
-            wait_gate(&gate)?;
-            let mut buf = template(INTERLEAVED_LARGE);
-            let every = std::time::Duration::from_micros(every_us);
-            let mut next = std::time::Instant::now();
-            for seq in 0.. {
-                stamp(&mut buf, seq);
-                match q.put(&buf[..]) {
-                    Ok(()) => {}
-                    Err(shmq::PutError::Closed(_)) => break,
-                    Err(e) => return Err(anyhow!("put: {e}")),
-                }
-                next += every;
-                let now = std::time::Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
-            }
-            Ok(())
-        }
-        Role::PipeProducer {
-            gate,
-            framing,
-            size,
-            first,
-            count,
-        } => {
-            wait_gate(&gate)?;
-            pipe_produce(framing, size, first, count)
-        }
-        Role::PipeConsumer { framing, size } => {
-            ready();
-            report(&pipe_consume(framing, size)?)
-        }
-        Role::SocketProducer {
-            gate,
-            size,
-            first,
-            count,
-        } => {
-            wait_gate(&gate)?;
-            socket_produce(size, first, count)
-        }
-        Role::SocketConsumer { size } => {
-            ready();
-            report(&socket_consume(size)?)
-        }
-        Role::PingClient {
-            transport,
-            size,
-            warmup,
-            count,
-        } => {
-            let mut link = Link::open(&transport)?;
-            ready();
-            report(&ping(&mut link, size, warmup, count)?)
-        }
-        Role::PingEcho { transport, size } => {
-            let mut link = Link::open(&transport)?;
-            ready();
-            echo(&mut link, size)
-        }
-        Role::FloorProducer {
-            segment,
-            gate,
-            capacity,
-            size,
-            first,
-            count,
-        } => floor::produce(&segment, &gate, capacity, size, first, count),
-        Role::FloorConsumer {
-            segment,
-            capacity,
-            size,
-        } => floor::consume(&segment, capacity, size),
-        Role::FloorPing {
-            segment,
-            size,
-            warmup,
-            count,
-        } => floor::ping(&segment, size, warmup, count),
-        Role::FloorEcho { segment, size } => floor::echo(&segment, size),
-        Role::VyukovProducer {
-            segment,
-            gate,
-            capacity,
-            size,
-            first,
-            count,
-        } => vyukov::produce(&segment, &gate, capacity, size, first, count),
-        Role::VyukovConsumer {
-            segment,
-            capacity,
-            size,
-            firsts,
-        } => vyukov::consume(&segment, capacity, size, firsts),
-        Role::VyukovPing {
-            segment,
-            size,
-            warmup,
-            count,
-        } => vyukov::ping(&segment, size, warmup, count),
-        Role::VyukovEcho { segment, size } => vyukov::echo(&segment, size),
-        Role::LockHammer { segment, count } => {
-            let m =
-                shmq_dict::Lock::open(&segment).with_context(|| format!("opening {segment}"))?;
-            ready();
-            for _ in 0..count {
-                drop(m.lock()?);
-            }
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]

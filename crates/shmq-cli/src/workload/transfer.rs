@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::launcher::{Launcher, Named};
-use super::roles::{Framing, Role, ShmqApi, Tally};
+use super::roles::{Framing, Role, ShmqApi, Tally, queue_capacity, split};
 use super::transports::{os_pipe, socket_pair, socket_refuses};
 use super::{MIN_SIZE, PIPE_BUF};
 
@@ -83,17 +83,6 @@ pub struct Transfer {
 
 /// The slot size of the `shmq-large` rows.
 pub const LARGE_SLOT: usize = 4096;
-
-/// The slots of a benchmark queue: about 1 MiB of payload, between 16 and 1024 slots; the
-/// environment variable `SHMQ_BENCH_CAPACITY`, when it holds a number from 1 to 2^24, sets it
-/// instead (for the working-set comparison of `docs/benchmarks.md`).
-pub fn queue_capacity(size: usize) -> usize {
-    std::env::var("SHMQ_BENCH_CAPACITY")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|c| (1..=1 << 24).contains(c))
-        .unwrap_or_else(|| ((1 << 20) / size.max(1)).clamp(16, 1024))
-}
 
 impl Transfer {
     /// Runs the transfer in child processes and returns the time from the opening of the gate
@@ -352,17 +341,6 @@ pub fn interleaved(launcher: &Launcher, count: u64, large: bool) -> Result<Durat
         expected.checksum
     );
     Ok(elapsed)
-}
-
-/// `(first, count)` for each of `n` producers, covering `0..total`.
-pub(super) fn split(total: u64, n: usize) -> Vec<(u64, u64)> {
-    let n = n.max(1) as u64;
-    (0..n)
-        .map(|i| {
-            let first = total * i / n;
-            (first, total * (i + 1) / n - first)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use shmq_testkit::Name;
 
 use super::floor::{copy_in, copy_out};
 use super::launcher::{Launcher, Named};
+use super::roles::split;
 use super::roles::{PingReport, Role, Tally, check, ready, report, stamp, template, wait_gate};
-use super::transfer::split;
 
 /// Words of a ring's control block: the enqueue counter (word 0), the dequeue counter (word 16)
 /// and `closed` (word 32), each on its own 128 bytes.
