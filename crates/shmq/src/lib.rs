@@ -103,6 +103,23 @@ compile_error!(
     "shmq runs on Linux only: its lock-free ring and robust lock sleep on futexes, its segments live in /dev/shm, and it tells live owners from dead ones through /proc (see the README)"
 );
 
+// The layers, top down; each module uses only those below it (docs/architecture.md):
+//
+// - faces: `queue` (+ `put`, `get`, `peek`, `voided`), `pipe` (+ `send`, `recv`), `typed`
+//   (+ `queue`, `pipe`), `codec`, `iter`, `select`, `asynch`; their public types in `error` and
+//   `options`; `snapshot` (watching every segment, for `shmq top`).
+// - port: `port` (one direction of messages, the put and get families, the error mappers)
+//   with `port::queue_segment` and `port::pipe_handle` (+ `holders`: what a queue and a pipe
+//   end stand on: creation, opening, the pipe's holder table), `port::peek`, `port::wait`
+//   (readiness, waiting on several rings) and `port::notifier` (the async wake-ups).
+// - message path: `engine` (blocking loops, participants, voiding dead claims), `large`
+//   (+ `put`, `side`: messages larger than a slot, in side segments).
+// - ring: `ring` (the ring in a segment, its robust lock, repair, tasks, close), `lockfree`
+//   (+ `claim`, `pop`, `reserve`, `repair`, `peek`: the lock-free protocol, under loom too).
+// - substrate: `segment` (+ `blob`, `stream`, `inspection`, `region`), `layout`, `sync`
+//   (+ `mutex`, `semaphore`, `futex`, `atomic`, `per_process`), `liveness`, `sys` (every system
+//   call), `limits` (numbers that import nothing); `substrate` re-exports the public part.
+//
 // Under `--cfg loom` only the protocol modules that loom can model are compiled (their atomics
 // and futex calls are loom's; see `sync::futex`), with their loom tests:
 // `RUSTFLAGS="--cfg loom" cargo test -p shmq --lib --release loom`.

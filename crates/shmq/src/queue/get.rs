@@ -276,4 +276,13 @@ impl Queue {
             .get_many_with(max, read, Wait::Forever)
             .map_err(get_error)
     }
+
+    /// Test hook (feature `test-hooks`): copies the front message as a lock-free get does,
+    /// and returns it without taking it (no CAS of `head`); the caller then stops for good, as
+    /// a consumer killed mid-copy.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn copy_and_stop(&self) -> Option<Vec<u8>> {
+        self.port().copy_and_stop()
+    }
 }

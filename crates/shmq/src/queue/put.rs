@@ -341,13 +341,4 @@ impl Queue {
     pub fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {
         self.port().claim_and_stop(msgs)
     }
-
-    /// Test hook (feature `test-hooks`): copies the front message as a lock-free get does,
-    /// and returns it without taking it (no CAS of `head`); the caller then stops for good, as
-    /// a consumer killed mid-copy.
-    #[cfg(feature = "test-hooks")]
-    #[doc(hidden)]
-    pub fn copy_and_stop(&self) -> Option<Vec<u8>> {
-        self.port().copy_and_stop()
-    }
 }
