@@ -83,7 +83,8 @@ pub fn check_mode(mode: u32) -> Result<(), OpenError> {
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::{CreationMode, Options, Queue, segment::create_named};
+/// use shmq::substrate::segment::create_named;
+/// use shmq::{CreationMode, Options, Queue};
 /// let name = format!("shmq-doc-create-named-{}", std::process::id());
 /// let opts = Options { capacity: 2, message_size: 8, ..Default::default() };
 /// let make = || Queue::create(&name, &opts);
@@ -188,7 +189,8 @@ enum Map {
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::{Options, Queue, segment::Backing, substrate::segment::Segment};
+/// use shmq::substrate::segment::{Backing, Segment};
+/// use shmq::{Options, Queue};
 ///
 /// let name = format!("shmq-doc-segment-{}", std::process::id());
 /// let q = Queue::create(&name, &Options { capacity: 4, message_size: 8, ..Default::default() })?;

@@ -42,7 +42,8 @@ pub struct Inspection {
 ///
 /// ```
 /// # fn main() -> Result<(), shmq::OpenError> {
-/// use shmq::{Options, Queue, layout::Kind, segment};
+/// use shmq::substrate::{layout::Kind, segment};
+/// use shmq::{Options, Queue};
 /// let name = format!("shmq-doc-inspect-{}", std::process::id());
 /// let q = Queue::create(&name, &Options { capacity: 6, message_size: 64, ..Default::default() })?;
 /// let info = segment::inspect(&name)?;
