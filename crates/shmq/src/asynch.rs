@@ -568,6 +568,86 @@ impl PipeEnd {
     }
 }
 
+/// A future that completes once an operation would return at once (the watch is ready),
+/// without doing it: the readiness half of [`op`], for callers that wait on an event word and
+/// then do the operation themselves (`*_ready_async`). It does not spin: a caller polls it to
+/// arm a wake-up, not to get a message fast. Dropped while pending, it deregisters.
+struct ReadyFuture<'a> {
+    watch: Watch<'a>,
+    waiter: Waiter,
+}
+
+impl Unpin for ReadyFuture<'_> {}
+
+impl Future for ReadyFuture<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // A pipe end sweeps its holder table when due, so a peer killed without closing
+        // becomes `SENDERS_GONE`/`RECEIVERS_GONE` (ready: the operation reports it).
+        this.watch.recheck();
+        if this.watch.ready() {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        }
+        let Some(ev) = this.watch.event() else {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        };
+        let v = ev.prepare();
+        if this.watch.ready() {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        }
+        this.waiter.id = Some(crate::port::notifier::register(
+            this.waiter.id,
+            ev.0,
+            v,
+            cx.waker(),
+            this.watch.needs_liveness(),
+        ));
+        Poll::Pending
+    }
+}
+
+fn ready_async(watch: Watch<'_>) -> impl Future<Output = ()> + Send + '_ {
+    ReadyFuture {
+        watch,
+        waiter: Waiter::default(),
+    }
+}
+
+impl Queue {
+    /// Completes once a `get` would return at once (a message waits, or the queue is closed),
+    /// taking nothing: for callers that wait on several things and then call
+    /// [`try_get`](Self::try_get). Another consumer may take the message first, so the
+    /// `try_get` may still find the queue empty. Cancel-safe.
+    pub fn get_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Take))
+    }
+
+    /// Completes once a `put` would return at once (a free slot, or the queue is closed),
+    /// putting nothing (see [`get_ready_async`](Self::get_ready_async)). Cancel-safe.
+    pub fn put_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Give))
+    }
+}
+
+impl PipeEnd {
+    /// Completes once a `recv` would return at once (a message waits, or end-of-file; at
+    /// once for an end that cannot receive), receiving nothing. A peer killed without closing
+    /// is noticed within [`LIVENESS_SLICE`](crate::LIVENESS_SLICE). Cancel-safe.
+    pub fn recv_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Take))
+    }
+
+    /// Completes once a `send` would return at once (a free slot, or the other end gone; at
+    /// once for an end that cannot send), sending nothing. Cancel-safe.
+    pub fn send_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Give))
+    }
+}
+
 /// A [`Stream`] of the items taken from a port, ending at the first error (closed and
 /// drained, end-of-file, corrupt): the one implementation behind [`QueueStream`] and
 /// [`PipeStream`].
