@@ -11,8 +11,15 @@
 //! (`get_ready_async` and friends) is armed. That future registers with shmq's per-process
 //! notifier thread, which sleeps in `futex_waitv` on the ring's event word and calls this
 //! module's waker when the word changes; the waker polls the future again and sets the fd once
-//! it completes. So no thread per fd, and an idle handle costs nothing but the notifier's own
-//! periodic liveness check of pipe ends.
+//! it completes. So no thread per fd, and an idle queue's fd costs nothing.
+//!
+//! **A peer killed without closing.** A pipe end's fd also turns readable when every holder of
+//! the other end is gone, which a process killed with SIGKILL never announces: someone must
+//! sweep the holder table. The armed future does not (sweeping 20 times a second per idle
+//! connection would cost about 0.3 ms of CPU a second each); instead one liveness thread per
+//! process re-checks every armed receive fd once per [`PEER_CHECK`] (a sweep, which reads the
+//! holders' `/proc` entries). So a killed peer shows as end-of-file on the fd within about one
+//! `PEER_CHECK`; a closed or exited one at once.
 //!
 //! **Fork.** The fd, the armed future and the notifier registration belong to the process
 //! that made them ([`ReadyFd::pid`]). A forked child must not touch them (the parent's
@@ -24,7 +31,7 @@ use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
@@ -35,6 +42,10 @@ use rustix::event::{EventfdFlags, eventfd};
 use shmq::{PipeEnd, Queue};
 
 type ReadyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How often the liveness thread re-checks the peers of armed receive fds (see the module's
+/// docs).
+pub(crate) const PEER_CHECK: Duration = Duration::from_secs(1);
 
 /// What a readiness fd watches.
 #[derive(Clone)]
@@ -55,20 +66,22 @@ impl Source {
         match self.clone() {
             Source::Get(q) => Box::pin(async move { q.get_ready_async().await }),
             Source::Put(q) => Box::pin(async move { q.put_ready_async().await }),
-            Source::Recv(e) => Box::pin(async move { e.recv_ready_async().await }),
-            Source::Send(e) => Box::pin(async move { e.send_ready_async().await }),
+            // The liveness thread watches the peer of an idle receive fd (cheaply, slowly).
+            Source::Recv(e) => Box::pin(async move { e.recv_ready_async(false).await }),
+            // A send fd is armed only while a coroutine waits on a full pipe: watch the peer.
+            Source::Send(e) => Box::pin(async move { e.send_ready_async(true).await }),
         }
     }
 
-    /// Whether the operation would return now, when that is cheap to tell without arming
-    /// (`None`: poll the future instead).
-    fn ready_now(&self) -> Option<bool> {
+    /// Whether the operation would return now (never waits; a pipe end sweeps its holder
+    /// table when due). End-of-file, a shut-down queue and a wrong direction count as ready:
+    /// the operation returns at once, with its error.
+    fn ready_now(&self) -> bool {
         match self {
-            Source::Get(q) => Some(!q.is_empty() || q.is_closed()),
-            Source::Put(q) => Some(!q.is_full() || q.is_closed()),
-            // End-of-file and a wrong direction count as ready: `recv` returns at once.
-            Source::Recv(e) => Some(!matches!(e.poll(Duration::ZERO), Ok(false))),
-            Source::Send(_) => None,
+            Source::Get(q) => !q.is_empty() || q.is_closed(),
+            Source::Put(q) => !q.is_full() || q.is_closed(),
+            Source::Recv(e) => e.recv_ready(),
+            Source::Send(e) => e.send_ready(),
         }
     }
 }
@@ -141,19 +154,87 @@ impl Shared {
         if st.efd.is_none() {
             return false;
         }
-        match self.source.ready_now() {
-            Some(true) => {
-                st.armed = None;
-                self.signal(&st);
-                true
-            }
-            Some(false) if st.armed.is_some() => {
-                // Armed and registered: the notifier sets the fd when the word changes.
-                self.clear(&st);
-                false
-            }
-            _ => self.poll_armed(&mut st),
+        if self.source.ready_now() {
+            st.armed = None;
+            self.signal(&st);
+            true
+        } else if st.armed.is_some() {
+            // Armed and registered: the notifier sets the fd when the word changes.
+            self.clear(&st);
+            false
+        } else {
+            self.poll_armed(&mut st)
         }
+    }
+}
+
+impl Shared {
+    /// The liveness thread's check of an armed receive fd: `poll` sweeps the holder table,
+    /// so a peer killed without closing turns into end-of-file, and the fd is set.
+    fn check_peer(self: &Arc<Self>) {
+        let Source::Recv(e) = &self.source else {
+            return;
+        };
+        let mut st = self.lock();
+        if st.efd.is_none() || st.armed.is_none() {
+            return;
+        }
+        if e.recv_ready() {
+            st.armed = None;
+            self.signal(&st);
+        }
+    }
+}
+
+/// The receive fds the liveness thread checks, and the process that made the list.
+struct Watched {
+    pid: u32,
+    fds: Arc<Mutex<Vec<Weak<Shared>>>>,
+}
+
+/// This process's list (a forked child makes its own, with its own thread: the parent's
+/// thread may have held the list's lock at the fork). Locked only by threads holding the GIL,
+/// so never during a fork made from Python.
+static WATCHED: Mutex<Option<Watched>> = Mutex::new(None);
+
+/// Adds a receive fd to the liveness thread's list, starting the thread on first use in each
+/// process.
+fn watch_peer(shared: &Arc<Shared>) {
+    let mut g = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    if g.as_ref().is_none_or(|w| w.pid != pid) {
+        if let Some(old) = g.take() {
+            // The parent's list: never touched in the child.
+            std::mem::forget(old.fds);
+        }
+        let fds: Arc<Mutex<Vec<Weak<Shared>>>> = Arc::default();
+        let list = Arc::clone(&fds);
+        let started = std::thread::Builder::new()
+            .name("shmq-py-liveness".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(PEER_CHECK);
+                    let live: Vec<Arc<Shared>> = {
+                        let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+                        l.retain(|w| w.strong_count() > 0);
+                        l.iter().filter_map(Weak::upgrade).collect()
+                    };
+                    for s in live {
+                        s.check_peer();
+                    }
+                }
+            });
+        if started.is_err() {
+            // Without the thread, a killed peer shows on the fd at the next refresh only.
+            return;
+        }
+        *g = Some(Watched { pid, fds });
+    }
+    if let Some(w) = g.as_ref() {
+        w.fds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(shared));
     }
 }
 
@@ -194,6 +275,9 @@ impl ReadyFd {
             }),
             set: AtomicBool::new(false),
         });
+        if matches!(shared.source, Source::Recv(_)) {
+            watch_peer(&shared);
+        }
         Ok(ReadyFd {
             shared,
             fd,

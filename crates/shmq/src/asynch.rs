@@ -575,6 +575,11 @@ impl PipeEnd {
 struct ReadyFuture<'a> {
     watch: Watch<'a>,
     waiter: Waiter,
+    /// Whether to sweep a pipe's holder table when due and wake every [`LIVENESS_SLICE`]
+    /// to do so (a peer killed without closing), or only on a change of the event word.
+    ///
+    /// [`LIVENESS_SLICE`]: crate::LIVENESS_SLICE
+    liveness: bool,
 }
 
 impl Unpin for ReadyFuture<'_> {}
@@ -585,7 +590,9 @@ impl Future for ReadyFuture<'_> {
         let this = self.get_mut();
         // A pipe end sweeps its holder table when due, so a peer killed without closing
         // becomes `SENDERS_GONE`/`RECEIVERS_GONE` (ready: the operation reports it).
-        this.watch.recheck();
+        if this.liveness {
+            this.watch.recheck();
+        }
         if this.watch.ready() {
             this.waiter.cancel();
             return Poll::Ready(());
@@ -604,16 +611,17 @@ impl Future for ReadyFuture<'_> {
             ev.0,
             v,
             cx.waker(),
-            this.watch.needs_liveness(),
+            this.liveness && this.watch.needs_liveness(),
         ));
         Poll::Pending
     }
 }
 
-fn ready_async(watch: Watch<'_>) -> impl Future<Output = ()> + Send + '_ {
+fn ready_async(watch: Watch<'_>, liveness: bool) -> impl Future<Output = ()> + Send + '_ {
     ReadyFuture {
         watch,
         waiter: Waiter::default(),
+        liveness,
     }
 }
 
@@ -623,28 +631,54 @@ impl Queue {
     /// [`try_get`](Self::try_get). Another consumer may take the message first, so the
     /// `try_get` may still find the queue empty. Cancel-safe.
     pub fn get_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
-        ready_async(self.watch(Dir::Take))
+        ready_async(self.watch(Dir::Take), false)
     }
 
     /// Completes once a `put` would return at once (a free slot, or the queue is closed),
     /// putting nothing (see [`get_ready_async`](Self::get_ready_async)). Cancel-safe.
     pub fn put_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
-        ready_async(self.watch(Dir::Give))
+        ready_async(self.watch(Dir::Give), false)
     }
 }
 
 impl PipeEnd {
+    /// Whether a `recv` would return at once (a message waits, or end-of-file; `true` for an
+    /// end that cannot receive), without receiving and without waiting. Sweeps the holder
+    /// table if this handle's last sweep is [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) old,
+    /// so a peer killed without closing counts as gone.
+    pub fn recv_ready(&self) -> bool {
+        let w = self.watch(Dir::Take);
+        w.recheck();
+        w.ready()
+    }
+
+    /// Whether a `send` would return at once (a free slot, or the other end gone; `true` for
+    /// an end that cannot send), without sending and without waiting; sweeps as
+    /// [`recv_ready`](Self::recv_ready).
+    pub fn send_ready(&self) -> bool {
+        let w = self.watch(Dir::Give);
+        w.recheck();
+        w.ready()
+    }
+
     /// Completes once a `recv` would return at once (a message waits, or end-of-file; at
-    /// once for an end that cannot receive), receiving nothing. A peer killed without closing
-    /// is noticed within [`LIVENESS_SLICE`](crate::LIVENESS_SLICE). Cancel-safe.
-    pub fn recv_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
-        ready_async(self.watch(Dir::Take))
+    /// once for an end that cannot receive), receiving nothing. Cancel-safe.
+    ///
+    /// With `watch_peer`, a peer killed without closing is noticed within
+    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE): the future sweeps the holder table that
+    /// often, which costs a little CPU per slice while it waits. Without, it completes on a
+    /// message or a close only, and a killed peer is noticed by the next call on this handle
+    /// that sweeps (such as [`poll`](Self::poll)): for callers that run a slower liveness check
+    /// of their own over many idle ends.
+    pub fn recv_ready_async(&self, watch_peer: bool) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Take), watch_peer)
     }
 
     /// Completes once a `send` would return at once (a free slot, or the other end gone; at
-    /// once for an end that cannot send), sending nothing. Cancel-safe.
-    pub fn send_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
-        ready_async(self.watch(Dir::Give))
+    /// once for an end that cannot send), sending nothing. `watch_peer` as for
+    /// [`recv_ready_async`](Self::recv_ready_async). Cancel-safe.
+    pub fn send_ready_async(&self, watch_peer: bool) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Give), watch_peer)
     }
 }
 
