@@ -318,6 +318,26 @@ impl ReadyFd {
         Ok(self.shared.refresh())
     }
 
+    /// Polls (yielding the CPU between checks, holding the GIL) up to `seconds` until the
+    /// operation is ready; returns whether it is. Does not touch the fd. For the short wait before a
+    /// coroutine falls back to the event loop: a peer in another process often answers within
+    /// microseconds, sooner than a wake-up through the notifier and the fd.
+    fn spin(&self, seconds: f64) -> PyResult<bool> {
+        self.live()?;
+        let until = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 0.01));
+        loop {
+            if self.shared.source.ready_now() {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(false);
+            }
+            // Yield rather than spin: on a busy machine the peer may need this CPU to answer
+            // (the blocking calls poll the same way before they sleep).
+            std::thread::yield_now();
+        }
+    }
+
     /// After a take by this process: clears the fd if that take drained the ring (cheap
     /// while the fd is not set).
     fn after_take(&self) {

@@ -356,50 +356,37 @@ class Queue(_Named):
         return data
 
     # -- asyncio ------------------------------------------------------------------------
+    def _try_get_bytes(self):
+        try:
+            return Queue.get_bytes(self, False)
+        except Empty:
+            return _aio.AGAIN
+
+    def _try_put_bytes(self, data):
+        try:
+            Queue.put_bytes(self, data, False)
+        except Full:
+            return _aio.AGAIN
+
     async def coro_get(self):
         """``get`` for asyncio: waits on the running loop (never blocking it) until an
         object can be taken. Cancel-safe: a cancelled ``coro_get`` has taken nothing."""
-        while True:
-            try:
-                return Queue.get(self, False)
-            except Empty:
-                pass
-            await _aio.wait_ready(self._get_fd())
+        return _loads(await self.coro_get_bytes())
 
     async def coro_put(self, obj) -> None:
         """``put`` for asyncio: waits on the running loop while the queue is full.
         Cancel-safe: a cancelled ``coro_put`` either put ``obj`` whole or did not put it."""
-        data = _dumps(obj)
-        while True:
-            if self._closed:
-                self._check_closed()
-            try:
-                self._raw.put(data, False, None)
-                return
-            except Full:
-                pass
-            await _aio.wait_ready(self._put_fd())
+        await self.coro_put_bytes(_dumps(obj))
 
     async def coro_get_bytes(self) -> bytes:
         """``get_bytes`` for asyncio (as ``coro_get``)."""
-        while True:
-            try:
-                return Queue.get_bytes(self, False)
-            except Empty:
-                pass
-            await _aio.wait_ready(self._get_fd())
+        return await _aio.run(self._try_get_bytes, self._get_fd)
 
     async def coro_put_bytes(self, data) -> None:
         """``put_bytes`` for asyncio (as ``coro_put``)."""
         if type(data) is not bytes:
             data = bytes(data)
-        while True:
-            try:
-                Queue.put_bytes(self, data, False)
-                return
-            except Full:
-                pass
-            await _aio.wait_ready(self._put_fd())
+        await _aio.run(lambda: self._try_put_bytes(data), self._put_fd)
 
     # -- state --------------------------------------------------------------------------
     def qsize(self) -> int:
@@ -605,27 +592,22 @@ class Connection(_Named):
             self._recvfd.after_take()
         return _loads(data)
 
+    def _try_recv(self):
+        data = self._readable_raw().recv(0.0)
+        if data is None:
+            return _aio.AGAIN
+        self._took()
+        return data
+
     async def coro_recv(self):
         """``recv`` for asyncio: waits on the running loop (never blocking it) until a
         message or end-of-file (``EOFError``). Cancel-safe: a cancelled ``coro_recv`` has
         received nothing."""
-        raw = self._readable_raw()
-        while True:
-            data = raw.recv(0.0)
-            if data is not None:
-                self._took()
-                return _loads(data)
-            await _aio.wait_ready(self._recv_fd())
+        return _loads(await self.coro_recv_bytes())
 
     async def coro_recv_bytes(self) -> bytes:
         """``recv_bytes`` for asyncio (as ``coro_recv``)."""
-        raw = self._readable_raw()
-        while True:
-            data = raw.recv(0.0)
-            if data is not None:
-                self._took()
-                return data
-            await _aio.wait_ready(self._recv_fd())
+        return await _aio.run(self._try_recv, self._recv_fd)
 
     async def coro_send(self, obj) -> None:
         """``send`` for asyncio: waits on the running loop while the pipe is full;
@@ -637,8 +619,7 @@ class Connection(_Named):
         """``send_bytes`` of a whole buffer for asyncio (as ``coro_send``)."""
         raw = self._writable_raw()
         data = buf if type(buf) is bytes else bytes(memoryview(buf).cast("B"))
-        while not raw.try_send(data):
-            await _aio.wait_ready(self._send_fd())
+        await _aio.run(lambda: None if raw.try_send(data) else _aio.AGAIN, self._send_fd)
 
     def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
         """Sends the bytes of ``buf[offset:offset+size]`` as one message."""

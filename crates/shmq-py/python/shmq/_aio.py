@@ -2,10 +2,15 @@
 descriptors (``_shmq.ReadyFd``): the machinery of the ``coro_*`` methods.
 
 A coroutine first tries its operation without waiting (one non-blocking call, which either
-moves a whole message or nothing). If it would block, it waits until the object's readiness fd
-is readable, with the running loop's ``add_reader`` (any loop: the default one, uvloop), then
-tries again. The only ``await`` is that wait, so a cancelled coroutine has taken or put nothing
-(a ``get`` loses no message, a ``put`` either put its message before the wait or not at all).
+moves a whole message or nothing). If it would block, it polls the object for up to ``SPIN``
+seconds (50 us; ``sched_yield`` between checks, so a peer on the same CPU can run): a peer in
+another process often answers within microseconds, sooner than a wake-up through the notifier
+thread and the fd can arrive, and the blocking calls poll the same way before they sleep. That is the longest a coroutine holds the loop; set
+``shmq._aio.SPIN = 0`` to never spin. Then it waits until the object's readiness fd is
+readable, with the running loop's ``add_reader`` (any loop: the default one, uvloop), and
+tries again. Messages move only in the non-blocking calls, between the awaits, so a cancelled
+coroutine has taken or put nothing (a ``get`` loses no message, a ``put`` either put its
+message or did not).
 
 Several tasks may wait on one fd at once: one reader is registered per (loop, fd), and a
 readable fd wakes every task waiting on it (each retries; the ones that lose wait again).
@@ -14,6 +19,12 @@ readable fd wakes every task waiting on it (each retries; the ones that lose wai
 from __future__ import annotations
 
 import asyncio
+
+#: How long (seconds) a coroutine whose operation would block watches the object before it
+#: waits on the fd through the loop (it holds the loop that long at most, once per call).
+SPIN = 50e-6
+#: What an attempt returns when its operation would block.
+AGAIN = object()
 
 #: loop -> {fd: [futures of the tasks waiting on it]}
 _waiting: dict = {}
@@ -52,6 +63,25 @@ async def wait_ready(ready_fd) -> None:
             loop.remove_reader(fd)
             if not table and _waiting.get(loop) is table:
                 del _waiting[loop]
+
+
+async def run(attempt, ready_fd):
+    """Runs ``attempt()`` (a non-blocking operation returning its result, or ``AGAIN`` if it
+    would block) until it returns something else; ``ready_fd()`` gives the ``ReadyFd`` to wait
+    on once the short retry phase is over."""
+    r = attempt()
+    if r is not AGAIN:
+        return r
+    fd = ready_fd()
+    if SPIN > 0 and fd.spin(SPIN):
+        r = attempt()
+        if r is not AGAIN:
+            return r
+    while True:
+        await wait_ready(fd)
+        r = attempt()
+        if r is not AGAIN:
+            return r
 
 
 async def wait_until(check, first: float = 0.0002, longest: float = 0.005) -> None:
