@@ -630,6 +630,20 @@ impl Queue {
     /// taking nothing: for callers that wait on several things and then call
     /// [`try_get`](Self::try_get). Another consumer may take the message first, so the
     /// `try_get` may still find the queue empty. Cancel-safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let ((), put) = tokio::join!(q.get_ready_async(), async { q.put(b"m") });
+    /// put?;
+    /// assert_eq!(q.len(), 1); // the wait took nothing
+    /// assert_eq!(q.try_get()?, b"m");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
         ready_async(self.watch(Dir::Take), false)
     }
@@ -670,6 +684,27 @@ impl PipeEnd {
     /// message or a close only, and a killed peer is noticed by the next call on this handle
     /// that sweeps (such as [`poll`](Self::poll)): for callers that run a slower liveness check
     /// of their own over many idle ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-recvready-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert!(!a.recv_ready());
+    /// let ((), sent) = tokio::join!(a.recv_ready_async(true), async { b.send(b"hi") });
+    /// sent?;
+    /// assert!(a.recv_ready()); // nothing was received
+    /// assert_eq!(a.recv()?, b"hi");
+    /// b.close()?;
+    /// a.recv_ready_async(false).await; // end-of-file is ready too
+    /// assert!(a.recv_ready());
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn recv_ready_async(&self, watch_peer: bool) -> impl Future<Output = ()> + Send + '_ {
         ready_async(self.watch(Dir::Take), watch_peer)
     }

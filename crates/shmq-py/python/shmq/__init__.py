@@ -298,7 +298,8 @@ class Queue(_Named):
 
     def _close_fds(self):
         for fd in (self._getfd, self._putfd):
-            if fd is not None:
+            if fd is not None and not fd.closed:
+                _aio.closing(fd)
                 fd.close()
 
     def fileno(self) -> int:
@@ -674,7 +675,8 @@ class Connection(_Named):
         """Releases this handle; when the last holder of an end closes, the other end reads
         end-of-file. Closes the connection's file descriptor (``fileno``)."""
         for fd in (self._recvfd, self._sendfd):
-            if fd is not None:
+            if fd is not None and not fd.closed:
+                _aio.closing(fd)
                 fd.close()
         raw = self._raw
         if raw is not None:

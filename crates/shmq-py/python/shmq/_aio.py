@@ -36,6 +36,15 @@ def _fire(table: dict, fd: int) -> None:
             f.set_result(None)
 
 
+def closing(ready_fd) -> None:
+    """Wakes every task waiting on ``ready_fd``, which its handle is about to close: they
+    retry, and their operation raises (the handle is closed) instead of waiting for good."""
+    fd = ready_fd.fd
+    for loop, table in list(_waiting.items()):
+        if fd in table and not loop.is_closed():
+            loop.call_soon_threadsafe(_fire, table, fd)
+
+
 async def wait_ready(ready_fd) -> None:
     """Returns once ``ready_fd`` (a ``ReadyFd``) says its operation would not block."""
     if ready_fd.refresh():
