@@ -338,8 +338,9 @@ impl ReadyFd {
         }
     }
 
-    /// After a take by this process: clears the fd if that take drained the ring (cheap
-    /// while the fd is not set).
+    /// After a take (or a take that found nothing) by this process: clears the fd if the
+    /// ring is drained now, by this take or by another consumer (cheap while the fd is not
+    /// set).
     fn after_take(&self) {
         if self.shared.set.load(SeqCst) && !self.closed.load(SeqCst) && self.mine() {
             self.shared.refresh();

@@ -55,6 +55,10 @@ def stamp_and_send(go, w, n):
     w.close()
 
 
+def get_one_and_report(q, report):
+    report.put(q.get(timeout=60))
+
+
 def put_slowly(q, n, delay):
     for i in range(n):
         time.sleep(delay)

@@ -201,6 +201,30 @@ def test_select_and_selectors_follow_the_ring(ctx):
         w.close()
 
 
+def test_fd_clears_when_another_consumer_drains(ctx):
+    """A selector registered once on a queue: a child takes the item the fd announced; the
+    parent's get_nowait() finds nothing, and from then on the fd is not readable (no stale
+    readiness that would spin a selector loop)."""
+    q = shmq.Queue()
+    report = shmq.Queue()
+    sel = selectors.DefaultSelector()
+    sel.register(q, selectors.EVENT_READ)
+    try:
+        q.put("item")
+        assert [k.fileobj for k, _ in sel.select(10)] == [q]
+        p = ctx.Process(target=ww.get_one_and_report, args=(q, report))
+        p.start()
+        assert report.get(timeout=60) == "item"
+        join_all([p])
+        with pytest.raises(shmq.Empty):
+            q.get_nowait()
+        assert sel.select(0.1) == []
+    finally:
+        sel.close()
+        q.close()
+        report.close()
+
+
 def test_killed_writer_reads_as_eof(ctx):
     """A writer killed with SIGKILL (never closing) makes the reader's fd readable within
     the liveness check, and recv raises EOFError."""

@@ -325,7 +325,13 @@ class Queue(_Named):
         seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
         if self._closed:
             self._check_closed()
-        data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        try:
+            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        except Empty:
+            # Another consumer may have taken what the fd announced: clear it.
+            if self._getfd is not None:
+                self._getfd.after_take()
+            raise
         if self._getfd is not None:
             self._getfd.after_take()
         return _loads(data)
@@ -351,7 +357,13 @@ class Queue(_Named):
         """Takes the oldest message as ``bytes``, without unpickling."""
         if self._closed:
             self._check_closed()
-        data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        try:
+            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        except Empty:
+            # Another consumer may have taken what the fd announced: clear it.
+            if self._getfd is not None:
+                self._getfd.after_take()
+            raise
         if self._getfd is not None:
             self._getfd.after_take()
         return data
@@ -669,7 +681,10 @@ class Connection(_Named):
     def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether ``recv`` would return at once (a message, or end-of-file), waiting up to
         ``timeout`` seconds (``None``: without end)."""
-        return self._readable_raw().poll(_check_timeout(timeout))
+        ready = self._readable_raw().poll(_check_timeout(timeout))
+        if not ready and self._recvfd is not None:
+            self._recvfd.after_take()  # a holder of this end elsewhere took what it announced
+        return ready
 
     def close(self) -> None:
         """Releases this handle; when the last holder of an end closes, the other end reads
