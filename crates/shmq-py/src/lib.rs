@@ -14,6 +14,8 @@
 
 #![forbid(unsafe_code)]
 
+mod fd;
+
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -155,7 +157,7 @@ fn try_put_failure<M>(e: shmq::TryPutError<M>) -> Failure {
 /// A queue handle: shmq's [`Queue`] for the Python half.
 #[pyclass(frozen, module = "shmq._shmq")]
 struct RawQueue {
-    q: Queue,
+    q: Arc<Queue>,
     name: String,
 }
 
@@ -171,7 +173,7 @@ impl RawQueue {
         };
         let q = Queue::create(name, &opts).map_err(open_error)?;
         Ok(RawQueue {
-            q,
+            q: Arc::new(q),
             name: name.to_string(),
         })
     }
@@ -181,7 +183,7 @@ impl RawQueue {
     fn open(name: &str) -> PyResult<RawQueue> {
         let q = Queue::open(name).map_err(open_error)?;
         Ok(RawQueue {
-            q,
+            q: Arc::new(q),
             name: name.to_string(),
         })
     }
@@ -331,13 +333,23 @@ impl RawQueue {
     fn slot_size(&self) -> usize {
         self.q.message_size()
     }
+
+    /// A readiness fd of this queue: `"get"` (readable while a message waits or the queue is
+    /// shut down) or `"put"` (readable while a slot is free or the queue is shut down).
+    fn ready_fd(&self, op: &str) -> PyResult<fd::ReadyFd> {
+        fd::ReadyFd::make(match op {
+            "get" => fd::Source::Get(Arc::clone(&self.q)),
+            "put" => fd::Source::Put(Arc::clone(&self.q)),
+            _ => return Err(PyValueError::new_err("op must be \"get\" or \"put\"")),
+        })
+    }
 }
 
 /// A pipe end: shmq's [`PipeEnd`] for the Python half. Closing it drops the handle; a
 /// blocked call on another thread sees the close at its next slice.
 #[pyclass(frozen, module = "shmq._shmq")]
 struct RawPipeEnd {
-    end: RwLock<Option<PipeEnd>>,
+    end: RwLock<Option<Arc<PipeEnd>>>,
     name: String,
     which: End,
 }
@@ -357,7 +369,7 @@ impl RawPipeEnd {
     fn new(end: PipeEnd, name: &str) -> RawPipeEnd {
         RawPipeEnd {
             which: end.end(),
-            end: RwLock::new(Some(end)),
+            end: RwLock::new(Some(Arc::new(end))),
             name: name.to_string(),
         }
     }
@@ -503,6 +515,24 @@ impl RawPipeEnd {
         }
     }
 
+    /// Sends `data` if the other side's ring has room; returns whether it did (`False`: full,
+    /// nothing sent). Raises as `send` otherwise.
+    fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+        self.with(|e| match e.try_send(data) {
+            Ok(()) => Ok(true),
+            Err(shmq::TrySendError::Full(_)) => Ok(false),
+            Err(shmq::TrySendError::Disconnected(_)) => Err(Failure::Broken),
+            Err(shmq::TrySendError::TooLarge { len, max, .. }) => Err(Failure::TooLarge(format!(
+                "a message of {len} bytes does not fit the pipe's slots of {max} bytes"
+            ))),
+            Err(shmq::TrySendError::WrongDirection(_)) => {
+                Err(Failure::WrongDirection("connection is read-only".into()))
+            }
+            Err(other) => Err(Failure::Other(other.to_string())),
+        })
+        .map_err(|f| f.into_py(py))
+    }
+
     /// Receives the next message as `bytes`, waiting up to `timeout` seconds (`None`: without
     /// end); `EOFError` once the pipe is drained and the other end is gone; `None` on timeout.
     #[pyo3(signature = (timeout = None))]
@@ -567,11 +597,32 @@ impl RawPipeEnd {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = self.end.write().unwrap_or_else(|p| p.into_inner()).take();
         match taken {
-            Some(e) => py
-                .detach(|| e.close())
-                .map_err(|e| PyRuntimeError::new_err(e.to_string())),
+            // A readiness fd that is still open holds the end too: it releases it when closed.
+            Some(e) => match Arc::try_unwrap(e) {
+                Ok(e) => py
+                    .detach(|| e.close())
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string())),
+                Err(shared) => {
+                    drop(shared);
+                    Ok(())
+                }
+            },
             None => Ok(()),
         }
+    }
+
+    /// A readiness fd of this end: `"recv"` (readable while a message waits, or at
+    /// end-of-file) or `"send"` (readable while a slot is free, or the other end is gone).
+    fn ready_fd(&self, op: &str) -> PyResult<fd::ReadyFd> {
+        let g = self.end.read().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = g.as_ref() else {
+            return Err(PyOSError::new_err("handle is closed"));
+        };
+        fd::ReadyFd::make(match op {
+            "recv" => fd::Source::Recv(Arc::clone(e)),
+            "send" => fd::Source::Send(Arc::clone(e)),
+            _ => return Err(PyValueError::new_err("op must be \"recv\" or \"send\"")),
+        })
     }
 }
 
@@ -1008,6 +1059,7 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawLock>()?;
     m.add_class::<RawProcessLock>()?;
     m.add_class::<RawDict>()?;
+    m.add_class::<fd::ReadyFd>()?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;
     Ok(())

@@ -568,6 +568,155 @@ impl PipeEnd {
     }
 }
 
+/// A future that completes once an operation would return at once (the watch is ready),
+/// without doing it: the readiness half of [`op`], for callers that wait on an event word and
+/// then do the operation themselves (`*_ready_async`). It does not spin: a caller polls it to
+/// arm a wake-up, not to get a message fast. Dropped while pending, it deregisters.
+struct ReadyFuture<'a> {
+    watch: Watch<'a>,
+    waiter: Waiter,
+    /// Whether to sweep a pipe's holder table when due and wake every [`LIVENESS_SLICE`]
+    /// to do so (a peer killed without closing), or only on a change of the event word.
+    ///
+    /// [`LIVENESS_SLICE`]: crate::LIVENESS_SLICE
+    liveness: bool,
+}
+
+impl Unpin for ReadyFuture<'_> {}
+
+impl Future for ReadyFuture<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // A pipe end sweeps its holder table when due, so a peer killed without closing
+        // becomes `SENDERS_GONE`/`RECEIVERS_GONE` (ready: the operation reports it).
+        if this.liveness {
+            this.watch.recheck();
+        }
+        if this.watch.ready() {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        }
+        let Some(ev) = this.watch.event() else {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        };
+        let v = ev.prepare();
+        if this.watch.ready() {
+            this.waiter.cancel();
+            return Poll::Ready(());
+        }
+        this.waiter.id = Some(crate::port::notifier::register(
+            this.waiter.id,
+            ev.0,
+            v,
+            cx.waker(),
+            this.liveness && this.watch.needs_liveness(),
+        ));
+        Poll::Pending
+    }
+}
+
+fn ready_async(watch: Watch<'_>, liveness: bool) -> impl Future<Output = ()> + Send + '_ {
+    ReadyFuture {
+        watch,
+        waiter: Waiter::default(),
+        liveness,
+    }
+}
+
+impl Queue {
+    /// Completes once a `get` would return at once (a message waits, or the queue is closed),
+    /// taking nothing: for callers that wait on several things and then call
+    /// [`try_get`](Self::try_get). Another consumer may take the message first, so the
+    /// `try_get` may still find the queue empty. Cancel-safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let q = shmq::Queue::anonymous(&shmq::Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let ((), put) = tokio::join!(q.get_ready_async(), async { q.put(b"m") });
+    /// put?;
+    /// assert_eq!(q.len(), 1); // the wait took nothing
+    /// assert_eq!(q.try_get()?, b"m");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Take), false)
+    }
+
+    /// Completes once a `put` would return at once (a free slot, or the queue is closed),
+    /// putting nothing (see [`get_ready_async`](Self::get_ready_async)). Cancel-safe.
+    pub fn put_ready_async(&self) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Give), false)
+    }
+}
+
+impl PipeEnd {
+    /// Whether a `recv` would return at once (a message waits, or end-of-file; `true` for an
+    /// end that cannot receive), without receiving and without waiting. Sweeps the holder
+    /// table if this handle's last sweep is [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) old,
+    /// so a peer killed without closing counts as gone.
+    pub fn recv_ready(&self) -> bool {
+        let w = self.watch(Dir::Take);
+        w.recheck();
+        w.ready()
+    }
+
+    /// Whether a `send` would return at once (a free slot, or the other end gone; `true` for
+    /// an end that cannot send), without sending and without waiting; sweeps as
+    /// [`recv_ready`](Self::recv_ready).
+    pub fn send_ready(&self) -> bool {
+        let w = self.watch(Dir::Give);
+        w.recheck();
+        w.ready()
+    }
+
+    /// Completes once a `recv` would return at once (a message waits, or end-of-file; at
+    /// once for an end that cannot receive), receiving nothing. Cancel-safe.
+    ///
+    /// With `watch_peer`, a peer killed without closing is noticed within
+    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE): the future sweeps the holder table that
+    /// often, which costs a little CPU per slice while it waits. Without, it completes on a
+    /// message or a close only, and a killed peer is noticed by the next call on this handle
+    /// that sweeps (such as [`poll`](Self::poll)): for callers that run a slower liveness check
+    /// of their own over many idle ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Pipe};
+    /// let name = format!("shmq-doc-pipe-recvready-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// assert!(!a.recv_ready());
+    /// let ((), sent) = tokio::join!(a.recv_ready_async(true), async { b.send(b"hi") });
+    /// sent?;
+    /// assert!(a.recv_ready()); // nothing was received
+    /// assert_eq!(a.recv()?, b"hi");
+    /// b.close()?;
+    /// a.recv_ready_async(false).await; // end-of-file is ready too
+    /// assert!(a.recv_ready());
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_ready_async(&self, watch_peer: bool) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Take), watch_peer)
+    }
+
+    /// Completes once a `send` would return at once (a free slot, or the other end gone; at
+    /// once for an end that cannot send), sending nothing. `watch_peer` as for
+    /// [`recv_ready_async`](Self::recv_ready_async). Cancel-safe.
+    pub fn send_ready_async(&self, watch_peer: bool) -> impl Future<Output = ()> + Send + '_ {
+        ready_async(self.watch(Dir::Give), watch_peer)
+    }
+}
+
 /// A [`Stream`] of the items taken from a port, ending at the first error (closed and
 /// drained, end-of-file, corrupt): the one implementation behind [`QueueStream`] and
 /// [`PipeStream`].

@@ -14,14 +14,15 @@ See ``docs/python.md`` for the differences from ``multiprocessing``.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import queue as _queue
 import struct
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from multiprocessing import BufferTooShort
 
-from . import _lifetime
-from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, _init, snapshot
+from . import _aio, _lifetime
+from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
 
 __all__ = [
     "Queue",
@@ -275,9 +276,41 @@ class Queue(_Named):
     def __repr__(self):
         return f"<shmq.{type(self).__name__} name={self._name!r} size={self.qsize() if self._raw else '?'}>"
 
+    # Readiness fds (made on first use): "get" for fileno() and coro_get, "put" for coro_put.
+    _getfd = None
+    _putfd = None
+
     def _check_closed(self):
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
+
+    def _get_fd(self):
+        fd = self._getfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._getfd = self._raw.ready_fd("get")
+        return fd
+
+    def _put_fd(self):
+        fd = self._putfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._putfd = self._raw.ready_fd("put")
+        return fd
+
+    def _close_fds(self):
+        for fd in (self._getfd, self._putfd):
+            if fd is not None and not fd.closed:
+                _aio.closing(fd)
+                fd.close()
+
+    def fileno(self) -> int:
+        """A file descriptor that is readable while a ``get`` would not block (a message
+        waits, or the queue is shut down) and not readable otherwise: pass the queue to
+        ``multiprocessing.connection.wait``, ``select.select``, a ``selectors`` selector or
+        ``loop.add_reader``. With several consumers, another one may take the message between
+        the wake-up and this process's ``get``: use ``get_nowait`` (or a timeout) after a wait.
+        The fd belongs to this handle and is closed by ``close``."""
+        self._check_closed()
+        return self._get_fd().fileno()
 
     # -- objects ------------------------------------------------------------------------
     def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
@@ -292,7 +325,16 @@ class Queue(_Named):
         seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
         if self._closed:
             self._check_closed()
-        return _loads(self._raw.get(block, timeout if timeout is None else _check_timeout(timeout)))
+        try:
+            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        except Empty:
+            # Another consumer may have taken what the fd announced: clear it.
+            if self._getfd is not None:
+                self._getfd.after_take()
+            raise
+        if self._getfd is not None:
+            self._getfd.after_take()
+        return _loads(data)
 
     def put_nowait(self, obj) -> None:
         """``put(obj, False)``."""
@@ -315,7 +357,49 @@ class Queue(_Named):
         """Takes the oldest message as ``bytes``, without unpickling."""
         if self._closed:
             self._check_closed()
-        return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        try:
+            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        except Empty:
+            # Another consumer may have taken what the fd announced: clear it.
+            if self._getfd is not None:
+                self._getfd.after_take()
+            raise
+        if self._getfd is not None:
+            self._getfd.after_take()
+        return data
+
+    # -- asyncio ------------------------------------------------------------------------
+    def _try_get_bytes(self):
+        try:
+            return Queue.get_bytes(self, False)
+        except Empty:
+            return _aio.AGAIN
+
+    def _try_put_bytes(self, data):
+        try:
+            Queue.put_bytes(self, data, False)
+        except Full:
+            return _aio.AGAIN
+
+    async def coro_get(self):
+        """``get`` for asyncio: waits on the running loop (never blocking it) until an
+        object can be taken. Cancel-safe: a cancelled ``coro_get`` has taken nothing."""
+        return _loads(await self.coro_get_bytes())
+
+    async def coro_put(self, obj) -> None:
+        """``put`` for asyncio: waits on the running loop while the queue is full.
+        Cancel-safe: a cancelled ``coro_put`` either put ``obj`` whole or did not put it."""
+        await self.coro_put_bytes(_dumps(obj))
+
+    async def coro_get_bytes(self) -> bytes:
+        """``get_bytes`` for asyncio (as ``coro_get``)."""
+        return await _aio.run(self._try_get_bytes, self._get_fd)
+
+    async def coro_put_bytes(self, data) -> None:
+        """``put_bytes`` for asyncio (as ``coro_put``)."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        await _aio.run(lambda: self._try_put_bytes(data), self._put_fd)
 
     # -- state --------------------------------------------------------------------------
     def qsize(self) -> int:
@@ -340,8 +424,10 @@ class Queue(_Named):
 
     def close(self) -> None:
         """Closes this handle (later calls on it raise ``ValueError``); other handles and
-        other processes are not affected, as in ``multiprocessing``."""
+        other processes are not affected, as in ``multiprocessing``. Closes the handle's
+        file descriptor (``fileno``)."""
         self._closed = True
+        self._close_fds()
 
     def join_thread(self) -> None:
         """Does nothing: a put is complete when it returns (kept for compatibility)."""
@@ -377,6 +463,13 @@ class JoinableQueue(Queue):
         """The number of objects put and not yet marked done."""
         return self._raw.unfinished()
 
+    async def coro_join(self) -> None:
+        """``join`` for asyncio: returns once every object put has been marked done,
+        without blocking the loop. It checks the count with a growing pause (0.2 ms up to
+        5 ms) between checks, so it returns up to 5 ms after the last ``task_done``."""
+        raw = self._raw
+        await _aio.wait_until(lambda: raw.unfinished() == 0)
+
 
 class SimpleQueue(Queue):
     """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty`` and ``close``."""
@@ -407,9 +500,16 @@ class Connection(_Named):
     """One end of a ``Pipe``: ``multiprocessing.connection.Connection``'s API.
 
     ``recv`` raises ``EOFError`` once the pipe is drained and every holder of the other end
-    is gone (closed, exited or killed). ``fileno`` is not available: a shmq pipe has no file
-    descriptor (use ``poll``).
+    is gone (closed, exited or killed). ``fileno`` returns a file descriptor that is readable
+    exactly while ``recv`` would not block, so a connection can be waited on with
+    ``multiprocessing.connection.wait``, ``select``, ``selectors`` and asyncio, next to
+    sockets and process sentinels. ``coro_recv`` and ``coro_send`` are the asyncio faces.
     """
+
+    # Readiness fds (made on first use): "recv" for fileno() and coro_recv, "send" for
+    # coro_send.
+    _recvfd = None
+    _sendfd = None
 
     def __init__(self):
         raise TypeError("use shmq.Pipe() to make connections")
@@ -456,8 +556,30 @@ class Connection(_Named):
     def writable(self) -> bool:
         return self._live().can_send()
 
-    def fileno(self):
-        raise OSError("a shmq connection has no file descriptor; use poll()")
+    def _recv_fd(self):
+        fd = self._recvfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._recvfd = self._live().ready_fd("recv")
+        return fd
+
+    def _send_fd(self):
+        fd = self._sendfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._sendfd = self._live().ready_fd("send")
+        return fd
+
+    def _took(self):
+        fd = self._recvfd
+        if fd is not None:
+            fd.after_take()
+
+    def fileno(self) -> int:
+        """A file descriptor (an eventfd) that is readable while ``recv`` would not block
+        (a message waits, or end-of-file: every holder of the other end is gone) and not
+        readable otherwise. It belongs to this handle (a forked child gets its own on its first
+        call) and ``close`` closes it."""
+        self._live()
+        return self._recv_fd().fileno()
 
     def _writable_raw(self):
         raw = self._live()
@@ -478,7 +600,39 @@ class Connection(_Named):
 
     def recv(self):
         """Receives an object sent with ``send``; ``EOFError`` at end-of-file."""
-        return _loads(self._readable_raw().recv(None))
+        data = self._readable_raw().recv(None)
+        if self._recvfd is not None:
+            self._recvfd.after_take()
+        return _loads(data)
+
+    def _try_recv(self):
+        data = self._readable_raw().recv(0.0)
+        if data is None:
+            return _aio.AGAIN
+        self._took()
+        return data
+
+    async def coro_recv(self):
+        """``recv`` for asyncio: waits on the running loop (never blocking it) until a
+        message or end-of-file (``EOFError``). Cancel-safe: a cancelled ``coro_recv`` has
+        received nothing."""
+        return _loads(await self.coro_recv_bytes())
+
+    async def coro_recv_bytes(self) -> bytes:
+        """``recv_bytes`` for asyncio (as ``coro_recv``)."""
+        return await _aio.run(self._try_recv, self._recv_fd)
+
+    async def coro_send(self, obj) -> None:
+        """``send`` for asyncio: waits on the running loop while the pipe is full;
+        ``BrokenPipeError`` once the other end is gone. Cancel-safe: a cancelled
+        ``coro_send`` either sent ``obj`` whole or did not send it."""
+        await self.coro_send_bytes(_dumps(obj))
+
+    async def coro_send_bytes(self, buf) -> None:
+        """``send_bytes`` of a whole buffer for asyncio (as ``coro_send``)."""
+        raw = self._writable_raw()
+        data = buf if type(buf) is bytes else bytes(memoryview(buf).cast("B"))
+        await _aio.run(lambda: None if raw.try_send(data) else _aio.AGAIN, self._send_fd)
 
     def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
         """Sends the bytes of ``buf[offset:offset+size]`` as one message."""
@@ -503,6 +657,7 @@ class Connection(_Named):
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
         data = self._readable_raw().recv(None)
+        self._took()
         if maxlength is not None and len(data) > maxlength:
             self.close()
             raise OSError("bad message length")
@@ -517,6 +672,7 @@ class Connection(_Named):
         if offset > len(m):
             raise ValueError("offset too large")
         data = self._readable_raw().recv(None)
+        self._took()
         if len(data) > len(m) - offset:
             raise BufferTooShort(data)
         m[offset : offset + len(data)] = data
@@ -525,11 +681,18 @@ class Connection(_Named):
     def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether ``recv`` would return at once (a message, or end-of-file), waiting up to
         ``timeout`` seconds (``None``: without end)."""
-        return self._readable_raw().poll(_check_timeout(timeout))
+        ready = self._readable_raw().poll(_check_timeout(timeout))
+        if not ready and self._recvfd is not None:
+            self._recvfd.after_take()  # a holder of this end elsewhere took what it announced
+        return ready
 
     def close(self) -> None:
         """Releases this handle; when the last holder of an end closes, the other end reads
-        end-of-file."""
+        end-of-file. Closes the connection's file descriptor (``fileno``)."""
+        for fd in (self._recvfd, self._sendfd):
+            if fd is not None and not fd.closed:
+                _aio.closing(fd)
+                fd.close()
         raw = self._raw
         if raw is not None:
             raw.close()

@@ -31,6 +31,7 @@
 //! process-wide counter that a fork copies, so a future made before the fork and dropped in
 //! the child cannot remove a registration of the child's.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
@@ -59,6 +60,13 @@ struct State {
 
 /// The last registration id handed out, in this process and (copied by `fork`) its children.
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set on the notifier thread: a waker that registers again from there (a future polled
+    /// by its own waker) need not wake the notifier, which snapshots every entry before it
+    /// sleeps again.
+    static ON_NOTIFIER: Cell<bool> = const { Cell::new(false) };
+}
 
 /// The notifier's shared state and its control word.
 struct Notifier {
@@ -132,6 +140,9 @@ pub(crate) fn register(
             },
         );
     }
+    if ON_NOTIFIER.with(Cell::get) {
+        return id;
+    }
     // 0 ..= u32::MAX - 1: u32::MAX means "no thread".
     let _ = n
         .control
@@ -147,6 +158,7 @@ pub(crate) fn deregister(id: u64) {
 
 /// The notifier thread.
 fn run(n: &'static Notifier) {
+    ON_NOTIFIER.with(|f| f.set(true));
     let mut words: Vec<(*const AtomicU32, u32)> = Vec::with_capacity(MAX_WORDS);
     let mut fire: Vec<Waker> = Vec::new();
     loop {
