@@ -3,14 +3,17 @@
 //! dead.
 //!
 //! One segment holds a holder table and two rings (A→B and B→A; a one-way pipe has only B→A).
-//! The rings are the queue's ([`ring`](crate::ring)), driven by the same blocking loops
-//! ([`engine`](crate::engine)); what the pipe adds is the holder table:
+//! The rings are the queue's, and each direction moves messages through the same message port
+//! as a queue; this file and `pipe/send.rs`, `pipe/recv.rs` are the public face. Below it,
+//! `port/pipe_handle.rs` creates and opens ends and makes the pipe's ports, and
+//! `port/pipe_handle/holders.rs` keeps the holder table. What the pipe adds to a queue is that
+//! table:
 //!
 //! - Every handle registers in the table (its end, pid and the process's start time, so a
 //!   recycled pid is not mistaken for a live holder) and deregisters on [`PipeEnd::close`] or
 //!   drop. Table changes happen under the table's own robust mutex. A forked child holds what
 //!   its parent held from the fork on, and [`PipeEnd::hand_off`] keeps an end open for a process
-//!   that will attach by name ([`holders`] has the table, the tokens and the fork handlers).
+//!   that will attach by name (`holders` has the table, the tokens and the fork handlers).
 //! - When the last holder of an end leaves (and no hand-off token or fork reservation keeps it
 //!   open), its bit in the `gone` word is set for good and the
 //!   rings learn it at once through their flags: `SENDERS_GONE` on the ring that end sent on,
@@ -328,7 +331,7 @@ impl PipeEnd {
     }
 
     /// Readiness and the event word of a receive (`Take`) or a send (`Give`), for the waiting
-    /// layer (select, async), which sweeps the holder table between sleeps ([`Recheck`]) so
+    /// layer (select, async), which sweeps the holder table between sleeps (`Recheck`) so
     /// that a peer killed without closing is noticed. A direction this end does not have is
     /// always ready (the operation reports `WrongDirection`).
     pub(crate) fn watch(&self, dir: Dir) -> Watch<'_> {

@@ -11,7 +11,12 @@
 //!   copying get is read through the reserved front by [`Port::or_large`], the single place
 //!   where a get changes path for a large message.
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
-//!   sweeps its holder table between slices); the port passes it to every loop.
+//!   sweeps its holder table between slices); the port passes it to every loop. Readiness and
+//!   waiting on several rings at once (for `Select`, the iterators and the async faces) are in
+//!   [`wait`] and `notifier`.
+//! - **What a face stands on**: [`QueueSegment`] (a queue's segment, checked ring and
+//!   large-message side) and `pipe_handle::PipeHandle` (a pipe end's segment, holder entry and
+//!   directions) create, open and inspect, and hand out ports; `peek` adds peek and commit.
 
 #[cfg(feature = "tokio")]
 pub(crate) mod notifier;

@@ -1,5 +1,9 @@
 //! The bounded multi-producer/multi-consumer queue between processes, with Python's
 //! `JoinableQueue` task counter and a `close` that ends the work without sentinels.
+//!
+//! This is the public face: the type, its creation and state here, the put family in
+//! `queue/put.rs`, the get family in `queue/get.rs`, peek and commit in `queue/peek.rs`. Each
+//! method is one call into the queue's message port (`crate::port`) and one error mapper.
 
 use std::fmt;
 use std::path::Path;

@@ -250,7 +250,7 @@ impl Locked<'_, '_> {
     }
 
     /// Zero-copy reader: the payload of position `pos`, which this lock holder reserved
-    /// ([`Core::reserve_front`]) and has not released, lent in place (on little-endian
+    /// (`Core::reserve_front`) and has not released, lent in place (on little-endian
     /// targets; elsewhere copied into `scratch`). The bytes are not a copy: they are the
     /// slot, unchanged until the reservation ends.
     pub(crate) fn reserved_bytes<'l>(

@@ -1,13 +1,13 @@
 //! Typed messages over the byte API: [`TypedQueue`] and [`TypedPipeEnd`], generic over a
 //! [`Codec`].
 //!
-//! - [`Pod`](crate::codec::Pod): plain-old-data types (`T: bytemuck::Pod`) move as their bytes, with no
+//! - [`Pod`]: plain-old-data types (`T: bytemuck::Pod`) move as their bytes, with no
 //!   serialisation and no intermediate buffer: a put copies `bytes_of(&value)` into the slot
 //!   like a byte put, and a get copies the slot straight into the bytes of the value it returns
 //!   (`bytes_of_mut`) with the byte API's lock-free get ([`Codec::value_bytes`],
 //!   [`Codec::read_in_place`]). (Decoding in place under the zero-copy get's lock was measured
 //!   first: 0.57× the byte API's rate; see `docs/benchmarks.md`.)
-//! - [`Postcard`](crate::codec::Postcard) (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
+//! - `Postcard` (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
 //!   [postcard](https://docs.rs/postcard) into a per-thread buffer, and decoded from a
 //!   per-thread copy of the slot. postcard rather than bincode: postcard's wire format is stable since 1.0 and
 //!   documented, its varint encoding makes small structs smaller than bincode's fixed-width
@@ -49,14 +49,14 @@ mod queue;
 pub use pipe::{TypedEnds, TypedPipe, TypedPipeEnd};
 pub use queue::TypedQueue;
 
-/// A [`TypedQueue`] of plain-old-data values ([`Pod`](crate::codec::Pod) codec).
+/// A [`TypedQueue`] of plain-old-data values ([`Pod`] codec).
 pub type PodQueue<T> = TypedQueue<T, Pod>;
-/// A [`TypedPipeEnd`] of plain-old-data values ([`Pod`](crate::codec::Pod) codec).
+/// A [`TypedPipeEnd`] of plain-old-data values ([`Pod`] codec).
 pub type PodPipeEnd<T> = TypedPipeEnd<T, Pod>;
-/// A [`TypedQueue`] of serde values ([`Postcard`](crate::codec::Postcard) codec, feature `serde`).
+/// A [`TypedQueue`] of serde values ([`Postcard`] codec, feature `serde`).
 #[cfg(feature = "serde")]
 pub type SerdeQueue<T> = TypedQueue<T, Postcard>;
-/// A [`TypedPipeEnd`] of serde values ([`Postcard`](crate::codec::Postcard) codec, feature `serde`).
+/// A [`TypedPipeEnd`] of serde values ([`Postcard`] codec, feature `serde`).
 #[cfg(feature = "serde")]
 pub type SerdePipeEnd<T> = TypedPipeEnd<T, Postcard>;
 

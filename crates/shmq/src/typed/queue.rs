@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// A typed view of a [`Queue`]: values of `T`, encoded by the codec `C` ([`Pod`](crate::codec::Pod) or, with the
+/// A typed view of a [`Queue`]: values of `T`, encoded by the codec `C` ([`Pod`] or, with the
 /// feature `serde`, `Postcard`). Aliases: [`PodQueue`], `SerdeQueue`.
 ///
 /// Every operation of the byte queue has its typed twin, with the byte API's errors wrapped in
