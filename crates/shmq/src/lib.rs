@@ -160,6 +160,11 @@ mod select;
 pub mod snapshot;
 #[cfg(not(loom))]
 pub mod substrate;
+// Under loom only `sync` and `lockfree` are compiled; `sync` stays public there, as a private
+// module's public items would be unreachable. Otherwise `substrate` re-exports it.
+#[cfg(loom)]
+pub mod sync;
+#[cfg(not(loom))]
 mod sync;
 #[cfg(not(loom))]
 mod sys;
