@@ -12,9 +12,10 @@
 //! without a reservation and validates the copy against the segment's state word.
 //!
 //! This file holds the descriptor, the pool and cache of mapped side segments, the get side
-//! and the sweep; `put.rs` the put side, `blob.rs` the mapping of one side segment,
-//! `stream.rs` the streaming copy of very large messages, and `side.rs` where a queue's side
-//! segments live (named, file-backed, anonymous).
+//! and the sweep; `put.rs` the put side and `side.rs` where a queue's side segments live
+//! (named, file-backed, anonymous). The mapping of one side segment and the streaming copy of
+//! very large messages are unsafe code, so they live with the other mappings in `segment`
+//! (`segment::Blob`, `segment/stream.rs`).
 //!
 //! What a death leaves and who removes it (`docs/protocol.md`, "Large messages"):
 //! - a producer killed before its descriptor is published leaves a side segment that no slot

@@ -2,23 +2,10 @@
 //! A process or thread is named by its id and its start time (clock ticks since boot, field 22
 //! of `/proc/ID/stat`), so a recycled id is never taken for the old owner. The robust lock
 //! (thread owners), the lock-free ring's participants (the engine), the pipe's holder table
-//! and the large-message side segments all ask it here.
+//! and the large-message side segments all ask it here. The system calls it needs (reading
+//! `/proc`, `kill(id, 0)`) are in `sys`; this module holds the rules.
 
 use std::io;
-
-/// Whether a process or thread with this id exists (`kill(id, 0)`: `EPERM` counts as existing).
-fn id_exists(id: u32) -> bool {
-    let Some(pid) = i32::try_from(id)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
-}
 
 /// Fields 3 (`state`) and 22 (`starttime`) of `/proc/ID/stat`.
 struct ProcStat {
@@ -27,7 +14,7 @@ struct ProcStat {
 }
 
 fn proc_stat(path: &str) -> io::Result<ProcStat> {
-    let stat = std::fs::read_to_string(path)?;
+    let stat = crate::sys::read_proc_file(path)?;
     match (parse_state(&stat), parse_start_time(&stat)) {
         (Some(state), Some(start)) => Ok(ProcStat { state, start }),
         _ => Err(io::Error::new(
@@ -63,7 +50,7 @@ pub(crate) fn alive(id: u32, start: u64, start_mask: u64) -> bool {
     }
     match proc_stat(&format!("/proc/{id}/stat")) {
         Ok(s) => !matches!(s.state, 'Z' | 'X') && (start == 0 || s.start & start_mask == start),
-        Err(_) => id_exists(id),
+        Err(_) => crate::sys::id_exists(id),
     }
 }
 

@@ -9,6 +9,10 @@
 //! segments whose memory is only ever accessed atomically (dicts and locks, crate `shmq-dict`).
 //! Raw access to a mapping ([`Segment`]'s offsets and slices) stays inside this crate, where
 //! the queue's and the pipe's slots are copied under their lock.
+//!
+//! Submodules: `inspection` (the reads above), `region` ([`AtomicRegion`]), and for the
+//! large-message module the mapping of one side segment (`blob`) and its streaming copy
+//! (`stream`), kept here because they are unsafe code.
 
 #![allow(unsafe_code)]
 

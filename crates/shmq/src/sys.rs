@@ -3,7 +3,8 @@
 //! Every call goes through [rustix](https://docs.rs/rustix), which wraps the system calls safely:
 //! opening and unlinking segments (`open`/`unlink` under `/dev/shm`, what glibc's `shm_open`
 //! does), `fchmod`, `fstat`, `fallocate`, `ftruncate`, `pread`, `mmap`/`munmap`, the futex,
-//! `clock_gettime`, `kill(pid, 0)` and `gettid`. Three calls remain `unsafe`: mapping and
+//! `clock_gettime`, `kill(pid, 0)` and `gettid`; it also reads `/proc/ID/stat` for the
+//! liveness test, whose rules are in `liveness`. Three calls remain `unsafe`: mapping and
 //! unmapping memory, which no wrapper can make safe (the caller owns what the mapping aliases),
 //! and `pthread_atfork`.
 //!
@@ -228,6 +229,25 @@ pub(crate) unsafe fn munmap(ptr: NonNull<u8>, len: usize) {
 /// The calling process's id.
 pub(crate) fn getpid() -> u32 {
     std::process::id()
+}
+
+/// Whether a process or thread with this id exists (`kill(id, 0)`: `EPERM` counts as existing).
+pub(crate) fn id_exists(id: u32) -> bool {
+    let Some(pid) = i32::try_from(id)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// The text of a `/proc` file (`/proc/ID/stat`), read whole.
+pub(crate) fn read_proc_file(path: &str) -> io::Result<String> {
+    std::fs::read_to_string(path)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock of [`Instant`]): one clock for every process of
