@@ -143,7 +143,7 @@ impl Pipe {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        PipeHandle::unlink(name)
+        crate::port::unlink(name)
     }
 
     fn create_named(

@@ -37,6 +37,14 @@ use crate::large::Big;
 use crate::layout::RING_CLOSED;
 use crate::ring::{PushFail, Ring};
 
+/// Removes a named queue's or pipe's name, then the side segments of its large messages.
+/// Handles that are open keep working.
+pub(crate) fn unlink(name: &str) -> Result<(), crate::error::OpenError> {
+    crate::segment::Segment::unlink(name)?;
+    crate::large::remove_side_segments(name);
+    Ok(())
+}
+
 /// One direction of messages: a ring, its large-message layer and the face's way of waiting.
 pub(crate) struct Port<'p> {
     ring: Ring<'p>,

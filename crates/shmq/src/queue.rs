@@ -238,7 +238,7 @@ impl Queue {
     ///
     /// [`OpenError::NotFound`], [`OpenError::InvalidName`], [`OpenError::Io`].
     pub fn unlink(name: &str) -> Result<(), OpenError> {
-        QueueSegment::unlink(name)
+        crate::port::unlink(name)
     }
 
     /// The segment behind this queue.

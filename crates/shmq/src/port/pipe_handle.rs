@@ -253,13 +253,6 @@ impl PipeHandle {
         Self::init(Segment::anonymous(params.total_size)?, layout, &params)
     }
 
-    /// Removes a named pipe's name, then its side segments.
-    pub(crate) fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)?;
-        crate::large::remove_side_segments(name);
-        Ok(())
-    }
-
     /// Reads a pipe without attaching (no holder registered, nothing changed).
     pub(crate) fn inspect(name: &str) -> Result<PipeInfo, OpenError> {
         let (seg, layout) = validated(name)?;

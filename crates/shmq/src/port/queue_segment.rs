@@ -178,13 +178,6 @@ impl QueueSegment {
         Ok(q)
     }
 
-    /// Removes a named queue's name, then its side segments.
-    pub(crate) fn unlink(name: &str) -> Result<(), OpenError> {
-        Segment::unlink(name)?;
-        crate::large::remove_side_segments(name);
-        Ok(())
-    }
-
     /// The segment.
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
