@@ -1,7 +1,9 @@
 //! The blocking loops under the message port (`port.rs`), shared by [`Queue`](crate::Queue)
 //! and the pipe.
 //!
-//! A put claims a slot without the lock (as its registered participant; under the lock only
+//! The common put and get first try one step that declines, having changed nothing, when the
+//! case is not plain ([`put_one`], [`get_one_into`], [`get_one_vec`]); the loops below sort out
+//! the rest. A put claims a slot without the lock (as its registered participant; under the lock only
 //! when the registry is full) and, if the ring is full, waits on the `free` event count; a get
 //! takes no lock and waits on the `items` event count, voiding a dead producer's claim under
 //! the lock, except the zero-copy gets ([`get_reserved`]), which read the front in place under
@@ -31,8 +33,10 @@ thread_local! {
     /// This thread's view of its process: `(fork generation, pid, start time)`.
     static PROCESS: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
     /// The participant entry last used: `(ring control address, fork generation, entry word,
-    /// owner)`; owner 0 means "the registry was full: put under the lock".
-    static PARTICIPANT: Cell<(usize, u64, u64, u8)> = const { Cell::new((0, 0, 0, 0)) };
+    /// owner, light)`; owner 0 means "the registry was full: put under the lock"; light is
+    /// [`light_publish`](crate::sync::atomic::light_publish) in that generation.
+    static PARTICIPANT: Cell<(usize, u64, u64, u8, bool)> =
+        const { Cell::new((0, 0, 0, 0, false)) };
 }
 
 /// The calling process's pid and start time (cached; refreshed after a fork).
@@ -54,20 +58,28 @@ fn process() -> (u64, u32, u64) {
 /// [`LOCK_OWNER`] when the registry is full of live processes. Cached per thread and ring, and
 /// checked against the entry's word (one load of a line nobody writes), so a put makes no
 /// system call; a fork (new generation) or a freed entry makes the next put look again.
+#[inline]
 fn participant(ring: &Ring<'_>) -> u8 {
+    participant_and_light(ring).0
+}
+
+/// [`participant`], and whether this process publishes with the light side of the asymmetric
+/// barrier (`sync::atomic::light_publish`), from the same cache.
+#[inline]
+fn participant_and_light(ring: &Ring<'_>) -> (u8, bool) {
     let addr = std::ptr::from_ref(ring.control()) as usize;
     let generation = crate::sys::fork_generation_now();
-    let (a, g, w, o) = PARTICIPANT.get();
+    let (a, g, w, o, light) = PARTICIPANT.get();
     if a == addr && g == generation {
         if o == LOCK_OWNER {
-            return o;
+            return (o, light);
         }
         if ring.participants()[o as usize - 1]
             .id
             .load(crate::sync::atomic::Ordering::Relaxed)
             == w
         {
-            return o;
+            return (o, light);
         }
     }
     register(ring, addr)
@@ -75,8 +87,9 @@ fn participant(ring: &Ring<'_>) -> u8 {
 
 #[cold]
 #[inline(never)]
-fn register(ring: &Ring<'_>, addr: usize) -> u8 {
+fn register(ring: &Ring<'_>, addr: usize) -> (u8, bool) {
     use crate::sync::atomic::Ordering::SeqCst;
+    crate::sync::atomic::enable_light_publish();
     let (generation, pid, start) = process();
     let entries = ring.participants();
     let found = |entries: &[crate::layout::Participant]| {
@@ -114,8 +127,9 @@ fn register(ring: &Ring<'_>, addr: usize) -> u8 {
         Some((i, id)) => (id, i as u8 + 1),
         None => (0, LOCK_OWNER),
     };
-    PARTICIPANT.set((addr, generation, id, owner));
-    owner
+    let light = crate::sync::atomic::light_publish();
+    PARTICIPANT.set((addr, generation, id, owner, light));
+    (owner, light)
 }
 
 /// Whether participant `owner` of `ring` (not [`LOCK_OWNER`]) still lives.
@@ -271,6 +285,39 @@ fn lock<'r, 'a>(ring: &'r Ring<'a>, wait: Wait) -> Result<Locked<'r, 'a>, Fail> 
 /// Runs `op` as a lock-free producer (or under the lock when the participant registry is
 /// full) until it publishes something, waiting for free slots in between. `op` returns how
 /// many messages it published and a result.
+/// The common put of one message within the slot size, in one step ([`Core::push_one`]) by a
+/// process with a registry entry: true when it is published (and sleepers are woken). False,
+/// having changed nothing, whenever anything is not plain; the caller then calls [`put`].
+#[inline]
+pub(crate) fn put_one(ring: &Ring<'_>, msg: &[u8]) -> bool {
+    if msg.len() > ring.core().message_size {
+        return false;
+    }
+    let (owner, light) = participant_and_light(ring);
+    if owner == LOCK_OWNER || !ring.core().push_one(msg, owner, light) {
+        return false;
+    }
+    ring.items().notify_published();
+    true
+}
+
+/// The common get into `buf`, in one step ([`Core::pop_one_into`]): the length of the message
+/// taken (and sleepers woken), or `None`, having taken nothing; the caller then calls [`get`].
+#[inline]
+pub(crate) fn get_one_into(ring: &Ring<'_>, buf: &mut [u8]) -> Option<usize> {
+    let n = ring.core().pop_one_into(buf)?;
+    ring.free().notify();
+    Some(n)
+}
+
+/// [`get_one_into`] into a new vector.
+#[inline]
+pub(crate) fn get_one_vec(ring: &Ring<'_>) -> Option<Vec<u8>> {
+    let v = ring.core().pop_one_vec()?;
+    ring.free().notify();
+    Some(v)
+}
+
 pub(crate) fn put<R>(
     ring: &Ring<'_>,
     wait: Wait,
@@ -289,7 +336,7 @@ pub(crate) fn put<R>(
         match r {
             Ok((n, r)) => {
                 if n > 0 {
-                    ring.items().notify();
+                    ring.items().notify_published();
                 }
                 return Ok(r);
             }

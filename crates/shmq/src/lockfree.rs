@@ -1,15 +1,20 @@
 //! The lock-free protocol of the ring: puts and gets that take no lock, over slots whose
 //! sequence words say what each position holds (free, claimed by a named owner, full, void,
 //! sealed); the slot format, written and read word by word through atomics; and the event
-//! counts that blocked callers sleep on. One file per protocol step:
+//! counts that blocked callers sleep on, whose wake-up check after a put's commit rests on the
+//! asymmetric barrier of `sync::atomic` (a `Release` commit store; the sleeper issues
+//! `membarrier`). One file per protocol step:
 //!
 //! - `claim.rs`, claim and publish (producers): one CAS of the first slot's sequence word claims
 //!   slots at `tail` and names the claim's owner (its participant number in the ring's
 //!   registry) and count; the producer writes the slots and publishes them with one store. (A
 //!   process that finds the registry full claims as [`LOCK_OWNER`], holding the ring's lock.)
+//!   `Core::push_one` is the same steps for the common single put, in one inlined step that
+//!   declines, having changed nothing, whenever the case is not plain.
 //! - `pop.rs`, pop and commit (consumers): copy the front message out, then take it with one
 //!   CAS of `head`; a copy that loses the race is discarded. A consumer that finds the ring
-//!   closed and empty seals the front.
+//!   closed and empty seals the front. `Core::pop_one_into`/`pop_one_vec` are the common
+//!   single get in one step, declining likewise.
 //! - `reserve.rs`, the zero-copy readers, the only consumers that take the ring's lock: they
 //!   reserve the front with the [`RESERVED`] bit of `head` and read it in place (lock-free
 //!   consumers wait for them on the lock), then release it with one store.
@@ -40,7 +45,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::atomic::{AtomicU32, AtomicU64};
 use crate::sync::futex;
 
@@ -224,7 +229,10 @@ impl Event<'_> {
         // SYNC POINT: sleeper side of the handshake: this RMW, then the caller's SeqCst reads
         // of the condition.
         let v = self.0.fetch_or(WAITING, SeqCst) | WAITING;
-        crate::sync::atomic::dekker_fence();
+        // A producer may have published with a `Release` store and no fence: the barrier makes
+        // it either see this bit or have its message seen by the caller's re-check. (Under loom
+        // it is the `SeqCst` fence of a Dekker handshake.)
+        crate::sync::atomic::heavy_barrier();
         v
     }
 
@@ -234,8 +242,18 @@ impl Event<'_> {
     }
 
     /// Waker: call after the SeqCst write that changed the condition.
+    #[inline]
     pub(crate) fn notify(self) {
         crate::sync::atomic::dekker_fence();
+        self.notify_published();
+    }
+
+    /// Waker, after a put's commit store (`claim.rs`, `commit`), which carries its own barrier
+    /// (a `SeqCst` store, or the light side of the asymmetric barrier): [`notify`](Self::notify)
+    /// without the fence that models a `SeqCst` write under loom, so that the loom models check
+    /// the commit's barrier itself.
+    #[inline]
+    pub(crate) fn notify_published(self) {
         // SYNC POINT: waker side: the condition was written before this load.
         let mut v = self.0.load(SeqCst);
         while v & WAITING != 0 {
@@ -340,6 +358,9 @@ pub(crate) struct Core<'a> {
     /// The slot array: `capacity * words` words.
     pub(crate) slots: &'a [AtomicU64],
     pub(crate) capacity: u64,
+    /// `capacity - 1` when the capacity is a power of two above 1 (a slot's index is then a
+    /// mask of the position), else 0 (a remainder): [`index_mask`].
+    pub(crate) mask: u64,
     pub(crate) message_size: usize,
     /// Words per slot: 1 + ceil(message_size / 8), or more.
     pub(crate) words: usize,
@@ -442,14 +463,21 @@ impl<'a> Core<'a> {
 
     /// The first word of position `pos`'s slot. A mask, not a division, when the capacity is a
     /// power of two (the branch is the same for every call on a ring, so it predicts).
+    #[inline]
     fn base(&self, pos: u64) -> usize {
-        let cap = self.capacity;
-        let index = if cap & (cap - 1) == 0 {
-            pos & (cap - 1)
+        let index = if self.mask != 0 {
+            pos & self.mask
         } else {
-            pos % cap
+            pos % self.capacity
         };
         index as usize * self.words
+    }
+
+    /// The words of position `pos`'s slot: its length word, its sequence word, its payload.
+    #[inline]
+    pub(super) fn slot(&self, pos: u64) -> &'a [AtomicU64] {
+        let base = self.base(pos);
+        &self.slots[base..base + self.words]
     }
 
     /// The sequence word of position `pos`'s slot.
@@ -493,17 +521,7 @@ impl<'a> Core<'a> {
 
     /// Copies `dst.len()` bytes from the words starting at word `base` into `dst`.
     fn copy_words(&self, base: usize, dst: &mut [u8]) {
-        let words = &self.slots[base..base + dst.len().div_ceil(8)];
-        let (full, last) = words.split_at(dst.len() / 8);
-        let mut chunks = dst.chunks_exact_mut(8);
-        for (c, w) in (&mut chunks).zip(full) {
-            c.copy_from_slice(&w.load(Relaxed).to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        if let Some(w) = last.first() {
-            let n = rest.len();
-            rest.copy_from_slice(&w.load(Relaxed).to_le_bytes()[..n]);
-        }
+        read_words(&self.slots[base..base + dst.len().div_ceil(8)], dst);
     }
 
     /// Every descriptor that a published slot of `head..tail` holds now (a racy snapshot, no
@@ -537,6 +555,49 @@ impl<'a> Core<'a> {
     pub(crate) fn payload(&self, pos: u64) -> &'a [AtomicU64] {
         let base = self.base(pos) + 2;
         &self.slots[base..base + self.words - 2]
+    }
+}
+
+/// The [`Core::mask`] of a ring of `capacity` slots.
+pub(crate) fn index_mask(capacity: u64) -> u64 {
+    if capacity > 1 && capacity.is_power_of_two() {
+        capacity - 1
+    } else {
+        0
+    }
+}
+
+/// Copies `dst.len()` bytes out of `words` (little-endian, at least `ceil(len / 8)` of them)
+/// with `Relaxed` loads.
+#[inline]
+fn read_words(words: &[AtomicU64], dst: &mut [u8]) {
+    let (chunks, rest) = dst.as_chunks_mut::<8>();
+    let full = chunks.len();
+    for (c, w) in chunks.iter_mut().zip(words) {
+        *c = w.load(Relaxed).to_le_bytes();
+    }
+    if !rest.is_empty() {
+        let last = words[full].load(Relaxed).to_le_bytes();
+        for (d, b) in rest.iter_mut().zip(last) {
+            *d = b;
+        }
+    }
+}
+
+/// Writes `msg` into `words` as little-endian words with `Release` stores, the last one
+/// zero-padded (`words` holds at least `ceil(msg.len() / 8)`).
+#[inline]
+fn write_words(words: &[AtomicU64], msg: &[u8]) {
+    let (chunks, rest) = msg.as_chunks::<8>();
+    for (w, c) in words.iter().zip(chunks) {
+        w.store(u64::from_le_bytes(*c), Release);
+    }
+    if !rest.is_empty() {
+        let mut last = 0u64;
+        for (i, &b) in rest.iter().enumerate() {
+            last |= u64::from(b) << (8 * i);
+        }
+        words[chunks.len()].store(last, Release);
     }
 }
 
@@ -576,6 +637,7 @@ impl HeapCore {
             free: &self.small[2],
             slots: &self.slots,
             capacity: self.capacity,
+            mask: index_mask(self.capacity),
             message_size: self.message_size,
             words: 2 + self.message_size.div_ceil(8),
         }
@@ -586,13 +648,16 @@ impl HeapCore {
         self.push_as(msg, 1)
     }
 
-    /// A whole put by participant `owner`.
+    /// A whole put by participant `owner`: the one-step put, else the general one (as
+    /// `engine::put_one` and `engine::put` do).
     pub(crate) fn push_as(&self, msg: &[u8], owner: u8) -> Result<(), PushFail> {
         let c = self.core();
-        let (tail, _) = c.claim(1, owner)?;
-        c.write(tail, msg);
-        c.publish(tail, 1);
-        c.items_event().notify();
+        if !c.push_one(msg, owner, crate::sync::atomic::light_publish()) {
+            let (tail, _) = c.claim(1, owner)?;
+            c.write(tail, msg);
+            c.publish(tail, 1);
+        }
+        c.items_event().notify_published();
         Ok(())
     }
 
@@ -604,7 +669,7 @@ impl HeapCore {
             c.write(tail + i as u64, m);
         }
         c.publish(tail, n);
-        c.items_event().notify();
+        c.items_event().notify_published();
         Ok(n)
     }
 

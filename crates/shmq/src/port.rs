@@ -3,11 +3,13 @@
 //! a [`PipeEnd`](crate::PipeEnd) make a [`Port`] for each operation and map its outcome to
 //! their public errors with the mappers below, written once for both faces.
 //!
-//! - **Puts**: a message within the slot size goes into a slot (`engine::put` over the ring),
+//! - **Puts**: a message within the slot size goes into a slot (first the inlined one-step put,
+//!   `engine::put_one`, then `engine::put` over the ring when it declines),
 //!   a larger one into a side segment whose descriptor takes the slot (`large::Big`); the
 //!   choice is made once per message, here or in `Big::put`. A batch checks every length
 //!   first, then goes in claims ([`Port::put_many`]).
-//! - **Gets**: the ring says what kind of message is at the front; a large one found by a
+//! - **Gets**: a copying get tries the one-step get first (`engine::get_one_into`,
+//!   `get_one_vec`); otherwise the ring says what kind of message is at the front; a large one found by a
 //!   copying get is read through the reserved front by [`Port::or_large`], the single place
 //!   where a get changes path for a large message.
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
@@ -47,13 +49,13 @@ pub(crate) fn unlink(name: &str) -> Result<(), crate::error::OpenError> {
 
 /// One direction of messages: a ring, its large-message layer and the face's way of waiting.
 pub(crate) struct Port<'p> {
-    ring: Ring<'p>,
+    ring: &'p Ring<'p>,
     big: &'p Big,
     how: Waiting<'p>,
 }
 
 impl<'p> Port<'p> {
-    pub(crate) fn new(ring: Ring<'p>, big: &'p Big, how: Waiting<'p>) -> Self {
+    pub(crate) fn new(ring: &'p Ring<'p>, big: &'p Big, how: Waiting<'p>) -> Self {
         Port { ring, big, how }
     }
 
@@ -65,9 +67,18 @@ impl<'p> Port<'p> {
     // ---- puts ----
 
     /// Puts `msg`, of any size up to the maximum.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put(&self, msg: &[u8], wait: Wait) -> Result<(), Fail> {
-        self.big.put(&self.ring, wait, self.how, msg)
+        if engine::put_one(self.ring, msg) {
+            return Ok(());
+        }
+        self.put_general(msg, wait)
+    }
+
+    /// [`put`](Self::put) when the one-step put did not go through, out of its inlined path.
+    #[inline(never)]
+    fn put_general(&self, msg: &[u8], wait: Wait) -> Result<(), Fail> {
+        self.big.put(self.ring, wait, self.how, msg)
     }
 
     /// Zero-copy put within the slot size: `fill` writes into the claimed slot and returns the
@@ -78,7 +89,7 @@ impl<'p> Port<'p> {
         wait: Wait,
     ) -> Result<(), Fail> {
         let mut fill = Some(fill);
-        engine::put(&self.ring, wait, self.how, |l| {
+        engine::put(self.ring, wait, self.how, |l| {
             // A full ring makes the engine wait and call again, and every other failure ends
             // the operation; a closed ring is `Closed` even when it is also full.
             l.push_with(&mut fill).map(|()| (1, ()))
@@ -92,7 +103,7 @@ impl<'p> Port<'p> {
         fill: impl FnOnce(&mut [u8]),
         wait: Wait,
     ) -> Result<(), Fail> {
-        self.big.put_with_len(&self.ring, wait, self.how, len, fill)
+        self.big.put_with_len(self.ring, wait, self.how, len, fill)
     }
 
     /// Puts every message of `msgs` in order, in claims (see `Queue::put_many`), after checking
@@ -137,7 +148,7 @@ impl<'p> Port<'p> {
             return self.put(first, wait).map(|()| 1);
         }
         let msgs = &msgs[..small];
-        engine::put(&self.ring, wait, self.how, |l| {
+        engine::put(self.ring, wait, self.how, |l| {
             l.push_many(msgs).and_then(|n| {
                 if n == 0 {
                     Err(PushFail::Full)
@@ -174,17 +185,17 @@ impl<'p> Port<'p> {
     /// Marks `n` tasks done: the unfinished count left, or `Err(Ok(left))` without a change if
     /// fewer than `n` are unfinished.
     pub(crate) fn task_done(&self, n: u64) -> Result<u64, Result<u64, Fail>> {
-        engine::task_done(&self.ring, n)
+        engine::task_done(self.ring, n)
     }
 
     /// Waits until no task is unfinished (`WouldBlock` when `wait` ends first).
     pub(crate) fn join(&self, wait: Wait) -> Result<(), Fail> {
-        engine::join(&self.ring, wait)
+        engine::join(self.ring, wait)
     }
 
     /// Sets state bits (`RING_CLOSED`, …) under the ring's lock and wakes every sleeper.
     pub(crate) fn set_flags(&self, bits: u32) -> Result<(), Fail> {
-        engine::set_flags(&self.ring, bits, true)
+        engine::set_flags(self.ring, bits, true)
     }
 
     /// Test hook: copies the front message, then stops for good (as a consumer killed after
@@ -197,24 +208,42 @@ impl<'p> Port<'p> {
     /// Test hook: claims and writes slots for `msgs` and publishes all but the first.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {
-        engine::claim_and_stop(&self.ring, msgs).is_ok()
+        engine::claim_and_stop(self.ring, msgs).is_ok()
     }
 
     // ---- gets ----
 
     /// Takes the front message into a new vector.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_vec(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
-        let got = engine::get(&self.ring, wait, self.how, |r| {
+        if let Some(v) = engine::get_one_vec(self.ring) {
+            return Ok(v);
+        }
+        self.get_vec_general(wait)
+    }
+
+    /// [`get_vec`](Self::get_vec) when the one-step get did not go through.
+    #[inline(never)]
+    fn get_vec_general(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
+        let got = engine::get(self.ring, wait, self.how, |r| {
             Ok(r.pop_vec()?.map(|m| (1, m)))
         });
         self.or_large(got, wait, |m| Ok(m.to_vec()))
     }
 
     /// Takes the front message into `buf`; `TooSmall` leaves it queued.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_into(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
-        let got = engine::get(&self.ring, wait, self.how, |l| engine::pop_into(l, buf));
+        if let Some(n) = engine::get_one_into(self.ring, buf) {
+            return Ok(n);
+        }
+        self.get_into_general(buf, wait)
+    }
+
+    /// [`get_into`](Self::get_into) when the one-step get did not go through.
+    #[inline(never)]
+    fn get_into_general(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+        let got = engine::get(self.ring, wait, self.how, |l| engine::pop_into(l, buf));
         self.or_large(got, wait, |m| {
             let available = buf.len();
             let dst = buf.get_mut(..m.len()).ok_or(Fail::TooSmall {
@@ -230,7 +259,7 @@ impl<'p> Port<'p> {
     /// segment); the message is taken once `read` returns.
     pub(crate) fn get_with<R>(&self, read: impl FnOnce(&[u8]) -> R, wait: Wait) -> Result<R, Fail> {
         self.big
-            .read_front(&self.ring, wait, self.how, |m| Ok((1, read(m))))
+            .read_front(self.ring, wait, self.how, |m| Ok((1, read(m))))
     }
 
     /// Zero-copy get that takes the front message only if `read` accepts it (`Ok`); a refusal
@@ -240,7 +269,7 @@ impl<'p> Port<'p> {
         read: impl FnOnce(&[u8]) -> Result<R, E>,
         wait: Wait,
     ) -> Result<Result<R, E>, Fail> {
-        self.big.read_front(&self.ring, wait, self.how, |m| {
+        self.big.read_front(self.ring, wait, self.how, |m| {
             Ok(match read(m) {
                 Ok(v) => (1, Ok(v)),
                 Err(e) => (0, Err(e)),
@@ -256,7 +285,7 @@ impl<'p> Port<'p> {
         buf: &mut [u8],
         wait: Wait,
     ) -> Result<(u64, usize), Fail> {
-        let got = engine::get(&self.ring, wait, self.how, |r| {
+        let got = engine::get(self.ring, wait, self.how, |r| {
             Ok(r.core().pop_into_at(buf)?.map(|at| (1, at)))
         });
         // (The reserved front is at its position until the message is taken.)
@@ -276,7 +305,7 @@ impl<'p> Port<'p> {
             return Ok(0);
         }
         let (mut bytes, mut lens) = (Vec::new(), Vec::new());
-        let got = engine::get(&self.ring, wait, self.how, |r| {
+        let got = engine::get(self.ring, wait, self.how, |r| {
             let n = r.core().pop_batch(max, &mut bytes, &mut lens)?;
             Ok((n > 0).then_some((n, n)))
         });
@@ -310,12 +339,8 @@ impl<'p> Port<'p> {
             return Ok(0);
         }
         let mut scratch = Vec::new();
-        let n = engine::get_reserved_up_to(
-            &self.ring,
-            wait,
-            self.how,
-            max as u64,
-            |l, head, avail| {
+        let n =
+            engine::get_reserved_up_to(self.ring, wait, self.how, max as u64, |l, head, avail| {
                 let n = avail.min(max as u64);
                 let mut taken = 0;
                 for pos in head..head + n {
@@ -326,12 +351,11 @@ impl<'p> Port<'p> {
                     taken += 1;
                 }
                 Ok((taken, taken as usize))
-            },
-        )?;
+            })?;
         if n > 0 {
             return Ok(n);
         }
-        self.big.read_front(&self.ring, wait, self.how, |m| {
+        self.big.read_front(self.ring, wait, self.how, |m| {
             read(m);
             Ok((1, 1))
         })
@@ -340,7 +364,7 @@ impl<'p> Port<'p> {
     /// Waits until a message is ready (true) or the wait ends (false); takes nothing.
     pub(crate) fn poll(&self, wait: Wait) -> Result<bool, Fail> {
         // A "get" that takes nothing: it reports a waiting message (and frees no slot).
-        match engine::get(&self.ring, wait, self.how, |l| {
+        match engine::get(self.ring, wait, self.how, |l| {
             Ok((l.len() > 0).then_some((0, ())))
         }) {
             Ok(()) => Ok(true),
@@ -374,7 +398,7 @@ impl<'p> Port<'p> {
         large: impl FnOnce(&[u8]) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         self.big
-            .read_front(&self.ring, wait, self.how, |m| large(m).map(|t| (1, t)))
+            .read_front(self.ring, wait, self.how, |m| large(m).map(|t| (1, t)))
     }
 }
 

@@ -446,7 +446,7 @@ mod tests {
 
     impl Queue {
         /// The ring, for tests that look inside.
-        pub(crate) fn ring(&self) -> crate::ring::Ring<'_> {
+        pub(crate) fn ring(&self) -> &crate::ring::Ring<'_> {
             self.shm.ring()
         }
     }
@@ -510,7 +510,7 @@ mod tests {
                 .filter(|p| p.id.load(SeqCst) as u32 == me)
                 .count()
         };
-        assert_eq!(mine(&ring), 1);
+        assert_eq!(mine(ring), 1);
         // Every entry taken by a live process (pid 1, start unknown): puts go under the lock.
         for p in ring.participants() {
             p.id.store(1, SeqCst);
@@ -520,7 +520,7 @@ mod tests {
         std::thread::spawn(move || q2.put(b"c").unwrap())
             .join()
             .unwrap();
-        assert_eq!(mine(&ring), 0);
+        assert_eq!(mine(ring), 0);
         // Entry 5 names a dead process (pid 1 with another start time) that left a claim:
         // the next registration voids the claim, frees the entry and takes it.
         ring.participants()[5].start.store(u64::MAX, SeqCst);

@@ -18,18 +18,20 @@
 //!   the join generation and wakes everyone.
 //!
 //! This module also places a ring in a segment (`Segment::ring`, the open-time check and the
-//! creator's initialisation), so that `segment` knows nothing of rings. The state tables are in
+//! creator's initialisation), so that `segment` knows nothing of rings, and keeps a ring's view
+//! together with its segment (`HeldRing`), built once per handle. The state tables are in
 //! `docs/protocol.md`.
 
 #![allow(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::OpenError;
 use crate::layout::Participant;
 use crate::layout::{self, Params, RING_CONTROL_SIZE, RingControl, RingLayout, VOIDED_PENDING};
-use crate::lockfree::{Core, Event, LOCK_OWNER, RESERVED, claim_count};
+use crate::lockfree::{Core, Event, LOCK_OWNER, RESERVED, claim_count, index_mask};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
@@ -75,6 +77,7 @@ impl<'a> Ring<'a> {
                 free: &ctrl.free.0,
                 slots,
                 capacity: layout.capacity,
+                mask: index_mask(layout.capacity),
                 message_size: layout.message_size,
                 words: layout.stride / 8,
             },
@@ -586,63 +589,54 @@ impl Drop for Undo<'_, '_> {
     }
 }
 
-/// A ring whose place in a mapping [`Segment::ring`] accepted once, so that
-/// [`Segment::ring_checked`] builds its view again without re-validating it: a queue builds the
-/// view on every call, and the checks were about 80 instructions of each put and each get.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CheckedRing {
-    layout: RingLayout,
-    addr: usize,
-    len: usize,
-    words: usize,
+/// A view of one ring built once, together with the segment it lives in, which it keeps
+/// mapped: a handle holds one and lends [`ring`](Self::ring) to every put and get, which then
+/// build nothing and check nothing (building and checking the view was about 150 instructions
+/// of each put + get).
+pub(crate) struct HeldRing {
+    /// Borrows the mapping of `seg` (never the `Segment` value itself, which may move).
+    ring: Ring<'static>,
+    seg: Arc<Segment>,
+}
+
+impl HeldRing {
+    /// Checks the ring described by `layout` in `seg` and keeps its view.
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::ring`].
+    pub(crate) fn new(seg: Arc<Segment>, layout: &RingLayout) -> Result<Self, OpenError> {
+        let view = seg.ring(layout)?;
+        // SAFETY: `view` borrows the mapping of `*seg` (its control block and slots), which
+        // stays at the same address until the last `Arc` of that `Segment` is dropped: a
+        // `Segment` never remaps (its `ptr` and `len` are fixed when it is made) and unmaps
+        // only in its `Drop`. This value holds one of those `Arc`s for as long as the view is
+        // kept, and the view is lent out only for the lifetime of a borrow of `self`
+        // ([`ring`](Self::ring)), so no reference of the `'static` view outlives the mapping.
+        // `Ring` has no `Drop` that could touch the mapping while `seg` is dropped.
+        let ring = unsafe { std::mem::transmute::<Ring<'_>, Ring<'static>>(view) };
+        Ok(HeldRing { ring, seg })
+    }
+
+    /// The ring, for as long as this value is borrowed.
+    #[inline]
+    pub(crate) fn ring(&self) -> &Ring<'_> {
+        &self.ring
+    }
+
+    /// The segment the ring lives in.
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.seg
+    }
+}
+
+impl fmt::Debug for HeldRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.ring.fmt(f)
+    }
 }
 
 impl Segment {
-    /// Checks the ring described by `layout` once, for [`ring_checked`](Self::ring_checked).
-    ///
-    /// # Errors
-    ///
-    /// As [`ring`](Self::ring).
-    pub(crate) fn check_ring(&self, layout: &RingLayout) -> Result<CheckedRing, OpenError> {
-        let words = self.ring(layout)?.core.slots.len();
-        Ok(CheckedRing {
-            layout: *layout,
-            addr: self.addr(),
-            len: self.len(),
-            words,
-        })
-    }
-
-    /// The ring `checked` describes: without re-validation when this is the mapping it was
-    /// checked on (the same address and length), else as [`ring`](Self::ring).
-    ///
-    /// # Errors
-    ///
-    /// As [`ring`](Self::ring), for another mapping only.
-    #[inline]
-    pub(crate) fn ring_checked(&self, checked: &CheckedRing) -> Result<Ring<'_>, OpenError> {
-        if self.addr() != checked.addr || self.len() != checked.len {
-            return self.ring_cold(&checked.layout);
-        }
-        let l = &checked.layout;
-        // SAFETY: `check_ring` saw `slice_at` (through `at`) accept both ranges on a mapping of
-        // this address and length.
-        let (control, slots) = unsafe {
-            (
-                &self.slice_at_unchecked::<RingControl>(l.control, 1)[0],
-                self.slice_at_unchecked::<AtomicU64>(l.slots, checked.words),
-            )
-        };
-        Ok(Ring::new(control, slots, l))
-    }
-
-    /// [`ring`](Self::ring), out of the inlined fast path of [`ring_checked`](Self::ring_checked).
-    #[cold]
-    #[inline(never)]
-    fn ring_cold(&self, layout: &RingLayout) -> Result<Ring<'_>, OpenError> {
-        self.ring(layout)
-    }
-
     /// The ring described by `layout`.
     ///
     /// # Errors
@@ -857,28 +851,38 @@ mod tests {
     }
 
     #[test]
-    fn a_checked_ring_is_rebuilt_unchecked_only_on_its_own_mapping() {
+    fn a_held_ring_is_its_segments_ring_and_keeps_the_mapping_alive() {
         let (big, big_params) = layout::queue_layout(64, 64).unwrap();
         let (_, small_params) = layout::queue_layout(2, 64).unwrap();
-        let a = Segment::anonymous(big_params.total_size)
-            .unwrap()
-            .publish(&big_params);
-        let b = Segment::anonymous(small_params.total_size)
-            .unwrap()
-            .publish(&small_params);
-        let checked = a.check_ring(&big).unwrap();
-        let fast = a.ring_checked(&checked).unwrap();
-        let slow = a.ring(&big).unwrap();
-        assert!(std::ptr::eq(fast.control(), slow.control()));
-        assert_eq!(fast.core().slots.as_ptr(), slow.core().slots.as_ptr());
-        assert_eq!(fast.core().slots.len(), slow.core().slots.len());
-        assert_eq!(fast.core().capacity, 64);
-        // Another mapping is checked again: this geometry does not fit the smaller one.
-        assert!(matches!(
-            b.ring_checked(&checked),
-            Err(OpenError::Corrupt(_))
-        ));
-        assert!(b.check_ring(&big).is_err());
+        let a = Arc::new(
+            Segment::anonymous(big_params.total_size)
+                .unwrap()
+                .publish(&big_params),
+        );
+        let held = HeldRing::new(Arc::clone(&a), &big).unwrap();
+        {
+            let slow = a.ring(&big).unwrap();
+            assert!(std::ptr::eq(held.ring().control(), slow.control()));
+            assert_eq!(
+                held.ring().core().slots.as_ptr(),
+                slow.core().slots.as_ptr()
+            );
+            assert_eq!(held.ring().core().slots.len(), slow.core().slots.len());
+            assert_eq!(held.ring().core().capacity, 64);
+            assert_eq!(held.ring().core().mask, 63);
+        }
+        // The held ring's own `Arc` keeps the mapping after every other handle is gone.
+        drop(a);
+        let core = held.ring().core();
+        assert!(core.push_one(b"kept", 1, false));
+        assert_eq!(core.pop_one_vec(), Some(b"kept".to_vec()));
+        // A geometry that does not fit the segment is refused, as by `Segment::ring`.
+        let b = Arc::new(
+            Segment::anonymous(small_params.total_size)
+                .unwrap()
+                .publish(&small_params),
+        );
+        assert!(matches!(HeldRing::new(b, &big), Err(OpenError::Corrupt(_))));
     }
 
     impl Drop for HeapRing {

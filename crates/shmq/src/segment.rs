@@ -493,25 +493,6 @@ impl Segment {
         self.header().instance_id()
     }
 
-    /// The mapping's first address: with [`len`](Self::len), all that decides whether a range
-    /// of it is in bounds and aligned (see [`slice_at_unchecked`](Self::slice_at_unchecked)).
-    pub(crate) fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    /// [`slice_at`](Self::slice_at) without its checks, for a range checked once already.
-    ///
-    /// # Safety
-    ///
-    /// `slice_at::<T>(offset, n)` succeeded on a segment with the same [`addr`](Self::addr) and
-    /// [`len`](Self::len) (its checks depend on nothing else).
-    pub(crate) unsafe fn slice_at_unchecked<T: Shared>(&self, offset: usize, n: usize) -> &[T] {
-        debug_assert!(self.slice_at::<T>(offset, n).is_ok());
-        // SAFETY: in bounds and aligned in this mapping, by the caller's guarantee; lives as
-        // long as `self`; `T: Shared` as in `slice_at`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), n) }
-    }
-
     /// A reference to a `T` at `offset`.
     ///
     /// # Errors

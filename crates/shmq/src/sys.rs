@@ -340,6 +340,25 @@ fn timespec_from(d: Duration) -> futex::Timespec {
     }
 }
 
+/// `membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)`: from now on this process's running
+/// threads take part in the global expedited barriers that other processes issue
+/// ([`membarrier_global`]). Fails where the kernel (before 4.16) or a seccomp policy forbids it.
+pub(crate) fn membarrier_register() -> io::Result<()> {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    membarrier(MembarrierCommand::RegisterGlobalExpedited)?;
+    // A registration is of no use if this process may not issue the barrier itself.
+    membarrier(MembarrierCommand::GlobalExpedited)?;
+    Ok(())
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: when it returns, every running thread of every
+/// registered process has executed a full memory barrier since the call began (and a thread that
+/// was not running is ordered by its context switch).
+pub(crate) fn membarrier_global() -> io::Result<()> {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    Ok(membarrier(MembarrierCommand::GlobalExpedited)?)
+}
+
 /// `FUTEX_WAIT` (shared, not private) on `word`: sleeps while `*word == expected`, at most until
 /// `deadline`. Returns when woken, when the word differs, on a signal or at the deadline; the
 /// caller re-checks its condition in every case.

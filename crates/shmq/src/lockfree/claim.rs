@@ -10,9 +10,11 @@
 
 use super::{
     Core, FULL, LARGE, MAX_CLAIM, PushFail, RESERVED, RING_CLOSED, RING_RECEIVERS_GONE, Slot,
-    claimed, slot_state, word,
+    claimed, slot_state, word, write_words,
 };
+use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use crate::sync::atomic::{light_barrier, light_publish};
 
 impl Core<'_> {
     /// Producer: the ring's room from `tail`, refusing a closed ring first (Closed wins over
@@ -106,7 +108,50 @@ impl Core<'_> {
         }
     }
 
+    /// Producer, the common put in one step: when the ring is open, has room by the cached
+    /// `head_seen`, and the slot at `tail` is free from a published message (or was never
+    /// used), claims it for `owner`, moves `tail`, writes `msg` (at most `message_size`
+    /// bytes) and publishes it (`light`: with the light side of the asymmetric barrier, which
+    /// the caller read from [`light_publish`]): the same steps, in the same order, as [`claim`](Self::claim),
+    /// [`write`](Self::write) and [`publish`](Self::publish). Returns false, having changed
+    /// nothing, in every other case (closed, full or maybe full, a tombstone or a claim at the
+    /// tail, a lost race): the caller then takes the general path, which sorts them out. Call
+    /// [`Event::notify`](super::Event::notify) on the items event after a true.
+    #[inline]
+    pub(crate) fn push_one(&self, msg: &[u8], owner: u8, light: bool) -> bool {
+        debug_assert!(msg.len() <= self.message_size);
+        if self.flags.load(SeqCst) != 0 {
+            return false;
+        }
+        let tail = self.tail.load(Acquire);
+        // SYNC POINT: as in `reserve`, pairs with the Release store of `head_seen`.
+        let seen = self.head_seen.load(Acquire);
+        // (`seen > tail` wraps to a huge value; positions stay below `RESERVED`.)
+        if tail.wrapping_sub(seen) >= self.capacity || tail >= RESERVED - 1 {
+            return false;
+        }
+        let free = if tail >= self.capacity {
+            word(tail - self.capacity, FULL)
+        } else {
+            0
+        };
+        let slot = self.slot(tail);
+        // SYNC POINT: the claim, as in `claim`.
+        if slot[1]
+            .compare_exchange(free, claimed(tail, owner, 1), SeqCst, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.help_tail(tail, 1);
+        slot[0].store(msg.len() as u64, Release);
+        write_words(&slot[2..], msg);
+        commit(&slot[1], word(tail, FULL), light);
+        true
+    }
+
     /// Moves `tail` from `pos` past a claim of `k` slots there (if nobody did yet).
+    #[inline]
     pub(super) fn help_tail(&self, pos: u64, k: u64) {
         let _ = self.tail.compare_exchange(pos, pos + k, SeqCst, Relaxed);
     }
@@ -124,36 +169,24 @@ impl Core<'_> {
 
     /// Producer: writes `msg` (at most `message_size` bytes) into the slot of position `pos`,
     /// which this producer claimed. Visible to nobody until published.
+    #[inline]
     pub(crate) fn write(&self, pos: u64, msg: &[u8]) {
         debug_assert!(msg.len() <= self.message_size);
-        let base = self.base(pos);
-        self.slots[base].store(msg.len() as u64, Release);
-        let payload = &self.slots[base + 2..base + 2 + msg.len().div_ceil(8)];
-        let mut chunks = msg.chunks_exact(8);
-        let (full, last) = payload.split_at(msg.len() / 8);
-        for (w, c) in full.iter().zip(&mut chunks) {
-            let b: [u8; 8] = c.try_into().unwrap_or_default();
-            w.store(u64::from_le_bytes(b), Release);
-        }
-        let rest = chunks.remainder();
-        if let Some(w) = last.first() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            w.store(u64::from_le_bytes(b), Release);
-        }
+        let slot = self.slot(pos);
+        slot[0].store(msg.len() as u64, Release);
+        write_words(&slot[2..], msg);
     }
 
     /// Producer: publishes the `n` messages claimed (and written) from position `pos`, the
     /// later ones first and `pos` last: the store of `FULL(pos)` is the commit point of the
     /// whole claim. Call [`Event::notify`](super::Event::notify) on the items event afterwards.
+    #[inline]
     pub(crate) fn publish(&self, pos: u64, n: usize) {
         for p in (pos + 1..pos + n as u64).rev() {
             // Nobody reads these before `pos` is published (consumers go in order).
             self.seq(p).store(word(p, FULL), Release);
         }
-        // SYNC POINT: commit of a put; pairs with the consumers' Acquire loads of the word
-        // (the payload is visible with it) and, SeqCst, with a sleeper's re-check.
-        self.seq(pos).store(word(pos, FULL), SeqCst);
+        commit(self.seq(pos), word(pos, FULL), light_publish());
     }
 
     /// Producer: writes descriptor `d` into the slot of position `pos` as [`write`](Self::write)
@@ -169,5 +202,20 @@ impl Core<'_> {
         let (pos, _) = self.claim(1, owner).ok()?;
         self.write(pos, msg);
         Some(pos)
+    }
+}
+
+/// The commit store of a put: `w` into the first claimed slot's sequence word.
+#[inline(always)]
+fn commit(seq: &AtomicU64, w: u64, light: bool) {
+    // SYNC POINT: commit of a put; pairs with the consumers' Acquire loads of the word (the
+    // payload is visible with it) and with a sleeper's re-check: through the asymmetric
+    // barrier where this process may (`light`: `sync::atomic::light_publish`), else as a
+    // SeqCst store.
+    if light {
+        seq.store(w, Release);
+        light_barrier();
+    } else {
+        seq.store(w, SeqCst);
     }
 }

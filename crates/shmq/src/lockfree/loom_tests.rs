@@ -15,8 +15,12 @@ fn intact(m: &[u8]) -> bool {
     m == A || m == B
 }
 
-/// Takes the front message; `None` when empty or while a put is in flight there.
+/// Takes the front message, by the one-step get or else the general one (as a queue's get
+/// does); `None` when empty or while a put is in flight there.
 fn pop(c: &Core<'_>) -> Option<Vec<u8>> {
+    if let Some(m) = c.pop_one_vec() {
+        return Some(m);
+    }
     match c.pop_vec() {
         Ok(m) => m,
         Err(PopFail::Pending { .. }) => None,

@@ -9,9 +9,10 @@
 //! close seals the front ([`Core::seal`]), so that no later put can claim there.
 
 use super::{
-    BATCH_BYTES, Core, LARGE, PopFail, RESERVED, RING_CLOSED, RING_SENDERS_GONE, SEALED, Slot,
-    acquire_fence, slot_state, word,
+    BATCH_BYTES, Core, FULL, LARGE, PopFail, RESERVED, RING_CLOSED, RING_SENDERS_GONE, SEALED,
+    Slot, acquire_fence, read_words, slot_state, word,
 };
+use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use crate::sync::futex;
 
@@ -175,6 +176,51 @@ impl Core<'_> {
                 return Ok(Some((head, len)));
             }
         }
+    }
+
+    /// The front of the common get: its position, slot and length when it holds a published
+    /// message within the slot size and no zero-copy reader holds it; `None` in every other
+    /// case (empty, a claim, a tombstone or a seal at the front, a reservation, a large or
+    /// oversized message), which the general path sorts out.
+    #[inline(always)]
+    fn front_one(&self) -> Option<(u64, &[AtomicU64], usize)> {
+        let head = self.head.load(Acquire);
+        if head & RESERVED != 0 {
+            return None;
+        }
+        let slot = self.slot(head);
+        // SYNC POINT: pairs with `publish`, as in `front`.
+        if slot[1].load(Acquire) != word(head, FULL) {
+            return None;
+        }
+        let len = slot[0].load(Relaxed);
+        // (A descriptor's `LARGE` bit makes its length word larger than any slot.)
+        if len > self.message_size as u64 {
+            return None;
+        }
+        Some((head, slot, len as usize))
+    }
+
+    /// The common get in one step: when the front holds a published message that fits `buf`
+    /// ([`front_one`](Self::front_one)), copies it out and takes it with one CAS of `head` (the
+    /// steps of [`pop_into`](Self::pop_into), in its order) and returns its length. Returns
+    /// `None`, having taken nothing, in every other case (a lost race included): the caller
+    /// then takes the general path. Call [`Event::notify`](super::Event::notify) on the free
+    /// event after a `Some`.
+    #[inline]
+    pub(crate) fn pop_one_into(&self, buf: &mut [u8]) -> Option<usize> {
+        let (head, slot, len) = self.front_one()?;
+        read_words(&slot[2..], buf.get_mut(..len)?);
+        self.take(head, 1).then_some(len)
+    }
+
+    /// [`pop_one_into`](Self::pop_one_into) into a new vector of the message's length.
+    #[inline]
+    pub(crate) fn pop_one_vec(&self) -> Option<Vec<u8>> {
+        let (head, slot, len) = self.front_one()?;
+        let mut v = vec![0; len];
+        read_words(&slot[2..], &mut v);
+        self.take(head, 1).then_some(v)
     }
 
     /// Takes the front message into a new vector, or `None` if the ring is empty.

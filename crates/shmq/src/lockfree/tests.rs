@@ -397,3 +397,111 @@ fn batches_take_what_is_there_and_too_small_buffers_leave_the_message() {
     assert_eq!((&bytes[..], &lens[..]), (&b"bbccc"[..], &[2, 3][..]));
     assert_eq!(c.pop_batch(10, &mut bytes, &mut lens), Ok(0));
 }
+
+/// The whole state a one-step call must leave alone when it declines.
+fn state(c: &Core<'_>) -> (u64, u64, u64, Vec<u64>) {
+    (
+        c.head.load(SeqCst),
+        c.tail.load(SeqCst),
+        c.head_seen.load(SeqCst),
+        c.slots.iter().map(|w| w.load(SeqCst)).collect(),
+    )
+}
+
+#[test]
+fn the_one_step_put_declines_everything_but_a_plain_free_slot_and_changes_nothing() {
+    // Closed.
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.close();
+    let before = state(&c);
+    assert!(!c.push_one(b"x", 1, false));
+    assert_eq!(state(&c), before);
+
+    // Full, then maybe full by the cached `head_seen` (the general path refreshes it).
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    assert!(c.push_one(b"a", 1, false));
+    assert!(c.push_one(b"b", 1, true));
+    let before = state(&c);
+    assert!(!c.push_one(b"c", 1, false));
+    assert_eq!(state(&c), before);
+    assert_eq!(c.pop_one_vec(), Some(b"a".to_vec()));
+    let before = state(&c);
+    assert!(
+        !c.push_one(b"c", 1, false),
+        "head_seen is stale: the general path decides"
+    );
+    assert_eq!(state(&c), before);
+    h.push(b"c").unwrap();
+    assert_eq!(c.pop_one_vec(), Some(b"b".to_vec()));
+    assert_eq!(c.pop_one_vec(), Some(b"c".to_vec()));
+
+    // A claim of a dead producer at the tail that nobody helped past: `tail` still names it.
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    let pos = c.claim_and_die(b"dead", 1).unwrap();
+    c.tail.store(pos, SeqCst);
+    let before = state(&c);
+    assert!(!c.push_one(b"x", 2, false));
+    assert_eq!(state(&c), before);
+
+    // A tombstone's slot is free for the next lap, but only the general path reuses it.
+    let h = HeapCore::new(1, 8);
+    let c = h.core();
+    let pos = c.claim_and_die(b"dead", 1).unwrap();
+    let w = c.seq(pos).load(SeqCst);
+    assert_eq!(c.void_claim(pos, w), 1);
+    assert_eq!(c.pop_vec(), Ok(None)); // steps over the tombstone
+    c.head_seen.store(c.head.load(SeqCst), SeqCst); // room by the cache: only the word differs
+    let before = state(&c);
+    assert!(!c.push_one(b"x", 1, false));
+    assert_eq!(state(&c), before);
+    h.push(b"x").unwrap();
+    assert_eq!(c.pop_one_vec(), Some(b"x".to_vec()));
+}
+
+#[test]
+fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
+    // Empty, and a claim not yet published at the front.
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    assert_eq!(c.pop_one_vec(), None);
+    let pos = c.claim_and_die(b"half", 1).unwrap();
+    let before = state(&c);
+    assert_eq!(c.pop_one_vec(), None);
+    assert_eq!(c.pop_one_into(&mut [0; 8]), None);
+    assert_eq!(state(&c), before);
+    c.publish(pos, 1);
+
+    // A buffer too small leaves the message for the general path (which says `TooSmall`).
+    let before = state(&c);
+    assert_eq!(c.pop_one_into(&mut [0; 3]), None);
+    assert_eq!(state(&c), before);
+    let mut buf = [0; 8];
+    assert_eq!(c.pop_one_into(&mut buf), Some(4));
+    assert_eq!(&buf[..4], b"half");
+
+    // A large message's descriptor.
+    let h = HeapCore::new(2, 16);
+    let c = h.core();
+    let (pos, _) = c.claim(1, 1).unwrap();
+    c.write_descriptor(pos, b"descriptor");
+    c.publish(pos, 1);
+    let before = state(&c);
+    assert_eq!(c.pop_one_vec(), None);
+    assert_eq!(c.pop_one_into(&mut [0; 16]), None);
+    assert_eq!(state(&c), before);
+    assert_eq!(c.pop_vec(), Err(PopFail::Large));
+
+    // A front reserved by a zero-copy reader.
+    let h = HeapCore::new(2, 8);
+    let c = h.core();
+    h.push(b"kept").unwrap();
+    c.head.fetch_or(RESERVED, SeqCst);
+    let before = state(&c);
+    assert_eq!(c.pop_one_vec(), None);
+    assert_eq!(state(&c), before);
+    c.head.fetch_and(!RESERVED, SeqCst);
+    assert_eq!(c.pop_one_vec(), Some(b"kept".to_vec()));
+}

@@ -33,7 +33,7 @@ impl Port<'_> {
         position: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<Vec<u8>>, PeekError> {
-        let ring = &self.ring;
+        let ring = self.ring;
         let core = ring.core();
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
         let mut msg = Vec::new();
@@ -110,7 +110,7 @@ impl Port<'_> {
         // The descriptors of the large messages taken (read before the CAS; none for small
         // messages, and no allocation then).
         let mut large = Vec::new();
-        let r = engine::get(&self.ring, Wait::Forever, Waiting::PLAIN, |r| {
+        let r = engine::get(self.ring, Wait::Forever, Waiting::PLAIN, |r| {
             match r.core().commit(position, n, &mut large) {
                 Commit::Done => Ok(Some((n as usize, Ok(())))),
                 Commit::Moved(head) => Ok(Some((0, Err(CommitError::Moved { head })))),

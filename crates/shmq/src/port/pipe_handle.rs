@@ -19,7 +19,7 @@ use crate::large::Big;
 use crate::layout::{self, Kind, PIPE_DUPLEX, PIPE_ONE_WAY, PipeLayout, RingLayout};
 use crate::limits::{OPEN_LOCK_WAIT, TRY_LOCK_WAIT};
 use crate::options::Options;
-use crate::ring::Ring;
+use crate::ring::{HeldRing, Ring};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use crate::sys;
@@ -108,7 +108,7 @@ pub struct PipeInfo {
 }
 
 /// One direction of a pipe end: an opaque token for [`PipeHandle::with_port`].
-pub(crate) struct Direction<'a>(pub(crate) Ring<'a>);
+pub(crate) struct Direction<'a>(pub(crate) &'a Ring<'a>);
 
 /// Marks that an operation needs a direction this end of a one-way pipe lacks.
 pub(crate) struct WrongDirection;
@@ -126,6 +126,9 @@ pub(crate) struct PipeHandle {
     last_sweep: AtomicU64,
     /// Messages larger than a slot.
     big: Big,
+    /// The views of the rings from A to B (`None` for a one-way pipe) and from B to A, checked
+    /// once.
+    rings: (Option<HeldRing>, HeldRing),
 }
 
 /// The error of an open or hand-off whose holder-table update failed: the lock stayed held by a
@@ -183,8 +186,18 @@ impl PipeHandle {
         // Checked by `validated` (or just written by the creator); a header that changed since
         // is a damaged segment, which then carries no large messages.
         let big = Big::new(&holding.seg, size).unwrap_or_else(|_| Big::slots_only(size));
+        // Checked by `validated` (or just made by the creator); the layout is immutable.
+        let held = |layout: &RingLayout| {
+            HeldRing::new(Arc::clone(&holding.seg), layout)
+                .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+        };
+        let rings = (
+            holding.layout.a_to_b.as_ref().map(held),
+            held(&holding.layout.b_to_a),
+        );
         PipeHandle {
             big,
+            rings,
             seg: Arc::clone(&holding.seg),
             layout: holding.layout,
             end: holding.end,
@@ -298,12 +311,12 @@ impl PipeHandle {
         };
         let h = PipeHandle::new(Holding::register(Arc::new(seg), layout, end, entry, tag));
         // Side segments that dead processes left (docs/protocol.md, "Large messages").
-        let rings: Vec<Ring<'_>> = [h.incoming().ok(), h.outgoing().ok()]
+        let rings: Vec<&Ring<'_>> = [h.incoming().ok(), h.outgoing().ok()]
             .into_iter()
             .flatten()
             .map(|d| d.0)
             .collect();
-        h.big.sweep(&rings.iter().collect::<Vec<_>>());
+        h.big.sweep(&rings);
         drop(rings);
         Ok(h)
     }
@@ -359,30 +372,22 @@ impl PipeHandle {
         self.holding.entry()
     }
 
-    fn ring(&self, layout: Option<RingLayout>) -> Result<Direction<'_>, WrongDirection> {
-        let layout = layout.ok_or(WrongDirection)?;
-        // Checked when the handle was made, as above.
-        Ok(Direction(
-            self.seg
-                .ring(&layout)
-                .unwrap_or_else(|e| unreachable!("validated ring: {e}")),
-        ))
-    }
-
     /// The direction this end sends on.
     pub(crate) fn outgoing(&self) -> Result<Direction<'_>, WrongDirection> {
-        self.ring(match self.end {
-            End::A => self.layout.a_to_b,
-            End::B => Some(self.layout.b_to_a),
-        })
+        match self.end {
+            End::A => self.rings.0.as_ref().ok_or(WrongDirection),
+            End::B => Ok(&self.rings.1),
+        }
+        .map(|h| Direction(h.ring()))
     }
 
     /// The direction this end receives from.
     pub(crate) fn incoming(&self) -> Result<Direction<'_>, WrongDirection> {
-        self.ring(match self.end {
-            End::A => Some(self.layout.b_to_a),
-            End::B => self.layout.a_to_b,
-        })
+        match self.end {
+            End::A => Ok(&self.rings.1),
+            End::B => self.rings.0.as_ref().ok_or(WrongDirection),
+        }
+        .map(|h| Direction(h.ring()))
     }
 
     /// Sweeps the holder table now. The sweep waits [`TRY_LOCK_WAIT`] at most for the table's

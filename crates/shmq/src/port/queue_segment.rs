@@ -4,6 +4,7 @@
 //! from it for each operation.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Port;
 use super::wait::{Dir, Watch};
@@ -12,7 +13,7 @@ use crate::error::OpenError;
 use crate::large::Big;
 use crate::layout::{self, Kind, RING_CLOSED, RingLayout};
 use crate::options::Options;
-use crate::ring::{CheckedRing, Ring};
+use crate::ring::{HeldRing, Ring};
 use crate::segment::{CreationMode, Fresh, Segment};
 
 /// A look at a named queue from outside: what [`Queue::inspect`](crate::Queue::inspect)
@@ -35,11 +36,10 @@ pub struct QueueInfo {
 
 /// A queue's segment, ring and large-message side.
 pub(crate) struct QueueSegment {
-    seg: Segment,
+    /// The segment and the view of its ring, checked once.
+    held: HeldRing,
     layout: RingLayout,
     big: Big,
-    /// `layout`, checked against `seg` once.
-    checked: CheckedRing,
 }
 
 impl QueueSegment {
@@ -89,13 +89,11 @@ impl QueueSegment {
         fresh.init_ring(&ring)?;
         fresh.set_max_message(opts.max_message_size as u64);
         let seg = fresh.publish(params);
-        let checked = seg.check_ring(&ring)?;
         let big = Big::new(&seg, opts.message_size)?;
         Ok(QueueSegment {
-            seg,
+            held: HeldRing::new(Arc::new(seg), &ring)?,
             layout: ring,
             big,
-            checked,
         })
     }
 
@@ -165,30 +163,25 @@ impl QueueSegment {
         let (ring, expected) =
             layout::queue_layout(p.capacity, p.message_size).map_err(OpenError::Corrupt)?;
         seg.check_opened(&p, &expected, [&ring])?;
-        let checked = seg.check_ring(&ring)?;
         let big = Big::new(&seg, p.message_size as usize)?;
         let q = QueueSegment {
-            seg,
+            held: HeldRing::new(Arc::new(seg), &ring)?,
             layout: ring,
             big,
-            checked,
         };
         // Side segments that dead processes left (docs/protocol.md, "Large messages").
-        q.big.sweep(&[&q.ring()]);
+        q.big.sweep(&[q.ring()]);
         Ok(q)
     }
 
     /// The segment.
     pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
+        self.held.segment()
     }
 
     #[inline]
-    pub(crate) fn ring(&self) -> Ring<'_> {
-        // Checked when made or opened; the layout is immutable, so this cannot fail.
-        self.seg
-            .ring_checked(&self.checked)
-            .unwrap_or_else(|e| unreachable!("validated ring: {e}"))
+    pub(crate) fn ring(&self) -> &Ring<'_> {
+        self.held.ring()
     }
 
     /// The queue's one direction of messages, waiting in plain slices.
@@ -220,6 +213,6 @@ impl QueueSegment {
 
     /// The segment's random instance id (0 for a segment written without one).
     pub(crate) fn instance_id(&self) -> u64 {
-        self.seg.header().instance_id()
+        self.held.segment().header().instance_id()
     }
 }

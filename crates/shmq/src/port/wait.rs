@@ -38,7 +38,7 @@ pub(crate) trait Recheck: Sync {
 pub(crate) struct Watch<'a> {
     /// `None`: the end cannot move messages this way (a one-way pipe); always "ready", so the
     /// operation itself reports `WrongDirection`.
-    ring: Option<Ring<'a>>,
+    ring: Option<&'a Ring<'a>>,
     dir: Dir,
     peer: Option<&'a dyn Recheck>,
 }
@@ -46,7 +46,7 @@ pub(crate) struct Watch<'a> {
 impl<'a> Watch<'a> {
     /// A watch of `ring` (`None`: a direction the face does not have) for `dir`; `peer` is
     /// re-checked every [`LIVENESS_SLICE`] of a sleep.
-    pub(crate) fn new(ring: Option<Ring<'a>>, dir: Dir, peer: Option<&'a dyn Recheck>) -> Self {
+    pub(crate) fn new(ring: Option<&'a Ring<'a>>, dir: Dir, peer: Option<&'a dyn Recheck>) -> Self {
         Watch { ring, dir, peer }
     }
 
@@ -57,7 +57,7 @@ impl<'a> Watch<'a> {
 
     /// Whether the operation would return now (with a message, a slot, or an error).
     pub(crate) fn ready(&self) -> bool {
-        let Some(ring) = &self.ring else {
+        let Some(ring) = self.ring else {
             return true;
         };
         let core = ring.core();
@@ -69,7 +69,7 @@ impl<'a> Watch<'a> {
 
     /// The event word to sleep on; `None` when [`ready`](Self::ready) is always true.
     pub(crate) fn event(&self) -> Option<Event<'a>> {
-        let ring = self.ring.as_ref()?;
+        let ring = self.ring?;
         Some(match self.dir {
             Dir::Take => ring.items(),
             Dir::Give => ring.free(),
