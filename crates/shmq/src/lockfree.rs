@@ -278,9 +278,11 @@ impl Event<'_> {
     }
 }
 
-/// Spins while the wait is likely short (a peer on the other CPU about to publish).
+/// Spins while the wait is likely short (a peer on the other CPU about to publish): rounds of
+/// 4, 8, … 64 spin-loop hints, checking after each (124 hints, a few microseconds: about one
+/// round trip of a peer on the other CPU, so that a ping-pong answers within the spin).
 #[cfg(not(loom))]
-const SPIN_ROUNDS: u32 = 6;
+const SPIN_ROUNDS: std::ops::RangeInclusive<u32> = 2..=6;
 /// Then yields the CPU between checks for this long before sleeping.
 #[cfg(not(loom))]
 const POLL_FOR: Duration = Duration::from_micros(50);
@@ -296,7 +298,7 @@ pub(crate) fn wait_for(
 ) -> bool {
     #[cfg(not(loom))]
     {
-        for round in 0..SPIN_ROUNDS {
+        for round in SPIN_ROUNDS {
             if ready() {
                 return true;
             }
