@@ -220,20 +220,37 @@ pub(crate) enum PopFail {
 /// condition looks at the word and, only if the bit is set, changes the word and wakes every
 /// sleeper. A sleeper killed while the bit is set costs one spurious wake-up, then the bit is
 /// clear again: nothing to repair.
+///
+/// The second field says whether a waker may have changed the condition with a put's commit,
+/// whose store carries only the light side of the asymmetric barrier (`items`): a sleeper on
+/// such a word issues the heavy side. Wakers of the other words (`free`: the consumers' `head`
+/// CAS) write with a `SeqCst` RMW, so their sleepers make no system call for it.
 #[derive(Clone, Copy)]
-pub(crate) struct Event<'a>(pub(crate) &'a AtomicU32);
+pub(crate) struct Event<'a>(pub(crate) &'a AtomicU32, pub(crate) bool);
 
 impl Event<'_> {
     /// Sleeper, step 1: announce. Returns the value to sleep on.
     pub(crate) fn prepare(self) -> u32 {
-        // SYNC POINT: sleeper side of the handshake: this RMW, then the caller's SeqCst reads
-        // of the condition.
-        let v = self.0.fetch_or(WAITING, SeqCst) | WAITING;
-        // A producer may have published with a `Release` store and no fence: the barrier makes
-        // it either see this bit or have its message seen by the caller's re-check. (Under loom
-        // it is the `SeqCst` fence of a Dekker handshake.)
-        crate::sync::atomic::heavy_barrier();
+        let v = self.announce();
+        self.barrier();
         v
+    }
+
+    /// The sleeper's barrier between [`announce`](Self::announce) and the re-check. On a word
+    /// that a put's commit changes, a producer may have published with a `Release` store and
+    /// no fence: the heavy side of the asymmetric barrier makes it either see the bit or have
+    /// its message seen by the re-check. (Under loom both are the `SeqCst` fence of a Dekker
+    /// handshake.)
+    pub(crate) fn barrier(self) {
+        sleeper_barrier(self.1);
+    }
+
+    /// [`prepare`](Self::prepare) without its [`barrier`](Self::barrier), for a sleeper that
+    /// announces itself on several words and then issues the barrier once for all of them.
+    pub(crate) fn announce(self) -> u32 {
+        // SYNC POINT: sleeper side of the handshake: this RMW, the barrier, then the caller's
+        // SeqCst reads of the condition.
+        self.0.fetch_or(WAITING, SeqCst) | WAITING
     }
 
     /// Sleeper, step 2 (after re-checking the condition): sleeps while the word is `v`.
@@ -275,6 +292,16 @@ impl Event<'_> {
     pub(crate) fn notify_all(self) {
         self.0.fetch_add(2, SeqCst);
         futex::wake(self.0, u32::MAX);
+    }
+}
+
+/// The sleeper's barrier after announcing itself on words of which any (`heavy`) is changed by
+/// a put's commit ([`Event::barrier`]).
+pub(crate) fn sleeper_barrier(heavy: bool) {
+    if heavy {
+        crate::sync::atomic::heavy_barrier();
+    } else {
+        crate::sync::atomic::dekker_fence();
     }
 }
 
@@ -370,11 +397,11 @@ pub(crate) struct Core<'a> {
 
 impl<'a> Core<'a> {
     pub(crate) fn items_event(&self) -> Event<'a> {
-        Event(self.items)
+        Event(self.items, true)
     }
 
     pub(crate) fn free_event(&self) -> Event<'a> {
-        Event(self.free)
+        Event(self.free, false)
     }
 
     pub(crate) fn flags(&self) -> u32 {

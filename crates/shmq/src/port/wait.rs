@@ -117,15 +117,18 @@ pub(crate) fn wait_any(watches: &[Watch<'_>], start: usize, wait: Wait) -> Optio
         if let Some(i) = first_ready() {
             return Some(i);
         }
-        // Announce on every word, then re-check every condition: a change after the re-check
-        // is followed by a notify that sees WAITING and changes the word, so the sleep below
-        // returns at once.
+        // Announce on every word, issue the sleeper's barrier once for all of them, then
+        // re-check every condition: a change after the re-check is followed by a notify that
+        // sees WAITING and changes the word, so the sleep below returns at once.
         words.clear();
-        words.extend(
-            watches
-                .iter()
-                .filter_map(|w| w.event().map(|e| (e.0, e.prepare()))),
-        );
+        let mut heavy = false;
+        words.extend(watches.iter().filter_map(|w| {
+            w.event().map(|e| {
+                heavy |= e.1;
+                (e.0, e.announce())
+            })
+        }));
+        crate::lockfree::sleeper_barrier(heavy);
         if let Some(i) = first_ready() {
             return Some(i);
         }
