@@ -94,6 +94,15 @@ enum Read {
 /// batch instead of per message.
 const READ_BATCH: usize = 64;
 
+/// Bytes of messages the reading thread hands over at once at most (a batch holds one message
+/// at least).
+const READ_BATCH_BYTES: usize = 256 << 10;
+
+/// Bytes of messages copied and waiting for room in the window at most (one batch more may
+/// wait in the channel): with large messages, the copies made ahead of the window are a few,
+/// not a window's worth, so that the out-bridge's memory stays near its window.
+const READ_AHEAD_BYTES: usize = 1 << 20;
+
 /// The reading thread: copies messages from `next` on without taking them (the async side
 /// commits), waiting for new ones, and hands them over in batches of what is there; bounded
 /// by the channel.
@@ -104,6 +113,7 @@ fn reader(
     stop: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::new();
+    let mut bytes = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -116,9 +126,11 @@ fn reader(
         };
         let r = match q.peek_at(next, Some(deadline)) {
             Ok(Some(m)) => {
+                bytes += m.len();
                 batch.push((next, m));
                 next += 1;
-                if batch.len() < READ_BATCH && next < q.tail_position() {
+                if batch.len() < READ_BATCH && bytes < READ_BATCH_BYTES && next < q.tail_position()
+                {
                     continue;
                 }
                 None
@@ -134,11 +146,13 @@ fn reader(
             Err(PeekError::Taken { head }) => {
                 next = head;
                 batch.clear();
+                bytes = 0;
                 continue;
             }
             Err(PeekError::Closed) => Some(Read::Closed),
             Err(e) => Some(Read::Error(e.to_string())),
         };
+        bytes = 0;
         if !batch.is_empty()
             && tx
                 .blocking_send(Read::Msgs(std::mem::take(&mut batch)))
@@ -228,6 +242,7 @@ async fn pump(
     let mut stats = OutStats::default();
     // Copied, not yet published (waiting for room in the window).
     let mut copied: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    let mut copied_bytes = 0;
     let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
     let mut closed = false;
@@ -263,10 +278,12 @@ async fn pump(
             let Some((pos, m)) = copied.pop_front() else {
                 break;
             };
+            copied_bytes -= m.len();
             // The headers (the message id) count towards the server's limit: a message that
             // does not fit in one NATS message goes in parts, alone (the window empty first).
             if m.len() + 128 > max_payload {
                 if !pending.is_empty() {
+                    copied_bytes += m.len();
                     copied.push_front((pos, m));
                     break;
                 }
@@ -282,6 +299,7 @@ async fn pump(
                             });
                             closed = true;
                             copied.clear();
+                            copied_bytes = 0;
                             break;
                         }
                     },
@@ -313,6 +331,7 @@ async fn pump(
                     });
                     closed = true;
                     copied.clear();
+                    copied_bytes = 0;
                 }
                 Err(_) => {
                     healthy = false;
@@ -355,8 +374,12 @@ async fn pump(
                     commit(cfg, q, &acked)?;
                 }
             }
-            read = rx.recv(), if !closed && copied.len() < window => match read {
-                Some(Read::Msgs(msgs)) => copied.extend(msgs),
+            read = rx.recv(), if !closed && copied.len() < window
+                && copied_bytes < READ_AHEAD_BYTES => match read {
+                Some(Read::Msgs(msgs)) => {
+                    copied_bytes += msgs.iter().map(|(_, m)| m.len()).sum::<usize>();
+                    copied.extend(msgs);
+                }
                 Some(Read::Closed) | None => closed = true,
                 Some(Read::Error(e)) => {
                     return Err(BridgeError::Queue { queue: cfg.queue.clone(), reason: e });
@@ -507,4 +530,66 @@ fn commit(cfg: &OutConfig, q: &Queue, positions: &[u64]) -> Result<(), BridgeErr
         i += n;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shmq::Options;
+
+    /// Runs the reading thread on `q` from position 0 and returns the sizes (in messages and
+    /// bytes) of the batches it hands over for the first `n` messages, checking that they come
+    /// in order and whole.
+    fn batches(q: &Arc<Queue>, n: u64, len: usize) -> Vec<(usize, usize)> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let reading = {
+            let (q, stop) = (Arc::clone(q), Arc::clone(&stop));
+            std::thread::spawn(move || reader(q, 0, tx, stop))
+        };
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        while next < n {
+            let Some(Read::Msgs(msgs)) = rx.blocking_recv() else {
+                panic!("the reader stopped at position {next} of {n}");
+            };
+            sizes.push((msgs.len(), msgs.iter().map(|(_, m)| m.len()).sum()));
+            for (pos, m) in msgs {
+                assert_eq!(pos, next);
+                assert_eq!(m, vec![pos as u8; len], "message {pos}");
+                next += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        reading.join().unwrap();
+        sizes
+    }
+
+    fn queue_with(n: u8, len: usize) -> Arc<Queue> {
+        let q = Queue::anonymous(&Options {
+            capacity: 128,
+            message_size: len,
+            ..Default::default()
+        })
+        .unwrap();
+        for i in 0..n {
+            q.put(vec![i; len]).unwrap();
+        }
+        Arc::new(q)
+    }
+
+    /// Large messages waiting in the queue are handed over a few at a time (256 KiB at most,
+    /// or one message), not 64 at a time: what the out-bridge copies ahead of its window stays
+    /// small. Small ones still go 64 at a time.
+    #[test]
+    fn the_reader_hands_over_large_messages_a_few_at_a_time() {
+        let _w = shmq_testkit::Watchdog::new("outbound reader", Duration::from_secs(60));
+        let large = batches(&queue_with(20, 64 << 10), 20, 64 << 10);
+        assert_eq!(large, vec![(4, 256 << 10); 5]);
+        let huge = batches(&queue_with(3, 300 << 10), 3, 300 << 10);
+        assert_eq!(huge, vec![(1, 300 << 10); 3]);
+        let small = batches(&queue_with(100, 64), 100, 64);
+        assert_eq!(small, vec![(64, 64 * 64), (36, 36 * 64)]);
+    }
 }

@@ -79,9 +79,10 @@ pub(crate) enum BridgeCmd {
     NatsSub(NatsSubArgs),
 }
 
-/// The NATS-only pipeline's publisher: connects, makes the stream as a bridge would, says
-/// `ready`, waits for a line on stdin, publishes `count` messages of `size` bytes with message
-/// ids and a window of 256 unacknowledged publishes, and says `published`.
+/// The NATS-only pipeline's publisher: connects, makes the stream as a bridge would, publishes
+/// `warmup` messages, says `ready`, waits for a line on stdin, publishes `count` messages of
+/// `size` bytes with message ids and a window of 256 unacknowledged publishes, and says
+/// `published`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct NatsPubArgs {
     #[arg(long)]
@@ -92,11 +93,13 @@ pub(crate) struct NatsPubArgs {
     size: usize,
     #[arg(long)]
     count: usize,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
 }
 
 /// The NATS-only pipeline's consumer: connects, makes the stream and a durable pull consumer
 /// with explicit acks as the in-bridge would, says `ready`, fetches in batches of `batch` and
-/// acknowledges each message, and says `done` after `count`.
+/// acknowledges each message, says `warm` after `warmup` and `done` after `count` more.
 #[derive(Debug, clap::Args)]
 pub(crate) struct NatsSubArgs {
     #[arg(long)]
@@ -105,6 +108,8 @@ pub(crate) struct NatsSubArgs {
     subject: String,
     #[arg(long)]
     count: usize,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
     #[arg(long, default_value_t = 256)]
     batch: usize,
 }
@@ -692,7 +697,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     count: Option<usize>,
     /// Repeats of the bridged and the NATS-only pipelines per size, interleaved (A B, then
-    /// B A, ...); figures are medians over them.
+    /// B A, ...) after a first round that is not counted; figures are medians over them.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// Also measure each bridge alone (the out-bridge draining a queue into the stream, then
@@ -717,28 +722,36 @@ async fn nats_pub(a: &NatsPubArgs) -> Result<()> {
     let js = async_nats::jetstream::new(shmq_bridge::connect(&bench_conn(&a.server)).await?);
     let stream = shmq_bridge::stream_name_for(&a.subject);
     shmq_bridge::ensure_stream(&js, &stream, &a.subject, Duration::from_secs(120)).await?;
+    let payload = bytes::Bytes::from(vec![7u8; a.size]);
+    let publish = |ids: std::ops::Range<usize>| {
+        let (js, payload) = (&js, &payload);
+        async move {
+            let mut acks = futures_util::stream::FuturesOrdered::new();
+            for i in ids {
+                if acks.len() >= 256 {
+                    acks.next().await.context("ack")??;
+                }
+                let f = js
+                    .send_publish(
+                        a.subject.clone(),
+                        async_nats::jetstream::message::PublishMessage::build()
+                            .payload(payload.clone())
+                            .message_id(shmq_bridge::message_id(1, i as u64)),
+                    )
+                    .await?;
+                acks.push_back(std::future::IntoFuture::into_future(f));
+            }
+            while let Some(ack) = acks.next().await {
+                ack?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    publish(0..a.warmup).await?;
     println!("ready");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go)?;
-    let payload = bytes::Bytes::from(vec![7u8; a.size]);
-    let mut acks = futures_util::stream::FuturesOrdered::new();
-    for i in 0..a.count {
-        if acks.len() >= 256 {
-            acks.next().await.context("ack")??;
-        }
-        let f = js
-            .send_publish(
-                a.subject.clone(),
-                async_nats::jetstream::message::PublishMessage::build()
-                    .payload(payload.clone())
-                    .message_id(shmq_bridge::message_id(1, i as u64)),
-            )
-            .await?;
-        acks.push_back(std::future::IntoFuture::into_future(f));
-    }
-    while let Some(ack) = acks.next().await {
-        ack?;
-    }
+    publish(a.warmup..a.warmup + a.count).await?;
     println!("published");
     Ok(())
 }
@@ -769,12 +782,15 @@ async fn nats_sub(a: &NatsSubArgs) -> Result<()> {
     let mut msgs = c.stream().max_messages_per_batch(batch).messages().await?;
     println!("ready");
     let mut n = 0;
-    while n < a.count {
+    while n < a.warmup + a.count {
         let m = msgs.next().await.context("the consumer's stream ended")??;
         m.ack_with(AckKind::Ack)
             .await
             .map_err(|e| anyhow::anyhow!("ack: {e}"))?;
         n += 1;
+        if n == a.warmup {
+            println!("warm");
+        }
     }
     client.flush().await?;
     println!("done");
@@ -875,11 +891,15 @@ impl CpuClock {
     }
 }
 
-/// The two hosts' queues of a bridge benchmark row (1024 slots of `size` bytes): names and
+/// The slots of the benchmark's queues, and the messages each pipeline moves before its clock
+/// runs (a lap of the queues: every slot's pages are then mapped in every process).
+const LAP: usize = 1024;
+
+/// The two hosts' queues of a bridge benchmark row ([`LAP`] slots of `size` bytes): names and
 /// handles.
 fn bench_queues(a: &str, b: &str, size: usize) -> Result<(Name, Queue, Name, Queue)> {
     let opts = Options {
-        capacity: 1024,
+        capacity: LAP,
         message_size: size,
         ..Default::default()
     };
@@ -912,10 +932,19 @@ fn through_bridges(
         .to_string();
     let out_bridge = spawn_bridge(&out_args(&qa, &subject, &url), "out-bridge")?;
     let in_bridge = spawn_bridge(&in_args(&subject, &qb, &url, &state, &[]), "in-bridge")?;
-    // Warm-up: one message through, so that both bridges are connected before the clock runs.
-    a.put(vec![1u8; size])?;
-    b.get_timeout(Duration::from_secs(30))
-        .context("warm-up message")?;
+    // Warm-up: a lap of the queues (as many messages as they have slots) through, so that both
+    // bridges are connected and every page of both queues is mapped in every process before
+    // the clock runs, as in a pipeline that has been running.
+    let pa = Queue::open(&qa)?;
+    let lap = a.capacity();
+    let mut buf = vec![0u8; size];
+    for _ in 0..lap {
+        pa.put(vec![1u8; size])?;
+    }
+    for i in 0..lap {
+        b.get_into_deadline(&mut buf, Instant::now() + Duration::from_secs(30))
+            .with_context(|| format!("warm-up message {i} of {lap}"))?;
+    }
     let msg = vec![7u8; size];
     let cpu = CpuClock::start(&procs(&[
         ("out_bridge", out_bridge.pid().to_string()),
@@ -923,22 +952,20 @@ fn through_bridges(
         ("producer_consumer", "self".into()),
     ]));
     let t = Instant::now();
-    let producer = std::thread::spawn({
-        let a = Queue::open(&qa)?;
-        move || -> Result<()> {
-            for _ in 0..n {
-                a.put(msg.as_slice())
-                    .map_err(|e| anyhow::anyhow!("put failed: {e:?}"))?;
-            }
-            Ok(())
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for _ in 0..n {
+            pa.put(msg.as_slice())
+                .map_err(|e| anyhow::anyhow!("put failed: {e:?}"))?;
         }
+        Ok(())
     });
     let mut out_leg = None;
+    let end = (lap + n) as u64;
     for i in 0..n {
-        if out_leg.is_none() && a.head_position() > n as u64 {
+        if out_leg.is_none() && a.head_position() >= end {
             out_leg = Some(t.elapsed());
         }
-        match b.get_timeout(Duration::from_secs(30)) {
+        match b.get_into_deadline(&mut buf, Instant::now() + Duration::from_secs(30)) {
             Ok(_) => {}
             Err(GetTimeoutError::Timeout) => bail!("message {i} of {n} did not arrive within 30 s"),
             Err(e) => return Err(e.into()),
@@ -1016,14 +1043,22 @@ fn legs_alone(server: &NatsServer, size: usize, n: usize) -> Result<(f64, f64, V
 
 /// The NATS-only pipeline: a publisher process (message ids, a window of 256) and a consumer
 /// process (durable pull consumer, explicit acks, batches of 256), as the out- and the
-/// in-bridge would; returns messages/s from the publisher's first message to the consumer's
-/// last ack, and the CPU per message of the server and of both processes.
+/// in-bridge would; after a warm-up of [`LAP`] messages as for the bridges, returns messages/s
+/// from the publisher's first message to the consumer's last ack, and the CPU per message of
+/// the server and of both processes.
 fn nats_only(server: &NatsServer, size: usize, n: usize, subject: &str) -> Result<(f64, Value)> {
     use std::io::Write;
     let url = server.url();
     let exe = std::env::current_exe().context("locating the shmq executable")?;
-    let (count, size) = (n.to_string(), size.to_string());
-    let common = ["--server", url.as_str(), "--subject", subject];
+    let (count, size, warmup) = (n.to_string(), size.to_string(), LAP.to_string());
+    let common = [
+        "--server",
+        url.as_str(),
+        "--subject",
+        subject,
+        "--warmup",
+        &warmup,
+    ];
     let mut sub = Proc::spawn(
         Command::new(&exe)
             .args(["bridge", "nats-sub", "--count", &count])
@@ -1039,6 +1074,7 @@ fn nats_only(server: &NatsServer, size: usize, n: usize, subject: &str) -> Resul
         "NATS-only publisher",
     )?;
     publisher.expect("ready")?;
+    sub.expect("warm")?;
     let mut go = publisher.child.stdin.take().context("publisher's stdin")?;
     let cpu = CpuClock::start(&procs(&[
         ("publisher", publisher.pid().to_string()),
@@ -1115,27 +1151,38 @@ fn bench(a: &BenchArgs) -> Result<()> {
         let n = a.count.unwrap_or(if size <= 1024 { 20_000 } else { 2_000 });
         let (mut bridged, mut nats_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let (mut bridged_cpu, mut nats_cpu) = (Vec::new(), Vec::new());
-        for r in 0..repeats {
+        // A first round, not counted: the server's first run of a size costs it more (about
+        // 1.5 times the CPU per message at 64 KiB, 490 µs against 300), which would fall on
+        // whichever pipeline runs first.
+        for round in 0..=repeats {
+            let timed = round > 0;
+            let r = round.saturating_sub(1);
             // A B, then B A: neither pipeline always runs first.
             let mut pair = [0.0; 2];
             for which in if r % 2 == 0 { [0, 1] } else { [1, 0] } {
                 if which == 0 {
-                    let subject = format!("shmq.bench.bridge.{size}.{r}");
+                    let subject = format!("shmq.bench.bridge.{size}.{round}");
                     let (rate, _, cpu) = through_bridges(&server, size, n, &subject)?;
                     rt.block_on(drop_stream(&url, &subject))?;
-                    bridged.push(rate);
-                    bridged_cpu.push(cpu);
+                    if timed {
+                        bridged.push(rate);
+                        bridged_cpu.push(cpu);
+                    }
                     pair[0] = rate;
                 } else {
-                    let subject = format!("shmq.bench.nats.{size}.{r}");
+                    let subject = format!("shmq.bench.nats.{size}.{round}");
                     let (rate, cpu) = nats_only(&server, size, n, &subject)?;
                     rt.block_on(drop_stream(&url, &subject))?;
-                    nats_rates.push(rate);
-                    nats_cpu.push(cpu);
+                    if timed {
+                        nats_rates.push(rate);
+                        nats_cpu.push(cpu);
+                    }
                     pair[1] = rate;
                 }
             }
-            ratios.push(pair[0] / pair[1]);
+            if timed {
+                ratios.push(pair[0] / pair[1]);
+            }
         }
         let direct_subject = format!("shmq.bench.direct.{size}");
         let (d, direct_cpu) = rt.block_on(direct(&url, &direct_subject, size, n))?;
