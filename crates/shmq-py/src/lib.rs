@@ -10,10 +10,14 @@
 //! - A call first tries without waiting while it holds the GIL (a put into a queue with room,
 //!   a get from a queue with messages), which is the fast path; only then does it release the
 //!   GIL and wait.
-//! - A message is copied once between a Python `bytes` object and shared memory.
+//! - A put copies a message once from its Python `bytes` object (or from the object's tagged
+//!   encoding, [`codec`]) into shared memory; a get copies a small message out of shared memory
+//!   without the ring's lock, into a buffer on the stack, and from there into the `bytes` or
+//!   the object it builds.
 
 #![forbid(unsafe_code)]
 
+mod codec;
 mod fd;
 
 use std::cell::RefCell;
@@ -38,12 +42,15 @@ const SLICE: Duration = Duration::from_millis(20);
 /// while a large message moves. Below it, the copy is shorter than releasing the GIL.
 const COPY_WITHOUT_GIL: usize = 64 * 1024;
 
-/// The exception classes the Python half hands over at import (`_init`): `queue.Full`,
-/// `queue.Empty` and `shmq.ShutDown`.
+/// What the Python half hands over at import (`_init`): the exception classes `queue.Full`,
+/// `queue.Empty` and `shmq.ShutDown`, and its functions that pickle an object into a message
+/// and unpickle one (see [`codec`] for the objects that travel without them).
 struct Classes {
     full: Py<PyType>,
     empty: Py<PyType>,
     shutdown: Py<PyType>,
+    dumps_pickled: Py<PyAny>,
+    loads_pickled: Py<PyAny>,
 }
 
 static CLASSES: OnceLock<Classes> = OnceLock::new();
@@ -161,6 +168,99 @@ struct RawQueue {
     name: String,
 }
 
+/// Messages up to this size are taken into a buffer on the stack.
+const STACK_MESSAGE: usize = 1024;
+
+impl RawQueue {
+    /// A put of `data`: first without releasing the GIL (a queue with room takes it at once:
+    /// releasing and taking back the GIL would cost more than the put), then, if the queue is
+    /// full and the caller may wait, with the GIL released, one slice at a time.
+    fn put_slice(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let first = if data.len() >= COPY_WITHOUT_GIL {
+            py.detach(|| self.q.try_put(data))
+        } else {
+            self.q.try_put(data)
+        };
+        match first {
+            Ok(()) => return Ok(()),
+            Err(shmq::TryPutError::Full(_)) if block => {}
+            Err(e) => return Err(try_put_failure(e).into_py(py)),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.q.put_timeout(data, slice) {
+                Ok(()) => Some(Ok(())),
+                Err(e) => put_failure(e).map(Err),
+            }
+        })?;
+        match got {
+            Some(Ok(())) => Ok(()),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Err(Failure::Full.into_py(py)),
+        }
+    }
+
+    /// A get that hands the message to `make` (with the GIL held). A message that is there
+    /// now is copied out without the ring's lock and without releasing the GIL, into a buffer
+    /// on the stack (small slots) and from there straight into what `make` builds; only if
+    /// the queue is empty and the caller may wait is the GIL released, one slice at a time.
+    fn take<'py, T>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+        make: impl FnOnce(Python<'py>, &[u8]) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let slot = self.q.message_size();
+        let first = if slot >= COPY_WITHOUT_GIL {
+            // Large slots: copy out of shared memory with the GIL released.
+            py.detach(|| self.q.try_get())
+        } else if slot <= STACK_MESSAGE {
+            let mut buf = [0u8; STACK_MESSAGE];
+            match self.q.try_get_into(&mut buf[..slot]) {
+                Ok(n) => return make(py, &buf[..n]),
+                Err(e) => Err(e),
+            }
+        } else {
+            let mut buf = vec![0u8; slot];
+            self.q.try_get_into(&mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            })
+        };
+        let first = match first {
+            // A message larger than a slot (in a side segment): take it as a vector.
+            Err(shmq::TryGetError::BufferTooSmall { .. }) => self.q.try_get(),
+            other => other,
+        };
+        match first {
+            Ok(v) => return make(py, &v),
+            Err(shmq::TryGetError::Empty) if block => {}
+            Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
+            Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
+            Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.q.get_timeout(slice) {
+                Ok(v) => Some(Ok(v)),
+                Err(shmq::GetTimeoutError::Timeout) => None,
+                Err(shmq::GetTimeoutError::Closed) => Some(Err(Failure::ShutDown)),
+                Err(e) => Some(Err(Failure::Other(e.to_string()))),
+            }
+        })?;
+        match got {
+            Some(Ok(v)) => make(py, &v),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Err(Failure::Empty.into_py(py)),
+        }
+    }
+}
+
 #[pymethods]
 impl RawQueue {
     /// Creates the named queue `name` of `capacity` slots of `slot_size` bytes.
@@ -203,27 +303,13 @@ impl RawQueue {
     /// `block`), `ShutDown` after `shutdown`, `ValueError` if it is too large.
     #[pyo3(signature = (data, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, data: &[u8], block: bool, timeout: Option<f64>) -> PyResult<()> {
-        let first = if data.len() >= COPY_WITHOUT_GIL {
-            py.detach(|| self.q.try_put(data))
-        } else {
-            self.q.try_put(data)
-        };
-        match first {
-            Ok(()) => return Ok(()),
-            Err(shmq::TryPutError::Full(_)) if block => {}
-            Err(e) => return Err(try_put_failure(e).into_py(py)),
-        }
-        let got = wait_loop(py, deadline(timeout), |slice| {
-            match self.q.put_timeout(data, slice) {
-                Ok(()) => Some(Ok(())),
-                Err(e) => put_failure(e).map(Err),
-            }
-        })?;
-        match got {
-            Some(Ok(())) => Ok(()),
-            Some(Err(f)) => Err(f.into_py(py)),
-            None => Err(Failure::Full.into_py(py)),
-        }
+        self.put_slice(py, data, block, timeout)
+    }
+
+    /// Puts the object `obj` (tagged, or pickled by the Python half); raises as `put`.
+    #[pyo3(signature = (obj, block = true, timeout = None))]
+    fn put_obj(&self, obj: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
+        with_message(obj, |m| self.put_slice(obj.py(), m, block, timeout))
     }
 
     /// Takes the oldest message as `bytes`; raises `queue.Empty` if none comes within
@@ -235,37 +321,18 @@ impl RawQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        if self.q.message_size() >= COPY_WITHOUT_GIL {
-            // Large slots: copy out of shared memory with the GIL released.
-            match py.detach(|| self.q.try_get()) {
-                Ok(v) => return Ok(PyBytes::new(py, &v)),
-                Err(shmq::TryGetError::Empty) if block => {}
-                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
-                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
-                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
-            }
-        } else {
-            match self.q.try_get_with(|m| PyBytes::new(py, m)) {
-                Ok(b) => return Ok(b),
-                Err(shmq::TryGetError::Empty) if block => {}
-                Err(shmq::TryGetError::Empty) => return Err(Failure::Empty.into_py(py)),
-                Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
-                Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
-            }
-        }
-        let got = wait_loop(py, deadline(timeout), |slice| {
-            match self.q.get_timeout(slice) {
-                Ok(v) => Some(Ok(v)),
-                Err(shmq::GetTimeoutError::Timeout) => None,
-                Err(shmq::GetTimeoutError::Closed) => Some(Err(Failure::ShutDown)),
-                Err(e) => Some(Err(Failure::Other(e.to_string()))),
-            }
-        })?;
-        match got {
-            Some(Ok(v)) => Ok(PyBytes::new(py, &v)),
-            Some(Err(f)) => Err(f.into_py(py)),
-            None => Err(Failure::Empty.into_py(py)),
-        }
+        self.take(py, block, timeout, |py, m| Ok(PyBytes::new(py, m)))
+    }
+
+    /// Takes the oldest message as the object it holds; raises as `get`.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get_obj<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.take(py, block, timeout, loads_slice)
     }
 
     /// Marks one message processed; `ValueError` if no task is unfinished.
@@ -985,14 +1052,75 @@ impl RawDict {
     }
 }
 
-/// Hands the exception classes to raise over: `queue.Full`, `queue.Empty`, `shmq.ShutDown`.
+/// Hands over the exception classes to raise (`queue.Full`, `queue.Empty`, `shmq.ShutDown`)
+/// and the functions that pickle an object into a message (`obj -> bytes`) and unpickle one
+/// (`bytes -> obj`).
 #[pyfunction]
-fn _init(full: Bound<'_, PyType>, empty: Bound<'_, PyType>, shutdown: Bound<'_, PyType>) {
+fn _init(
+    full: Bound<'_, PyType>,
+    empty: Bound<'_, PyType>,
+    shutdown: Bound<'_, PyType>,
+    dumps_pickled: Bound<'_, PyAny>,
+    loads_pickled: Bound<'_, PyAny>,
+) {
     let _ = CLASSES.set(Classes {
         full: full.unbind(),
         empty: empty.unbind(),
         shutdown: shutdown.unbind(),
+        dumps_pickled: dumps_pickled.unbind(),
+        loads_pickled: loads_pickled.unbind(),
     });
+}
+
+fn classes() -> PyResult<&'static Classes> {
+    CLASSES
+        .get()
+        .ok_or_else(|| PyRuntimeError::new_err("shmq._shmq._init was not called"))
+}
+
+/// Runs `f` on the message of `obj`: its tagged encoding (in this thread's scratch buffer) or,
+/// for any other object, its pickle (made by the Python half).
+fn with_message<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R>) -> PyResult<R> {
+    let mut buf = codec::Scratch::take();
+    if codec::encode(obj, &mut buf)? {
+        return f(&buf);
+    }
+    drop(buf);
+    let pickled = classes()?.dumps_pickled.bind(obj.py()).call1((obj,))?;
+    f(pickled.cast::<PyBytes>()?.as_bytes())
+}
+
+/// An object's message as `bytes` (tagged, or pickled by the Python half).
+#[pyfunction]
+fn dumps<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let mut buf = codec::Scratch::take();
+    if codec::encode(obj, &mut buf)? {
+        return Ok(PyBytes::new(py, &buf).into_any());
+    }
+    drop(buf);
+    classes()?.dumps_pickled.bind(py).call1((obj,))
+}
+
+/// The object of a message `data` made by [`dumps`] (or by a put of an object).
+fn loads_slice<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    match codec::decode(py, data)? {
+        Some(obj) => Ok(obj),
+        None => classes()?
+            .loads_pickled
+            .bind(py)
+            .call1((PyBytes::new(py, data),)),
+    }
+}
+
+/// The object of the message `data` (made by `dumps`, a `put` or a `send` of an object).
+#[pyfunction]
+fn loads<'py>(data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyAny>> {
+    let py = data.py();
+    match codec::decode(py, data.as_bytes())? {
+        Some(obj) => Ok(obj),
+        None => classes()?.loads_pickled.bind(py).call1((data,)),
+    }
 }
 
 /// A look at every shmq segment in /dev/shm whose name starts with `prefix`, read without
@@ -1061,6 +1189,8 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawDict>()?;
     m.add_class::<fd::ReadyFd>()?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
+    m.add_function(wrap_pyfunction!(dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(loads, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;
     Ok(())
 }

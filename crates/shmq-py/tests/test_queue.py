@@ -309,15 +309,22 @@ def _echo_objects(q, out, n):
         out.put(q.get())
 
 
+class _Int(int):
+    pass
+
+
 FAST_OBJECTS = [b"", b"\x80pickle-looking", b"x" * 1000, "", "text", "\udc80 lone surrogate",
                 "é" * 300, 0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**40, 1.5,
-                float("inf"), -0.0, None, True, False, (1, "a"), {"k": 1}]
+                float("inf"), -0.0, None, True, False, (1, "a"), {"k": 1},
+                (), (7, "task", 2.5, None, True, b"\x00b", "\udc80"), tuple(range(16)),
+                tuple(range(17)), (1, (2, 3)), (2**63,), (_Int(3), 1), ("é" * 300, b"y" * 500)]
 
 
 def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
-    """bytes, str, int (64-bit), float and None travel behind a one-byte type tag, not
-    pickled; every object (ints beyond 64 bits, bools, tuples: pickled) comes back equal and
-    of the same type, through a child and back."""
+    """bytes, str, int (64-bit), float, None, bool and tuples of up to 16 of them travel
+    behind a one-byte type tag, not pickled; every object (ints beyond 64 bits, subclasses,
+    longer or nested tuples: pickled) comes back equal and of the same type, through a child
+    and back, and through a pipe."""
     q, out = shmq.Queue(), shmq.Queue()
     q.put(b"abc")
     q.put("abc")
@@ -325,12 +332,19 @@ def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
     q.put(0.5)
     q.put(None)
     q.put(True)
+    q.put((5, "ab", b"c", None, False, 0.5))
+    q.put(tuple(range(17)))
+    q.put((1, (2,)))
     assert q.get_bytes() == b"\x02abc"
     assert q.get_bytes() == b"\x03abc"
     assert q.get_bytes() == b"\x04" + (-2).to_bytes(8, "little", signed=True)
     assert q.get_bytes() == b"\x05" + struct.pack("<d", 0.5)
     assert q.get_bytes() == b"\x06"
-    assert q.get_bytes()[:1] == b"\x80"  # a bool is pickled: it stays a bool
+    assert q.get_bytes() == b"\x08\x01"
+    assert q.get_bytes() == (b"\x07\x06" + b"\x04" + (5).to_bytes(8, "little") + b"\x03\x02\x00\x00\x00ab"
+                             + b"\x02\x01\x00\x00\x00c" + b"\x06" + b"\x08\x00" + b"\x05" + struct.pack("<d", 0.5))
+    assert q.get_bytes()[:1] == b"\x80"  # 17 items: pickled
+    assert q.get_bytes()[:1] == b"\x80"  # a nested tuple: pickled
     p = ctx.Process(target=_echo_objects, args=(q, out, len(FAST_OBJECTS)))
     p.start()
     for o in FAST_OBJECTS:
@@ -338,8 +352,21 @@ def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
     got = [out.get(timeout=60) for _ in FAST_OBJECTS]
     join_all([p])
     assert got == FAST_OBJECTS
-    assert [type(g) for g in got] == [type(o) for o in FAST_OBJECTS]
+    kinds = lambda objs: [(type(o), *map(type, o)) if type(o) is tuple else type(o) for o in objs]  # noqa: E731
+    assert kinds(got) == kinds(FAST_OBJECTS)
     a, b = shmq.Pipe()
     for o in FAST_OBJECTS:
         a.send(o)
     assert [b.recv() for _ in FAST_OBJECTS] == FAST_OBJECTS
+
+
+def test_a_damaged_tagged_message_raises_value_error():
+    """A message with a type tag whose value is cut short (written with put_bytes) raises
+    ValueError from get, naming the damage, instead of returning something else."""
+    q = shmq.Queue()
+    for bad in (b"\x07\x02\x04" + bytes(8), b"\x04\x01", b"\x07\x01\x03\x09\x00\x00\x00ab", b"\x07\x01\x0f"):
+        q.put_bytes(bad)
+        with pytest.raises(ValueError, match="damaged shmq object message"):
+            q.get(timeout=10)
+    q.put_bytes(b"\x04" + (9).to_bytes(8, "little"))
+    assert q.get(timeout=10) == 9

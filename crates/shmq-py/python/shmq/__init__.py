@@ -23,6 +23,7 @@ from multiprocessing import BufferTooShort
 
 from . import _aio, _lifetime
 from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
+from ._shmq import dumps as _dumps, loads as _loads
 
 __all__ = [
     "Queue",
@@ -57,8 +58,6 @@ else:
         is drained (``queue.ShutDown`` on Python 3.13 and later)."""
 
 
-_init(Full, Empty, ShutDown)
-
 #: Bytes per slot of a queue or pipe created with the defaults: the fast-path unit. A message
 #: (pickled object or ``put_bytes`` payload) up to this size is copied through its slot; a
 #: larger one, up to 1 GiB, travels in a side segment of its own (slower per message, no limit
@@ -74,42 +73,20 @@ PIPE_CAPACITY = 128
 #: How long a pickled ``Connection`` keeps its end open for the process that unpickles it.
 HAND_OFF_SECONDS = 60.0
 
-# Message framing, by the first byte. A plain pickle starts with the PROTO opcode (0x80). A
+# Message framing, by the first byte (the native half, ``_shmq.dumps``/``loads`` and a queue's
+# ``put_obj``/``get_obj``, reads and writes it). The common builtins travel without pickle,
+# behind a type tag: ``bytes``, ``str`` (UTF-8, lone surrogates kept), ``int`` in the signed
+# 64-bit range, ``float``, ``None``, ``bool`` and tuples of up to 16 of these. Their subclasses
+# and everything else are pickled here: a plain pickle starts with the PROTO opcode (0x80). A
 # pickle with out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and
 # their lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
-# memoryviews of the one received ``bytes`` object, without copying. The common builtins travel
-# without pickle, behind a type tag: ``bytes`` (the bytes), ``str`` (UTF-8, lone surrogates
-# kept), ``int`` in the signed 64-bit range (8 bytes little-endian), ``float`` (8 bytes) and
-# ``None``. Their subclasses (``bool`` among them) and everything else are pickled.
+# memoryviews of the one received ``bytes`` object, without copying.
 _OOB = 0x01
-_T_BYTES = 0x02
-_T_STR = 0x03
-_T_INT = 0x04
-_T_FLOAT = 0x05
-_T_NONE = 0x06
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
-_pack_int = struct.Struct("<Bq").pack
-_pack_float = struct.Struct("<Bd").pack
-_unpack_int = struct.Struct("<q").unpack_from
-_unpack_float = struct.Struct("<d").unpack_from
-_NONE_MSG = bytes([_T_NONE])
-_BYTES_TAG = bytes([_T_BYTES])
-_STR_TAG = bytes([_T_STR])
 
 
-def _dumps(obj) -> bytes:
-    t = type(obj)
-    if t is bytes:
-        return _BYTES_TAG + obj
-    if t is str:
-        return _STR_TAG + obj.encode("utf-8", "surrogatepass")
-    if t is int and -0x8000000000000000 <= obj <= 0x7FFFFFFFFFFFFFFF:
-        return _pack_int(_T_INT, obj)
-    if t is float:
-        return _pack_float(_T_FLOAT, obj)
-    if obj is None:
-        return _NONE_MSG
+def _dumps_pickled(obj) -> bytes:
     bufs = []
     data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
     if not bufs:
@@ -119,22 +96,9 @@ def _dumps(obj) -> bytes:
     return b"".join([head, data, *views])
 
 
-def _loads(data: bytes):
-    tag = data[0] if data else 0
-    if tag == 0x80:
-        return _pickle_loads(data)
-    if tag == _T_BYTES:
-        return data[1:]
-    if tag == _T_STR:
-        return data[1:].decode("utf-8", "surrogatepass")
-    if tag == _T_INT:
-        return _unpack_int(data, 1)[0]
-    if tag == _T_FLOAT:
-        return _unpack_float(data, 1)[0]
-    if tag == _T_NONE:
-        return None
-    if tag != _OOB:
-        return _pickle_loads(data)  # not a shmq object message: pickle says what is wrong
+def _loads_pickled(data: bytes):
+    if not data or data[0] != _OOB:
+        return _pickle_loads(data)  # a pickle, or not a shmq object message: pickle says what is wrong
     (n,) = struct.unpack_from("<I", data, 1)
     lens = struct.unpack_from(f"<{n}Q", data, 5)
     view = memoryview(data)
@@ -146,6 +110,9 @@ def _loads(data: bytes):
         bufs.append(view[pos : pos + ln])
         pos += ln
     return pickle.loads(view[start:end], buffers=bufs)
+
+
+_init(Full, Empty, ShutDown, _dumps_pickled, _loads_pickled)
 
 
 def _check_timeout(timeout):
@@ -314,27 +281,25 @@ class Queue(_Named):
 
     # -- objects ------------------------------------------------------------------------
     def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
-        """Puts ``obj`` (pickled, protocol 5); waits while the queue is full, up to
+        """Puts ``obj`` (common builtins behind a type tag, anything else pickled with
+        protocol 5: see ``docs/python.md``); waits while the queue is full, up to
         ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
         if self._closed:
             self._check_closed()
-        self._raw.put(_dumps(obj), block, timeout if timeout is None else _check_timeout(timeout))
+        self._raw.put_obj(obj, block, timeout if timeout is None else _check_timeout(timeout))
 
     def get(self, block: bool = True, timeout: float | None = None):
         """Takes the oldest object; waits while the queue is empty, up to ``timeout``
         seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
         if self._closed:
             self._check_closed()
+        if self._getfd is None:
+            return self._raw.get_obj(block, timeout if timeout is None else _check_timeout(timeout))
         try:
-            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
-        except Empty:
+            return self._raw.get_obj(block, timeout if timeout is None else _check_timeout(timeout))
+        finally:
             # Another consumer may have taken what the fd announced: clear it.
-            if self._getfd is not None:
-                self._getfd.after_take()
-            raise
-        if self._getfd is not None:
             self._getfd.after_take()
-        return _loads(data)
 
     def put_nowait(self, obj) -> None:
         """``put(obj, False)``."""
@@ -357,16 +322,13 @@ class Queue(_Named):
         """Takes the oldest message as ``bytes``, without unpickling."""
         if self._closed:
             self._check_closed()
+        if self._getfd is None:
+            return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
         try:
-            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
-        except Empty:
+            return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+        finally:
             # Another consumer may have taken what the fd announced: clear it.
-            if self._getfd is not None:
-                self._getfd.after_take()
-            raise
-        if self._getfd is not None:
             self._getfd.after_take()
-        return data
 
     # -- asyncio ------------------------------------------------------------------------
     def _try_get_bytes(self):
