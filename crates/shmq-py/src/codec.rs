@@ -9,19 +9,22 @@
 //! - `0x02` `bytes`, `0x03` `str` (UTF-8, lone surrogates kept): the rest of the message.
 //! - `0x04` `int` in the signed 64-bit range (8 bytes, little-endian), `0x05` `float` (8 bytes),
 //!   `0x06` `None`, `0x08` `bool` (1 byte).
-//! - `0x07` a tuple of at most [`MAX_TUPLE`] items, each one of the above scalars: the item
+//! - `0x07` a tuple of at most [`MAX_ITEMS`] items, each one of the above scalars: the item
 //!   count (1 byte), then each item as its tag and value, where `bytes` and `str` carry their
 //!   length first (u32, little-endian).
+//! - `0x09` a dict of at most [`MAX_ITEMS`] entries whose keys are `str` and whose values are
+//!   scalars as above: the entry count (1 byte), then per entry, in insertion order, the key's
+//!   length (u32) and UTF-8, and the value as a tuple's item.
 //!
-//! Only the exact types travel this way: a subclass (an `IntEnum`, a `str` subclass), an `int`
-//! outside 64 bits, a longer tuple or one holding anything else is pickled, so what comes out
-//! is always what went in.
+//! Only the exact types travel this way: a subclass (an `IntEnum`, a `str` subclass, an
+//! `OrderedDict`), an `int` outside 64 bits, a longer tuple or dict or one holding anything
+//! else is pickled, so what comes out is always what went in.
 
 use std::cell::Cell;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
 pub(crate) const T_BYTES: u8 = 0x02;
 pub(crate) const T_STR: u8 = 0x03;
@@ -30,9 +33,10 @@ pub(crate) const T_FLOAT: u8 = 0x05;
 pub(crate) const T_NONE: u8 = 0x06;
 pub(crate) const T_TUPLE: u8 = 0x07;
 pub(crate) const T_BOOL: u8 = 0x08;
+pub(crate) const T_DICT: u8 = 0x09;
 
-/// The most items a tuple may have to travel without pickle.
-pub(crate) const MAX_TUPLE: usize = 16;
+/// The most items a tuple (entries a dict) may have to travel without pickle.
+pub(crate) const MAX_ITEMS: usize = 16;
 
 thread_local! {
     /// A buffer to encode into, reused by the calls of this thread (taken out while in use,
@@ -137,7 +141,7 @@ pub(crate) fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<bool
     out.clear();
     if let Ok(t) = obj.cast_exact::<PyTuple>() {
         let n = t.len();
-        if n > MAX_TUPLE {
+        if n > MAX_ITEMS {
             return Ok(false);
         }
         out.push(T_TUPLE);
@@ -147,6 +151,31 @@ pub(crate) fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<bool
                 return Ok(false);
             }
         }
+        return Ok(true);
+    }
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
+        let n = d.len();
+        if n > MAX_ITEMS {
+            return Ok(false);
+        }
+        out.push(T_DICT);
+        out.push(n as u8);
+        for (k, v) in d.iter() {
+            let Ok(k) = k.cast_exact::<PyString>() else {
+                return Ok(false);
+            };
+            let k = utf8(k)?;
+            let Ok(len) = u32::try_from(k.as_bytes().len()) else {
+                return Ok(false);
+            };
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(k.as_bytes());
+            if !scalar(&v, out, true)? {
+                return Ok(false);
+            }
+        }
+        // (Reading it runs no Python code, its keys being exact `str`s: no other thread
+        // changes it meanwhile.)
         return Ok(true);
     }
     scalar(obj, out, false)
@@ -174,6 +203,12 @@ fn str_from<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+fn four(b: &[u8]) -> [u8; 4] {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(b);
+    a
+}
+
 fn eight(b: &[u8]) -> [u8; 8] {
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
@@ -190,7 +225,7 @@ fn scalar_from<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let rest_or_sized = |at: &mut usize| -> PyResult<&[u8]> {
         if sized {
-            let n = u32::from_le_bytes(take(data, at, 4)?.try_into().unwrap_or_default());
+            let n = u32::from_le_bytes(four(take(data, at, 4)?));
             take(data, at, n as usize)
         } else {
             let s = &data[*at..];
@@ -239,6 +274,23 @@ pub(crate) fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound
                 return Err(damaged("bytes after its last item"));
             }
             Ok(Some(PyTuple::new(py, items)?.into_any()))
+        }
+        T_DICT => {
+            let n = take(data, &mut at, 1)?[0] as usize;
+            let d = PyDict::new(py);
+            for _ in 0..n {
+                let len = u32::from_le_bytes(four(take(data, &mut at, 4)?));
+                let k = str_from(py, take(data, &mut at, len as usize)?)?;
+                let t = take(data, &mut at, 1)?[0];
+                d.set_item(k, scalar_from(py, t, data, &mut at, true)?)?;
+            }
+            if at != data.len() {
+                return Err(damaged("bytes after its last entry"));
+            }
+            if d.len() != n {
+                return Err(damaged("a key twice"));
+            }
+            Ok(Some(d.into_any()))
         }
         _ => Ok(None),
     }

@@ -168,8 +168,9 @@ struct RawQueue {
     name: String,
 }
 
-/// Messages up to this size are taken into a buffer on the stack.
-const STACK_MESSAGE: usize = 1024;
+/// Messages of queues whose slots are up to this size (the default slot size) are taken into
+/// a buffer on the stack (zeroed at each call: kept small).
+const STACK_MESSAGE: usize = 256;
 
 impl RawQueue {
     /// A put of `data`: first without releasing the GIL (a queue with room takes it at once:

@@ -286,7 +286,11 @@ class Queue(_Named):
         ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
         if self._closed:
             self._check_closed()
-        self._raw.put_obj(obj, block, timeout if timeout is None else _check_timeout(timeout))
+        # (The defaults are not passed on: the native call parses fewer arguments.)
+        if timeout is None and block is True:
+            self._raw.put_obj(obj)
+        else:
+            self._raw.put_obj(obj, block, _check_timeout(timeout))
 
     def get(self, block: bool = True, timeout: float | None = None):
         """Takes the oldest object; waits while the queue is empty, up to ``timeout``
@@ -294,9 +298,11 @@ class Queue(_Named):
         if self._closed:
             self._check_closed()
         if self._getfd is None:
-            return self._raw.get_obj(block, timeout if timeout is None else _check_timeout(timeout))
+            if timeout is None and block is True:
+                return self._raw.get_obj()
+            return self._raw.get_obj(block, _check_timeout(timeout))
         try:
-            return self._raw.get_obj(block, timeout if timeout is None else _check_timeout(timeout))
+            return self._raw.get_obj(block, _check_timeout(timeout))
         finally:
             # Another consumer may have taken what the fd announced: clear it.
             self._getfd.after_take()
@@ -316,16 +322,21 @@ class Queue(_Named):
             self._check_closed()
         if type(data) is not bytes:
             data = bytes(data)
-        self._raw.put(data, block, timeout if timeout is None else _check_timeout(timeout))
+        if timeout is None and block is True:
+            self._raw.put(data)
+        else:
+            self._raw.put(data, block, _check_timeout(timeout))
 
     def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
         """Takes the oldest message as ``bytes``, without unpickling."""
         if self._closed:
             self._check_closed()
         if self._getfd is None:
-            return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+            if timeout is None and block is True:
+                return self._raw.get()
+            return self._raw.get(block, _check_timeout(timeout))
         try:
-            return self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
+            return self._raw.get(block, _check_timeout(timeout))
         finally:
             # Another consumer may have taken what the fd announced: clear it.
             self._getfd.after_take()
