@@ -132,6 +132,56 @@ def test_coro_pipe_round_trip_and_eof(ctx, loop_kind):
         a.close()
 
 
+def test_coroutine_fds_are_armed_only_while_a_coroutine_waits(ctx, loop_kind, monkeypatch):
+    """Ping-pong of 200 round trips with a blocking echo child, through a pipe and through
+    two queues, the coroutines polling up to 10 ms before they wait on the loop: a coroutine's
+    fd arms a readiness future with the notifier only for the waits that went through the
+    loop, not once per message (as an fd kept armed after each take would, making every
+    message wake the notifier thread)."""
+    import shmq._aio as aio
+
+    monkeypatch.setattr(aio, "SPIN", 0.01)
+    loop_waits = []
+    wait_readable = aio._wait_readable
+
+    async def counted(fd):
+        loop_waits.append(fd.fd)
+        await wait_readable(fd)
+
+    monkeypatch.setattr(aio, "_wait_readable", counted)
+    n = 200
+    a, b = shmq.Pipe()
+    q_in, q_out = shmq.Queue(), shmq.Queue()
+    procs = [ctx.Process(target=ww.pipe_echo, args=(b, n)),
+             ctx.Process(target=ww.queue_echo, args=(q_in, q_out, n))]
+    for p in procs:
+        p.start()
+    b.close()
+
+    async def main():
+        for i in range(n):
+            await a.coro_send(i)
+            assert await a.coro_recv() == i
+            q_in.put(i)
+            assert await q_out.coro_get() == i
+
+    try:
+        run(loop_kind, main())
+        join_all(procs)
+        for fd in (a._coro_recvfd, q_out._coro_getfd):
+            waits = loop_waits.count(fd.fd)
+            assert fd.arms <= waits, (fd.arms, waits)
+        assert len(loop_waits) < n // 2  # (mostly found within the poll)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+        a.close()
+        q_in.close()
+        q_out.close()
+
+
 def test_waiting_coroutine_leaves_the_loop_free(ctx, loop_kind):
     """A coro_get on an empty queue and a coro_recv on an empty pipe wait 0.5 s for a child
     while a ticker keeps running on the same loop."""

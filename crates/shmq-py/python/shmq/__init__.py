@@ -243,8 +243,10 @@ class Queue(_Named):
     def __repr__(self):
         return f"<shmq.{type(self).__name__} name={self._name!r} size={self.qsize() if self._raw else '?'}>"
 
-    # Readiness fds (made on first use): "get" for fileno() and coro_get, "put" for coro_put.
+    # Readiness fds (made on first use): "get" for fileno(); the coroutines' own (armed only
+    # while a coroutine waits): "get" for coro_get, "put" for coro_put.
     _getfd = None
+    _coro_getfd = None
     _putfd = None
 
     def _check_closed(self):
@@ -257,6 +259,12 @@ class Queue(_Named):
             fd = self._getfd = self._raw.ready_fd("get")
         return fd
 
+    def _coro_get_fd(self):
+        fd = self._coro_getfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._coro_getfd = self._raw.ready_fd("get")
+        return fd
+
     def _put_fd(self):
         fd = self._putfd
         if fd is None or fd.closed or fd.pid != os.getpid():
@@ -264,7 +272,7 @@ class Queue(_Named):
         return fd
 
     def _close_fds(self):
-        for fd in (self._getfd, self._putfd):
+        for fd in (self._getfd, self._coro_getfd, self._putfd):
             if fd is not None and not fd.closed:
                 _aio.closing(fd)
                 fd.close()
@@ -366,7 +374,7 @@ class Queue(_Named):
 
     async def coro_get_bytes(self) -> bytes:
         """``get_bytes`` for asyncio (as ``coro_get``)."""
-        return await _aio.run(self._try_get_bytes, self._get_fd)
+        return await _aio.run(self._try_get_bytes, self._coro_get_fd)
 
     async def coro_put_bytes(self, data) -> None:
         """``put_bytes`` for asyncio (as ``coro_put``)."""
@@ -479,9 +487,10 @@ class Connection(_Named):
     sockets and process sentinels. ``coro_recv`` and ``coro_send`` are the asyncio faces.
     """
 
-    # Readiness fds (made on first use): "recv" for fileno() and coro_recv, "send" for
-    # coro_send.
+    # Readiness fds (made on first use): "recv" for fileno(); the coroutines' own (armed only
+    # while a coroutine waits): "recv" for coro_recv, "send" for coro_send.
     _recvfd = None
+    _coro_recvfd = None
     _sendfd = None
 
     def __init__(self):
@@ -533,6 +542,12 @@ class Connection(_Named):
         fd = self._recvfd
         if fd is None or fd.closed or fd.pid != os.getpid():
             fd = self._recvfd = self._live().ready_fd("recv")
+        return fd
+
+    def _coro_recv_fd(self):
+        fd = self._coro_recvfd
+        if fd is None or fd.closed or fd.pid != os.getpid():
+            fd = self._coro_recvfd = self._live().ready_fd("recv")
         return fd
 
     def _send_fd(self):
@@ -593,7 +608,7 @@ class Connection(_Named):
 
     async def coro_recv_bytes(self) -> bytes:
         """``recv_bytes`` for asyncio (as ``coro_recv``)."""
-        return await _aio.run(self._try_recv, self._recv_fd)
+        return await _aio.run(self._try_recv, self._coro_recv_fd)
 
     async def coro_send(self, obj) -> None:
         """``send`` for asyncio: waits on the running loop while the pipe is full;
@@ -662,7 +677,7 @@ class Connection(_Named):
     def close(self) -> None:
         """Releases this handle; when the last holder of an end closes, the other end reads
         end-of-file. Closes the connection's file descriptor (``fileno``)."""
-        for fd in (self._recvfd, self._sendfd):
+        for fd in (self._recvfd, self._coro_recvfd, self._sendfd):
             if fd is not None and not fd.closed:
                 _aio.closing(fd)
                 fd.close()
