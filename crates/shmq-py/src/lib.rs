@@ -19,6 +19,7 @@
 
 mod codec;
 mod fd;
+mod join;
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -364,6 +365,12 @@ impl RawQueue {
             Some(Err(s)) => Err(PyRuntimeError::new_err(s)),
             None => Ok(false),
         }
+    }
+
+    /// A wait for the unfinished count to reach zero by a thread of its own, whose fd turns
+    /// readable once it has (for `coro_join`).
+    fn join_waiter(&self) -> PyResult<join::JoinWaiter> {
+        join::JoinWaiter::start(Arc::clone(&self.q))
     }
 
     /// How many messages were put and not yet marked done.
@@ -1189,6 +1196,7 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawProcessLock>()?;
     m.add_class::<RawDict>()?;
     m.add_class::<fd::ReadyFd>()?;
+    m.add_class::<join::JoinWaiter>()?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(dumps, m)?)?;
     m.add_function(wrap_pyfunction!(loads, m)?)?;

@@ -112,6 +112,13 @@ def queue_echo(q_in, q_out, n):
         q_out.put(q_in.get())
 
 
+def hold_task_then_report(q, hold, report):
+    q.get()
+    time.sleep(hold)
+    report.put(time.monotonic())
+    q.task_done()
+
+
 def put_jittered(q, n, seed):
     """Puts 0..n-1 with random pauses of up to 2 ms."""
     rnd = random.Random(seed)

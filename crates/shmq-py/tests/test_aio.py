@@ -142,13 +142,13 @@ def test_coroutine_fds_are_armed_only_while_a_coroutine_waits(ctx, loop_kind, mo
 
     monkeypatch.setattr(aio, "SPIN", 0.01)
     loop_waits = []
-    wait_readable = aio._wait_readable
+    wait_readable = aio.wait_readable
 
     async def counted(fd):
         loop_waits.append(fd.fd)
         await wait_readable(fd)
 
-    monkeypatch.setattr(aio, "_wait_readable", counted)
+    monkeypatch.setattr(aio, "wait_readable", counted)
     n = 200
     a, b = shmq.Pipe()
     q_in, q_out = shmq.Queue(), shmq.Queue()
@@ -308,6 +308,85 @@ def test_coro_join(ctx, loop_kind):
             p.kill()
             p.join()
         q.close()
+
+
+def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
+    """coro_join waits without polling: while a child holds the one task for 1 s, this
+    process (its loop and the join's thread) uses under 2 ms of CPU (a check of the count
+    every few ms used several), and coro_join returns within 50 ms of the task_done."""
+    import resource
+    import time
+
+    q, report = shmq.JoinableQueue(), shmq.Queue()
+    q.put("task")
+    p = ctx.Process(target=ww.hold_task_then_report, args=(q, 1.0, report))
+    p.start()
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def main():
+        while q.qsize():  # the child took the task
+            await asyncio.sleep(0.01)
+        c0 = cpu()
+        await q.coro_join()
+        return time.monotonic(), cpu() - c0
+
+    try:
+        returned, used = run(loop_kind, main())
+        done_at = report.get(timeout=10)
+        assert q.unfinished() == 0
+        assert 0 <= returned - done_at < 0.05, returned - done_at
+        assert used < 0.002, used
+        join_all([p])
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
+        q.close()
+
+
+def _join_threads():
+    """This process's threads named as coro_join's (native threads: not in threading's list)."""
+    import glob
+
+    names = []
+    for comm in glob.glob("/proc/self/task/*/comm"):
+        try:
+            with open(comm) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names.count("shmq-py-join")
+
+
+def test_coro_join_cancelled_lets_its_thread_go(loop_kind):
+    """A waiting coro_join has a thread sleeping in join; cancelled (asyncio.wait_for), it
+    raises TimeoutError, its thread ends within a second, and a later coro_join completes
+    once the task is done."""
+    import time
+
+    q = shmq.JoinableQueue()
+    q.put("task")
+
+    async def main():
+        task = asyncio.ensure_future(q.coro_join())
+        await asyncio.sleep(0.05)
+        during = _join_threads()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 0.05)
+        return during
+
+    assert run(loop_kind, main()) == 1
+    deadline = time.monotonic() + 1
+    while _join_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _join_threads() == 0
+    q.get()
+    q.task_done()
+    run(loop_kind, q.coro_join(), timeout=10)
+    q.close()
 
 
 def test_coro_send_waits_for_room(ctx, loop_kind):

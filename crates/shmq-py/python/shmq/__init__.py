@@ -446,10 +446,18 @@ class JoinableQueue(Queue):
 
     async def coro_join(self) -> None:
         """``join`` for asyncio: returns once every object put has been marked done,
-        without blocking the loop. It checks the count with a growing pause (0.2 ms up to
-        5 ms) between checks, so it returns up to 5 ms after the last ``task_done``."""
+        without blocking the loop. While it waits, a thread of its own sleeps in ``join``
+        and wakes the loop through a file descriptor when the last ``task_done`` comes
+        (cancelling ``coro_join`` lets the thread go)."""
         raw = self._raw
-        await _aio.wait_until(lambda: raw.unfinished() == 0)
+        if raw.unfinished() == 0:
+            return
+        waiter = raw.join_waiter()
+        try:
+            while not waiter.done():
+                await _aio.wait_readable(waiter)
+        finally:
+            waiter.close()
 
 
 class SimpleQueue(Queue):

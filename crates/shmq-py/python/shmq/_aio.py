@@ -55,12 +55,14 @@ async def wait_ready(ready_fd) -> None:
     try:
         if ready_fd.begin_wait():
             return
-        await _wait_readable(ready_fd)
+        await wait_readable(ready_fd)
     finally:
         ready_fd.end_wait()
 
 
-async def _wait_readable(ready_fd) -> None:
+async def wait_readable(ready_fd) -> None:
+    """Returns once the fd ``ready_fd.fd`` is readable (through the running loop's
+    ``add_reader``; one reader per (loop, fd), shared by the tasks waiting on it)."""
     loop = asyncio.get_running_loop()
     fd = ready_fd.fd
     table = _waiting.get(loop)
@@ -103,12 +105,3 @@ async def run(attempt, ready_fd):
         r = attempt()
         if r is not AGAIN:
             return r
-
-
-async def wait_until(check, first: float = 0.0002, longest: float = 0.005) -> None:
-    """Returns once ``check()`` is true, checking with a growing pause (``first`` to
-    ``longest`` seconds) between tries: for conditions without a readiness fd (``join``)."""
-    delay = first
-    while not check():
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, longest)
