@@ -394,7 +394,7 @@ impl ReadyFd {
     /// After a take (or a take that found nothing) by this process: clears the fd if the
     /// ring is drained now, by this take or by another consumer (cheap while the fd is not
     /// set).
-    fn after_take(&self) {
+    pub(crate) fn after_take(&self) {
         if self.shared.set.load(SeqCst) && !self.closed.load(SeqCst) && self.mine() {
             self.shared.refresh();
         }

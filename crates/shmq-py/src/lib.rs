@@ -22,7 +22,8 @@ mod fd;
 mod join;
 
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{
@@ -416,6 +417,184 @@ impl RawQueue {
             "get" => fd::Source::Get(Arc::clone(&self.q)),
             "put" => fd::Source::Put(Arc::clone(&self.q)),
             _ => return Err(PyValueError::new_err("op must be \"get\" or \"put\"")),
+        })
+    }
+}
+
+/// A truth value as Python tests one (`block=1` blocks, `block=None` does not).
+struct Truth(bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Truth {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Truth> {
+        Ok(Truth(obj.is_truthy()?))
+    }
+}
+
+/// The base class of `shmq.Queue` (and so of `JoinableQueue` and `SimpleQueue`): its
+/// per-message calls `put`, `get`, `put_bytes` and `get_bytes`, so that a call is one native
+/// call, without a Python frame around it. The Python class binds it to its [`RawQueue`]
+/// (`_bind`) and keeps everything else.
+#[pyclass(subclass, frozen, module = "shmq._shmq")]
+struct QueueCore {
+    raw: OnceLock<Py<RawQueue>>,
+    /// `close()` was called on this handle.
+    closed: AtomicBool,
+    /// The `fileno()` fd, once made: a get clears it when it drains the queue. Locked only
+    /// with the GIL held (never across a release), so never held at a fork made from Python.
+    getfd: Mutex<Option<Py<fd::ReadyFd>>>,
+    /// Whether `getfd` holds one (read without the lock).
+    has_getfd: AtomicBool,
+}
+
+impl QueueCore {
+    /// The queue, if this handle is open: else what `_check_closed` raises (`ValueError`
+    /// for a `Queue`, `OSError` for a `SimpleQueue`).
+    fn open<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a RawQueue> {
+        let me = slf.get();
+        if me.closed.load(Relaxed) {
+            slf.call_method0("_check_closed")?;
+            return Err(PyValueError::new_err("the queue handle is closed"));
+        }
+        match me.raw.get() {
+            Some(r) => Ok(r.get()),
+            None => Err(PyRuntimeError::new_err(
+                "the queue handle is not initialised",
+            )),
+        }
+    }
+
+    /// A get through `take`, then the `fileno()` fd cleared if this get drained the queue
+    /// (or found it empty: another consumer took what the fd announced).
+    fn get_then_clear<'py, T>(
+        slf: &Bound<'py, Self>,
+        take: impl FnOnce(&RawQueue) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let r = take(Self::open(slf)?);
+        let me = slf.get();
+        if me.has_getfd.load(Relaxed) {
+            let fd = me
+                .getfd
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|f| f.clone_ref(slf.py()));
+            if let Some(fd) = fd {
+                fd.get().after_take();
+            }
+        }
+        r
+    }
+}
+
+#[pymethods]
+impl QueueCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyAny>, _kwargs: Option<&Bound<'_, PyAny>>) -> QueueCore {
+        QueueCore {
+            raw: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            getfd: Mutex::new(None),
+            has_getfd: AtomicBool::new(false),
+        }
+    }
+
+    /// Binds this handle to its queue (once).
+    fn _bind(&self, raw: Py<RawQueue>) -> PyResult<()> {
+        self.raw
+            .set(raw)
+            .map_err(|_| PyRuntimeError::new_err("the queue handle is bound already"))
+    }
+
+    #[getter(_closed)]
+    fn get_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
+    #[setter(_closed)]
+    fn set_closed(&self, closed: bool) {
+        self.closed.store(closed, Relaxed);
+    }
+
+    #[getter(_getfd)]
+    fn get_getfd(&self, py: Python<'_>) -> Option<Py<fd::ReadyFd>> {
+        self.getfd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|f| f.clone_ref(py))
+    }
+
+    #[setter(_getfd)]
+    fn set_getfd(&self, fd: Option<Py<fd::ReadyFd>>) {
+        let mut g = self.getfd.lock().unwrap_or_else(|p| p.into_inner());
+        self.has_getfd.store(fd.is_some(), Relaxed);
+        // (The old fd, if any, is dropped after the lock: its handle closes it.)
+        let _old = std::mem::replace(&mut *g, fd);
+        drop(g);
+    }
+
+    /// Puts `obj` (common builtins behind a type tag, anything else pickled with protocol 5:
+    /// see `docs/python.md`); waits while the queue is full, up to `timeout` seconds, and
+    /// raises `queue.Full` then (at once if not `block`).
+    #[pyo3(signature = (obj, block = Truth(true), timeout = None),
+           text_signature = "(self, obj, block=True, timeout=None)")]
+    fn put(
+        slf: &Bound<'_, Self>,
+        obj: &Bound<'_, PyAny>,
+        block: Truth,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let raw = Self::open(slf)?;
+        with_message(obj, |m| raw.put_slice(obj.py(), m, block.0, timeout))
+    }
+
+    /// Takes the oldest object; waits while the queue is empty, up to `timeout` seconds, and
+    /// raises `queue.Empty` then (at once if not `block`).
+    #[pyo3(signature = (block = Truth(true), timeout = None),
+           text_signature = "(self, block=True, timeout=None)")]
+    fn get<'py>(
+        slf: &Bound<'py, Self>,
+        block: Truth,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        Self::get_then_clear(slf, |raw| raw.take(py, block.0, timeout, loads_slice))
+    }
+
+    /// Puts the bytes of `data` (any bytes-like object) without pickling.
+    #[pyo3(signature = (data, block = Truth(true), timeout = None),
+           text_signature = "(self, data, block=True, timeout=None)")]
+    fn put_bytes(
+        slf: &Bound<'_, Self>,
+        data: &Bound<'_, PyAny>,
+        block: Truth,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let raw = Self::open(slf)?;
+        let py = slf.py();
+        match data.cast_exact::<PyBytes>() {
+            Ok(b) => raw.put_slice(py, b.as_bytes(), block.0, timeout),
+            Err(_) => {
+                let b = py.get_type::<PyBytes>().call1((data,))?;
+                raw.put_slice(py, b.cast::<PyBytes>()?.as_bytes(), block.0, timeout)
+            }
+        }
+    }
+
+    /// Takes the oldest message as `bytes`, without unpickling.
+    #[pyo3(signature = (block = Truth(true), timeout = None),
+           text_signature = "(self, block=True, timeout=None)")]
+    fn get_bytes<'py>(
+        slf: &Bound<'py, Self>,
+        block: Truth,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let py = slf.py();
+        Self::get_then_clear(slf, |raw| {
+            raw.take(py, block.0, timeout, |py, m| Ok(PyBytes::new(py, m)))
         })
     }
 }
@@ -1191,6 +1370,7 @@ fn snapshot<'py>(py: Python<'py>, prefix: Option<&str>) -> PyResult<Bound<'py, P
 #[pymodule]
 fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawQueue>()?;
+    m.add_class::<QueueCore>()?;
     m.add_class::<RawPipeEnd>()?;
     m.add_class::<RawLock>()?;
     m.add_class::<RawProcessLock>()?;

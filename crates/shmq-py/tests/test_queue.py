@@ -385,3 +385,20 @@ def test_a_damaged_tagged_message_raises_value_error():
             q.get(timeout=10)
     q.put_bytes(b"\x04" + (9).to_bytes(8, "little"))
     assert q.get(timeout=10) == 9
+
+
+def test_block_is_any_truth_value_and_put_bytes_any_buffer():
+    """As multiprocessing.Queue: `block` is tested for truth (get(0) and get(block=None) do not
+    wait, put(x, 1) may), and put_bytes takes any bytes-like object."""
+    q = shmq.Queue(1)
+    for block in (0, None, ""):
+        with pytest.raises(queue.Empty):
+            q.get(block)
+        with pytest.raises(queue.Empty):
+            q.get_bytes(block=block, timeout=30)
+    q.put_bytes(memoryview(b"abc"), 1)
+    with pytest.raises(queue.Full):
+        q.put("x", 0)
+    assert q.get_bytes(1, 5) == b"abc"
+    q.put_bytes(bytearray(b"de"), block=[1])
+    assert q.get_bytes() == b"de"

@@ -22,7 +22,7 @@ from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, Values
 from multiprocessing import BufferTooShort
 
 from . import _aio, _lifetime
-from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
+from ._shmq import QueueCore, RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
 from ._shmq import dumps as _dumps, loads as _loads
 
 __all__ = [
@@ -195,7 +195,7 @@ def _rebuild(cls, name, anonymous, state):
     return obj
 
 
-class Queue(_Named):
+class Queue(_Named, QueueCore):
     """A process-shared FIFO queue with ``multiprocessing.Queue``'s API.
 
     ``maxsize`` bounds the number of messages (``0`` or less: ``UNBOUNDED_CAPACITY``).
@@ -222,6 +222,7 @@ class Queue(_Named):
             name, lambda n: RawQueue.create(n, capacity, slot_size)
         )
         self._raw = raw
+        self._bind(raw)
         self._maxsize = maxsize if maxsize > 0 else 0
         self._adopt(name, anonymous)
 
@@ -234,6 +235,7 @@ class Queue(_Named):
         self._raw = None
         self._closed = False
         self._raw = _open_claimed(name, anonymous, RawQueue.open)
+        self._bind(self._raw)
         self._maxsize = maxsize
         self._adopt(name, anonymous)
 
@@ -243,9 +245,9 @@ class Queue(_Named):
     def __repr__(self):
         return f"<shmq.{type(self).__name__} name={self._name!r} size={self.qsize() if self._raw else '?'}>"
 
-    # Readiness fds (made on first use): "get" for fileno(); the coroutines' own (armed only
-    # while a coroutine waits): "get" for coro_get, "put" for coro_put.
-    _getfd = None
+    # Readiness fds (made on first use): "get" for fileno() (QueueCore's _getfd, which a get
+    # clears once the queue is drained); the coroutines' own (armed only while a coroutine
+    # waits): "get" for coro_get, "put" for coro_put.
     _coro_getfd = None
     _putfd = None
 
@@ -287,34 +289,7 @@ class Queue(_Named):
         self._check_closed()
         return self._get_fd().fileno()
 
-    # -- objects ------------------------------------------------------------------------
-    def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
-        """Puts ``obj`` (common builtins behind a type tag, anything else pickled with
-        protocol 5: see ``docs/python.md``); waits while the queue is full, up to
-        ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
-        if self._closed:
-            self._check_closed()
-        # (The defaults are not passed on: the native call parses fewer arguments.)
-        if timeout is None and block is True:
-            self._raw.put_obj(obj)
-        else:
-            self._raw.put_obj(obj, block, _check_timeout(timeout))
-
-    def get(self, block: bool = True, timeout: float | None = None):
-        """Takes the oldest object; waits while the queue is empty, up to ``timeout``
-        seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
-        if self._closed:
-            self._check_closed()
-        if self._getfd is None:
-            if timeout is None and block is True:
-                return self._raw.get_obj()
-            return self._raw.get_obj(block, _check_timeout(timeout))
-        try:
-            return self._raw.get_obj(block, _check_timeout(timeout))
-        finally:
-            # Another consumer may have taken what the fd announced: clear it.
-            self._getfd.after_take()
-
+    # -- objects and bytes: put, get, put_bytes and get_bytes are QueueCore's ------------
     def put_nowait(self, obj) -> None:
         """``put(obj, False)``."""
         self.put(obj, False)
@@ -322,32 +297,6 @@ class Queue(_Named):
     def get_nowait(self):
         """``get(False)``."""
         return self.get(False)
-
-    # -- bytes --------------------------------------------------------------------------
-    def put_bytes(self, data, block: bool = True, timeout: float | None = None) -> None:
-        """Puts the bytes of ``data`` (any bytes-like object) without pickling."""
-        if self._closed:
-            self._check_closed()
-        if type(data) is not bytes:
-            data = bytes(data)
-        if timeout is None and block is True:
-            self._raw.put(data)
-        else:
-            self._raw.put(data, block, _check_timeout(timeout))
-
-    def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
-        """Takes the oldest message as ``bytes``, without unpickling."""
-        if self._closed:
-            self._check_closed()
-        if self._getfd is None:
-            if timeout is None and block is True:
-                return self._raw.get()
-            return self._raw.get(block, _check_timeout(timeout))
-        try:
-            return self._raw.get(block, _check_timeout(timeout))
-        finally:
-            # Another consumer may have taken what the fd announced: clear it.
-            self._getfd.after_take()
 
     # -- asyncio ------------------------------------------------------------------------
     def _try_get_bytes(self):
