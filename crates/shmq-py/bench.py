@@ -38,6 +38,7 @@ except ImportError:  # optional baseline
 
 CTX = mp.get_context("fork")
 PAD = b"x" * 56
+SPAD = "s" * 56
 STOP = b"\xff" * 64
 
 
@@ -49,7 +50,7 @@ def payload(i):
 #: Objects per type: a maker from the sequence number and the checksum of one received object.
 OBJECTS = {
     "bytes": (payload, lambda o: int.from_bytes(o[:8], "little")),
-    "str": (lambda i: f"{i:08d}" + "s" * 56, lambda o: int(o[:8])),
+    "str": (lambda i: f"{i:08d}" + SPAD, lambda o: int(o[:8])),
     "int": (lambda i: i, lambda o: o),
     "tuple": (lambda i: (i, "task", 2.5), lambda o: o[0]),
     "dict": (lambda i: {"id": i, "op": "put", "w": 1.5}, lambda o: o["id"]),
@@ -126,7 +127,8 @@ def _consume(peer, q, check, done):
         get = peer.get_one(q)
         while True:
             m = get()
-            if m is stop or m == stop:
+            # (The stop object is None, which travels as itself, or bytes, compared by value.)
+            if m is None if stop is None else m == stop:
                 done.put((k, s, time.perf_counter()))
                 return
             k += 1
