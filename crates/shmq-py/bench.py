@@ -7,8 +7,8 @@ checksum that the parent compares with the expected one). Each peer is used the 
 use it, and the row says how:
 
 * ``shmq put_bytes/get_bytes``: raw bytes, no pickling;
-* ``shmq put/get <type>``: objects (pickled, protocol 5), for ``bytes``, ``str``, ``int``, a
-  small tuple and a small dict;
+* ``shmq put/get <type>``: objects, for ``bytes``, ``str``, ``int``, a small tuple and a small
+  dict (each of these travels behind a type tag, without pickle; other objects are pickled);
 * ``mp.Queue() put/get <type>``: the default, unbounded ``multiprocessing.Queue()`` (a feeder
   thread, pickling every object), the same objects;
 * ``faster-fifo raw get_many``: ``faster_fifo.Queue`` with identity ``dumps`` and ``loads`` that

@@ -539,7 +539,8 @@ class Connection(_Named):
         return raw
 
     def send(self, obj) -> None:
-        """Sends ``obj`` (pickled, protocol 5); waits while the pipe is full."""
+        """Sends ``obj`` (common builtins behind a type tag, anything else pickled with
+        protocol 5); waits while the pipe is full."""
         raw = self._writable_raw()
         raw.send(_dumps(obj))
 
