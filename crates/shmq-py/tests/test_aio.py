@@ -313,7 +313,7 @@ def test_coro_join(ctx, loop_kind):
 def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
     """coro_join waits without polling: while a child holds the one task for 1 s, this
     process (its loop and the join's thread) uses under 2 ms of CPU (a check of the count
-    every few ms used several), and coro_join returns within 50 ms of the task_done."""
+    every few ms used several), and coro_join returns soon after the task_done."""
     import resource
     import time
 
@@ -337,7 +337,7 @@ def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
         returned, used = run(loop_kind, main())
         done_at = report.get(timeout=10)
         assert q.unfinished() == 0
-        assert 0 <= returned - done_at < 0.05, returned - done_at
+        assert 0 <= returned - done_at < 0.5, returned - done_at
         assert used < 0.002, used
         join_all([p])
     finally:
@@ -348,41 +348,48 @@ def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
 
 
 def _join_threads():
-    """This process's threads named as coro_join's (native threads: not in threading's list)."""
+    """The ids of this process's threads named as coro_join's (native threads: not in
+    threading's list)."""
     import glob
 
-    names = []
+    tids = set()
     for comm in glob.glob("/proc/self/task/*/comm"):
         try:
             with open(comm) as f:
-                names.append(f.read().strip())
+                if f.read().strip() == "shmq-py-join":
+                    tids.add(comm.split("/")[4])
         except OSError:
             pass  # the thread ended meanwhile
-    return names.count("shmq-py-join")
+    return tids
 
 
 def test_coro_join_cancelled_lets_its_thread_go(loop_kind):
     """A waiting coro_join has a thread sleeping in join; cancelled (asyncio.wait_for), it
-    raises TimeoutError, its thread ends within a second, and a later coro_join completes
-    once the task is done."""
+    raises TimeoutError, its thread ends within a few seconds (it checks every 0.1 s), and a
+    later coro_join completes once the task is done."""
     import time
 
     q = shmq.JoinableQueue()
     q.put("task")
+    before = _join_threads()
 
     async def main():
         task = asyncio.ensure_future(q.coro_join())
-        await asyncio.sleep(0.05)
-        during = _join_threads()
+        for _ in range(500):  # its thread shows (a loaded machine may take a while)
+            await asyncio.sleep(0.01)
+            if _join_threads() - before:
+                break
+        mine = _join_threads() - before
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(task, 0.05)
-        return during
+        return mine
 
-    assert run(loop_kind, main()) == 1
-    deadline = time.monotonic() + 1
-    while _join_threads() and time.monotonic() < deadline:
+    mine = run(loop_kind, main())
+    assert len(mine) == 1
+    deadline = time.monotonic() + 5
+    while _join_threads() & mine and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _join_threads() == 0
+    assert not _join_threads() & mine
     q.get()
     q.task_done()
     run(loop_kind, q.coro_join(), timeout=10)

@@ -114,6 +114,18 @@ def _loads_pickled(data: bytes):
 
 _init(Full, Empty, ShutDown, _dumps_pickled, _loads_pickled)
 
+#: This process's pid, kept current across fork (os.getpid() is a system call, and the
+#: handles check which process made their fds on every coroutine wait).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 def _check_timeout(timeout):
     if timeout is None:
@@ -257,19 +269,19 @@ class Queue(_Named, QueueCore):
 
     def _get_fd(self):
         fd = self._getfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._getfd = self._raw.ready_fd("get")
         return fd
 
     def _coro_get_fd(self):
         fd = self._coro_getfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._coro_getfd = self._raw.ready_fd("get")
         return fd
 
     def _put_fd(self):
         fd = self._putfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._putfd = self._raw.ready_fd("put")
         return fd
 
@@ -497,19 +509,19 @@ class Connection(_Named):
 
     def _recv_fd(self):
         fd = self._recvfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._recvfd = self._live().ready_fd("recv")
         return fd
 
     def _coro_recv_fd(self):
         fd = self._coro_recvfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._coro_recvfd = self._live().ready_fd("recv")
         return fd
 
     def _send_fd(self):
         fd = self._sendfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._sendfd = self._live().ready_fd("send")
         return fd
 
