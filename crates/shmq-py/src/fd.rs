@@ -47,9 +47,6 @@ type ReadyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// docs).
 pub(crate) const PEER_CHECK: Duration = Duration::from_secs(1);
 
-/// Rounds of spinning (1, 2, 4, ... pause instructions) of [`ReadyFd::spin`] before it yields.
-const SPIN_ROUNDS: u32 = 6;
-
 /// What a readiness fd watches.
 #[derive(Clone)]
 pub(crate) enum Source {
@@ -330,24 +327,13 @@ impl ReadyFd {
         Ok(self.shared.refresh())
     }
 
-    /// Polls (spinning a few microseconds, then yielding the CPU between checks, holding the
-    /// GIL) up to `seconds` until the operation is ready; returns whether it is. Does not touch the fd. For the short wait before a
+    /// Polls (yielding the CPU between checks, holding the GIL) up to `seconds` until the
+    /// operation is ready; returns whether it is. Does not touch the fd. For the short wait before a
     /// coroutine falls back to the event loop: a peer in another process often answers within
     /// microseconds, sooner than a wake-up through the notifier and the fd.
     fn spin(&self, seconds: f64) -> PyResult<bool> {
         self.live()?;
         let until = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 0.01));
-        // First a few microseconds of spinning, as the blocking calls do before they yield: a
-        // peer running on another CPU answers within that, and a yield would give this CPU
-        // away to whatever else is runnable.
-        for round in 0..SPIN_ROUNDS {
-            if self.shared.source.ready_now() {
-                return Ok(true);
-            }
-            for _ in 0..1u32 << round {
-                std::hint::spin_loop();
-            }
-        }
         loop {
             if self.shared.source.ready_now() {
                 return Ok(true);

@@ -823,6 +823,30 @@ impl RawPipeEnd {
         }
     }
 
+    /// Receives the next message if one is there now, as the object it holds (`obj` made
+    /// by `again` otherwise: nothing was received); `EOFError` at end-of-file. For the
+    /// coroutines: one native call per attempt.
+    fn try_recv_obj<'py>(
+        &self,
+        py: Python<'py>,
+        again: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let got = self.with(|e| match e.try_recv() {
+            Ok(v) => Ok(Some(v)),
+            Err(shmq::TryRecvError::Empty) => Ok(None),
+            Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
+            Err(shmq::TryRecvError::WrongDirection) => {
+                Err(Failure::WrongDirection("connection is write-only".into()))
+            }
+            Err(other) => Err(Failure::Other(other.to_string())),
+        });
+        match got {
+            Ok(Some(v)) => loads_slice(py, &v),
+            Ok(None) => Ok(again),
+            Err(f) => Err(f.into_py(py)),
+        }
+    }
+
     /// Whether a message is ready (or end-of-file reached) within `timeout` seconds
     /// (`None`: wait without end; 0: do not wait).
     #[pyo3(signature = (timeout = Some(0.0)))]

@@ -570,11 +570,20 @@ class Connection(_Named):
         self._took()
         return data
 
+    def _try_recv_obj(self):
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        obj = raw.try_recv_obj(_aio.AGAIN)
+        if obj is not _aio.AGAIN and self._recvfd is not None:
+            self._recvfd.after_take()
+        return obj
+
     async def coro_recv(self):
         """``recv`` for asyncio: waits on the running loop (never blocking it) until a
         message or end-of-file (``EOFError``). Cancel-safe: a cancelled ``coro_recv`` has
         received nothing."""
-        return _loads(await self.coro_recv_bytes())
+        return await _aio.run(self._try_recv_obj, self._coro_recv_fd)
 
     async def coro_recv_bytes(self) -> bytes:
         """``recv_bytes`` for asyncio (as ``coro_recv``)."""
@@ -584,7 +593,9 @@ class Connection(_Named):
         """``send`` for asyncio: waits on the running loop while the pipe is full;
         ``BrokenPipeError`` once the other end is gone. Cancel-safe: a cancelled
         ``coro_send`` either sent ``obj`` whole or did not send it."""
-        await self.coro_send_bytes(_dumps(obj))
+        raw = self._writable_raw()
+        data = _dumps(obj)
+        await _aio.run(lambda: None if raw.try_send(data) else _aio.AGAIN, self._send_fd)
 
     async def coro_send_bytes(self, buf) -> None:
         """``send_bytes`` of a whole buffer for asyncio (as ``coro_send``)."""
