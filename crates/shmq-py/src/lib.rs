@@ -113,6 +113,32 @@ fn deadline(timeout: Option<f64>) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_secs_f64(t.min(1e9)))
 }
 
+/// With the GIL released, checks `ready`, yielding the CPU between checks, for up to [`POLL`]
+/// (not past `deadline`); returns whether it held. Yielding from the first check, not
+/// spinning: on a busy machine the peer may need this CPU to answer (measured on the loaded
+/// two-core machine, a queue round trip took 3.4 µs at the median polling this way before the
+/// blocking call, 5.4 µs going straight to it).
+fn poll_until(py: Python<'_>, deadline: Option<Instant>, ready: impl Fn() -> bool + Sync) -> bool {
+    py.detach(|| {
+        let mut until = Instant::now() + POLL;
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        loop {
+            if ready() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    })
+}
+
+/// How long a blocking queue call polls before it waits in the queue's blocking call.
+const POLL: Duration = Duration::from_micros(50);
+
 /// Runs `step` with the GIL released, one slice at a time, until it returns `Some`, the
 /// deadline passes (`Ok(None)`) or a signal handler raises (Ctrl-C: `KeyboardInterrupt`).
 /// `step(slice)` waits at most `slice` and returns `None` if nothing happened in it.
@@ -195,11 +221,17 @@ impl RawQueue {
             Err(shmq::TryPutError::Full(_)) if block => {}
             Err(e) => return Err(try_put_failure(e).into_py(py)),
         }
-        let got = wait_loop(py, deadline(timeout), |slice| {
-            match self.q.put_timeout(data, slice) {
-                Ok(()) => Some(Ok(())),
-                Err(e) => put_failure(e).map(Err),
-            }
+        // A slot often frees within microseconds: poll briefly (GIL released) before sleeping.
+        let dl = deadline(timeout);
+        if data.len() < COPY_WITHOUT_GIL
+            && poll_until(py, dl, || !self.q.is_full() || self.q.is_closed())
+            && self.q.try_put(data).is_ok()
+        {
+            return Ok(());
+        }
+        let got = wait_loop(py, dl, |slice| match self.q.put_timeout(data, slice) {
+            Ok(()) => Some(Ok(())),
+            Err(e) => put_failure(e).map(Err),
         })?;
         match got {
             Some(Ok(())) => Ok(()),
@@ -248,13 +280,21 @@ impl RawQueue {
             Err(shmq::TryGetError::Closed) => return Err(Failure::ShutDown.into_py(py)),
             Err(e) => return Err(Failure::Other(e.to_string()).into_py(py)),
         }
-        let got = wait_loop(py, deadline(timeout), |slice| {
-            match self.q.get_timeout(slice) {
-                Ok(v) => Some(Ok(v)),
-                Err(shmq::GetTimeoutError::Timeout) => None,
-                Err(shmq::GetTimeoutError::Closed) => Some(Err(Failure::ShutDown)),
-                Err(e) => Some(Err(Failure::Other(e.to_string()))),
+        // A message often comes within microseconds: poll briefly (GIL released) before
+        // sleeping, then take it as above.
+        let dl = deadline(timeout);
+        if slot <= STACK_MESSAGE && poll_until(py, dl, || !self.q.is_empty() || self.q.is_closed())
+        {
+            let mut buf = [0u8; STACK_MESSAGE];
+            if let Ok(n) = self.q.try_get_into(&mut buf[..slot]) {
+                return make(py, &buf[..n]);
             }
+        }
+        let got = wait_loop(py, dl, |slice| match self.q.get_timeout(slice) {
+            Ok(v) => Some(Ok(v)),
+            Err(shmq::GetTimeoutError::Timeout) => None,
+            Err(shmq::GetTimeoutError::Closed) => Some(Err(Failure::ShutDown)),
+            Err(e) => Some(Err(Failure::Other(e.to_string()))),
         })?;
         match got {
             Some(Ok(v)) => make(py, &v),
