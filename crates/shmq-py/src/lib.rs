@@ -64,6 +64,15 @@ fn raise(py: Python<'_>, pick: fn(&Classes) -> &Py<PyType>, msg: &str) -> PyErr 
     }
 }
 
+/// `queue.Full` or `queue.Empty` without arguments, as the standard library's queues raise
+/// them (and cheaper: these are the non-blocking calls' ordinary outcome).
+fn raise_bare(py: Python<'_>, pick: fn(&Classes) -> &Py<PyType>) -> PyErr {
+    match CLASSES.get() {
+        Some(c) => PyErr::from_type(pick(c).bind(py).clone(), ()),
+        None => PyRuntimeError::new_err("shmq._shmq._init was not called"),
+    }
+}
+
 /// What went wrong, in a form that crosses the GIL boundary (`Send`), turned into a Python
 /// exception once the GIL is held again.
 #[derive(Debug)]
@@ -83,8 +92,8 @@ enum Failure {
 impl Failure {
     fn into_py(self, py: Python<'_>) -> PyErr {
         match self {
-            Failure::Full => raise(py, |c| &c.full, "the queue is full"),
-            Failure::Empty => raise(py, |c| &c.empty, "the queue is empty"),
+            Failure::Full => raise_bare(py, |c| &c.full),
+            Failure::Empty => raise_bare(py, |c| &c.empty),
             Failure::ShutDown => raise(py, |c| &c.shutdown, "the queue is shut down"),
             Failure::Eof => PyEOFError::new_err("the other end of the pipe is closed"),
             Failure::Broken => PyBrokenPipeError::new_err("the other end of the pipe is closed"),

@@ -402,3 +402,19 @@ def test_block_is_any_truth_value_and_put_bytes_any_buffer():
     assert q.get_bytes(1, 5) == b"abc"
     q.put_bytes(bytearray(b"de"), block=[1])
     assert q.get_bytes() == b"de"
+
+
+def test_empty_and_full_are_raised_bare_as_the_standard_library_does():
+    """get_nowait on an empty queue and put_nowait on a full one raise queue.Empty() and
+    queue.Full() without arguments, as queue.Queue and multiprocessing.Queue do."""
+    q = shmq.Queue(1)
+    with pytest.raises(queue.Empty) as empty:
+        q.get_nowait()
+    assert empty.value.args == ()
+    q.put(1)
+    with pytest.raises(queue.Full) as full:
+        q.put_nowait(2)
+    assert full.value.args == ()
+    with pytest.raises(queue.Empty) as timed_out:
+        shmq.Queue().get(timeout=0.01)
+    assert timed_out.value.args == ()
