@@ -7,8 +7,8 @@ checksum that the parent compares with the expected one). Each peer is used the 
 use it, and the row says how:
 
 * ``shmq put_bytes/get_bytes``: raw bytes, no pickling;
-* ``shmq put/get <type>``: objects (pickled, protocol 5), for ``bytes``, ``str``, ``int``, a
-  small tuple and a small dict;
+* ``shmq put/get <type>``: objects, for ``bytes``, ``str``, ``int``, a small tuple and a small
+  dict (each of these travels behind a type tag, without pickle; other objects are pickled);
 * ``mp.Queue() put/get <type>``: the default, unbounded ``multiprocessing.Queue()`` (a feeder
   thread, pickling every object), the same objects;
 * ``faster-fifo raw get_many``: ``faster_fifo.Queue`` with identity ``dumps`` and ``loads`` that
@@ -38,6 +38,7 @@ except ImportError:  # optional baseline
 
 CTX = mp.get_context("fork")
 PAD = b"x" * 56
+SPAD = "s" * 56
 STOP = b"\xff" * 64
 
 
@@ -49,7 +50,7 @@ def payload(i):
 #: Objects per type: a maker from the sequence number and the checksum of one received object.
 OBJECTS = {
     "bytes": (payload, lambda o: int.from_bytes(o[:8], "little")),
-    "str": (lambda i: f"{i:08d}" + "s" * 56, lambda o: int(o[:8])),
+    "str": (lambda i: f"{i:08d}" + SPAD, lambda o: int(o[:8])),
     "int": (lambda i: i, lambda o: o),
     "tuple": (lambda i: (i, "task", 2.5), lambda o: o[0]),
     "dict": (lambda i: {"id": i, "op": "put", "w": 1.5}, lambda o: o["id"]),
@@ -57,10 +58,12 @@ OBJECTS = {
 
 
 class Peer:
-    """How one queue is made, fed and drained."""
+    """How one queue is made, fed and drained: ``get_one(q)`` gives a function that takes one
+    message, ``get_batch(q)`` one that takes a batch (a sequence); a peer has either."""
 
-    def __init__(self, label, make, put, get_batch, stop):
-        self.label, self.make, self.put, self.get_batch, self.stop = label, make, put, get_batch, stop
+    def __init__(self, label, make, put, stop, get_one=None, get_batch=None):
+        self.label, self.make, self.put, self.stop = label, make, put, stop
+        self.get_one, self.get_batch = get_one, get_batch
 
 
 def _shmq_bytes():
@@ -68,20 +71,20 @@ def _shmq_bytes():
         "shmq put_bytes/get_bytes",
         lambda: shmq.Queue(),
         lambda q: q.put_bytes,
-        lambda q: lambda: (q.get_bytes(),),
         STOP,
+        get_one=lambda q: q.get_bytes,
     )
 
 
 def _shmq_obj(t):
     return Peer(
-        f"shmq put/get {t}", lambda: shmq.Queue(), lambda q: q.put, lambda q: lambda: (q.get(),), None
+        f"shmq put/get {t}", lambda: shmq.Queue(), lambda q: q.put, None, get_one=lambda q: q.get
     )
 
 
 def _mp_obj(t):
     return Peer(
-        f"mp.Queue() put/get {t}", lambda: CTX.Queue(), lambda q: q.put, lambda q: lambda: (q.get(),), None
+        f"mp.Queue() put/get {t}", lambda: CTX.Queue(), lambda q: q.put, None, get_one=lambda q: q.get
     )
 
 
@@ -94,8 +97,8 @@ def _ff_many():
         "faster-fifo raw get_many",
         _ff_queue,
         lambda q: lambda m: q.put(m, timeout=60),
-        lambda q: lambda: q.get_many(timeout=60),
         STOP,
+        get_batch=lambda q: lambda: q.get_many(timeout=60),
     )
 
 
@@ -104,8 +107,8 @@ def _ff_get():
         "faster-fifo raw get",
         _ff_queue,
         lambda q: lambda m: q.put(m, timeout=60),
-        lambda q: lambda: (q.get(timeout=60),),
         STOP,
+        get_one=lambda q: lambda: q.get(timeout=60),
     )
 
 
@@ -116,10 +119,21 @@ def _produce(peer, q, start, n, make):
 
 
 def _consume(peer, q, check, done):
-    """Takes messages until the stop message; reports (count, checksum, end time)."""
-    get = peer.get_batch(q)
+    """Takes messages until the stop message; reports (count, checksum, end time). The loop
+    is the same for every peer that takes one message per call."""
     stop = peer.stop
     k = s = 0
+    if peer.get_one is not None:
+        get = peer.get_one(q)
+        while True:
+            m = get()
+            # (The stop object is None, which travels as itself, or bytes, compared by value.)
+            if m is None if stop is None else m == stop:
+                done.put((k, s, time.perf_counter()))
+                return
+            k += 1
+            s += check(m)
+    get = peer.get_batch(q)
     while True:
         batch = get()
         for j, m in enumerate(batch):
@@ -168,7 +182,13 @@ def throughput(peer, n, t="bytes", producers=1, consumers=1):
 
 
 def _echo(peer, a, b, rounds):
-    get, put = peer.get_batch(a), peer.put(b)
+    put = peer.put(b)
+    if peer.get_one is not None:
+        get = peer.get_one(a)
+        for _ in range(rounds):
+            put(get())
+        return
+    get = peer.get_batch(a)
     for _ in range(rounds):
         for m in get():
             put(m)
@@ -179,7 +199,7 @@ def roundtrip(peer, rounds, t="bytes"):
     a, b = peer.make(), peer.make()
     p = CTX.Process(target=_echo, args=(peer, a, b, rounds))
     p.start()
-    put, get = peer.put(a), peer.get_batch(b)
+    put, get = peer.put(a), (peer.get_one or peer.get_batch)(b)
     times = []
     for i in range(rounds):
         m = make(i)

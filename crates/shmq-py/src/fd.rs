@@ -30,7 +30,7 @@
 use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -92,6 +92,8 @@ struct State {
     efd: Option<OwnedFd>,
     /// The readiness future, registered with the notifier, while the fd is clear.
     armed: Option<ReadyFuture>,
+    /// Coroutines waiting on a coroutine fd ([`ReadyFd::begin_wait`]); 0 for a `fileno()` fd.
+    waiters: usize,
 }
 
 /// One readiness fd; the notifier's waker.
@@ -100,6 +102,8 @@ struct Shared {
     state: Mutex<State>,
     /// Whether the eventfd holds a count (is readable). Changed under `state`'s lock.
     set: AtomicBool,
+    /// How many readiness futures were armed (registered with the notifier) for this fd.
+    arms: AtomicU64,
 }
 
 impl Shared {
@@ -132,7 +136,10 @@ impl Shared {
             return false;
         }
         let waker = Waker::from(Arc::clone(self));
-        let fut = st.armed.get_or_insert_with(|| self.source.future());
+        let fut = st.armed.get_or_insert_with(|| {
+            self.arms.fetch_add(1, Relaxed);
+            self.source.future()
+        });
         if fut
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
@@ -272,8 +279,10 @@ impl ReadyFd {
             state: Mutex::new(State {
                 efd: Some(efd),
                 armed: None,
+                waiters: 0,
             }),
             set: AtomicBool::new(false),
+            arms: AtomicU64::new(0),
         });
         if matches!(shared.source, Source::Recv(_)) {
             watch_peer(&shared);
@@ -338,10 +347,40 @@ impl ReadyFd {
         }
     }
 
+    /// A coroutine starts waiting on this fd (a coroutine fd: one that only coroutines wait
+    /// on): counts it, re-checks the condition and returns whether the operation is ready
+    /// (the fd is set) or arms the fd (the notifier sets it). Pair with `end_wait`.
+    fn begin_wait(&self) -> PyResult<bool> {
+        self.live()?;
+        self.shared.lock().waiters += 1;
+        Ok(self.shared.refresh())
+    }
+
+    /// A coroutine's wait on this fd ended. When none waits any more, the fd stops watching
+    /// until the next `begin_wait`: the armed future is dropped (the notifier forgets it) and
+    /// the fd cleared, so messages that pass while no coroutine waits (taken by the coroutine's
+    /// own attempts) cost no wake-up of the notifier and no re-arming.
+    fn end_wait(&self) {
+        if self.closed.load(SeqCst) || !self.mine() {
+            return;
+        }
+        let armed = {
+            let mut st = self.shared.lock();
+            st.waiters = st.waiters.saturating_sub(1);
+            if st.waiters > 0 {
+                return;
+            }
+            self.shared.clear(&st);
+            st.armed.take()
+        };
+        // Outside the lock: dropping the future deregisters it from the notifier.
+        drop(armed);
+    }
+
     /// After a take (or a take that found nothing) by this process: clears the fd if the
     /// ring is drained now, by this take or by another consumer (cheap while the fd is not
     /// set).
-    fn after_take(&self) {
+    pub(crate) fn after_take(&self) {
         if self.shared.set.load(SeqCst) && !self.closed.load(SeqCst) && self.mine() {
             self.shared.refresh();
         }
@@ -351,6 +390,13 @@ impl ReadyFd {
     #[getter]
     fn fd(&self) -> i32 {
         self.fd
+    }
+
+    /// How many times this fd armed a readiness future (registered with the notifier, which
+    /// then wakes for it): for tests and diagnostics.
+    #[getter]
+    fn arms(&self) -> u64 {
+        self.shared.arms.load(Relaxed)
     }
 
     /// The process that made this fd (a forked child makes its own).

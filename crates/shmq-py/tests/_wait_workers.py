@@ -101,6 +101,24 @@ def async_pipe_echo(kind, conn, n):
     conn.close()
 
 
+def pipe_echo(conn, n):
+    for _ in range(n):
+        conn.send(conn.recv())
+    conn.close()
+
+
+def queue_echo(q_in, q_out, n):
+    for _ in range(n):
+        q_out.put(q_in.get())
+
+
+def hold_task_then_report(q, hold, report):
+    q.get()
+    time.sleep(hold)
+    report.put(time.monotonic())
+    q.task_done()
+
+
 def put_jittered(q, n, seed):
     """Puts 0..n-1 with random pauses of up to 2 ms."""
     rnd = random.Random(seed)

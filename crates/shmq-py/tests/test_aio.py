@@ -132,6 +132,56 @@ def test_coro_pipe_round_trip_and_eof(ctx, loop_kind):
         a.close()
 
 
+def test_coroutine_fds_are_armed_only_while_a_coroutine_waits(ctx, loop_kind, monkeypatch):
+    """Ping-pong of 200 round trips with a blocking echo child, through a pipe and through
+    two queues, the coroutines polling up to 10 ms before they wait on the loop: a coroutine's
+    fd arms a readiness future with the notifier only for the waits that went through the
+    loop, not once per message (as an fd kept armed after each take would, making every
+    message wake the notifier thread)."""
+    import shmq._aio as aio
+
+    monkeypatch.setattr(aio, "SPIN", 0.01)
+    loop_waits = []
+    wait_readable = aio.wait_readable
+
+    async def counted(fd):
+        loop_waits.append(fd.fd)
+        await wait_readable(fd)
+
+    monkeypatch.setattr(aio, "wait_readable", counted)
+    n = 200
+    a, b = shmq.Pipe()
+    q_in, q_out = shmq.Queue(), shmq.Queue()
+    procs = [ctx.Process(target=ww.pipe_echo, args=(b, n)),
+             ctx.Process(target=ww.queue_echo, args=(q_in, q_out, n))]
+    for p in procs:
+        p.start()
+    b.close()
+
+    async def main():
+        for i in range(n):
+            await a.coro_send(i)
+            assert await a.coro_recv() == i
+            q_in.put(i)
+            assert await q_out.coro_get() == i
+
+    try:
+        run(loop_kind, main())
+        join_all(procs)
+        for fd in (a._coro_recvfd, q_out._coro_getfd):
+            waits = loop_waits.count(fd.fd)
+            assert fd.arms <= waits, (fd.arms, waits)
+        assert len(loop_waits) < n // 2  # (mostly found within the poll)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+        a.close()
+        q_in.close()
+        q_out.close()
+
+
 def test_waiting_coroutine_leaves_the_loop_free(ctx, loop_kind):
     """A coro_get on an empty queue and a coro_recv on an empty pipe wait 0.5 s for a child
     while a ticker keeps running on the same loop."""
@@ -258,6 +308,92 @@ def test_coro_join(ctx, loop_kind):
             p.kill()
             p.join()
         q.close()
+
+
+def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
+    """coro_join waits without polling: while a child holds the one task for 1 s, this
+    process (its loop and the join's thread) uses under 2 ms of CPU (a check of the count
+    every few ms used several), and coro_join returns soon after the task_done."""
+    import resource
+    import time
+
+    q, report = shmq.JoinableQueue(), shmq.Queue()
+    q.put("task")
+    p = ctx.Process(target=ww.hold_task_then_report, args=(q, 1.0, report))
+    p.start()
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def main():
+        while q.qsize():  # the child took the task
+            await asyncio.sleep(0.01)
+        c0 = cpu()
+        await q.coro_join()
+        return time.monotonic(), cpu() - c0
+
+    try:
+        returned, used = run(loop_kind, main())
+        done_at = report.get(timeout=10)
+        assert q.unfinished() == 0
+        assert 0 <= returned - done_at < 0.5, returned - done_at
+        assert used < 0.002, used
+        join_all([p])
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
+        q.close()
+
+
+def _join_threads():
+    """The ids of this process's threads named as coro_join's (native threads: not in
+    threading's list)."""
+    import glob
+
+    tids = set()
+    for comm in glob.glob("/proc/self/task/*/comm"):
+        try:
+            with open(comm) as f:
+                if f.read().strip() == "shmq-py-join":
+                    tids.add(comm.split("/")[4])
+        except OSError:
+            pass  # the thread ended meanwhile
+    return tids
+
+
+def test_coro_join_cancelled_lets_its_thread_go(loop_kind):
+    """A waiting coro_join has a thread sleeping in join; cancelled (asyncio.wait_for), it
+    raises TimeoutError, its thread ends within a few seconds (it checks every 0.1 s), and a
+    later coro_join completes once the task is done."""
+    import time
+
+    q = shmq.JoinableQueue()
+    q.put("task")
+    before = _join_threads()
+
+    async def main():
+        task = asyncio.ensure_future(q.coro_join())
+        for _ in range(500):  # its thread shows (a loaded machine may take a while)
+            await asyncio.sleep(0.01)
+            if _join_threads() - before:
+                break
+        mine = _join_threads() - before
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 0.05)
+        return mine
+
+    mine = run(loop_kind, main())
+    assert len(mine) == 1
+    deadline = time.monotonic() + 5
+    while _join_threads() & mine and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _join_threads() & mine
+    q.get()
+    q.task_done()
+    run(loop_kind, q.coro_join(), timeout=10)
+    q.close()
 
 
 def test_coro_send_waits_for_room(ctx, loop_kind):

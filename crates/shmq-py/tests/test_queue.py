@@ -2,6 +2,7 @@
 _TestSimpleQueue (Lib/test/_test_multiprocessing.py), ported to shmq with real processes
 under each start method, plus shmq's additions (put_bytes, shutdown, out-of-band pickles)."""
 
+import collections
 import os
 import pickle
 import queue
@@ -309,15 +310,26 @@ def _echo_objects(q, out, n):
         out.put(q.get())
 
 
+class _Int(int):
+    pass
+
+
 FAST_OBJECTS = [b"", b"\x80pickle-looking", b"x" * 1000, "", "text", "\udc80 lone surrogate",
                 "é" * 300, 0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**40, 1.5,
-                float("inf"), -0.0, None, True, False, (1, "a"), {"k": 1}]
+                float("inf"), -0.0, None, True, False, (1, "a"), {"k": 1},
+                (), (7, "task", 2.5, None, True, b"\x00b", "\udc80"), tuple(range(16)),
+                tuple(range(17)), (1, (2, 3)), (2**63,), (_Int(3), 1), ("é" * 300, b"y" * 500),
+                {}, {"id": 3, "op": "put", "w": 1.5, "\udc80": None, "b": b"", "t": True},
+                {str(i): i for i in range(16)}, {str(i): i for i in range(17)}, {1: 2},
+                {"t": (1,)}, collections.OrderedDict(a=1), {"n": 2**64}]
 
 
 def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
-    """bytes, str, int (64-bit), float and None travel behind a one-byte type tag, not
-    pickled; every object (ints beyond 64 bits, bools, tuples: pickled) comes back equal and
-    of the same type, through a child and back."""
+    """bytes, str, int (64-bit), float, None, bool, tuples of up to 16 of them and dicts of
+    up to 16 str keys to them travel behind a one-byte type tag, not pickled; every object
+    (ints beyond 64 bits, subclasses, longer or nested tuples and dicts: pickled) comes back
+    equal and of the same type, in the same order, through a child and back, and through a
+    pipe."""
     q, out = shmq.Queue(), shmq.Queue()
     q.put(b"abc")
     q.put("abc")
@@ -325,12 +337,24 @@ def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
     q.put(0.5)
     q.put(None)
     q.put(True)
+    q.put((5, "ab", b"c", None, False, 0.5))
+    q.put(tuple(range(17)))
+    q.put((1, (2,)))
+    q.put({"k": 7, "é": "v"})
+    q.put({"k": [1]})
     assert q.get_bytes() == b"\x02abc"
     assert q.get_bytes() == b"\x03abc"
     assert q.get_bytes() == b"\x04" + (-2).to_bytes(8, "little", signed=True)
     assert q.get_bytes() == b"\x05" + struct.pack("<d", 0.5)
     assert q.get_bytes() == b"\x06"
-    assert q.get_bytes()[:1] == b"\x80"  # a bool is pickled: it stays a bool
+    assert q.get_bytes() == b"\x08\x01"
+    assert q.get_bytes() == (b"\x07\x06" + b"\x04" + (5).to_bytes(8, "little") + b"\x03\x02\x00\x00\x00ab"
+                             + b"\x02\x01\x00\x00\x00c" + b"\x06" + b"\x08\x00" + b"\x05" + struct.pack("<d", 0.5))
+    assert q.get_bytes()[:1] == b"\x80"  # 17 items: pickled
+    assert q.get_bytes()[:1] == b"\x80"  # a nested tuple: pickled
+    assert q.get_bytes() == (b"\x09\x02" + b"\x01\x00\x00\x00k" + b"\x04" + (7).to_bytes(8, "little")
+                             + b"\x02\x00\x00\x00\xc3\xa9" + b"\x03\x01\x00\x00\x00v")
+    assert q.get_bytes()[:1] == b"\x80"  # a list value: pickled
     p = ctx.Process(target=_echo_objects, args=(q, out, len(FAST_OBJECTS)))
     p.start()
     for o in FAST_OBJECTS:
@@ -338,8 +362,59 @@ def test_builtins_travel_without_pickle_and_keep_their_type(ctx):
     got = [out.get(timeout=60) for _ in FAST_OBJECTS]
     join_all([p])
     assert got == FAST_OBJECTS
-    assert [type(g) for g in got] == [type(o) for o in FAST_OBJECTS]
+    def kinds(objs):
+        return [(type(o), *map(type, o)) if type(o) is tuple
+                else (type(o), *((k, type(v)) for k, v in o.items())) if isinstance(o, dict)
+                else type(o) for o in objs]
+
+    assert kinds(got) == kinds(FAST_OBJECTS)
     a, b = shmq.Pipe()
     for o in FAST_OBJECTS:
         a.send(o)
     assert [b.recv() for _ in FAST_OBJECTS] == FAST_OBJECTS
+
+
+def test_a_damaged_tagged_message_raises_value_error():
+    """A message with a type tag whose value is cut short (written with put_bytes) raises
+    ValueError from get, naming the damage, instead of returning something else."""
+    q = shmq.Queue()
+    for bad in (b"\x07\x02\x04" + bytes(8), b"\x04\x01", b"\x07\x01\x03\x09\x00\x00\x00ab", b"\x07\x01\x0f",
+                b"\x09\x02" + (b"\x01\x00\x00\x00k\x06") * 2, b"\x09\x01\x05\x00\x00\x00k\x06"):
+        q.put_bytes(bad)
+        with pytest.raises(ValueError, match="damaged shmq object message"):
+            q.get(timeout=10)
+    q.put_bytes(b"\x04" + (9).to_bytes(8, "little"))
+    assert q.get(timeout=10) == 9
+
+
+def test_block_is_any_truth_value_and_put_bytes_any_buffer():
+    """As multiprocessing.Queue: `block` is tested for truth (get(0) and get(block=None) do not
+    wait, put(x, 1) may), and put_bytes takes any bytes-like object."""
+    q = shmq.Queue(1)
+    for block in (0, None, ""):
+        with pytest.raises(queue.Empty):
+            q.get(block)
+        with pytest.raises(queue.Empty):
+            q.get_bytes(block=block, timeout=30)
+    q.put_bytes(memoryview(b"abc"), 1)
+    with pytest.raises(queue.Full):
+        q.put("x", 0)
+    assert q.get_bytes(1, 5) == b"abc"
+    q.put_bytes(bytearray(b"de"), block=[1])
+    assert q.get_bytes() == b"de"
+
+
+def test_empty_and_full_are_raised_bare_as_the_standard_library_does():
+    """get_nowait on an empty queue and put_nowait on a full one raise queue.Empty() and
+    queue.Full() without arguments, as queue.Queue and multiprocessing.Queue do."""
+    q = shmq.Queue(1)
+    with pytest.raises(queue.Empty) as empty:
+        q.get_nowait()
+    assert empty.value.args == ()
+    q.put(1)
+    with pytest.raises(queue.Full) as full:
+        q.put_nowait(2)
+    assert full.value.args == ()
+    with pytest.raises(queue.Empty) as timed_out:
+        shmq.Queue().get(timeout=0.01)
+    assert timed_out.value.args == ()

@@ -22,7 +22,8 @@ from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, Values
 from multiprocessing import BufferTooShort
 
 from . import _aio, _lifetime
-from ._shmq import RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
+from ._shmq import QueueCore, RawDict, RawLock, RawPipeEnd, RawProcessLock, RawQueue, ReadyFd, _init, snapshot
+from ._shmq import dumps as _dumps, loads as _loads
 
 __all__ = [
     "Queue",
@@ -57,8 +58,6 @@ else:
         is drained (``queue.ShutDown`` on Python 3.13 and later)."""
 
 
-_init(Full, Empty, ShutDown)
-
 #: Bytes per slot of a queue or pipe created with the defaults: the fast-path unit. A message
 #: (pickled object or ``put_bytes`` payload) up to this size is copied through its slot; a
 #: larger one, up to 1 GiB, travels in a side segment of its own (slower per message, no limit
@@ -74,42 +73,20 @@ PIPE_CAPACITY = 128
 #: How long a pickled ``Connection`` keeps its end open for the process that unpickles it.
 HAND_OFF_SECONDS = 60.0
 
-# Message framing, by the first byte. A plain pickle starts with the PROTO opcode (0x80). A
+# Message framing, by the first byte (the native half, ``_shmq.dumps``/``loads`` and a queue's
+# ``put_obj``/``get_obj``, reads and writes it). The common builtins travel without pickle,
+# behind a type tag: ``bytes``, ``str`` (UTF-8, lone surrogates kept), ``int`` in the signed
+# 64-bit range, ``float``, ``None``, ``bool`` and tuples of up to 16 of these. Their subclasses
+# and everything else are pickled here: a plain pickle starts with the PROTO opcode (0x80). A
 # pickle with out-of-band buffers (protocol 5) starts with _OOB, then the number of buffers and
 # their lengths (u64 each), then the pickle, then the buffers: the receiver rebuilds them as
-# memoryviews of the one received ``bytes`` object, without copying. The common builtins travel
-# without pickle, behind a type tag: ``bytes`` (the bytes), ``str`` (UTF-8, lone surrogates
-# kept), ``int`` in the signed 64-bit range (8 bytes little-endian), ``float`` (8 bytes) and
-# ``None``. Their subclasses (``bool`` among them) and everything else are pickled.
+# memoryviews of the one received ``bytes`` object, without copying.
 _OOB = 0x01
-_T_BYTES = 0x02
-_T_STR = 0x03
-_T_INT = 0x04
-_T_FLOAT = 0x05
-_T_NONE = 0x06
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
-_pack_int = struct.Struct("<Bq").pack
-_pack_float = struct.Struct("<Bd").pack
-_unpack_int = struct.Struct("<q").unpack_from
-_unpack_float = struct.Struct("<d").unpack_from
-_NONE_MSG = bytes([_T_NONE])
-_BYTES_TAG = bytes([_T_BYTES])
-_STR_TAG = bytes([_T_STR])
 
 
-def _dumps(obj) -> bytes:
-    t = type(obj)
-    if t is bytes:
-        return _BYTES_TAG + obj
-    if t is str:
-        return _STR_TAG + obj.encode("utf-8", "surrogatepass")
-    if t is int and -0x8000000000000000 <= obj <= 0x7FFFFFFFFFFFFFFF:
-        return _pack_int(_T_INT, obj)
-    if t is float:
-        return _pack_float(_T_FLOAT, obj)
-    if obj is None:
-        return _NONE_MSG
+def _dumps_pickled(obj) -> bytes:
     bufs = []
     data = _pickle_dumps(obj, 5, buffer_callback=bufs.append)
     if not bufs:
@@ -119,22 +96,9 @@ def _dumps(obj) -> bytes:
     return b"".join([head, data, *views])
 
 
-def _loads(data: bytes):
-    tag = data[0] if data else 0
-    if tag == 0x80:
-        return _pickle_loads(data)
-    if tag == _T_BYTES:
-        return data[1:]
-    if tag == _T_STR:
-        return data[1:].decode("utf-8", "surrogatepass")
-    if tag == _T_INT:
-        return _unpack_int(data, 1)[0]
-    if tag == _T_FLOAT:
-        return _unpack_float(data, 1)[0]
-    if tag == _T_NONE:
-        return None
-    if tag != _OOB:
-        return _pickle_loads(data)  # not a shmq object message: pickle says what is wrong
+def _loads_pickled(data: bytes):
+    if not data or data[0] != _OOB:
+        return _pickle_loads(data)  # a pickle, or not a shmq object message: pickle says what is wrong
     (n,) = struct.unpack_from("<I", data, 1)
     lens = struct.unpack_from(f"<{n}Q", data, 5)
     view = memoryview(data)
@@ -146,6 +110,21 @@ def _loads(data: bytes):
         bufs.append(view[pos : pos + ln])
         pos += ln
     return pickle.loads(view[start:end], buffers=bufs)
+
+
+_init(Full, Empty, ShutDown, _dumps_pickled, _loads_pickled)
+
+#: This process's pid, kept current across fork (os.getpid() is a system call, and the
+#: handles check which process made their fds on every coroutine wait).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _check_timeout(timeout):
@@ -228,7 +207,7 @@ def _rebuild(cls, name, anonymous, state):
     return obj
 
 
-class Queue(_Named):
+class Queue(_Named, QueueCore):
     """A process-shared FIFO queue with ``multiprocessing.Queue``'s API.
 
     ``maxsize`` bounds the number of messages (``0`` or less: ``UNBOUNDED_CAPACITY``).
@@ -255,6 +234,7 @@ class Queue(_Named):
             name, lambda n: RawQueue.create(n, capacity, slot_size)
         )
         self._raw = raw
+        self._bind(raw)
         self._maxsize = maxsize if maxsize > 0 else 0
         self._adopt(name, anonymous)
 
@@ -267,6 +247,7 @@ class Queue(_Named):
         self._raw = None
         self._closed = False
         self._raw = _open_claimed(name, anonymous, RawQueue.open)
+        self._bind(self._raw)
         self._maxsize = maxsize
         self._adopt(name, anonymous)
 
@@ -276,8 +257,10 @@ class Queue(_Named):
     def __repr__(self):
         return f"<shmq.{type(self).__name__} name={self._name!r} size={self.qsize() if self._raw else '?'}>"
 
-    # Readiness fds (made on first use): "get" for fileno() and coro_get, "put" for coro_put.
-    _getfd = None
+    # Readiness fds (made on first use): "get" for fileno() (QueueCore's _getfd, which a get
+    # clears once the queue is drained); the coroutines' own (armed only while a coroutine
+    # waits): "get" for coro_get, "put" for coro_put.
+    _coro_getfd = None
     _putfd = None
 
     def _check_closed(self):
@@ -286,18 +269,24 @@ class Queue(_Named):
 
     def _get_fd(self):
         fd = self._getfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._getfd = self._raw.ready_fd("get")
+        return fd
+
+    def _coro_get_fd(self):
+        fd = self._coro_getfd
+        if fd is None or fd.closed or fd.pid != _pid:
+            fd = self._coro_getfd = self._raw.ready_fd("get")
         return fd
 
     def _put_fd(self):
         fd = self._putfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._putfd = self._raw.ready_fd("put")
         return fd
 
     def _close_fds(self):
-        for fd in (self._getfd, self._putfd):
+        for fd in (self._getfd, self._coro_getfd, self._putfd):
             if fd is not None and not fd.closed:
                 _aio.closing(fd)
                 fd.close()
@@ -312,30 +301,7 @@ class Queue(_Named):
         self._check_closed()
         return self._get_fd().fileno()
 
-    # -- objects ------------------------------------------------------------------------
-    def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
-        """Puts ``obj`` (pickled, protocol 5); waits while the queue is full, up to
-        ``timeout`` seconds, and raises ``queue.Full`` then (at once if not ``block``)."""
-        if self._closed:
-            self._check_closed()
-        self._raw.put(_dumps(obj), block, timeout if timeout is None else _check_timeout(timeout))
-
-    def get(self, block: bool = True, timeout: float | None = None):
-        """Takes the oldest object; waits while the queue is empty, up to ``timeout``
-        seconds, and raises ``queue.Empty`` then (at once if not ``block``)."""
-        if self._closed:
-            self._check_closed()
-        try:
-            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
-        except Empty:
-            # Another consumer may have taken what the fd announced: clear it.
-            if self._getfd is not None:
-                self._getfd.after_take()
-            raise
-        if self._getfd is not None:
-            self._getfd.after_take()
-        return _loads(data)
-
+    # -- objects and bytes: put, get, put_bytes and get_bytes are QueueCore's ------------
     def put_nowait(self, obj) -> None:
         """``put(obj, False)``."""
         self.put(obj, False)
@@ -343,30 +309,6 @@ class Queue(_Named):
     def get_nowait(self):
         """``get(False)``."""
         return self.get(False)
-
-    # -- bytes --------------------------------------------------------------------------
-    def put_bytes(self, data, block: bool = True, timeout: float | None = None) -> None:
-        """Puts the bytes of ``data`` (any bytes-like object) without pickling."""
-        if self._closed:
-            self._check_closed()
-        if type(data) is not bytes:
-            data = bytes(data)
-        self._raw.put(data, block, timeout if timeout is None else _check_timeout(timeout))
-
-    def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
-        """Takes the oldest message as ``bytes``, without unpickling."""
-        if self._closed:
-            self._check_closed()
-        try:
-            data = self._raw.get(block, timeout if timeout is None else _check_timeout(timeout))
-        except Empty:
-            # Another consumer may have taken what the fd announced: clear it.
-            if self._getfd is not None:
-                self._getfd.after_take()
-            raise
-        if self._getfd is not None:
-            self._getfd.after_take()
-        return data
 
     # -- asyncio ------------------------------------------------------------------------
     def _try_get_bytes(self):
@@ -393,7 +335,7 @@ class Queue(_Named):
 
     async def coro_get_bytes(self) -> bytes:
         """``get_bytes`` for asyncio (as ``coro_get``)."""
-        return await _aio.run(self._try_get_bytes, self._get_fd)
+        return await _aio.run(self._try_get_bytes, self._coro_get_fd)
 
     async def coro_put_bytes(self, data) -> None:
         """``put_bytes`` for asyncio (as ``coro_put``)."""
@@ -465,10 +407,18 @@ class JoinableQueue(Queue):
 
     async def coro_join(self) -> None:
         """``join`` for asyncio: returns once every object put has been marked done,
-        without blocking the loop. It checks the count with a growing pause (0.2 ms up to
-        5 ms) between checks, so it returns up to 5 ms after the last ``task_done``."""
+        without blocking the loop. While it waits, a thread of its own sleeps in ``join``
+        and wakes the loop through a file descriptor when the last ``task_done`` comes
+        (cancelling ``coro_join`` lets the thread go)."""
         raw = self._raw
-        await _aio.wait_until(lambda: raw.unfinished() == 0)
+        if raw.unfinished() == 0:
+            return
+        waiter = raw.join_waiter()
+        try:
+            while not waiter.done():
+                await _aio.wait_readable(waiter)
+        finally:
+            waiter.close()
 
 
 class SimpleQueue(Queue):
@@ -506,9 +456,10 @@ class Connection(_Named):
     sockets and process sentinels. ``coro_recv`` and ``coro_send`` are the asyncio faces.
     """
 
-    # Readiness fds (made on first use): "recv" for fileno() and coro_recv, "send" for
-    # coro_send.
+    # Readiness fds (made on first use): "recv" for fileno(); the coroutines' own (armed only
+    # while a coroutine waits): "recv" for coro_recv, "send" for coro_send.
     _recvfd = None
+    _coro_recvfd = None
     _sendfd = None
 
     def __init__(self):
@@ -558,13 +509,19 @@ class Connection(_Named):
 
     def _recv_fd(self):
         fd = self._recvfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._recvfd = self._live().ready_fd("recv")
+        return fd
+
+    def _coro_recv_fd(self):
+        fd = self._coro_recvfd
+        if fd is None or fd.closed or fd.pid != _pid:
+            fd = self._coro_recvfd = self._live().ready_fd("recv")
         return fd
 
     def _send_fd(self):
         fd = self._sendfd
-        if fd is None or fd.closed or fd.pid != os.getpid():
+        if fd is None or fd.closed or fd.pid != _pid:
             fd = self._sendfd = self._live().ready_fd("send")
         return fd
 
@@ -594,7 +551,8 @@ class Connection(_Named):
         return raw
 
     def send(self, obj) -> None:
-        """Sends ``obj`` (pickled, protocol 5); waits while the pipe is full."""
+        """Sends ``obj`` (common builtins behind a type tag, anything else pickled with
+        protocol 5); waits while the pipe is full."""
         raw = self._writable_raw()
         raw.send(_dumps(obj))
 
@@ -612,21 +570,32 @@ class Connection(_Named):
         self._took()
         return data
 
+    def _try_recv_obj(self):
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        obj = raw.try_recv_obj(_aio.AGAIN)
+        if obj is not _aio.AGAIN and self._recvfd is not None:
+            self._recvfd.after_take()
+        return obj
+
     async def coro_recv(self):
         """``recv`` for asyncio: waits on the running loop (never blocking it) until a
         message or end-of-file (``EOFError``). Cancel-safe: a cancelled ``coro_recv`` has
         received nothing."""
-        return _loads(await self.coro_recv_bytes())
+        return await _aio.run(self._try_recv_obj, self._coro_recv_fd)
 
     async def coro_recv_bytes(self) -> bytes:
         """``recv_bytes`` for asyncio (as ``coro_recv``)."""
-        return await _aio.run(self._try_recv, self._recv_fd)
+        return await _aio.run(self._try_recv, self._coro_recv_fd)
 
     async def coro_send(self, obj) -> None:
         """``send`` for asyncio: waits on the running loop while the pipe is full;
         ``BrokenPipeError`` once the other end is gone. Cancel-safe: a cancelled
         ``coro_send`` either sent ``obj`` whole or did not send it."""
-        await self.coro_send_bytes(_dumps(obj))
+        raw = self._writable_raw()
+        data = _dumps(obj)
+        await _aio.run(lambda: None if raw.try_send(data) else _aio.AGAIN, self._send_fd)
 
     async def coro_send_bytes(self, buf) -> None:
         """``send_bytes`` of a whole buffer for asyncio (as ``coro_send``)."""
@@ -689,7 +658,7 @@ class Connection(_Named):
     def close(self) -> None:
         """Releases this handle; when the last holder of an end closes, the other end reads
         end-of-file. Closes the connection's file descriptor (``fileno``)."""
-        for fd in (self._recvfd, self._sendfd):
+        for fd in (self._recvfd, self._coro_recvfd, self._sendfd):
             if fd is not None and not fd.closed:
                 _aio.closing(fd)
                 fd.close()

@@ -14,6 +14,9 @@ message or did not).
 
 Several tasks may wait on one fd at once: one reader is registered per (loop, fd), and a
 readable fd wakes every task waiting on it (each retries; the ones that lose wait again).
+The coroutines wait on fds of their own, not on the ones ``fileno()`` returns: a coroutine fd
+is armed (registered with the notifier) only while a coroutine waits on it, so a coroutine
+that keeps finding messages at once, or within its short poll, costs the notifier nothing.
 """
 
 from __future__ import annotations
@@ -46,9 +49,20 @@ def closing(ready_fd) -> None:
 
 
 async def wait_ready(ready_fd) -> None:
-    """Returns once ``ready_fd`` (a ``ReadyFd``) says its operation would not block."""
-    if ready_fd.refresh():
-        return
+    """Returns once ``ready_fd`` (a coroutine ``ReadyFd``: one that only coroutines wait on)
+    says its operation would not block. The fd watches only while some coroutine waits on it
+    (``begin_wait``/``end_wait``)."""
+    try:
+        if ready_fd.begin_wait():
+            return
+        await wait_readable(ready_fd)
+    finally:
+        ready_fd.end_wait()
+
+
+async def wait_readable(ready_fd) -> None:
+    """Returns once the fd ``ready_fd.fd`` is readable (through the running loop's
+    ``add_reader``; one reader per (loop, fd), shared by the tasks waiting on it)."""
     loop = asyncio.get_running_loop()
     fd = ready_fd.fd
     table = _waiting.get(loop)
@@ -91,12 +105,3 @@ async def run(attempt, ready_fd):
         r = attempt()
         if r is not AGAIN:
             return r
-
-
-async def wait_until(check, first: float = 0.0002, longest: float = 0.005) -> None:
-    """Returns once ``check()`` is true, checking with a growing pause (``first`` to
-    ``longest`` seconds) between tries: for conditions without a readiness fd (``join``)."""
-    delay = first
-    while not check():
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, longest)
