@@ -305,11 +305,16 @@ pub(crate) fn sleeper_barrier(heavy: bool) {
     }
 }
 
-/// Spins while the wait is likely short (a peer on the other CPU about to publish): rounds of
-/// 4, 8, … 64 spin-loop hints, checking after each (124 hints, a few microseconds: about one
-/// round trip of a peer on the other CPU, so that a ping-pong answers within the spin).
+/// Spins while the wait is likely short (a peer on the other CPU about to publish): checks
+/// after every [`SPIN_STEP`] spin-loop hints, [`SPIN_CHECKS`] times (128 hints, a few
+/// microseconds: about one round trip of a peer on the other CPU, so that a ping-pong answers
+/// within the spin). A fixed short step, not a growing one: the waiter notices a message at
+/// most two hints after it lands, where a step of 64 hints made it late by a microsecond.
 #[cfg(not(loom))]
-const SPIN_ROUNDS: std::ops::RangeInclusive<u32> = 2..=6;
+const SPIN_CHECKS: u32 = 64;
+/// Spin-loop hints between two checks of the spin.
+#[cfg(not(loom))]
+const SPIN_STEP: u32 = 2;
 /// Then yields the CPU between checks for this long before sleeping.
 #[cfg(not(loom))]
 const POLL_FOR: Duration = Duration::from_micros(50);
@@ -325,11 +330,11 @@ pub(crate) fn wait_for(
 ) -> bool {
     #[cfg(not(loom))]
     {
-        for round in SPIN_ROUNDS {
+        for _ in 0..SPIN_CHECKS {
             if ready() {
                 return true;
             }
-            for _ in 0..1u32 << round {
+            for _ in 0..SPIN_STEP {
                 futex::spin_loop();
             }
         }
