@@ -312,8 +312,10 @@ def test_coro_join(ctx, loop_kind):
 
 def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
     """coro_join waits without polling: while a child holds the one task for 1 s, this
-    process (its loop and the join's thread) uses under 2 ms of CPU (a check of the count
-    every few ms used several), and coro_join returns soon after the task_done."""
+    process (its loop, the join's thread and its start) uses under 8 ms of CPU, where a check
+    of the count every few ms used 14-19 ms (a waiting join measured 1-2.5 ms: the bound
+    leaves room for a loaded machine and still fails a poll), and coro_join returns soon
+    after the task_done."""
     import resource
     import time
 
@@ -338,7 +340,7 @@ def test_coro_join_sleeps_until_the_last_task_done(ctx, loop_kind):
         done_at = report.get(timeout=10)
         assert q.unfinished() == 0
         assert 0 <= returned - done_at < 0.5, returned - done_at
-        assert used < 0.002, used
+        assert used < 0.008, used
         join_all([p])
     finally:
         if p.is_alive():
