@@ -684,6 +684,20 @@ impl RawPipeEnd {
             None => Err(closed_handle()),
         }
     }
+
+    /// The next message if one is there now (`None`: nothing yet); end-of-file and a
+    /// write-only end as their failures.
+    fn try_recv_now(&self) -> Result<Option<Vec<u8>>, Failure> {
+        self.with(|e| match e.try_recv() {
+            Ok(v) => Ok(Some(v)),
+            Err(shmq::TryRecvError::Empty) => Ok(None),
+            Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
+            Err(shmq::TryRecvError::WrongDirection) => {
+                Err(Failure::WrongDirection("connection is write-only".into()))
+            }
+            Err(other) => Err(Failure::Other(other.to_string())),
+        })
+    }
 }
 
 fn recv_failure(e: shmq::RecvTimeoutError) -> Option<Failure> {
@@ -844,15 +858,7 @@ impl RawPipeEnd {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let first = self.with(|e| match e.try_recv() {
-            Ok(v) => Ok(Some(v)),
-            Err(shmq::TryRecvError::Empty) => Ok(None),
-            Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
-            Err(shmq::TryRecvError::WrongDirection) => {
-                Err(Failure::WrongDirection("connection is write-only".into()))
-            }
-            Err(other) => Err(Failure::Other(other.to_string())),
-        });
+        let first = self.try_recv_now();
         match first {
             Ok(Some(v)) => return Ok(Some(PyBytes::new(py, &v))),
             Ok(None) => {}
@@ -880,15 +886,7 @@ impl RawPipeEnd {
         py: Python<'py>,
         again: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let got = self.with(|e| match e.try_recv() {
-            Ok(v) => Ok(Some(v)),
-            Err(shmq::TryRecvError::Empty) => Ok(None),
-            Err(shmq::TryRecvError::Disconnected) => Err(Failure::Eof),
-            Err(shmq::TryRecvError::WrongDirection) => {
-                Err(Failure::WrongDirection("connection is write-only".into()))
-            }
-            Err(other) => Err(Failure::Other(other.to_string())),
-        });
+        let got = self.try_recv_now();
         match got {
             Ok(Some(v)) => loads_slice(py, &v),
             Ok(None) => Ok(again),
