@@ -5,8 +5,11 @@
 //! moves `tail` past the claim (anyone who sees a claim at `tail` helps it past), writes the
 //! slots word by word with `Release` stores ([`Core::write`]; a large message's descriptor with
 //! [`Core::write_descriptor`]), and commits with one store of `FULL` into the first slot's
-//! sequence word ([`Core::publish`]). A claim whose owner dies before that store is voided
-//! (`repair.rs`); consumers never see half of it.
+//! sequence word ([`Core::publish`]: a `Release` store and the light side of the asymmetric
+//! barrier, or a SeqCst store in a process the kernel did not register for it). A claim whose
+//! owner dies before that store is voided (`repair.rs`); consumers never see half of it.
+//! [`Core::push_one`] is the same steps for the common single put in one inlined step, which
+//! declines, having changed nothing, whenever the case is not plain.
 
 use super::{
     Core, FULL, LARGE, MAX_CLAIM, PushFail, RESERVED, RING_CLOSED, RING_RECEIVERS_GONE, Slot,
@@ -144,8 +147,7 @@ impl Core<'_> {
             return false;
         }
         self.help_tail(tail, 1);
-        slot[0].store(msg.len() as u64, Release);
-        write_words(&slot[2..], msg);
+        write_slot(slot, msg);
         commit(&slot[1], word(tail, FULL), light);
         true
     }
@@ -172,9 +174,7 @@ impl Core<'_> {
     #[inline]
     pub(crate) fn write(&self, pos: u64, msg: &[u8]) {
         debug_assert!(msg.len() <= self.message_size);
-        let slot = self.slot(pos);
-        slot[0].store(msg.len() as u64, Release);
-        write_words(&slot[2..], msg);
+        write_slot(self.slot(pos), msg);
     }
 
     /// Producer: publishes the `n` messages claimed (and written) from position `pos`, the
@@ -203,6 +203,13 @@ impl Core<'_> {
         self.write(pos, msg);
         Some(pos)
     }
+}
+
+/// Writes `msg` into the words of a claimed slot: its length word, then its payload.
+#[inline(always)]
+fn write_slot(slot: &[AtomicU64], msg: &[u8]) {
+    slot[0].store(msg.len() as u64, Release);
+    write_words(&slot[2..], msg);
 }
 
 /// The commit store of a put: `w` into the first claimed slot's sequence word.
