@@ -3,12 +3,11 @@
 //!
 //! The common put and get first try one step that declines, having changed nothing, when the
 //! case is not plain ([`put_one`], [`get_one_into`], [`get_one_vec`]); the loops below sort out
-//! the rest. A put claims a slot without the lock (as its registered participant; under the lock only
-//! when the registry is full) and, if the ring is full, waits on the `free` event count; a get
-//! takes no lock and waits on the `items` event count, voiding a dead producer's claim under
-//! the lock, except the zero-copy gets ([`get_reserved`]), which read the front in place under
-//! the lock. A
-//! wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
+//! the rest. A put claims a slot without the lock (as its registered participant; under the
+//! lock only when the registry is full) and, if the ring is full, waits on the `free` event
+//! count; a get takes no lock and waits on the `items` event count, voiding a dead producer's
+//! claim under the lock, except the zero-copy gets ([`get_reserved`]), which read the front in
+//! place under the lock. A wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
 //! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
 //! wake-up that arrives together with the deadline is never lost.
 

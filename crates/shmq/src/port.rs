@@ -4,20 +4,20 @@
 //! their public errors with the mappers below, written once for both faces.
 //!
 //! - **Puts**: a message within the slot size goes into a slot (first the inlined one-step put,
-//!   `engine::put_one`, then `engine::put` over the ring when it declines),
-//!   a larger one into a side segment whose descriptor takes the slot (`large::Big`); the
-//!   choice is made once per message, here or in `Big::put`. A batch checks every length
-//!   first, then goes in claims ([`Port::put_many`]).
+//!   `engine::put_one`, then `engine::put` over the ring when it declines), a larger one into a
+//!   side segment whose descriptor takes the slot (`large::Big`); the choice is made once per
+//!   message, here or in `Big::put`. A batch checks every length first, then goes in claims
+//!   ([`Port::put_many`]).
 //! - **Gets**: a copying get tries the one-step get first (`engine::get_one_into`,
-//!   `get_one_vec`); otherwise the ring says what kind of message is at the front; a large one found by a
-//!   copying get is read through the reserved front by [`Port::or_large`], the single place
-//!   where a get changes path for a large message.
+//!   `get_one_vec`); otherwise the ring says what kind of message is at the front; a large one
+//!   found by a copying get is read through the reserved front by [`Port::or_large`], the
+//!   single place where a get changes path for a large message.
 //! - **Waiting**: the face chooses how ([`Waiting`]: a queue sleeps in plain slices, a pipe
 //!   sweeps its holder table between slices); the port passes it to every loop. Readiness and
 //!   waiting on several rings at once (for `Select`, the iterators and the async faces) are in
 //!   [`wait`] and `notifier`.
-//! - **What a face stands on**: [`QueueSegment`] (a queue's segment, checked ring and
-//!   large-message side) and `pipe_handle::PipeHandle` (a pipe end's segment, holder entry and
+//! - **What a face stands on**: [`QueueSegment`] (a queue's segment, its ring's view built and
+//!   checked once, and its large-message side) and `pipe_handle::PipeHandle` (a pipe end's segment, holder entry and
 //!   directions) create, open and inspect, and hand out ports; `peek` adds peek and commit.
 
 #[cfg(feature = "tokio")]

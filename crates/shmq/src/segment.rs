@@ -8,7 +8,8 @@
 //! and words from its file without mapping it or taking any lock, and [`AtomicRegion`] maps the
 //! segments whose memory is only ever accessed atomically (dicts and locks, crate `shmq-dict`).
 //! Raw access to a mapping ([`Segment`]'s offsets and slices) stays inside this crate, where
-//! the queue's and the pipe's slots are copied under their lock.
+//! the rings' slots are read and written through atomics, and read in place only by a
+//! zero-copy reader that holds its ring's lock.
 //!
 //! Submodules: `inspection` (the reads above), `region` ([`AtomicRegion`]), and for the
 //! large-message module the mapping of one side segment (`blob`) and its streaming copy

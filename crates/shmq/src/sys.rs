@@ -3,7 +3,7 @@
 //! Every call goes through [rustix](https://docs.rs/rustix), which wraps the system calls safely:
 //! opening and unlinking segments (`open`/`unlink` under `/dev/shm`, what glibc's `shm_open`
 //! does), `fchmod`, `fstat`, `fallocate`, `ftruncate`, `pread`, `mmap`/`munmap`, the futex,
-//! `clock_gettime`, `kill(pid, 0)` and `gettid`; it also reads `/proc/ID/stat` for the
+//! `clock_gettime`, `kill(pid, 0)`, `gettid` and `membarrier`; it also reads `/proc/ID/stat` for the
 //! liveness test, whose rules are in `liveness`. Three calls remain `unsafe`: mapping and
 //! unmapping memory, which no wrapper can make safe (the caller owns what the mapping aliases),
 //! and `pthread_atfork`.

@@ -1,5 +1,6 @@
 //! Loom models of the protocol: every interleaving (within the preemption bound) of a producer
-//! and one or two consumers, with participants that die (stop for good) at each step. Run with
+//! and one or two consumers, with participants that die (stop for good) at each step. Puts and
+//! gets go through the one-step put and get first, as a queue's do. Run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shmq --lib --release loom`.
 
 use super::*;

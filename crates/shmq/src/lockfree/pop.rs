@@ -7,6 +7,9 @@
 //! it; an unpublished claim at the front is reported as [`PopFail::Pending`], a large
 //! message's descriptor as [`PopFail::Large`]. A consumer that finds the ring empty after a
 //! close seals the front ([`Core::seal`]), so that no later put can claim there.
+//! [`Core::pop_one_into`] and [`Core::pop_one_vec`] are the same steps for the common single
+//! get in one inlined step, which declines, having taken nothing, whenever the case is not
+//! plain.
 
 use super::{
     BATCH_BYTES, Core, FULL, LARGE, PopFail, RESERVED, RING_CLOSED, RING_SENDERS_GONE, SEALED,

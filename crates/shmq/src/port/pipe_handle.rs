@@ -1,5 +1,6 @@
 //! What a [`PipeEnd`](crate::PipeEnd) stands on: the pipe's segment, this handle's entry in the
-//! holder table ([`holders`]), the pipe's one or two rings and its large-message side.
+//! holder table ([`holders`]), the views of the pipe's one or two rings (built once per handle,
+//! `ring::HeldRing`) and its large-message side.
 //! Creating, opening, inspecting and handing off an end happen here, below the face, and so
 //! does the pipe's way of waiting: a blocked call sleeps in slices of [`LIVENESS_SLICE`] and
 //! sweeps the holder table after each, so that a peer killed without closing becomes

@@ -1,5 +1,6 @@
-//! What a [`Queue`](crate::Queue) stands on: its segment, its one ring (checked against the
-//! segment once, when it is made or opened) and its large-message side. Creating, opening,
+//! What a [`Queue`](crate::Queue) stands on: its segment and the view of its one ring, built
+//! and checked once when it is made or opened (`ring::HeldRing`, which keeps the segment
+//! mapped), and its large-message side. Creating, opening,
 //! inspecting and removing a queue happen here, below the face; the face makes a [`Port`]
 //! from it for each operation.
 

@@ -1,6 +1,9 @@
 //! The atomics every shared word is made of, routed through one module so that a model checker
 //! (loom) can replace them: under `--cfg loom` these are loom's atomics, and the protocol code
 //! that uses them runs under loom's exhaustive scheduler (see `sync::futex` for the futex mock).
+//! It also holds the two sides of the asymmetric barrier between a put's commit and a sleeper
+//! ([`light_barrier`], [`heavy_barrier`]: a compiler barrier, and `membarrier`) and whether
+//! this process may use the light side ([`light_publish`]).
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
