@@ -122,7 +122,13 @@ mod tests {
         let (tid, tstart) = std::thread::spawn(crate::sys::thread_identity)
             .join()
             .unwrap();
-        // The thread has ended: its id names nothing now (or a newer thread).
+        // The thread has ended: its id names nothing now (or a newer thread). `join` returns
+        // when the thread clears its id word, a moment before the kernel has released the
+        // task, so its `/proc` entry may still answer for a little while.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while alive(tid, tstart, u64::MAX) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(!alive(tid, tstart, u64::MAX));
         let (tid, tstart) = crate::sys::thread_identity();
         assert!(tstart > 0);
