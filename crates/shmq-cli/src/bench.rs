@@ -123,6 +123,10 @@ pub struct Row {
     /// order run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeat_ratios_to_vyukov: Vec<f64>,
+    /// `msgs_per_sec` of every repeat in the order run (the row shows the median one), so
+    /// that a row's spread is on record beside its median.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeat_rates: Vec<f64>,
     /// Large rows: `mb_per_sec` over the memcpy row's of the same size (one process copying
     /// within its own memory, in the same run).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +222,7 @@ impl Row {
             ratio_to_vyukov: None,
             p50_ratio_to_vyukov: None,
             repeat_ratios_to_vyukov: Vec::new(),
+            repeat_rates: Vec::new(),
             ratio_to_memcpy: None,
             ratio_to_bytes: None,
             p50_ratio_to_bytes: None,
@@ -617,9 +622,13 @@ fn median(mut runs: Vec<Row>) -> Row {
     };
     let p50 = runs.iter().filter_map(|r| r.p50_us).collect::<Vec<_>>();
     let p99 = runs.iter().filter_map(|r| r.p99_us).collect::<Vec<_>>();
+    let rates = runs.iter().map(|r| r.msgs_per_sec).collect::<Vec<_>>();
     runs.sort_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec));
     let n = runs.len();
     let mut row = runs.swap_remove(n / 2);
+    if n > 1 {
+        row.repeat_rates = rates;
+    }
     if !p50.is_empty() {
         row.p50_us = Some(mid(p50));
         row.p99_us = Some(mid(p99));
@@ -927,6 +936,18 @@ mod tests {
         // spsc: 7 mechanisms (floor and vyukov included) x 2 sizes, plus Pod and serde at
         // 64 B; mpmc: 3 x 64 B (vyukov included); rtt: 6 x 64 B (vyukov and async included).
         assert_eq!(row_count(&cfg), 14 + 2 + 3 + 6);
+    }
+
+    /// A row of several repeats shows its median run and keeps every repeat's rate in run
+    /// order; a single run keeps none (its rate is the row's).
+    #[test]
+    fn the_median_row_keeps_every_repeats_rate_in_run_order() {
+        let runs = [300.0, 100.0, 200.0].map(|r| test_row("shmq", "spsc", r, None));
+        let row = median(runs.to_vec());
+        assert_eq!(row.msgs_per_sec, 200.0);
+        assert_eq!(row.repeat_rates, vec![300.0, 100.0, 200.0]);
+        let one = median(vec![test_row("shmq", "spsc", 50.0, None)]);
+        assert!(one.repeat_rates.is_empty());
     }
 
     /// The typed and async rows get the median of their per-repeat ratios to the byte row of
