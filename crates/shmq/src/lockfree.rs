@@ -99,6 +99,10 @@ const COUNT_SHIFT: u32 = 11;
 const POS_SHIFT: u32 = 24;
 /// The most slots one claim takes (a batch put claims in pieces of at most this many).
 pub(crate) const MAX_CLAIM: usize = 1 << 13;
+/// Tries of the one-step put and get (`Core::push_one`, `Core::pop_one_into`) before they leave
+/// a contended position to the general path: each lost race means another participant moved
+/// `tail` or `head` on, so the next try is at a new position.
+pub(crate) const ONE_STEP_TRIES: usize = 4;
 /// The owner number of a claim made under the ring's lock (a full registry): its death is
 /// repaired by the next locker. Registry entry `i` claims as owner `i + 1`.
 pub(crate) const LOCK_OWNER: u8 = 0;

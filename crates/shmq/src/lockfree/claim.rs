@@ -9,11 +9,12 @@
 //! barrier, or a SeqCst store in a process the kernel did not register for it). A claim whose
 //! owner dies before that store is voided (`repair.rs`); consumers never see half of it.
 //! [`Core::push_one`] is the same steps for the common single put in one inlined step, which
-//! declines, having changed nothing, whenever the case is not plain.
+//! declines, having changed nothing, whenever the case is not plain (a position lost to a
+//! producer that has moved `tail` on is tried again at the new tail, a few times).
 
 use super::{
-    Core, FULL, LARGE, MAX_CLAIM, PushFail, RESERVED, RING_CLOSED, RING_RECEIVERS_GONE, Slot,
-    claimed, slot_state, word, write_words,
+    Core, FULL, LARGE, MAX_CLAIM, ONE_STEP_TRIES, PushFail, RESERVED, RING_CLOSED,
+    RING_RECEIVERS_GONE, Slot, claimed, slot_state, word, write_words,
 };
 use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -118,20 +119,51 @@ impl Core<'_> {
     /// the caller read from [`light_publish`]): the same steps, in the same order, as [`claim`](Self::claim),
     /// [`write`](Self::write) and [`publish`](Self::publish). Returns false, having changed
     /// nothing, in every other case (closed, full or maybe full, a tombstone or a claim at the
-    /// tail, a lost race): the caller then takes the general path, which sorts them out. Call
-    /// [`Event::notify`](super::Event::notify) on the items event after a true.
+    /// tail that `tail` still names, [`ONE_STEP_TRIES`] lost races): the caller then takes the
+    /// general path, which sorts them out. A position lost to another producer, which has moved
+    /// `tail` on, is retried at the new tail, so that producers racing each other stay on this
+    /// path. Call [`Event::notify`](super::Event::notify) on the items event after a true.
     #[inline]
     pub(crate) fn push_one(&self, msg: &[u8], owner: u8, light: bool) -> bool {
+        let tail = self.tail.load(Acquire);
+        match self.push_one_at(tail, msg, owner, light) {
+            OneStep::Done => true,
+            OneStep::Declined => false,
+            OneStep::Lost => self.push_one_again(tail, msg, owner, light),
+        }
+    }
+
+    /// [`push_one`](Self::push_one) after a race lost at `lost`: tries again at the new tail,
+    /// while `tail` has moved on (the winner moves it right after its claim).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn push_one_again(&self, mut lost: u64, msg: &[u8], owner: u8, light: bool) -> bool {
+        for _ in 1..ONE_STEP_TRIES {
+            let tail = self.tail.load(Acquire);
+            if tail == lost {
+                return false;
+            }
+            match self.push_one_at(tail, msg, owner, light) {
+                OneStep::Done => return true,
+                OneStep::Declined => return false,
+                OneStep::Lost => lost = tail,
+            }
+        }
+        false
+    }
+
+    /// One try of [`push_one`](Self::push_one) at `tail`, a value of `tail` just read.
+    #[inline(always)]
+    fn push_one_at(&self, tail: u64, msg: &[u8], owner: u8, light: bool) -> OneStep {
         debug_assert!(msg.len() <= self.message_size);
         if self.flags.load(SeqCst) != 0 {
-            return false;
+            return OneStep::Declined;
         }
-        let tail = self.tail.load(Acquire);
         // SYNC POINT: as in `reserve`, pairs with the Release store of `head_seen`.
         let seen = self.head_seen.load(Acquire);
         // (`seen > tail` wraps to a huge value; positions stay below `RESERVED`.)
         if tail.wrapping_sub(seen) >= self.capacity || tail >= RESERVED - 1 {
-            return false;
+            return OneStep::Declined;
         }
         let free = if tail >= self.capacity {
             word(tail - self.capacity, FULL)
@@ -144,12 +176,12 @@ impl Core<'_> {
             .compare_exchange(free, claimed(tail, owner, 1), SeqCst, Relaxed)
             .is_err()
         {
-            return false;
+            return OneStep::Lost;
         }
         self.help_tail(tail, 1);
         write_slot(slot, msg);
         commit(&slot[1], word(tail, FULL), light);
-        true
+        OneStep::Done
     }
 
     /// Moves `tail` from `pos` past a claim of `k` slots there (if nobody did yet).
@@ -203,6 +235,17 @@ impl Core<'_> {
         self.write(pos, msg);
         Some(pos)
     }
+}
+
+/// How one try of the one-step put ended.
+enum OneStep {
+    /// The message is published.
+    Done,
+    /// Not a plain case (closed, maybe full, a position out of range): nothing changed.
+    Declined,
+    /// The slot at the tail was not free as expected (most often another producer claimed it
+    /// first): nothing changed.
+    Lost,
 }
 
 /// Writes `msg` into the words of a claimed slot: its length word, then its payload.

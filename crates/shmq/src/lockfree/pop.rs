@@ -9,11 +9,11 @@
 //! close seals the front ([`Core::seal`]), so that no later put can claim there.
 //! [`Core::pop_one_into`] and [`Core::pop_one_vec`] are the same steps for the common single
 //! get in one inlined step, which declines, having taken nothing, whenever the case is not
-//! plain.
+//! plain (a race lost to another consumer is tried again at the new front, a few times).
 
 use super::{
-    BATCH_BYTES, Core, FULL, LARGE, PopFail, RESERVED, RING_CLOSED, RING_SENDERS_GONE, SEALED,
-    Slot, acquire_fence, read_words, slot_state, word,
+    BATCH_BYTES, Core, FULL, LARGE, ONE_STEP_TRIES, PopFail, RESERVED, RING_CLOSED,
+    RING_SENDERS_GONE, SEALED, Slot, acquire_fence, read_words, slot_state, word,
 };
 use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
@@ -207,14 +207,33 @@ impl Core<'_> {
     /// The common get in one step: when the front holds a published message that fits `buf`
     /// ([`front_one`](Self::front_one)), copies it out and takes it with one CAS of `head` (the
     /// steps of [`pop_into`](Self::pop_into), in its order) and returns its length. Returns
-    /// `None`, having taken nothing, in every other case (a lost race included): the caller
-    /// then takes the general path. Call [`Event::notify`](super::Event::notify) on the free
-    /// event after a `Some`.
+    /// `None`, having taken nothing, in every other case: the caller then takes the general
+    /// path. A message lost to another consumer (the CAS failed: `head` moved) is followed by
+    /// a try at the new front, [`ONE_STEP_TRIES`] tries in all, so that consumers racing each
+    /// other stay on this path. Call [`Event::notify`](super::Event::notify) on the free event
+    /// after a `Some`.
     #[inline]
     pub(crate) fn pop_one_into(&self, buf: &mut [u8]) -> Option<usize> {
         let (head, slot, len) = self.front_one()?;
         read_words(&slot[2..], buf.get_mut(..len)?);
-        self.take(head, 1).then_some(len)
+        if self.take(head, 1) {
+            return Some(len);
+        }
+        self.pop_one_into_again(buf)
+    }
+
+    /// [`pop_one_into`](Self::pop_one_into) after a lost race: tries at the new front.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn pop_one_into_again(&self, buf: &mut [u8]) -> Option<usize> {
+        for _ in 1..ONE_STEP_TRIES {
+            let (head, slot, len) = self.front_one()?;
+            read_words(&slot[2..], buf.get_mut(..len)?);
+            if self.take(head, 1) {
+                return Some(len);
+            }
+        }
+        None
     }
 
     /// [`pop_one_into`](Self::pop_one_into) into a new vector of the message's length.
@@ -223,7 +242,26 @@ impl Core<'_> {
         let (head, slot, len) = self.front_one()?;
         let mut v = vec![0; len];
         read_words(&slot[2..], &mut v);
-        self.take(head, 1).then_some(v)
+        if self.take(head, 1) {
+            return Some(v);
+        }
+        self.pop_one_vec_again(v)
+    }
+
+    /// [`pop_one_vec`](Self::pop_one_vec) after a lost race: tries at the new front, reusing
+    /// the vector.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn pop_one_vec_again(&self, mut v: Vec<u8>) -> Option<Vec<u8>> {
+        for _ in 1..ONE_STEP_TRIES {
+            let (head, slot, len) = self.front_one()?;
+            v.resize(len, 0);
+            read_words(&slot[2..], &mut v);
+            if self.take(head, 1) {
+                return Some(v);
+            }
+        }
+        None
     }
 
     /// Takes the front message into a new vector, or `None` if the ring is empty.

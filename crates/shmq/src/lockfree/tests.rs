@@ -505,3 +505,47 @@ fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
     c.head.fetch_and(!RESERVED, SeqCst);
     assert_eq!(c.pop_one_vec(), Some(b"kept".to_vec()));
 }
+
+/// A one-step put that lost its position to another producer tries the tail that producer
+/// moved it to; a position whose claim `tail` still names is left to the general path,
+/// unchanged.
+#[test]
+fn the_one_step_put_retries_a_lost_position_at_the_moved_tail_only() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    // Producer 2 claimed and published position 0 (and moved `tail`) between producer 1's
+    // read of `tail` (0) and its CAS: producer 1 retries at 1.
+    assert!(c.push_one(b"won", 2, false));
+    assert!(c.push_one_again(0, b"retried", 1, false));
+    assert_eq!(c.tail.load(SeqCst), 2);
+    assert_eq!(c.pop_one_vec(), Some(b"won".to_vec()));
+    assert_eq!(c.pop_one_vec(), Some(b"retried".to_vec()));
+
+    // The winner has not moved `tail` yet (or died before it): nothing changes.
+    let pos = c.claim_and_die(b"dead", 2).unwrap();
+    c.tail.store(pos, SeqCst);
+    let before = state(&c);
+    assert!(!c.push_one_again(pos, b"x", 1, false));
+    assert_eq!(state(&c), before);
+}
+
+/// A one-step get whose CAS of `head` lost (another consumer took the front) tries the new
+/// front, and takes nothing from an empty ring.
+#[test]
+fn the_one_step_get_retries_at_the_new_front() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    h.push(b"first").unwrap();
+    h.push(b"second").unwrap();
+    h.push(b"third").unwrap();
+    // Another consumer took "first" after this one read the front.
+    assert_eq!(c.pop_one_vec(), Some(b"first".to_vec()));
+    let mut buf = [0; 8];
+    assert_eq!(c.pop_one_into_again(&mut buf), Some(6));
+    assert_eq!(&buf[..6], b"second");
+    assert_eq!(c.pop_one_vec_again(Vec::new()), Some(b"third".to_vec()));
+    let before = state(&c);
+    assert_eq!(c.pop_one_into_again(&mut buf), None);
+    assert_eq!(c.pop_one_vec_again(Vec::new()), None);
+    assert_eq!(state(&c), before);
+}
