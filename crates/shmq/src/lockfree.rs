@@ -319,9 +319,20 @@ const SPIN_CHECKS: u32 = 64;
 /// Spin-loop hints between two checks of the spin.
 #[cfg(not(loom))]
 const SPIN_STEP: u32 = 2;
-/// Then yields the CPU between checks for this long before sleeping.
+/// Then yields the CPU between checks for at least this long before sleeping...
 #[cfg(not(loom))]
 const POLL_FOR: Duration = Duration::from_micros(50);
+/// ...and until it has yielded this many times, but no longer than [`POLL_MAX`]. With nothing
+/// else to run, a yield returns at once and the poll lasts about [`POLL_FOR`]; with more
+/// runnable processes than CPUs, every yield lets the others run (the peer the waiter waits for
+/// among them), so the poll lasts about as many of their turns and the waiter rarely needs a
+/// futex wake-up (a system call for its waker and a `membarrier` for itself). Either way the
+/// waiter's own CPU per poll is about the same: this many yields.
+#[cfg(not(loom))]
+const POLL_YIELDS: u32 = 64;
+/// The longest poll before sleeping, however few yields it made.
+#[cfg(not(loom))]
+const POLL_MAX: Duration = Duration::from_millis(1);
 
 /// Waits until `ready()` holds, sleeping on `ev` after a short spin. Returns true when `ready()`
 /// held, false when `deadline` passed; also returns (true) after `slice` passed with no change,
@@ -342,12 +353,21 @@ pub(crate) fn wait_for(
                 futex::spin_loop();
             }
         }
-        let poll_until = Instant::now() + POLL_FOR;
-        while Instant::now() < poll_until {
+        let start = Instant::now();
+        let mut yields = 0u32;
+        loop {
             if ready() {
                 return true;
             }
+            let spent = start.elapsed();
+            if (spent >= POLL_FOR && yields >= POLL_YIELDS)
+                || spent >= POLL_MAX
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
             futex::yield_now();
+            yields += 1;
         }
     }
     loop {
