@@ -312,9 +312,13 @@ struct Liveness {
     known: HashMap<usize, Known>,
     /// A pidfd per watched holder process.
     pidfds: HashMap<Holder, OwnedFd>,
-    /// Holders that no pidfd watches (`pidfd_open` failed: old kernel, seccomp, no fds left):
-    /// their fds are looked at every [`PEER_CHECK`].
+    /// Holders that no pidfd watches (`pidfd_open` failed: old kernel, seccomp, no fds left;
+    /// or its pidfd said it exited and the table still lists it as live, as `kill(pid, 0)`
+    /// does for a zombie where `/proc` is hidden): their fds are looked at every
+    /// [`PEER_CHECK`].
     unwatched: HashSet<Holder>,
+    /// Holders whose pidfd said they exited.
+    exited: HashSet<Holder>,
 }
 
 impl Liveness {
@@ -366,6 +370,7 @@ impl Liveness {
                     // The process exited: its pidfd has said all it will.
                     self.pidfds.remove(id);
                     exited.insert(*id);
+                    self.exited.insert(*id);
                 }
             }
         }
@@ -459,6 +464,12 @@ impl Liveness {
             .collect();
         self.pidfds.retain(|h, _| wanted.contains(h));
         self.unwatched.retain(|h| wanted.contains(h));
+        self.exited.retain(|h| wanted.contains(h));
+        for h in &self.exited {
+            // Exited, yet listed as live after a sweep: no new pidfd (it would fire at once,
+            // again and again); look every PEER_CHECK until the table lets it go.
+            self.unwatched.insert(*h);
+        }
         let mut gone = Vec::new();
         for &h in &wanted {
             if self.pidfds.contains_key(&h) || self.unwatched.contains(&h) {
