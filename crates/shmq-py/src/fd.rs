@@ -35,7 +35,7 @@
 //! - the pipe has handles in transit (hand-off tokens, fork reservations): at their deadline,
 //!   and every [`PEER_CHECK`] until then, since taking one over announces nothing;
 //! - a holder cannot be watched (`pidfd_open` failed: a kernel before 5.3, a seccomp filter, no
-//!   fds left): every [`PEER_CHECK`], as a poll.
+//!   fds left; or `SHMQ_PY_NO_PIDFD` is set): every [`PEER_CHECK`], as a poll.
 //!
 //! So a killed peer shows as end-of-file on the fd within a thread wake-up and a sweep (a
 //! closed or exited one at once, through the ring's flags), and an idle process with open
@@ -290,6 +290,13 @@ fn watch_peer(shared: &Arc<Shared>) {
     }
 }
 
+/// Whether the liveness thread may use pidfds: not when `SHMQ_PY_NO_PIDFD` is set (as if
+/// the kernel had no `pidfd_open`; for tests of the fallback).
+fn pidfds_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var_os("SHMQ_PY_NO_PIDFD").is_none())
+}
+
 /// A holder process: pid and start time (0: unknown).
 type Holder = (u32, u64);
 
@@ -479,7 +486,12 @@ impl Liveness {
                 gone.push(h);
                 continue;
             };
-            match pidfd_open(pid, PidfdFlags::empty()) {
+            let opened = if pidfds_allowed() {
+                pidfd_open(pid, PidfdFlags::empty())
+            } else {
+                Err(rustix::io::Errno::NOSYS)
+            };
+            match opened {
                 // The pidfd names whatever process has the pid now: the holder only if its
                 // start time is the holder's (0: unknown; an unreadable /proc: the pid alone).
                 Ok(fd) => match (h.1, process_start_time(h.0)) {

@@ -322,6 +322,47 @@ def test_a_killed_grandchild_holder_turns_the_fd_readable_at_once(ctx):
         report.close()
 
 
+_NO_PIDFD_CHILD = """
+import os, signal, sys, time
+import multiprocessing as mp
+from multiprocessing.connection import wait
+import shmq
+
+def hold(w, ready):
+    ready.set()
+    time.sleep(60)
+
+if __name__ == "__main__":
+    r, w = shmq.Pipe(duplex=False)
+    ready = mp.get_context("fork").Event()
+    p = mp.get_context("fork").Process(target=hold, args=(w, ready))
+    p.start()
+    w.close()
+    assert ready.wait(30)
+    assert wait([r], 0.3) == []
+    t = time.monotonic()
+    os.kill(p.pid, signal.SIGKILL)
+    got = wait([r], 10)
+    print(repr((got == [r], time.monotonic() - t)))
+    p.join()
+"""
+
+
+def test_without_pidfds_a_killed_peer_is_found_by_the_slow_check():
+    """Where pidfd_open is not allowed (here: SHMQ_PY_NO_PIDFD set), the liveness thread
+    looks at the pipe once a second instead: a killed peer still turns the fd readable,
+    within about a second."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SHMQ_PY_NO_PIDFD="1")
+    r = subprocess.run([sys.executable, "-c", _NO_PIDFD_CHILD], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ready, dt = eval(r.stdout.strip().splitlines()[-1])
+    assert ready and dt < 2.5, dt
+
+
 def test_fd_follows_the_handle_into_children(ctx):
     """A connection whose fd the parent made (and waits on) works in a child, inherited by
     fork or unpickled by spawn/forkserver: the child waits on it, then reads the parent's
