@@ -21,9 +21,8 @@
 //! ([`PipeEnd::peer_holders`], which sweeps first), opens a pidfd per holder process and
 //! checks after `pidfd_open` that the pid still has the holder's start time (a recycled pid
 //! means the holder is dead: it looks again at once), and sleeps in `poll` on the pidfds and
-//! an eventfd of its own. It looks
-//! at a pipe again (another sweep, which turns a dead last holder into end-of-file and sets the
-//! fd) when:
+//! an eventfd of its own. It looks at a pipe again (another sweep, which turns a dead last
+//! holder into end-of-file and sets the fd) when:
 //!
 //! - a holder process exits (its pidfd turns readable);
 //! - the ring's event word changed without a message (the armed future woke and is still
@@ -38,14 +37,17 @@
 //!   fds left; or `SHMQ_PY_NO_PIDFD` is set): every [`PEER_CHECK`], as a poll.
 //!
 //! So a killed peer shows as end-of-file on the fd within a thread wake-up and a sweep (a
-//! closed or exited one at once, through the ring's flags), and an idle process with open
-//! connections runs nothing for them.
+//! closed or exited one at once, through the ring's flags), and the liveness thread of an idle
+//! process sleeps (what still runs is shmq's notifier, which re-arms its wait on the armed
+//! fds' words every 200 ms).
 //!
 //! **Fork.** The fd, the armed future and the notifier registration belong to the process
 //! that made them ([`ReadyFd::pid`]). A forked child must not touch them (the parent's
 //! notifier thread may have held their lock at the fork), so the Python half makes a new
 //! `ReadyFd` in the child, and dropping or closing a `ReadyFd` in another process than its
 //! maker's leaves its state alone (its copy of the fd stays open in the child until exit).
+//! Likewise the liveness thread: a child's first receive fd starts its own, and the parent's
+//! list, pidfds and eventfd are left as they are.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -570,7 +572,8 @@ impl ReadyFd {
             peers_stale: AtomicBool::new(false),
             peers_watched: AtomicBool::new(false),
         });
-        if matches!(shared.source, Source::Recv(_)) {
+        // (A write-only end's receive fd is always readable: nothing to watch.)
+        if matches!(&shared.source, Source::Recv(e) if e.can_recv()) {
             watch_peer(&shared);
         }
         Ok(ReadyFd {
