@@ -26,6 +26,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
+use crate::pystr;
+
 pub(crate) const T_BYTES: u8 = 0x02;
 pub(crate) const T_STR: u8 = 0x03;
 pub(crate) const T_INT: u8 = 0x04;
@@ -77,14 +79,37 @@ impl std::ops::DerefMut for Scratch {
     }
 }
 
-/// The UTF-8 bytes of `s`, lone surrogates kept (`surrogatepass`, as the Python half did).
-fn utf8<'py>(s: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyBytes>> {
-    match s.encode_utf8() {
-        Ok(b) => Ok(b),
-        Err(_) => Ok(s
-            .call_method1("encode", ("utf-8", "surrogatepass"))?
-            .cast_into::<PyBytes>()?),
+/// The UTF-8 of a `str`: borrowed from the object ([`pystr::utf8`]), or in a `bytes` object
+/// made for it.
+enum Utf8<'a, 'py> {
+    Borrowed(&'a [u8]),
+    Made(Bound<'py, PyBytes>),
+}
+
+impl Utf8<'_, '_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Utf8::Borrowed(b) => b,
+            Utf8::Made(b) => b.as_bytes(),
+        }
     }
+}
+
+/// The UTF-8 bytes of `s`, lone surrogates kept (`surrogatepass`, as the Python half did).
+fn utf8<'a, 'py>(s: &'a Bound<'py, PyString>) -> PyResult<Utf8<'a, 'py>> {
+    if let Some(b) = pystr::utf8(s) {
+        return Ok(Utf8::Borrowed(b));
+    }
+    // (Where the look-up found the function, it failed only for lone surrogates.)
+    if !pystr::borrows_utf8()
+        && let Ok(b) = s.encode_utf8()
+    {
+        return Ok(Utf8::Made(b));
+    }
+    Ok(Utf8::Made(
+        s.call_method1("encode", ("utf-8", "surrogatepass"))?
+            .cast_into::<PyBytes>()?,
+    ))
 }
 
 /// A scalar item: writes its tag and value (`bytes` and `str` with their length if `sized`);
@@ -196,11 +221,8 @@ fn take<'a>(data: &'a [u8], at: &mut usize, n: usize) -> PyResult<&'a [u8]> {
 }
 
 fn str_from<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    match std::str::from_utf8(b) {
-        Ok(s) => Ok(PyString::new(py, s).into_any()),
-        // Lone surrogates (sent with `surrogatepass`).
-        Err(_) => PyBytes::new(py, b).call_method1("decode", ("utf-8", "surrogatepass")),
-    }
+    // (Lone surrogates were sent with `surrogatepass`.)
+    pystr::str_from_utf8(py, b)
 }
 
 fn four(b: &[u8]) -> [u8; 4] {

@@ -14,12 +14,16 @@
 //!   encoding, [`codec`]) into shared memory; a get copies a small message out of shared memory
 //!   without the ring's lock, into a buffer on the stack, and from there into the `bytes` or
 //!   the object it builds.
+//! - A `str` is encoded from the UTF-8 the `str` object holds, through the interpreter's
+//!   `PyUnicode_AsUTF8AndSize` where it is visible ([`pystr`], the crate's only `unsafe`
+//!   code), without an intermediate `bytes` object.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod codec;
 mod fd;
 mod join;
+mod pystr;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -1381,6 +1385,13 @@ fn loads<'py>(data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// Whether a `str` is encoded by borrowing its UTF-8 from the object (the interpreter's
+/// `PyUnicode_AsUTF8AndSize` was found), rather than into a new `bytes` object.
+#[pyfunction]
+fn _borrows_str_utf8() -> bool {
+    pystr::borrows_utf8()
+}
+
 /// A look at every shmq segment in /dev/shm whose name starts with `prefix`, read without
 /// taking any lock (as `shmq top --once --json`): a list of dicts, one per segment.
 #[pyfunction]
@@ -1451,6 +1462,7 @@ fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(dumps, m)?)?;
     m.add_function(wrap_pyfunction!(loads, m)?)?;
+    m.add_function(wrap_pyfunction!(_borrows_str_utf8, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;
     Ok(())
 }

@@ -158,3 +158,24 @@ def recv_slowly_then_report(conn, report, n, delay):
         got.append(conn.recv())
     report.put(got)
     conn.close()
+
+
+def hold_ends_until_killed(ends, ready):
+    """Holds the other ends of many pipes, idle, until killed."""
+    ready.set()
+    time.sleep(120)
+
+
+def fork_holder_then_close(w, report):
+    """Forks a grandchild that inherits (holds) `w` and reports its pid; then closes this
+    process's copy of `w` and stays alive, idle, until killed."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            report.put(("grandchild", os.getpid()))
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    w.close()
+    report.put(("closed", os.getpid()))
+    time.sleep(60)

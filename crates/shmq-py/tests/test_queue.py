@@ -418,3 +418,91 @@ def test_empty_and_full_are_raised_bare_as_the_standard_library_does():
     with pytest.raises(queue.Empty) as timed_out:
         shmq.Queue().get(timeout=0.01)
     assert timed_out.value.args == ()
+
+
+#: Strings that travel behind the str tag: empty, ASCII, 2-, 3- and 4-byte UTF-8, NUL, lone
+#: surrogates (sent with surrogatepass), a surrogate pair written as two code points (which
+#: stays two code points), and large ones (past the slot, in a side segment), ASCII and not.
+STRS = ["", "a", "text", "\x00nul\x00", "é" * 300, "日本語のテキスト", "😀 emoji 𝄞", "\udc80 lone surrogate",
+        "\ud83d", "\ud83d\ude00", "ok \udfff" * 50, "x" * (1 << 20), "ü€😀" * 100_000 + "\udc80"]
+
+
+def test_str_round_trips_through_queues_pipes_tuples_and_dicts(ctx):
+    """Every string of STRS comes back equal (same code points, type str) through a child and
+    back, through a pipe, and inside a tuple and as a dict key and value; its message is the
+    str tag and its UTF-8 (surrogatepass)."""
+    q, out = shmq.Queue(), shmq.Queue()
+    for s in STRS:
+        assert shmq._shmq.dumps(s) == b"\x03" + s.encode("utf-8", "surrogatepass")
+        assert shmq._shmq.loads(shmq._shmq.dumps(s)) == s
+    objs = STRS + [tuple(STRS[:10]), {s: s for s in STRS[:10]}]
+    p = ctx.Process(target=_echo_objects, args=(q, out, len(objs)))
+    p.start()
+    for o in objs:
+        q.put(o)
+    got = [out.get(timeout=60) for _ in objs]
+    join_all([p])
+    assert got == objs
+    assert [len(s) for s in got[: len(STRS)]] == [len(s) for s in STRS]
+    assert all(type(s) is str for s in got[: len(STRS)])
+    assert shmq._shmq.dumps(objs[-2])[:1] == b"\x07" and shmq._shmq.dumps(objs[-1])[:1] == b"\x09"
+    a, b = shmq.Pipe()
+    for s in STRS:
+        a.send(s)
+        assert b.recv() == s
+
+
+def test_a_str_message_that_is_not_utf8_raises_unicode_decode_error():
+    """A str-tagged message whose bytes are not UTF-8 (even with surrogatepass) raises the
+    UnicodeDecodeError that bytes.decode("utf-8", "surrogatepass") raises, message and all."""
+    q = shmq.Queue()
+    for bad in (b"\xff", b"ab\xc3", b"\xed\xa0", b"ok\x80ok"):
+        with pytest.raises(UnicodeDecodeError) as want:
+            bad.decode("utf-8", "surrogatepass")
+        q.put_bytes(b"\x03" + bad)
+        with pytest.raises(UnicodeDecodeError) as got:
+            q.get(timeout=10)
+        assert str(got.value) == str(want.value)
+        with pytest.raises(UnicodeDecodeError):
+            shmq._shmq.loads(b"\x03" + bad)
+    q.put("still works")
+    assert q.get(timeout=10) == "still works"
+
+
+def test_str_utf8_is_borrowed_where_the_interpreter_exports_it():
+    """Where CPython's PyUnicode_AsUTF8AndSize is visible in the process (ctypes.pythonapi
+    looks in the same global scope), a str is encoded without an intermediate bytes object."""
+    import ctypes
+
+    try:
+        ctypes.pythonapi.PyUnicode_AsUTF8AndSize
+    except AttributeError:
+        pytest.skip("this interpreter does not export PyUnicode_AsUTF8AndSize")
+    assert shmq._shmq._borrows_str_utf8()
+
+
+_STR_CHILD = """
+import pickle, sys
+import shmq
+strs = pickle.load(sys.stdin.buffer)
+q = shmq.Queue()
+got = []
+for s in strs:
+    q.put(s)
+    got.append((shmq._shmq.dumps(s), q.get(timeout=30) == s, shmq._shmq.dumps((s, 1))))
+pickle.dump((shmq._shmq._borrows_str_utf8(), got), sys.stdout.buffer)
+"""
+
+
+def test_str_messages_are_the_same_without_the_interpreter_lookup():
+    """With SHMQ_PY_NO_UTF8_LOOKUP set, a process encodes str into a bytes object instead: the
+    messages are byte for byte the same and round trip the same."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SHMQ_PY_NO_UTF8_LOOKUP="1")
+    r = subprocess.run([sys.executable, "-c", _STR_CHILD], input=pickle.dumps(STRS), env=env,
+                       capture_output=True, timeout=120, check=True)
+    borrowed, got = pickle.loads(r.stdout)
+    assert borrowed is False
+    assert got == [(shmq._shmq.dumps(s), True, shmq._shmq.dumps((s, 1))) for s in STRS]

@@ -682,8 +682,8 @@ impl PipeEnd {
     /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE): the future sweeps the holder table that
     /// often, which costs a little CPU per slice while it waits. Without, it completes on a
     /// message or a close only, and a killed peer is noticed by the next call on this handle
-    /// that sweeps (such as [`poll`](Self::poll)): for callers that run a slower liveness check
-    /// of their own over many idle ends.
+    /// that sweeps (such as [`poll`](Self::poll)): for callers that watch the peers of many
+    /// idle ends themselves ([`peer_holders`](Self::peer_holders)).
     ///
     /// # Examples
     ///

@@ -188,7 +188,7 @@ pub use limits::{OPEN_LOCK_WAIT, TRY_LOCK_WAIT};
 #[cfg(not(loom))]
 pub use options::Options;
 #[cfg(not(loom))]
-pub use pipe::{End, HandOff, LIVENESS_SLICE, Pipe, PipeEnd, PipeInfo};
+pub use pipe::{End, HandOff, LIVENESS_SLICE, PeerHolders, Pipe, PipeEnd, PipeInfo};
 #[cfg(not(loom))]
 pub use queue::{CommitError, PeekError};
 #[cfg(not(loom))]

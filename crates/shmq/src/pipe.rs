@@ -49,7 +49,7 @@ use crate::port::wait::{Dir, Watch};
 use crate::port::{Fail, Wait};
 use crate::segment::Segment;
 
-pub use crate::port::pipe_handle::{End, PipeInfo};
+pub use crate::port::pipe_handle::{End, PeerHolders, PipeInfo};
 pub use crate::port::wait::LIVENESS_SLICE;
 
 /// Creates pipes: a namespace for [`create`](Self::create),
@@ -398,6 +398,54 @@ impl PipeEnd {
         self.h.hand_off(within).map(|token| HandOff { token })
     }
 
+    /// Who keeps the other end open, for callers that wait for those processes' exits (with
+    /// pidfds, say) instead of sweeping on a timer to notice a peer killed without closing:
+    /// sweeps the holder table now (a holder found dead is removed, and the other end is gone
+    /// if that was its last entry: the rings' flags change and waiters wake), then lists the
+    /// other end's live holder processes and the earliest deadline of its handles in transit
+    /// ([`PeerHolders`]).
+    ///
+    /// The list is a snapshot. It changes without any of its processes exiting only when a
+    /// handle is added (an `open`, a hand-off token taken over, a holder's fork) or released;
+    /// a release wakes every waiter on the pipe's rings (their event words change), so a
+    /// watcher that asks again when a listed process exits, when a ring's event word changes
+    /// and at `in_transit_until` sees end-of-file as soon as the last holder is gone. A
+    /// watcher should not trust a listed process whose start time differs from the one its
+    /// pid has now: that pid was recycled, and the holder is dead.
+    ///
+    /// # Errors
+    ///
+    /// Only a corrupt segment ([`RecvError::Corrupt`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::substrate::liveness::process_start_time;
+    /// use shmq::{Options, Pipe};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("shmq-doc-pipe-peers-{}", std::process::id());
+    /// let (a, b) = Pipe::create(&name, &Options { capacity: 2, message_size: 8, ..Default::default() })?;
+    /// let me = (std::process::id(), process_start_time(std::process::id())?);
+    /// let peers = a.peer_holders()?;
+    /// assert_eq!((peers.processes, peers.in_transit_until, peers.gone), (vec![me], None, false));
+    /// let token = b.hand_off(Duration::from_secs(30))?;
+    /// b.close()?;
+    /// let peers = a.peer_holders()?;
+    /// assert!(peers.processes.is_empty() && !peers.gone);
+    /// let until = peers.in_transit_until.expect("the token is in transit");
+    /// assert!(until > Instant::now() + Duration::from_secs(29));
+    /// assert!(until < Instant::now() + Duration::from_secs(31));
+    /// token.cancel()?;
+    /// assert!(a.peer_holders()?.gone);
+    /// Pipe::unlink(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peer_holders(&self) -> Result<PeerHolders, RecvError> {
+        self.h.peer_holders().map_err(recv_error)
+    }
+
     /// Releases this holder of the end (as dropping the handle does). If it was the last live
     /// holder, the end is gone: the other side's `recv` drains what is left and then returns
     /// `Disconnected`, its `send` returns `Disconnected`, and blocked callers wake at once.
@@ -594,6 +642,62 @@ mod tests {
     /// namespace: the lock looks held by a live process that never lets go.
     fn live_forged_owner() -> u64 {
         crate::sync::owner_word(1, 0)
+    }
+
+    /// `peer_holders` sweeps, then lists the other end's live holders only (a dead or
+    /// recycled-pid entry is removed, this end's entries are not listed), its handles in
+    /// transit as a deadline, and end-of-file once nothing holds it; a holder's release that
+    /// leaves the end held still changes the rings' event words (wakes their waiters).
+    #[test]
+    fn peer_holders_lists_the_live_holders_of_the_other_end() {
+        let name = format!("shmq-test-pipe-peer-holders-{}", std::process::id());
+        let _unlink = crate::test_util::UnlinkOnDrop(name.clone());
+        let opts = Options {
+            capacity: 4,
+            message_size: 8,
+            ..Default::default()
+        };
+        let (a, b) = Pipe::create(&name, &opts).unwrap();
+        let me = std::process::id();
+        let start = crate::liveness::process_start_time(me).unwrap();
+        let b2 = PipeEnd::open(&name, End::B).unwrap();
+        fake_holder(&a, End::B, me, start + 1); // this pid, another start time: recycled
+        fake_holder(&a, End::A, 1, 0); // a live holder of this end: not listed
+        let peers = a.peer_holders().unwrap();
+        assert_eq!(peers.processes, vec![(me, start), (me, start)]);
+        assert_eq!(
+            (peers.in_transit_until, peers.gone, peers.swept),
+            (None, false, true)
+        );
+        assert_eq!(
+            Pipe::inspect(&name).unwrap().holders,
+            [2, 2],
+            "the dead entry was swept"
+        );
+
+        let word = |e: &PipeEnd| e.watch(Dir::Take).event().unwrap().0.load(SeqCst);
+        let (wa, wb) = (word(&a), word(&b));
+        drop(b2);
+        assert_ne!(word(&a), wa, "a release wakes the receivers of end A");
+        assert_ne!(word(&b), wb, "and of end B");
+        assert_eq!(a.peer_holders().unwrap().processes, vec![(me, start)]);
+
+        let before = Instant::now();
+        let token = b.hand_off(Duration::from_secs(60)).unwrap();
+        drop(b);
+        let peers = a.peer_holders().unwrap();
+        assert!(peers.processes.is_empty() && !peers.gone);
+        let until = peers.in_transit_until.unwrap();
+        assert!(
+            until >= before + Duration::from_secs(59)
+                && until <= Instant::now() + Duration::from_secs(60)
+        );
+        assert!(token.cancel().unwrap());
+        let peers = a.peer_holders().unwrap();
+        assert_eq!(
+            (peers.processes.len(), peers.in_transit_until, peers.gone),
+            (0, None, true)
+        );
     }
 
     #[test]

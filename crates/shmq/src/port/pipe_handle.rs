@@ -108,6 +108,26 @@ pub struct PipeInfo {
     pub queued: (Option<usize>, usize),
 }
 
+/// Who keeps the other end of a pipe open: what
+/// [`PipeEnd::peer_holders`](crate::PipeEnd::peer_holders) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerHolders {
+    /// The processes holding the other end that ran when the table was read, each as its pid
+    /// and its start time (clock ticks since boot, field 22 of `/proc/PID/stat`; 0 if unknown),
+    /// which together name one process for the life of the system. A process that holds the
+    /// end through several handles is listed once per handle.
+    pub processes: Vec<(u32, u64)>,
+    /// The earliest deadline of the other end's hand-off tokens and fork reservations that
+    /// were live (handles in transit, held by no process yet): `None` if it has none.
+    pub in_transit_until: Option<Instant>,
+    /// Whether the other end is gone for good (end-of-file for this end).
+    pub gone: bool,
+    /// Whether the sweep ran (`false`: the table's lock was busy for
+    /// [`TRY_LOCK_WAIT`](crate::TRY_LOCK_WAIT), and a holder found dead here was not yet
+    /// removed; ask again).
+    pub swept: bool,
+}
+
 /// One direction of a pipe end: an opaque token for [`PipeHandle::with_port`].
 pub(crate) struct Direction<'a>(pub(crate) &'a Ring<'a>);
 
@@ -395,14 +415,33 @@ impl PipeHandle {
     /// lock: a live holder of that lock is updating the table itself, and a holder that never
     /// lets go must not make a `try_*` or `_timeout` call wait without bound; the sweep is
     /// skipped then, and retried after the next slice.
-    fn sweep(&self) -> Result<(), Fail> {
+    fn sweep(&self) -> Result<bool, Fail> {
         self.last_sweep
             .store(self.epoch.elapsed().as_nanos() as u64, SeqCst);
         let deadline = Instant::now().checked_add(TRY_LOCK_WAIT);
         match self.table().update_until(deadline, |_, _| ()) {
-            Err(Fail::WouldBlock) => Ok(()),
-            r => r,
+            Ok(()) => Ok(true),
+            Err(Fail::WouldBlock) => Ok(false),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Sweeps the holder table now, then lists the other end's live holders and the earliest
+    /// deadline of its handles in transit (see [`PeerHolders`]).
+    pub(crate) fn peer_holders(&self) -> Result<PeerHolders, Fail> {
+        let swept = self.sweep()?;
+        let t = self.table();
+        let now = sys::monotonic_ns();
+        let other = self.end.other();
+        let (tags, until) = t.holders_of(other, now);
+        Ok(PeerHolders {
+            processes: tags.iter().map(|t| (t.pid, t.start)).collect(),
+            in_transit_until: until.and_then(|d| {
+                Instant::now().checked_add(Duration::from_nanos(d.saturating_sub(now)))
+            }),
+            gone: t.gone.load(SeqCst) & other.bit() != 0,
+            swept,
+        })
     }
 
     /// Readiness and the event word of a receive (`Take`) or a send (`Give`), for the waiting
@@ -421,7 +460,7 @@ impl PipeHandle {
     fn maybe_sweep(&self) -> Result<(), Fail> {
         let now = self.epoch.elapsed().as_nanos() as u64;
         if now.saturating_sub(self.last_sweep.load(SeqCst)) >= LIVENESS_SLICE.as_nanos() as u64 {
-            self.sweep()
+            self.sweep().map(drop)
         } else {
             Ok(())
         }

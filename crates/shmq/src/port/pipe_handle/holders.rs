@@ -251,6 +251,45 @@ impl<'a> Table<'a> {
         (holders, pending)
     }
 
+    /// The live holder entries of `end` as seen at `now`, and the earliest deadline of its live
+    /// tokens and reservations (`None` if it has none); changes nothing (for
+    /// [`PipeEnd::peer_holders`](crate::PipeEnd::peer_holders)).
+    pub(crate) fn holders_of(&self, end: End, now: u64) -> (Vec<Tag>, Option<u64>) {
+        let (mut holders, mut until) = (Vec::new(), None::<u64>);
+        for i in 0..PIPE_HOLDERS {
+            let Some(t) = self.live(i, self.tag(i).load(SeqCst), now) else {
+                continue;
+            };
+            if t.end != end {
+                continue;
+            }
+            match t.kind {
+                Kind::Holder => holders.push(t),
+                Kind::Fork | Kind::HandOff => {
+                    let d = self.deadline(i).load(SeqCst);
+                    until = Some(until.map_or(d, |u| u.min(d)));
+                }
+            }
+        }
+        (holders, until)
+    }
+
+    /// Wakes every sleeper on the pipe's rings (their event words change): after a holder
+    /// left, so that a waiter that watches the holders (a liveness watcher waiting for their
+    /// exits) looks at the table again. Without the lock.
+    pub(crate) fn wake_rings(&self) -> Result<(), Fail> {
+        for ring in [self.layout.a_to_b, Some(self.layout.b_to_a)]
+            .into_iter()
+            .flatten()
+        {
+            self.seg
+                .ring(&ring)
+                .map_err(|e| Fail::Corrupt(e.to_string()))?
+                .wake_everyone();
+        }
+        Ok(())
+    }
+
     /// Frees every entry that is not live at `now` (a holder whose process no longer runs, an
     /// expired token or reservation, an impossible tag), then marks every end without an entry
     /// as gone. Returns the `gone` word. Under the lock.
@@ -414,9 +453,13 @@ impl Holding {
         if i == NONE || !mine {
             return Ok(());
         }
-        self.table().update(|t, _| {
+        let t = self.table();
+        t.update(|t, _| {
             t.release(i as usize, word);
-        })
+        })?;
+        // A holder left without (necessarily) ending the end: waiters that watch the holders
+        // look again (the end's last holder's `apply` woke them already).
+        t.wake_rings()
     }
 }
 
