@@ -477,10 +477,11 @@ def _cpu_of_idle_wait(conns, seconds=2.0):
 #: poll() for the peers' exits and has nothing to do.
 LIVENESS_IDLE_CPU = 0.0002
 #: The most CPU the whole process may use meanwhile: what is left is shmq's notifier, which
-#: re-arms its futex_waitv on every armed fd's word once per 200 ms (its recovery slice for a
-#: wake-up consumed by a process that was then killed): 1.5-2.3 ms over 2 s with 100 words
-#: on a loaded two-core machine.
-PROCESS_IDLE_CPU = 0.0035
+#: re-arms its futex_waitv on every armed fd's word after each quiet slice (its recovery for a
+#: wake-up lost by a waker that was then killed), the slices doubling from 200 ms to 3.2 s:
+#: 0.35-0.53 ms over 2 s with 100 words on a loaded two-core machine (1.5-2.3 ms with a
+#: fixed 200 ms slice).
+PROCESS_IDLE_CPU = 0.0012
 
 
 def test_idle_connections_use_no_cpu():
