@@ -104,6 +104,11 @@ const READ_BATCH_BYTES: usize = 256 << 10;
 /// not a window's worth, so that the out-bridge's memory stays near its window.
 const READ_AHEAD_BYTES: usize = 1 << 20;
 
+/// Messages shorter than this (async-nats's `WRITE_FLATTEN_THRESHOLD`: it copies a payload
+/// this short into its write buffer, and writes a longer one from the payload itself) are
+/// handed over as an exact copy; longer ones in their pooled buffer.
+const POOLED_MIN: usize = 4096;
+
 /// Bytes a pooled buffer may hold at most: a longer one (a message in parts) is freed when
 /// its message is done with, not kept.
 const POOLED_BUFFER_MAX: usize = 1 << 20;
@@ -111,8 +116,8 @@ const POOLED_BUFFER_MAX: usize = 1 << 20;
 /// Bytes of buffers the pool keeps at most (the window's worth of 64 KiB messages).
 const POOL_BYTES: usize = 16 << 20;
 
-/// The buffers the reading thread copies messages into, reused: each message is copied once
-/// out of the queue, into a buffer that already holds a message's bytes (so neither allocated,
+/// The buffers the reading thread copies messages of [`POOLED_MIN`] bytes or more into,
+/// reused: each is copied once out of the queue, into a buffer that already holds a message's bytes (so neither allocated,
 /// nor faulted in, nor zero-filled again: [`Queue::peek_at_into`] overwrites it), and handed
 /// to async-nats as [`Bytes`] made without another copy ([`Bytes::from_owner`] of a
 /// [`Pooled`]); the buffer comes back here when the last of those `Bytes` is dropped (the
@@ -214,7 +219,15 @@ fn reader(
         let r = match q.peek_at_into(next, Some(deadline), &mut buf) {
             Ok(true) => {
                 bytes += buf.len();
-                batch.push((next, pool.wrap(std::mem::take(&mut buf))));
+                let m = if buf.len() < POOLED_MIN {
+                    // async-nats copies a payload this short into its write buffer: an exact
+                    // copy of it, and this buffer kept for the next peek (no pool traffic
+                    // between the threads for small messages).
+                    Bytes::copy_from_slice(&buf)
+                } else {
+                    pool.wrap(std::mem::take(&mut buf))
+                };
+                batch.push((next, m));
                 next += 1;
                 if batch.len() < READ_BATCH && bytes < READ_BATCH_BYTES && next < q.tail_position()
                 {
