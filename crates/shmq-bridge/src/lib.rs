@@ -9,7 +9,8 @@
 //! Guarantees (`docs/bridge.md` states them with their limits):
 //!
 //! - **Out:** a message leaves the local queue only after JetStream acknowledged it. It is
-//!   copied with [`Queue::peek_at`](shmq::Queue::peek_at) and taken with
+//!   copied with [`Queue::peek_at_into`](shmq::Queue::peek_at_into) (into a reused buffer,
+//!   handed to the NATS client without another copy) and taken with
 //!   [`Queue::commit`](shmq::Queue::commit) after the ack. Its JetStream message id
 //!   (`Nats-Msg-Id`) is [`message_id`]`(instance, position)`, so a bridge killed between the ack
 //!   and the commit republishes it under the same id, which the stream's duplicate window drops.

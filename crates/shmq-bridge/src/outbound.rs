@@ -1,8 +1,8 @@
 //! The out-bridge: local queue → JetStream.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -84,8 +84,9 @@ pub fn message_id(instance: u64, position: u64) -> String {
 }
 
 enum Read {
-    /// Messages at consecutive positions (tombstones left out), oldest first.
-    Msgs(Vec<(u64, Vec<u8>)>),
+    /// Messages at consecutive positions (tombstones left out), oldest first, each in a buffer
+    /// of the [`Pool`].
+    Msgs(Vec<(u64, Bytes)>),
     Closed,
     Error(String),
 }
@@ -103,17 +104,105 @@ const READ_BATCH_BYTES: usize = 256 << 10;
 /// not a window's worth, so that the out-bridge's memory stays near its window.
 const READ_AHEAD_BYTES: usize = 1 << 20;
 
+/// Messages shorter than this (async-nats's `WRITE_FLATTEN_THRESHOLD`: it copies a payload
+/// this short into its write buffer, and writes a longer one from the payload itself) are
+/// handed over as an exact copy; longer ones in their pooled buffer.
+const POOLED_MIN: usize = 4096;
+
+/// Bytes a pooled buffer may hold at most: a longer one (a message in parts) is freed when
+/// its message is done with, not kept.
+const POOLED_BUFFER_MAX: usize = 1 << 20;
+
+/// Bytes of buffers the pool keeps at most (the window's worth of 64 KiB messages).
+const POOL_BYTES: usize = 16 << 20;
+
+/// The buffers the reading thread copies messages of [`POOLED_MIN`] bytes or more into,
+/// reused: each is copied once out of the queue, into a buffer that already holds a message's bytes (so neither allocated,
+/// nor faulted in, nor zero-filled again: [`Queue::peek_at_into`] overwrites it), and handed
+/// to async-nats as [`Bytes`] made without another copy ([`Bytes::from_owner`] of a
+/// [`Pooled`]); the buffer comes back here when the last of those `Bytes` is dropped (the
+/// message written to the socket and acknowledged). Holds at most `max` buffers and
+/// [`POOL_BYTES`] bytes, none longer than [`POOLED_BUFFER_MAX`]; the ones beyond are freed.
+#[derive(Debug)]
+struct Pool {
+    /// The free buffers (the last one given back is taken first: still in the cache) and the
+    /// sum of their capacities.
+    free: Mutex<(Vec<Vec<u8>>, usize)>,
+    max: usize,
+}
+
+impl Pool {
+    /// A pool of at most `max` buffers.
+    fn new(max: usize) -> Arc<Pool> {
+        Arc::new(Pool {
+            free: Mutex::new((Vec::new(), 0)),
+            max,
+        })
+    }
+
+    /// A free buffer (its bytes are a message done with), or a new empty one.
+    fn take(&self) -> Vec<u8> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let buf = free.0.pop().unwrap_or_default();
+        free.1 -= buf.capacity();
+        buf
+    }
+
+    /// Keeps `buf` for reuse if there is room, else frees it.
+    fn give(&self, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0 || cap > POOLED_BUFFER_MAX {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.0.len() < self.max && free.1 + cap <= POOL_BYTES {
+            free.0.push(buf);
+            free.1 += cap;
+        }
+    }
+
+    /// `buf` (a message) as [`Bytes`] without a copy; `buf` comes back to this pool once the
+    /// last clone of them is dropped.
+    fn wrap(self: &Arc<Pool>, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: Arc::clone(self),
+        })
+    }
+}
+
+/// A message in a buffer of a [`Pool`], given back to it when dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<Pool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
 /// The reading thread: copies messages from `next` on without taking them (the async side
-/// commits), waiting for new ones, and hands them over in batches of what is there; bounded
-/// by the channel.
+/// commits) into buffers of `pool`, waiting for new ones, and hands them over in batches of
+/// what is there; bounded by the channel.
 fn reader(
     q: Arc<Queue>,
     mut next: u64,
     tx: tokio::sync::mpsc::Sender<Read>,
     stop: Arc<AtomicBool>,
+    pool: Arc<Pool>,
 ) {
     let mut batch = Vec::new();
     let mut bytes = 0;
+    // The buffer the next message is copied into (taken from the pool when it is needed).
+    let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -124,9 +213,20 @@ fn reader(
         } else {
             Instant::now()
         };
-        let r = match q.peek_at(next, Some(deadline)) {
-            Ok(Some(m)) => {
-                bytes += m.len();
+        if buf.capacity() == 0 {
+            buf = pool.take();
+        }
+        let r = match q.peek_at_into(next, Some(deadline), &mut buf) {
+            Ok(true) => {
+                bytes += buf.len();
+                let m = if buf.len() < POOLED_MIN {
+                    // async-nats copies a payload this short into its write buffer: an exact
+                    // copy of it, and this buffer kept for the next peek (no pool traffic
+                    // between the threads for small messages).
+                    Bytes::copy_from_slice(&buf)
+                } else {
+                    pool.wrap(std::mem::take(&mut buf))
+                };
                 batch.push((next, m));
                 next += 1;
                 if batch.len() < READ_BATCH && bytes < READ_BATCH_BYTES && next < q.tail_position()
@@ -136,7 +236,7 @@ fn reader(
                 None
             }
             // No message at this position (a put that died): the next one.
-            Ok(None) => {
+            Ok(false) => {
                 next += 1;
                 continue;
             }
@@ -218,10 +318,12 @@ pub async fn run_out(cfg: &OutConfig) -> Result<OutStats, BridgeError> {
     let window = cfg.window.max(1);
     let (tx, mut rx) = tokio::sync::mpsc::channel(window.div_ceil(READ_BATCH));
     let stop = Arc::new(AtomicBool::new(false));
+    // As many buffers as can be in flight: the window, those copied ahead of it, the channel's.
+    let pool = Pool::new(window + READ_BATCH * (window.div_ceil(READ_BATCH) + 1));
     let reading = {
         let (q, stop) = (Arc::clone(&q), Arc::clone(&stop));
         let start = q.head_position();
-        std::thread::spawn(move || reader(q, start, tx, stop))
+        std::thread::spawn(move || reader(q, start, tx, stop, pool))
     };
     let result = pump(cfg, &q, &js, instance, max_payload, window, &mut rx).await;
     stop.store(true, Ordering::Relaxed);
@@ -241,7 +343,7 @@ async fn pump(
 ) -> Result<OutStats, BridgeError> {
     let mut stats = OutStats::default();
     // Copied, not yet published (waiting for room in the window).
-    let mut copied: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    let mut copied: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut copied_bytes = 0;
     let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
@@ -308,7 +410,6 @@ async fn pump(
                 let hold = hold_after_parts();
                 #[cfg(not(feature = "test-hooks"))]
                 let hold = None;
-                let m = Bytes::from(m);
                 let duplicate =
                     send_in_parts(cfg, js, instance, pos, &m, part, &mut stats, hold).await;
                 stats.published += 1;
@@ -319,9 +420,10 @@ async fn pump(
                 commit(cfg, q, &[pos])?;
                 continue;
             }
-            let payload = Bytes::from(m);
-            pending.push_back((pos, payload.clone()));
-            match send(js, &cfg.subject, instance, pos, payload).await {
+            // The pooled buffer itself, not a copy: async-nats writes a payload of 4 KiB or
+            // more from it (a shorter one it copies into its write buffer).
+            pending.push_back((pos, m.clone()));
+            match send(js, &cfg.subject, instance, pos, m).await {
                 Ok(f) => acks.push_back(f),
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     fatal = Some(BridgeError::TooLarge {
@@ -545,7 +647,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let reading = {
             let (q, stop) = (Arc::clone(q), Arc::clone(&stop));
-            std::thread::spawn(move || reader(q, 0, tx, stop))
+            std::thread::spawn(move || reader(q, 0, tx, stop, Pool::new(16)))
         };
         let mut sizes = Vec::new();
         let mut next = 0;
@@ -556,7 +658,7 @@ mod tests {
             sizes.push((msgs.len(), msgs.iter().map(|(_, m)| m.len()).sum()));
             for (pos, m) in msgs {
                 assert_eq!(pos, next);
-                assert_eq!(m, vec![pos as u8; len], "message {pos}");
+                assert_eq!(m[..], vec![pos as u8; len][..], "message {pos}");
                 next += 1;
             }
         }
@@ -577,6 +679,44 @@ mod tests {
             q.put(vec![i; len]).unwrap();
         }
         Arc::new(q)
+    }
+
+    /// A message's buffer comes back to the pool when the last clone of its `Bytes` is dropped
+    /// (not before), as it was (the same allocation, its bytes kept: the next peek into it
+    /// neither allocates nor zero-fills); buffers beyond the pool's limits are freed.
+    #[test]
+    fn a_message_buffer_comes_back_to_the_pool_once_its_last_bytes_are_dropped() {
+        let pool = Pool::new(2);
+        let buf = vec![5u8; 64 << 10];
+        let (ptr, cap) = (buf.as_ptr(), buf.capacity());
+        let m = pool.wrap(buf);
+        assert_eq!((m.as_ptr(), m.len()), (ptr, 64 << 10), "no copy");
+        let sent = m.clone(); // as async-nats holds one until it has written it
+        drop(m);
+        assert_eq!(pool.take().capacity(), 0, "still held: not in the pool");
+        drop(sent);
+        let back = pool.take();
+        assert_eq!((back.as_ptr(), back.capacity()), (ptr, cap));
+        assert_eq!(back, vec![5u8; 64 << 10]);
+        assert_eq!(pool.take().capacity(), 0, "taken once");
+
+        // At most `max` buffers; none longer than POOLED_BUFFER_MAX; POOL_BYTES in all.
+        let held: Vec<Bytes> = (0..3).map(|_| pool.wrap(vec![1; 10])).collect();
+        drop(held);
+        assert_eq!(pool.free.lock().unwrap().0.len(), 2, "max 2");
+        let big = Pool::new(100);
+        drop(big.wrap(vec![0; POOLED_BUFFER_MAX + 1]));
+        assert_eq!(big.take().capacity(), 0, "too long to keep");
+        let held: Vec<Bytes> = (0..20)
+            .map(|_| big.wrap(vec![0; POOLED_BUFFER_MAX]))
+            .collect();
+        drop(held);
+        let free = big.free.lock().unwrap();
+        assert_eq!(
+            (free.0.len(), free.1),
+            (16, POOL_BYTES),
+            "POOL_BYTES in all"
+        );
     }
 
     /// Large messages waiting in the queue are handed over a few at a time (256 KiB at most,

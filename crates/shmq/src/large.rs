@@ -582,7 +582,7 @@ impl Big {
     /// of the queue, which removes queued side segments too; a get then fails the same way).
     pub(crate) fn peek(&self, d: &[u8], dst: &mut Vec<u8>) -> Result<(), Fail> {
         let (blob, path, desc) = self.open(d)?;
-        dst.clear();
+        // Resized, not cleared first: the copy overwrites every byte of a reused buffer.
         dst.resize(desc.len as usize, 0);
         blob.read_at(BLOB_HEADER, dst);
         // SYNC POINT: reader of the seqlock — pairs with the creator's release fence after its

@@ -47,7 +47,8 @@ pub(crate) enum Commit {
 }
 
 impl Core<'_> {
-    /// Copies the message at position `pos` into `dst` (resized to it) without taking it.
+    /// Copies the message at position `pos` into `dst` (resized to it; its earlier bytes are
+    /// overwritten, so a reused buffer is not zero-filled first) without taking it.
     /// [`PopFail::Pending`] for a claim not published yet (the caller waits it out, and voids
     /// it if its owner is dead, as a get does).
     pub(crate) fn peek_at(&self, pos: u64, dst: &mut Vec<u8>) -> Result<Peek, PopFail> {
@@ -79,7 +80,8 @@ impl Core<'_> {
                             continue;
                         }
                     }
-                    dst.clear();
+                    // Resized, not cleared first: a reused buffer of this length (or longer)
+                    // is not zero-filled again; the copy overwrites every byte of it.
                     dst.resize(len as usize, 0);
                     self.copy_to(pos, dst);
                     if self.not_passed(pos) {

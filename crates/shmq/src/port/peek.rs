@@ -26,25 +26,29 @@ impl Port<'_> {
         self.ring.core().tail.load(SeqCst)
     }
 
-    /// Copies the message at `position` without taking it, waiting until `deadline` (`None`:
-    /// as long as it takes) for it to be put. `Ok(None)`: a tombstone is at `position`.
-    pub(crate) fn peek_at(
+    /// Copies the message at `position` into `msg` (resized to it, its capacity reused)
+    /// without taking it, waiting until `deadline` (`None`: as long as it takes) for it to be
+    /// put. `Ok(false)`: a tombstone is at `position`.
+    pub(crate) fn peek_at_into(
         &self,
         position: u64,
         deadline: Option<Instant>,
-    ) -> Result<Option<Vec<u8>>, PeekError> {
+        msg: &mut Vec<u8>,
+    ) -> Result<bool, PeekError> {
         let ring = self.ring;
         let core = ring.core();
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let mut msg = Vec::new();
         let mut last_try = false;
         let mut closed_seen = false;
         loop {
-            match core.peek_at(position, &mut msg) {
-                Ok(Peek::Copied(_)) => return Ok(Some(msg)),
+            match core.peek_at(position, msg) {
+                Ok(Peek::Copied(_)) => return Ok(true),
                 // `msg` holds the descriptor; the message is in its side segment.
-                Ok(Peek::Large) => return self.peek_large(position, &msg).map(Some),
-                Ok(Peek::Void) => return Ok(None),
+                Ok(Peek::Large) => {
+                    let descriptor = msg.clone();
+                    return self.peek_large(position, &descriptor, msg).map(|()| true);
+                }
+                Ok(Peek::Void) => return Ok(false),
                 Ok(Peek::Taken(head)) => return Err(PeekError::Taken { head }),
                 Ok(Peek::Sealed) => return Err(PeekError::Closed),
                 Ok(Peek::NotYet) => {}
@@ -82,17 +86,17 @@ impl Port<'_> {
     }
 
     /// The large message at `position`, whose descriptor `descriptor` was peeked there: copied
-    /// from its side segment and validated (`Big::peek`).
+    /// from its side segment into `body` and validated (`Big::peek`).
     #[cold]
     #[inline(never)]
     pub(crate) fn peek_large(
         &self,
         position: u64,
         descriptor: &[u8],
-    ) -> Result<Vec<u8>, PeekError> {
-        let mut body = Vec::new();
-        match self.big.peek(descriptor, &mut body) {
-            Ok(()) => Ok(body),
+        body: &mut Vec<u8>,
+    ) -> Result<(), PeekError> {
+        match self.big.peek(descriptor, body) {
+            Ok(()) => Ok(()),
             // Freed, reused or unlinked under us: fine if it was taken meanwhile (the check of
             // `head` is ordered after everything `peek` read); damage if not (`Big::peek`:
             // nothing else changes the side segment of a message still queued).

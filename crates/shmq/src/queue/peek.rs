@@ -148,7 +148,47 @@ impl Queue {
         position: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<Vec<u8>>, PeekError> {
-        self.shm.port().peek_at(position, deadline)
+        let mut msg = Vec::new();
+        Ok(self
+            .peek_at_into(position, deadline, &mut msg)?
+            .then_some(msg))
+    }
+
+    /// [`peek_at`](Self::peek_at) into `buf`: the message at `position` is copied into `buf`,
+    /// resized to its length, and `Ok(true)` returned; `Ok(false)`: no message will ever be at
+    /// `position` (a put that died). The copy overwrites `buf`'s bytes and reuses its
+    /// capacity, so a consumer that peeks message after message into buffers it reuses
+    /// neither allocates nor zero-fills memory for each (only for a longer message than the
+    /// buffer held). The copy is validated exactly as `peek_at`'s. After `Ok(false)` or an
+    /// error, `buf` holds no message (its bytes are unspecified).
+    ///
+    /// # Errors
+    ///
+    /// As [`peek_at`](Self::peek_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmq::{Options, Queue};
+    /// let q = Queue::anonymous(&Options { capacity: 4, message_size: 16, ..Default::default() })?;
+    /// q.put_many(&[&b"first"[..], &b"2nd"[..]])?;
+    /// let mut buf = Vec::with_capacity(16);
+    /// assert!(q.peek_at_into(0, None, &mut buf)?);
+    /// assert_eq!(buf, b"first");
+    /// assert!(q.peek_at_into(1, None, &mut buf)?);
+    /// assert_eq!(buf, b"2nd"); // resized to the message: nothing of the first is left
+    /// assert_eq!(q.len(), 2); // not taken
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peek_at_into(
+        &self,
+        position: u64,
+        deadline: Option<Instant>,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, PeekError> {
+        self.shm.port().peek_at_into(position, deadline, buf)
     }
 
     /// Takes the message at `position` (peeked with [`peek_with_position`](Self::peek_with_position)
@@ -246,6 +286,46 @@ mod tests {
             ..Default::default()
         })
         .unwrap()
+    }
+
+    /// A peek into a reused buffer leaves exactly the message in it, whatever the buffer held
+    /// before (longer or shorter, a slot's message or a side segment's), and keeps the
+    /// buffer's allocation when it is long enough.
+    #[test]
+    fn a_peek_into_a_reused_buffer_leaves_exactly_the_message() {
+        let q = Queue::anonymous(&Options {
+            capacity: 4,
+            message_size: 64,
+            max_message_size: 1 << 20,
+            ..Default::default()
+        })
+        .unwrap();
+        let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        q.put_many(&[&[1u8; 40][..], b"abc", &large, &[2u8; 64]])
+            .unwrap();
+        let mut buf = vec![0xee; 100];
+        let (ptr, cap) = (buf.as_ptr(), buf.capacity());
+        assert_eq!(q.peek_at_into(0, None, &mut buf), Ok(true));
+        assert_eq!(buf, [1u8; 40]);
+        assert_eq!(q.peek_at_into(1, None, &mut buf), Ok(true));
+        assert_eq!(buf, b"abc");
+        assert_eq!(q.peek_at_into(3, None, &mut buf), Ok(true));
+        assert_eq!(buf, [2u8; 64], "longer than what the buffer held");
+        assert_eq!(
+            (buf.as_ptr(), buf.capacity()),
+            (ptr, cap),
+            "no new allocation"
+        );
+        assert_eq!(q.peek_at_into(2, None, &mut buf), Ok(true));
+        assert!(buf == large, "a side segment's message");
+        assert_eq!(q.peek_at_into(1, None, &mut buf), Ok(true));
+        assert_eq!(buf, b"abc", "a slot's message after a side segment's");
+        assert_eq!(q.len(), 4, "nothing taken");
+        q.commit_many(0, 4).unwrap();
+        assert_eq!(
+            q.peek_at_into(0, None, &mut buf),
+            Err(PeekError::Taken { head: 4 })
+        );
     }
 
     #[test]
@@ -462,7 +542,7 @@ mod tests {
         // Another consumer takes it (its side segment freed) before the peek copies it.
         assert!(is_msg(&consumer.get().unwrap(), 0, 100_000));
         assert_eq!(
-            peeker.port().peek_large(0, &descriptor),
+            peeker.port().peek_large(0, &descriptor, &mut Vec::new()),
             Err(PeekError::Taken { head: 1 })
         );
         // The producer reuses the segment for the next message: still Taken, not its bytes.
@@ -470,7 +550,7 @@ mod tests {
         producer.put(msg(1, 100_000)).unwrap();
         assert_eq!(b.sides(), before, "the same side segment, reused");
         assert_eq!(
-            peeker.port().peek_large(0, &descriptor),
+            peeker.port().peek_large(0, &descriptor, &mut Vec::new()),
             Err(PeekError::Taken { head: 1 })
         );
         assert_eq!(peeker.peek_at(0, None), Err(PeekError::Taken { head: 1 }));
