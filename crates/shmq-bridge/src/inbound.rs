@@ -90,6 +90,10 @@ pub struct InStats {
     /// Redeliveries sent back for later because another in-bridge on the shared consumer was
     /// putting them (or died putting them); see [`InConfig::shared`].
     pub held: u64,
+    /// Messages left unput and unacknowledged because this bridge's record of them (shared
+    /// consumer) was written too close to their ack wait's end: the server may have handed
+    /// them to another in-bridge before it, so they are left to the redelivery.
+    pub late: u64,
     /// Acks that could not be sent (the connection was down): the messages are redelivered,
     /// recognised and acknowledged then.
     pub failed_acks: u64,
@@ -203,8 +207,8 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             continue;
         }
-        let msgs = match receive(&mut pull, batch).await {
-            Received::Msgs(m) => m,
+        let (msgs, sent) = match receive(&mut pull, batch).await {
+            Received::Msgs(m, sent) => (m, sent),
             Received::Ended => continue,
             Received::Silent => {
                 // A request the server never answered (sent while the connection was down).
@@ -321,8 +325,24 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 batch: group.iter().map(|(s, _, _)| *s).collect(),
                 put: in_queue.0.clone(),
             };
+            #[cfg(feature = "test-hooks")]
+            delay_before_record(stats.put).await;
             if let Some(sh) = &shared {
                 sh.record(&intent).await?;
+                // The others read this record when the server redelivers one of these to
+                // them, which it does once their ack wait is over: a record written after
+                // that may come too late (another bridge may be putting them already, having
+                // read the record before). Then neither put nor acknowledge them (nor the
+                // groups after them, delivered as early): the redelivery decides.
+                if sent.elapsed() + late_margin(cfg.ack_wait) >= cfg.ack_wait {
+                    sh.record(&InState {
+                        batch: Vec::new(),
+                        ..intent
+                    })
+                    .await?;
+                    stats.late += fresh[from - group.len()..].len() as u64;
+                    break;
+                }
             }
             state_file.store(&intent)?;
             let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
@@ -414,6 +434,13 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
 
 /// How long a redelivery another in-bridge may be putting is sent back for.
 const HELD: Duration = Duration::from_secs(1);
+
+/// How close to the end of their ack wait (measured from the pull request) a shared consumer's
+/// record of a group may be confirmed and the group still put: a quarter of the ack wait, so
+/// that the server's clock and ours, and the record's way back to us, have room.
+fn late_margin(ack_wait: Duration) -> Duration {
+    ack_wait / 4
+}
 
 /// The record of a shared consumer's in-bridges: a stream on the server keeping the last
 /// message of each subject `shmq-in.<NAME>.<KEY>`, one subject per in-bridge (its queue's
@@ -651,6 +678,9 @@ const GAP: Duration = Duration::from_millis(2);
 /// A pull request out at the server.
 struct Pull {
     batch: pull::Batch,
+    /// When it was sent: the server delivered its messages after this, so their ack wait ends
+    /// after `sent + ack_wait`.
+    sent: Instant,
     /// Messages it may still bring.
     left: usize,
     /// Whether any came.
@@ -663,6 +693,7 @@ struct Pull {
 /// Sends a pull request for up to `want` messages, which waits [`EXPIRES`] at most at the
 /// server. `None` if it could not be sent.
 async fn request(consumer: &jetstream::consumer::PullConsumer, want: usize) -> Option<Pull> {
+    let sent = Instant::now();
     let over = tokio::time::Instant::now() + EXPIRES + ANSWER / 5;
     match consumer
         .batch()
@@ -673,6 +704,7 @@ async fn request(consumer: &jetstream::consumer::PullConsumer, want: usize) -> O
     {
         Ok(batch) => Some(Pull {
             batch,
+            sent,
             left: want,
             answered: false,
             over,
@@ -687,8 +719,9 @@ async fn request(consumer: &jetstream::consumer::PullConsumer, want: usize) -> O
 }
 
 enum Received {
-    /// Messages, in the order the server delivered them.
-    Msgs(Vec<jetstream::Message>),
+    /// Messages, in the order the server delivered them, all of one request, and when that
+    /// request was sent ([`Pull::sent`]).
+    Msgs(Vec<jetstream::Message>, Instant),
     /// The request ended (it expired, or got all it asked for) with nothing more.
     Ended,
     /// The request got no answer at all.
@@ -701,6 +734,9 @@ enum Received {
 async fn receive(pull: &mut Option<Pull>, max: usize) -> Received {
     let mut msgs = Vec::new();
     let mut first: Option<Instant> = None;
+    let Some(sent) = pull.as_ref().map(|p| p.sent) else {
+        return Received::Ended;
+    };
     while msgs.len() < max {
         let Some(p) = pull.as_mut() else {
             break;
@@ -756,7 +792,7 @@ async fn receive(pull: &mut Option<Pull>, max: usize) -> Received {
     if msgs.is_empty() {
         Received::Ended
     } else {
-        Received::Msgs(msgs)
+        Received::Msgs(msgs, sent)
     }
 }
 
@@ -831,6 +867,27 @@ fn stop_after_put(put_so_far: u64) {
         println!("in-bridge: holding after a put of {put_so_far} messages");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Test hook (feature `test-hooks`, never in a release build): with
+/// `SHMQ_BRIDGE_TEST_DELAY_RECORD=MS` in its environment, the in-bridge waits `MS` ms before
+/// it records its first group (while nothing is put yet), printing `in-bridge: delaying` on
+/// stdout first: a bridge stalled past its messages' ack wait.
+#[cfg(feature = "test-hooks")]
+async fn delay_before_record(put_so_far: u64) {
+    let Some(ms) = std::env::var("SHMQ_BRIDGE_TEST_DELAY_RECORD")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if put_so_far == 0 {
+        static ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !ONCE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            println!("in-bridge: delaying its first record by {ms} ms");
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
     }
 }

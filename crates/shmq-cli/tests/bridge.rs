@@ -1107,6 +1107,80 @@ fn several_hosts_share_the_stream_exactly_once_across_kills() {
     );
 }
 
+/// An in-bridge on a shared consumer that stalls between receiving a group and recording it
+/// (a hidden test hook) until the group's ack wait is over: the server redelivers the group to
+/// the other in-bridge, which finds no record of it and puts it; the stalled bridge, recording
+/// too late, must leave the group alone. Every message in exactly one queue, once.
+#[test]
+#[ignore = "needs nats-server on PATH (apt-get install nats-server); .ci/run runs it"]
+fn a_bridge_stalled_past_the_ack_wait_before_its_record_puts_nothing_twice() {
+    nats::require("a_bridge_stalled_past_the_ack_wait_before_its_record_puts_nothing_twice");
+    let _w = Watchdog::new("stalled record", Duration::from_secs(90));
+    let s = server(&[]);
+    let subject = "shmq.test.stalled";
+    let url = s.url();
+    let n = 40;
+    let (source, src) = queue("stalled-src", 64, 64);
+    let hosts: Vec<(Name, Queue)> = (0..2)
+        .map(|i| queue(&format!("stalled-host{i}"), 64, 64))
+        .collect();
+    for i in 0..n {
+        src.put(msg(i)).unwrap();
+    }
+    let mut out = bridge(&["out", &source, "--to", subject, "--server", &url]);
+    let inb = |i: usize, delay: Option<&str>| {
+        let state = s.dir.join(format!("stalled{i}.json")).display().to_string();
+        let mut cmd = Command::new(SHMQ);
+        cmd.args([
+            "bridge",
+            "in",
+            subject,
+            "--to",
+            &hosts[i].0,
+            "--server",
+            &url,
+        ])
+        .args(["--state", &state, "--consumer", "stalled", "--shared"])
+        .args(["--ack-wait", "1s", "--batch", "64", "--json"]);
+        if let Some(ms) = delay {
+            cmd.env("SHMQ_BRIDGE_TEST_DELAY_RECORD", ms);
+        }
+        Proc::spawn(&mut cmd, "in-bridge").unwrap()
+    };
+    // Host 0's in-bridge gets the messages first and stalls 2.5 s before recording them.
+    let mut first = inb(0, Some("2500"));
+    let line = first.line();
+    assert!(
+        line.starts_with("in-bridge: delaying"),
+        "host 0's in-bridge stalls before its record: {line:?}"
+    );
+    let second = inb(1, None);
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) && got.len() < n {
+        for (_, q) in &hosts {
+            while let Ok(m) = q.try_get() {
+                got.push(m);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Past the stall and another ack wait: a late duplicate would be in by now.
+    std::thread::sleep(Duration::from_millis(3500));
+    for (_, q) in &hosts {
+        while let Ok(m) = q.try_get() {
+            got.push(m);
+        }
+    }
+    src.close().unwrap();
+    assert!(
+        out.wait_status().success(),
+        "the out-bridge drains its closed queue"
+    );
+    drop((first, second));
+    assert_exactly_once(&got, n);
+}
+
 /// `shmq demo bridge --hosts 3`: three hosts' out-bridges into one stream and in-bridges on one
 /// shared consumer, one of each kind killed and restarted: every message exactly once, and each
 /// host received some.
