@@ -11,6 +11,7 @@
 //! get it.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,6 +99,30 @@ impl Flow {
 
 fn bridge(args: &[&str]) -> Proc {
     Proc::spawn(Command::new(SHMQ).arg("bridge").args(args), "bridge").unwrap()
+}
+
+/// An in-bridge of `subject` into `queue` on the durable consumer `consumer`, shared with other
+/// in-bridges (`--shared`, a 1 s ack wait, batches of `batch`), its state file `state`, with a
+/// hidden test hook (`(variable, value)`) set if asked.
+fn shared_in_bridge(
+    subject: &str,
+    queue: &str,
+    url: &str,
+    state: &Path,
+    consumer: &str,
+    batch: &str,
+    hook: Option<(&str, &str)>,
+) -> Proc {
+    let mut cmd = Command::new(SHMQ);
+    cmd.args(["bridge", "in", subject, "--to", queue, "--server", url])
+        .arg("--state")
+        .arg(state)
+        .args(["--consumer", consumer, "--shared"])
+        .args(["--ack-wait", "1s", "--batch", batch, "--json"]);
+    if let Some((var, value)) = hook {
+        cmd.env(var, value);
+    }
+    Proc::spawn(&mut cmd, "in-bridge").unwrap()
 }
 
 fn msg(i: usize) -> Vec<u8> {
@@ -987,23 +1012,9 @@ fn several_hosts_share_the_stream_exactly_once_across_kills() {
     let out = |q: &str| bridge(&["out", q, "--to", subject, "--server", &url, "--json"]);
     // `hold`: the hidden hook that stops the bridge between a put and its acks.
     let inb_hold = |i: usize, hold: Option<&str>| {
-        let state = s.dir.join(format!("host{i}.json")).display().to_string();
-        let mut cmd = Command::new(SHMQ);
-        cmd.args([
-            "bridge",
-            "in",
-            subject,
-            "--to",
-            &hosts[i].0,
-            "--server",
-            &url,
-        ])
-        .args(["--state", &state, "--consumer", "hosts", "--shared"])
-        .args(["--ack-wait", "1s", "--batch", "16", "--json"]);
-        if let Some(h) = hold {
-            cmd.env("SHMQ_BRIDGE_TEST_STOP_AFTER_PUT", h);
-        }
-        Proc::spawn(&mut cmd, "in-bridge").unwrap()
+        let state = s.dir.join(format!("host{i}.json"));
+        let hook = hold.map(|h| ("SHMQ_BRIDGE_TEST_STOP_AFTER_PUT", h));
+        shared_in_bridge(subject, &hosts[i].0, &url, &state, "hosts", "16", hook)
     };
     let inb = |i: usize| inb_hold(i, None);
     let mut outs: Vec<Proc> = sources.iter().map(|(name, _)| out(name)).collect();
@@ -1129,23 +1140,9 @@ fn a_bridge_stalled_past_the_ack_wait_before_its_record_puts_nothing_twice() {
     }
     let mut out = bridge(&["out", &source, "--to", subject, "--server", &url]);
     let inb = |i: usize, delay: Option<&str>| {
-        let state = s.dir.join(format!("stalled{i}.json")).display().to_string();
-        let mut cmd = Command::new(SHMQ);
-        cmd.args([
-            "bridge",
-            "in",
-            subject,
-            "--to",
-            &hosts[i].0,
-            "--server",
-            &url,
-        ])
-        .args(["--state", &state, "--consumer", "stalled", "--shared"])
-        .args(["--ack-wait", "1s", "--batch", "64", "--json"]);
-        if let Some(ms) = delay {
-            cmd.env("SHMQ_BRIDGE_TEST_DELAY_RECORD", ms);
-        }
-        Proc::spawn(&mut cmd, "in-bridge").unwrap()
+        let state = s.dir.join(format!("stalled{i}.json"));
+        let hook = delay.map(|ms| ("SHMQ_BRIDGE_TEST_DELAY_RECORD", ms));
+        shared_in_bridge(subject, &hosts[i].0, &url, &state, "stalled", "64", hook)
     };
     // Host 0's in-bridge gets the messages first and stalls 2.5 s before recording them.
     let mut first = inb(0, Some("2500"));
