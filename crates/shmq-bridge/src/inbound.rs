@@ -47,8 +47,10 @@ pub struct InConfig {
     pub idle_exit: Option<Duration>,
     /// Several in-bridges (one per host, each into its own queue) share the durable consumer
     /// (default false): each records what it is putting and what it put in a key-value bucket
-    /// on the server, and reads the others' records before putting a redelivered message (see
-    /// docs/bridge.md, "Several hosts").
+    /// on the server, and reads the others' records before putting a redelivered message; a
+    /// group whose record is confirmed later than three quarters of the ack wait after its pull
+    /// request is left to the redelivery, neither put nor acknowledged (see docs/bridge.md,
+    /// "Several hosts").
     pub shared: bool,
     /// Where the bridge says it connected and counts what it put (for a status line).
     pub progress: std::sync::Arc<crate::Progress>,

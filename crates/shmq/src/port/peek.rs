@@ -1,8 +1,10 @@
 //! Peek with a position, then commit, and the position counters, on a port: the lock-free
-//! steps behind [`Queue::peek_at`](crate::Queue::peek_at), [`Queue::commit_many`](crate::Queue::commit_many),
+//! steps behind [`Queue::peek_at_into`](crate::Queue::peek_at_into) (and `peek_at`, which calls it),
+//! [`Queue::commit_many`](crate::Queue::commit_many),
 //! [`Queue::head_position`](crate::Queue::head_position) and [`Queue::voided`](crate::Queue::voided).
-//! A peek copies the message at a position without taking it (a large one from its side
-//! segment, validated against the segment's state word); a commit takes messages from a
+//! A peek copies the message at a position without taking it, into the caller's buffer, which
+//! it resizes and overwrites (a large one from its side segment, validated against the
+//! segment's state word); a commit takes messages from a
 //! position with one CAS of `head`, as a get's claim, and then releases the side segments of
 //! the large messages it took (`docs/protocol.md`, "Peek and commit of a large message").
 

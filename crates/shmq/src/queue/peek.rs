@@ -3,6 +3,8 @@
 //! at a position without taking it — no lock is held, so producers and other consumers go on
 //! while it waits for a network round trip — and takes it later with one CAS of `head` from that
 //! position. A consumer killed in between took nothing: the message is still first.
+//! `peek_at_into` copies into a buffer the caller reuses (overwritten, not zero-filled first);
+//! `peek_at` returns a new vector.
 //!
 //! Messages of any size: a large message (in a side segment, `crate::large`) is peeked by
 //! copying its descriptor from the slot, then the message from its side segment, validated
