@@ -26,10 +26,13 @@
 //!   to overflow);
 //! - the header words of slots holding messages and of a free slot (length 0, `message_size`,
 //!   `message_size + 1`, `u32::MAX`, ...), and their sequence words (claims naming the template's
-//!   participants, unknown ones and absurd counts; full, void, sealed words of this and other
-//!   laps), and length words with bit 63 set (a large message's descriptor that names no
+//!   participants, unknown ones and absurd counts; full and void words and layout 3's seal
+//!   state, of this and other laps), and length words with bit 63 set (a large message's descriptor that names no
 //!   side segment, of a wrong length, over the slot size);
 //! - the participant registry's entries (as every control-block line: pids, start times);
+//! - the intent lanes of the lock holder's row and of the first three registry rows (as every
+//!   control-block line), and intents naming the positions at `head`, `tail - 1` and `tail`
+//!   with live, dead and unknown owners and absurd counts;
 //! - pipe holder entries (tags naming pid 1, a dead pid, an unknown end, ...; start times);
 //! - dict entry state words (key length 0/max/max+1/0xffff, every tag, other generations), key
 //!   words and values (`i64::MIN`/`MAX`, so that `add` overflows);
@@ -487,6 +490,7 @@ impl Gen<'_> {
                 "participants",
                 std::mem::offset_of!(RingControl, participants),
             ),
+            ("intents", std::mem::offset_of!(RingControl, intents)),
         ];
         let name = |off: usize| {
             let rel = off - c;
@@ -498,7 +502,10 @@ impl Gen<'_> {
                 .unwrap_or(("?", 0));
             format!("{tag}.{f}+{}", rel - at)
         };
-        self.lines(c, r.slots, &name);
+        // Every line up to the intents, then the rows of the lock holder and of the first three
+        // registry entries (the templates' participants; the other 61 rows are alike).
+        let intents = c + fields[8].1;
+        self.lines(c, intents + 4 * layout::LINE, &name);
 
         let (head_at, tail_at, done_at) = (c + fields[1].1, c + fields[2].1, c + fields[3].1);
         let (head, tail, done) = (
@@ -518,6 +525,25 @@ impl Gen<'_> {
                 ],
                 format!("{tag}.head/tail/done shifted to tail = u64::MAX - {k}"),
             );
+        }
+
+        // Intents (the encoding of a claim word) naming the positions a consumer meets, in the
+        // lanes of the lock holder, a template participant and an unused row.
+        for row in [0usize, 1, 9] {
+            let at = intents + row * layout::LINE;
+            for pos in [head, tail.wrapping_sub(1), tail] {
+                let p = pos << 24;
+                for v in [
+                    p | 1 | 1 << 3,
+                    p | 1 | 2 << 3 | 2 << 11,
+                    p | 1 | 255 << 3 | 8191 << 11,
+                ] {
+                    self.push(
+                        vec![("s8", at + 8 * (row % 3), v)],
+                        format!("{tag}.intents row {row}: {v:#x}"),
+                    );
+                }
+            }
         }
 
         let header = r.stride - r.message_size;

@@ -344,6 +344,40 @@ fn producer_killed_after_its_claim_is_voided_and_loses_nothing_else() {
     }
 }
 
+/// A producer SIGKILLed after naming its position in its intent lane and before its claim (the
+/// hidden hook `name_and_stop`): it claimed nothing. A live producer then claims the very
+/// position the dead intent names; its message is delivered, nothing is voided, and the ring
+/// goes on.
+#[test]
+fn producer_killed_after_naming_its_position_claims_nothing() {
+    let _w = Watchdog::new("kill after naming", Duration::from_secs(60));
+    let name = Name::new("kill-after-naming");
+    let q = Queue::create(&name, &opts(4, 24)).unwrap();
+    q.put(common::shared::stress_message(7, 0)).unwrap();
+    let mut crasher = spawn("crash-after-naming", &[&name]);
+    assert_eq!(crasher.line(), "holding");
+    crasher.kill9();
+    assert_eq!(q.tail_position(), 1, "the dead producer claimed nothing");
+    // Position 1, which the dead intent names too.
+    q.put(common::shared::stress_message(7, 1)).unwrap();
+    for s in 0..2 {
+        assert_eq!(
+            common::shared::check_stress(&q.get().unwrap()),
+            Some((7, s))
+        );
+    }
+    assert_eq!(q.try_get(), Err(shmq::TryGetError::Empty));
+    assert_eq!((q.len(), q.unfinished(), q.voided()), (0, 2, 0));
+    for s in 2..12 {
+        q.put(common::shared::stress_message(7, s)).unwrap();
+        assert_eq!(
+            common::shared::check_stress(&q.get().unwrap()),
+            Some((7, s))
+        );
+    }
+    assert_eq!(q.voided(), 0);
+}
+
 /// `Queue::voided` counts the positions of claims whose producer was SIGKILLed before its
 /// commit (the hidden hook `claim_and_stop`), once each, whether a consumer or the lock's
 /// next holder voids them, and nothing else: `tail_position() - voided()` is the number of

@@ -22,7 +22,7 @@
 // The version of the shared-memory layout this library reads and writes (the segment header's
 // version word). A segment of another version is refused with `SHMQ_INCOMPATIBLE`, so two
 // programs linked against mismatched libraries never misread each other's segments.
-#define SHMQ_LAYOUT_VERSION 3
+#define SHMQ_LAYOUT_VERSION 4
 
 // What a call of libshmq did: `SHMQ_OK`, or why it failed. Every fallible function returns
 // one; `shmq_strerror` names it and `shmq_last_error` gives the message of the calling

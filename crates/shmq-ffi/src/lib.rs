@@ -44,7 +44,7 @@ pub const SHMQ_ABI_VERSION: u32 = 1;
 /// The version of the shared-memory layout this library reads and writes (the segment header's
 /// version word). A segment of another version is refused with `SHMQ_INCOMPATIBLE`, so two
 /// programs linked against mismatched libraries never misread each other's segments.
-pub const SHMQ_LAYOUT_VERSION: u32 = 3;
+pub const SHMQ_LAYOUT_VERSION: u32 = 4;
 
 const _: () = assert!(SHMQ_LAYOUT_VERSION == shmq_core::substrate::layout::LAYOUT_VERSION);
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::layout::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
 use crate::limits::TRY_LOCK_WAIT;
-use crate::lockfree::{Core, LOCK_OWNER, PopFail, claim_owner, wait_for};
-use crate::ring::{Locked, Producer, PushFail, Ring, RingError};
+use crate::lockfree::{Core, LOCK_OWNER, OnePut, PopFail, claim_owner, is_mark, wait_for};
+use crate::ring::{Locked, Producer, PushFail, Ring, RingError, withdraw};
 use crate::sync::semaphore::SLEEP_SLICE;
 
 /// How long a consumer waits for an unpublished claim at the front before it checks whether
@@ -36,6 +36,23 @@ thread_local! {
     /// [`light_publish`](crate::sync::atomic::light_publish) in that generation.
     static PARTICIPANT: Cell<(usize, u64, u64, u8, bool)> =
         const { Cell::new((0, 0, 0, 0, false)) };
+    /// This thread's first intent lane in its process's registry row (+ 1; 0: not yet
+    /// chosen): threads take lanes in turn, so that the threads of a process that put at once
+    /// rarely try the same lane.
+    static LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The intent lane this thread tries first ([`LANE`]).
+#[inline]
+fn lane() -> usize {
+    let l = LANE.get();
+    if l != 0 {
+        return l - 1;
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let l = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % crate::layout::LANES;
+    LANE.set(l + 1);
+    l
 }
 
 /// The calling process's pid and start time (cached; refreshed after a fork).
@@ -293,11 +310,21 @@ pub(crate) fn put_one(ring: &Ring<'_>, msg: &[u8]) -> bool {
         return false;
     }
     let (owner, light) = participant_and_light(ring);
-    if owner == LOCK_OWNER || !ring.core().push_one(msg, owner, light) {
+    if owner == LOCK_OWNER {
         return false;
     }
-    ring.items().notify_published();
-    true
+    match ring.core().push_one(msg, owner, lane(), light) {
+        OnePut::Done => {
+            ring.items().notify_published();
+            true
+        }
+        OnePut::Declined => false,
+        OnePut::Withdrawn(c) => {
+            // Closed under the claim: voided; the general path then reports the close.
+            withdraw(ring, None, c);
+            false
+        }
+    }
 }
 
 /// The common get into `buf`, in one step ([`Core::pop_one_into`]): the length of the message
@@ -324,13 +351,14 @@ pub(crate) fn put<R>(
     mut op: impl FnMut(&mut Producer<'_, '_>) -> Result<(usize, R), PushFail>,
 ) -> Result<R, Fail> {
     let mut last_try = wait == Wait::Never;
-    let owner = participant(ring);
+    let mut owner = participant(ring);
+    let lane = lane();
     loop {
         let r = if owner == LOCK_OWNER {
             let l = lock(ring, wait)?;
-            op(&mut Producer::new(ring, owner, Some(l)))
+            op(&mut Producer::new(ring, owner, 0, Some(l)))
         } else {
-            op(&mut Producer::new(ring, owner, None))
+            op(&mut Producer::new(ring, owner, lane, None))
         };
         match r {
             Ok((n, r)) => {
@@ -344,6 +372,18 @@ pub(crate) fn put<R>(
             Err(PushFail::ReceiversGone) => return Err(Fail::Disconnected),
             Err(PushFail::TooLarge { len, max }) => return Err(Fail::TooLarge { len, max }),
             Err(PushFail::Corrupt(s)) => return Err(Fail::Corrupt(s)),
+            Err(PushFail::Busy) => {
+                // Every lane of this process's row is in use: this put goes under the lock.
+                owner = LOCK_OWNER;
+                continue;
+            }
+            Err(PushFail::Withdrawn(c)) => {
+                withdraw(ring, None, c);
+                return Err(match ring.core().closed_fail() {
+                    PushFail::ReceiversGone => Fail::Disconnected,
+                    _ => Fail::Closed,
+                });
+            }
         }
         if last_try {
             return Err(Fail::WouldBlock);
@@ -380,9 +420,24 @@ pub(crate) fn wait_out_claim(ring: &Ring<'_>, wait: Wait, pos: u64, word: u64) -
     if wait_for(ring.items(), changed, Some(until), patience) && changed() {
         return Ok(());
     }
-    let owner = claim_owner(word);
-    if owner == LOCK_OWNER || !owner_alive(ring, owner) {
+    let dead = if is_mark(word) {
+        // A mark names the owner.
+        let owner = claim_owner(word);
+        owner == LOCK_OWNER || !owner_alive(ring, owner)
+    } else {
+        // A claim in flight: dead unless a live process names the position in a lane (the
+        // lock holder's row is decided by taking the lock, below).
+        !core
+            .cover(pos)
+            .into_iter()
+            .any(|row| row != LOCK_OWNER && owner_alive(ring, row))
+    };
+    if dead {
         let mut l = lock(ring, wait)?;
+        if !is_mark(word) && ring.live_intent(pos, &crate::liveness::process_alive) {
+            // A producer that named `pos` took the lane after our scan: not dead after all.
+            return Ok(());
+        }
         let n = l.void(pos, word);
         let idle = l.unfinished() == 0;
         drop(l);
@@ -462,12 +517,12 @@ fn wait_for_items(
     last_try: &mut bool,
 ) -> Result<(), Fail> {
     // Empty when `op` looked. After a close (or the last sender leaving) a put may still be
-    // in flight (it passed its check of the flags before): the ring is drained for good only
-    // once its front is sealed, which no later claim can get past; a claim that won the race
-    // is delivered first.
+    // in flight (it passed its check of the flags before): the ring is drained for good once
+    // `tail` is at the free front after the close was seen (a claim after that checks the
+    // flags again and withdraws); a claim that won the race is delivered first.
     let flags = ring.flags();
     if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
-        if ring.core().seal()? {
+        if ring.core().drained()? {
             return Err(if flags & RING_CLOSED != 0 {
                 Fail::Closed
             } else {
@@ -613,6 +668,13 @@ pub(crate) fn pop_into(ring: &Ring<'_>, buf: &mut [u8]) -> Result<Option<(usize,
     Ok(ring.pop_into(buf)?.map(|n| (1, n)))
 }
 
+/// Test hook: names the next position in an intent lane of this process's row, as a put does
+/// before its CAS of `tail`, and claims nothing: the caller is to stop for good there.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn name_and_stop(ring: &Ring<'_>) -> Option<u64> {
+    ring.core().name_and_die(participant(ring), lane())
+}
+
 /// Test hook: claims slots for `msgs` as this process's participant, writes them and
 /// publishes all but the first (the commit), then returns the claim's position: the caller is
 /// to stop for good (be SIGKILLed) there, as a producer that dies before its commit.
@@ -620,15 +682,15 @@ pub(crate) fn pop_into(ring: &Ring<'_>, buf: &mut [u8]) -> Result<Option<(usize,
 pub(crate) fn claim_and_stop(ring: &Ring<'_>, msgs: &[&[u8]]) -> Result<u64, Fail> {
     let owner = participant(ring);
     let core = ring.core();
-    let (pos, n) = core.claim(msgs.len(), owner).map_err(|e| match e {
+    let c = core.claim(msgs.len(), owner, lane()).map_err(|e| match e {
         PushFail::Corrupt(s) => Fail::Corrupt(s),
         _ => Fail::WouldBlock,
     })?;
-    for (i, m) in msgs[..n].iter().enumerate() {
-        core.write(pos + i as u64, m);
+    for (i, m) in msgs[..c.n].iter().enumerate() {
+        core.write(c.pos + i as u64, m);
     }
-    if n > 1 {
-        core.publish(pos + 1, n - 1);
+    if c.n > 1 {
+        core.publish_words(c.pos + 1, c.n - 1);
     }
-    Ok(pos)
+    Ok(c.pos)
 }

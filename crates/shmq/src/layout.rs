@@ -14,7 +14,7 @@ use crate::sync::{FutexWord, RawMutex};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMQ\0seg");
 
 /// The version of the format described here. A segment of another version is refused at open.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Size of the common header; the object's own structures start at this offset.
 pub const HEADER_SIZE: usize = 128;
@@ -30,6 +30,16 @@ pub const SLOT_HEADER: usize = 16;
 
 /// Entries of a ring's participant registry: processes that put without the lock.
 pub const PARTICIPANTS: usize = 64;
+
+/// Intent lanes per registry row: a producer names the positions it is about to claim in a
+/// free lane of its row before its CAS of `tail`, and clears the lane once it has published
+/// them; one line of 16 words, so that up to 16 threads of a process put at once without
+/// the lock, and no two processes write the same line.
+pub const LANES: usize = 16;
+
+/// Words of a [`RingControl`]'s intent lanes: a row for the lock holder (row 0) and one per
+/// registry entry (row `i + 1`), [`LANES`] each.
+pub const INTENT_WORDS: usize = (PARTICIPANTS + 1) * LANES;
 
 pub use crate::limits::{MAX_CAPACITY, MAX_MESSAGE_SIZE, MAX_SEGMENT_SIZE};
 
@@ -353,11 +363,13 @@ pub struct Line<T>(pub T);
 /// | `free` | anyone                    | event count "a slot was freed" |
 /// | `joined` | under the lock          | generation, bumped whenever unfinished tasks reach 0 |
 /// | `participants` | by CAS, freed under the lock | [`PARTICIPANTS`] entries `(pid \| generation << 32, start time)` |
+/// | `intents` | producers (their own row), cleared under the lock | [`LANES`] words per row: 0, or the claim word `(position, owner, count)` of a claim about to be made or in flight |
 ///
-/// A put claims a slot with one CAS of its sequence word and commits with one store of it; a
-/// get commits with one CAS of `head`, `task_done` with one store of `done`, `close` with one
-/// store of `flags`: a process that dies anywhere leaves every operation either done, not
-/// begun, or (a claim) a slot that the next consumer voids. `items`, `free` and `joined` only
+/// A put names its position in an intent lane, claims it with one CAS of `tail` and commits
+/// with one store of the slot's sequence word; a get commits with one CAS of `head`,
+/// `task_done` with one store of `done`, `close` with one store of `flags`: a process that
+/// dies anywhere leaves every operation either done, not begun, or (a claim) a position that
+/// the next consumer voids. `items`, `free` and `joined` only
 /// wake sleepers (`docs/protocol.md`).
 #[repr(C)]
 pub struct RingControl {
@@ -377,6 +389,8 @@ pub struct RingControl {
     pub joined: Line<FutexWord>,
     /// The participant registry (8 lines).
     pub participants: [Participant; PARTICIPANTS],
+    /// The intent lanes, row by row, each row on its own line (65 lines).
+    pub intents: Line<[AtomicU64; INTENT_WORDS]>,
 }
 
 /// One entry of a ring's participant registry: a process that claims slots without the lock,
@@ -432,7 +446,8 @@ pub use crate::lockfree::{RING_CLOSED, RING_RECEIVERS_GONE, RING_SENDERS_GONE};
 
 /// Size of [`RingControl`] in bytes.
 pub const RING_CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
-const _: () = assert!(RING_CONTROL_SIZE == 15 * LINE);
+const _: () = assert!(RING_CONTROL_SIZE == 80 * LINE);
+const _: () = assert!(LANES * 8 == LINE);
 const _: () = assert!(std::mem::align_of::<RingControl>() == LINE);
 
 impl fmt::Debug for RingControl {
@@ -681,15 +696,17 @@ mod tests {
         assert_eq!(std::mem::offset_of!(RingControl, items), 512);
         assert_eq!(std::mem::offset_of!(RingControl, free), 640);
         assert_eq!(std::mem::offset_of!(RingControl, joined), 768);
+        assert_eq!(std::mem::offset_of!(RingControl, participants), 896);
+        assert_eq!(std::mem::offset_of!(RingControl, intents), 1920);
     }
 
     #[test]
     fn queue_layout_arithmetic() {
         let (ring, p) = queue_layout(6, 64).unwrap();
         assert_eq!(ring.control, 128);
-        assert_eq!(ring.slots, 128 + 1920);
+        assert_eq!(ring.slots, 128 + 10240);
         assert_eq!(ring.stride, 80);
-        assert_eq!(p.total_size, 2048 + 6 * 80);
+        assert_eq!(p.total_size, 10368 + 6 * 80);
         assert_eq!(slot_stride(1), Some(24));
         assert_eq!(slot_stride(8), Some(24));
         assert_eq!(slot_stride(9), Some(32));
@@ -701,11 +718,11 @@ mod tests {
         assert_eq!((l.lock, l.gone, l.holders), (128, 256, 384));
         let ab = l.a_to_b.unwrap();
         assert_eq!(ab.control, 1408);
-        assert_eq!(ab.slots, 1408 + 1920);
-        assert_eq!(ab.end(), 3328 + 6 * 80);
-        // 3808 rounded up to a multiple of 128.
-        assert_eq!(l.b_to_a.control, 3840);
-        assert_eq!(p.total_size, 3840 + 1920 + 6 * 80);
+        assert_eq!(ab.slots, 1408 + 10240);
+        assert_eq!(ab.end(), 11648 + 6 * 80);
+        // 12128 rounded up to a multiple of 128.
+        assert_eq!(l.b_to_a.control, 12160);
+        assert_eq!(p.total_size, 12160 + 10240 + 6 * 80);
         assert_eq!(
             (p.kind, p.aux, p.slot_stride),
             (Kind::Pipe, PIPE_DUPLEX, 80)
@@ -714,7 +731,7 @@ mod tests {
         let (l, p) = pipe_layout(6, 64, false).unwrap();
         assert_eq!(l.a_to_b, None);
         assert_eq!(l.b_to_a.control, 1408);
-        assert_eq!(p.total_size, 1408 + 1920 + 6 * 80);
+        assert_eq!(p.total_size, 1408 + 10240 + 6 * 80);
         assert_eq!(p.aux, PIPE_ONE_WAY);
         assert!(pipe_layout(0, 8, true).is_err());
         assert!(pipe_layout(MAX_CAPACITY, MAX_MESSAGE_SIZE / 2, true).is_err());

@@ -1,26 +1,33 @@
 //! The lock-free protocol of the ring: puts and gets that take no lock, over slots whose
-//! sequence words say what each position holds (free, claimed by a named owner, full, void,
-//! sealed); the slot format, written and read word by word through atomics; and the event
+//! sequence words say what each position holds (free, claimed by a named owner, full, void),
+//! and intent lanes that name who is claiming which positions; the slot format, written and
+//! read word by word through atomics; and the event
 //! counts that blocked callers sleep on, whose wake-up check after a put's commit rests on the
 //! asymmetric barrier of `sync::atomic` (a `Release` commit store; the sleeper issues
 //! `membarrier`). One file per protocol step:
 //!
-//! - `claim.rs`, claim and publish (producers): one CAS of the first slot's sequence word claims
-//!   slots at `tail` and names the claim's owner (its participant number in the ring's
-//!   registry) and count; the producer writes the slots and publishes them with one store. (A
-//!   process that finds the registry full claims as [`LOCK_OWNER`], holding the ring's lock.)
-//!   `Core::push_one` is the same steps for the common single put, in one inlined step that
-//!   declines, having changed nothing, whenever the case is not plain.
+//! - `claim.rs`, claim and publish (producers): the producer names the positions it is about
+//!   to claim in an intent lane of its registry row (its participant number), claims them with
+//!   one CAS of `tail` (its own line, not the slot a consumer has just read), checks the flags
+//!   again, writes the slots and publishes them with one store; then clears its lane. A claim
+//!   of several slots also marks its first slot with a claim word (owner and count) before
+//!   writing anything. (A process that finds the registry full claims as [`LOCK_OWNER`],
+//!   holding the ring's lock.) `Core::push_one` is the same steps for the common single put,
+//!   in one inlined step that declines, having changed nothing, whenever the case is not
+//!   plain.
 //! - `pop.rs`, pop and commit (consumers): copy the front message out, then take it with one
-//!   CAS of `head`; a copy that loses the race is discarded. A consumer that finds the ring
-//!   closed and empty seals the front. `Core::pop_one_into`/`pop_one_vec` are the common
+//!   CAS of `head`; a copy that loses the race is discarded. A free word at the front with
+//!   `tail` past it is a claim in flight. A consumer that saw the ring closed and then finds
+//!   `tail` at `head` knows it drained for good: a claim after that sees the close when it
+//!   checks the flags again, and withdraws. `Core::pop_one_into`/`pop_one_vec` are the common
 //!   single get in one step, declining likewise.
 //! - `reserve.rs`, the zero-copy readers, the only consumers that take the ring's lock: they
 //!   reserve the front with the [`RESERVED`] bit of `head` and read it in place (lock-free
 //!   consumers wait for them on the lock), then release it with one store.
 //! - `repair.rs`, void and repair (under the ring's lock, decided by `ring.rs` and
-//!   `engine.rs`): a dead owner's claim becomes tombstones that consumers step over; a dead
-//!   reader's reservation is cleared.
+//!   `engine.rs`): a dead owner's claim becomes tombstones that consumers step over (a claim
+//!   in flight that no live intent covers is a dead one); a dead reader's reservation is
+//!   cleared.
 //! - `peek.rs`, peek and commit: a copy at a known position, taken later with one CAS of `head`.
 //!
 //! A message longer than a slot travels as a descriptor ([`LARGE`] in the slot's length word),
@@ -54,6 +61,7 @@ mod peek;
 mod pop;
 mod repair;
 mod reserve;
+pub(crate) use claim::{Claim, OnePut};
 #[cfg(not(loom))]
 pub(crate) use peek::{Commit, Peek};
 
@@ -84,16 +92,16 @@ pub(crate) const LARGE: u64 = 1 << 63;
 
 /// Sequence word, bits 0..3: the slot's state. The zeroed word (state 0) is "free for the
 /// slot's first position"; a slot free for position `p >= capacity` holds `FULL(p - capacity)`
-/// or `VOID(p - capacity)`. See docs/protocol.md, "Lock-free puts".
+/// or `VOID(p - capacity)`. See docs/protocol.md, "Lock-free puts". (State 4, a seal, was
+/// layout 3's and is never written.)
 const STATE_MASK: u64 = 7;
-/// Claimed for a position by a producer (owner and count in the word), not yet published.
+/// Claimed for a position by a producer (owner and count in the word), not yet published: the
+/// mark of a claim of several slots, and the encoding of every intent.
 const CLAIMED: u64 = 1;
 /// Published: the message of the word's position is in the slot.
 const FULL: u64 = 2;
 /// A tombstone: the claim of the word's position died unpublished; consumers skip it.
 const VOID: u64 = 3;
-/// Sealed by a close (or the last sender leaving) at the tail: no claim of it succeeds.
-const SEALED: u64 = 4;
 const OWNER_SHIFT: u32 = 3;
 const COUNT_SHIFT: u32 = 11;
 const POS_SHIFT: u32 = 24;
@@ -106,6 +114,19 @@ pub(crate) const ONE_STEP_TRIES: usize = 4;
 /// The owner number of a claim made under the ring's lock (a full registry): its death is
 /// repaired by the next locker. Registry entry `i` claims as owner `i + 1`.
 pub(crate) const LOCK_OWNER: u8 = 0;
+/// Positions are kept modulo 2^40 in sequence words and intents.
+const POS_MASK: u64 = (1 << 40) - 1;
+
+/// The intent of a claim of `n` positions from `pos` by `owner`, as it stands in an intent
+/// lane: the encoding of a claim word. 0 is an idle lane.
+fn intent(pos: u64, owner: u8, n: u64) -> u64 {
+    claimed(pos, owner, n)
+}
+
+/// Whether intent `i` (a lane's word) covers position `pos`.
+fn covers(i: u64, pos: u64) -> bool {
+    state(i) == CLAIMED && (pos & POS_MASK).wrapping_sub(i >> POS_SHIFT) & POS_MASK < claim_count(i)
+}
 
 /// The sequence word of `pos` in `state` (positions are kept modulo 2^40, which no stalled
 /// reader can wrap).
@@ -134,6 +155,11 @@ pub(crate) fn claim_owner(w: u64) -> u8 {
     (w >> OWNER_SHIFT) as u8
 }
 
+/// Whether `w` is a claim word (a mark), not a free, full or void one.
+pub(crate) fn is_mark(w: u64) -> bool {
+    state(w) == CLAIMED
+}
+
 /// How many slots a claim word covers.
 pub(crate) fn claim_count(w: u64) -> u64 {
     ((w >> COUNT_SHIFT) & (MAX_CLAIM as u64 - 1)) + 1
@@ -144,11 +170,15 @@ pub(crate) fn claim_count(w: u64) -> u64 {
 pub(crate) enum Slot {
     /// Free for `pos` (its previous message was taken or voided): nothing claimed it yet.
     Free,
-    /// Claimed for `pos`, not published: `(owner, count)`.
+    /// Claimed for `pos` and marked (a claim of several slots, or one made under the lock),
+    /// not published: `(owner, count)`.
     Claimed(u8, u64),
+    /// Free for `pos` as far as its word says, but `tail` is past `pos`: a claim in flight,
+    /// not marked; its owner is named by an intent lane. Only [`Core`]'s reads that also load
+    /// `tail` report it; [`slot_state`] says `Free`.
+    InFlight,
     Full,
     Void,
-    Sealed,
     /// Belongs to another lap: `pos` is stale (or the segment is damaged).
     Other,
 }
@@ -160,7 +190,6 @@ fn slot_state(w: u64, pos: u64, capacity: u64) -> Slot {
             CLAIMED => return Slot::Claimed(claim_owner(w), claim_count(w)),
             FULL => return Slot::Full,
             VOID => return Slot::Void,
-            SEALED => return Slot::Sealed,
             _ => {}
         }
     }
@@ -198,6 +227,12 @@ pub(crate) enum PushFail {
     TooLarge { len: usize, max: usize },
     /// The shared state is impossible (a damaged segment); nothing was published.
     Corrupt(String),
+    /// Every intent lane of this process's registry row is taken (as many of its threads are
+    /// inside a put): nothing was claimed; put under the lock instead.
+    Busy,
+    /// The claim was made, then the ring was found closed (or a pipe's side gone): void it
+    /// under the lock, release its lane and report [`Core::closed_fail`].
+    Withdrawn(Claim),
 }
 
 /// Why a get did not happen.
@@ -210,9 +245,11 @@ pub(crate) enum PopFail {
     /// A zero-copy reader has reserved the front; nothing was taken. Wait on the ring's lock
     /// (it is released when the reader finishes, or repaired after its death), then retry.
     Reserved,
-    /// The front slot is claimed by a producer that has not published it yet: its sequence
-    /// word `word` at position `pos` names the owner ([`claim_owner`]). Wait for a change of
-    /// the word; if the owner is dead, void the claim under the ring's lock.
+    /// The front slot is claimed by a producer that has not published it yet: `word` is its
+    /// sequence word at position `pos`, a mark that names the owner ([`claim_owner`]), or the
+    /// free word of a claim in flight whose owner an intent lane names
+    /// ([`Core::cover`]). Wait for a change of the word; if the owner is dead, void the
+    /// claim under the ring's lock.
     Pending { pos: u64, word: u64 },
     /// The front slot holds a descriptor of a large message ([`LARGE`]); nothing was taken.
     /// Read it through the reserved front (`crate::large`).
@@ -402,8 +439,7 @@ pub(crate) fn wait_for(
 pub(crate) struct Core<'a> {
     /// Messages ever taken (consumers CAS it).
     pub(crate) head: &'a AtomicU64,
-    /// Positions ever claimed by producers (each claim CASes it, no lock; anyone who sees a
-    /// claim at `tail` helps it past).
+    /// Positions ever claimed by producers (each claim CASes it, no lock).
     pub(crate) tail: &'a AtomicU64,
     /// A value `head` had (the producers' cache, on `tail`'s line; `<= head`).
     pub(crate) head_seen: &'a AtomicU64,
@@ -422,6 +458,11 @@ pub(crate) struct Core<'a> {
     pub(crate) message_size: usize,
     /// Words per slot: 1 + ceil(message_size / 8), or more.
     pub(crate) words: usize,
+    /// The intent lanes: `lanes` words per registry row, row 0 the lock holder's, row `i + 1`
+    /// registry entry `i`'s (each row on its own line in a segment).
+    pub(crate) intents: &'a [AtomicU64],
+    /// Lanes per row of [`intents`](Self::intents).
+    pub(crate) lanes: usize,
 }
 
 impl<'a> Core<'a> {
@@ -444,17 +485,88 @@ impl<'a> Core<'a> {
         tail.saturating_sub(head).min(self.capacity)
     }
 
-    /// Whether a get would find something at the front now (a message, a tombstone, a seal;
-    /// not an unpublished claim).
+    /// Whether a get would find something at the front now (a message, a tombstone, the end
+    /// of a closed ring; not an unpublished claim).
     pub(crate) fn has_items(&self) -> bool {
+        let flags = self.flags.load(SeqCst);
         let head = self.head.load(SeqCst) & !RESERVED;
         let w = self.seq(head).load(SeqCst);
         match slot_state(w, head, self.capacity) {
             // (A published or voided position is below `tail`; a word that says otherwise is
             // damage, and a sleeper must not spin on it.)
             Slot::Full | Slot::Void => self.tail.load(SeqCst) > head,
-            Slot::Sealed => true,
+            // Closed and drained: a get returns at once.
+            Slot::Free => {
+                flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && self.tail.load(SeqCst) == head
+            }
             _ => false,
+        }
+    }
+
+    /// The index in [`intents`](Self::intents) of lane `lane` (modulo the lanes of a row) of
+    /// registry row `row`.
+    #[inline]
+    pub(super) fn lane_index(&self, row: u8, lane: usize) -> usize {
+        row as usize * self.lanes + lane % self.lanes
+    }
+
+    /// Lane `lane` (modulo the lanes of a row) of registry row `row`.
+    #[inline]
+    pub(super) fn lane(&self, row: u8, lane: usize) -> &'a AtomicU64 {
+        &self.intents[self.lane_index(row, lane)]
+    }
+
+    /// The registry rows (owner numbers) with an intent lane that covers position `pos`, in
+    /// order, each once; for a consumer at a claim in flight, which voids it only when none of
+    /// them is a live process. Every claim names its positions in its owner's lane before its
+    /// CAS of `tail`, and clears the lane only after publishing them: so a caller that read
+    /// `tail` past `pos` before this scan, and then still finds `pos` unpublished, finds its
+    /// claimer's row here (a row that covers `pos` may also be a producer that lost the race
+    /// for `pos` and will name another position).
+    pub(crate) fn cover(&self, pos: u64) -> Vec<u8> {
+        let rows = self.intents.len() / self.lanes.max(1);
+        let mut found = Vec::new();
+        for row in 0..rows {
+            for l in 0..self.lanes {
+                // SYNC POINT: pairs with the producer's store of its intent before its CAS of
+                // `tail` (which the caller's SeqCst load of `tail` saw), and with its clear
+                // (Release) after its publish.
+                if covers(self.lane(row as u8, l).load(SeqCst), pos) {
+                    found.push(row as u8);
+                    break;
+                }
+            }
+        }
+        found
+    }
+
+    /// The positions of `head..tail` that lanes of `row` cover and that still hold the free word
+    /// of a claim in flight: `(position, word)` (for repairs, under the lock).
+    pub(crate) fn in_flight_of(&self, row: u8) -> Vec<(u64, u64)> {
+        let tail = self.tail.load(SeqCst);
+        let head = self.head.load(SeqCst) & !RESERVED;
+        let mut found = Vec::new();
+        for l in 0..self.lanes {
+            let i = self.lane(row, l).load(SeqCst);
+            if state(i) != CLAIMED {
+                continue;
+            }
+            // The claim's first position, the one below `tail` whose low 40 bits it names.
+            let start = tail.wrapping_sub(tail.wrapping_sub(i >> POS_SHIFT) & POS_MASK);
+            for pos in start.max(head)..start.saturating_add(claim_count(i)).min(tail) {
+                let w = self.seq(pos).load(SeqCst);
+                if slot_state(w, pos, self.capacity) == Slot::Free && !found.contains(&(pos, w)) {
+                    found.push((pos, w));
+                }
+            }
+        }
+        found
+    }
+
+    /// Clears every intent lane of `row` (under the lock, its owner dead).
+    pub(crate) fn clear_lanes(&self, row: u8) {
+        for l in 0..self.lanes {
+            self.lane(row, l).store(0, SeqCst);
         }
     }
 
@@ -666,9 +778,17 @@ pub(crate) struct HeapCore {
     words: Vec<AtomicU64>,
     small: Vec<AtomicU32>,
     slots: Vec<AtomicU64>,
+    intents: Vec<AtomicU64>,
     capacity: u64,
     message_size: usize,
 }
+
+/// Intent lanes per row of a [`HeapCore`] (few, so that loom's state stays small).
+#[cfg(any(test, loom))]
+pub(crate) const HEAP_LANES: usize = 2;
+/// Registry rows of a [`HeapCore`]: the lock holder and owners 1 to 3.
+#[cfg(any(test, loom))]
+const HEAP_ROWS: usize = 4;
 
 #[cfg(any(test, loom))]
 impl HeapCore {
@@ -678,6 +798,9 @@ impl HeapCore {
             words: (0..3).map(|_| AtomicU64::new(0)).collect(),
             small: (0..3).map(|_| AtomicU32::new(0)).collect(),
             slots: (0..capacity as usize * words)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            intents: (0..HEAP_ROWS * HEAP_LANES)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             capacity,
@@ -698,6 +821,8 @@ impl HeapCore {
             mask: index_mask(self.capacity),
             message_size: self.message_size,
             words: 2 + self.message_size.div_ceil(8),
+            intents: &self.intents,
+            lanes: HEAP_LANES,
         }
     }
 
@@ -710,28 +835,45 @@ impl HeapCore {
     /// `engine::put_one` and `engine::put` do).
     pub(crate) fn push_as(&self, msg: &[u8], owner: u8) -> Result<(), PushFail> {
         let c = self.core();
-        if !c.push_one(msg, owner, crate::sync::atomic::light_publish()) {
-            let (tail, _) = c.claim(1, owner)?;
-            c.write(tail, msg);
-            c.publish(tail, 1);
+        match c.push_one(msg, owner, 0, crate::sync::atomic::light_publish()) {
+            OnePut::Done => {}
+            OnePut::Withdrawn(cl) => return Err(self.withdraw(cl)),
+            OnePut::Declined => match c.claim(1, owner, 0) {
+                Ok(cl) => {
+                    c.write(cl.pos, msg);
+                    c.publish(cl);
+                }
+                Err(PushFail::Withdrawn(cl)) => return Err(self.withdraw(cl)),
+                Err(e) => return Err(e),
+            },
         }
         c.items_event().notify_published();
         Ok(())
     }
 
+    /// A claim withdrawn after a close: voided (as `ring::withdraw` does under the lock),
+    /// its lane cleared, sleepers woken; returns the close to report.
+    fn withdraw(&self, cl: Claim) -> PushFail {
+        let c = self.core();
+        c.void_claim(cl.pos, c.seq(cl.pos).load(SeqCst));
+        c.release_lane(cl);
+        c.items_event().notify_all();
+        c.closed_fail()
+    }
+
     /// A batch put: claims as many slots as are free (one claim), writes, publishes.
     pub(crate) fn push_many(&self, msgs: &[&[u8]]) -> Result<usize, PushFail> {
         let c = self.core();
-        let (tail, n) = c.claim(msgs.len(), 1)?;
-        for (i, m) in msgs[..n].iter().enumerate() {
-            c.write(tail + i as u64, m);
+        let cl = c.claim(msgs.len(), 1, 0)?;
+        for (i, m) in msgs[..cl.n].iter().enumerate() {
+            c.write(cl.pos + i as u64, m);
         }
-        c.publish(tail, n);
+        c.publish(cl);
         c.items_event().notify_published();
-        Ok(n)
+        Ok(cl.n)
     }
 
-    /// Closes the ring (the flag; consumers seal the front once drained) and wakes everyone.
+    /// Closes the ring (the flag; a claim after it withdraws) and wakes everyone.
     pub(crate) fn close(&self) {
         let c = self.core();
         c.flags.fetch_or(RING_CLOSED, SeqCst);

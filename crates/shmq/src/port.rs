@@ -205,6 +205,12 @@ impl<'p> Port<'p> {
         self.ring.core().copy_and_die()
     }
 
+    /// Test hook: names the next position in an intent lane and claims nothing.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn name_and_stop(&self) -> bool {
+        engine::name_and_stop(self.ring).is_some()
+    }
+
     /// Test hook: claims and writes slots for `msgs` and publishes all but the first.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {

@@ -4,12 +4,12 @@
 //! participant registry full.
 //!
 //! - `head`, `tail` and `done` are positions that only grow; slot `p % capacity` holds message `p`.
-//! - A put claims slot `tail` with one CAS of its sequence word that names the owner, moves
-//!   `tail`, writes, then publishes with one store of the word. A get copies slot `head` out,
-//!   then claims it with one CAS of `head` (a failed CAS discards the copy). `task_done` stores
-//!   `done + 1` under the lock; `close` stores the `CLOSED` bit under it. A death before the
-//!   commit store (or CAS) leaves the operation undone; after it, done. A claim whose owner
-//!   died is voided under the lock.
+//! - A put names position `tail` in an intent lane of its registry row, claims it with one CAS
+//!   of `tail`, writes, then publishes with one store of the slot's sequence word. A get copies
+//!   slot `head` out, then claims it with one CAS of `head` (a failed CAS discards the copy).
+//!   `task_done` stores `done + 1` under the lock; `close` stores the `CLOSED` bit under it. A
+//!   death before the commit store (or CAS) leaves the operation undone; after it, done. A claim
+//!   whose owner died is voided under the lock.
 //! - `len = tail - head`, `unfinished = tail - done`, `free = capacity - len`. Only `done`
 //!   holds still under the lock: positions are checked in an order that tells damage from a
 //!   ring that moved between two loads (`Core::check_positions`).
@@ -29,9 +29,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::OpenError;
+use crate::layout::LANES;
 use crate::layout::Participant;
 use crate::layout::{self, Params, RING_CONTROL_SIZE, RingControl, RingLayout, VOIDED_PENDING};
-use crate::lockfree::{Core, Event, LOCK_OWNER, RESERVED, claim_count, index_mask};
+use crate::lockfree::{Claim, Core, Event, LOCK_OWNER, RESERVED, index_mask};
 pub(crate) use crate::lockfree::{PopFail, PushFail};
 use crate::segment::{Fresh, Segment};
 use crate::sync::atomic::AtomicU64;
@@ -80,6 +81,8 @@ impl<'a> Ring<'a> {
                 mask: index_mask(layout.capacity),
                 message_size: layout.message_size,
                 words: layout.stride / 8,
+                intents: &ctrl.intents.0,
+                lanes: LANES,
             },
         }
     }
@@ -171,9 +174,7 @@ impl<'a> Ring<'a> {
             // A holder that died inside a void is finished; claims made under the lock by a
             // holder that died are voided (their puts never returned).
             locked.finish_void();
-            for (pos, w) in self.core.claims_of(LOCK_OWNER) {
-                locked.void(pos, w);
-            }
+            locked.void_claims_of(LOCK_OWNER, &crate::liveness::process_alive);
             // Nothing derived to rebuild: the dead owner's put either stored `tail` or did
             // not. Joiners re-check on a new generation.
             self.ctrl.joined.0.fetch_add(1);
@@ -189,6 +190,28 @@ impl<'a> Ring<'a> {
     /// The participant registry.
     pub(crate) fn participants(&self) -> &'a [Participant] {
         &self.ctrl.participants
+    }
+
+    /// Whether registry row `row` (an owner number) belongs to a live process, by `alive(pid,
+    /// start)`; the lock holder's row never does for a caller that holds the lock.
+    fn row_alive(&self, row: u8, alive: &dyn Fn(u32, u64) -> bool) -> bool {
+        let Some(p) = (row as usize)
+            .checked_sub(1)
+            .and_then(|i| self.ctrl.participants.get(i))
+        else {
+            return false;
+        };
+        let pid = p.id.load(SeqCst) as u32;
+        pid != 0 && alive(pid, p.start.load(SeqCst))
+    }
+
+    /// Whether a live process other than the lock holder covers position `pos` with an
+    /// intent (for a holder of the lock deciding whether a claim in flight is dead).
+    pub(crate) fn live_intent(&self, pos: u64, alive: &dyn Fn(u32, u64) -> bool) -> bool {
+        self.core
+            .cover(pos)
+            .into_iter()
+            .any(|row| self.row_alive(row, alive))
     }
 
     /// Wakes every sleeper on every word of the ring.
@@ -309,7 +332,7 @@ impl Locked<'_, '_> {
         }
         let c = &self.ring.ctrl.counters.0;
         let done = c.done.load(SeqCst);
-        let after = done + claim_count(w);
+        let after = done + Core::claim_extent(w);
         // Under the lock, after the repair of any earlier void: no pending bit is set.
         let voided = c.voided.load(SeqCst) & !VOIDED_PENDING;
         c.void_pos.store(pos, SeqCst);
@@ -392,15 +415,30 @@ impl Locked<'_, '_> {
             if pid == 0 || alive(pid, p.start.load(SeqCst)) {
                 continue;
             }
-            for (pos, w) in self.ring.core.claims_of(i as u8 + 1) {
-                self.void(pos, w);
-            }
+            self.void_claims_of(i as u8 + 1, &alive);
             let next = ((id >> 32).wrapping_add(1) & 0xffff_ffff) << 32;
             if p.id.compare_exchange(id, next, SeqCst, SeqCst).is_ok() {
                 freed += 1;
             }
         }
         freed
+    }
+
+    /// Voids every claim that row `row`, whose process is dead (or the lock holder's row after
+    /// its death), left standing: its marked claims, and the claims in flight its intent lanes
+    /// cover that no live process covers too (a live producer that named the same position
+    /// and lost the race for it still names it for a moment). Then clears the row's lanes, so
+    /// that the row can be given to another process.
+    pub(crate) fn void_claims_of(&mut self, row: u8, alive: &dyn Fn(u32, u64) -> bool) {
+        for (pos, w) in self.ring.core.claims_of(row) {
+            self.void(pos, w);
+        }
+        for (pos, w) in self.ring.core.in_flight_of(row) {
+            if !self.ring.live_intent(pos, alive) {
+                self.void(pos, w);
+            }
+        }
+        self.ring.core.clear_lanes(row);
     }
 
     /// Test hook: a producer under the lock that claims and writes the next slot and dies
@@ -443,22 +481,30 @@ impl fmt::Debug for Locked<'_, '_> {
     }
 }
 
-/// A producer: claims slots without the lock as participant `owner` (a registry entry + 1),
-/// or, when the registry is full, as [`LOCK_OWNER`] while holding the lock.
+/// A producer: claims slots without the lock as participant `owner` (a registry entry + 1,
+/// naming its claims in its row's intent lanes, `lane` first), or, when the registry is full
+/// or every lane of its row is busy, as [`LOCK_OWNER`] while holding the lock.
 pub(crate) struct Producer<'r, 'a> {
     ring: &'r Ring<'a>,
     owner: u8,
+    lane: usize,
     locked: Option<Locked<'r, 'a>>,
 }
 
 impl<'r, 'a> Producer<'r, 'a> {
-    /// A producer named `owner`; `locked` must be given exactly when `owner` is
-    /// [`LOCK_OWNER`].
-    pub(crate) fn new(ring: &'r Ring<'a>, owner: u8, locked: Option<Locked<'r, 'a>>) -> Self {
+    /// A producer named `owner` that tries intent lane `lane` of its row first; `locked` must
+    /// be given exactly when `owner` is [`LOCK_OWNER`].
+    pub(crate) fn new(
+        ring: &'r Ring<'a>,
+        owner: u8,
+        lane: usize,
+        locked: Option<Locked<'r, 'a>>,
+    ) -> Self {
         debug_assert_eq!(owner == LOCK_OWNER, locked.is_some());
         Producer {
             ring,
             owner,
+            lane,
             locked,
         }
     }
@@ -472,6 +518,18 @@ impl<'r, 'a> Producer<'r, 'a> {
         self.core().reserve(1).map(|_| ())
     }
 
+    /// Claims up to `wanted` slots ([`Core::claim`]); a claim withdrawn because the ring was
+    /// closed under it is voided here (under the lock) and reported as the close.
+    fn claim(&mut self, wanted: usize) -> Result<Claim, PushFail> {
+        match self.core().claim(wanted, self.owner, self.lane) {
+            Err(PushFail::Withdrawn(c)) => {
+                withdraw(self.ring, self.locked.as_mut(), c);
+                Err(self.core().closed_fail())
+            }
+            r => r,
+        }
+    }
+
     /// Claims the next slot, copies `msg` into it and publishes it.
     pub(crate) fn push(&mut self, msg: &[u8]) -> Result<(), PushFail> {
         let max = self.core().message_size;
@@ -481,18 +539,18 @@ impl<'r, 'a> Producer<'r, 'a> {
                 max,
             });
         }
-        let (pos, _) = self.core().claim(1, self.owner)?;
-        self.core().write(pos, msg);
-        self.core().publish(pos, 1);
+        let c = self.claim(1)?;
+        self.core().write(c.pos, msg);
+        self.core().publish(c);
         Ok(())
     }
 
     /// Claims the next slot and publishes descriptor `d` of a large message (`crate::large`)
     /// in it.
     pub(crate) fn push_descriptor(&mut self, d: &[u8]) -> Result<(), PushFail> {
-        let (pos, _) = self.core().claim(1, self.owner)?;
-        self.core().write_descriptor(pos, d);
-        self.core().publish(pos, 1);
+        let c = self.claim(1)?;
+        self.core().write_descriptor(c.pos, d);
+        self.core().publish(c);
         Ok(())
     }
 
@@ -511,11 +569,11 @@ impl<'r, 'a> Producer<'r, 'a> {
         &mut self,
         fill: &mut Option<impl FnOnce(&mut [u8]) -> usize>,
     ) -> Result<(), PushFail> {
-        let (pos, _) = self.core().claim(1, self.owner)?;
+        let c = self.claim(1)?;
         let max = self.core().message_size;
         let mut undo = Undo {
             ring: self.ring,
-            pos,
+            claim: c,
             locked: self.locked.take(),
             armed: true,
         };
@@ -528,8 +586,8 @@ impl<'r, 'a> Producer<'r, 'a> {
             drop(undo);
             return Err(PushFail::TooLarge { len, max });
         }
-        self.core().write(pos, &buf[..len]);
-        self.core().publish(pos, 1);
+        self.core().write(c.pos, &buf[..len]);
+        self.core().publish(c);
         undo.armed = false;
         self.locked = undo.locked.take();
         Ok(())
@@ -549,13 +607,34 @@ impl<'r, 'a> Producer<'r, 'a> {
         if msgs.is_empty() {
             return self.can_push().map(|()| 0);
         }
-        let (pos, n) = self.core().claim(msgs.len(), self.owner)?;
-        for (i, m) in msgs[..n].iter().enumerate() {
-            self.core().write(pos + i as u64, m.as_ref());
+        let c = self.claim(msgs.len())?;
+        for (i, m) in msgs[..c.n].iter().enumerate() {
+            self.core().write(c.pos + i as u64, m.as_ref());
         }
-        self.core().publish(pos, n);
-        Ok(n)
+        self.core().publish(c);
+        Ok(c.n)
     }
+}
+
+/// Voids claim `c` of this (live) process, withdrawn because the ring was closed under it,
+/// under the lock (`locked`, or taken here), then clears its lane and wakes sleepers: the
+/// positions become tombstones counted as done, as a dead producer's would.
+pub(crate) fn withdraw(ring: &Ring<'_>, locked: Option<&mut Locked<'_, '_>>, c: Claim) {
+    let w = ring.core.seq(c.pos).load(SeqCst);
+    match locked {
+        Some(l) => {
+            l.void(c.pos, w);
+        }
+        None => {
+            if let Ok(mut l) = ring.lock(None) {
+                l.void(c.pos, w);
+            }
+        }
+    }
+    ring.core.release_lane(c);
+    ring.items().notify_all();
+    ring.free().notify();
+    ring.ctrl.joined.0.wake_all();
 }
 
 /// Voids a claim of this process when dropped armed (a `fill` that panicked or returned a
@@ -563,7 +642,7 @@ impl<'r, 'a> Producer<'r, 'a> {
 /// of waiting for a consumer to find its owner dead, which it is not.
 struct Undo<'r, 'a> {
     ring: &'r Ring<'a>,
-    pos: u64,
+    claim: Claim,
     locked: Option<Locked<'r, 'a>>,
     armed: bool,
 }
@@ -573,19 +652,7 @@ impl Drop for Undo<'_, '_> {
         if !self.armed {
             return;
         }
-        let w = self.ring.core.seq(self.pos).load(SeqCst);
-        match self.locked.as_mut() {
-            Some(l) => {
-                l.void(self.pos, w);
-            }
-            None => {
-                if let Ok(mut l) = self.ring.lock(None) {
-                    l.void(self.pos, w);
-                }
-            }
-        }
-        self.ring.items().notify();
-        self.ring.ctrl.joined.0.wake_all();
+        withdraw(self.ring, self.locked.as_mut(), self.claim);
     }
 }
 
@@ -874,7 +941,10 @@ mod tests {
         // The held ring's own `Arc` keeps the mapping after every other handle is gone.
         drop(a);
         let core = held.ring().core();
-        assert!(core.push_one(b"kept", 1, false));
+        assert_eq!(
+            core.push_one(b"kept", 1, 0, false),
+            crate::lockfree::OnePut::Done
+        );
         assert_eq!(core.pop_one_vec(), Some(b"kept".to_vec()));
         // A geometry that does not fit the segment is refused, as by `Segment::ring`.
         let b = Arc::new(
@@ -894,7 +964,7 @@ mod tests {
 
     /// A producer as participant 1 (tests do not register).
     fn producer<'r, 'a>(ring: &'r Ring<'a>) -> Producer<'r, 'a> {
-        Producer::new(ring, 1, None)
+        Producer::new(ring, 1, 0, None)
     }
 
     #[test]

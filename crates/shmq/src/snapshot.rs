@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::OpenError;
 use crate::layout::{
-    self, Counters, HEADER_SIZE, Kind, LINE, PARTICIPANTS, PIPE_DUPLEX, PIPE_HOLDER_SIZE,
+    self, Counters, HEADER_SIZE, Kind, LANES, LINE, PARTICIPANTS, PIPE_DUPLEX, PIPE_HOLDER_SIZE,
     PIPE_HOLDERS, PIPE_ONE_WAY, RING_CLOSED, RING_CONTROL_SIZE, RING_RECEIVERS_GONE,
     RING_SENDERS_GONE, RingControl, RingLayout, Tail,
 };
@@ -66,8 +66,16 @@ const SEQ_FULL: u64 = 2;
 const SEQ_CLAIMED: u64 = 1;
 /// Where the claim's owner (participant number) starts in a `CLAIMED` sequence word (8 bits).
 const SEQ_OWNER_SHIFT: u32 = 3;
+/// Where the claim's count − 1 starts in a `CLAIMED` word (13 bits).
+const SEQ_COUNT_SHIFT: u32 = 11;
+/// The most slots one claim covers.
+const MAX_CLAIM: u64 = 1 << 13;
+/// The sequence word's state of a tombstone.
+const SEQ_VOID: u64 = 3;
 /// Where the position starts in a sequence word.
 const SEQ_POS_SHIFT: u32 = 24;
+/// The position bits of a sequence word (positions modulo 2^40).
+const POS_BITS: u64 = (1 << 40) - 1;
 /// A length word's bit for a large message (a descriptor in the slot).
 const LEN_LARGE: u64 = 1 << 63;
 /// Bit 63 of `head`: a zero-copy reader holds the front.
@@ -742,6 +750,7 @@ fn read_ring(
     // before it; never show a negative or impossible depth.
     let len = puts.saturating_sub(gets).min(capacity);
     let mut dead_producers = Vec::new();
+    let mut live_producers = Vec::new();
     let registry = offset_of!(RingControl, participants);
     for i in 0..PARTICIPANTS {
         let id = u64_at(&c, registry + i * 16);
@@ -751,7 +760,9 @@ fn read_ring(
             continue;
         }
         let alive = live.alive(pid, start);
-        if !alive {
+        if alive {
+            live_producers.push(i as u64 + 1);
+        } else {
             dead_producers.push(i as u64 + 1);
         }
         processes.push(ProcessRef {
@@ -765,13 +776,33 @@ fn read_ring(
         info.read(ring.slots + (pos % capacity) as usize * ring.stride, &mut b)?;
         Ok((u64_at(&b, 0), u64_at(&b, 8)))
     };
-    // Claims of dead producers at the front: the next consumer voids them.
+    // Claims of dead producers at the front: the next consumer voids them. A marked claim
+    // names its owner in the slot; a claim in flight (its slot's word still of an earlier lap)
+    // is a dead producer's when a lane of a dead producer's row covers it and none of a live
+    // one's does (`docs/protocol.md`, "Intent lanes").
+    let intents = offset_of!(RingControl, intents);
+    let covered_by = |rows: &[u64], pos: u64| {
+        rows.iter().any(|&row| {
+            (0..LANES).any(|l| {
+                let i = u64_at(&c, intents + (row as usize * LANES + l) * 8);
+                let count = ((i >> SEQ_COUNT_SHIFT) & (MAX_CLAIM - 1)) + 1;
+                i & SEQ_STATE_MASK == SEQ_CLAIMED
+                    && (pos & POS_BITS).wrapping_sub(i >> SEQ_POS_SHIFT) & POS_BITS < count
+            })
+        })
+    };
     let mut dead_claims = 0;
     if !dead_producers.is_empty() {
         for pos in gets..puts.min(gets + CLAIM_SCAN) {
             let (_, seq) = slot(pos)?;
-            if seq & SEQ_STATE_MASK == SEQ_CLAIMED
-                && dead_producers.contains(&((seq >> SEQ_OWNER_SHIFT) & 0xff))
+            let here = (seq >> SEQ_POS_SHIFT) & POS_BITS == pos & POS_BITS;
+            if here && seq & SEQ_STATE_MASK == SEQ_CLAIMED {
+                if dead_producers.contains(&((seq >> SEQ_OWNER_SHIFT) & 0xff)) {
+                    dead_claims += 1;
+                }
+            } else if !(here && matches!(seq & SEQ_STATE_MASK, SEQ_FULL | SEQ_VOID))
+                && covered_by(&dead_producers, pos)
+                && !covered_by(&live_producers, pos)
             {
                 dead_claims += 1;
             }

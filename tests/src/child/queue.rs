@@ -185,6 +185,17 @@ pub(crate) fn run(role: &str, args: &[String]) -> Option<ExitCode> {
             say("holding");
             crate::hang()
         }
+        // names the next position in an intent lane, as a put does before its claim (the CAS
+        // of `tail`), claims nothing, and waits to be SIGKILLed
+        #[cfg(feature = "crash-points")]
+        "crash-after-naming" => {
+            let q = open(name);
+            if !q.name_and_stop() {
+                return Some(ExitCode::from(1));
+            }
+            say("holding");
+            crate::hang()
+        }
         // copies the front message as a lock-free get does, reports it, and waits to be
         // SIGKILLed before its claim (the CAS of `head`)
         #[cfg(feature = "crash-points")]

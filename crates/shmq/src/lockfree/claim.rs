@@ -1,26 +1,55 @@
 //! Claim and publish: the producer side of the ring, which takes no lock. A producer reads its
 //! room from `tail` and the cached `head_seen` ([`Core::reserve`]: a closed ring or a pipe with
-//! no receiver left refuses first), claims up to [`MAX_CLAIM`] slots at `tail` with one CAS of
-//! the first slot's sequence word, which names the claim's owner and count ([`Core::claim`]),
-//! moves `tail` past the claim (anyone who sees a claim at `tail` helps it past), writes the
-//! slots word by word with `Release` stores ([`Core::write`]; a large message's descriptor with
-//! [`Core::write_descriptor`]), and commits with one store of `FULL` into the first slot's
+//! no receiver left refuses first), names the positions it is about to claim in an intent lane
+//! of its registry row, claims up to [`MAX_CLAIM`] slots with one CAS of `tail`
+//! ([`Core::claim`]), then checks the flags again: a close that came before the claim
+//! withdraws it ([`PushFail::Withdrawn`]; the caller voids it under the lock). A claim of
+//! several slots marks its first slot with a claim word (owner and count). The producer writes
+//! the slots word by word with `Release` stores ([`Core::write`]; a large message's descriptor
+//! with [`Core::write_descriptor`]) and commits with one store of `FULL` into the first slot's
 //! sequence word ([`Core::publish`]: a `Release` store and the light side of the asymmetric
-//! barrier, or a SeqCst store in a process the kernel did not register for it). A claim whose
-//! owner dies before that store is voided (`repair.rs`); consumers never see half of it.
-//! [`Core::push_one`] is the same steps for the common single put in one inlined step, which
-//! declines, having changed nothing, whenever the case is not plain (a position lost to a
-//! producer that has moved `tail` on is tried again at the new tail, a few times).
+//! barrier, or a SeqCst store in a process the kernel did not register for it), then clears
+//! its lane. A claim whose owner dies before that store is voided (`repair.rs`); consumers
+//! never see half of it. [`Core::push_one`] is the same steps for the common single put in one
+//! inlined step, which declines, having changed nothing, whenever the case is not plain (a
+//! position lost to another producer is tried again at the new tail, a few times).
+//!
+//! Why `tail` and not the slot: the claim is the one locked instruction every put must make,
+//! and the slot's line is the one a consumer has just read, so a CAS there waits for that line
+//! to come back; `tail` is the producers' own line. The owner, which the slot's word can no
+//! longer name in the same step, is named before the step, in the lane.
 
 use super::{
-    Core, FULL, LARGE, MAX_CLAIM, ONE_STEP_TRIES, PushFail, RESERVED, RING_CLOSED,
-    RING_RECEIVERS_GONE, Slot, claimed, slot_state, word, write_words,
+    Core, FULL, LARGE, LOCK_OWNER, MAX_CLAIM, ONE_STEP_TRIES, PushFail, RESERVED, RING_CLOSED,
+    RING_RECEIVERS_GONE, claimed, intent, word, write_words,
 };
 use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use crate::sync::atomic::{light_barrier, light_publish};
+use crate::sync::atomic::{dekker_fence, light_barrier, light_publish};
 
-impl Core<'_> {
+/// Slots claimed by one producer, not yet published: positions `pos..pos + n`, named in
+/// intent lane number `lane` (an index into [`Core::intents`]) until [`Core::publish`] (or
+/// [`Core::release_lane`]) clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) pos: u64,
+    pub(crate) n: usize,
+    pub(crate) lane: usize,
+}
+
+/// How the one-step put ended ([`Core::push_one`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OnePut {
+    /// The message is published.
+    Done,
+    /// Not a plain case: nothing changed; the general path sorts it out.
+    Declined,
+    /// Claimed, then found the ring closed (or a pipe's side gone): the caller voids the
+    /// claim under the lock and releases its lane ([`Claim`]), then reports the close.
+    Withdrawn(Claim),
+}
+
+impl<'a> Core<'a> {
     /// Producer: the ring's room from `tail`, refusing a closed ring first (Closed wins over
     /// Full): returns `(tail, n)` with `1 <= n <= wanted` free slots. Claims nothing.
     #[inline]
@@ -70,131 +99,200 @@ impl Core<'_> {
         }
     }
 
+    /// Producer: a free intent lane of row `owner` (trying lane `hint` first, then the
+    /// others), taken by CAS with `value`; [`LOCK_OWNER`], which holds the ring's lock, always
+    /// has lane 0 of row 0. `None` when every lane of the row is busy (as many threads of this
+    /// process are inside a put).
+    fn take_lane(&self, owner: u8, hint: usize, value: u64) -> Option<usize> {
+        if owner == LOCK_OWNER {
+            // Ordered before the CAS of `tail` by that CAS (a SeqCst RMW).
+            self.intents[0].store(value, Release);
+            return Some(0);
+        }
+        for i in 0..self.lanes {
+            let at = self.lane_index(owner, hint.wrapping_add(i));
+            let lane = &self.intents[at];
+            // SYNC POINT: the lane is this thread's from here until it clears it.
+            if lane.load(Relaxed) == 0 && lane.compare_exchange(0, value, SeqCst, Relaxed).is_ok() {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// Clears the intent lane of claim `c` (after its publish, or its void).
+    #[inline]
+    pub(crate) fn release_lane(&self, c: Claim) {
+        // SYNC POINT: pairs with a consumer's scan of the lanes: a clear lane it sees comes
+        // after the commit (or the void).
+        self.intents[c.lane].store(0, Release);
+    }
+
     /// Producer: claims up to `wanted` (at most [`MAX_CLAIM`]) consecutive free slots at the
-    /// tail for `owner`, with one CAS of the first slot's sequence word that names the owner and
-    /// the count; then moves `tail` past them (anyone who sees the claim does that too).
-    /// Returns `(pos, n)`. The slots are the caller's to [`write`](Self::write) and
-    /// [`publish`](Self::publish); until then consumers wait at `pos` (and void the claim if
-    /// `owner` dies).
-    pub(crate) fn claim(&self, wanted: usize, owner: u8) -> Result<(u64, usize), PushFail> {
+    /// tail for `owner` (intent lane `hint` of its row first): names them in the lane, moves
+    /// `tail` past them with one CAS (retried at the new tail), checks the flags again, and
+    /// marks the first slot when it claimed several. The slots are the caller's to
+    /// [`write`](Self::write) and [`publish`](Self::publish) (which clears the lane); until then
+    /// consumers wait at the first position (and void the claim if `owner` dies).
+    ///
+    /// [`PushFail::Busy`] when every lane of the row is taken; [`PushFail::Withdrawn`] when the
+    /// ring was closed (or a pipe's side left) before the claim: the caller voids it under the
+    /// lock.
+    pub(crate) fn claim(&self, wanted: usize, owner: u8, hint: usize) -> Result<Claim, PushFail> {
         let wanted = wanted.clamp(1, MAX_CLAIM);
-        loop {
-            let (tail, n) = self.reserve(wanted)?;
-            let seq = self.seq(tail);
-            let w = seq.load(Acquire);
-            match slot_state(w, tail, self.capacity) {
-                Slot::Free => {
-                    // SYNC POINT: the claim; names its owner in the same step. A consumer that
-                    // loads this word (Acquire) sees the registry entry it names.
-                    if seq
-                        .compare_exchange(w, claimed(tail, owner, n as u64), SeqCst, Relaxed)
-                        .is_ok()
-                    {
-                        let _ = self
-                            .tail
-                            .compare_exchange(tail, tail + n as u64, SeqCst, Relaxed);
-                        return Ok((tail, n));
-                    }
+        let (mut tail, mut n) = self.reserve(wanted)?;
+        let Some(lane) = self.take_lane(owner, hint, intent(tail, owner, n as u64)) else {
+            return Err(PushFail::Busy);
+        };
+        // SYNC POINT: the claim. Its intent is in the lane before it (a consumer that sees
+        // `tail` past the claim then sees the intent).
+        while self
+            .tail
+            .compare_exchange(tail, tail + n as u64, SeqCst, Relaxed)
+            .is_err()
+        {
+            match self.reserve(wanted) {
+                Ok((t, k)) => {
+                    (tail, n) = (t, k);
+                    self.intents[lane].store(intent(tail, owner, n as u64), Release);
                 }
-                Slot::Claimed(_, k) => self.help_tail(tail, k),
-                Slot::Sealed => return Err(self.sealed_fail()),
-                Slot::Full | Slot::Void | Slot::Other => {
-                    // A claim of `tail` moves `tail` before it is published or voided, so
-                    // `tail` has moved since we read it; if not, the segment is damaged.
-                    if self.tail.load(SeqCst) == tail {
-                        return Err(PushFail::Corrupt(format!(
-                            "slot {} holds sequence word {w:#x}, impossible for the tail {tail}",
-                            tail % self.capacity
-                        )));
-                    }
+                Err(e) => {
+                    self.intents[lane].store(0, Release);
+                    return Err(e);
                 }
             }
         }
+        let claim = Claim { pos: tail, n, lane };
+        if n > 1 {
+            // The mark: names the owner and the count in the slot, before any of the claim is
+            // written or published (a consumer finds a claim in flight without it only while
+            // none of it is published, so a void of one position at a time then never leaves
+            // half of a batch).
+            self.seq(tail)
+                .store(claimed(tail, owner, n as u64), Release);
+        }
+        // SYNC POINT: the flags again, after the claim: with a consumer's load of the flags and
+        // then of `tail` (`Core::drained`), a Dekker handshake: either it sees this claim, or
+        // this load sees the close it saw.
+        dekker_fence();
+        if self.flags.load(SeqCst) != 0 {
+            return Err(PushFail::Withdrawn(claim));
+        }
+        Ok(claim)
     }
 
-    /// Producer, the common put in one step: when the ring is open, has room by the cached
-    /// `head_seen`, and the slot at `tail` is free from a published message (or was never
-    /// used), claims it for `owner`, moves `tail`, writes `msg` (at most `message_size`
-    /// bytes) and publishes it (`light`: with the light side of the asymmetric barrier, which
-    /// the caller read from [`light_publish`]): the same steps, in the same order, as [`claim`](Self::claim),
-    /// [`write`](Self::write) and [`publish`](Self::publish). Returns false, having changed
-    /// nothing, in every other case (closed, full or maybe full, a tombstone or a claim at the
-    /// tail that `tail` still names, [`ONE_STEP_TRIES`] lost races): the caller then takes the
-    /// general path, which sorts them out. A position lost to another producer, which has moved
-    /// `tail` on, is retried at the new tail, so that producers racing each other stay on this
-    /// path. Call [`Event::notify`](super::Event::notify) on the items event after a true.
+    /// Producer, the common put in one step: when the ring is open and has room by the cached
+    /// `head_seen`, and lane `hint` of row `owner` is free, names `tail` in the lane, claims it
+    /// with one CAS of `tail`, checks the flags again, writes `msg` (at most `message_size`
+    /// bytes), publishes it (`light`: with the light side of the asymmetric barrier, which the
+    /// caller read from [`light_publish`]) and clears the lane: the steps of
+    /// [`claim`](Self::claim), [`write`](Self::write) and [`publish`](Self::publish), in their
+    /// order. [`OnePut::Declined`], having changed nothing, in every other case (closed, full
+    /// or maybe full, a busy lane, [`ONE_STEP_TRIES`] lost races); [`OnePut::Withdrawn`] when
+    /// the flags changed under the claim. A position lost to another producer is retried at
+    /// the tail that producer moved to, so that producers racing each other stay on this path.
+    /// Call [`Event::notify`](super::Event::notify) on the items event after
+    /// [`OnePut::Done`]. `owner` is not [`LOCK_OWNER`].
     #[inline]
-    pub(crate) fn push_one(&self, msg: &[u8], owner: u8, light: bool) -> bool {
+    pub(crate) fn push_one(&self, msg: &[u8], owner: u8, hint: usize, light: bool) -> OnePut {
+        debug_assert!(msg.len() <= self.message_size);
+        debug_assert!(owner != LOCK_OWNER);
         let tail = self.tail.load(Acquire);
-        match self.push_one_at(tail, msg, owner, light) {
-            OneStep::Done => true,
-            OneStep::Declined => false,
-            OneStep::Lost => self.push_one_again(tail, msg, owner, light),
+        if !self.room_for_one(tail) {
+            return OnePut::Declined;
+        }
+        let lane = self.lane_index(owner, hint);
+        // SYNC POINT: the intent, as in `take_lane`.
+        if self.intents[lane]
+            .compare_exchange(0, intent(tail, owner, 1), SeqCst, Relaxed)
+            .is_err()
+        {
+            return OnePut::Declined;
+        }
+        // SYNC POINT: the claim, as in `claim`.
+        match self.tail.compare_exchange(tail, tail + 1, SeqCst, Relaxed) {
+            Ok(_) => self.fill_one(
+                Claim {
+                    pos: tail,
+                    n: 1,
+                    lane,
+                },
+                msg,
+                light,
+            ),
+            Err(now) => self.push_one_again(now, lane, msg, owner, light),
         }
     }
 
-    /// [`push_one`](Self::push_one) after a race lost at `lost`: tries again at the new tail,
-    /// while `tail` has moved on (the winner moves it right after its claim).
+    /// [`push_one`](Self::push_one) after a race lost to a producer that moved `tail` to
+    /// `tail`: tries again there, holding the lane.
     #[cold]
     #[inline(never)]
-    pub(super) fn push_one_again(&self, mut lost: u64, msg: &[u8], owner: u8, light: bool) -> bool {
+    pub(super) fn push_one_again(
+        &self,
+        mut tail: u64,
+        lane: usize,
+        msg: &[u8],
+        owner: u8,
+        light: bool,
+    ) -> OnePut {
         for _ in 1..ONE_STEP_TRIES {
-            let tail = self.tail.load(Acquire);
-            if tail == lost {
-                return false;
+            if !self.room_for_one(tail) {
+                break;
             }
-            match self.push_one_at(tail, msg, owner, light) {
-                OneStep::Done => return true,
-                OneStep::Declined => return false,
-                OneStep::Lost => lost = tail,
+            self.intents[lane].store(intent(tail, owner, 1), Release);
+            match self.tail.compare_exchange(tail, tail + 1, SeqCst, Relaxed) {
+                Ok(_) => {
+                    return self.fill_one(
+                        Claim {
+                            pos: tail,
+                            n: 1,
+                            lane,
+                        },
+                        msg,
+                        light,
+                    );
+                }
+                Err(now) => tail = now,
             }
         }
-        false
+        self.intents[lane].store(0, Release);
+        OnePut::Declined
     }
 
-    /// One try of [`push_one`](Self::push_one) at `tail`, a value of `tail` just read.
+    /// Whether a single put at `tail` is the plain case: no flag set, room by `head_seen`, a
+    /// position far from the end of the counter.
     #[inline(always)]
-    fn push_one_at(&self, tail: u64, msg: &[u8], owner: u8, light: bool) -> OneStep {
-        debug_assert!(msg.len() <= self.message_size);
+    fn room_for_one(&self, tail: u64) -> bool {
         if self.flags.load(SeqCst) != 0 {
-            return OneStep::Declined;
+            return false;
         }
         // SYNC POINT: as in `reserve`, pairs with the Release store of `head_seen`.
         let seen = self.head_seen.load(Acquire);
         // (`seen > tail` wraps to a huge value; positions stay below `RESERVED`.)
-        if tail.wrapping_sub(seen) >= self.capacity || tail >= RESERVED - 1 {
-            return OneStep::Declined;
+        tail.wrapping_sub(seen) < self.capacity && tail < RESERVED - 1
+    }
+
+    /// The rest of a one-step put after its claim `c` of one slot: the flags again, the write,
+    /// the commit, the lane cleared.
+    #[inline(always)]
+    fn fill_one(&self, c: Claim, msg: &[u8], light: bool) -> OnePut {
+        // SYNC POINT: the flags again, as in `claim`.
+        dekker_fence();
+        if self.flags.load(SeqCst) != 0 {
+            return OnePut::Withdrawn(c);
         }
-        let free = if tail >= self.capacity {
-            word(tail - self.capacity, FULL)
-        } else {
-            0
-        };
-        let slot = self.slot(tail);
-        // SYNC POINT: the claim, as in `claim`.
-        if slot[1]
-            .compare_exchange(free, claimed(tail, owner, 1), SeqCst, Relaxed)
-            .is_err()
-        {
-            return OneStep::Lost;
-        }
-        self.help_tail(tail, 1);
+        let slot = self.slot(c.pos);
         write_slot(slot, msg);
-        commit(&slot[1], word(tail, FULL), light);
-        OneStep::Done
+        commit(&slot[1], word(c.pos, FULL), light);
+        self.release_lane(c);
+        OnePut::Done
     }
 
-    /// Moves `tail` from `pos` past a claim of `k` slots there (if nobody did yet).
-    #[inline]
-    pub(super) fn help_tail(&self, pos: u64, k: u64) {
-        let _ = self.tail.compare_exchange(pos, pos + k, SeqCst, Relaxed);
-    }
-
-    /// Why a put meets a sealed slot.
-    fn sealed_fail(&self) -> PushFail {
-        if self.flags.load(SeqCst) & RING_RECEIVERS_GONE != 0
-            && self.flags.load(SeqCst) & RING_CLOSED == 0
-        {
+    /// Why a claim is refused or withdrawn on a closed ring (or a pipe's side gone).
+    pub(crate) fn closed_fail(&self) -> PushFail {
+        let flags = self.flags.load(SeqCst);
+        if flags & RING_RECEIVERS_GONE != 0 && flags & RING_CLOSED == 0 {
             PushFail::ReceiversGone
         } else {
             PushFail::Closed
@@ -209,11 +307,19 @@ impl Core<'_> {
         write_slot(self.slot(pos), msg);
     }
 
-    /// Producer: publishes the `n` messages claimed (and written) from position `pos`, the
-    /// later ones first and `pos` last: the store of `FULL(pos)` is the commit point of the
-    /// whole claim. Call [`Event::notify`](super::Event::notify) on the items event afterwards.
+    /// Producer: publishes the claim `c` (written), the later slots first and its first
+    /// position last: the store of `FULL(pos)` is the commit point of the whole claim. Then
+    /// clears its lane. Call [`Event::notify`](super::Event::notify) on the items event
+    /// afterwards.
     #[inline]
-    pub(crate) fn publish(&self, pos: u64, n: usize) {
+    pub(crate) fn publish(&self, c: Claim) {
+        self.publish_words(c.pos, c.n);
+        self.release_lane(c);
+    }
+
+    /// The stores of [`publish`](Self::publish), without clearing the lane (a test hook
+    /// publishes the later part of a claim and stops).
+    pub(crate) fn publish_words(&self, pos: u64, n: usize) {
         for p in (pos + 1..pos + n as u64).rev() {
             // Nobody reads these before `pos` is published (consumers go in order).
             self.seq(p).store(word(p, FULL), Release);
@@ -228,24 +334,23 @@ impl Core<'_> {
         self.slots[self.base(pos)].store(d.len() as u64 | LARGE, Release);
     }
 
+    /// Test hook: names the tail in a free lane of `owner`'s row, as a producer does before
+    /// its CAS of `tail`, and claims nothing: the caller then stops for good (a producer
+    /// killed between the two). Returns the position named.
+    #[cfg(any(test, loom, feature = "test-hooks"))]
+    pub(crate) fn name_and_die(&self, owner: u8, hint: usize) -> Option<u64> {
+        let (tail, _) = self.reserve(1).ok()?;
+        self.take_lane(owner, hint, intent(tail, owner, 1))?;
+        Some(tail)
+    }
+
     /// Test hook: a producer that claims and writes a slot and dies before publishing it.
     #[cfg(any(test, loom))]
     pub(crate) fn claim_and_die(&self, msg: &[u8], owner: u8) -> Option<u64> {
-        let (pos, _) = self.claim(1, owner).ok()?;
-        self.write(pos, msg);
-        Some(pos)
+        let c = self.claim(1, owner, 0).ok()?;
+        self.write(c.pos, msg);
+        Some(c.pos)
     }
-}
-
-/// How one try of the one-step put ended.
-enum OneStep {
-    /// The message is published.
-    Done,
-    /// Not a plain case (closed, maybe full, a position out of range): nothing changed.
-    Declined,
-    /// The slot at the tail was not free as expected (most often another producer claimed it
-    /// first): nothing changed.
-    Lost,
 }
 
 /// Writes `msg` into the words of a claimed slot: its length word, then its payload.

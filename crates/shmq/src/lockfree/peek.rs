@@ -11,7 +11,9 @@
 //! state word. A commit reads the descriptors of the large messages it takes before its CAS,
 //! so that its caller can release their side segments after it.
 
-use super::{Core, LARGE, PopFail, RESERVED, Slot, acquire_fence, slot_state};
+use super::{
+    Core, LARGE, PopFail, RESERVED, RING_CLOSED, RING_SENDERS_GONE, Slot, acquire_fence, slot_state,
+};
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 /// What [`Core::peek_at`] found at a position.
@@ -26,8 +28,8 @@ pub(crate) enum Peek {
     NotYet,
     /// A tombstone: the put that claimed the position died unpublished; no message is there.
     Void,
-    /// Sealed by a close: no message will be there.
-    Sealed,
+    /// Closed (or the last sender gone) with `tail` at the position: no message will be there.
+    Closed,
     /// Already taken (or stepped over): `head` (the position of the oldest message) is past it.
     Taken(u64),
 }
@@ -53,12 +55,21 @@ impl Core<'_> {
     /// it if its owner is dead, as a get does).
     pub(crate) fn peek_at(&self, pos: u64, dst: &mut Vec<u8>) -> Result<Peek, PopFail> {
         loop {
+            // (Before `tail`: a close seen here and `tail` at `pos` after it mean that nothing
+            // will be published at `pos`, as for a get, `Core::drained`.)
+            let flags = self.flags.load(SeqCst);
             let head = self.head.load(Acquire) & !RESERVED;
             if pos < head {
                 return Ok(Peek::Taken(head));
             }
             if pos - head >= self.capacity {
                 // The slot still holds an earlier lap's message.
+                if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 && {
+                    crate::sync::atomic::dekker_fence();
+                    self.tail.load(SeqCst) <= pos
+                } {
+                    return Ok(Peek::Closed);
+                }
                 return Ok(Peek::NotYet);
             }
             // SYNC POINT: pairs with `publish`: a FULL word makes the payload visible.
@@ -94,9 +105,22 @@ impl Core<'_> {
                     // Taken (and maybe rewritten) while we copied: the next round reports it.
                 }
                 Slot::Void => return Ok(Peek::Void),
-                Slot::Sealed => return Ok(Peek::Sealed),
-                Slot::Free => return Ok(Peek::NotYet),
-                Slot::Claimed(..) => return Err(PopFail::Pending { pos, word: w }),
+                Slot::Free => {
+                    // SYNC POINT: as in `front`: a free word with `tail` past it is a claim
+                    // in flight; and as in `drained`, `tail` after the flags.
+                    crate::sync::atomic::dekker_fence();
+                    let tail = self.tail.load(SeqCst);
+                    if tail > pos {
+                        return Err(PopFail::Pending { pos, word: w });
+                    }
+                    if flags & (RING_CLOSED | RING_SENDERS_GONE) != 0 {
+                        return Ok(Peek::Closed);
+                    }
+                    return Ok(Peek::NotYet);
+                }
+                Slot::Claimed(..) | Slot::InFlight => {
+                    return Err(PopFail::Pending { pos, word: w });
+                }
                 Slot::Other => {
                     if self.not_passed(pos) {
                         return Err(self.impossible(pos, w));
@@ -318,9 +342,10 @@ mod tests {
     /// A put of descriptor `d` (a large message's, `crate::large`) by participant 1.
     fn push_descriptor(h: &HeapCore, d: &[u8]) {
         let c = h.core();
-        let (pos, _) = c.claim(1, 1).unwrap();
+        let cl = c.claim(1, 1, 0).unwrap();
+        let pos = cl.pos;
         c.write_descriptor(pos, d);
-        c.publish(pos, 1);
+        c.publish(cl);
     }
 
     #[test]

@@ -4,16 +4,18 @@
 //! out word by word, and commits with one CAS of `head` from the position it copied
 //! ([`Core::take`]); a CAS that fails discards the copy (the seqlock argument in the parent
 //! module). [`Core::pop_vec`], [`Core::pop_into`] and [`Core::pop_batch`] are the gets built on
-//! it; an unpublished claim at the front is reported as [`PopFail::Pending`], a large
-//! message's descriptor as [`PopFail::Large`]. A consumer that finds the ring empty after a
-//! close seals the front ([`Core::seal`]), so that no later put can claim there.
+//! it; an unpublished claim at the front (a mark, or a free word with `tail` past it) is
+//! reported as [`PopFail::Pending`], a large message's descriptor as [`PopFail::Large`]. A
+//! consumer that saw a close and then finds `tail` at `head` knows the ring is drained for
+//! good ([`Core::drained`]): a claim made after that sees the close when it checks the flags
+//! after its CAS, and withdraws.
 //! [`Core::pop_one_into`] and [`Core::pop_one_vec`] are the same steps for the common single
 //! get in one inlined step, which declines, having taken nothing, whenever the case is not
 //! plain (a race lost to another consumer is tried again at the new front, a few times).
 
 use super::{
-    BATCH_BYTES, Core, FULL, LARGE, ONE_STEP_TRIES, PopFail, RESERVED, RING_CLOSED,
-    RING_SENDERS_GONE, SEALED, Slot, acquire_fence, read_words, slot_state, word,
+    BATCH_BYTES, Core, FULL, LARGE, ONE_STEP_TRIES, PopFail, RESERVED, Slot, acquire_fence,
+    read_words, slot_state, word,
 };
 use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
@@ -27,35 +29,25 @@ const RESERVED_SPINS: u32 = 64;
 const RESERVED_SPINS: u32 = 0;
 
 impl Core<'_> {
-    /// Seals the ring at the front once it is empty, so that no put can claim there any more
-    /// (after a close, or the last sender leaving). Returns true when the front is sealed (the
-    /// ring is drained for good), false when a message (or a claim, or a tombstone) is there.
-    pub(crate) fn seal(&self) -> Result<bool, PopFail> {
-        loop {
-            let head = self.head.load(SeqCst);
-            if head & RESERVED != 0 {
-                return Ok(false);
-            }
-            let seq = self.seq(head);
-            let w = seq.load(SeqCst);
-            match slot_state(w, head, self.capacity) {
-                Slot::Sealed => return Ok(true),
-                Slot::Free => {
-                    // SYNC POINT: a seal races a claim of the same word: one wins.
-                    if seq
-                        .compare_exchange(w, word(head, SEALED), SeqCst, Relaxed)
-                        .is_ok()
-                    {
-                        return Ok(true);
-                    }
-                }
-                Slot::Full | Slot::Void | Slot::Claimed(..) => return Ok(false),
-                Slot::Other => {
-                    if self.still(head) {
-                        return Err(self.impossible(head, w));
-                    }
-                }
-            }
+    /// Whether the ring is drained for good, for a consumer that found the front empty and then
+    /// loaded the flags and saw a close (or the last sender gone): true when `head`'s slot is
+    /// still free and `tail` is `head` (a claim at `head` made after this load checks the
+    /// flags after its CAS of `tail`, sees them, and withdraws; one made before it is in
+    /// flight and is waited for); false when anything is at the front.
+    pub(crate) fn drained(&self) -> Result<bool, PopFail> {
+        // SYNC POINT: the consumer's side of the handshake with a claim's second check of the
+        // flags (`claim.rs`): the caller's load of the flags, then this load of `tail`.
+        crate::sync::atomic::dekker_fence();
+        let head = self.head.load(SeqCst);
+        if head & RESERVED != 0 {
+            return Ok(false);
+        }
+        let w = self.seq(head).load(SeqCst);
+        match slot_state(w, head, self.capacity) {
+            // SYNC POINT: after the caller's SeqCst load of the flags (see above).
+            Slot::Free => Ok(self.tail.load(SeqCst) == head),
+            Slot::Other if self.still(head) => Err(self.impossible(head, w)),
+            _ => Ok(false),
         }
     }
 
@@ -88,38 +80,36 @@ impl Core<'_> {
                         self.free_event().notify();
                     }
                 }
-                Slot::Sealed
-                    if self.flags.load(SeqCst) & (RING_CLOSED | RING_SENDERS_GONE) == 0 =>
-                {
-                    // Only a consumer after a close (or the last sender leaving) seals.
-                    if self.still(head) {
-                        return Err(self.impossible(head, w));
-                    }
-                }
                 Slot::Free => {
-                    // Empty: `tail` is `head` (or a claim just moved it on), never behind it.
+                    // Empty when `tail` is `head`; a claim in flight when `tail` is past it
+                    // (never behind it).
                     let tail = self.tail.load(SeqCst);
-                    if (tail < head || tail - head > self.capacity) && self.still(head) {
+                    if tail == head {
+                        return Ok((head, w, Slot::Free));
+                    }
+                    if tail > head && tail - head <= self.capacity {
+                        return Ok((head, w, Slot::InFlight));
+                    }
+                    if self.still(head) {
                         return Err(PopFail::Corrupt(format!(
                             "impossible positions: head {head} tail {tail} capacity {}",
                             self.capacity
                         )));
                     }
-                    return Ok((head, w, Slot::Free));
                 }
                 s => return Ok((head, w, s)),
             }
         }
     }
 
-    /// The front for a single get: `Ok(None)` when empty (or sealed), the position of a
-    /// published message, or [`PopFail::Pending`] for an unpublished claim.
+    /// The front for a single get: `Ok(None)` when empty, the position of a published message,
+    /// or [`PopFail::Pending`] for an unpublished claim.
     #[inline]
     pub(super) fn front_full(&self) -> Result<Option<u64>, PopFail> {
         let (head, w, s) = self.front()?;
         match s {
             Slot::Full => Ok(Some(head)),
-            Slot::Claimed(..) => Err(PopFail::Pending { pos: head, word: w }),
+            Slot::Claimed(..) | Slot::InFlight => Err(PopFail::Pending { pos: head, word: w }),
             _ => Ok(None),
         }
     }
@@ -183,7 +173,7 @@ impl Core<'_> {
 
     /// The front of the common get: its position, slot and length when it holds a published
     /// message within the slot size and no zero-copy reader holds it; `None` in every other
-    /// case (empty, a claim, a tombstone or a seal at the front, a reservation, a large or
+    /// case (empty, a claim or a tombstone at the front, a reservation, a large or
     /// oversized message), which the general path sorts out.
     #[inline(always)]
     fn front_one(&self) -> Option<(u64, &[AtomicU64], usize)> {

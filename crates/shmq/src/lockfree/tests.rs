@@ -69,21 +69,77 @@ fn a_producer_dead_before_its_claim_leaves_nothing() {
 }
 
 #[test]
-fn a_producer_dead_after_its_claim_before_moving_tail_is_helped_and_voided() {
+fn a_producer_dead_after_its_tail_claim_is_voided_and_stepped_over() {
     let h = HeapCore::new(4, 8);
     let c = h.core();
-    // The claim CAS alone (the tail move not done): as `claim` does, without its last step.
-    let w = claimed(0, 2, 1);
-    c.seq(0).store(w, SeqCst);
-    assert_eq!(c.tail.load(SeqCst), 0);
-    // Another producer helps `tail` past the claim and puts behind it.
+    // Owner 2 names position 0 in its lane, moves `tail` past it and dies.
+    let cl = c.claim(1, 2, 0).unwrap();
+    assert_eq!((cl.pos, c.tail.load(SeqCst)), (0, 1));
+    // Another producer puts behind it.
     h.push_as(b"later", 3).unwrap();
     assert_eq!(c.tail.load(SeqCst), 2);
-    assert_eq!(pending(&c, 0), w);
-    // A consumer finds owner 2 dead: the claim becomes a tombstone, stepped over.
+    let w = pending(&c, 0);
+    assert_eq!(w, 0, "a claim in flight leaves the word free");
+    assert_eq!(c.cover(0), vec![2], "its owner's lane names it");
+    // A consumer finds owner 2 dead: the position becomes a tombstone, stepped over.
     assert_eq!(c.void_claim(0, w), 1);
     assert_eq!(c.void_claim(0, w), 0, "a void happens once");
     assert_eq!(c.pop_vec().unwrap(), Some(b"later".to_vec()));
+    assert_eq!(c.len(), 0);
+    // The dead row's lanes are cleared by the repair; its stale intent covers nothing live.
+    assert_eq!(c.in_flight_of(2), vec![]);
+    c.clear_lanes(2);
+    assert_eq!(c.cover(0), Vec::<u8>::new());
+}
+
+#[test]
+fn a_claim_in_flight_is_voided_only_when_no_live_lane_covers_it() {
+    let h = HeapCore::new(4, 8);
+    let c = h.core();
+    // Owner 3 named position 0 and lost the race for it (a stale intent, then it died);
+    // owner 2 claimed position 0 and is alive, not yet published.
+    let stale = c.lane(3, 0);
+    stale.store(intent(0, 3, 1), SeqCst);
+    let cl = c.claim(1, 2, 0).unwrap();
+    assert_eq!(cl.pos, 0);
+    let w = pending(&c, 0);
+    assert_eq!(
+        c.cover(0),
+        vec![2, 3],
+        "both rows cover it: owner 2 is alive, so it waits"
+    );
+    // Owner 2 publishes and clears its lane: a void decided on the stale row alone fails.
+    c.write(0, b"live");
+    c.publish(cl);
+    assert_eq!(c.cover(0), vec![3]);
+    assert_eq!(
+        c.void_claim(0, w),
+        0,
+        "a published position is never voided"
+    );
+    assert_eq!(c.pop_vec().unwrap(), Some(b"live".to_vec()));
+
+    // A claim in flight whose lane was cleared by a repair (no row covers it): an orphan,
+    // voided by the first consumer that finds no live lane.
+    let cl = c.claim(1, 2, 0).unwrap();
+    c.clear_lanes(2);
+    let w = pending(&c, cl.pos);
+    assert!(c.cover(cl.pos).is_empty());
+    assert_eq!(c.in_flight_of(2), vec![]);
+    assert_eq!(c.void_claim(cl.pos, w), 1);
+    assert_eq!(c.pop_vec().unwrap(), None);
+
+    // A batch claim marks its first slot at once: its count is in the slot, not only in the
+    // lane, and its void covers all of it.
+    let cl = c.claim(3, 1, 1).unwrap();
+    assert_eq!(cl.n, 3);
+    let w = pending(&c, cl.pos);
+    assert_eq!(claim_count(w), 3);
+    assert_eq!(claim_owner(w), 1);
+    assert_eq!(c.claims_of(1), vec![(cl.pos, w)]);
+    assert_eq!(c.void_claim(cl.pos, w), 3);
+    c.release_lane(cl);
+    assert_eq!(c.pop_vec().unwrap(), None);
     assert_eq!(c.len(), 0);
 }
 
@@ -120,11 +176,14 @@ fn a_producer_dead_mid_write_or_before_publishing_never_half_appears() {
 fn a_producer_dead_after_publishing_delivers_its_message() {
     let h = HeapCore::new(2, 8);
     let c = h.core();
-    let (pos, _) = c.claim(1, 2).unwrap();
-    c.write(pos, b"whole");
-    c.publish(pos, 1);
-    // Died before notifying: a sleeper re-checks after its slice; the message is there.
+    let cl = c.claim(1, 2, 0).unwrap();
+    c.write(cl.pos, b"whole");
+    // Died after the commit, before clearing its lane (and before notifying): a sleeper
+    // re-checks after its slice; the message is there, and the stale lane covers nothing
+    // in flight.
+    c.publish_words(cl.pos, 1);
     assert!(c.has_items());
+    assert_eq!(c.in_flight_of(2), vec![]);
     assert_eq!(c.pop_vec().unwrap(), Some(b"whole".to_vec()));
 }
 
@@ -132,11 +191,11 @@ fn a_producer_dead_after_publishing_delivers_its_message() {
 fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
     let h = HeapCore::new(4, 8);
     let c = h.core();
-    let (tail, n) = c.claim(3, 2).unwrap();
-    assert_eq!((tail, n), (0, 3));
+    let cl = c.claim(3, 2, 0).unwrap();
+    assert_eq!((cl.pos, cl.n), (0, 3));
     assert_eq!(c.tail.load(SeqCst), 3);
     for (i, m) in [&b"x1"[..], b"x2", b"x3"].iter().enumerate() {
-        c.write(tail + i as u64, m);
+        c.write(cl.pos + i as u64, m);
     }
     // Publishes the later two (back to front) and dies before the first, the commit.
     for p in [2, 1] {
@@ -147,6 +206,7 @@ fn a_batch_producer_dead_before_publishing_leaves_none_of_the_batch() {
     assert_eq!(c.void_claim(0, w), 3);
     assert_eq!(c.pop_vec().unwrap(), None, "none of the batch is delivered");
     assert_eq!(c.len(), 0);
+    c.clear_lanes(2);
     h.push(b"next").unwrap();
     assert_eq!(c.pop_vec().unwrap(), Some(b"next".to_vec()));
 }
@@ -167,18 +227,18 @@ fn a_batch_is_claimed_once_and_published_whole() {
 fn two_producers_interleave_claims_and_each_keeps_its_order() {
     let h = HeapCore::new(8, 8);
     let c = h.core();
-    let (p1, _) = c.claim(1, 1).unwrap();
-    let (p2, _) = c.claim(1, 2).unwrap();
-    let (p3, _) = c.claim(1, 1).unwrap();
-    assert_eq!((p1, p2, p3), (0, 1, 2));
+    let c1 = c.claim(1, 1, 0).unwrap();
+    let c2 = c.claim(1, 2, 0).unwrap();
+    let c3 = c.claim(1, 1, 1).unwrap();
+    assert_eq!((c1.pos, c2.pos, c3.pos), (0, 1, 2));
     // Publishing out of order: consumers wait at the front claim.
-    c.write(p3, b"1b");
-    c.publish(p3, 1);
-    c.write(p2, b"2a");
-    c.publish(p2, 1);
-    pending(&c, p1);
-    c.write(p1, b"1a");
-    c.publish(p1, 1);
+    c.write(c3.pos, b"1b");
+    c.publish(c3);
+    c.write(c2.pos, b"2a");
+    c.publish(c2);
+    pending(&c, c1.pos);
+    c.write(c1.pos, b"1a");
+    c.publish(c1);
     for m in [&b"1a"[..], b"2a", b"1b"] {
         assert_eq!(c.pop_vec().unwrap(), Some(m.to_vec()));
     }
@@ -189,22 +249,40 @@ fn a_close_never_loses_a_put_in_flight() {
     let h = HeapCore::new(2, 8);
     let c = h.core();
     // A producer passed its check of the flags and claimed; then the ring is closed.
-    let (pos, _) = c.claim(1, 2).unwrap();
+    let cl = c.claim(1, 2, 0).unwrap();
     h.close();
-    assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
-    // A consumer must not report Closed while the claim stands: the front is not sealable.
-    assert_eq!(c.seal(), Ok(false));
-    pending(&c, pos);
-    c.write(pos, b"late");
-    c.publish(pos, 1);
+    assert_eq!(c.claim(1, 3, 0), Err(PushFail::Closed));
+    // A consumer must not report Closed while the claim stands: `tail` is past the front.
+    assert_eq!(c.drained(), Ok(false));
+    pending(&c, cl.pos);
+    c.write(cl.pos, b"late");
+    c.publish(cl);
     assert_eq!(c.pop_vec().unwrap(), Some(b"late".to_vec()));
-    // Now the front is sealed, and no claim gets past it, whatever flags it read.
-    assert_eq!(c.seal(), Ok(true));
-    assert_eq!(c.seal(), Ok(true));
+    assert_eq!(c.drained(), Ok(true));
+    assert!(c.has_items(), "a closed, drained ring wakes its sleepers");
+    // A producer that read the flags before the close claims after the consumer saw it
+    // drained: its check of the flags after the CAS sees the close, and it withdraws.
     c.flags.store(0, SeqCst);
-    assert_eq!(c.claim(1, 3), Err(PushFail::Closed));
+    let (tail, _) = c.reserve(1).unwrap();
     c.flags.store(RING_CLOSED, SeqCst);
-    assert_eq!(c.pop_vec().unwrap(), None);
+    let lane = c.lane(3, 0);
+    lane.store(intent(tail, 3, 1), SeqCst);
+    assert!(
+        c.tail
+            .compare_exchange(tail, tail + 1, SeqCst, Relaxed)
+            .is_ok()
+    );
+    assert_ne!(
+        c.flags.load(SeqCst),
+        0,
+        "the check after the CAS sees the close"
+    );
+    // ...and one that names its claim with `claim` gets the claim back to void.
+    c.flags.store(0, SeqCst);
+    let (t2, _) = c.reserve(1).unwrap();
+    assert_eq!(t2, tail + 1);
+    c.flags.store(RING_CLOSED, SeqCst);
+    assert_eq!(c.push_one(b"x", 2, 0, false), OnePut::Declined);
 }
 
 #[test]
@@ -212,15 +290,15 @@ fn a_damaged_sequence_word_is_corrupt_not_a_hang() {
     let h = HeapCore::new(2, 8);
     let c = h.core();
     c.seq(0).store(word(7, FULL), SeqCst);
-    assert!(matches!(c.claim(1, 1), Err(PushFail::Corrupt(_))));
     assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
-    assert!(matches!(c.seal(), Err(PopFail::Corrupt(_))));
+    c.flags.store(RING_CLOSED, SeqCst);
+    assert!(matches!(c.drained(), Err(PopFail::Corrupt(_))));
 
-    // A seal with no close, and a published word at `tail` (found by fuzz_segments: a
-    // sleeper spun on them past its deadline).
+    // A word in the state layout 3 called a seal (now never written), and a published word
+    // at `tail` (found by fuzz_segments: a sleeper spun on them past its deadline).
     let h = HeapCore::new(2, 8);
     let c = h.core();
-    c.seq(0).store(word(0, SEALED), SeqCst);
+    c.seq(0).store(word(0, 4), SeqCst);
     assert!(matches!(c.pop_vec(), Err(PopFail::Corrupt(_))));
     c.seq(0).store(word(0, FULL), SeqCst);
     assert!(!c.has_items(), "nothing below tail 0");
@@ -399,37 +477,39 @@ fn batches_take_what_is_there_and_too_small_buffers_leave_the_message() {
 }
 
 /// The whole state a one-step call must leave alone when it declines.
-fn state(c: &Core<'_>) -> (u64, u64, u64, Vec<u64>) {
+fn state(c: &Core<'_>) -> (u64, u64, u64, Vec<u64>, Vec<u64>) {
     (
         c.head.load(SeqCst),
         c.tail.load(SeqCst),
         c.head_seen.load(SeqCst),
         c.slots.iter().map(|w| w.load(SeqCst)).collect(),
+        c.intents.iter().map(|w| w.load(SeqCst)).collect(),
     )
 }
 
 #[test]
-fn the_one_step_put_declines_everything_but_a_plain_free_slot_and_changes_nothing() {
+fn the_one_step_put_declines_everything_but_a_plain_case_and_changes_nothing() {
     // Closed.
     let h = HeapCore::new(2, 8);
     let c = h.core();
     h.close();
     let before = state(&c);
-    assert!(!c.push_one(b"x", 1, false));
+    assert_eq!(c.push_one(b"x", 1, 0, false), OnePut::Declined);
     assert_eq!(state(&c), before);
 
     // Full, then maybe full by the cached `head_seen` (the general path refreshes it).
     let h = HeapCore::new(2, 8);
     let c = h.core();
-    assert!(c.push_one(b"a", 1, false));
-    assert!(c.push_one(b"b", 1, true));
+    assert_eq!(c.push_one(b"a", 1, 0, false), OnePut::Done);
+    assert_eq!(c.push_one(b"b", 1, 0, true), OnePut::Done);
     let before = state(&c);
-    assert!(!c.push_one(b"c", 1, false));
+    assert_eq!(c.push_one(b"c", 1, 0, false), OnePut::Declined);
     assert_eq!(state(&c), before);
     assert_eq!(c.pop_one_vec(), Some(b"a".to_vec()));
     let before = state(&c);
-    assert!(
-        !c.push_one(b"c", 1, false),
+    assert_eq!(
+        c.push_one(b"c", 1, 0, false),
+        OnePut::Declined,
         "head_seen is stale: the general path decides"
     );
     assert_eq!(state(&c), before);
@@ -437,28 +517,28 @@ fn the_one_step_put_declines_everything_but_a_plain_free_slot_and_changes_nothin
     assert_eq!(c.pop_one_vec(), Some(b"b".to_vec()));
     assert_eq!(c.pop_one_vec(), Some(b"c".to_vec()));
 
-    // A claim of a dead producer at the tail that nobody helped past: `tail` still names it.
+    // The lane it tries is busy (another thread of the process is inside a put): the general
+    // path takes another lane.
     let h = HeapCore::new(4, 8);
     let c = h.core();
-    let pos = c.claim_and_die(b"dead", 1).unwrap();
-    c.tail.store(pos, SeqCst);
+    let held = c.claim(1, 1, 0).unwrap();
     let before = state(&c);
-    assert!(!c.push_one(b"x", 2, false));
+    assert_eq!(c.push_one(b"x", 1, 0, false), OnePut::Declined);
     assert_eq!(state(&c), before);
-
-    // A tombstone's slot is free for the next lap, but only the general path reuses it.
-    let h = HeapCore::new(1, 8);
-    let c = h.core();
-    let pos = c.claim_and_die(b"dead", 1).unwrap();
-    let w = c.seq(pos).load(SeqCst);
-    assert_eq!(c.void_claim(pos, w), 1);
-    assert_eq!(c.pop_vec(), Ok(None)); // steps over the tombstone
-    c.head_seen.store(c.head.load(SeqCst), SeqCst); // room by the cache: only the word differs
-    let before = state(&c);
-    assert!(!c.push_one(b"x", 1, false));
-    assert_eq!(state(&c), before);
-    h.push(b"x").unwrap();
-    assert_eq!(c.pop_one_vec(), Some(b"x".to_vec()));
+    let other = c.claim(1, 1, 0).unwrap();
+    assert_ne!(other.lane, held.lane);
+    // Every lane busy: the general path says so (the caller puts under the lock).
+    assert_eq!(c.claim(1, 1, 0), Err(PushFail::Busy));
+    c.write(held.pos, b"1");
+    c.publish(held);
+    c.write(other.pos, b"2");
+    c.publish(other);
+    assert_eq!(c.pop_one_vec(), Some(b"1".to_vec()));
+    assert_eq!(c.pop_one_vec(), Some(b"2".to_vec()));
+    assert!(
+        c.intents.iter().all(|w| w.load(SeqCst) == 0),
+        "every lane clear"
+    );
 }
 
 #[test]
@@ -472,7 +552,7 @@ fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
     assert_eq!(c.pop_one_vec(), None);
     assert_eq!(c.pop_one_into(&mut [0; 8]), None);
     assert_eq!(state(&c), before);
-    c.publish(pos, 1);
+    c.publish_words(pos, 1);
 
     // A buffer too small leaves the message for the general path (which says `TooSmall`).
     let before = state(&c);
@@ -485,9 +565,9 @@ fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
     // A large message's descriptor.
     let h = HeapCore::new(2, 16);
     let c = h.core();
-    let (pos, _) = c.claim(1, 1).unwrap();
-    c.write_descriptor(pos, b"descriptor");
-    c.publish(pos, 1);
+    let cl = c.claim(1, 1, 0).unwrap();
+    c.write_descriptor(cl.pos, b"descriptor");
+    c.publish(cl);
     let before = state(&c);
     assert_eq!(c.pop_one_vec(), None);
     assert_eq!(c.pop_one_into(&mut [0; 16]), None);
@@ -510,22 +590,33 @@ fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
 /// moved it to; a position whose claim `tail` still names is left to the general path,
 /// unchanged.
 #[test]
-fn the_one_step_put_retries_a_lost_position_at_the_moved_tail_only() {
+fn the_one_step_put_retries_a_lost_position_at_the_moved_tail() {
     let h = HeapCore::new(4, 8);
     let c = h.core();
     // Producer 2 claimed and published position 0 (and moved `tail`) between producer 1's
-    // read of `tail` (0) and its CAS: producer 1 retries at 1.
-    assert!(c.push_one(b"won", 2, false));
-    assert!(c.push_one_again(0, b"retried", 1, false));
+    // read of `tail` (0) and its CAS, which returned 1: producer 1 retries at 1, holding its
+    // lane, and clears it once published.
+    assert_eq!(c.push_one(b"won", 2, 0, false), OnePut::Done);
+    let lane = c.lane_index(1, 0);
+    c.intents[lane].store(intent(0, 1, 1), SeqCst);
+    assert_eq!(
+        c.push_one_again(1, lane, b"retried", 1, false),
+        OnePut::Done
+    );
+    assert_eq!(c.intents[lane].load(SeqCst), 0);
     assert_eq!(c.tail.load(SeqCst), 2);
     assert_eq!(c.pop_one_vec(), Some(b"won".to_vec()));
     assert_eq!(c.pop_one_vec(), Some(b"retried".to_vec()));
 
-    // The winner has not moved `tail` yet (or died before it): nothing changes.
-    let pos = c.claim_and_die(b"dead", 2).unwrap();
-    c.tail.store(pos, SeqCst);
-    let before = state(&c);
-    assert!(!c.push_one_again(pos, b"x", 1, false));
+    // A retry that finds the ring full declines, its lane cleared, nothing else changed.
+    let h = HeapCore::new(1, 8);
+    let c = h.core();
+    assert_eq!(c.push_one(b"won", 2, 0, false), OnePut::Done);
+    let lane = c.lane_index(1, 0);
+    c.intents[lane].store(intent(0, 1, 1), SeqCst);
+    let mut before = state(&c);
+    before.4[lane] = 0;
+    assert_eq!(c.push_one_again(1, lane, b"x", 1, false), OnePut::Declined);
     assert_eq!(state(&c), before);
 }
 

@@ -41,7 +41,6 @@ impl Port<'_> {
         let core = ring.core();
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
         let mut last_try = false;
-        let mut closed_seen = false;
         loop {
             match core.peek_at(position, msg) {
                 Ok(Peek::Copied(_)) => return Ok(true),
@@ -52,7 +51,7 @@ impl Port<'_> {
                 }
                 Ok(Peek::Void) => return Ok(false),
                 Ok(Peek::Taken(head)) => return Err(PeekError::Taken { head }),
-                Ok(Peek::Sealed) => return Err(PeekError::Closed),
+                Ok(Peek::Closed) => return Err(PeekError::Closed),
                 Ok(Peek::NotYet) => {}
                 Err(PopFail::Pending { pos, word }) => {
                     // An unpublished put: wait for it, voiding it if its owner died.
@@ -66,15 +65,9 @@ impl Port<'_> {
                 Err(e) => return Err(PeekError::Corrupt(format!("{e:?}"))),
             }
             if ring.flags() & RING_CLOSED != 0 {
-                // A put that passed its check of the flags before the close may still claim
-                // a position (microseconds): look once more after a moment.
-                if core.tail.load(SeqCst) <= position {
-                    if closed_seen {
-                        return Err(PeekError::Closed);
-                    }
-                    closed_seen = true;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
+                // Closed after the peek looked: the next peek says whether a put that claimed
+                // before the close is at `position` (then it is waited for) or nothing will be
+                // (`Peek::Closed`: a claim after the close withdraws).
                 continue;
             }
             if last_try {

@@ -341,4 +341,13 @@ impl Queue {
     pub fn claim_and_stop(&self, msgs: &[&[u8]]) -> bool {
         self.port().claim_and_stop(msgs)
     }
+
+    /// Test hook (feature `test-hooks`): names the next position in an intent lane of this
+    /// process's registry row, as a put does before its claim (its CAS of `tail`), and claims
+    /// nothing; the caller then stops for good. Returns whether it named one.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn name_and_stop(&self) -> bool {
+        self.port().name_and_stop()
+    }
 }
