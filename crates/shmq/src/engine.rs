@@ -32,10 +32,11 @@ thread_local! {
     /// This thread's view of its process: `(fork generation, pid, start time)`.
     static PROCESS: Cell<Option<(u64, u32, u64)>> = const { Cell::new(None) };
     /// The participant entry last used: `(ring control address, fork generation, entry word,
-    /// owner, light)`; owner 0 means "the registry was full: put under the lock"; light is
-    /// [`light_publish`](crate::sync::atomic::light_publish) in that generation.
-    static PARTICIPANT: Cell<(usize, u64, u64, u8, bool)> =
-        const { Cell::new((0, 0, 0, 0, false)) };
+    /// owner, light, lane)`; owner 0 means "the registry was full: put under the lock"; light is
+    /// [`light_publish`](crate::sync::atomic::light_publish) in that generation; lane is the
+    /// index of this thread's first intent lane in the ring's lanes ([`Core::lane_index`]).
+    static PARTICIPANT: Cell<(usize, u64, u64, u8, bool, usize)> =
+        const { Cell::new((0, 0, 0, 0, false, 0)) };
     /// This thread's first intent lane in its process's registry row (+ 1; 0: not yet
     /// chosen): threads take lanes in turn, so that the threads of a process that put at once
     /// rarely try the same lane.
@@ -79,23 +80,24 @@ fn participant(ring: &Ring<'_>) -> u8 {
     participant_and_light(ring).0
 }
 
-/// [`participant`], and whether this process publishes with the light side of the asymmetric
-/// barrier (`sync::atomic::light_publish`), from the same cache.
+/// [`participant`], whether this process publishes with the light side of the asymmetric
+/// barrier (`sync::atomic::light_publish`), and this thread's first intent lane (an index into
+/// the ring's lanes), from the same cache.
 #[inline]
-fn participant_and_light(ring: &Ring<'_>) -> (u8, bool) {
+fn participant_and_light(ring: &Ring<'_>) -> (u8, bool, usize) {
     let addr = std::ptr::from_ref(ring.control()) as usize;
     let generation = crate::sys::fork_generation_now();
-    let (a, g, w, o, light) = PARTICIPANT.get();
+    let (a, g, w, o, light, lane) = PARTICIPANT.get();
     if a == addr && g == generation {
         if o == LOCK_OWNER {
-            return (o, light);
+            return (o, light, lane);
         }
         if ring.participants()[o as usize - 1]
             .id
             .load(crate::sync::atomic::Ordering::Relaxed)
             == w
         {
-            return (o, light);
+            return (o, light, lane);
         }
     }
     register(ring, addr)
@@ -103,7 +105,7 @@ fn participant_and_light(ring: &Ring<'_>) -> (u8, bool) {
 
 #[cold]
 #[inline(never)]
-fn register(ring: &Ring<'_>, addr: usize) -> (u8, bool) {
+fn register(ring: &Ring<'_>, addr: usize) -> (u8, bool, usize) {
     use crate::sync::atomic::Ordering::SeqCst;
     crate::sync::atomic::enable_light_publish();
     let (generation, pid, start) = process();
@@ -144,8 +146,9 @@ fn register(ring: &Ring<'_>, addr: usize) -> (u8, bool) {
         None => (0, LOCK_OWNER),
     };
     let light = crate::sync::atomic::light_publish();
-    PARTICIPANT.set((addr, generation, id, owner, light));
-    (owner, light)
+    let lane = ring.core().lane_index(owner, lane());
+    PARTICIPANT.set((addr, generation, id, owner, light, lane));
+    (owner, light, lane)
 }
 
 /// Whether participant `owner` of `ring` (not [`LOCK_OWNER`]) still lives.
@@ -309,11 +312,11 @@ pub(crate) fn put_one(ring: &Ring<'_>, msg: &[u8]) -> bool {
     if msg.len() > ring.core().message_size {
         return false;
     }
-    let (owner, light) = participant_and_light(ring);
+    let (owner, light, lane) = participant_and_light(ring);
     if owner == LOCK_OWNER {
         return false;
     }
-    match ring.core().push_one(msg, owner, lane(), light) {
+    match ring.core().push_one(msg, owner, lane, light) {
         OnePut::Done => {
             ring.items().notify_published();
             true

@@ -503,11 +503,12 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// The index in [`intents`](Self::intents) of lane `lane` (modulo the lanes of a row) of
-    /// registry row `row`.
+    /// The index in [`intents`](Self::intents) of lane `lane` (modulo the lanes of a row, a
+    /// power of two) of registry row `row`.
     #[inline]
-    pub(super) fn lane_index(&self, row: u8, lane: usize) -> usize {
-        row as usize * self.lanes + lane % self.lanes
+    pub(crate) fn lane_index(&self, row: u8, lane: usize) -> usize {
+        debug_assert!(self.lanes.is_power_of_two());
+        row as usize * self.lanes + (lane & (self.lanes - 1))
     }
 
     /// Lane `lane` (modulo the lanes of a row) of registry row `row`.
@@ -835,7 +836,12 @@ impl HeapCore {
     /// `engine::put_one` and `engine::put` do).
     pub(crate) fn push_as(&self, msg: &[u8], owner: u8) -> Result<(), PushFail> {
         let c = self.core();
-        match c.push_one(msg, owner, 0, crate::sync::atomic::light_publish()) {
+        match c.push_one(
+            msg,
+            owner,
+            c.lane_index(owner, 0),
+            crate::sync::atomic::light_publish(),
+        ) {
             OnePut::Done => {}
             OnePut::Withdrawn(cl) => return Err(self.withdraw(cl)),
             OnePut::Declined => match c.claim(1, owner, 0) {

@@ -72,13 +72,22 @@ impl<'p> Port<'p> {
         if engine::put_one(self.ring, msg) {
             return Ok(());
         }
-        self.put_general(msg, wait)
+        Self::put_general(self.ring, self.big, self.how, msg, wait)
     }
 
     /// [`put`](Self::put) when the one-step put did not go through, out of its inlined path.
+    /// (Its parts by value, not `&self`: the port's fields are then built on that path only,
+    /// not before every one-step put.)
+    #[cold]
     #[inline(never)]
-    fn put_general(&self, msg: &[u8], wait: Wait) -> Result<(), Fail> {
-        self.big.put(self.ring, wait, self.how, msg)
+    fn put_general(
+        ring: &Ring<'_>,
+        big: &Big,
+        how: Waiting<'_>,
+        msg: &[u8],
+        wait: Wait,
+    ) -> Result<(), Fail> {
+        big.put(ring, wait, how, msg)
     }
 
     /// Zero-copy put within the slot size: `fill` writes into the claimed slot and returns the
@@ -225,12 +234,14 @@ impl<'p> Port<'p> {
         if let Some(v) = engine::get_one_vec(self.ring) {
             return Ok(v);
         }
-        self.get_vec_general(wait)
+        Port::new(self.ring, self.big, self.how).get_vec_general(wait)
     }
 
-    /// [`get_vec`](Self::get_vec) when the one-step get did not go through.
+    /// [`get_vec`](Self::get_vec) when the one-step get did not go through. (The port by value,
+    /// as [`put_general`](Self::put_general) takes its parts: built on this path only.)
+    #[cold]
     #[inline(never)]
-    fn get_vec_general(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
+    fn get_vec_general(self, wait: Wait) -> Result<Vec<u8>, Fail> {
         let got = engine::get(self.ring, wait, self.how, |r| {
             Ok(r.pop_vec()?.map(|m| (1, m)))
         });
@@ -243,12 +254,14 @@ impl<'p> Port<'p> {
         if let Some(n) = engine::get_one_into(self.ring, buf) {
             return Ok(n);
         }
-        self.get_into_general(buf, wait)
+        Port::new(self.ring, self.big, self.how).get_into_general(buf, wait)
     }
 
-    /// [`get_into`](Self::get_into) when the one-step get did not go through.
+    /// [`get_into`](Self::get_into) when the one-step get did not go through (the port by
+    /// value, as in [`get_vec_general`](Self::get_vec_general)).
+    #[cold]
     #[inline(never)]
-    fn get_into_general(&self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+    fn get_into_general(self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         let got = engine::get(self.ring, wait, self.how, |l| engine::pop_into(l, buf));
         self.or_large(got, wait, |m| {
             let available = buf.len();

@@ -942,7 +942,7 @@ mod tests {
         drop(a);
         let core = held.ring().core();
         assert_eq!(
-            core.push_one(b"kept", 1, 0, false),
+            core.push_one(b"kept", 1, core.lane_index(1, 0), false),
             crate::lockfree::OnePut::Done
         );
         assert_eq!(core.pop_one_vec(), Some(b"kept".to_vec()));

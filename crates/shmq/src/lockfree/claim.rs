@@ -182,7 +182,8 @@ impl<'a> Core<'a> {
     }
 
     /// Producer, the common put in one step: when the ring is open and has room by the cached
-    /// `head_seen`, and lane `hint` of row `owner` is free, names `tail` in the lane, claims it
+    /// `head_seen`, and intent lane `lane` (an index into [`intents`](Core::intents), in row
+    /// `owner`: [`lane_index`](Core::lane_index)) is free, names `tail` in the lane, claims it
     /// with one CAS of `tail`, checks the flags again, writes `msg` (at most `message_size`
     /// bytes), publishes it (`light`: with the light side of the asymmetric barrier, which the
     /// caller read from [`light_publish`]) and clears the lane: the steps of
@@ -194,16 +195,19 @@ impl<'a> Core<'a> {
     /// Call [`Event::notify`](super::Event::notify) on the items event after
     /// [`OnePut::Done`]. `owner` is not [`LOCK_OWNER`].
     #[inline]
-    pub(crate) fn push_one(&self, msg: &[u8], owner: u8, hint: usize, light: bool) -> OnePut {
+    pub(crate) fn push_one(&self, msg: &[u8], owner: u8, lane: usize, light: bool) -> OnePut {
         debug_assert!(msg.len() <= self.message_size);
         debug_assert!(owner != LOCK_OWNER);
+        debug_assert_eq!(lane / self.lanes, owner as usize);
         let tail = self.tail.load(Acquire);
         if !self.room_for_one(tail) {
             return OnePut::Declined;
         }
-        let lane = self.lane_index(owner, hint);
+        let Some(lane_word) = self.intents.get(lane) else {
+            return OnePut::Declined;
+        };
         // SYNC POINT: the intent, as in `take_lane`.
-        if self.intents[lane]
+        if lane_word
             .compare_exchange(0, intent(tail, owner, 1), SeqCst, Relaxed)
             .is_err()
         {
@@ -211,15 +215,7 @@ impl<'a> Core<'a> {
         }
         // SYNC POINT: the claim, as in `claim`.
         match self.tail.compare_exchange(tail, tail + 1, SeqCst, Relaxed) {
-            Ok(_) => self.fill_one(
-                Claim {
-                    pos: tail,
-                    n: 1,
-                    lane,
-                },
-                msg,
-                light,
-            ),
+            Ok(_) => self.fill_one(tail, lane, lane_word, msg, light),
             Err(now) => self.push_one_again(now, lane, msg, owner, light),
         }
     }
@@ -242,17 +238,7 @@ impl<'a> Core<'a> {
             }
             self.intents[lane].store(intent(tail, owner, 1), Release);
             match self.tail.compare_exchange(tail, tail + 1, SeqCst, Relaxed) {
-                Ok(_) => {
-                    return self.fill_one(
-                        Claim {
-                            pos: tail,
-                            n: 1,
-                            lane,
-                        },
-                        msg,
-                        light,
-                    );
-                }
+                Ok(_) => return self.fill_one(tail, lane, &self.intents[lane], msg, light),
                 Err(now) => tail = now,
             }
         }
@@ -273,19 +259,27 @@ impl<'a> Core<'a> {
         tail.wrapping_sub(seen) < self.capacity && tail < RESERVED - 1
     }
 
-    /// The rest of a one-step put after its claim `c` of one slot: the flags again, the write,
-    /// the commit, the lane cleared.
+    /// The rest of a one-step put after its claim of position `pos`, named in lane number
+    /// `lane` (the word `lane_word`): the flags again, the write, the commit, the lane cleared.
     #[inline(always)]
-    fn fill_one(&self, c: Claim, msg: &[u8], light: bool) -> OnePut {
+    fn fill_one(
+        &self,
+        pos: u64,
+        lane: usize,
+        lane_word: &AtomicU64,
+        msg: &[u8],
+        light: bool,
+    ) -> OnePut {
         // SYNC POINT: the flags again, as in `claim`.
         dekker_fence();
         if self.flags.load(SeqCst) != 0 {
-            return OnePut::Withdrawn(c);
+            return OnePut::Withdrawn(Claim { pos, n: 1, lane });
         }
-        let slot = self.slot(c.pos);
+        let slot = self.slot(pos);
         write_slot(slot, msg);
-        commit(&slot[1], word(c.pos, FULL), light);
-        self.release_lane(c);
+        commit(&slot[1], word(pos, FULL), light);
+        // SYNC POINT: as in `release_lane`.
+        lane_word.store(0, Release);
         OnePut::Done
     }
 

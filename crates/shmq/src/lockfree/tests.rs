@@ -282,7 +282,10 @@ fn a_close_never_loses_a_put_in_flight() {
     let (t2, _) = c.reserve(1).unwrap();
     assert_eq!(t2, tail + 1);
     c.flags.store(RING_CLOSED, SeqCst);
-    assert_eq!(c.push_one(b"x", 2, 0, false), OnePut::Declined);
+    assert_eq!(
+        c.push_one(b"x", 2, c.lane_index(2, 0), false),
+        OnePut::Declined
+    );
 }
 
 #[test]
@@ -494,21 +497,27 @@ fn the_one_step_put_declines_everything_but_a_plain_case_and_changes_nothing() {
     let c = h.core();
     h.close();
     let before = state(&c);
-    assert_eq!(c.push_one(b"x", 1, 0, false), OnePut::Declined);
+    assert_eq!(
+        c.push_one(b"x", 1, c.lane_index(1, 0), false),
+        OnePut::Declined
+    );
     assert_eq!(state(&c), before);
 
     // Full, then maybe full by the cached `head_seen` (the general path refreshes it).
     let h = HeapCore::new(2, 8);
     let c = h.core();
-    assert_eq!(c.push_one(b"a", 1, 0, false), OnePut::Done);
-    assert_eq!(c.push_one(b"b", 1, 0, true), OnePut::Done);
+    assert_eq!(c.push_one(b"a", 1, c.lane_index(1, 0), false), OnePut::Done);
+    assert_eq!(c.push_one(b"b", 1, c.lane_index(1, 0), true), OnePut::Done);
     let before = state(&c);
-    assert_eq!(c.push_one(b"c", 1, 0, false), OnePut::Declined);
+    assert_eq!(
+        c.push_one(b"c", 1, c.lane_index(1, 0), false),
+        OnePut::Declined
+    );
     assert_eq!(state(&c), before);
     assert_eq!(c.pop_one_vec(), Some(b"a".to_vec()));
     let before = state(&c);
     assert_eq!(
-        c.push_one(b"c", 1, 0, false),
+        c.push_one(b"c", 1, c.lane_index(1, 0), false),
         OnePut::Declined,
         "head_seen is stale: the general path decides"
     );
@@ -523,7 +532,10 @@ fn the_one_step_put_declines_everything_but_a_plain_case_and_changes_nothing() {
     let c = h.core();
     let held = c.claim(1, 1, 0).unwrap();
     let before = state(&c);
-    assert_eq!(c.push_one(b"x", 1, 0, false), OnePut::Declined);
+    assert_eq!(
+        c.push_one(b"x", 1, c.lane_index(1, 0), false),
+        OnePut::Declined
+    );
     assert_eq!(state(&c), before);
     let other = c.claim(1, 1, 0).unwrap();
     assert_ne!(other.lane, held.lane);
@@ -596,7 +608,10 @@ fn the_one_step_put_retries_a_lost_position_at_the_moved_tail() {
     // Producer 2 claimed and published position 0 (and moved `tail`) between producer 1's
     // read of `tail` (0) and its CAS, which returned 1: producer 1 retries at 1, holding its
     // lane, and clears it once published.
-    assert_eq!(c.push_one(b"won", 2, 0, false), OnePut::Done);
+    assert_eq!(
+        c.push_one(b"won", 2, c.lane_index(2, 0), false),
+        OnePut::Done
+    );
     let lane = c.lane_index(1, 0);
     c.intents[lane].store(intent(0, 1, 1), SeqCst);
     assert_eq!(
@@ -611,7 +626,10 @@ fn the_one_step_put_retries_a_lost_position_at_the_moved_tail() {
     // A retry that finds the ring full declines, its lane cleared, nothing else changed.
     let h = HeapCore::new(1, 8);
     let c = h.core();
-    assert_eq!(c.push_one(b"won", 2, 0, false), OnePut::Done);
+    assert_eq!(
+        c.push_one(b"won", 2, c.lane_index(2, 0), false),
+        OnePut::Done
+    );
     let lane = c.lane_index(1, 0);
     c.intents[lane].store(intent(0, 1, 1), SeqCst);
     let mut before = state(&c);
