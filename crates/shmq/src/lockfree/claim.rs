@@ -276,7 +276,7 @@ impl<'a> Core<'a> {
             return OnePut::Withdrawn(Claim { pos, n: 1, lane });
         }
         let slot = self.slot(pos);
-        write_slot(slot, msg);
+        write_slot_payload_first(slot, msg);
         commit(&slot[1], word(pos, FULL), light);
         // SYNC POINT: as in `release_lane`.
         lane_word.store(0, Release);
@@ -352,6 +352,19 @@ impl<'a> Core<'a> {
 fn write_slot(slot: &[AtomicU64], msg: &[u8]) {
     slot[0].store(msg.len() as u64, Release);
     write_words(&slot[2..], msg);
+}
+
+/// [`write_slot`] in the other order, payload first, then the length word, for the one-step
+/// put: the length word shares its line with the sequence word, which a waiting consumer
+/// reads in a loop. Stored first, it fetched that line for the producer, the consumer's next
+/// read took it back, and the commit had to fetch it again; stored last, the length word and
+/// the commit find the line once (64 B round trip p50 1.5 → 1.1 × the Vyukov ring's). Batches
+/// keep the length first: at 4 KiB, going back to the slot's first line after its payload
+/// made them slower.
+#[inline(always)]
+fn write_slot_payload_first(slot: &[AtomicU64], msg: &[u8]) {
+    write_words(&slot[2..], msg);
+    slot[0].store(msg.len() as u64, Release);
 }
 
 /// The commit store of a put: `w` into the first claimed slot's sequence word.
