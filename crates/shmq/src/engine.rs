@@ -3,13 +3,15 @@
 //!
 //! The common put and get first try one step that declines, having changed nothing, when the
 //! case is not plain ([`put_one`], [`get_one_into`], [`get_one_vec`]); the loops below sort out
-//! the rest. A put claims a slot without the lock (as its registered participant; under the
-//! lock only when the registry is full) and, if the ring is full, waits on the `free` event
-//! count; a get takes no lock and waits on the `items` event count, voiding a dead producer's
-//! claim under the lock, except the zero-copy gets ([`get_reserved`]), which read the front in
-//! place under the lock. A wait spins briefly, then sleeps in slices; after each slice the caller's `recheck` runs
-//! (pipes use it to notice dead peers), and at the deadline one last attempt is made, so a
-//! wake-up that arrives together with the deadline is never lost.
+//! the rest. A put claims a slot without the lock (as its registered participant, named in an
+//! intent lane of its row; under the lock only when the registry is full or every lane of the
+//! row is busy) and, if the ring is full, waits on the `free` event count; a get takes no lock
+//! and waits on the `items` event count, voiding under the lock a claim that no live process's
+//! lane covers (or whose mark names a dead owner), except the zero-copy gets
+//! ([`get_reserved`]), which read the front in place under the lock. A wait spins briefly,
+//! then sleeps in slices; after each slice the caller's `recheck` runs (pipes use it to notice
+//! dead peers), and at the deadline one last attempt is made, so a wake-up that arrives
+//! together with the deadline is never lost.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
