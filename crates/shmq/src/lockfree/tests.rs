@@ -599,8 +599,8 @@ fn the_one_step_get_declines_everything_but_a_published_message_that_fits() {
 }
 
 /// A one-step put that lost its position to another producer tries the tail that producer
-/// moved it to; a position whose claim `tail` still names is left to the general path,
-/// unchanged.
+/// moved it to, holding its lane; a retry that finds no room declines with its lane cleared and
+/// nothing else changed.
 #[test]
 fn the_one_step_put_retries_a_lost_position_at_the_moved_tail() {
     let h = HeapCore::new(4, 8);
