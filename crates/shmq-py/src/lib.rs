@@ -127,21 +127,33 @@ fn deadline(timeout: Option<f64>) -> Option<Instant> {
 }
 
 /// With the GIL released, checks `ready`, yielding the CPU between checks, for up to [`POLL`]
-/// (not past `deadline`); returns whether it held. Yielding from the first check, not
-/// spinning: on a busy machine the peer may need this CPU to answer (measured on the loaded
-/// two-core machine, a queue round trip took 3.4 µs at the median polling this way before the
-/// blocking call, 5.4 µs going straight to it).
-fn poll_until(py: Python<'_>, deadline: Option<Instant>, ready: impl Fn() -> bool + Sync) -> bool {
+/// (not past `deadline`); returns whether it held. The checks are at least `every` apart, the
+/// first one `every` after the start. Yielding from the first check, not spinning: on a busy
+/// machine the peer may need this CPU to answer (measured on the loaded two-core machine, a
+/// queue round trip took 3.4 µs at the median polling this way before the blocking call, 5.4
+/// µs going straight to it).
+fn poll_until(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    every: Duration,
+    ready: impl Fn() -> bool + Sync,
+) -> bool {
     py.detach(|| {
-        let mut until = Instant::now() + POLL;
+        let start = Instant::now();
+        let mut until = start + POLL;
         if let Some(d) = deadline {
             until = until.min(d);
         }
+        let mut check = start + every;
         loop {
-            if ready() {
-                return true;
+            let now = Instant::now();
+            if now >= check {
+                if ready() {
+                    return true;
+                }
+                check = now + every;
             }
-            if Instant::now() >= until {
+            if now >= until {
                 return false;
             }
             std::thread::yield_now();
@@ -151,6 +163,18 @@ fn poll_until(py: Python<'_>, deadline: Option<Instant>, ready: impl Fn() -> boo
 
 /// How long a blocking queue call polls before it waits in the queue's blocking call.
 const POLL: Duration = Duration::from_micros(50);
+
+/// How often a put that found the queue full looks again while it polls. Looking reads the
+/// consumers' `head`, which takes its cache line away from the consumer that writes it at
+/// every get: a producer that looked after every yield (a fraction of a microsecond apart
+/// when its CPU has nothing else to run, about as often as a Python consumer takes a message)
+/// made the consumer's gets miss on `head`, and the consumer, which bounds a full queue, took
+/// 1.33–1.40× as long per message (`bench.py`'s 1 → 1 rows, 64 B, two CPUs). Looking every
+/// 5 µs, the consumer frees a run of slots between looks and the producer fills them without
+/// reading `head` again (the ring caches the `head` it saw).
+/// A get that finds the queue empty keeps looking after every yield: its wait is the round
+/// trip's latency.
+const FULL_POLL_EVERY: Duration = Duration::from_micros(5);
 
 /// Runs `step` with the GIL released, one slice at a time, until it returns `Some`, the
 /// deadline passes (`Ok(None)`) or a signal handler raises (Ctrl-C: `KeyboardInterrupt`).
@@ -237,7 +261,9 @@ impl RawQueue {
         // A slot often frees within microseconds: poll briefly (GIL released) before sleeping.
         let dl = deadline(timeout);
         if data.len() < COPY_WITHOUT_GIL
-            && poll_until(py, dl, || !self.q.is_full() || self.q.is_closed())
+            && poll_until(py, dl, FULL_POLL_EVERY, || {
+                !self.q.is_full() || self.q.is_closed()
+            })
             && self.q.try_put(data).is_ok()
         {
             return Ok(());
@@ -296,7 +322,10 @@ impl RawQueue {
         // A message often comes within microseconds: poll briefly (GIL released) before
         // sleeping, then take it as above.
         let dl = deadline(timeout);
-        if slot <= STACK_MESSAGE && poll_until(py, dl, || !self.q.is_empty() || self.q.is_closed())
+        if slot <= STACK_MESSAGE
+            && poll_until(py, dl, Duration::ZERO, || {
+                !self.q.is_empty() || self.q.is_closed()
+            })
         {
             let mut buf = [0u8; STACK_MESSAGE];
             if let Ok(n) = self.q.try_get_into(&mut buf[..slot]) {
