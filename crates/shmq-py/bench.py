@@ -19,9 +19,22 @@ use it, and the row says how:
 Then one row per peer of 4 producers -> 4 consumers (raw bytes), and the round trip (ping-pong
 of one message between two processes over two queues): p50 and p99.
 
-Usage: ``python bench.py [--messages N] [--rounds N]``. Prints Markdown tables; ratios are
-against ``mp.Queue()`` with the same payload and against faster-fifo raw ``get_many``. On a busy
-machine, compare the ratios of one run, not figures of different runs.
+What the clock covers: each producer builds its messages (distinct, numbered) before the clock
+starts, as a list, and the clock runs from the moment every producer is released to the moment
+the last consumer has taken and checked its last message. So a row measures the queue (put,
+transfer, get) and the consumer's check, not how fast Python formats a string: building a
+64-character ``str`` with ``f"{i:08d}"`` costs about as much as shmq's put and get of it
+together, and bounded the ``str`` row when it ran inside the producer's loop. ``--build-in-loop``
+builds each message inside the producer's timed loop instead (for every peer alike).
+
+The throughput rows run ``--repeats`` times, interleaved (every peer of one type in turn, then
+the next type, then the next repeat); each row gives its median rate and the median of its
+per-repeat ratios.
+
+Usage: ``python bench.py [--messages N] [--repeats N] [--rounds N] [--build-in-loop]``. Prints
+Markdown tables; ratios are against ``mp.Queue()`` with the same payload and against
+faster-fifo raw ``get_many``, of the same repeat. On a busy machine, compare the ratios of one
+run, not figures of different runs.
 """
 
 import argparse
@@ -112,10 +125,19 @@ def _ff_get():
     )
 
 
-def _produce(peer, q, start, n, make):
+def _produce(peer, q, start, n, make, ready, go, in_loop):
+    """Puts messages ``start`` .. ``start + n``: built first (unless ``in_loop``), then
+    ``ready`` is told and the clock's ``go`` awaited."""
     put = peer.put(q)
-    for i in range(start, start + n):
-        put(make(i))
+    msgs = None if in_loop else [make(i) for i in range(start, start + n)]
+    ready.put(None)
+    go.wait()
+    if in_loop:
+        for i in range(start, start + n):
+            put(make(i))
+    else:
+        for m in msgs:
+            put(m)
 
 
 def _consume(peer, q, check, done):
@@ -149,7 +171,7 @@ def _consume(peer, q, check, done):
             s += check(m)
 
 
-def throughput(peer, n, t="bytes", producers=1, consumers=1):
+def throughput(peer, n, t="bytes", producers=1, consumers=1, in_loop=False):
     make, check = OBJECTS[t]
     q = peer.make()
     done = CTX.SimpleQueue()
@@ -159,12 +181,17 @@ def throughput(peer, n, t="bytes", producers=1, consumers=1):
     per = n // producers
     put = peer.put(q)
     put(make(0))  # warm-up: consumers are running when the clock starts
-    t0 = time.perf_counter()
+    ready, go = CTX.SimpleQueue(), CTX.Event()
     prods = [
-        CTX.Process(target=_produce, args=(peer, q, 1 + j * per, per, make)) for j in range(producers)
+        CTX.Process(target=_produce, args=(peer, q, 1 + j * per, per, make, ready, go, in_loop))
+        for j in range(producers)
     ]
     for p in prods:
         p.start()
+    for _ in prods:
+        ready.get()
+    t0 = time.perf_counter()
+    go.set()
     for p in prods:
         p.join()
     for _ in cons:
@@ -213,42 +240,73 @@ def roundtrip(peer, rounds, t="bytes"):
     return statistics.median(times), times[int(len(times) * 0.99)]
 
 
+def _rows(runs, base_of, ff_label="faster-fifo raw get_many"):
+    """Per label: the median rate over the repeats, and the medians of the per-repeat ratios
+    to the label's baseline (``base_of(label)``) and to faster-fifo raw ``get_many``."""
+    out = {}
+    for label in runs[0]:
+        rates = [r[label] for r in runs]
+        to_base = [r[label] / r[base_of(label)] for r in runs]
+        to_ff = [r[label] / r[ff_label] for r in runs if ff_label in r]
+        out[label] = (
+            statistics.median(rates),
+            statistics.median(to_base),
+            statistics.median(to_ff) if to_ff else None,
+            (min(to_base), max(to_base)),
+        )
+    return out
+
+
+def _print_rows(title, rows, baseline):
+    print(f"| {title} | msgs/s | x {baseline} | range over repeats | x faster-fifo raw get_many |")
+    print("|---|---:|---:|---:|---:|")
+    for label, (rate, to_base, to_ff, (lo, hi)) in rows.items():
+        ff = f"{to_ff:.1f}" if to_ff is not None else "n/a"
+        print(f"| {label} | {rate:,.0f} | {to_base:.1f} | {lo:.1f}–{hi:.1f} | {ff} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=20_000)
+    ap.add_argument(
+        "--build-in-loop",
+        action="store_true",
+        help="build each message inside the producer's timed loop (every peer alike)",
+    )
     args = ap.parse_args()
-    n = args.messages
-    rows = []  # (label, type, rate)
-    rate = {}
-    # Interleaved: every peer of one type, then the next type.
-    for t in OBJECTS:
-        peers = [_shmq_obj(t), _mp_obj(t)]
-        if t == "bytes":
-            peers.insert(0, _shmq_bytes())
-            if faster_fifo is not None:
-                peers += [_ff_many(), _ff_get()]
-        for peer in peers:
-            rate[peer.label] = throughput(peer, n if "shmq" in peer.label else max(n // 2, 1000), t)
-            rows.append((peer.label, t))
-    ff = rate.get("faster-fifo raw get_many")
-    print("| 1 producer -> 1 consumer, 64 B | msgs/s | x mp.Queue() (same payload) | x faster-fifo raw get_many |")
-    print("|---|---:|---:|---:|")
-    for label, t in rows:
-        base = rate[f"mp.Queue() put/get {t}"]
-        r = rate[label]
-        print(f"| {label} | {r:,.0f} | {r / base:.1f} | {f'{r / ff:.1f}' if ff else 'n/a'} |")
-
+    n, in_loop = args.messages, args.build_in_loop
+    print(
+        f"messages built {'in the timed loop' if in_loop else 'before the clock'}; "
+        f"{n:,} messages a row (mp.Queue() and faster-fifo: half), {args.repeats} repeats"
+    )
     print()
-    print("| 4 producers -> 4 consumers, 64 B | msgs/s | x mp.Queue() | x faster-fifo raw get_many |")
-    print("|---|---:|---:|---:|")
-    four = [_shmq_bytes(), _mp_obj("bytes")] + ([_ff_many()] if faster_fifo else [])
-    r4 = {p.label: throughput(p, n, "bytes", 4, 4) for p in four}
-    for p in four:
-        r = r4[p.label]
-        ffr = r4.get("faster-fifo raw get_many")
-        print(f"| {p.label} | {r:,.0f} | {r / r4['mp.Queue() put/get bytes']:.1f} | {f'{r / ffr:.1f}' if ffr else 'n/a'} |")
+    one, four = [], []
+    for _ in range(args.repeats):
+        rate = {}
+        # Interleaved: every peer of one type, then the next type.
+        for t in OBJECTS:
+            peers = [_shmq_obj(t), _mp_obj(t)]
+            if t == "bytes":
+                peers.insert(0, _shmq_bytes())
+                if faster_fifo is not None:
+                    peers += [_ff_many(), _ff_get()]
+            for peer in peers:
+                m = n if "shmq" in peer.label else max(n // 2, 1000)
+                rate[peer.label] = throughput(peer, m, t, in_loop=in_loop)
+        one.append(rate)
+        peers4 = [_shmq_bytes(), _mp_obj("bytes")] + ([_ff_many()] if faster_fifo else [])
+        four.append({p.label: throughput(p, n, "bytes", 4, 4, in_loop=in_loop) for p in peers4})
 
+    def base_of(label):
+        """The ``mp.Queue()`` row of the same payload type (raw-bytes rows: ``bytes``)."""
+        t = next((t for t in OBJECTS if label.endswith(f"put/get {t}")), "bytes")
+        return f"mp.Queue() put/get {t}"
+
+    _print_rows("1 producer -> 1 consumer, 64 B", _rows(one, base_of), "mp.Queue() (same payload)")
+    print()
+    _print_rows("4 producers -> 4 consumers, 64 B", _rows(four, base_of), "mp.Queue()")
     print()
     print("| round trip, 64 B | p50 | p99 | p50 / mp.Queue()'s |")
     print("|---|---:|---:|---:|")

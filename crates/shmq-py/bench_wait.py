@@ -8,7 +8,10 @@ interleaved in rounds (A, B, A, B, ...) so that a busy machine slows them alike.
 
 - wake-up: the child sleeps 0.5 ms (so the parent is asleep), stamps ``time.perf_counter_ns``
   (CLOCK_MONOTONIC, one clock for both processes) and sends it; the parent, blocked in
-  ``wait([conn])`` (or, for comparison, in ``conn.poll(None)``), stamps again on return.
+  ``wait([conn])`` (or, for comparison, in ``conn.poll(None)``, which polls for a while before
+  it sleeps), stamps again on return. The floor: the same with an OS pipe in ``wait``, one
+  wake-up of a sleeping process by the kernel, where ``wait([conn])`` takes two (the sender
+  wakes this process's notifier thread, which makes the fd readable).
 - round trip: the parent sends a small object and waits for the child's echo; blocking
   (``send``/``recv`` on both sides) against asyncio (``coro_send``/``coro_recv`` on both
   sides, the child running its own event loop), on the default loop and on uvloop if it is
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import resource
 import time
 from multiprocessing.connection import wait
@@ -42,31 +46,62 @@ def pct(xs, p):
 # -- wake-up -------------------------------------------------------------------------------
 
 
-def stamp_child(go, w, n):
+def stamp_child(go, w, n, send_kind):
     for _ in range(n):
-        go.recv()
+        os.read(go, 1)
         time.sleep(0.0005)
-        w.send_bytes(time.perf_counter_ns().to_bytes(8, "little"))
-    w.close()
+        stamp = time.perf_counter_ns().to_bytes(8, "little")
+        if send_kind == "os":
+            os.write(w, stamp)
+        else:
+            w.send_bytes(stamp)
+    if send_kind == "shmq":
+        w.close()
+
+
+class _Fd:
+    """An OS pipe's read end for ``wait``."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
 
 
 def wakeups(n, how):
-    r, w = shmq.Pipe(duplex=False)
-    gr, gw = shmq.Pipe(duplex=False)
-    p = mp.get_context("fork").Process(target=stamp_child, args=(gr, w, n))
+    """``n`` wake-ups of the parent, blocked in ``how``: ``wait`` or ``poll`` on a shmq
+    connection, or ``os-wait``, ``wait`` on an OS pipe (the floor: one wake-up of a sleeping
+    process by the kernel). The parent tells the child when to send the next stamp through
+    an OS pipe, so that the child sleeps in ``read`` between stamps."""
+    send_kind = "os" if how == "os-wait" else "shmq"
+    if send_kind == "os":
+        rfd, w = os.pipe()
+        r = _Fd(rfd)
+    else:
+        r, w = shmq.Pipe(duplex=False)
+    gr, gw = os.pipe()
+    p = mp.get_context("fork").Process(target=stamp_child, args=(gr, w, n, send_kind))
     p.start()
     out = []
     for _ in range(n):
-        gw.send(None)
-        if how == "wait":
-            assert wait([r], 10) == [r]
-        else:
+        os.write(gw, b"g")
+        if how == "poll":
             assert r.poll(10)
+        else:
+            assert wait([r], 10) == [r]
         t = time.perf_counter_ns()
-        out.append((t - int.from_bytes(r.recv_bytes(), "little")) / 1000)
+        got = os.read(rfd, 8) if send_kind == "os" else r.recv_bytes()
+        out.append((t - int.from_bytes(got, "little")) / 1000)
     p.join()
-    for c in (r, w, gr, gw):
-        c.close()
+    if send_kind == "os":
+        os.close(rfd)
+        os.close(w)
+    else:
+        r.close()
+        w.close()
+    os.close(gr)
+    os.close(gw)
     return out
 
 
@@ -151,18 +186,19 @@ def main():
     n_rt = 200 if args.quick else 4000
     rounds = 1 if args.quick else args.rounds
 
-    wake = {"wait([conn])": [], "conn.poll(None)": []}
+    wake = {"wait([conn])": "wait", "conn.poll(None)": "poll", "wait([os pipe]), the floor": "os-wait"}
+    lat = {k: [] for k in wake}
     kinds = ["blocking", "asyncio"] + (["uvloop"] if uvloop else [])
     rt = {k: [] for k in kinds}
     for _ in range(rounds):
-        wake["wait([conn])"] += wakeups(n_wake, "wait")
-        wake["conn.poll(None)"] += wakeups(n_wake, "poll")
+        for k, how in wake.items():
+            lat[k] += wakeups(n_wake, how)
         for k in kinds:
             rt[k] += round_trips(n_rt, k)
 
     print("wake-up latency, sender's stamp to the waiter's return (us)")
-    for k, xs in wake.items():
-        print(f"  {k:<18} p50 {pct(xs, .5):8.1f}  p90 {pct(xs, .9):8.1f}  p99 {pct(xs, .99):8.1f}  (n={len(xs)})")
+    for k, xs in lat.items():
+        print(f"  {k:<27} p50 {pct(xs, .5):8.1f}  p90 {pct(xs, .9):8.1f}  p99 {pct(xs, .99):8.1f}  (n={len(xs)})")
     print("round trip of a small object, two processes (us)")
     base = pct(rt["blocking"], 0.5)
     for k, xs in rt.items():
