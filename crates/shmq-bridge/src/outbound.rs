@@ -199,10 +199,17 @@ fn reader(
     stop: Arc<AtomicBool>,
     pool: Arc<Pool>,
 ) {
-    let mut batch = Vec::new();
+    let mut batch = Vec::with_capacity(READ_BATCH);
     let mut bytes = 0;
     // The buffer the next message is copied into (taken from the pool when it is needed).
     let mut buf = Vec::new();
+    // The batch's messages shorter than POOLED_MIN, one after the other (their places in
+    // `batch` hold empty `Bytes` until the batch is handed over): one allocation per batch,
+    // freed on the async side once, instead of one per message.
+    let mut small = Vec::new();
+    let mut small_at: Vec<(usize, usize, usize)> = Vec::with_capacity(READ_BATCH);
+    // The bytes of the last batch's small messages: the next batch's buffer starts that long.
+    let mut small_hint = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -220,10 +227,15 @@ fn reader(
             Ok(true) => {
                 bytes += buf.len();
                 let m = if buf.len() < POOLED_MIN {
-                    // async-nats copies a payload this short into its write buffer: an exact
-                    // copy of it, and this buffer kept for the next peek (no pool traffic
-                    // between the threads for small messages).
-                    Bytes::copy_from_slice(&buf)
+                    // async-nats copies a payload this short into its write buffer: a copy of
+                    // it in the batch's buffer, and this buffer kept for the next peek (no
+                    // pool traffic between the threads for small messages).
+                    if small.capacity() == 0 {
+                        small.reserve(small_hint);
+                    }
+                    small_at.push((batch.len(), small.len(), buf.len()));
+                    small.extend_from_slice(&buf);
+                    Bytes::new()
                 } else {
                     pool.wrap(std::mem::take(&mut buf))
                 };
@@ -246,6 +258,8 @@ fn reader(
             Err(PeekError::Taken { head }) => {
                 next = head;
                 batch.clear();
+                small.clear();
+                small_at.clear();
                 bytes = 0;
                 continue;
             }
@@ -253,9 +267,19 @@ fn reader(
             Err(e) => Some(Read::Error(e.to_string())),
         };
         bytes = 0;
+        if !small_at.is_empty() {
+            small_hint = small.len();
+            let whole = Bytes::from(std::mem::take(&mut small));
+            for (i, at, len) in small_at.drain(..) {
+                batch[i].1 = whole.slice(at..at + len);
+            }
+        }
         if !batch.is_empty()
             && tx
-                .blocking_send(Read::Msgs(std::mem::take(&mut batch)))
+                .blocking_send(Read::Msgs(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(READ_BATCH),
+                )))
                 .is_err()
         {
             return;
@@ -656,6 +680,18 @@ mod tests {
                 panic!("the reader stopped at position {next} of {n}");
             };
             sizes.push((msgs.len(), msgs.iter().map(|(_, m)| m.len()).sum()));
+            if len < POOLED_MIN {
+                // Small messages: one after the other in one buffer per batch.
+                for w in msgs.windows(2) {
+                    assert_eq!(
+                        w[1].1.as_ptr(),
+                        w[0].1.as_ptr().wrapping_add(len),
+                        "messages {} and {} not in one buffer",
+                        w[0].0,
+                        w[1].0
+                    );
+                }
+            }
             for (pos, m) in msgs {
                 assert_eq!(pos, next);
                 assert_eq!(m[..], vec![pos as u8; len][..], "message {pos}");
@@ -721,7 +757,8 @@ mod tests {
 
     /// Large messages waiting in the queue are handed over a few at a time (256 KiB at most,
     /// or one message), not 64 at a time: what the out-bridge copies ahead of its window stays
-    /// small. Small ones still go 64 at a time.
+    /// small. Small ones still go 64 at a time, copied one after the other into one buffer per
+    /// batch.
     #[test]
     fn the_reader_hands_over_large_messages_a_few_at_a_time() {
         let _w = shmq_testkit::Watchdog::new("outbound reader", Duration::from_secs(60));
