@@ -1,6 +1,6 @@
 //! The in-bridge: JetStream → local queue.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,15 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
     let batch = cfg.batch.max(1);
     // Parts received, for their manifests.
     let mut parts_seen = PartCache::default();
+    // A batch's messages and their sorting, kept from batch to batch: allocated once (a batch
+    // of 256 is some 100 KiB of messages, which the allocator would otherwise give back to the
+    // system and fault in again each time).
+    let mut msgs: Vec<jetstream::Message> = Vec::new();
+    let mut fresh: Vec<(u64, jetstream::Message, Kind)> = Vec::new();
+    // Redeliveries another in-bridge may be putting (shared consumer): back later.
+    let mut held = Vec::new();
+    let mut again = Vec::new();
+    let mut seen = Seen::default();
     loop {
         if cfg.idle_exit.is_some_and(|d| last_message.elapsed() >= d) {
             return Ok(stats);
@@ -209,8 +218,15 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             }
             continue;
         }
-        let (msgs, sent) = match receive(&mut pull, batch).await {
-            Received::Msgs(m, sent) => (m, sent),
+        // The last batch's messages dropped before waiting for the next ones: their payloads
+        // hold on to the connection's read buffer, which is then reused rather than replaced.
+        msgs.clear();
+        fresh.clear();
+        held.clear();
+        again.clear();
+        seen.clear();
+        let sent = match receive(&mut pull, batch, &mut msgs).await {
+            Received::Msgs(sent) => sent,
             Received::Ended => continue,
             Received::Silent => {
                 // A request the server never answered (sent while the connection was down).
@@ -234,16 +250,11 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
         if pull.is_none() && free_after > 0 {
             pull = request(&consumer, free_after.min(batch)).await;
         }
-        let mut fresh: Vec<(u64, jetstream::Message, Kind)> = Vec::new();
         let mut fatal = None;
-        // Redeliveries another in-bridge may be putting (shared consumer): back later.
-        let mut held = Vec::new();
         let mut others: Option<Vec<InState>> = None;
-        let mut again = Vec::new();
-        let mut seen = HashSet::new();
-        for m in msgs {
-            let seq = match m.info() {
-                Ok(i) => i.stream_sequence,
+        for m in msgs.drain(..) {
+            let (seq, delivered) = match m.info() {
+                Ok(i) => (i.stream_sequence, i.delivered),
                 Err(e) => return Err(BridgeError::JetStream(format!("message info: {e}"))),
             };
             let kind = chunk::kind(m.headers.as_ref()).map_err(|reason| BridgeError::BadParts {
@@ -266,7 +277,7 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             // A redelivery on a shared consumer: another in-bridge may have put it (and died
             // before its ack), or be putting it.
             if let Some(sh) = &shared
-                && m.info().is_ok_and(|i| i.delivered > 1)
+                && delivered > 1
             {
                 if others.is_none() {
                     others = Some(sh.others().await?);
@@ -347,9 +358,11 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                 }
             }
             state_file.store(&intent)?;
-            let mut bodies: Vec<Bytes> = Vec::with_capacity(group.len());
+            // The messages in parts, put together; the others are put from their payloads
+            // (not from clones of them: a clone of a payload may cost an allocation).
+            let mut gathered: Vec<Option<Bytes>> = Vec::with_capacity(group.len());
             for (seq, m, kind) in group {
-                bodies.push(match kind {
+                gathered.push(match kind {
                     Kind::Manifest {
                         id,
                         length,
@@ -357,12 +370,16 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
                     } => {
                         // Restarts the server's ack wait for it while its parts are gathered.
                         let _ = m.ack_with(AckKind::Progress).await;
-                        gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?
+                        Some(gather(&stream, &mut parts_seen, *seq, id, *length, sequences).await?)
                     }
-                    _ => m.payload.clone(),
+                    _ => None,
                 });
             }
-            let payloads: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+            let payloads: Vec<&[u8]> = group
+                .iter()
+                .zip(&gathered)
+                .map(|((_, m, _), whole)| whole.as_deref().unwrap_or(&m.payload))
+                .collect();
             #[cfg(feature = "test-hooks")]
             stop_in_put(&q, stats.put, &payloads);
             let mut done = 0;
@@ -430,6 +447,35 @@ pub async fn run_in(cfg: &InConfig) -> Result<InStats, BridgeError> {
             // Let the acks reach the server before the process ends.
             let _ = tokio::time::timeout(ANSWER, client.flush()).await;
             return Err(e);
+        }
+    }
+}
+
+/// The stream sequences of a batch already looked at, to recognise one delivered twice in the
+/// batch: sorted, appended to without a search while they come in order (as they do but after
+/// a redelivery).
+#[derive(Default)]
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Adds `seq`; false if it was there already.
+    fn insert(&mut self, seq: u64) -> bool {
+        match self.0.last() {
+            Some(&last) if seq <= last => match self.0.binary_search(&seq) {
+                Ok(_) => false,
+                Err(i) => {
+                    self.0.insert(i, seq);
+                    true
+                }
+            },
+            _ => {
+                self.0.push(seq);
+                true
+            }
         }
     }
 }
@@ -721,9 +767,9 @@ async fn request(consumer: &jetstream::consumer::PullConsumer, want: usize) -> O
 }
 
 enum Received {
-    /// Messages, in the order the server delivered them, all of one request, and when that
-    /// request was sent ([`Pull::sent`]).
-    Msgs(Vec<jetstream::Message>, Instant),
+    /// Messages (added to the caller's), in the order the server delivered them, all of one
+    /// request, and when that request was sent ([`Pull::sent`]).
+    Msgs(Instant),
     /// The request ended (it expired, or got all it asked for) with nothing more.
     Ended,
     /// The request got no answer at all.
@@ -732,9 +778,13 @@ enum Received {
 
 /// The messages of the request `pull` received so far, at least one and at most `max`: waits
 /// for the first one, then up to [`LINGER`] for more, and takes what has come, without waiting
-/// for the request to be complete. A request that ends is taken out of `pull`.
-async fn receive(pull: &mut Option<Pull>, max: usize) -> Received {
-    let mut msgs = Vec::new();
+/// for the request to be complete; they are added to `msgs` (empty when called). A request
+/// that ends is taken out of `pull`.
+async fn receive(
+    pull: &mut Option<Pull>,
+    max: usize,
+    msgs: &mut Vec<jetstream::Message>,
+) -> Received {
     let mut first: Option<Instant> = None;
     let Some(sent) = pull.as_ref().map(|p| p.sent) else {
         return Received::Ended;
@@ -794,7 +844,7 @@ async fn receive(pull: &mut Option<Pull>, max: usize) -> Received {
     if msgs.is_empty() {
         Received::Ended
     } else {
-        Received::Msgs(msgs, sent)
+        Received::Msgs(sent)
     }
 }
 
@@ -912,5 +962,29 @@ fn stop_in_put(q: &Queue, put_so_far: u64, payloads: &[&[u8]]) {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    /// A sequence delivered twice in a batch is recognised, in order or not, and the batch's
+    /// sequences stay sorted.
+    #[test]
+    fn a_sequence_seen_twice_in_a_batch_is_recognised_in_any_order() {
+        let mut seen = Seen::default();
+        for s in [5, 6, 9] {
+            assert!(seen.insert(s), "{s} is new");
+        }
+        assert!(!seen.insert(9), "the last one again");
+        assert!(!seen.insert(5), "an earlier one again");
+        assert!(seen.insert(7), "a gap filled");
+        assert!(!seen.insert(7));
+        assert!(seen.insert(1), "below all");
+        assert!(seen.insert(10));
+        assert_eq!(seen.0, [1, 5, 6, 7, 9, 10]);
+        seen.clear();
+        assert!(seen.insert(5), "cleared");
     }
 }
