@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -293,22 +293,116 @@ fn reader(
 
 type AckFuture = <jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture;
 
-/// Sends one publish (in order); the ack is awaited later.
-async fn send(
-    js: &jetstream::Context,
-    subject: &str,
+/// How long the out-bridge waits for the stream's ack of a message before it republishes its
+/// window (as long as async-nats's JetStream publish waits for one).
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the out-bridge looks for an ack overdue by [`ACK_TIMEOUT`]: a timer kept armed,
+/// which also spares the runtime a wake-up of its own driver (a write to its eventfd) each
+/// time a timer is registered while none is.
+const KEEP_ARMED: Duration = Duration::from_secs(1);
+
+/// Publishes to JetStream with this bridge's own reply subjects: each message is published
+/// (core NATS, with its message id) with the reply subject `INBOX.POSITION`, and the stream's
+/// acks all come on one subscription to `INBOX.*`: no request state, timer or future per
+/// message, as JetStream's publish keeps (which cost the out-bridge about a quarter of its CPU
+/// at 64 B).
+struct Publisher {
+    client: async_nats::Client,
+    subject: async_nats::Subject,
+    inbox: String,
+    acks: async_nats::Subscriber,
     instance: u64,
+}
+
+/// What an ack said about the message at a position.
+#[derive(Debug, PartialEq, Eq)]
+enum Ack {
+    /// Stored; `true` if the stream already had it (a duplicate, dropped).
+    Stored(bool),
+    /// Not stored (an error, or no stream on the subject).
+    Failed,
+}
+
+impl Publisher {
+    async fn new(
+        client: &async_nats::Client,
+        subject: &str,
+        instance: u64,
+    ) -> Result<Publisher, BridgeError> {
+        let inbox = client.new_inbox();
+        let acks = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(|e| BridgeError::JetStream(format!("subscribing to the acks: {e}")))?;
+        Ok(Publisher {
+            client: client.clone(),
+            subject: async_nats::Subject::from(subject),
+            inbox,
+            acks,
+            instance,
+        })
+    }
+
+    /// Publishes the message at `pos` (in order); its ack comes on [`Publisher::acks`].
+    async fn send(&self, pos: u64, payload: Bytes) -> Result<(), async_nats::PublishError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            message_id(self.instance, pos).as_str(),
+        );
+        self.client
+            .publish_with_reply_and_headers(
+                self.subject.clone(),
+                async_nats::Subject::from(format!("{}.{pos}", self.inbox)),
+                headers,
+                payload,
+            )
+            .await
+    }
+
+    /// The position an ack is for and what it says; `None` for a message that is not an ack
+    /// of this bridge's.
+    fn ack(&self, m: &async_nats::Message) -> Option<(u64, Ack)> {
+        parse_ack(&self.inbox, m)
+    }
+}
+
+/// The position an answer on `inbox.*` is for and what it says; `None` for a message that is
+/// not such an answer.
+fn parse_ack(inbox: &str, m: &async_nats::Message) -> Option<(u64, Ack)> {
+    let pos = m
+        .subject
+        .strip_prefix(inbox)?
+        .strip_prefix('.')?
+        .parse()
+        .ok()?;
+    if m.status.is_some() {
+        // 503: no stream on the subject (the server says so instead of an ack).
+        return Some((pos, Ack::Failed));
+    }
+    /// The stream's answer: `{"stream":…,"seq":…,"duplicate":true}` or `{"error":{…}}`.
+    #[derive(serde::Deserialize)]
+    struct PubAck {
+        seq: Option<u64>,
+        #[serde(default)]
+        duplicate: bool,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    Some(match serde_json::from_slice::<PubAck>(&m.payload) {
+        Ok(a) if a.error.is_none() && a.seq.is_some() => (pos, Ack::Stored(a.duplicate)),
+        _ => (pos, Ack::Failed),
+    })
+}
+
+/// A message published and not yet taken from the queue.
+struct Pending {
     pos: u64,
     payload: Bytes,
-) -> Result<AckFuture, jetstream::context::PublishError> {
-    js.send_publish(
-        subject.to_owned(),
-        PublishMessage::build()
-            .payload(payload)
-            .message_id(message_id(instance, pos)),
-    )
-    .await
-    .map(std::future::IntoFuture::into_future)
+    /// When it was last published.
+    sent: Instant,
+    /// Its ack, once stored: whether it was a duplicate.
+    stored: Option<bool>,
 }
 
 /// Publishes the local queue `cfg.queue` to JetStream until the queue is closed and every
@@ -333,8 +427,9 @@ pub async fn run_out(cfg: &OutConfig) -> Result<OutStats, BridgeError> {
     }
     let client = connect(&cfg.conn).await?;
     let max_payload = client.server_info().max_payload;
+    let publisher = Publisher::new(&client, &cfg.subject, instance).await?;
     let js = jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(5))
+        .timeout(ACK_TIMEOUT)
         .build(client);
     ensure_stream(&js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await?;
     cfg.progress.set_connected();
@@ -349,7 +444,8 @@ pub async fn run_out(cfg: &OutConfig) -> Result<OutStats, BridgeError> {
         let start = q.head_position();
         std::thread::spawn(move || reader(q, start, tx, stop, pool))
     };
-    let result = pump(cfg, &q, &js, instance, max_payload, window, &mut rx).await;
+    let mut publisher = publisher;
+    let result = pump(cfg, &q, &js, &mut publisher, max_payload, window, &mut rx).await;
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     let _ = reading.join();
@@ -360,42 +456,45 @@ async fn pump(
     cfg: &OutConfig,
     q: &Queue,
     js: &jetstream::Context,
-    instance: u64,
+    publisher: &mut Publisher,
     max_payload: usize,
     window: usize,
     rx: &mut tokio::sync::mpsc::Receiver<Read>,
 ) -> Result<OutStats, BridgeError> {
+    let instance = publisher.instance;
     let mut stats = OutStats::default();
     // Copied, not yet published (waiting for room in the window).
     let mut copied: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut copied_bytes = 0;
-    let mut pending: VecDeque<(u64, Bytes)> = VecDeque::new();
-    let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    // Published, in position order, until taken from the queue (the stored ones at its front
+    // are taken at once).
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut closed = false;
     // A message that cannot travel: the ones before it are finished (acknowledged, taken),
     // then the bridge stops with this error, the message still first in the queue.
     let mut fatal: Option<BridgeError> = None;
     let mut backoff = Backoff::new();
-    // Whether the acks in `acks` are for the whole of `pending` (false after an error: the
-    // window is republished, in order, before anything else).
+    // Whether every pending message not stored yet was published since the last error (false
+    // after an error: the window is republished, in order, before anything else).
     let mut healthy = true;
     // Payload bytes per part, once the stream was found able to carry parts.
     let mut part_size: Option<usize> = None;
+    // Acknowledged positions to commit, reused.
+    let mut acked = Vec::new();
+    let mut armed = Box::pin(tokio::time::sleep(KEEP_ARMED));
     loop {
         if !healthy {
             backoff.wait().await;
             stats.retries += 1;
             let _ = ensure_stream(js, &cfg.stream, &cfg.subject, cfg.duplicate_window).await;
-            acks = FuturesOrdered::new();
             healthy = true;
-            for (pos, payload) in &pending {
-                match send(js, &cfg.subject, instance, *pos, payload.clone()).await {
-                    Ok(f) => acks.push_back(f),
-                    Err(_) => {
-                        healthy = false;
-                        break;
-                    }
+            // Under the same ids: the stream drops the copies of those it stored.
+            for p in pending.iter_mut().filter(|p| p.stored.is_none()) {
+                if publisher.send(p.pos, p.payload.clone()).await.is_err() {
+                    healthy = false;
+                    break;
                 }
+                p.sent = Instant::now();
             }
             continue;
         }
@@ -446,12 +545,19 @@ async fn pump(
             }
             // The pooled buffer itself, not a copy: async-nats writes a payload of 4 KiB or
             // more from it (a shorter one it copies into its write buffer).
-            pending.push_back((pos, m.clone()));
-            match send(js, &cfg.subject, instance, pos, m).await {
-                Ok(f) => acks.push_back(f),
-                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+            let len = m.len();
+            pending.push_back(Pending {
+                pos,
+                payload: m.clone(),
+                sent: Instant::now(),
+                stored: None,
+            });
+            match publisher.send(pos, m).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == async_nats::PublishErrorKind::MaxPayloadExceeded => {
+                    pending.pop_back();
                     fatal = Some(BridgeError::TooLarge {
-                        len: pending.pop_back().map_or(0, |p| p.1.len()),
+                        len,
                         max: max_payload,
                         what: "the NATS server's maximum payload",
                     });
@@ -473,29 +579,40 @@ async fn pump(
         }
         tokio::select! {
             biased;
-            Some(ack) = acks.next(), if !acks.is_empty() => {
-                // This ack and those already in: committed in runs of consecutive positions.
-                let mut acked = Vec::new();
-                let mut next = Some(ack);
-                while let Some(ack) = next {
-                    match ack {
-                        Ok(ack) => {
-                            let Some((pos, _)) = pending.pop_front() else {
-                                unreachable!("one pending message per ack");
-                            };
-                            stats.published += 1;
-                            cfg.progress.add(1);
-                            stats.duplicates += u64::from(ack.duplicate);
-                            acked.push(pos);
-                        }
-                        Err(_) => {
-                            healthy = false;
-                            break;
+            m = publisher.acks.next(), if !pending.is_empty() => {
+                // The client keeps its subscriptions across reconnects: this one ends only
+                // with the client.
+                let Some(m) = m else {
+                    return Err(BridgeError::JetStream(
+                        "the subscription to the stream's acks ended".into(),
+                    ));
+                };
+                // This ack and those already in.
+                let mut next = Some(m);
+                while let Some(m) = next {
+                    if let Some((pos, ack)) = publisher.ack(&m) {
+                        // An ack of an earlier attempt, for a message taken since, is no news.
+                        if let Ok(i) = pending.binary_search_by_key(&pos, |p| p.pos)
+                            && pending[i].stored.is_none()
+                        {
+                            match ack {
+                                Ack::Stored(duplicate) => pending[i].stored = Some(duplicate),
+                                Ack::Failed => healthy = false,
+                            }
                         }
                     }
-                    next = if acks.is_empty() { None } else { acks.next().now_or_never().flatten() };
+                    next = publisher.acks.next().now_or_never().flatten();
+                }
+                // The stored ones at the front, taken in runs of consecutive positions.
+                acked.clear();
+                while let Some(duplicate) = pending.front().and_then(|p| p.stored) {
+                    let Some(p) = pending.pop_front() else { break };
+                    stats.published += 1;
+                    stats.duplicates += u64::from(duplicate);
+                    acked.push(p.pos);
                 }
                 if !acked.is_empty() {
+                    cfg.progress.add(acked.len() as u64);
                     backoff.reset();
                     commit(cfg, q, &acked)?;
                 }
@@ -511,6 +628,13 @@ async fn pump(
                     return Err(BridgeError::Queue { queue: cfg.queue.clone(), reason: e });
                 }
             },
+            () = &mut armed => {
+                armed.as_mut().reset(tokio::time::Instant::now() + KEEP_ARMED);
+                // No ack within ACK_TIMEOUT (a lost publish, or no server): republish.
+                if pending.iter().any(|p| p.stored.is_none() && p.sent.elapsed() >= ACK_TIMEOUT) {
+                    healthy = false;
+                }
+            }
         }
     }
 }
@@ -702,6 +826,55 @@ mod tests {
         drop(rx);
         reading.join().unwrap();
         sizes
+    }
+
+    /// An answer on the bridge's inbox names its position; one with a stream sequence and no
+    /// error is an ack (a duplicate or not), an error or a status (503: no stream) is not,
+    /// and a message on another subject is none of the bridge's.
+    #[test]
+    fn an_answer_names_its_position_and_says_whether_the_stream_holds_the_message() {
+        let answer = |subject: &str, payload: &str, status: Option<u16>| async_nats::Message {
+            subject: subject.into(),
+            reply: None,
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+            headers: None,
+            status: status.map(|s| async_nats::StatusCode::from_u16(s).unwrap()),
+            description: None,
+            length: payload.len(),
+        };
+        let inbox = "_INBOX.abc";
+        let ok = r#"{"stream":"S","seq":12}"#;
+        let dup = r#"{"stream":"S","seq":12,"duplicate":true}"#;
+        let err =
+            r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
+        assert_eq!(
+            parse_ack(inbox, &answer("_INBOX.abc.7", ok, None)),
+            Some((7, Ack::Stored(false)))
+        );
+        assert_eq!(
+            parse_ack(inbox, &answer("_INBOX.abc.18446744073709551615", dup, None)),
+            Some((u64::MAX, Ack::Stored(true)))
+        );
+        assert_eq!(
+            parse_ack(inbox, &answer("_INBOX.abc.7", err, None)),
+            Some((7, Ack::Failed))
+        );
+        assert_eq!(
+            parse_ack(inbox, &answer("_INBOX.abc.7", "", Some(503))),
+            Some((7, Ack::Failed))
+        );
+        assert_eq!(
+            parse_ack(inbox, &answer("_INBOX.abc.7", "not json", None)),
+            Some((7, Ack::Failed))
+        );
+        for other in [
+            "_INBOX.abd.7",
+            "_INBOX.abc7",
+            "_INBOX.abc.x",
+            "_INBOX.abc.7.1",
+        ] {
+            assert_eq!(parse_ack(inbox, &answer(other, ok, None)), None, "{other}");
+        }
     }
 
     fn queue_with(n: u8, len: usize) -> Arc<Queue> {
