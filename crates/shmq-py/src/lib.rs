@@ -731,6 +731,28 @@ impl RawPipeEnd {
             Err(other) => Err(Failure::Other(other.to_string())),
         })
     }
+
+    /// The next message, waiting up to `timeout` seconds (`None`: without end, GIL released
+    /// while it waits); `Ok(None)` on timeout.
+    fn recv_vec(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Vec<u8>>> {
+        match self.try_recv_now() {
+            Ok(Some(v)) => return Ok(Some(v)),
+            Ok(None) => {}
+            Err(f) => return Err(f.into_py(py)),
+        }
+        let got = wait_loop(py, deadline(timeout), |slice| {
+            match self.with(|e| Ok(e.recv_timeout(slice))) {
+                Ok(Ok(v)) => Some(Ok(v)),
+                Ok(Err(e)) => recv_failure(e).map(Err),
+                Err(f) => Some(Err(f)),
+            }
+        })?;
+        match got {
+            Some(Ok(v)) => Ok(Some(v)),
+            Some(Err(f)) => Err(f.into_py(py)),
+            None => Ok(None),
+        }
+    }
 }
 
 fn recv_failure(e: shmq::RecvTimeoutError) -> Option<Failure> {
@@ -891,23 +913,22 @@ impl RawPipeEnd {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let first = self.try_recv_now();
-        match first {
-            Ok(Some(v)) => return Ok(Some(PyBytes::new(py, &v))),
-            Ok(None) => {}
-            Err(f) => return Err(f.into_py(py)),
-        }
-        let got = wait_loop(py, deadline(timeout), |slice| {
-            match self.with(|e| Ok(e.recv_timeout(slice))) {
-                Ok(Ok(v)) => Some(Ok(v)),
-                Ok(Err(e)) => recv_failure(e).map(Err),
-                Err(f) => Some(Err(f)),
-            }
-        })?;
-        match got {
-            Some(Ok(v)) => Ok(Some(PyBytes::new(py, &v))),
-            Some(Err(f)) => Err(f.into_py(py)),
-            None => Ok(None),
+        Ok(self.recv_vec(py, timeout)?.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Sends the object `obj` (tagged, or pickled by the Python half), as `send` sends bytes.
+    fn send_obj(&self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        with_message(obj, |m| self.send(obj.py(), m))
+    }
+
+    /// Receives the next message as the object it holds, waiting without end; `EOFError` at
+    /// end-of-file.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.recv_vec(py, None)? {
+            Some(v) => loads_slice(py, &v),
+            None => Err(PyRuntimeError::new_err(
+                "a receive without a timeout timed out",
+            )),
         }
     }
 

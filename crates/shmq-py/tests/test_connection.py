@@ -159,6 +159,29 @@ def test_context_manager():
         a.recv()
 
 
+def test_each_call_on_a_closed_or_one_way_end_raises_oserror():
+    """send, recv, send_bytes and recv_bytes (the whole-bytes fast paths included) raise
+    OSError, with the reason, on the wrong end of a one-way pipe and on a closed handle; a
+    send on a read-only end raises it before pickling the object."""
+    reader, writer = shmq.Pipe(duplex=False)
+    for call in (lambda: reader.send_bytes(b"x"), lambda: reader.send(1),
+                 lambda: reader.send(lambda: 0)):  # (a lambda does not pickle)
+        with pytest.raises(OSError, match="read-only"):
+            call()
+    for call in (writer.recv_bytes, writer.recv):
+        with pytest.raises(OSError, match="write-only"):
+            call()
+    a, b = shmq.Pipe()
+    a.close()
+    for call in (lambda: a.send_bytes(b"x"), lambda: a.send(1), a.recv_bytes, a.recv,
+                 lambda: a.send_bytes(bytearray(b"x"), 0, 1), lambda: a.recv_bytes(10)):
+        with pytest.raises(OSError, match="closed"):
+            call()
+    b.close()
+    reader.close()
+    writer.close()
+
+
 def test_recv_bytes_maxlength():
     """recv_bytes(maxlength) refuses a longer message with OSError."""
     a, b = shmq.Pipe()

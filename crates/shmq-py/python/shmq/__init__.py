@@ -550,18 +550,28 @@ class Connection(_Named):
             raise OSError("connection is write-only")
         return raw
 
+    # The per-message calls check the handle once, in the native call (which raises the same
+    # OSError for a closed handle or the wrong direction as _live and _writable_raw do): each
+    # check here would be a native call and a Python frame more per message.
+
     def send(self, obj) -> None:
         """Sends ``obj`` (common builtins behind a type tag, anything else pickled with
         protocol 5); waits while the pipe is full."""
-        raw = self._writable_raw()
-        raw.send(_dumps(obj))
+        raw = self._raw
+        if raw is None or not raw.can_send():
+            raw = self._writable_raw()  # raises before pickling, as multiprocessing does
+        raw.send_obj(obj)
 
     def recv(self):
         """Receives an object sent with ``send``; ``EOFError`` at end-of-file."""
-        data = self._readable_raw().recv(None)
-        if self._recvfd is not None:
-            self._recvfd.after_take()
-        return _loads(data)
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        obj = raw.recv_obj()
+        fd = self._recvfd
+        if fd is not None:
+            fd.after_take()
+        return obj
 
     def _try_recv(self):
         data = self._readable_raw().recv(0.0)
@@ -605,6 +615,10 @@ class Connection(_Named):
 
     def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
         """Sends the bytes of ``buf[offset:offset+size]`` as one message."""
+        raw = self._raw
+        if raw is not None and offset == 0 and size is None and type(buf) is bytes:
+            raw.send(buf)  # the whole of a bytes object: no view, no copy
+            return
         raw = self._writable_raw()
         m = memoryview(buf).cast("B")
         n = len(m)
@@ -623,7 +637,16 @@ class Connection(_Named):
     def recv_bytes(self, maxlength: int | None = None) -> bytes:
         """Receives one message as ``bytes``; ``OSError`` if it is longer than
         ``maxlength``, ``EOFError`` at end-of-file."""
-        if maxlength is not None and maxlength < 0:
+        if maxlength is None:
+            raw = self._raw
+            if raw is None:
+                raise OSError("handle is closed")
+            data = raw.recv(None)
+            fd = self._recvfd
+            if fd is not None:
+                fd.after_take()
+            return data
+        if maxlength < 0:
             raise ValueError("negative maxlength")
         data = self._readable_raw().recv(None)
         self._took()
